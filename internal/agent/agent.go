@@ -1,0 +1,376 @@
+// Package agent is the zac engine: the agent's home and state store, its
+// trust in the zone CA, registration, refresh and unregistration.
+package agent
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"net/http"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"zonekit/internal/api"
+	"zonekit/internal/atomicfile"
+	"zonekit/internal/client"
+	"zonekit/internal/errkind"
+	"zonekit/internal/pki"
+)
+
+// HomeEnv names the environment variable that sets the agent's home.
+const HomeEnv = "ZAC_HOME"
+
+// DefaultHome is /var/opt/zonekit-agent for root, a per-user directory otherwise.
+func DefaultHome() string {
+	if os.Geteuid() == 0 {
+		return "/var/opt/zonekit-agent"
+	}
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "zonekit-agent")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "share", "zonekit-agent")
+	}
+	return "zonekit-agent"
+}
+
+// ResolveHome picks the agent home from a flag, then $ZAC_HOME, then the default.
+func ResolveHome(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	if e := os.Getenv(HomeEnv); e != "" {
+		return e
+	}
+	return DefaultHome()
+}
+
+// State is what the agent knows about its registration.
+type State struct {
+	DeviceID      string    `json:"device_id"`
+	ZoneName      string    `json:"zone_name"`
+	ZoneID        string    `json:"zone_id"`
+	Servers       []string  `json:"servers"` // preferred first
+	Registered    time.Time `json:"registered"`
+	LastContact   time.Time `json:"last_contact,omitzero"`
+	CAFingerprint string    `json:"ca_sha256_fingerprint"`
+	CertNotAfter  time.Time `json:"cert_not_after"`
+}
+
+// Agent is one agent home.
+type Agent struct {
+	Home string
+	Now  func() time.Time
+}
+
+// New returns the agent at home.
+func New(home string) *Agent { return &Agent{Home: home, Now: time.Now} }
+
+func (a *Agent) CACertPath() string { return filepath.Join(a.Home, "cacert.pem") }
+func (a *Agent) certPath() string   { return filepath.Join(a.Home, "device.pem") }
+func (a *Agent) keyPath() string    { return filepath.Join(a.Home, "security", "device.key") }
+func (a *Agent) dbPath() string     { return filepath.Join(a.Home, "agent.db") }
+
+var (
+	bucketState = []byte("state")
+	keyReg      = []byte("registration")
+)
+
+// ErrNotRegistered is returned by operations that need a registration.
+var ErrNotRegistered = errkind.New(errkind.NotFound, "this device is not registered in a zone (zac register https://SERVER:PORT)")
+
+func (a *Agent) open(readOnly bool) (*bolt.DB, error) {
+	if readOnly {
+		if _, err := os.Stat(a.dbPath()); errors.Is(err, os.ErrNotExist) {
+			return nil, ErrNotRegistered
+		}
+	} else if err := os.MkdirAll(a.Home, 0o755); err != nil {
+		return nil, fmt.Errorf("agent home: %w", err)
+	}
+	db, err := bolt.Open(a.dbPath(), 0o600, &bolt.Options{Timeout: 5 * time.Second, ReadOnly: readOnly})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, errkind.New(errkind.Unavailable, "agent state %s is locked by another zac; try again", a.dbPath())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open agent state %s: %w", a.dbPath(), err)
+	}
+	return db, nil
+}
+
+// State reads the registration, or ErrNotRegistered.
+func (a *Agent) State() (State, error) {
+	db, err := a.open(true)
+	if err != nil {
+		return State{}, err
+	}
+	defer db.Close()
+	return readState(db)
+}
+
+func readState(db *bolt.DB) (State, error) {
+	var st State
+	err := db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketState)
+		if b == nil || b.Get(keyReg) == nil {
+			return ErrNotRegistered
+		}
+		return json.Unmarshal(b.Get(keyReg), &st)
+	})
+	return st, err
+}
+
+func writeState(db *bolt.DB, st *State) error {
+	return db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketState)
+		if err != nil {
+			return err
+		}
+		if st == nil {
+			return b.Delete(keyReg)
+		}
+		data, err := json.Marshal(st)
+		if err != nil {
+			return err
+		}
+		return b.Put(keyReg, data)
+	})
+}
+
+// LoadCA reads the zone CA the agent trusts: path if given, else the
+// home's cacert.pem.
+func (a *Agent) LoadCA(path string) (*x509.Certificate, error) {
+	if path == "" {
+		path = a.CACertPath()
+	}
+	c, err := pki.ReadCertFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, errkind.New(errkind.Usage, "no zone CA certificate at %s: pass --cacert FILE (the zone's zone-ca.pem)", path)
+		}
+		return nil, errkind.Wrap(errkind.Usage, err)
+	}
+	if !c.IsCA {
+		return nil, errkind.New(errkind.Usage, "%s is not a CA certificate", path)
+	}
+	return c, nil
+}
+
+// RegisterOptions are the inputs of Register.
+type RegisterOptions struct {
+	ServerURL string
+	Key       string
+	CA        *x509.Certificate
+	Hostname  string
+}
+
+// Register makes a device key, has the zone CA certify it, and records the
+// registration. The CA is the only trust: a server it did not certify is refused.
+func (a *Agent) Register(ctx context.Context, o RegisterOptions) (State, error) {
+	db, err := a.open(false)
+	if err != nil {
+		return State{}, err
+	}
+	defer db.Close()
+	if st, err := readState(db); err == nil {
+		return State{}, errkind.New(errkind.Exists, "already registered in zone %s as device %s: run 'zac unregister' first", st.ZoneName, st.DeviceID)
+	}
+	key, err := pki.GenerateKey(pki.ECDSAP256)
+	if err != nil {
+		return State{}, err
+	}
+	csr, err := pki.NewCSR(key, o.Hostname)
+	if err != nil {
+		return State{}, err
+	}
+	c, err := client.New(client.Options{BaseURL: o.ServerURL, CA: o.CA})
+	if err != nil {
+		return State{}, err
+	}
+	defer c.Close()
+	var reg api.Registration
+	req := api.RegisterRequest{Key: o.Key, CSR: string(csr), Hostname: o.Hostname, OS: runtime.GOOS}
+	if err := c.Post(ctx, api.Prefix+"/registrations", req, &reg); err != nil {
+		return State{}, fmt.Errorf("register with %s: %w", c.BaseURL(), err)
+	}
+	cert, err := pki.ParseCertPEM([]byte(reg.Certificate))
+	if err != nil {
+		return State{}, fmt.Errorf("certificate from %s: %w", c.BaseURL(), err)
+	}
+	if err := checkDeviceCert(cert, o.CA, key.Public()); err != nil {
+		return State{}, err
+	}
+	keyPEM, err := pki.EncodeKeyPEM(key)
+	if err != nil {
+		return State{}, err
+	}
+	if err := os.MkdirAll(filepath.Dir(a.keyPath()), 0o700); err != nil {
+		return State{}, fmt.Errorf("agent security directory: %w", err)
+	}
+	if err := atomicfile.WriteFile(a.keyPath(), keyPEM, 0o600); err != nil {
+		return State{}, err
+	}
+	if err := atomicfile.WriteFile(a.certPath(), pki.EncodeCertPEM(cert), 0o644); err != nil {
+		return State{}, err
+	}
+	if err := atomicfile.WriteFile(a.CACertPath(), pki.EncodeCertPEM(o.CA), 0o644); err != nil {
+		return State{}, err
+	}
+	servers := reg.Servers
+	if len(servers) == 0 {
+		servers = []string{c.BaseURL()}
+	}
+	// The server we registered through stays first: it is known to be reachable.
+	servers = preferFirst(servers, c.BaseURL())
+	now := a.Now().UTC()
+	st := State{DeviceID: reg.DeviceID, ZoneName: reg.ZoneName, ZoneID: reg.ZoneID, Servers: servers,
+		Registered: now, LastContact: now, CAFingerprint: pki.Fingerprint(o.CA, "sha256"), CertNotAfter: cert.NotAfter.UTC()}
+	if err := writeState(db, &st); err != nil {
+		return State{}, fmt.Errorf("record registration: %w", err)
+	}
+	return st, nil
+}
+
+func preferFirst(list []string, first string) []string {
+	out := []string{first}
+	for _, s := range list {
+		if s != first {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func checkDeviceCert(cert, ca *x509.Certificate, pub any) error {
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		return fmt.Errorf("the device certificate received does not verify against the zone CA: %w", err)
+	}
+	type equaler interface{ Equal(x any) bool }
+	if k, ok := cert.PublicKey.(equaler); !ok || !k.Equal(pub) {
+		return errors.New("the device certificate received is not for this device's key")
+	}
+	return nil
+}
+
+// deviceClients returns a client per known server, device certificate attached.
+func (a *Agent) deviceClients(st State) ([]*client.Client, error) {
+	ca, err := a.LoadCA("")
+	if err != nil {
+		return nil, err
+	}
+	cert, err := tls.LoadX509KeyPair(a.certPath(), a.keyPath())
+	if err != nil {
+		return nil, fmt.Errorf("device certificate: %w", err)
+	}
+	var out []*client.Client
+	for _, s := range st.Servers {
+		c, err := client.New(client.Options{BaseURL: s, CA: ca, ClientCert: &cert, Timeout: 20 * time.Second})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// Refresh contacts the zone (servers in order until one answers), records
+// the contact and learns the current server list.
+func (a *Agent) Refresh(ctx context.Context) (State, error) {
+	db, err := a.open(false)
+	if err != nil {
+		return State{}, err
+	}
+	defer db.Close()
+	st, err := readState(db)
+	if err != nil {
+		return State{}, err
+	}
+	clients, err := a.deviceClients(st)
+	if err != nil {
+		return State{}, err
+	}
+	var errs []error
+	for _, c := range clients {
+		var r api.Refresh
+		err := c.Post(ctx, api.Prefix+"/device/refresh", nil, &r)
+		c.Close()
+		if err != nil {
+			errs = append(errs, err)
+			if client.IsStatus(err, http.StatusUnauthorized) {
+				break // a refusal is an answer; other servers would say the same
+			}
+			continue
+		}
+		st.LastContact = a.Now().UTC()
+		if len(r.Servers) > 0 {
+			st.Servers = preferFirst(r.Servers, c.BaseURL())
+		}
+		st.ZoneName = r.ZoneName
+		return st, writeState(db, &st)
+	}
+	return State{}, fmt.Errorf("refresh: %w", firstErr(errs))
+}
+
+func firstErr(errs []error) error {
+	for _, e := range errs {
+		if errkind.Is(e, errkind.Auth) {
+			return e
+		}
+	}
+	if len(errs) == 0 {
+		return errkind.New(errkind.Unavailable, "no zone server known")
+	}
+	return errs[0]
+}
+
+// Unregister removes the device from the zone and forgets the registration.
+// With force, the local registration goes even if no server can be told.
+func (a *Agent) Unregister(ctx context.Context, force bool) (State, error) {
+	db, err := a.open(false)
+	if err != nil {
+		return State{}, err
+	}
+	defer db.Close()
+	st, err := readState(db)
+	if err != nil {
+		return State{}, err
+	}
+	var lastErr error
+	told := false
+	if clients, err := a.deviceClients(st); err != nil {
+		lastErr = err
+	} else {
+		for _, c := range clients {
+			err := c.Delete(ctx, api.Prefix+"/device")
+			c.Close()
+			if err == nil {
+				told = true
+				break
+			}
+			lastErr = err
+			if client.IsStatus(err, http.StatusUnauthorized) {
+				// The zone no longer knows this device: nothing left to undo there.
+				told = true
+				break
+			}
+		}
+	}
+	if !told && !force {
+		return State{}, fmt.Errorf("unregister: %w (use -f to remove the registration from this device anyway)", lastErr)
+	}
+	for _, p := range []string{a.certPath(), a.keyPath()} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return State{}, fmt.Errorf("unregister: %w", err)
+		}
+	}
+	return st, writeState(db, nil)
+}

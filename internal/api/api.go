@@ -1,0 +1,143 @@
+// Package api holds the zone server's versioned JSON wire types, shared by
+// the server and its clients. Fields only ever get added within a version.
+package api
+
+import "time"
+
+// Prefix is the path prefix of this API version.
+const Prefix = "/api/v1"
+
+// Version answers GET /api/version.
+type Version struct {
+	APIVersions []string `json:"api_versions"`
+	Server      string   `json:"server_version"`
+	Zone        string   `json:"zone"`
+}
+
+// Error is the body of every non-2xx response.
+type Error struct {
+	Error ErrorBody `json:"error"`
+}
+
+// ErrorBody names the kind of failure for clients and says it for people.
+type ErrorBody struct {
+	Code    string `json:"code"` // auth, not_found, exists, usage, unavailable, failure
+	Message string `json:"message"`
+}
+
+// TokenResponse answers POST /api/v1/sessions.
+type TokenResponse struct {
+	Token string `json:"token"`
+	Admin string `json:"admin"`
+}
+
+// CA summarises the zone certificate authority.
+type CA struct {
+	Subject      string    `json:"subject"`
+	NotBefore    time.Time `json:"not_before"`
+	NotAfter     time.Time `json:"not_after"`
+	Key          string    `json:"key"`
+	SHA256       string    `json:"sha256_fingerprint"`
+	Internal     bool      `json:"internal"`
+	CertAuthRole string    `json:"cert_auth_server"`
+}
+
+// Server is one Primary Server as the API shows it.
+type Server struct {
+	ID           string    `json:"id"`
+	Name         string    `json:"name"`
+	DNSNames     []string  `json:"dns_names"`
+	IPs          []string  `json:"ips"`
+	Port         int       `json:"port"`
+	Roles        []string  `json:"roles"`
+	Version      string    `json:"version"`
+	CertNotAfter time.Time `json:"cert_not_after"`
+}
+
+// ZoneInfo answers GET /api/v1/zone.
+type ZoneInfo struct {
+	ID          string    `json:"id"`
+	Name        string    `json:"name"`
+	Created     time.Time `json:"created"`
+	CA          CA        `json:"ca"`
+	Servers     []Server  `json:"servers"`
+	DeviceCount int       `json:"device_count"`
+}
+
+// Admin is an administrator as listed.
+type Admin struct {
+	Name      string    `json:"name"`
+	Created   time.Time `json:"created"`
+	CreatedBy string    `json:"created_by"`
+}
+
+// AdminCreate is the body of POST /api/v1/admins.
+type AdminCreate struct {
+	Name     string `json:"name"`
+	Password string `json:"password"`
+}
+
+// Device is a registered device as listed.
+type Device struct {
+	ID           string    `json:"id"`
+	Name         string    `json:"name"`
+	OS           string    `json:"os"`
+	Registered   time.Time `json:"registered"`
+	LastContact  time.Time `json:"last_contact,omitzero"`
+	Address      string    `json:"address"`
+	CertNotAfter time.Time `json:"cert_not_after"`
+	Groups       []string  `json:"groups"`
+}
+
+// Group is a device group as listed.
+type Group struct {
+	Name        string    `json:"name"`
+	Description string    `json:"description,omitempty"`
+	Created     time.Time `json:"created"`
+	Members     []string  `json:"members"`
+}
+
+// GroupCreate is the body of POST /api/v1/groups.
+type GroupCreate struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+}
+
+// GroupAddDevices is the body of POST /api/v1/groups/{name}/devices; devices
+// are ids or unambiguous names.
+type GroupAddDevices struct {
+	Devices []string `json:"devices"`
+}
+
+// RegistrationKey is a registration key as listed and created.
+type RegistrationKey struct {
+	Key         string    `json:"key"`
+	Description string    `json:"description,omitempty"`
+	Group       string    `json:"group,omitempty"`
+	Limit       int       `json:"limit"`
+	Uses        int       `json:"uses"`
+	Created     time.Time `json:"created,omitzero"`
+}
+
+// RegisterRequest is the body of POST /api/v1/registrations.
+type RegisterRequest struct {
+	Key      string `json:"key,omitempty"`
+	CSR      string `json:"csr"` // PEM
+	Hostname string `json:"hostname"`
+	OS       string `json:"os"`
+}
+
+// Registration answers a registration and GET /api/v1/device/zone.
+type Registration struct {
+	DeviceID    string   `json:"device_id"`
+	Certificate string   `json:"certificate,omitempty"` // PEM, at registration only
+	ZoneName    string   `json:"zone_name"`
+	ZoneID      string   `json:"zone_id"`
+	Servers     []string `json:"servers"` // base URLs, preferred first
+}
+
+// Refresh answers POST /api/v1/device/refresh.
+type Refresh struct {
+	Registration
+	Contact time.Time `json:"contact"`
+}

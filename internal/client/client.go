@@ -1,0 +1,222 @@
+// Package client is the zone server's API client, used by zman and zac. It
+// trusts exactly the zone CA it is given, never the system roots, and turns
+// TLS and API failures into one-line errors that say what to do.
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"zonekit/internal/api"
+	"zonekit/internal/errkind"
+	"zonekit/internal/pki"
+)
+
+// Options configure a Client.
+type Options struct {
+	BaseURL    string            // https://host:port
+	CA         *x509.Certificate // the zone CA; required
+	ClientCert *tls.Certificate  // a device certificate, for device routes
+	Timeout    time.Duration     // whole-request limit; default 30s
+	// Auth, when set, authorises each request (Basic or Bearer).
+	Auth func(*http.Request)
+}
+
+// Client talks to one zone server.
+type Client struct {
+	base *url.URL
+	ca   *x509.Certificate
+	http *http.Client
+	auth func(*http.Request)
+}
+
+// New builds a client. It does no I/O.
+func New(o Options) (*Client, error) {
+	if o.CA == nil {
+		return nil, errkind.New(errkind.Usage, "no zone CA certificate: pass --cacert FILE")
+	}
+	u, err := ParseServerURL(o.BaseURL)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(o.CA)
+	tc := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	if o.ClientCert != nil {
+		tc.Certificates = []tls.Certificate{*o.ClientCert}
+	}
+	timeout := o.Timeout
+	if timeout == 0 {
+		timeout = 30 * time.Second
+	}
+	tr := &http.Transport{
+		TLSClientConfig:     tc,
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+		TLSHandshakeTimeout: 10 * time.Second,
+		ForceAttemptHTTP2:   true,
+		MaxIdleConnsPerHost: 4,
+		Proxy:               nil, // the zone is reached directly; a proxy would have to be trusted too
+	}
+	return &Client{base: u, ca: o.CA, auth: o.Auth, http: &http.Client{Transport: tr, Timeout: timeout}}, nil
+}
+
+// ParseServerURL accepts https://host[:port] (port 443 by default).
+func ParseServerURL(s string) (*url.URL, error) {
+	if !strings.Contains(s, "://") {
+		s = "https://" + s
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		return nil, errkind.New(errkind.Usage, "server address %q: want https://host:port", s)
+	}
+	if u.Scheme != "https" {
+		return nil, errkind.New(errkind.Usage, "server address %q: only https is supported", s)
+	}
+	if u.Port() == "" {
+		u.Host = net.JoinHostPort(u.Hostname(), "443")
+	}
+	u.Path, u.RawQuery, u.Fragment = "", "", ""
+	return u, nil
+}
+
+// BaseURL returns the server's base URL.
+func (c *Client) BaseURL() string { return c.base.String() }
+
+// Close releases idle connections.
+func (c *Client) Close() { c.http.CloseIdleConnections() }
+
+// Do sends in (if not nil) as JSON and decodes the response into out (if not nil).
+func (c *Client) Do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	if c.auth != nil {
+		c.auth(req)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return c.explain(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return errkind.Wrap(errkind.Unavailable, fmt.Errorf("read response from %s: %w", c.base.Host, err))
+	}
+	if resp.StatusCode >= 300 {
+		return apiError(resp.StatusCode, data)
+	}
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("malformed response from %s: %w", c.base.Host, err)
+		}
+	}
+	return nil
+}
+
+func apiError(status int, data []byte) error {
+	var e api.Error
+	if json.Unmarshal(data, &e) != nil || e.Error.Message == "" {
+		return fmt.Errorf("zone server answered %d %s", status, http.StatusText(status))
+	}
+	kinds := map[string]errkind.Kind{
+		"auth": errkind.Auth, "not_found": errkind.NotFound, "exists": errkind.Exists,
+		"usage": errkind.Usage, "unavailable": errkind.Unavailable,
+	}
+	k, ok := kinds[e.Error.Code]
+	if !ok {
+		k = errkind.Failure
+	}
+	return errkind.Wrap(k, &StatusError{Status: status, Message: e.Error.Message})
+}
+
+// StatusError is an answer from the zone server (as opposed to a failure to
+// reach or trust it).
+type StatusError struct {
+	Status  int
+	Message string
+}
+
+func (e *StatusError) Error() string { return e.Message }
+
+// IsStatus reports whether err is the server answering with status.
+func IsStatus(err error, status int) bool {
+	var se *StatusError
+	return errors.As(err, &se) && se.Status == status
+}
+
+// explain turns transport errors into advice.
+func (c *Client) explain(err error) error {
+	host := c.base.Host
+	var unknown x509.UnknownAuthorityError
+	var invalid x509.CertificateInvalidError
+	var hostErr x509.HostnameError
+	var tlsErr *tls.CertificateVerificationError
+	switch {
+	case errors.As(err, &unknown):
+		return errkind.New(errkind.Auth, "refusing %s: its certificate is not issued by the zone CA (SHA-256 %s)", host, pki.Fingerprint(c.ca, "sha256"))
+	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
+		return errkind.New(errkind.Auth, "refusing %s: its certificate has expired or is not yet valid (%v); on the server run 'zconfigure -c SSL'", host, invalid.Detail)
+	case errors.As(err, &hostErr):
+		return errkind.New(errkind.Auth, "refusing %s: its certificate is for %s, not %s", host, strings.Join(hostErr.Certificate.DNSNames, ", "), hostErr.Host)
+	case errors.As(err, &tlsErr):
+		return errkind.New(errkind.Auth, "refusing %s: %v", host, tlsErr.Err)
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) && netErr.Timeout() {
+		return errkind.New(errkind.Unavailable, "zone server %s did not answer in time", host)
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) {
+		return errkind.New(errkind.Unavailable, "cannot reach zone server %s: %v", host, opErr.Err)
+	}
+	return errkind.Wrap(errkind.Unavailable, fmt.Errorf("zone server %s: %w", host, err))
+}
+
+// Basic authorises with an administrator name and password.
+func Basic(user, pass string) func(*http.Request) {
+	return func(r *http.Request) { r.SetBasicAuth(user, pass) }
+}
+
+// Bearer authorises with a stored credential token.
+func Bearer(tok string) func(*http.Request) {
+	return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) }
+}
+
+// Get is Do with GET.
+func (c *Client) Get(ctx context.Context, path string, out any) error {
+	return c.Do(ctx, http.MethodGet, path, nil, out)
+}
+
+// Post is Do with POST.
+func (c *Client) Post(ctx context.Context, path string, in, out any) error {
+	return c.Do(ctx, http.MethodPost, path, in, out)
+}
+
+// Delete is Do with DELETE.
+func (c *Client) Delete(ctx context.Context, path string) error {
+	return c.Do(ctx, http.MethodDelete, path, nil, nil)
+}

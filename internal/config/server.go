@@ -1,0 +1,183 @@
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/viper"
+
+	"zonekit/internal/atomicfile"
+	"zonekit/internal/errkind"
+)
+
+// Server is the zone server's resolved configuration.
+type Server struct {
+	ServerID                string
+	Address                 string // listen address; empty means all interfaces
+	Port                    int
+	LogLevel                string
+	RegistrationRequiresKey bool
+	ShutdownTimeout         time.Duration
+}
+
+// Property describes one settable configuration property.
+type Property struct {
+	Name    string
+	Default string
+	Help    string
+	check   func(string) error
+}
+
+// Properties lists what `zconfigure -D name=value` may set, in display order.
+func Properties() []Property {
+	return []Property{
+		{"server.id", "", "this server's identity in the zone (set by NewZone)", nonEmpty},
+		{"server.address", "", "address to listen on; empty for all", anyValue},
+		{"server.port", "443", "HTTPS port of the zone server", port},
+		{"log.level", "info", "debug, info, warn or error", oneOf("debug", "info", "warn", "error")},
+		{"registration.require-key", "false", "refuse registrations without a registration key", boolean},
+		{"server.shutdown-timeout", "30s", "how long in-flight requests may run after SIGTERM", duration},
+	}
+}
+
+func anyValue(string) error { return nil }
+func nonEmpty(s string) error {
+	if s == "" {
+		return fmt.Errorf("must not be empty")
+	}
+	return nil
+}
+func port(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("%q is not a port (1-65535)", s)
+	}
+	return nil
+}
+func boolean(s string) error {
+	if _, err := strconv.ParseBool(s); err != nil {
+		return fmt.Errorf("%q is not true or false", s)
+	}
+	return nil
+}
+func duration(s string) error {
+	if _, err := time.ParseDuration(s); err != nil {
+		return fmt.Errorf("%q is not a duration like 30s", s)
+	}
+	return nil
+}
+func oneOf(vals ...string) func(string) error {
+	return func(s string) error {
+		for _, v := range vals {
+			if s == v {
+				return nil
+			}
+		}
+		return fmt.Errorf("%q is not one of %s", s, strings.Join(vals, ", "))
+	}
+}
+
+// ParseAssignment splits and validates "name=value".
+func ParseAssignment(s string) (name, value string, err error) {
+	name, value, ok := strings.Cut(s, "=")
+	name = strings.TrimSpace(name)
+	if !ok || name == "" {
+		return "", "", errkind.New(errkind.Usage, "-D %q: want name=value", s)
+	}
+	value = strings.TrimSpace(value)
+	for _, p := range Properties() {
+		if p.Name == name {
+			if err := p.check(value); err != nil {
+				return "", "", errkind.New(errkind.Usage, "-D %s: %v", name, err)
+			}
+			return name, value, nil
+		}
+	}
+	return "", "", errkind.New(errkind.Usage, "-D %s: unknown property (zconfigure -l lists them)", name)
+}
+
+func newViper() *viper.Viper {
+	v := viper.New()
+	v.SetConfigType("properties")
+	for _, p := range Properties() {
+		v.SetDefault(p.Name, p.Default)
+	}
+	return v
+}
+
+// LoadServer reads the home's configuration file; environment variables
+// ZONEKIT_SERVER_PORT and the like override it.
+func LoadServer(p Paths) (Server, error) {
+	v := newViper()
+	v.SetConfigFile(p.ConfigFile())
+	v.SetEnvPrefix("ZONEKIT")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_", "-", "_"))
+	v.AutomaticEnv()
+	if err := v.ReadInConfig(); err != nil {
+		return Server{}, fmt.Errorf("read %s: %w", p.ConfigFile(), err)
+	}
+	var s Server
+	for _, prop := range Properties() {
+		if err := prop.check(v.GetString(prop.Name)); err != nil && prop.Name != "server.id" {
+			return Server{}, fmt.Errorf("%s: %s: %v", p.ConfigFile(), prop.Name, err)
+		}
+	}
+	s.ServerID = v.GetString("server.id")
+	s.Address = v.GetString("server.address")
+	s.Port = v.GetInt("server.port")
+	s.LogLevel = v.GetString("log.level")
+	s.RegistrationRequiresKey = v.GetBool("registration.require-key")
+	s.ShutdownTimeout = v.GetDuration("server.shutdown-timeout")
+	return s, nil
+}
+
+// ReadProperties returns the explicitly set properties of the file, if any.
+func ReadProperties(p Paths) (map[string]string, error) {
+	v := viper.New()
+	v.SetConfigType("properties")
+	v.SetConfigFile(p.ConfigFile())
+	if err := v.ReadInConfig(); err != nil {
+		return nil, fmt.Errorf("read %s: %w", p.ConfigFile(), err)
+	}
+	out := map[string]string{}
+	for _, k := range v.AllKeys() {
+		out[k] = v.GetString(k)
+	}
+	return out, nil
+}
+
+// WriteProperties replaces the configuration file atomically, keys sorted
+// so that the file diffs well.
+func WriteProperties(p Paths, props map[string]string) error {
+	keys := make([]string, 0, len(props))
+	for k := range props {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b bytes.Buffer
+	b.WriteString("# zonekit zone server configuration; change with: zconfigure -D name=value\n")
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s = %s\n", k, props[k])
+	}
+	return atomicfile.WriteFile(p.ConfigFile(), b.Bytes(), 0o644)
+}
+
+// SetProperties validates "name=value" assignments and writes them to the file.
+func SetProperties(p Paths, assignments []string) error {
+	props, err := ReadProperties(p)
+	if err != nil {
+		return err
+	}
+	for _, a := range assignments {
+		name, value, err := ParseAssignment(a)
+		if err != nil {
+			return err
+		}
+		props[name] = value
+	}
+	return WriteProperties(p, props)
+}

@@ -1,0 +1,88 @@
+// Package errkind gives errors a kind that scripts can tell apart, and maps
+// each kind to the exit status every zonekit program uses.
+package errkind
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Kind classifies an error for exit codes and API status codes.
+type Kind int
+
+const (
+	Failure    Kind = iota // anything else
+	Usage                  // bad flags or arguments
+	Auth                   // wrong credentials or not allowed
+	NotFound               // the named object does not exist
+	Exists                 // the object already exists
+	Passphrase             // wrong passphrase for an encrypted file
+	Cancelled              // the user interrupted a prompt or the run
+	Unavailable            // the server or store could not be reached
+)
+
+// The one table of exit statuses. Auth shares 1 with Failure on purpose: a
+// failed login must not tell a guesser more than "it failed".
+var exitCodes = map[Kind]int{
+	Failure:     1,
+	Auth:        1,
+	Usage:       2,
+	NotFound:    3,
+	Exists:      4,
+	Unavailable: 5,
+	Passphrase:  12,
+	Cancelled:   130,
+}
+
+// ExitStatusHelp is the EXIT STATUS text carried by every command's help.
+const ExitStatusHelp = `EXIT STATUS
+  0    success
+  1    failure, including a failed login
+  2    usage error (unknown flag, missing argument)
+  3    the named object was not found
+  4    the object already exists
+  5    the zone server or store could not be reached
+  12   wrong passphrase
+  130  cancelled by the user`
+
+// Error is an error with a kind.
+type Error struct {
+	Kind Kind
+	Err  error
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+// New returns an error of kind k with a formatted message.
+func New(k Kind, format string, args ...any) error {
+	return &Error{Kind: k, Err: fmt.Errorf(format, args...)}
+}
+
+// Wrap gives err the kind k; a nil err stays nil.
+func Wrap(k Kind, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &Error{Kind: k, Err: err}
+}
+
+// Of returns the kind of the outermost classified error in err's chain.
+func Of(err error) Kind {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Kind
+	}
+	return Failure
+}
+
+// Is reports whether err is of kind k.
+func Is(err error, k Kind) bool { return err != nil && Of(err) == k }
+
+// ExitCode maps err to a process exit status; nil is 0.
+func ExitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	return exitCodes[Of(err)]
+}

@@ -1,0 +1,302 @@
+package server
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"net/http"
+	"regexp"
+	"sort"
+
+	"zonekit/internal/api"
+	"zonekit/internal/errkind"
+	"zonekit/internal/password"
+	"zonekit/internal/pki"
+	"zonekit/internal/zone"
+)
+
+func (s *Server) createToken(w http.ResponseWriter, r *http.Request, actor string) error {
+	tok := NewToken()
+	if err := s.db.Exec(actor, zone.CmdTokenCreate, zone.AdminToken{Hash: HashToken(tok), Admin: actor, Created: s.db.Now()}); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, api.TokenResponse{Token: tok, Admin: actor})
+	return nil
+}
+
+func (s *Server) deleteToken(w http.ResponseWriter, r *http.Request, actor string) error {
+	tok, ok := bearer(r)
+	if !ok {
+		return errkind.New(errkind.Usage, "only a stored credential can be revoked")
+	}
+	if err := s.db.Exec(actor, zone.CmdTokenDelete, map[string]string{"name": HashToken(tok)}); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) zoneInfo() (api.ZoneInfo, error) {
+	servers, err := s.apiServers()
+	if err != nil {
+		return api.ZoneInfo{}, err
+	}
+	n, err := s.db.DeviceCount()
+	if err != nil {
+		return api.ZoneInfo{}, err
+	}
+	ca := api.CA{
+		Subject:   s.caCert.Subject.String(),
+		NotBefore: s.caCert.NotBefore.UTC(),
+		NotAfter:  s.caCert.NotAfter.UTC(),
+		Key:       pki.KeyDescription(s.caCert.PublicKey),
+		SHA256:    pki.Fingerprint(s.caCert, "sha256"),
+		Internal:  s.zone.CAInternal,
+	}
+	for _, sv := range servers {
+		for _, role := range sv.Roles {
+			if role == string(zone.RoleCertAuth) {
+				ca.CertAuthRole = sv.Name
+			}
+		}
+	}
+	return api.ZoneInfo{ID: s.zone.ID, Name: s.zone.Name, Created: s.zone.Created, CA: ca, Servers: servers, DeviceCount: n}, nil
+}
+
+func (s *Server) getZone(w http.ResponseWriter, r *http.Request, _ string) error {
+	info, err := s.zoneInfo()
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, info)
+	return nil
+}
+
+func (s *Server) apiServers() ([]api.Server, error) {
+	servers, err := s.db.Servers()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.Server, 0, len(servers))
+	for _, sv := range servers {
+		roles := make([]string, 0, len(sv.Roles))
+		for _, r := range sv.Roles {
+			roles = append(roles, string(r))
+		}
+		out = append(out, api.Server{ID: sv.ID, Name: sv.Name, DNSNames: sv.DNSNames, IPs: sv.IPs, Port: sv.Port,
+			Roles: roles, Version: sv.Version, CertNotAfter: sv.CertNotAfter})
+	}
+	return out, nil
+}
+
+func (s *Server) listServers(w http.ResponseWriter, r *http.Request, _ string) error {
+	out, err := s.apiServers()
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) listAdmins(w http.ResponseWriter, r *http.Request, _ string) error {
+	admins, err := s.db.Admins()
+	if err != nil {
+		return err
+	}
+	out := make([]api.Admin, 0, len(admins))
+	for _, a := range admins {
+		out = append(out, api.Admin{Name: a.Name, Created: a.Created, CreatedBy: a.CreatedBy})
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// namePattern keeps object names printable and free of path characters.
+var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)
+
+// CheckName validates an administrator, group or key name.
+func CheckName(what, name string) error {
+	if !namePattern.MatchString(name) {
+		return errkind.New(errkind.Usage, "%s name %q: use 1-64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit", what, name)
+	}
+	return nil
+}
+
+func (s *Server) createAdmin(w http.ResponseWriter, r *http.Request, actor string) error {
+	var req api.AdminCreate
+	if err := readJSON(w, r, &req); err != nil {
+		return err
+	}
+	if err := CheckName("administrator", req.Name); err != nil {
+		return err
+	}
+	if err := password.Check(req.Password); err != nil {
+		return errkind.Wrap(errkind.Usage, err)
+	}
+	var hash string
+	var err error
+	s.auth.hash(func() { hash, err = password.Hash(req.Password, password.DefaultParams()) })
+	if err != nil {
+		return err
+	}
+	a := zone.Admin{Name: req.Name, PasswordHash: hash, Created: s.db.Now(), CreatedBy: actor}
+	if err := s.db.Exec(actor, zone.CmdAdminCreate, a); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, api.Admin{Name: a.Name, Created: a.Created, CreatedBy: a.CreatedBy})
+	return nil
+}
+
+func (s *Server) deleteAdmin(w http.ResponseWriter, r *http.Request, actor string) error {
+	if err := s.db.Exec(actor, zone.CmdAdminDelete, map[string]string{"name": r.PathValue("name")}); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) listDevices(w http.ResponseWriter, r *http.Request, _ string) error {
+	devs, err := s.db.Devices()
+	if err != nil {
+		return err
+	}
+	groups, err := s.db.Groups()
+	if err != nil {
+		return err
+	}
+	memberOf := map[string][]string{}
+	for _, g := range groups {
+		for _, m := range g.Members {
+			memberOf[m] = append(memberOf[m], g.Name)
+		}
+	}
+	out := make([]api.Device, 0, len(devs))
+	for _, d := range devs {
+		gs := memberOf[d.ID]
+		if gs == nil {
+			gs = []string{}
+		}
+		out = append(out, api.Device{ID: d.ID, Name: d.Name, OS: d.OS, Registered: d.Registered, LastContact: d.LastContact,
+			Address: d.Address, CertNotAfter: d.CertNotAfter, Groups: gs})
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) deleteDevice(w http.ResponseWriter, r *http.Request, actor string) error {
+	dev, err := s.db.ResolveDevice(r.PathValue("ref"))
+	if err != nil {
+		return err
+	}
+	if err := s.db.Exec(actor, zone.CmdDeviceDelete, map[string]string{"name": dev.ID}); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) listGroups(w http.ResponseWriter, r *http.Request, _ string) error {
+	groups, err := s.db.Groups()
+	if err != nil {
+		return err
+	}
+	out := make([]api.Group, 0, len(groups))
+	for _, g := range groups {
+		out = append(out, api.Group{Name: g.Name, Description: g.Description, Created: g.Created, Members: g.Members})
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) createGroup(w http.ResponseWriter, r *http.Request, actor string) error {
+	var req api.GroupCreate
+	if err := readJSON(w, r, &req); err != nil {
+		return err
+	}
+	if err := CheckName("group", req.Name); err != nil {
+		return err
+	}
+	g := zone.Group{Name: req.Name, Description: req.Description, Created: s.db.Now(), Members: []string{}}
+	if err := s.db.Exec(actor, zone.CmdGroupCreate, g); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, api.Group{Name: g.Name, Description: g.Description, Created: g.Created, Members: g.Members})
+	return nil
+}
+
+func (s *Server) addGroupDevices(w http.ResponseWriter, r *http.Request, actor string) error {
+	var req api.GroupAddDevices
+	if err := readJSON(w, r, &req); err != nil {
+		return err
+	}
+	if len(req.Devices) == 0 {
+		return errkind.New(errkind.Usage, "name at least one device")
+	}
+	ids := make([]string, 0, len(req.Devices))
+	for _, ref := range req.Devices {
+		dev, err := s.db.ResolveDevice(ref)
+		if err != nil {
+			return err
+		}
+		ids = append(ids, dev.ID)
+	}
+	if err := s.db.Exec(actor, zone.CmdGroupAddDevices, map[string]any{"group": r.PathValue("name"), "devices": ids}); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) listRegKeys(w http.ResponseWriter, r *http.Request, _ string) error {
+	keys, err := s.db.RegKeys()
+	if err != nil {
+		return err
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].Key < keys[j].Key })
+	out := make([]api.RegistrationKey, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, api.RegistrationKey(k))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) createRegKey(w http.ResponseWriter, r *http.Request, actor string) error {
+	var req api.RegistrationKey
+	if err := readJSON(w, r, &req); err != nil {
+		return err
+	}
+	if req.Key == "" {
+		b := make([]byte, 12)
+		rand.Read(b)
+		req.Key = hex.EncodeToString(b)
+	}
+	if err := CheckName("registration key", req.Key); err != nil {
+		return err
+	}
+	if req.Limit < 0 {
+		return errkind.New(errkind.Usage, "registration key limit must be 0 (unlimited) or more")
+	}
+	k := zone.RegistrationKey{Key: req.Key, Description: req.Description, Group: req.Group, Limit: req.Limit, Created: s.db.Now()}
+	if err := s.db.Exec(actor, zone.CmdRegKeyCreate, k); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, api.RegistrationKey(k))
+	return nil
+}
+
+func (s *Server) deleteRegKey(w http.ResponseWriter, r *http.Request, actor string) error {
+	if err := s.db.Exec(actor, zone.CmdRegKeyDelete, map[string]string{"name": r.PathValue("key")}); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	const p = "Bearer "
+	if len(h) > len(p) && h[:len(p)] == p {
+		return h[len(p):], true
+	}
+	return "", false
+}

@@ -1,0 +1,125 @@
+package server
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"strings"
+	"unicode"
+
+	"zonekit/internal/api"
+	"zonekit/internal/errkind"
+	"zonekit/internal/pki"
+	"zonekit/internal/zone"
+)
+
+type deviceHandler func(http.ResponseWriter, *http.Request, zone.Device) error
+
+// deviceFromTLS identifies the device by its verified client certificate.
+// The certificate must be the one the zone issued last: a deleted or
+// re-registered device's old certificate is refused even though it still
+// chains to the zone CA.
+func (s *Server) deviceFromTLS(r *http.Request) (zone.Device, error) {
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
+		return zone.Device{}, errkind.New(errkind.Auth, "this route needs the device's certificate (register with zac first)")
+	}
+	leaf := r.TLS.VerifiedChains[0][0]
+	dev, err := s.db.Device(leaf.Subject.CommonName)
+	if err != nil || dev.CertSerial != pki.SerialHex(leaf) {
+		return zone.Device{}, errkind.New(errkind.Auth, "device %s is not registered in zone %s", leaf.Subject.CommonName, s.zone.Name)
+	}
+	return dev, nil
+}
+
+func (s *Server) serverURLs() []string {
+	servers, err := s.db.Servers()
+	if err != nil || len(servers) == 0 {
+		return []string{s.urlOf(s.self)}
+	}
+	out := []string{s.urlOf(s.self)}
+	for _, sv := range servers {
+		if sv.ID != s.self.ID {
+			out = append(out, s.urlOf(sv))
+		}
+	}
+	return out
+}
+
+func (s *Server) urlOf(sv zone.Server) string {
+	return fmt.Sprintf("https://%s:%d", sv.Name, sv.Port)
+}
+
+func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
+	var req api.RegisterRequest
+	if err := readJSON(w, r, &req); err != nil {
+		return err
+	}
+	if s.ca == nil {
+		return errkind.New(errkind.Unavailable, "server %s does not hold the CertAuth role; register with the server that does", s.self.Name)
+	}
+	if req.Key == "" && s.opts.Config.RegistrationRequiresKey {
+		return errkind.New(errkind.Auth, "zone %s requires a registration key (zac register -k KEY)", s.zone.Name)
+	}
+	host := cleanHostname(req.Hostname)
+	if host == "" {
+		return errkind.New(errkind.Usage, "registration needs the device's host name")
+	}
+	idb := make([]byte, 16)
+	rand.Read(idb)
+	id := hex.EncodeToString(idb)
+	cert, err := s.ca.SignDeviceCSR([]byte(req.CSR), id, s.now())
+	if err != nil {
+		return errkind.Wrap(errkind.Usage, fmt.Errorf("certificate request: %w", err))
+	}
+	now := s.db.Now()
+	dev := zone.Device{ID: id, Name: host, OS: cleanHostname(req.OS), CertSerial: pki.SerialHex(cert),
+		CertNotAfter: cert.NotAfter.UTC(), Registered: now, LastContact: now, Address: clientIP(r), RegKey: req.Key}
+	if err := s.db.ExecBatch("device:"+id, zone.CmdDeviceRegister, map[string]any{"device": dev}); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, api.Registration{DeviceID: id, Certificate: string(pki.EncodeCertPEM(cert)),
+		ZoneName: s.zone.Name, ZoneID: s.zone.ID, Servers: s.serverURLs()})
+	return nil
+}
+
+// cleanHostname keeps a reported name printable and short; it is shown to
+// administrators and must not carry terminal escapes.
+func cleanHostname(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsPrint(r) && r != '/' {
+			return r
+		}
+		return -1
+	}, strings.TrimSpace(s))
+	if len(s) > 253 {
+		s = s[:253]
+	}
+	return s
+}
+
+func (s *Server) registration(dev zone.Device) api.Registration {
+	return api.Registration{DeviceID: dev.ID, ZoneName: s.zone.Name, ZoneID: s.zone.ID, Servers: s.serverURLs()}
+}
+
+func (s *Server) deviceZone(w http.ResponseWriter, r *http.Request, dev zone.Device) error {
+	writeJSON(w, http.StatusOK, s.registration(dev))
+	return nil
+}
+
+func (s *Server) deviceRefresh(w http.ResponseWriter, r *http.Request, dev zone.Device) error {
+	now := s.db.Now()
+	if err := s.db.ExecBatch("device:"+dev.ID, zone.CmdDeviceContact, map[string]any{"id": dev.ID, "time": now, "address": clientIP(r)}); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, api.Refresh{Registration: s.registration(dev), Contact: now})
+	return nil
+}
+
+func (s *Server) deviceUnregister(w http.ResponseWriter, r *http.Request, dev zone.Device) error {
+	if err := s.db.Exec("device:"+dev.ID, zone.CmdDeviceDelete, map[string]string{"name": dev.ID}); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

@@ -1,0 +1,174 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"zonekit/internal/api"
+	"zonekit/internal/errkind"
+	"zonekit/internal/version"
+)
+
+const maxBody = 1 << 20
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/version", s.getVersion)
+
+	admin := func(pattern string, h func(w http.ResponseWriter, r *http.Request, actor string) error) {
+		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			actor, err := s.auth.authenticate(r)
+			if err != nil {
+				s.fail(w, r, err)
+				return
+			}
+			setActor(r, actor)
+			if err := h(w, r, actor); err != nil {
+				s.fail(w, r, err)
+			}
+		})
+	}
+	admin("POST "+api.Prefix+"/sessions", s.createToken)
+	admin("DELETE "+api.Prefix+"/sessions/current", s.deleteToken)
+	admin("GET "+api.Prefix+"/zone", s.getZone)
+	admin("GET "+api.Prefix+"/servers", s.listServers)
+	admin("GET "+api.Prefix+"/admins", s.listAdmins)
+	admin("POST "+api.Prefix+"/admins", s.createAdmin)
+	admin("DELETE "+api.Prefix+"/admins/{name}", s.deleteAdmin)
+	admin("GET "+api.Prefix+"/devices", s.listDevices)
+	admin("DELETE "+api.Prefix+"/devices/{ref}", s.deleteDevice)
+	admin("GET "+api.Prefix+"/groups", s.listGroups)
+	admin("POST "+api.Prefix+"/groups", s.createGroup)
+	admin("POST "+api.Prefix+"/groups/{name}/devices", s.addGroupDevices)
+	admin("GET "+api.Prefix+"/registration-keys", s.listRegKeys)
+	admin("POST "+api.Prefix+"/registration-keys", s.createRegKey)
+	admin("DELETE "+api.Prefix+"/registration-keys/{key}", s.deleteRegKey)
+
+	// Registration proves nothing but knowledge of the zone CA (and the key,
+	// when one is required); everything after it needs the device certificate.
+	mux.HandleFunc("POST "+api.Prefix+"/registrations", s.wrap(s.register))
+	device := func(pattern string, h deviceHandler) {
+		mux.HandleFunc(pattern, s.wrap(func(w http.ResponseWriter, r *http.Request) error {
+			dev, err := s.deviceFromTLS(r)
+			if err != nil {
+				return err
+			}
+			setActor(r, "device:"+dev.ID)
+			return h(w, r, dev)
+		}))
+	}
+	device("GET "+api.Prefix+"/device/zone", s.deviceZone)
+	device("POST "+api.Prefix+"/device/refresh", s.deviceRefresh)
+	device("DELETE "+api.Prefix+"/device", s.deviceUnregister)
+
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.fail(w, r, errkind.New(errkind.NotFound, "no such API route: %s %s", r.Method, r.URL.Path))
+	})
+	return s.logRequests(mux)
+}
+
+func (s *Server) wrap(h func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.fail(w, r, err)
+		}
+	}
+}
+
+func (s *Server) getVersion(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, api.Version{APIVersions: []string{"v1"}, Server: version.String(), Zone: s.zone.Name})
+}
+
+// statusOf maps error kinds to HTTP status codes and wire codes.
+func statusOf(err error) (int, string) {
+	switch errkind.Of(err) {
+	case errkind.Auth:
+		return http.StatusUnauthorized, "auth"
+	case errkind.NotFound:
+		return http.StatusNotFound, "not_found"
+	case errkind.Exists:
+		return http.StatusConflict, "exists"
+	case errkind.Usage:
+		return http.StatusBadRequest, "usage"
+	case errkind.Unavailable:
+		return http.StatusServiceUnavailable, "unavailable"
+	}
+	return http.StatusInternalServerError, "failure"
+}
+
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	status, code := statusOf(err)
+	msg := err.Error()
+	if status == http.StatusInternalServerError {
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	writeJSON(w, status, api.Error{Error: api.ErrorBody{Code: code, Message: msg}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.Encode(v)
+}
+
+func readJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	if err := json.NewDecoder(r.Body).Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return errkind.New(errkind.Usage, "request body larger than %d bytes", maxBody)
+		}
+		return errkind.New(errkind.Usage, "malformed JSON request: %v", err)
+	}
+	return nil
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	actor  string
+}
+
+func (rec *statusRecorder) WriteHeader(code int) {
+	rec.status = code
+	rec.ResponseWriter.WriteHeader(code)
+}
+
+type actorKey struct{}
+
+// setActor lets the access log name who made the request.
+func setActor(r *http.Request, actor string) {
+	if rec, ok := r.Context().Value(actorKey{}).(*statusRecorder); ok {
+		rec.actor = actor
+	}
+}
+
+func (s *Server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		r = r.WithContext(context.WithValue(r.Context(), actorKey{}, rec))
+		defer func() {
+			if p := recover(); p != nil {
+				s.log.Error("panic in handler", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(p))
+				if rec.status == http.StatusOK {
+					writeJSON(rec, http.StatusInternalServerError, api.Error{Error: api.ErrorBody{Code: "failure", Message: "internal error"}})
+				}
+			}
+			level := slog.LevelInfo
+			if rec.status >= 500 {
+				level = slog.LevelError
+			}
+			s.log.Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
+				"duration_ms", float64(time.Since(start).Microseconds())/1000, "remote", r.RemoteAddr, "actor", rec.actor)
+		}()
+		next.ServeHTTP(rec, r)
+	})
+}

@@ -1,0 +1,153 @@
+// Package server is the zone server: the HTTPS API that zman, zac and peer
+// servers talk to. It is the only code that opens the zone store for
+// writing while a zone is running.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"zonekit/internal/config"
+	"zonekit/internal/pki"
+	"zonekit/internal/version"
+	"zonekit/internal/zone"
+)
+
+// Options configure a zone server.
+type Options struct {
+	Paths  config.Paths
+	Config config.Server
+	DB     *zone.DB
+	Logger *slog.Logger
+	Now    func() time.Time // nil for the wall clock
+}
+
+// Server serves the zone API.
+type Server struct {
+	opts     Options
+	db       *zone.DB
+	log      *slog.Logger
+	ca       *pki.CA // nil unless this server holds the CertAuth role's key
+	caCert   *x509.Certificate
+	tlsCert  tls.Certificate
+	self     zone.Server
+	zone     zone.Zone
+	auth     *adminAuth
+	now      func() time.Time
+	handler  http.Handler
+	shutdown time.Duration
+}
+
+// New loads this server's certificates and identity and builds its routes.
+func New(opts Options) (*Server, error) {
+	s := &Server{opts: opts, db: opts.DB, log: opts.Logger, now: opts.Now, shutdown: opts.Config.ShutdownTimeout}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.shutdown == 0 {
+		s.shutdown = 30 * time.Second
+	}
+	var err error
+	if s.zone, err = s.db.Zone(); err != nil {
+		return nil, fmt.Errorf("read zone: %w", err)
+	}
+	if s.self, err = s.db.Server(opts.Config.ServerID); err != nil {
+		return nil, fmt.Errorf("this server (server.id %q in %s): %w", opts.Config.ServerID, opts.Paths.ConfigFile(), err)
+	}
+	if s.caCert, err = pki.ParseCertPEM([]byte(s.zone.CACertPEM)); err != nil {
+		return nil, fmt.Errorf("zone CA certificate: %w", err)
+	}
+	s.tlsCert, err = tls.LoadX509KeyPair(opts.Paths.ServerCert(), opts.Paths.ServerKey())
+	if err != nil {
+		return nil, fmt.Errorf("load server certificate: %w", err)
+	}
+	if err := s.checkServerCert(); err != nil {
+		return nil, err
+	}
+	if s.self.HasRole(zone.RoleCertAuth) {
+		if s.ca, err = pki.LoadCA(opts.Paths.CACert(), opts.Paths.CAKey()); err != nil {
+			return nil, fmt.Errorf("this server holds the CertAuth role but its CA is unusable: %w", err)
+		}
+	}
+	s.auth = newAdminAuth(s.db, s.now)
+	s.handler = s.routes()
+	return s, nil
+}
+
+// checkServerCert refuses to serve with a certificate that clients would reject.
+func (s *Server) checkServerCert() error {
+	leaf, err := x509.ParseCertificate(s.tlsCert.Certificate[0])
+	if err != nil {
+		return fmt.Errorf("server certificate: %w", err)
+	}
+	now := s.now()
+	if now.After(leaf.NotAfter) {
+		return fmt.Errorf("server certificate %s expired on %s: repair it with 'zconfigure -c SSL'", s.opts.Paths.ServerCert(), leaf.NotAfter.UTC().Format(time.DateOnly))
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(s.caCert)
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
+		return fmt.Errorf("server certificate %s is not issued by this zone's CA: %w", s.opts.Paths.ServerCert(), err)
+	}
+	return nil
+}
+
+// TLSConfig is the server side of the zone's TLS: 1.2 or later, this
+// server's certificate, and device certificates verified against the zone CA.
+func (s *Server) TLSConfig() *tls.Config {
+	pool := x509.NewCertPool()
+	pool.AddCert(s.caCert)
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{s.tlsCert},
+		ClientAuth:   tls.VerifyClientCertIfGiven,
+		ClientCAs:    pool,
+	}
+}
+
+// Handler returns the API's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Serve answers on ln until ctx is cancelled, then lets in-flight requests
+// finish (up to the shutdown timeout) before returning.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if err := s.db.ServerStarted(s.self.ID, version.String()); err != nil {
+		return fmt.Errorf("record server start: %w", err)
+	}
+	hs := &http.Server{
+		Handler:           s.handler,
+		TLSConfig:         s.TLSConfig(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(tls.NewListener(ln, hs.TLSConfig)) }()
+	s.log.Info("zone server started", "zone", s.zone.Name, "server", s.self.Name, "addr", ln.Addr().String(), "version", version.String())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.log.Info("zone server stopping", "timeout", s.shutdown.String())
+	sctx, cancel := context.WithTimeout(context.Background(), s.shutdown)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	s.log.Info("zone server stopped")
+	return nil
+}

@@ -1,0 +1,200 @@
+package zone
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"zonekit/internal/errkind"
+	"zonekit/internal/store"
+)
+
+// DB runs zone commands and queries against an open store.
+type DB struct {
+	st  *store.Store
+	now func() time.Time
+}
+
+// New wraps an open store. now may be nil for the wall clock.
+func New(st *store.Store, now func() time.Time) *DB {
+	if now == nil {
+		now = time.Now
+	}
+	return &DB{st: st, now: now}
+}
+
+// Now returns the DB's clock reading.
+func (d *DB) Now() time.Time { return d.now().UTC() }
+
+// Exec builds the named command from data and applies it in one transaction.
+func (d *DB) Exec(actor, name string, data any) error {
+	c, err := d.command(actor, name, data)
+	if err != nil {
+		return err
+	}
+	return d.st.Update(func(tx *bolt.Tx) error { return Apply(tx, c) })
+}
+
+// ExecBatch is Exec through bbolt's Batch: concurrent callers share one
+// commit, which is what makes hundreds of registrations a second cheap.
+func (d *DB) ExecBatch(actor, name string, data any) error {
+	c, err := d.command(actor, name, data)
+	if err != nil {
+		return err
+	}
+	return d.st.Batch(func(tx *bolt.Tx) error { return Apply(tx, c) })
+}
+
+func (d *DB) command(actor, name string, data any) (Command, error) {
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return Command{}, fmt.Errorf("command %s: %w", name, err)
+	}
+	return Command{Name: name, Actor: actor, Time: d.Now(), Data: raw}, nil
+}
+
+// Create records a new zone with its first server and administrator.
+func (d *DB) Create(z Zone, s Server, a Admin) error {
+	return d.Exec(a.Name, CmdZoneCreate, zoneCreate{Zone: z, Server: s, Admin: a})
+}
+
+// ServerStarted records that server id runs version.
+func (d *DB) ServerStarted(id, version string) error {
+	return d.Exec("server:"+id, CmdServerStart, serverStart{ID: id, Version: version, Time: d.Now()})
+}
+
+// Zone returns the zone record.
+func (d *DB) Zone() (Zone, error) {
+	var z Zone
+	err := d.st.View(func(tx *bolt.Tx) error {
+		return get(tx, store.BucketZone, string(keyZone), &z, "zone")
+	})
+	return z, err
+}
+
+// Server returns one server by id.
+func (d *DB) Server(id string) (Server, error) {
+	var s Server
+	err := d.st.View(func(tx *bolt.Tx) error { return get(tx, store.BucketServers, id, &s, "server") })
+	return s, err
+}
+
+// Servers lists the zone's servers by name.
+func (d *DB) Servers() ([]Server, error) {
+	out, err := list[Server](d.st, store.BucketServers)
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, err
+}
+
+// Admin returns one administrator.
+func (d *DB) Admin(name string) (Admin, error) {
+	var a Admin
+	err := d.st.View(func(tx *bolt.Tx) error { return get(tx, store.BucketAdmins, name, &a, "administrator") })
+	return a, err
+}
+
+// Admins lists administrators by name.
+func (d *DB) Admins() ([]Admin, error) { return list[Admin](d.st, store.BucketAdmins) }
+
+// Token returns the stored credential with the given hash.
+func (d *DB) Token(hash string) (AdminToken, error) {
+	var t AdminToken
+	err := d.st.View(func(tx *bolt.Tx) error { return get(tx, store.BucketTokens, hash, &t, "stored credential") })
+	return t, err
+}
+
+// Device returns one device by id.
+func (d *DB) Device(id string) (Device, error) {
+	var dev Device
+	err := d.st.View(func(tx *bolt.Tx) error { return get(tx, store.BucketDevices, id, &dev, "device") })
+	return dev, err
+}
+
+// Devices lists devices by name, then id.
+func (d *DB) Devices() ([]Device, error) {
+	out, err := list[Device](d.st, store.BucketDevices)
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, err
+}
+
+// DeviceCount counts registered devices without decoding them.
+func (d *DB) DeviceCount() (int, error) {
+	var n int
+	err := d.st.View(func(tx *bolt.Tx) error {
+		n = tx.Bucket(store.BucketDevices).Stats().KeyN
+		return nil
+	})
+	return n, err
+}
+
+// ResolveDevice finds a device by id or, when unambiguous, by name.
+func (d *DB) ResolveDevice(ref string) (Device, error) {
+	if dev, err := d.Device(ref); err == nil {
+		return dev, nil
+	}
+	devs, err := d.Devices()
+	if err != nil {
+		return Device{}, err
+	}
+	var found []Device
+	for _, dev := range devs {
+		if dev.Name == ref {
+			found = append(found, dev)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return Device{}, errkind.New(errkind.NotFound, "device %q not found", ref)
+	case 1:
+		return found[0], nil
+	}
+	return Device{}, errkind.New(errkind.Usage, "%d devices are named %q: give the device id", len(found), ref)
+}
+
+// Groups lists groups by name.
+func (d *DB) Groups() ([]Group, error) { return list[Group](d.st, store.BucketGroups) }
+
+// RegKeys lists registration keys.
+func (d *DB) RegKeys() ([]RegistrationKey, error) {
+	return list[RegistrationKey](d.st, store.BucketRegKeys)
+}
+
+// Audit returns the latest n audit records, oldest first.
+func (d *DB) Audit(n int) ([]AuditRecord, error) {
+	var out []AuditRecord
+	err := d.st.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(store.BucketAudit).Cursor()
+		for k, v := c.Last(); k != nil && len(out) < n; k, v = c.Prev() {
+			var r AuditRecord
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("audit record %d: %w", binary.BigEndian.Uint64(k), err)
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out, err
+}
+
+// list decodes every value of a bucket, in key order.
+func list[T any](st *store.Store, bucket []byte) ([]T, error) {
+	out := []T{}
+	err := st.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucket).ForEach(func(k, v []byte) error {
+			var x T
+			if err := json.Unmarshal(v, &x); err != nil {
+				return fmt.Errorf("%s %q: corrupt record: %w", bucket, k, err)
+			}
+			out = append(out, x)
+			return nil
+		})
+	})
+	return out, err
+}
