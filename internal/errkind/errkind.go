@@ -11,14 +11,14 @@ import (
 type Kind int
 
 const (
-	Failure    Kind = iota // anything else
-	Usage                  // bad flags or arguments
-	Auth                   // wrong credentials or not allowed
-	NotFound               // the named object does not exist
-	Exists                 // the object already exists
-	Passphrase             // wrong passphrase for an encrypted file
-	Cancelled              // the user interrupted a prompt or the run
-	Unavailable            // the server or store could not be reached
+	Failure     Kind = iota // anything else
+	Usage                   // bad flags or arguments
+	Auth                    // wrong credentials or not allowed
+	NotFound                // the named object does not exist
+	Exists                  // the object already exists
+	Passphrase              // wrong passphrase for an encrypted file
+	Cancelled               // the user interrupted a prompt or the run
+	Unavailable             // the server or store could not be reached
 )
 
 // The one table of exit statuses. Auth shares 1 with Failure on purpose: a
