@@ -31,14 +31,17 @@ type Options struct {
 	Timeout    time.Duration     // whole-request limit; default 30s
 	// Auth, when set, authorises each request (Basic or Bearer).
 	Auth func(*http.Request)
+	// Trace, when set, receives one line per request (zman --debug).
+	Trace io.Writer
 }
 
 // Client talks to one zone server.
 type Client struct {
-	base *url.URL
-	ca   *x509.Certificate
-	http *http.Client
-	auth func(*http.Request)
+	base  *url.URL
+	ca    *x509.Certificate
+	http  *http.Client
+	auth  func(*http.Request)
+	trace io.Writer
 }
 
 // New builds a client. It does no I/O.
@@ -68,7 +71,7 @@ func New(o Options) (*Client, error) {
 		MaxIdleConnsPerHost: 4,
 		Proxy:               nil, // the zone is reached directly; a proxy would have to be trusted too
 	}
-	return &Client{base: u, ca: o.CA, auth: o.Auth, http: &http.Client{Transport: tr, Timeout: timeout}}, nil
+	return &Client{base: u, ca: o.CA, auth: o.Auth, trace: o.Trace, http: &http.Client{Transport: tr, Timeout: timeout}}, nil
 }
 
 // ParseServerURL accepts https://host[:port] (port 443 by default).
@@ -117,7 +120,15 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 	if c.auth != nil {
 		c.auth(req)
 	}
+	start := time.Now()
 	resp, err := c.http.Do(req)
+	if c.trace != nil {
+		status := "error"
+		if err == nil {
+			status = resp.Status
+		}
+		fmt.Fprintf(c.trace, "debug: %s %s -> %s (%s)\n", method, req.URL, status, time.Since(start).Round(time.Microsecond))
+	}
 	if err != nil {
 		return c.explain(err)
 	}

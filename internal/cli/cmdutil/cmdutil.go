@@ -1,0 +1,137 @@
+// Package cmdutil holds what the four command trees share: running a root
+// command and turning its error into one line and an exit status, argument
+// checks that fail as usage errors, and the EXIT STATUS help section.
+package cmdutil
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"zonekit/internal/errkind"
+	"zonekit/internal/ui"
+)
+
+// Run executes root with args and returns the exit status. It is the one
+// place that prints the final error. SIGINT and SIGTERM cancel the
+// command's context so deferred cleanup runs.
+func Run(root *cobra.Command, io *ui.IOStreams, args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	Prepare(root, io)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	err = classify(err)
+	if ctx.Err() != nil && errkind.Of(err) == errkind.Failure {
+		err = errkind.Wrap(errkind.Cancelled, err)
+	}
+	fmt.Fprintf(io.ErrOut, "%s: %s\n", root.Name(), oneLine(err.Error()))
+	if errkind.Of(err) == errkind.Usage {
+		fmt.Fprintf(io.ErrOut, "Run '%s --help' for usage.\n", commandPath(root, args))
+	}
+	return errkind.ExitCode(err)
+}
+
+// Prepare wires streams and error handling into a command tree; tests
+// call it too.
+func Prepare(root *cobra.Command, io *ui.IOStreams) {
+	root.SetIn(io.In)
+	root.SetOut(io.Out)
+	root.SetErr(io.ErrOut)
+	root.SilenceErrors = true
+	root.SilenceUsage = true
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return errkind.Wrap(errkind.Usage, err)
+	})
+	AddExitStatus(root)
+}
+
+func commandPath(root *cobra.Command, args []string) string {
+	c, _, err := root.Find(args)
+	if err != nil || c == nil {
+		return root.Name()
+	}
+	return c.CommandPath()
+}
+
+// classify marks cobra's own argument errors as usage errors.
+func classify(err error) error {
+	var k *errkind.Error
+	if errors.As(err, &k) {
+		return err
+	}
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand", "accepts ", "requires at least", "invalid argument", "flag needs an argument", "required flag"} {
+		if strings.Contains(msg, p) {
+			return errkind.Wrap(errkind.Usage, err)
+		}
+	}
+	return err
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " ")
+}
+
+// ExactArgs requires exactly n arguments, named in the error.
+func ExactArgs(n int, names string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return errkind.New(errkind.Usage, "%s takes %s (got %d arguments)", cmd.Name(), names, len(args))
+		}
+		return nil
+	}
+}
+
+// MinimumArgs requires at least n arguments.
+func MinimumArgs(n int, names string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) < n {
+			return errkind.New(errkind.Usage, "%s takes %s", cmd.Name(), names)
+		}
+		return nil
+	}
+}
+
+// NoArgs refuses arguments.
+func NoArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return errkind.New(errkind.Usage, "%s takes no arguments (got %q)", cmd.Name(), args[0])
+	}
+	return nil
+}
+
+const exitMarker = "\n\nEXIT STATUS\n"
+
+// AddExitStatus appends the EXIT STATUS section to every command's long
+// help, so --help and the man pages carry it.
+func AddExitStatus(c *cobra.Command) {
+	if !strings.Contains(c.Long, exitMarker) && c.Runnable() {
+		long := c.Long
+		if long == "" {
+			long = c.Short
+		}
+		c.Long = long + "\n\n" + errkind.ExitStatusHelp
+	}
+	for _, sub := range c.Commands() {
+		AddExitStatus(sub)
+	}
+}
+
+// FlagOrEnv returns the flag's value if it was set, else the variable's.
+func FlagOrEnv(flags *pflag.FlagSet, name, env string) string {
+	if f := flags.Lookup(name); f != nil && (f.Changed || f.Value.String() != "") {
+		return f.Value.String()
+	}
+	return os.Getenv(env)
+}

@@ -1,0 +1,270 @@
+package zman
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"zonekit/internal/api"
+	"zonekit/internal/cli/cmdutil"
+	"zonekit/internal/client"
+	"zonekit/internal/ui"
+)
+
+type deviceListOptions struct{ f *Factory }
+
+func newDeviceList(f *Factory, runF func(*deviceListOptions) error) *cobra.Command {
+	opts := &deviceListOptions{f: f}
+	return &cobra.Command{
+		Use:     "device-list",
+		Aliases: []string{"dl"},
+		Short:   "List registered devices",
+		Args:    cmdutil.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if runF != nil {
+				return runF(opts)
+			}
+			return deviceListRun(cmd.Context(), opts)
+		},
+	}
+}
+
+func deviceListRun(ctx context.Context, o *deviceListOptions) error {
+	return o.f.withClient(ctx, func(ctx context.Context, c *client.Client) error {
+		var devs []api.Device
+		if err := c.Get(ctx, api.Prefix+"/devices", &devs); err != nil {
+			return err
+		}
+		return o.f.print(devs, []string{"NAME", "ID", "OS", "ADDRESS", "REGISTERED", "LAST CONTACT", "GROUPS"}, func() [][]string {
+			rows := make([][]string, 0, len(devs))
+			for _, d := range devs {
+				rows = append(rows, []string{d.Name, d.ID, d.OS, d.Address, ui.Date(d.Registered), ui.Date(d.LastContact), strings.Join(d.Groups, ", ")})
+			}
+			return rows
+		})
+	})
+}
+
+type deviceDeleteOptions struct {
+	f    *Factory
+	Refs []string
+}
+
+func newDeviceDelete(f *Factory, runF func(*deviceDeleteOptions) error) *cobra.Command {
+	opts := &deviceDeleteOptions{f: f}
+	return &cobra.Command{
+		Use:     "device-delete DEVICE...",
+		Aliases: []string{"dd"},
+		Short:   "Delete devices from the zone (by id, or by name when unambiguous)",
+		Long: `Delete devices from the zone. A deleted device's certificate is refused from
+then on; the device must register again to be managed.`,
+		Args: cmdutil.MinimumArgs(1, "one or more DEVICE ids or names"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Refs = args
+			if runF != nil {
+				return runF(opts)
+			}
+			return deleteEach(cmd.Context(), opts.f, "/devices/", "device", opts.Refs)
+		},
+	}
+}
+
+type groupCreateOptions struct {
+	f           *Factory
+	Name        string
+	Description string
+}
+
+func newGroupCreate(f *Factory, runF func(*groupCreateOptions) error) *cobra.Command {
+	opts := &groupCreateOptions{f: f}
+	cmd := &cobra.Command{
+		Use:     "group-create NAME",
+		Aliases: []string{"gc"},
+		Short:   "Create a device group",
+		Args:    cmdutil.ExactArgs(1, "the group's NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Name = args[0]
+			if runF != nil {
+				return runF(opts)
+			}
+			return opts.f.withClient(cmd.Context(), func(ctx context.Context, c *client.Client) error {
+				if err := c.Post(ctx, api.Prefix+"/groups", api.GroupCreate{Name: opts.Name, Description: opts.Description}, nil); err != nil {
+					return err
+				}
+				fmt.Fprintf(opts.f.IO.Out, "Created group %s.\n", opts.Name)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVarP(&opts.Description, "desc", "d", "", "description")
+	return cmd
+}
+
+type groupAddDeviceOptions struct {
+	f       *Factory
+	Group   string
+	Devices []string
+}
+
+func newGroupAddDevice(f *Factory, runF func(*groupAddDeviceOptions) error) *cobra.Command {
+	opts := &groupAddDeviceOptions{f: f}
+	return &cobra.Command{
+		Use:     "group-add-device GROUP DEVICE...",
+		Aliases: []string{"gad"},
+		Short:   "Add devices (ids or names) to a group",
+		Args:    cmdutil.MinimumArgs(2, "a GROUP and one or more DEVICEs"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Group, opts.Devices = args[0], args[1:]
+			if runF != nil {
+				return runF(opts)
+			}
+			return opts.f.withClient(cmd.Context(), func(ctx context.Context, c *client.Client) error {
+				if err := c.Post(ctx, api.Prefix+"/groups/"+url.PathEscape(opts.Group)+"/devices", api.GroupAddDevices{Devices: opts.Devices}, nil); err != nil {
+					return err
+				}
+				fmt.Fprintf(opts.f.IO.Out, "Added %d device(s) to group %s.\n", len(opts.Devices), opts.Group)
+				return nil
+			})
+		},
+	}
+}
+
+type groupListOptions struct{ f *Factory }
+
+func newGroupList(f *Factory, runF func(*groupListOptions) error) *cobra.Command {
+	opts := &groupListOptions{f: f}
+	return &cobra.Command{
+		Use:     "group-list",
+		Aliases: []string{"gl"},
+		Short:   "List device groups",
+		Args:    cmdutil.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if runF != nil {
+				return runF(opts)
+			}
+			return opts.f.withClient(cmd.Context(), func(ctx context.Context, c *client.Client) error {
+				var groups []api.Group
+				if err := c.Get(ctx, api.Prefix+"/groups", &groups); err != nil {
+					return err
+				}
+				return opts.f.print(groups, []string{"NAME", "DEVICES", "DESCRIPTION", "CREATED"}, func() [][]string {
+					rows := make([][]string, 0, len(groups))
+					for _, g := range groups {
+						rows = append(rows, []string{g.Name, strconv.Itoa(len(g.Members)), g.Description, ui.Date(g.Created)})
+					}
+					return rows
+				})
+			})
+		},
+	}
+}
+
+type regKeyCreateOptions struct {
+	f   *Factory
+	Key api.RegistrationKey
+}
+
+func newRegKeyCreate(f *Factory, runF func(*regKeyCreateOptions) error) *cobra.Command {
+	opts := &regKeyCreateOptions{f: f}
+	cmd := &cobra.Command{
+		Use:     "registration-key-create [KEY]",
+		Aliases: []string{"rkc"},
+		Short:   "Create a registration key (random when KEY is omitted)",
+		Long: `Create a registration key. Devices register with it (zac register -k KEY);
+with --group they join that group, with --limit the key works that many
+times only. Without KEY a random key is made and printed.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return cmdutil.ExactArgs(1, "at most one KEY")(cmd, args)
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				opts.Key.Key = args[0]
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return opts.f.withClient(cmd.Context(), func(ctx context.Context, c *client.Client) error {
+				var k api.RegistrationKey
+				if err := c.Post(ctx, api.Prefix+"/registration-keys", opts.Key, &k); err != nil {
+					return err
+				}
+				format, err := opts.f.Format()
+				if err != nil {
+					return err
+				}
+				if format == ui.FormatJSON {
+					return ui.JSON(opts.f.IO.Out, k)
+				}
+				fmt.Fprintf(opts.f.IO.Out, "Created registration key %s.\n", k.Key)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVarP(&opts.Key.Group, "group", "g", "", "group that registering devices join")
+	cmd.Flags().IntVarP(&opts.Key.Limit, "limit", "l", 0, "how many registrations the key allows (0 is unlimited)")
+	cmd.Flags().StringVarP(&opts.Key.Description, "desc", "d", "", "description")
+	return cmd
+}
+
+type regKeyListOptions struct{ f *Factory }
+
+func newRegKeyList(f *Factory, runF func(*regKeyListOptions) error) *cobra.Command {
+	opts := &regKeyListOptions{f: f}
+	return &cobra.Command{
+		Use:     "registration-key-list",
+		Aliases: []string{"rkl"},
+		Short:   "List registration keys and how often they were used",
+		Args:    cmdutil.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if runF != nil {
+				return runF(opts)
+			}
+			return opts.f.withClient(cmd.Context(), func(ctx context.Context, c *client.Client) error {
+				var keys []api.RegistrationKey
+				if err := c.Get(ctx, api.Prefix+"/registration-keys", &keys); err != nil {
+					return err
+				}
+				return opts.f.print(keys, []string{"KEY", "GROUP", "USES", "LIMIT", "DESCRIPTION"}, func() [][]string {
+					rows := make([][]string, 0, len(keys))
+					for _, k := range keys {
+						limit := "unlimited"
+						if k.Limit > 0 {
+							limit = strconv.Itoa(k.Limit)
+						}
+						rows = append(rows, []string{k.Key, k.Group, strconv.Itoa(k.Uses), limit, k.Description})
+					}
+					return rows
+				})
+			})
+		},
+	}
+}
+
+type regKeyDeleteOptions struct {
+	f    *Factory
+	Keys []string
+}
+
+func newRegKeyDelete(f *Factory, runF func(*regKeyDeleteOptions) error) *cobra.Command {
+	opts := &regKeyDeleteOptions{f: f}
+	return &cobra.Command{
+		Use:     "registration-key-delete KEY...",
+		Aliases: []string{"rkd"},
+		Short:   "Delete registration keys",
+		Args:    cmdutil.MinimumArgs(1, "one or more KEYs"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Keys = args
+			if runF != nil {
+				return runF(opts)
+			}
+			return deleteEach(cmd.Context(), opts.f, "/registration-keys/", "registration key", opts.Keys)
+		},
+	}
+}

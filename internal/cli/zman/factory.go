@@ -1,0 +1,179 @@
+package zman
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+
+	"zonekit/internal/cli/cmdutil"
+	"zonekit/internal/client"
+	"zonekit/internal/config"
+	"zonekit/internal/credstore"
+	"zonekit/internal/errkind"
+	"zonekit/internal/pki"
+	"zonekit/internal/ui"
+)
+
+// Global holds zman's global flags.
+type Global struct {
+	User     string
+	Password string
+	Host     string
+	Port     int
+	CACert   string
+	Output   string
+	Verbose  bool
+	Debug    bool
+	flags    *pflag.FlagSet
+}
+
+// AddFlags registers the global flags.
+func (g *Global) AddFlags(fs *pflag.FlagSet) {
+	g.flags = fs
+	fs.StringVarP(&g.User, "User", "U", "", "administrator name (or ZMAN_USER)")
+	fs.StringVarP(&g.Password, "Password", "P", "", "administrator password (or ZMAN_PASSWORD; prefer the variable, argv is visible to other users)")
+	fs.StringVar(&g.Host, "host", "", "zone server host name or address (or ZMAN_HOST; default localhost)")
+	fs.IntVar(&g.Port, "port", 0, "zone server HTTPS port (or ZMAN_PORT; default the local zone's, else 443)")
+	fs.StringVar(&g.CACert, "cacert", "", "zone CA certificate file (or ZMAN_CACERT; default the local zone's)")
+	fs.StringVarP(&g.Output, "output", "o", "table", "output format: table or json")
+	fs.BoolVarP(&g.Verbose, "verbose", "V", false, "say which server and credential are used")
+	fs.BoolVar(&g.Debug, "debug", false, "trace API requests on stderr")
+}
+
+// Factory gives commands what they need: streams, a prompter, and an
+// authenticated API client, all decided once here.
+type Factory struct {
+	IO       *ui.IOStreams
+	Prompter ui.Prompter
+	Global   *Global
+	// CredentialDir overrides where stored credentials live (tests).
+	CredentialDir string
+}
+
+// NewFactory returns a factory on the given streams.
+func NewFactory(io *ui.IOStreams) *Factory {
+	return &Factory{IO: io, Prompter: ui.NewPrompter(io), Global: &Global{}}
+}
+
+// Format returns the -o format.
+func (f *Factory) Format() (ui.Format, error) { return ui.ParseFormat(f.Global.Output) }
+
+// endpoint resolves the server address and CA: flags, then ZMAN_*
+// variables (through viper), then the local zone home, then defaults.
+func (f *Factory) endpoint() (string, *x509.Certificate, error) {
+	v := viper.New()
+	v.SetEnvPrefix("ZMAN")
+	for _, k := range []string{"host", "port", "cacert"} {
+		v.BindEnv(k)
+		if f.Global.flags != nil {
+			v.BindPFlag(k, f.Global.flags.Lookup(k))
+		}
+	}
+	home := config.Paths{Home: config.ResolveHome("")}
+	v.SetDefault("host", "localhost")
+	v.SetDefault("port", 443)
+	if cfg, err := config.LoadServer(home); err == nil {
+		v.SetDefault("port", cfg.Port)
+	}
+	if _, err := os.Stat(home.CACert()); err == nil {
+		v.SetDefault("cacert", home.CACert())
+	}
+	host, port, caPath := v.GetString("host"), v.GetInt("port"), v.GetString("cacert")
+	if caPath == "" {
+		return "", nil, errkind.New(errkind.Usage, "no zone CA certificate: pass --cacert FILE (or set ZMAN_CACERT); it is conf/zone-ca.pem in the zone server's home")
+	}
+	ca, err := pki.ReadCertFile(caPath)
+	if err != nil {
+		return "", nil, errkind.Wrap(errkind.Usage, err)
+	}
+	if port < 1 || port > 65535 {
+		return "", nil, errkind.New(errkind.Usage, "--port %d is not a port", port)
+	}
+	return "https://" + net.JoinHostPort(host, strconv.Itoa(port)), ca, nil
+}
+
+// Client returns a client authenticated as an administrator.
+func (f *Factory) Client() (*client.Client, error) {
+	base, ca, err := f.endpoint()
+	if err != nil {
+		return nil, err
+	}
+	auth, who, err := f.credentials(base, true)
+	if err != nil {
+		return nil, err
+	}
+	if f.Global.Verbose {
+		fmt.Fprintf(f.IO.ErrOut, "zman: %s as %s (zone CA SHA-256 %s)\n", base, who, pki.Fingerprint(ca, "sha256"))
+	}
+	return f.newClient(base, ca, auth)
+}
+
+func (f *Factory) newClient(base string, ca *x509.Certificate, auth func(*http.Request)) (*client.Client, error) {
+	o := client.Options{BaseURL: base, CA: ca, Auth: auth}
+	if f.Global.Debug {
+		o.Trace = f.IO.ErrOut
+	}
+	return client.New(o)
+}
+
+// credentials picks flags, environment, a stored credential (if allowed),
+// then a prompt; without a terminal a missing value is an error.
+func (f *Factory) credentials(base string, allowStored bool) (func(*http.Request), string, error) {
+	user := cmdutil.FlagOrEnv(f.Global.flags, "User", "ZMAN_USER")
+	pass := cmdutil.FlagOrEnv(f.Global.flags, "Password", "ZMAN_PASSWORD")
+	if user == "" && pass == "" && allowStored {
+		if c, ok, err := credstore.New(f.CredentialDir).Get(base); err != nil {
+			return nil, "", err
+		} else if ok {
+			return client.Bearer(c.Token), c.Admin + " (stored credential)", nil
+		}
+	}
+	if user == "" {
+		if !f.IO.CanPrompt() {
+			return nil, "", ui.RequiredError("an administrator name: pass -U/--User (or set ZMAN_USER), or store a credential with 'zman admin-store-credential',")
+		}
+		var err error
+		if user, err = f.Prompter.Input("Administrator:", ""); err != nil {
+			return nil, "", err
+		}
+	}
+	if pass == "" {
+		if !f.IO.CanPrompt() {
+			return nil, "", ui.RequiredError("the password: pass -P/--Password (or set ZMAN_PASSWORD)")
+		}
+		var err error
+		if pass, err = f.Prompter.Password("Password for " + user + ":"); err != nil {
+			return nil, "", err
+		}
+	}
+	return client.Basic(user, pass), user, nil
+}
+
+// print writes v as JSON, or the table made by rows.
+func (f *Factory) print(v any, headers []string, rows func() [][]string) error {
+	format, err := f.Format()
+	if err != nil {
+		return err
+	}
+	if format == ui.FormatJSON {
+		return ui.JSON(f.IO.Out, v)
+	}
+	return ui.Table(f.IO.Out, headers, rows())
+}
+
+// withClient runs fn with an authenticated client and closes it afterwards.
+func (f *Factory) withClient(ctx context.Context, fn func(context.Context, *client.Client) error) error {
+	c, err := f.Client()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return fn(ctx, c)
+}

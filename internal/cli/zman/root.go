@@ -1,0 +1,62 @@
+// Package zman is the command tree of zman, the zone administrator's
+// client. Every command is an API call to a zone server.
+package zman
+
+import (
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"zonekit/internal/cli/cmdutil"
+	"zonekit/internal/ui"
+	"zonekit/internal/version"
+)
+
+// Main runs zman with the process's arguments and streams.
+func Main() int {
+	io := ui.System()
+	return cmdutil.Run(NewRoot(NewFactory(io)), io, os.Args[1:])
+}
+
+// NewRoot builds the zman command tree around f.
+func NewRoot(f *Factory) *cobra.Command {
+	root := &cobra.Command{
+		Use:     "zman",
+		Short:   "Administer a zonekit management zone",
+		Version: version.String(),
+		Long: `zman administers a zonekit management zone: administrators, servers,
+devices, groups and registration keys. Every command is a call to a zone
+server's HTTPS API, authenticated as a zone administrator.
+
+The server is --host/--port (or ZMAN_HOST/ZMAN_PORT); on a zone server itself
+the local zone's port and CA certificate are found from ZONEKIT_HOME. The
+server is trusted only if its certificate is issued by the zone CA
+(--cacert or ZMAN_CACERT).
+
+Credentials come from -U/-P, then ZMAN_USER/ZMAN_PASSWORD, then a credential
+stored with 'zman admin-store-credential', then a prompt on a terminal.`,
+		Args: cmdutil.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
+	}
+	root.SetVersionTemplate("zman {{.Version}}\n")
+	f.Global.AddFlags(root.PersistentFlags())
+
+	root.AddGroup(
+		&cobra.Group{ID: "zone", Title: "Zone and servers:"},
+		&cobra.Group{ID: "admin", Title: "Administrators:"},
+		&cobra.Group{ID: "device", Title: "Devices, groups and registration keys:"},
+	)
+	add := func(group string, cmds ...*cobra.Command) {
+		for _, c := range cmds {
+			c.GroupID = group
+			root.AddCommand(c)
+		}
+	}
+	add("zone", newZoneInfo(f, nil), newServerList(f, nil))
+	add("admin", newAdminCreate(f, nil), newAdminList(f, nil), newAdminDelete(f, nil),
+		newStoreCredential(f, nil), newClearCredential(f, nil))
+	add("device", newDeviceList(f, nil), newDeviceDelete(f, nil),
+		newGroupCreate(f, nil), newGroupAddDevice(f, nil), newGroupList(f, nil),
+		newRegKeyCreate(f, nil), newRegKeyList(f, nil), newRegKeyDelete(f, nil))
+	return root
+}

@@ -1,0 +1,78 @@
+// Package daemon runs the zone server process and controls it from the
+// outside: the foreground daemon (zconfigure serve) with its pid file and
+// logs, and start, stop, restart and status for a background one.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"syscall"
+
+	"zonekit/internal/atomicfile"
+	"zonekit/internal/config"
+	"zonekit/internal/errkind"
+	"zonekit/internal/server"
+	"zonekit/internal/store"
+	"zonekit/internal/zone"
+)
+
+// Serve runs the zone server of the zone at p until ctx is cancelled.
+// Progress for people goes to stderr; the structured log to logs/.
+func Serve(ctx context.Context, p config.Paths, stderr io.Writer) error {
+	if err := p.CheckZone(); err != nil {
+		return err
+	}
+	cfg, err := config.LoadServer(p)
+	if err != nil {
+		return err
+	}
+	logFile, err := os.OpenFile(p.LogFile(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		return fmt.Errorf("open log: %w", err)
+	}
+	defer logFile.Close()
+	log := slog.New(slog.NewJSONHandler(logFile, &slog.HandlerOptions{Level: levelOf(cfg.LogLevel)}))
+
+	st, err := store.Open(p.Store(), store.Options{})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	srv, err := server.New(server.Options{Paths: p, Config: cfg, DB: zone.New(st, nil), Logger: log})
+	if err != nil {
+		return err
+	}
+	addr := net.JoinHostPort(cfg.Address, strconv.Itoa(cfg.Port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return errkind.New(errkind.Unavailable, "port %d is already in use: stop what listens there or choose another with 'zconfigure -D server.port=N'", cfg.Port)
+		}
+		if errors.Is(err, syscall.EACCES) {
+			return errkind.New(errkind.Unavailable, "not allowed to listen on port %d: run as root or choose a port above 1023 with 'zconfigure -D server.port=N'", cfg.Port)
+		}
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	defer ln.Close()
+	if err := atomicfile.WriteFile(p.PidFile(), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		return err
+	}
+	defer os.Remove(p.PidFile())
+	fmt.Fprintf(stderr, "zone server listening on %s (pid %d); log in %s\n", ln.Addr(), os.Getpid(), p.LogFile())
+	return srv.Serve(ctx, ln)
+}
+
+func levelOf(s string) slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return slog.LevelInfo
+	}
+	return l
+}
