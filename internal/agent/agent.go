@@ -4,6 +4,7 @@ package agent
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -207,6 +208,21 @@ func (a *Agent) Register(ctx context.Context, o RegisterOptions) (State, error) 
 	if err := checkDeviceCert(cert, o.CA, key.Public()); err != nil {
 		return State{}, err
 	}
+	st, err := a.saveRegistration(db, key, cert, o.CA, reg, c.BaseURL())
+	if err != nil {
+		// The zone knows a device this machine could not record: take it back
+		// out so a retry does not leave a ghost behind.
+		if dc, cerr := client.New(client.Options{BaseURL: c.BaseURL(), CA: o.CA, Timeout: 10 * time.Second,
+			ClientCert: &tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: key, Leaf: cert}}); cerr == nil {
+			dc.Delete(ctx, api.Prefix+"/device")
+			dc.Close()
+		}
+		return State{}, err
+	}
+	return st, nil
+}
+
+func (a *Agent) saveRegistration(db *bolt.DB, key crypto.Signer, cert, ca *x509.Certificate, reg api.Registration, via string) (State, error) {
 	keyPEM, err := pki.EncodeKeyPEM(key)
 	if err != nil {
 		return State{}, err
@@ -220,18 +236,14 @@ func (a *Agent) Register(ctx context.Context, o RegisterOptions) (State, error) 
 	if err := atomicfile.WriteFile(a.certPath(), pki.EncodeCertPEM(cert), 0o644); err != nil {
 		return State{}, err
 	}
-	if err := atomicfile.WriteFile(a.CACertPath(), pki.EncodeCertPEM(o.CA), 0o644); err != nil {
+	if err := atomicfile.WriteFile(a.CACertPath(), pki.EncodeCertPEM(ca), 0o644); err != nil {
 		return State{}, err
 	}
-	servers := reg.Servers
-	if len(servers) == 0 {
-		servers = []string{c.BaseURL()}
-	}
 	// The server we registered through stays first: it is known to be reachable.
-	servers = preferFirst(servers, c.BaseURL())
+	servers := preferFirst(reg.Servers, via)
 	now := a.Now().UTC()
 	st := State{DeviceID: reg.DeviceID, ZoneName: reg.ZoneName, ZoneID: reg.ZoneID, Servers: servers,
-		Registered: now, LastContact: now, CAFingerprint: pki.Fingerprint(o.CA, "sha256"), CertNotAfter: cert.NotAfter.UTC()}
+		Registered: now, LastContact: now, CAFingerprint: pki.Fingerprint(ca, "sha256"), CertNotAfter: cert.NotAfter.UTC()}
 	if err := writeState(db, &st); err != nil {
 		return State{}, fmt.Errorf("record registration: %w", err)
 	}
@@ -254,7 +266,7 @@ func checkDeviceCert(cert, ca *x509.Certificate, pub any) error {
 	if _, err := cert.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
 		return fmt.Errorf("the device certificate received does not verify against the zone CA: %w", err)
 	}
-	type equaler interface{ Equal(x any) bool }
+	type equaler interface{ Equal(crypto.PublicKey) bool }
 	if k, ok := cert.PublicKey.(equaler); !ok || !k.Equal(pub) {
 		return errors.New("the device certificate received is not for this device's key")
 	}

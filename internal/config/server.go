@@ -102,7 +102,7 @@ func ParseAssignment(s string) (name, value string, err error) {
 
 func newViper() *viper.Viper {
 	v := viper.New()
-	v.SetConfigType("properties")
+	v.SetConfigType("env")
 	for _, p := range Properties() {
 		v.SetDefault(p.Name, p.Default)
 	}
@@ -138,7 +138,7 @@ func LoadServer(p Paths) (Server, error) {
 // ReadProperties returns the explicitly set properties of the file, if any.
 func ReadProperties(p Paths) (map[string]string, error) {
 	v := viper.New()
-	v.SetConfigType("properties")
+	v.SetConfigType("env")
 	v.SetConfigFile(p.ConfigFile())
 	if err := v.ReadInConfig(); err != nil {
 		return nil, fmt.Errorf("read %s: %w", p.ConfigFile(), err)
@@ -161,7 +161,7 @@ func WriteProperties(p Paths, props map[string]string) error {
 	var b bytes.Buffer
 	b.WriteString("# zonekit zone server configuration; change with: zconfigure -D name=value\n")
 	for _, k := range keys {
-		fmt.Fprintf(&b, "%s = %s\n", k, props[k])
+		fmt.Fprintf(&b, "%s=%s\n", k, props[k])
 	}
 	return atomicfile.WriteFile(p.ConfigFile(), b.Bytes(), 0o644)
 }

@@ -93,7 +93,13 @@ func (p *surveyPrompter) Menu(message string, options []string) (int, error) {
 	return n - 1, nil
 }
 
-// RequiredError is the error for a value that cannot be asked for.
+// RequiredError is the error for a value that cannot be asked for; what
+// names the flag or variable to set.
 func RequiredError(what string) error {
 	return errkind.New(errkind.Usage, "%s is required when not running interactively", what)
+}
+
+// RequiredErrorHint is RequiredError with a further way out.
+func RequiredErrorHint(what, hint string) error {
+	return errkind.New(errkind.Usage, "%s is required when not running interactively; %s", what, hint)
 }

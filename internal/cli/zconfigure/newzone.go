@@ -196,7 +196,7 @@ func (o *NewZoneOptions) password() (string, error) {
 		io = &ui.IOStreams{In: o.IO.In, Out: o.IO.Out, ErrOut: o.IO.ErrOut}
 	}
 	return ui.ReadSecret(io, o.Prompter, file, env, "Password for "+o.AdminName+":",
-		"the administrator's password: --admin-password-file, --admin-password-env or $"+PasswordEnvDefault+",")
+		"--admin-password-file, --admin-password-env or $"+PasswordEnvDefault)
 }
 
 func splitList(s string) []string {

@@ -137,7 +137,7 @@ func (f *Factory) credentials(base string, allowStored bool) (func(*http.Request
 	}
 	if user == "" {
 		if !f.IO.CanPrompt() {
-			return nil, "", ui.RequiredError("an administrator name: pass -U/--User (or set ZMAN_USER), or store a credential with 'zman admin-store-credential',")
+			return nil, "", ui.RequiredErrorHint("-U/--User (or ZMAN_USER)", "or store a credential with 'zman admin-store-credential'")
 		}
 		var err error
 		if user, err = f.Prompter.Input("Administrator:", ""); err != nil {
@@ -146,7 +146,7 @@ func (f *Factory) credentials(base string, allowStored bool) (func(*http.Request
 	}
 	if pass == "" {
 		if !f.IO.CanPrompt() {
-			return nil, "", ui.RequiredError("the password: pass -P/--Password (or set ZMAN_PASSWORD)")
+			return nil, "", ui.RequiredError("-P/--Password (or ZMAN_PASSWORD)")
 		}
 		var err error
 		if pass, err = f.Prompter.Password("Password for " + user + ":"); err != nil {
