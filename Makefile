@@ -1,0 +1,40 @@
+GO ?= go
+BIN := bin
+
+.PHONY: all build quickstart test test-short man fuzz bench vet clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+## quickstart: build, create a demo zone in ./demo, start it, register an agent, show the zone
+quickstart:
+	./scripts/quickstart.sh
+
+## test: vet, then every test (unit, end-to-end testscript, interop) with the race detector
+test:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 9m ./...
+
+test-short:
+	$(GO) test -short -count=1 ./...
+
+## man: regenerate docs/man and docs/completion from the command trees
+man:
+	$(GO) run ./scripts/genman docs
+
+## fuzz: a short run of every fuzz target
+fuzz:
+	./scripts/fuzz.sh 20s
+
+## bench: performance benchmarks against the issue targets
+bench:
+	./scripts/bench/run.sh
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+
+clean:
+	rm -rf $(BIN) demo
