@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"regexp"
 	"sort"
+	"strings"
 
 	"zonekit/internal/api"
 	"zonekit/internal/errkind"
@@ -292,11 +293,8 @@ func (s *Server) deleteRegKey(w http.ResponseWriter, r *http.Request, actor stri
 	return nil
 }
 
+// bearer returns the request's stored-credential token, if it has one.
 func bearer(r *http.Request) (string, bool) {
-	h := r.Header.Get("Authorization")
-	const p = "Bearer "
-	if len(h) > len(p) && h[:len(p)] == p {
-		return h[len(p):], true
-	}
-	return "", false
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return tok, ok && tok != ""
 }

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"runtime"
-	"strings"
 	"sync"
 	"time"
 
@@ -66,8 +65,7 @@ var errAuthFailed = errkind.New(errkind.Auth, "authentication failed: wrong admi
 
 // authenticate returns the administrator the request speaks for.
 func (a *adminAuth) authenticate(r *http.Request) (string, error) {
-	h := r.Header.Get("Authorization")
-	if tok, ok := strings.CutPrefix(h, "Bearer "); ok {
+	if tok, ok := bearer(r); ok {
 		t, err := a.db.Token(HashToken(tok))
 		if err != nil {
 			return "", errkind.New(errkind.Auth, "authentication failed: the stored credential is no longer valid (run zman admin-store-credential again)")
