@@ -22,6 +22,7 @@ import (
 	"zonekit/internal/api"
 	"zonekit/internal/atomicfile"
 	"zonekit/internal/client"
+	"zonekit/internal/config"
 	"zonekit/internal/errkind"
 	"zonekit/internal/pki"
 )
@@ -29,29 +30,10 @@ import (
 // HomeEnv names the environment variable that sets the agent's home.
 const HomeEnv = "ZAC_HOME"
 
-// DefaultHome is /var/opt/zonekit-agent for root, a per-user directory otherwise.
-func DefaultHome() string {
-	if os.Geteuid() == 0 {
-		return "/var/opt/zonekit-agent"
-	}
-	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
-		return filepath.Join(d, "zonekit-agent")
-	}
-	if h, err := os.UserHomeDir(); err == nil {
-		return filepath.Join(h, ".local", "share", "zonekit-agent")
-	}
-	return "zonekit-agent"
-}
-
-// ResolveHome picks the agent home from a flag, then $ZAC_HOME, then the default.
+// ResolveHome picks the agent home from a flag, then $ZAC_HOME, then
+// /var/opt/zonekit-agent for root or ~/.local/share/zonekit-agent.
 func ResolveHome(flag string) string {
-	if flag != "" {
-		return flag
-	}
-	if e := os.Getenv(HomeEnv); e != "" {
-		return e
-	}
-	return DefaultHome()
+	return config.ResolveDir(flag, HomeEnv, "/var/opt/zonekit-agent", "zonekit-agent")
 }
 
 // State is what the agent knows about its registration.

@@ -17,30 +17,32 @@ const HomeEnv = "ZONEKIT_HOME"
 // Paths lays out a zone server's home directory.
 type Paths struct{ Home string }
 
-// DefaultHome is /var/opt/zonekit for root and a per-user data directory
-// otherwise, so an unprivileged trial never needs sudo.
-func DefaultHome() string {
-	if os.Geteuid() == 0 {
-		return "/var/opt/zonekit"
-	}
-	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
-		return filepath.Join(d, "zonekit")
-	}
-	if h, err := os.UserHomeDir(); err == nil {
-		return filepath.Join(h, ".local", "share", "zonekit")
-	}
-	return "zonekit-home"
-}
-
-// ResolveHome picks the home from a flag value, then $ZONEKIT_HOME, then the default.
-func ResolveHome(flag string) string {
+// ResolveDir picks a program's home directory: the flag, else $env, else
+// rootDir for root, else name under the user's data directory, so that an
+// unprivileged trial never needs sudo.
+func ResolveDir(flag, env, rootDir, name string) string {
 	if flag != "" {
 		return flag
 	}
-	if e := os.Getenv(HomeEnv); e != "" {
+	if e := os.Getenv(env); e != "" {
 		return e
 	}
-	return DefaultHome()
+	if os.Geteuid() == 0 {
+		return rootDir
+	}
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, name)
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "share", name)
+	}
+	return name
+}
+
+// ResolveHome picks the zone home from a flag value, then $ZONEKIT_HOME,
+// then /var/opt/zonekit for root or ~/.local/share/zonekit.
+func ResolveHome(flag string) string {
+	return ResolveDir(flag, HomeEnv, "/var/opt/zonekit", "zonekit")
 }
 
 func (p Paths) Conf() string       { return filepath.Join(p.Home, "conf") }
