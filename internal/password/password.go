@@ -40,6 +40,11 @@ func Hash(pw string, p Params) (string, error) {
 		argon2.Version, p.Memory, p.Time, p.Threads, b64.EncodeToString(salt), b64.EncodeToString(sum)), nil
 }
 
+const (
+	minSaltLen = 8
+	minSumLen  = 16
+)
+
 // ErrMalformed means a stored hash cannot be read.
 var ErrMalformed = errors.New("malformed password hash")
 
@@ -61,12 +66,14 @@ func Verify(pw, hash string) (bool, error) {
 	if p.Memory == 0 || p.Memory > 1<<20 || p.Time == 0 || p.Time > 16 || p.Threads == 0 {
 		return false, ErrMalformed
 	}
+	// Hash makes 16-byte salts and 32-byte sums; a short sum would let a
+	// tampered hash accept random passwords (a 1-byte sum matches 1 in 256).
 	salt, err := b64.DecodeString(parts[4])
-	if err != nil {
+	if err != nil || len(salt) < minSaltLen {
 		return false, ErrMalformed
 	}
 	want, err := b64.DecodeString(parts[5])
-	if err != nil || len(want) == 0 {
+	if err != nil || len(want) < minSumLen {
 		return false, ErrMalformed
 	}
 	got := argon2.IDKey([]byte(pw), salt, p.Time, p.Memory, p.Threads, uint32(len(want)))
