@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -102,7 +103,6 @@ func ParseAssignment(s string) (name, value string, err error) {
 
 func newViper() *viper.Viper {
 	v := viper.New()
-	v.SetConfigType("env")
 	for _, p := range Properties() {
 		v.SetDefault(p.Name, p.Default)
 	}
@@ -112,12 +112,19 @@ func newViper() *viper.Viper {
 // LoadServer reads the home's configuration file; environment variables
 // ZONEKIT_SERVER_PORT and the like override it.
 func LoadServer(p Paths) (Server, error) {
+	props, err := ReadProperties(p)
+	if err != nil {
+		return Server{}, err
+	}
 	v := newViper()
-	v.SetConfigFile(p.ConfigFile())
 	v.SetEnvPrefix("ZONEKIT")
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_", "-", "_"))
 	v.AutomaticEnv()
-	if err := v.ReadInConfig(); err != nil {
+	m := make(map[string]any, len(props))
+	for k, val := range props {
+		m[k] = val
+	}
+	if err := v.MergeConfigMap(m); err != nil {
 		return Server{}, fmt.Errorf("read %s: %w", p.ConfigFile(), err)
 	}
 	var s Server
@@ -136,16 +143,25 @@ func LoadServer(p Paths) (Server, error) {
 }
 
 // ReadProperties returns the explicitly set properties of the file, if any.
+// The file is read here rather than by viper's dotenv codec, which refuses
+// names with '-' such as registration.require-key.
 func ReadProperties(p Paths) (map[string]string, error) {
-	v := viper.New()
-	v.SetConfigType("env")
-	v.SetConfigFile(p.ConfigFile())
-	if err := v.ReadInConfig(); err != nil {
+	data, err := os.ReadFile(p.ConfigFile())
+	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", p.ConfigFile(), err)
 	}
 	out := map[string]string{}
-	for _, k := range v.AllKeys() {
-		out[k] = v.GetString(k)
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, value, ok := strings.Cut(line, "=")
+		name = strings.ToLower(strings.TrimSpace(name))
+		if !ok || name == "" {
+			return nil, fmt.Errorf("%s:%d: want name=value", p.ConfigFile(), i+1)
+		}
+		out[name] = strings.TrimSpace(value)
 	}
 	return out, nil
 }
