@@ -36,6 +36,7 @@ server_cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; } # utime+stime, ticks
 hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$pid/status"; }
 
 rates=() srv=() cli=() curl_rates=() lines=()
+hwm_before=$(hwm_kib)
 total_ok=0
 for r in $(seq 1 "$rounds"); do
   dir=$work/round$r
@@ -89,7 +90,9 @@ median_curl=0
 [ -z "$curl_ref" ] || median_curl=$(median "${curl_rates[@]}")
 hwm=$(hwm_kib)
 hwm_mib=$(awk -v k="$hwm" 'BEGIN {printf "%.1f", k / 1024}')
-echo "median rate: $median_rate registrations/s over $rounds round(s) of $n at concurrency $conc; server peak RSS (VmHWM) $hwm_mib MiB"
+hwm_before_mib=$(awk -v k="$hwm_before" 'BEGIN {printf "%.1f", k / 1024}')
+echo "median rate: $median_rate registrations/s over $rounds round(s) of $n at concurrency $conc"
+echo "server peak RSS (VmHWM): $hwm_mib MiB (before the load test: $hwm_before_mib MiB)"
 [ -z "$curl_ref" ] || echo "curl reference: median $median_curl requests/s"
 
 if [ -n "$out" ]; then
@@ -106,6 +109,7 @@ if [ -n "$out" ]; then
     echo "  \"curl_reference_rates_per_s\": [$(IFS=,; echo "${curl_rates[*]}")],"
     echo "  \"curl_reference_median_rate_per_s\": $median_curl,"
     echo "  \"server_vmhwm_mib\": $hwm_mib,"
+    echo "  \"server_vmhwm_before_mib\": $hwm_before_mib,"
     echo "  \"rounds_detail\": ["
     for i in "${!lines[@]}"; do
       sep=","; [ "$i" -eq $((${#lines[@]} - 1)) ] && sep=""

@@ -158,6 +158,7 @@ reg_status=0
 jnum() { sed -n "s/^ *\"$1\": *\([0-9.]*\),\{0,1\}$/\1/p" "$out/register-load.json"; }
 rate=$(jnum median_rate_per_s)
 hwm=$(jnum server_vmhwm_mib)
+hwm_before=$(jnum server_vmhwm_before_mib)
 srv_cpu=$(jnum server_cpu_ms_per_registration)
 zac_cpu=$(jnum zac_cpu_ms_per_registration)
 curl_rate=""
@@ -200,9 +201,10 @@ fi
   row "zman server-list (password, cached)" "$m_pw" ms "<" 60 "$c_pw"
   row "zman server-list (stored credential)" "$m_tok" ms "<" 60 "$c_tok"
   row "registrations/s ($reg_n x $reg_rounds, $reg_conc zac at once)" "$rate" /s ">=" 300 "$curl_rate"
-  row "zone server peak RSS (VmHWM)" "$hwm" MiB "<" 150
+  row "zone server peak RSS (VmHWM, whole run)" "$hwm" MiB "<" 150
   echo
   echo "for reference: first zman server-list (pays Argon2id) $first_ms ms; curl /api/version ${c_ver:--} ms;"
+  echo "server VmHWM before the load test (after Argon2id) $hwm_before MiB;"
   echo "openssl s_client handshake ${o_hs:--} ms; CPU per registration: zone server $srv_cpu ms, zac process $zac_cpu ms"
   [ -z "$curl_ok" ] || echo "(the curl column of registrations/s is the rate of curl GET /api/version processes, $reg_conc at a time)"
   echo "(the zone server alone could sustain about $(awk -v c="$srv_cpu" -v n="$ncpu" 'BEGIN {printf "%d", n * 1000 / c}') registrations/s on $ncpu CPUs; zac processes share the same CPUs here)"
