@@ -42,6 +42,12 @@ with the device certificate the zone issued.
 The agent's home is --home, else $ZAC_HOME, else /var/opt/zonekit-agent
 for root and ~/.local/share/zonekit-agent for other users.`,
 		Args: cmdutil.NoArgs,
+		// -o is checked before anything is done, so that a typo in it
+		// cannot fail a registration that has already happened.
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			_, err := ui.ParseFormat(opts.Output)
+			return err
+		},
 		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
 	root.SetVersionTemplate("zac {{.Version}}\n")

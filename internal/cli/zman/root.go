@@ -36,6 +36,12 @@ server is trusted only if its certificate is issued by the zone CA
 Credentials come from -U/-P, then ZMAN_USER/ZMAN_PASSWORD, then a credential
 stored with 'zman admin-store-credential', then a prompt on a terminal.`,
 		Args: cmdutil.NoArgs,
+		// -o is checked before any API call, so that a typo in it cannot
+		// turn a change the server has made into a reported failure.
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			_, err := f.Format()
+			return err
+		},
 		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
 	root.SetVersionTemplate("zman {{.Version}}\n")
