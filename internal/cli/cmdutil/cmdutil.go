@@ -103,12 +103,23 @@ func MinimumArgs(n int, names string) cobra.PositionalArgs {
 	}
 }
 
-// NoArgs refuses arguments.
+// NoArgs refuses arguments. On a command with subcommands an argument is
+// a mistyped subcommand, and the error says so and suggests the nearest.
 func NoArgs(cmd *cobra.Command, args []string) error {
-	if len(args) > 0 {
-		return errkind.New(errkind.Usage, "%s takes no arguments (got %q)", cmd.Name(), args[0])
+	if len(args) == 0 {
+		return nil
 	}
-	return nil
+	if cmd.HasSubCommands() {
+		hint := ""
+		if cmd.SuggestionsMinimumDistance <= 0 {
+			cmd.SuggestionsMinimumDistance = 2 // cobra's own default
+		}
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			hint = fmt.Sprintf(" (did you mean %s?)", strings.Join(s, " or "))
+		}
+		return errkind.New(errkind.Usage, "unknown command %q for %q%s", args[0], cmd.CommandPath(), hint)
+	}
+	return errkind.New(errkind.Usage, "%s takes no arguments (got %q)", cmd.Name(), args[0])
 }
 
 const exitMarker = "\n\nEXIT STATUS\n"
