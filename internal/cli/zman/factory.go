@@ -3,6 +3,7 @@ package zman
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -90,6 +91,9 @@ func (f *Factory) endpoint() (string, *x509.Certificate, error) {
 		return "", nil, errkind.New(errkind.Usage, "no zone CA certificate: pass --cacert FILE (or set ZMAN_CACERT); it is conf/zone-ca.pem in the zone server's home")
 	}
 	ca, err := pki.ReadCertFile(caPath)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil, errkind.New(errkind.Usage, "no zone CA certificate at %s: pass --cacert FILE (or set ZMAN_CACERT); it is conf/zone-ca.pem in the zone server's home", caPath)
+	}
 	if err != nil {
 		return "", nil, errkind.Wrap(errkind.Usage, err)
 	}
