@@ -1,0 +1,234 @@
+package zonekit_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+	bolt "go.etcd.io/bbolt"
+
+	"zonekit/internal/cli/pbserv"
+	"zonekit/internal/cli/zac"
+	"zonekit/internal/cli/zconfigure"
+	"zonekit/internal/cli/zman"
+)
+
+// TestMain lets the test binary act as each of the four programs: testscript
+// puts copies named zman, zac, zconfigure and pbserv first in $PATH, and a
+// copy run under one of those names runs that program's Main.
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"zman":       func() { os.Exit(zman.Main()) },
+		"zac":        func() { os.Exit(zac.Main()) },
+		"zconfigure": func() { os.Exit(zconfigure.Main()) },
+		"pbserv":     func() { os.Exit(pbserv.Main()) },
+	})
+}
+
+// TestScripts runs the end-to-end scripts in testdata/script, each a page of
+// the manual with its expected output. Every script gets its own HTTPS port
+// ($PORT), a zone home ($ZONEKIT_HOME), an agent home ($ZAC_HOME) and a
+// home directory inside $WORK; zone servers it leaves running are stopped.
+// Besides testscript's own commands the scripts have exitcode, perm,
+// setschema, waitfile and validjson, described at their functions below.
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir:                 filepath.Join("testdata", "script"),
+		RequireExplicitExec: true,
+		RequireUniqueNames:  true,
+		Setup:               setupScript,
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"exitcode":  cmdExitCode,
+			"perm":      cmdPerm,
+			"setschema": cmdSetSchema,
+			"waitfile":  cmdWaitFile,
+			"validjson": cmdValidJSON,
+		},
+	})
+}
+
+func setupScript(env *testscript.Env) error {
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	home := filepath.Join(env.WorkDir, "home")
+	if err := os.MkdirAll(home, 0o755); err != nil {
+		return err
+	}
+	env.Setenv("PORT", strconv.Itoa(port))
+	env.Setenv("HOME", home)
+	env.Setenv("ZMAN_CONFIG_DIR", filepath.Join(home, ".config", "zonekit"))
+	env.Setenv("ZONEKIT_HOME", filepath.Join(env.WorkDir, "zone"))
+	env.Setenv("ZAC_HOME", filepath.Join(env.WorkDir, "agent"))
+	if os.Getenv("GORACE") == "" {
+		// Under -race every process sleeps a second on exit by default;
+		// the scripts run hundreds of them.
+		env.Setenv("GORACE", "atexit_sleep_ms=10")
+	}
+	// A script that fails half way must not leave a zone server behind.
+	work := env.WorkDir
+	env.Defer(func() { stopServers(env.T(), work) })
+	return nil
+}
+
+// freePort asks the kernel for a port that nothing listens on.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// stopServers stops every zone server whose pid file lies under dir, with
+// SIGTERM first so it closes its store, and SIGKILL if it will not go.
+func stopServers(t testscript.T, dir string) {
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || d.Name() != "zoneserver.pid" {
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+		if err != nil || pid <= 0 || !isZoneServer(pid, dir) {
+			return nil
+		}
+		t.Log(fmt.Sprintf("stopping zone server %d left running (%s)", pid, path))
+		syscall.Kill(pid, syscall.SIGTERM)
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if syscall.Kill(pid, 0) != nil {
+				return nil
+			}
+		}
+		syscall.Kill(pid, syscall.SIGKILL)
+		return nil
+	})
+}
+
+// isZoneServer reports whether pid is a `zconfigure serve` started in or
+// for dir, so a stale pid file never makes us signal someone else.
+func isZoneServer(pid int, dir string) bool {
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return false
+	}
+	args := strings.Split(string(cmdline), "\x00")
+	if len(args) < 2 || filepath.Base(args[0]) != "zconfigure" || args[1] != "serve" {
+		return false
+	}
+	cwd, _ := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
+	return bytes.Contains(cmdline, []byte(dir)) || strings.HasPrefix(cwd, dir)
+}
+
+// exitcode N PROGRAM [ARGS...] runs a program and checks its exit status;
+// its output stays available to stdout and stderr.
+func cmdExitCode(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: exitcode N program [args...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	if err != nil {
+		ts.Fatalf("exitcode: %q is not a number", args[0])
+	}
+	got := 0
+	if err := ts.Exec(args[1], args[2:]...); err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			ts.Fatalf("exitcode: %v", err)
+		}
+		got = ee.ExitCode()
+	}
+	if got != want {
+		ts.Fatalf("%s exited with status %d, want %d", args[1], got, want)
+	}
+}
+
+// perm MODE FILE... checks the permission bits of files and directories.
+func cmdPerm(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 2 {
+		ts.Fatalf("usage: perm MODE file...")
+	}
+	want, err := strconv.ParseUint(args[0], 8, 32)
+	if err != nil {
+		ts.Fatalf("perm: %q is not an octal mode", args[0])
+	}
+	for _, f := range args[1:] {
+		fi, err := os.Stat(ts.MkAbs(f))
+		ts.Check(err)
+		got := fi.Mode().Perm()
+		if (got == fs.FileMode(want)) == neg {
+			ts.Fatalf("%s has mode %04o, want %s%04o", f, got, map[bool]string{true: "not ", false: ""}[neg], want)
+		}
+	}
+}
+
+// setschema STORE VERSION writes a schema version into a stopped zone
+// store, as a newer (or older) zonekit would have left it.
+func cmdSetSchema(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: setschema store version")
+	}
+	db, err := bolt.Open(ts.MkAbs(args[0]), 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	ts.Check(err)
+	defer db.Close()
+	ts.Check(db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists([]byte("meta"))
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte("schema"), []byte(args[1]))
+	}))
+}
+
+// waitfile FILE waits up to 30 seconds for a file to exist (with !, to be gone).
+func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: waitfile file")
+	}
+	path := ts.MkAbs(args[0])
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(path); (err == nil) != neg {
+			return
+		}
+	}
+	ts.Fatalf("waited 30s for %s to %s", args[0], map[bool]string{true: "go away", false: "appear"}[neg])
+}
+
+// validjson [N] checks that the last command's stdout is one JSON value
+// and, given N, an array of N elements.
+func cmdValidJSON(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) > 1 {
+		ts.Fatalf("usage: validjson [length]")
+	}
+	var v any
+	if err := json.Unmarshal([]byte(ts.ReadFile("stdout")), &v); err != nil {
+		ts.Fatalf("stdout is not JSON: %v", err)
+	}
+	if len(args) == 1 {
+		want, err := strconv.Atoi(args[0])
+		ts.Check(err)
+		a, ok := v.([]any)
+		if !ok {
+			ts.Fatalf("stdout is JSON but not an array")
+		}
+		if len(a) != want {
+			ts.Fatalf("stdout is a JSON array of %d elements, want %d", len(a), want)
+		}
+	}
+}
