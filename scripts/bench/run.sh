@@ -155,6 +155,12 @@ echo "==> registration load test: $reg_rounds round(s) of $reg_n zac register, $
 reg_status=0
 "$here/register-load.sh" ${curl_ok:+-k} -n "$reg_n" -c "$reg_conc" -r "$reg_rounds" -o "$out/register-load.json" \
   -w "$work/regload" -z "$bin/zac" "$url" "$ca" "$pid" || reg_status=$?
+echo "==> registration load through the agent engine: $reg_n agents, $reg_conc at once, in one process (regload)"
+eng_status=0
+(cd "$root" && go build -o "$bin/regload" ./scripts/bench/regload)
+"$bin/regload" -n "$reg_n" -c "$reg_conc" -cacert "$ca" "$url" >"$out/regload.json" || eng_status=$?
+cat "$out/regload.json"
+eng_rate=$(sed -n 's/.*"per_second":\([0-9.]*\).*/\1/p' "$out/regload.json" | awk '{printf "%.1f", $1}')
 jnum() { sed -n "s/^ *\"$1\": *\([0-9.]*\),\{0,1\}$/\1/p" "$out/register-load.json"; }
 rate=$(jnum median_rate_per_s)
 hwm=$(jnum server_vmhwm_mib)
@@ -201,6 +207,7 @@ fi
   row "zman server-list (password, cached)" "$m_pw" ms "<" 60 "$c_pw"
   row "zman server-list (stored credential)" "$m_tok" ms "<" 60 "$c_tok"
   row "registrations/s ($reg_n x $reg_rounds, $reg_conc zac at once)" "$rate" /s ">=" 300 "$curl_rate"
+  row "registrations/s (agent engine, $reg_conc agents)" "$eng_rate" /s ">=" 300
   row "zone server peak RSS (VmHWM, whole run)" "$hwm" MiB "<" 150
   echo
   echo "for reference: first zman server-list (pays Argon2id) $first_ms ms; curl /api/version ${c_ver:--} ms;"
@@ -211,4 +218,4 @@ fi
   [ "$reg_status" -eq 0 ] || echo "the load test reported failed registrations (status $reg_status)"
 } | tee "$out/summary.txt"
 failed=$(grep -c ' FAIL ' "$out/summary.txt" || true)
-[ "$reg_status" -eq 0 ] && [ "$failed" -eq 0 ]
+[ "$reg_status" -eq 0 ] && [ "$eng_status" -eq 0 ] && [ "$failed" -eq 0 ]
