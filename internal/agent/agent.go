@@ -276,6 +276,38 @@ func (a *Agent) deviceClients(st State) ([]*client.Client, error) {
 	return out, nil
 }
 
+// firstAnswer calls fn with each known server in order until one answers.
+// A 401 is an answer too: every server of the zone would say the same.
+// Otherwise the most telling failure is returned (a refused server before
+// an unreachable one).
+func (a *Agent) firstAnswer(st State, fn func(*client.Client) error) error {
+	clients, err := a.deviceClients(st)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for i, c := range clients {
+		err := fn(c)
+		c.Close()
+		if err == nil || client.IsStatus(err, http.StatusUnauthorized) {
+			for _, rest := range clients[i+1:] {
+				rest.Close()
+			}
+			return err
+		}
+		errs = append(errs, err)
+	}
+	for _, e := range errs {
+		if errkind.Is(e, errkind.Auth) {
+			return e
+		}
+	}
+	if len(errs) == 0 {
+		return errkind.New(errkind.Unavailable, "no zone server known")
+	}
+	return errs[0]
+}
+
 // Refresh contacts the zone (servers in order until one answers), records
 // the contact and learns the current server list.
 func (a *Agent) Refresh(ctx context.Context) (State, error) {
@@ -288,42 +320,21 @@ func (a *Agent) Refresh(ctx context.Context) (State, error) {
 	if err != nil {
 		return State{}, err
 	}
-	clients, err := a.deviceClients(st)
+	var r api.Refresh
+	var via string
+	err = a.firstAnswer(st, func(c *client.Client) error {
+		via = c.BaseURL()
+		return c.Post(ctx, api.Prefix+"/device/refresh", nil, &r)
+	})
 	if err != nil {
-		return State{}, err
+		return State{}, fmt.Errorf("refresh: %w", err)
 	}
-	var errs []error
-	for _, c := range clients {
-		var r api.Refresh
-		err := c.Post(ctx, api.Prefix+"/device/refresh", nil, &r)
-		c.Close()
-		if err != nil {
-			errs = append(errs, err)
-			if client.IsStatus(err, http.StatusUnauthorized) {
-				break // a refusal is an answer; other servers would say the same
-			}
-			continue
-		}
-		st.LastContact = a.Now().UTC()
-		if len(r.Servers) > 0 {
-			st.Servers = preferFirst(r.Servers, c.BaseURL())
-		}
-		st.ZoneName = r.ZoneName
-		return st, writeState(db, &st)
+	st.LastContact = a.Now().UTC()
+	if len(r.Servers) > 0 {
+		st.Servers = preferFirst(r.Servers, via)
 	}
-	return State{}, fmt.Errorf("refresh: %w", firstErr(errs))
-}
-
-func firstErr(errs []error) error {
-	for _, e := range errs {
-		if errkind.Is(e, errkind.Auth) {
-			return e
-		}
-	}
-	if len(errs) == 0 {
-		return errkind.New(errkind.Unavailable, "no zone server known")
-	}
-	return errs[0]
+	st.ZoneName = r.ZoneName
+	return st, writeState(db, &st)
 }
 
 // Unregister removes the device from the zone and forgets the registration.
@@ -338,28 +349,11 @@ func (a *Agent) Unregister(ctx context.Context, force bool) (State, error) {
 	if err != nil {
 		return State{}, err
 	}
-	var lastErr error
-	told := false
-	if clients, err := a.deviceClients(st); err != nil {
-		lastErr = err
-	} else {
-		for _, c := range clients {
-			err := c.Delete(ctx, api.Prefix+"/device")
-			c.Close()
-			if err == nil {
-				told = true
-				break
-			}
-			lastErr = err
-			if client.IsStatus(err, http.StatusUnauthorized) {
-				// The zone no longer knows this device: nothing left to undo there.
-				told = true
-				break
-			}
-		}
-	}
+	err = a.firstAnswer(st, func(c *client.Client) error { return c.Delete(ctx, api.Prefix+"/device") })
+	// A 401 means the zone no longer knows this device: nothing left to undo there.
+	told := err == nil || client.IsStatus(err, http.StatusUnauthorized)
 	if !told && !force {
-		return State{}, fmt.Errorf("unregister: %w (use -f to remove the registration from this device anyway)", lastErr)
+		return State{}, fmt.Errorf("unregister: %w (use -f to remove the registration from this device anyway)", err)
 	}
 	for _, p := range []string{a.certPath(), a.keyPath()} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
