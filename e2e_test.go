@@ -55,6 +55,7 @@ func TestScripts(t *testing.T) {
 			"setschema": cmdSetSchema,
 			"waitfile":  cmdWaitFile,
 			"validjson": cmdValidJSON,
+			"truncate":  cmdTruncate,
 		},
 	})
 }
@@ -231,4 +232,19 @@ func cmdValidJSON(ts *testscript.TestScript, neg bool, args []string) {
 			ts.Fatalf("stdout is a JSON array of %d elements, want %d", len(a), want)
 		}
 	}
+}
+
+// truncate SRC DST N copies the first N bytes of SRC to DST (damaged archives).
+func cmdTruncate(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: truncate SRC DST N")
+	}
+	n, err := strconv.Atoi(args[2])
+	ts.Check(err)
+	data, err := os.ReadFile(ts.MkAbs(args[0]))
+	ts.Check(err)
+	if n > len(data) {
+		ts.Fatalf("truncate: %s has only %d bytes", args[0], len(data))
+	}
+	ts.Check(os.WriteFile(ts.MkAbs(args[1]), data[:n], 0o600))
 }

@@ -141,3 +141,27 @@ type Refresh struct {
 	Registration
 	Contact time.Time `json:"contact"`
 }
+
+// Backup response headers describe what the streamed payload holds.
+const (
+	HeaderZone   = "X-Zonekit-Zone"
+	HeaderServer = "X-Zonekit-Server"
+)
+
+// RestoreChange is one difference a restore makes.
+type RestoreChange struct {
+	Path   string `json:"path"`
+	Action string `json:"action"` // add, change, remove, replace
+}
+
+// RestoreResult answers POST /api/v1/restore.
+type RestoreResult struct {
+	DryRun         bool            `json:"dry_run"`
+	Zone           string          `json:"zone"`
+	Server         string          `json:"server"`
+	ZonekitVersion string          `json:"zonekit_version"`
+	Created        time.Time       `json:"created"`
+	Files          int             `json:"files"`
+	Changes        []RestoreChange `json:"changes"`
+	Restart        string          `json:"restart,omitempty"`
+}

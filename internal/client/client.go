@@ -37,11 +37,12 @@ type Options struct {
 
 // Client talks to one zone server.
 type Client struct {
-	base  *url.URL
-	ca    *x509.Certificate
-	http  *http.Client
-	auth  func(*http.Request)
-	trace io.Writer
+	base   *url.URL
+	ca     *x509.Certificate
+	http   *http.Client
+	stream *http.Client // no whole-request timeout: backups run as long as they need
+	auth   func(*http.Request)
+	trace  io.Writer
 }
 
 // New builds a client. It does no I/O.
@@ -71,7 +72,8 @@ func New(o Options) (*Client, error) {
 		MaxIdleConnsPerHost: 4,
 		Proxy:               nil, // the zone is reached directly; a proxy would have to be trusted too
 	}
-	return &Client{base: u, ca: o.CA, auth: o.Auth, trace: o.Trace, http: &http.Client{Transport: tr, Timeout: timeout}}, nil
+	return &Client{base: u, ca: o.CA, auth: o.Auth, trace: o.Trace,
+		http: &http.Client{Transport: tr, Timeout: timeout}, stream: &http.Client{Transport: tr}}, nil
 }
 
 // ParseServerURL accepts https://host[:port] (port 443 by default).
@@ -205,6 +207,39 @@ func (c *Client) explain(err error) error {
 		return errkind.New(errkind.Unavailable, "cannot reach zone server %s: %v", host, opErr.Err)
 	}
 	return errkind.Wrap(errkind.Unavailable, fmt.Errorf("zone server %s: %w", host, err))
+}
+
+// Stream sends body (if not nil) as contentType and returns the response
+// for the caller to read as it arrives. The request is bounded by ctx only,
+// not by the client's timeout; a non-2xx answer is returned as an error.
+func (c *Client) Stream(ctx context.Context, method, path string, body io.Reader, contentType string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, body)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if c.auth != nil {
+		c.auth(req)
+	}
+	resp, err := c.stream.Do(req)
+	if c.trace != nil {
+		status := "error"
+		if err == nil {
+			status = resp.Status
+		}
+		fmt.Fprintf(c.trace, "debug: %s %s -> %s (streaming)\n", method, req.URL, status)
+	}
+	if err != nil {
+		return nil, c.explain(err)
+	}
+	if resp.StatusCode >= 300 {
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return nil, apiError(resp.StatusCode, data)
+	}
+	return resp, nil
 }
 
 // Basic authorises with an administrator name and password.

@@ -48,6 +48,8 @@ func (s *Server) routes() http.Handler {
 	admin("GET "+api.Prefix+"/registration-keys", s.listRegKeys)
 	admin("POST "+api.Prefix+"/registration-keys", s.createRegKey)
 	admin("DELETE "+api.Prefix+"/registration-keys/{key}", s.deleteRegKey)
+	admin("GET "+api.Prefix+"/backup", s.getBackup)
+	admin("POST "+api.Prefix+"/restore", s.postRestore)
 
 	// Registration proves nothing but knowledge of the zone CA (and the key,
 	// when one is required); everything after it needs the device certificate.
@@ -155,6 +157,10 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		r = r.WithContext(context.WithValue(r.Context(), actorKey{}, rec))
+		if s.restored.Load() && r.URL.Path != "/api/version" {
+			s.fail(rec, r, errkind.New(errkind.Unavailable, "this zone server was restored from a backup and must be restarted: %s", RestartCommand))
+			return
+		}
 		defer func() {
 			if p := recover(); p != nil {
 				s.log.Error("panic in handler", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(p))

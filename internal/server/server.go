@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"zonekit/internal/config"
@@ -43,6 +45,9 @@ type Server struct {
 	now      func() time.Time
 	handler  http.Handler
 	shutdown time.Duration
+
+	restoreMu sync.Mutex
+	restored  atomic.Bool // set after a restore: answer nothing until restarted
 }
 
 // New loads this server's certificates and identity and builds its routes.

@@ -171,5 +171,14 @@ func (s *Store) WriteTo(w io.Writer) (int64, error) {
 	return n, err
 }
 
+// Snapshot calls fn inside one read transaction with the snapshot's exact
+// size and a function that writes it, so a caller can announce the size
+// (a tar header) before streaming a consistent copy.
+func (s *Store) Snapshot(fn func(size int64, write func(io.Writer) (int64, error)) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		return fn(tx.Size(), tx.WriteTo)
+	})
+}
+
 // Close releases the file and its lock.
 func (s *Store) Close() error { return s.db.Close() }

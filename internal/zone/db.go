@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
 	"sort"
 	"time"
 
@@ -55,6 +56,11 @@ func (d *DB) command(actor, name string, data any) (Command, error) {
 		return Command{}, fmt.Errorf("command %s: %w", name, err)
 	}
 	return Command{Name: name, Actor: actor, Time: d.Now(), Data: raw}, nil
+}
+
+// Snapshot exposes the store's consistent snapshot (see store.Store.Snapshot).
+func (d *DB) Snapshot(fn func(size int64, write func(io.Writer) (int64, error)) error) error {
+	return d.st.Snapshot(fn)
 }
 
 // Create records a new zone with its first server and administrator.

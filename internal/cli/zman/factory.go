@@ -3,8 +3,10 @@ package zman
 import (
 	"context"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -180,4 +182,11 @@ func (f *Factory) withClient(ctx context.Context, fn func(context.Context, *clie
 	}
 	defer c.Close()
 	return fn(ctx, c)
+}
+
+func decodeJSON(r io.Reader, v any) error {
+	if err := json.NewDecoder(r).Decode(v); err != nil {
+		return fmt.Errorf("malformed answer from the zone server: %w", err)
+	}
+	return nil
 }

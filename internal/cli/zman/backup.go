@@ -1,0 +1,259 @@
+package zman
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sync"
+
+	"github.com/spf13/cobra"
+
+	"zonekit/internal/api"
+	"zonekit/internal/atomicfile"
+	"zonekit/internal/backup"
+	"zonekit/internal/cli/cmdutil"
+	"zonekit/internal/ui"
+)
+
+type backupOptions struct {
+	f      *Factory
+	File   string
+	Verify bool
+	pass   passphraseSource
+}
+
+func newBackup(f *Factory, runF func(*backupOptions) error) *cobra.Command {
+	o := &backupOptions{f: f}
+	cmd := &cobra.Command{
+		Use:     "zenserver-backup FILE",
+		Aliases: []string{"zsb"},
+		Short:   "Back up a zone server's configuration and store into an encrypted file",
+		Long: `Back up the zone server (this one, or --host) into FILE, encrypted with a
+passphrase of at least 10 characters. The backup holds the server's conf/
+tree (configuration, certificates and keys; on the server with the
+CertAuth role also the zone CA key pair) and a consistent snapshot of the
+zone store taken while the server runs. Logs, the content repository and
+run-time files are left out.
+
+The passphrase is asked twice on a terminal; scripts give it with
+--passphrase-file, --passphrase-fd, --passphrase-command or
+--passphrase-env, never as an argument. FILE appears only when the backup
+is complete. From cron, zsb prints nothing but errors.
+
+With --verify, FILE is checked (passphrase, every chunk, every file's
+SHA-256) and nothing is written; no zone server is needed.`,
+		Example: `  zman zsb /backup/zone1.zbk --passphrase-file /root/.zonekit-backup-pass
+  zman zsb --verify /backup/zone1.zbk --passphrase-env BACKUP_PASS`,
+		Args: cmdutil.ExactArgs(1, "the backup FILE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.File = args[0]
+			if runF != nil {
+				return runF(o)
+			}
+			if o.Verify {
+				return verifyRun(cmd.Context(), o)
+			}
+			return backupRun(cmd.Context(), o)
+		},
+	}
+	cmd.Flags().BoolVar(&o.Verify, "verify", false, "check FILE without writing anything")
+	o.pass.addFlags(cmd.Flags())
+	return cmd
+}
+
+func backupRun(ctx context.Context, o *backupOptions) error {
+	streams := o.f.IO
+	pass, err := o.pass.read(ctx, streams, o.f.Prompter, true)
+	if err != nil {
+		return err
+	}
+	if err := backup.CheckPassphrase(pass); err != nil {
+		return err
+	}
+	c, err := o.f.Client()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	resp, err := c.Stream(ctx, http.MethodGet, api.Prefix+"/backup", nil, "")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+
+	out, err := atomicfile.New(o.File, 0o600)
+	if err != nil {
+		return err
+	}
+	defer out.Abort()
+	enc, err := backup.Encrypt(out, pass, backup.DefaultKDF())
+	if err != nil {
+		return fmt.Errorf("backup to %s: %w", o.File, err)
+	}
+	prog := ui.NewProgress(streams, -1, "backing up")
+	_, err = io.Copy(enc, prog.Reader(resp.Body))
+	prog.Done()
+	if err != nil {
+		return fmt.Errorf("backup to %s: %w", o.File, err)
+	}
+	if err := enc.Close(); err != nil {
+		return fmt.Errorf("backup to %s: %w", o.File, err)
+	}
+	if err := out.Commit(); err != nil {
+		return err
+	}
+	if streams.OutTTY || o.f.Global.Verbose {
+		fi, _ := os.Stat(o.File)
+		fmt.Fprintf(streams.Out, "Backed up server %s of zone %s to %s (%d bytes).\n",
+			resp.Header.Get(api.HeaderServer), resp.Header.Get(api.HeaderZone), o.File, fi.Size())
+	}
+	return nil
+}
+
+// openBackup opens and starts decrypting FILE; a wrong passphrase fails here.
+func openBackup(ctx context.Context, f *Factory, path string, src *passphraseSource, label string) (io.Reader, *ui.Progress, func(), error) {
+	pass, err := src.read(ctx, f.IO, f.Prompter, false)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	file, err := os.Open(path)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("open backup: %w", err)
+	}
+	fi, err := file.Stat()
+	if err != nil {
+		file.Close()
+		return nil, nil, nil, err
+	}
+	prog := ui.NewProgress(f.IO, fi.Size(), label)
+	dec, err := backup.Decrypt(prog.Reader(file), pass)
+	if err != nil {
+		file.Close()
+		prog.Done()
+		return nil, nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	var once sync.Once
+	return dec, prog, func() { once.Do(func() { prog.Done(); file.Close() }) }, nil
+}
+
+func verifyRun(ctx context.Context, o *backupOptions) error {
+	dec, _, done, err := openBackup(ctx, o.f, o.File, &o.pass, "verifying")
+	if err != nil {
+		return err
+	}
+	defer done()
+	m, err := backup.Verify(dec, nil)
+	if err != nil {
+		return fmt.Errorf("%s: %w", o.File, err)
+	}
+	done()
+	fmt.Fprintf(o.f.IO.Out, "%s is intact: server %s of zone %s, zonekit %s, taken %s, %d entries.\n",
+		o.File, m.Info.Server, m.Info.Zone, m.Info.ZonekitVersion, ui.Date(m.Info.Created), len(m.Entries))
+	return nil
+}
+
+type restoreOptions struct {
+	f      *Factory
+	File   string
+	DryRun bool
+	pass   passphraseSource
+}
+
+func newRestore(f *Factory, runF func(*restoreOptions) error) *cobra.Command {
+	o := &restoreOptions{f: f}
+	cmd := &cobra.Command{
+		Use:     "zenserver-restore FILE",
+		Aliases: []string{"zsr"},
+		Short:   "Restore a zone server from an encrypted backup",
+		Long: `Restore the zone server (this one, or --host) from FILE. The archive is
+decrypted here and sent to the server, which unpacks and verifies all of it
+in a staging area before it touches anything; then it swaps the
+configuration and the zone store in, keeping the previous state until the
+swap has succeeded. The server then refuses further requests until it is
+restarted (zconfigure -c Start --action restart).
+
+A backup from another major version of zonekit is refused. With --dry-run
+the server lists what would change and changes nothing.`,
+		Args: cmdutil.ExactArgs(1, "the backup FILE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.File = args[0]
+			if runF != nil {
+				return runF(o)
+			}
+			return restoreRun(cmd.Context(), o)
+		},
+	}
+	cmd.Flags().BoolVar(&o.DryRun, "dry-run", false, "list what would change, change nothing")
+	o.pass.addFlags(cmd.Flags())
+	return cmd
+}
+
+func restoreRun(ctx context.Context, o *restoreOptions) error {
+	c, err := o.f.Client()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	dec, _, done, err := openBackup(ctx, o.f, o.File, &o.pass, "restoring")
+	if err != nil {
+		return err
+	}
+	defer done()
+	// Decrypt into the upload; a damaged archive breaks the upload, so the
+	// server discards its staging area and nothing is restored.
+	pr, pw := io.Pipe()
+	copyErr := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(pw, dec)
+		pw.CloseWithError(err)
+		copyErr <- err
+	}()
+	path := api.Prefix + "/restore"
+	if o.DryRun {
+		path += "?dry_run=1"
+	}
+	resp, err := c.Stream(ctx, http.MethodPost, path, pr, "application/zstd")
+	pr.CloseWithError(errors.New("upload ended"))
+	if cerr := <-copyErr; cerr != nil && !errors.Is(cerr, io.ErrClosedPipe) {
+		return fmt.Errorf("%s: %w (nothing was restored)", o.File, cerr)
+	}
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	done()
+	var res api.RestoreResult
+	if err := decodeJSON(resp.Body, &res); err != nil {
+		return err
+	}
+	format, err := o.f.Format()
+	if err != nil {
+		return err
+	}
+	if format == ui.FormatJSON {
+		return ui.JSON(o.f.IO.Out, res)
+	}
+	out := o.f.IO.Out
+	verb := "Restored"
+	if res.DryRun {
+		verb = "Would restore"
+	}
+	fmt.Fprintf(out, "%s server %s of zone %s from the backup of %s (zonekit %s, %d entries).\n",
+		verb, res.Server, res.Zone, ui.Date(res.Created), res.ZonekitVersion, res.Files)
+	rows := make([][]string, 0, len(res.Changes))
+	for _, ch := range res.Changes {
+		rows = append(rows, []string{ch.Action, ch.Path})
+	}
+	if len(rows) > 0 {
+		if err := ui.Table(out, []string{"CHANGE", "PATH"}, rows); err != nil {
+			return err
+		}
+	}
+	if res.Restart != "" {
+		fmt.Fprintf(out, "Restart the zone server now: %s\n", res.Restart)
+	}
+	return nil
+}

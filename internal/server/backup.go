@@ -1,0 +1,267 @@
+package server
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"zonekit/internal/api"
+	"zonekit/internal/backup"
+	"zonekit/internal/config"
+	"zonekit/internal/errkind"
+	"zonekit/internal/store"
+	"zonekit/internal/version"
+	"zonekit/internal/zone"
+)
+
+// RestartCommand is what an administrator runs after a restore.
+const RestartCommand = "zconfigure -c Start --action restart"
+
+// backupIncludes are the parts of the home a backup keeps: the whole conf/
+// tree (configuration, certificates, and under security/ the server key and,
+// on the CertAuth server, the CA key pair) plus the store snapshot. Left
+// out, as in the reference: logs, the content repository (replicated or
+// backed up on its own), the remint working area and run-time files.
+func backupIncludes() []string { return []string{"conf"} }
+
+// backupExcluded leaves out temporary files of interrupted atomic writes.
+func backupExcluded(rel string) bool {
+	return strings.Contains(filepath.Base(rel), ".tmp-")
+}
+
+// storeEntry is where the store snapshot sits inside a backup.
+const storeEntry = "data/zone.db"
+
+func (s *Server) getBackup(w http.ResponseWriter, r *http.Request, actor string) error {
+	p := s.opts.Paths
+	sources, err := backup.TreeSources(p.Home, backupIncludes(), backupExcluded)
+	if err != nil {
+		return fmt.Errorf("collect configuration: %w", err)
+	}
+	info := backup.Info{
+		ZonekitVersion: version.String(), Zone: s.zone.Name, ZoneID: s.zone.ID,
+		Server: s.self.Name, ServerID: s.self.ID, Created: s.now().UTC(),
+		CertAuth: s.self.HasRole(zone.RoleCertAuth),
+	}
+	started := false
+	err = s.db.Snapshot(func(size int64, write func(io.Writer) (int64, error)) error {
+		pr, pw := io.Pipe()
+		defer pr.Close()
+		sources = append(sources, backup.Source{
+			Name: storeEntry, Mode: 0o600, ModTime: info.Created, UID: os.Getuid(), GID: os.Getgid(), Size: size,
+			Open: func() (io.ReadCloser, error) {
+				go func() {
+					_, err := write(pw)
+					pw.CloseWithError(err)
+				}()
+				return pr, nil
+			},
+		})
+		w.Header().Set("Content-Type", "application/zstd")
+		w.Header().Set(api.HeaderZone, s.zone.Name)
+		w.Header().Set(api.HeaderServer, s.self.Name)
+		w.WriteHeader(http.StatusOK)
+		started = true
+		_, err := backup.Pack(w, info, sources, nil)
+		return err
+	})
+	if err != nil {
+		if !started {
+			return err
+		}
+		// The status is sent; only breaking the stream tells the client.
+		s.log.Error("backup stream failed", "actor", actor, "err", err)
+		panic(http.ErrAbortHandler)
+	}
+	s.log.Info("backup taken", "actor", actor, "files", len(sources))
+	return nil
+}
+
+func (s *Server) postRestore(w http.ResponseWriter, r *http.Request, actor string) error {
+	if !s.restoreMu.TryLock() {
+		return errkind.New(errkind.Exists, "another restore is running on this server")
+	}
+	defer s.restoreMu.Unlock()
+	dryRun := r.URL.Query().Get("dry_run") == "1"
+	p := s.opts.Paths
+	staging, err := os.MkdirTemp(p.Home, ".restore-staging-")
+	if err != nil {
+		return fmt.Errorf("restore staging area: %w", err)
+	}
+	defer os.RemoveAll(staging)
+
+	m, err := backup.Unpack(r.Body, staging, nil)
+	if err != nil {
+		return errkind.Wrap(errkind.Usage, fmt.Errorf("backup refused, nothing restored: %w", err))
+	}
+	if err := sameMajor(m.Info.ZonekitVersion, version.String()); err != nil {
+		return err
+	}
+	if err := checkStagedStore(filepath.Join(staging, filepath.FromSlash(storeEntry))); err != nil {
+		return err
+	}
+	changes, err := restoreChanges(p, staging, m)
+	if err != nil {
+		return err
+	}
+	res := api.RestoreResult{DryRun: dryRun, Zone: m.Info.Zone, Server: m.Info.Server, ZonekitVersion: m.Info.ZonekitVersion,
+		Created: m.Info.Created, Files: len(m.Entries), Changes: changes}
+	if !dryRun {
+		if err := swapIn(p, staging); err != nil {
+			return err
+		}
+		// This process still holds the old store and certificates: it must
+		// not serve another request until it is restarted on the new ones.
+		s.restored.Store(true)
+		res.Restart = RestartCommand
+		s.log.Warn("server restored from backup; restart required", "actor", actor, "zone", m.Info.Zone, "server", m.Info.Server, "backup_created", m.Info.Created)
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+// sameMajor refuses a backup from another major version.
+func sameMajor(backupVersion, ours string) error {
+	major := func(v string) string {
+		v = strings.TrimPrefix(v, "v")
+		m, _, _ := strings.Cut(v, ".")
+		return m
+	}
+	if major(backupVersion) != major(ours) {
+		return errkind.New(errkind.Usage, "backup is from zonekit %s and this server runs %s: restore it with zonekit %s.x", backupVersion, ours, major(backupVersion))
+	}
+	return nil
+}
+
+// checkStagedStore opens the staged store, which also migrates an older
+// schema in the staging copy and refuses a newer one, before anything moves.
+func checkStagedStore(path string) error {
+	st, err := store.Open(path, store.Options{LockTimeout: time.Second})
+	if err != nil {
+		return errkind.Wrap(errkind.Usage, fmt.Errorf("backup refused, nothing restored: its zone store: %w", err))
+	}
+	defer st.Close()
+	if _, err := zone.New(st, nil).Zone(); err != nil {
+		return errkind.Wrap(errkind.Usage, fmt.Errorf("backup refused, nothing restored: its zone store holds no zone: %w", err))
+	}
+	return nil
+}
+
+// restoreChanges compares the staged tree with the live one.
+func restoreChanges(p config.Paths, staging string, m *backup.Manifest) ([]api.RestoreChange, error) {
+	var out []api.RestoreChange
+	inBackup := map[string]bool{}
+	for _, e := range m.Entries {
+		inBackup[e.Path] = true
+		if e.Path == storeEntry {
+			out = append(out, api.RestoreChange{Path: e.Path, Action: "replace"})
+			continue
+		}
+		live := filepath.Join(p.Home, filepath.FromSlash(e.Path))
+		fi, err := os.Lstat(live)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			out = append(out, api.RestoreChange{Path: e.Path, Action: "add"})
+		case err != nil:
+			return nil, err
+		case e.Mode.IsDir():
+			if fi.Mode().Perm() != e.Mode.Perm() || !fi.IsDir() {
+				out = append(out, api.RestoreChange{Path: e.Path, Action: "change"})
+			}
+		default:
+			sum, err := fileSHA256(live)
+			if err != nil {
+				return nil, err
+			}
+			if sum != e.SHA256 || fi.Mode().Perm() != e.Mode.Perm() {
+				out = append(out, api.RestoreChange{Path: e.Path, Action: "change"})
+			}
+		}
+	}
+	for _, inc := range backupIncludes() {
+		root := filepath.Join(p.Home, inc)
+		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(p.Home, path)
+			rel = filepath.ToSlash(rel)
+			if !inBackup[rel] && !backupExcluded(rel) {
+				out = append(out, api.RestoreChange{Path: rel, Action: "remove"})
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out, nil
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// swapIn replaces conf/ and the store with the staged ones. The previous
+// state is kept aside until both moves succeeded and put back if either fails.
+func swapIn(p config.Paths, staging string) (err error) {
+	aside, err := os.MkdirTemp(p.Home, ".pre-restore-")
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	oldConf := filepath.Join(aside, "conf")
+	oldStore := filepath.Join(aside, "zone.db")
+	if err := os.Rename(p.Conf(), oldConf); err != nil {
+		os.RemoveAll(aside)
+		return fmt.Errorf("restore: set the current configuration aside: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(p.Conf())
+			os.Rename(oldConf, p.Conf())
+			if _, statErr := os.Stat(oldStore); statErr == nil {
+				os.Rename(oldStore, p.Store())
+			}
+			err = fmt.Errorf("%w (the previous state was put back)", err)
+		}
+		os.RemoveAll(aside)
+	}()
+	if err := os.Rename(filepath.Join(staging, "conf"), p.Conf()); err != nil {
+		return fmt.Errorf("restore configuration: %w", err)
+	}
+	// A hard link keeps the current store whole while the new one is renamed
+	// over its name; the running server holds it open until its restart.
+	if err := os.Link(p.Store(), oldStore); err != nil && !errors.Is(err, syscall.EXDEV) {
+		return fmt.Errorf("restore: keep the current store: %w", err)
+	}
+	if err := os.Rename(filepath.Join(staging, filepath.FromSlash(storeEntry)), p.Store()); err != nil {
+		return fmt.Errorf("restore zone store: %w", err)
+	}
+	for _, dir := range []string{p.Home, p.Data()} {
+		if d, err := os.Open(dir); err == nil {
+			d.Sync()
+			d.Close()
+		}
+	}
+	return nil
+}

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Backup and restore benchmark: zman zenserver-backup/-restore of a zone
+# server holding about STORE_MIB MiB of store plus FILES small configuration
+# files, side by side in one run with what admins use today on the same
+# tree: tar | gzip | openssl enc, and restic. Needs restic and openssl
+# (apt-get install restic openssl) and GNU time (apt-get install time).
+#
+#   scripts/bench/backup.sh            # STORE_MIB=1000 FILES=5000
+#   STORE_MIB=100 scripts/bench/backup.sh
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+store_mib=${STORE_MIB:-1000}
+files=${FILES:-5000}
+out=$root/scripts/bench/out
+mkdir -p "$out"
+work=$(mktemp -d -t zonekit-backup-bench.XXXXXX)
+bin=$work/bin
+home=$work/zone
+cleanup() {
+  [ -x "$bin/zconfigure" ] && "$bin/zconfigure" --home "$home" -c Start --action stop >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+for t in restic openssl gzip tar /usr/bin/time; do
+  command -v "$t" >/dev/null || { echo "backup.sh: $t is missing (apt-get install restic openssl time)" >&2; exit 1; }
+done
+
+echo "==> building"
+(cd "$root" && go build -o "$bin/" ./cmd/zman ./cmd/zconfigure ./scripts/bench/fillzone)
+export PATH=$bin:$PATH ZONEKIT_HOME=$home ZMAN_CONFIG_DIR=$work/zman
+port=19600
+while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
+printf 'bench-admin-pw\n' >"$work/pw"
+printf 'a long backup passphrase\n' >"$work/pass"
+zconfigure -c NewZone -Z --zone-name bench --admin-password-file "$work/pw" --port "$port" --dns localhost --ip 127.0.0.1 >/dev/null
+
+echo "==> filling the zone: store to $store_mib MiB, $files configuration files"
+fillzone -home "$home" -store-mib "$store_mib" -files "$files"
+tree_bytes=$(du -sb "$home/conf" "$home/data/zone.db" | awk '{s += $1} END {print s}')
+echo "tree: $((tree_bytes >> 20)) MiB"
+
+# A stored credential, then a fresh server process: its peak memory then
+# belongs to the backup, not to the Argon2id of a password login.
+zconfigure -c Start --action start >/dev/null
+ZMAN_USER=Administrator ZMAN_PASSWORD=bench-admin-pw zman asc >/dev/null
+zconfigure -c Start --action restart >/dev/null
+pid=$(cat "$home/data/zoneserver.pid")
+
+# run NAME CMD...: wall seconds and peak RSS (MiB) of CMD's process tree leader.
+declare -A wall rss
+run() {
+  local name=$1; shift
+  sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
+  /usr/bin/time -f '%e %M' -o "$work/time" "$@" >/dev/null
+  read -r w m <"$work/time"
+  wall[$name]=$w rss[$name]=$((m / 1024))
+  echo "$name: ${w}s, peak RSS ${rss[$name]} MiB"
+}
+shell() { bash -c "$1"; }
+
+echo "==> backup"
+run zonekit-backup zman zsb "$work/zone.zbk" --passphrase-file "$work/pass"
+srv_backup=$(awk '/^VmHWM:/ {print int($2 / 1024)}' "/proc/$pid/status")
+run tar-gzip-openssl-backup shell "tar -C '$home' -cf - conf data/zone.db | gzip | openssl enc -aes-256-cbc -pbkdf2 -pass file:'$work/pass' -out '$work/tree.tgz.enc'"
+restic init -q -r "$work/restic" --password-file "$work/pass"
+run restic-backup restic -q -r "$work/restic" --password-file "$work/pass" backup "$home/conf" "$home/data/zone.db"
+
+echo "==> restore"
+run zonekit-restore zman zsr "$work/zone.zbk" --passphrase-file "$work/pass"
+srv_restore=$(awk '/^VmHWM:/ {print int($2 / 1024)}' "/proc/$pid/status")
+zconfigure -c Start --action restart >/dev/null
+mkdir -p "$work/restore-tar" "$work/restore-restic"
+run tar-gzip-openssl-restore shell "openssl enc -d -aes-256-cbc -pbkdf2 -pass file:'$work/pass' -in '$work/tree.tgz.enc' | gzip -dc | tar -C '$work/restore-tar' -xf -"
+run restic-restore restic -q -r "$work/restic" --password-file "$work/pass" restore latest --target "$work/restore-restic"
+
+size() { du -sb "$1" | awk '{printf "%d", $1 / 1048576}'; }
+{
+  echo
+  echo "backup benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, tree $((tree_bytes >> 20)) MiB ($files config files + store)"
+  echo "zonekit $(zman --version | awk '{print $2}'), $(restic version | awk '{print $1, $2}'), $(openssl version | awk '{print $1, $2}'), gzip $(gzip --version | awk 'NR==1 {print $2}')"
+  printf '%-28s %9s %12s %10s\n' "" "seconds" "peak RSS" "zonekit/x"
+  for op in backup restore; do
+    for tool in zonekit tar-gzip-openssl restic; do
+      k=$tool-$op
+      printf '%-28s %9s %8s MiB %10s\n' "$k" "${wall[$k]}" "${rss[$k]}" \
+        "$(awk -v a="${wall[zonekit-$op]}" -v b="${wall[$k]}" 'BEGIN {printf "%.2f", a / b}')"
+    done
+  done
+  echo "zone server peak RSS (VmHWM): after backup $srv_backup MiB, after restore $srv_restore MiB"
+  echo "archive sizes: zonekit $(size "$work/zone.zbk") MiB, tar.gz.enc $(size "$work/tree.tgz.enc") MiB, restic repo $(size "$work/restic") MiB"
+} | tee "$out/backup-summary.txt"
