@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"zonekit/internal/api"
 	"zonekit/internal/backup"
 	"zonekit/internal/config"
@@ -225,6 +227,11 @@ func fileSHA256(path string) (string, error) {
 // swapIn replaces conf/ and the store with the staged ones. The previous
 // state is kept aside until both moves succeeded and put back if either fails.
 func swapIn(p config.Paths, staging string) (err error) {
+	// The staged files were written without an fsync each; one syncfs makes
+	// them all durable before they replace anything.
+	if err := syncFS(staging); err != nil {
+		return fmt.Errorf("restore: flush the staged files: %w", err)
+	}
 	aside, err := os.MkdirTemp(p.Home, ".pre-restore-")
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
@@ -264,4 +271,13 @@ func swapIn(p config.Paths, staging string) (err error) {
 		}
 	}
 	return nil
+}
+
+func syncFS(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return unix.Syncfs(int(d.Fd()))
 }

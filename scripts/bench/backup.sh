@@ -56,12 +56,12 @@ run() {
   wall[$name]=$w rss[$name]=$((m / 1024))
   echo "$name: ${w}s, peak RSS ${rss[$name]} MiB"
 }
-shell() { bash -c "$1"; }
+
 
 echo "==> backup"
 run zonekit-backup zman zsb "$work/zone.zbk" --passphrase-file "$work/pass"
 srv_backup=$(awk '/^VmHWM:/ {print int($2 / 1024)}' "/proc/$pid/status")
-run tar-gzip-openssl-backup shell "tar -C '$home' -cf - conf data/zone.db | gzip | openssl enc -aes-256-cbc -pbkdf2 -pass file:'$work/pass' -out '$work/tree.tgz.enc'"
+run tar-gzip-openssl-backup bash -c "tar -C '$home' -cf - conf data/zone.db | gzip | openssl enc -aes-256-cbc -pbkdf2 -pass file:'$work/pass' -out '$work/tree.tgz.enc'"
 restic init -q -r "$work/restic" --password-file "$work/pass"
 run restic-backup restic -q -r "$work/restic" --password-file "$work/pass" backup "$home/conf" "$home/data/zone.db"
 
@@ -70,7 +70,7 @@ run zonekit-restore zman zsr "$work/zone.zbk" --passphrase-file "$work/pass"
 srv_restore=$(awk '/^VmHWM:/ {print int($2 / 1024)}' "/proc/$pid/status")
 zconfigure -c Start --action restart >/dev/null
 mkdir -p "$work/restore-tar" "$work/restore-restic"
-run tar-gzip-openssl-restore shell "openssl enc -d -aes-256-cbc -pbkdf2 -pass file:'$work/pass' -in '$work/tree.tgz.enc' | gzip -dc | tar -C '$work/restore-tar' -xf -"
+run tar-gzip-openssl-restore bash -c "openssl enc -d -aes-256-cbc -pbkdf2 -pass file:'$work/pass' -in '$work/tree.tgz.enc' | gzip -dc | tar -C '$work/restore-tar' -xf -"
 run restic-restore restic -q -r "$work/restic" --password-file "$work/pass" restore latest --target "$work/restore-restic"
 
 size() { du -sb "$1" | awk '{printf "%d", $1 / 1048576}'; }
