@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/chacha20poly1305"
@@ -85,8 +86,14 @@ func (p KDFParams) check() error {
 	return nil
 }
 
+// key derives the passphrase key. Argon2id's memory is garbage when it
+// returns; a collection now lets the payload's buffers reuse its pages,
+// where otherwise the heap would grow past the 64 MiB a backup may use
+// before the collector next ran.
 func (p KDFParams) key(passphrase, salt []byte) []byte {
-	return argon2.IDKey(passphrase, salt, p.Time, p.Memory, p.Threads, dataKeyLen)
+	k := argon2.IDKey(passphrase, salt, p.Time, p.Memory, p.Threads, dataKeyLen)
+	runtime.GC()
+	return k
 }
 
 // Header is the parsed header of a backup file. ReadHeader has checked its

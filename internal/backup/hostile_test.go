@@ -149,7 +149,9 @@ func TestHostileArchives(t *testing.T) {
 	}{
 		{name: "parent element", data: func(string) []byte { return archive(t, honest(legit, rawFile("../x", []byte("evil"))), nil, nil) },
 			want: "..", staging: []string{"conf", "conf/a"}, notThere: []string{"x"}},
-		{name: "inner parent elements", data: func(string) []byte { return archive(t, honest(legit, rawFile("conf/../../x", []byte("evil"))), nil, nil) },
+		{name: "inner parent elements", data: func(string) []byte {
+			return archive(t, honest(legit, rawFile("conf/../../x", []byte("evil"))), nil, nil)
+		},
 			want: "..", staging: []string{"conf", "conf/a"}, notThere: []string{"x"}},
 		{name: "unclean path", data: func(string) []byte { return archive(t, honest(rawFile("conf/./a", []byte("evil"))), nil, nil) },
 			want: "not a clean relative path"},
@@ -174,7 +176,9 @@ func TestHostileArchives(t *testing.T) {
 		{name: "hard link out", data: func(string) []byte {
 			return archive(t, honest(legit, rawLink(tar.TypeLink, "conf/h", "/etc/passwd")), nil, nil)
 		}, want: "link", staging: []string{"conf", "conf/a"}},
-		{name: "hard link in", data: func(string) []byte { return archive(t, honest(legit, rawLink(tar.TypeLink, "conf/h", "conf/a")), nil, nil) },
+		{name: "hard link in", data: func(string) []byte {
+			return archive(t, honest(legit, rawLink(tar.TypeLink, "conf/h", "conf/a")), nil, nil)
+		},
 			want: "link", staging: []string{"conf", "conf/a"}},
 		{name: "character device", data: func(string) []byte {
 			return archive(t, honest(rawEntry{hdr: tar.Header{Typeflag: tar.TypeChar, Name: "null", Devmajor: 1, Devminor: 3}}), nil, nil)
@@ -182,7 +186,9 @@ func TestHostileArchives(t *testing.T) {
 		{name: "block device", data: func(string) []byte {
 			return archive(t, honest(rawEntry{hdr: tar.Header{Typeflag: tar.TypeBlock, Name: "sda", Devmajor: 8}}), nil, nil)
 		}, want: "only files and directories"},
-		{name: "fifo", data: func(string) []byte { return archive(t, honest(rawEntry{hdr: tar.Header{Typeflag: tar.TypeFifo, Name: "p"}}), nil, nil) },
+		{name: "fifo", data: func(string) []byte {
+			return archive(t, honest(rawEntry{hdr: tar.Header{Typeflag: tar.TypeFifo, Name: "p"}}), nil, nil)
+		},
 			want: "only files and directories"},
 		{name: "sparse file", data: func(string) []byte {
 			// PAX sparse 1.0: the map leads the data, the records give the

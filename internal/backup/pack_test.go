@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -280,6 +281,12 @@ func lying(n int) func() (io.ReadCloser, error) {
 }
 
 func TestPackSizeMismatch(t *testing.T) {
+	before := runtime.NumGoroutine()
+	defer func() {
+		if n := runtime.NumGoroutine(); n > before {
+			t.Errorf("%d goroutines left behind by failed Packs", n-before)
+		}
+	}()
 	for _, tt := range []struct {
 		name     string
 		declared int64
