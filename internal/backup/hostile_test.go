@@ -281,6 +281,13 @@ func TestHostileArchives(t *testing.T) {
 			tw.Close()
 			return b.Bytes()
 		}, want: "backup is damaged"},
+		{name: "compression window over 8 MiB", data: func(string) []byte {
+			var out bytes.Buffer
+			zw, _ := zstd.NewWriter(&out, zstd.WithWindowSize(16<<20))
+			zw.Write(tarBytes(t, honest(rawFile("big", randBytes(10<<20)))))
+			zw.Close()
+			return out.Bytes()
+		}, want: "compressed stream: window size exceeded"},
 		{name: "truncated compressed stream", data: func(string) []byte {
 			b := archive(t, honest(legit), nil, nil)
 			return b[:len(b)-5]
