@@ -87,12 +87,15 @@ func (p KDFParams) check() error {
 }
 
 // key derives the passphrase key. Argon2id's memory is garbage when it
-// returns; a collection now lets the payload's buffers reuse its pages,
-// where otherwise the heap would grow past the 64 MiB a backup may use
-// before the collector next ran.
+// returns; with the default costs, a collection now lets the payload's
+// buffers reuse its pages, where otherwise the heap would grow past the
+// 64 MiB a backup may use before the collector next ran. Small costs (tests)
+// are not worth a collection.
 func (p KDFParams) key(passphrase, salt []byte) []byte {
 	k := argon2.IDKey(passphrase, salt, p.Time, p.Memory, p.Threads, dataKeyLen)
-	runtime.GC()
+	if p.Memory >= 8<<10 {
+		runtime.GC()
+	}
 	return k
 }
 

@@ -20,10 +20,6 @@ const (
 	payloadInfo = "zonekit backup v1 payload"
 )
 
-// The passphrase key is used once per file (the salt is random), so the
-// wrap can use the all-zero nonce.
-var wrapNonce [chacha20poly1305.NonceSize]byte
-
 // Encrypt starts an encrypted backup on dst with the default chunk size. See
 // EncryptWithChunkSize.
 func Encrypt(dst io.Writer, passphrase []byte, kdf KDFParams) (io.WriteCloser, error) {
@@ -65,7 +61,7 @@ func encrypt(dst io.Writer, passphrase []byte, kdf KDFParams, chunkSize int, ran
 		return nil, err
 	}
 	raw := h.marshal()
-	wrap.Seal(raw[offWrappedKey:offWrappedKey], wrapNonce[:], dataKey, raw[:offWrappedKey])
+	wrap.Seal(raw[offWrappedKey:offWrappedKey], wrapNonce(), dataKey, raw[:offWrappedKey])
 	h.Checksum = sha256.Sum256(raw[:offChecksum])
 	copy(raw[offChecksum:], h.Checksum[:])
 
@@ -98,7 +94,7 @@ func Decrypt(src io.Reader, passphrase []byte) (io.Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	dataKey, err := wrap.Open(nil, wrapNonce[:], h.WrappedKey[:], h.raw[:offWrappedKey])
+	dataKey, err := wrap.Open(nil, wrapNonce(), h.WrappedKey[:], h.raw[:offWrappedKey])
 	if err != nil {
 		// The checksum held, so the header is as written: only the passphrase
 		// (or a deliberate forgery) can be wrong.
@@ -116,6 +112,10 @@ func Decrypt(src io.Reader, passphrase []byte) (io.Reader, error) {
 		plain: make([]byte, 0, h.ChunkSize),
 	}, nil
 }
+
+// wrapNonce is all zeros: the passphrase key seals one message only, as the
+// random salt makes it unique to the file.
+func wrapNonce() []byte { return make([]byte, chacha20poly1305.NonceSize) }
 
 // stream seals and opens payload chunks: nonce = prefix (7 bytes) | chunk
 // counter (4 bytes, big-endian) | 1 for the final chunk else 0, associated
