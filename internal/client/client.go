@@ -157,7 +157,7 @@ func apiError(status int, data []byte) error {
 	}
 	kinds := map[string]errkind.Kind{
 		"auth": errkind.Auth, "not_found": errkind.NotFound, "exists": errkind.Exists,
-		"usage": errkind.Usage, "unavailable": errkind.Unavailable,
+		"usage": errkind.Usage, "unavailable": errkind.Unavailable, "invalid": errkind.Invalid,
 	}
 	k, ok := kinds[e.Error.Code]
 	if !ok {

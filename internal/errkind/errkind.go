@@ -19,6 +19,7 @@ const (
 	Passphrase              // wrong passphrase for an encrypted file
 	Cancelled               // the user interrupted a prompt or the run
 	Unavailable             // the server or store could not be reached
+	Invalid                 // input data (an archive, a request) is damaged or refused
 )
 
 // The one table of exit statuses. Auth shares 1 with Failure on purpose: a
@@ -30,6 +31,7 @@ var exitCodes = map[Kind]int{
 	NotFound:    3,
 	Exists:      4,
 	Unavailable: 5,
+	Invalid:     1,
 	Passphrase:  12,
 	Cancelled:   130,
 }
@@ -37,7 +39,7 @@ var exitCodes = map[Kind]int{
 // ExitStatusHelp is the EXIT STATUS text carried by every command's help.
 const ExitStatusHelp = `EXIT STATUS
   0    success
-  1    failure, including a failed login
+  1    failure, including a failed login and damaged or refused input
   2    usage error (unknown flag, missing argument)
   3    the named object was not found
   4    the object already exists

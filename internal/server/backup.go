@@ -104,7 +104,7 @@ func (s *Server) postRestore(w http.ResponseWriter, r *http.Request, actor strin
 
 	m, err := backup.Unpack(r.Body, staging, nil)
 	if err != nil {
-		return errkind.Wrap(errkind.Usage, fmt.Errorf("backup refused, nothing restored: %w", err))
+		return errkind.Wrap(errkind.Invalid, fmt.Errorf("backup refused, nothing restored: %w", err))
 	}
 	if err := sameMajor(m.Info.ZonekitVersion, version.String()); err != nil {
 		return err
@@ -140,7 +140,7 @@ func sameMajor(backupVersion, ours string) error {
 		return m
 	}
 	if major(backupVersion) != major(ours) {
-		return errkind.New(errkind.Usage, "backup is from zonekit %s and this server runs %s: restore it with zonekit %s.x", backupVersion, ours, major(backupVersion))
+		return errkind.New(errkind.Invalid, "backup is from zonekit %s and this server runs %s: restore it with zonekit %s.x", backupVersion, ours, major(backupVersion))
 	}
 	return nil
 }
@@ -150,11 +150,11 @@ func sameMajor(backupVersion, ours string) error {
 func checkStagedStore(path string) error {
 	st, err := store.Open(path, store.Options{LockTimeout: time.Second})
 	if err != nil {
-		return errkind.Wrap(errkind.Usage, fmt.Errorf("backup refused, nothing restored: its zone store: %w", err))
+		return errkind.Wrap(errkind.Invalid, fmt.Errorf("backup refused, nothing restored: its zone store: %w", err))
 	}
 	defer st.Close()
 	if _, err := zone.New(st, nil).Zone(); err != nil {
-		return errkind.Wrap(errkind.Usage, fmt.Errorf("backup refused, nothing restored: its zone store holds no zone: %w", err))
+		return errkind.Wrap(errkind.Invalid, fmt.Errorf("backup refused, nothing restored: its zone store holds no zone: %w", err))
 	}
 	return nil
 }

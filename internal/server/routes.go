@@ -99,6 +99,8 @@ func statusOf(err error) (int, string) {
 		return http.StatusBadRequest, "usage"
 	case errkind.Unavailable:
 		return http.StatusServiceUnavailable, "unavailable"
+	case errkind.Invalid:
+		return http.StatusUnprocessableEntity, "invalid"
 	}
 	return http.StatusInternalServerError, "failure"
 }
