@@ -2,8 +2,6 @@ package backup
 
 import (
 	"archive/tar"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -115,7 +113,8 @@ func packSource(tw *tar.Writer, s Source, progress func(int64)) (Entry, error) {
 	if err := tw.WriteHeader(hdr); err != nil {
 		return Entry{}, err
 	}
-	h := sha256.New()
+	h := newFileHasher(s.Size)
+	defer h.Close()
 	src := &countingReader{r: rc, progress: progress}
 	n, err := io.Copy(io.MultiWriter(tw, h), io.LimitReader(src, s.Size))
 	if err != nil {
@@ -134,7 +133,7 @@ func packSource(tw *tar.Writer, s Source, progress func(int64)) (Entry, error) {
 		return Entry{}, err
 	}
 	e.Size = s.Size
-	e.SHA256 = hex.EncodeToString(h.Sum(nil))
+	e.SHA256 = h.Sum()
 	return e, nil
 }
 

@@ -2,8 +2,6 @@ package backup
 
 import (
 	"archive/tar"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -88,6 +86,7 @@ type extractor struct {
 	plain    *recordingReader // decompressed
 	seen     map[string]*seen
 	order    []string // entries in archive order, implicit directories left out
+	buf      []byte   // one copy buffer, large so a big store takes few write calls
 }
 
 type seen struct {
@@ -279,7 +278,7 @@ func (x *extractor) entry(tr *tar.Reader, hdr *tar.Header) error {
 		x.seen[name] = &seen{dir: true}
 		return x.mkdir(name)
 	}
-	size, sum, err := x.writeFile(name, tr)
+	size, sum, err := x.writeFile(name, tr, hdr.Size)
 	if err != nil {
 		return err
 	}
@@ -321,8 +320,9 @@ func (x *extractor) checkParent(name string) error {
 
 // writeFile streams one file's content to staging (or nowhere, for
 // Verify), hashing it.
-func (x *extractor) writeFile(name string, tr *tar.Reader) (int64, string, error) {
-	h := sha256.New()
+func (x *extractor) writeFile(name string, tr *tar.Reader, size int64) (int64, string, error) {
+	h := newFileHasher(size)
+	defer h.Close()
 	out := &recordingWriter{w: h}
 	var f *os.File
 	if x.root != nil {
@@ -338,7 +338,10 @@ func (x *extractor) writeFile(name string, tr *tar.Reader) (int64, string, error
 		defer f.Close()
 		out.w = io.MultiWriter(f, h)
 	}
-	n, err := io.Copy(out, &countingReader{r: tr, progress: x.progress})
+	if x.buf == nil {
+		x.buf = make([]byte, 512<<10)
+	}
+	n, err := io.CopyBuffer(out, &countingReader{r: tr, progress: x.progress}, x.buf)
 	if out.err != nil {
 		return 0, "", fmt.Errorf("unpack %s: %w", name, out.err)
 	}
@@ -350,7 +353,7 @@ func (x *extractor) writeFile(name string, tr *tar.Reader) (int64, string, error
 			return 0, "", fmt.Errorf("unpack %s: %w", name, err)
 		}
 	}
-	return n, hex.EncodeToString(h.Sum(nil)), nil
+	return n, h.Sum(), nil
 }
 
 // end reads what is left after the tar archive: zero padding at most, then
