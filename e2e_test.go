@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -49,6 +50,7 @@ func TestScripts(t *testing.T) {
 		RequireExplicitExec: true,
 		RequireUniqueNames:  true,
 		Setup:               setupScript,
+		Condition:           condition,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"exitcode":  cmdExitCode,
 			"perm":      cmdPerm,
@@ -56,6 +58,8 @@ func TestScripts(t *testing.T) {
 			"waitfile":  cmdWaitFile,
 			"validjson": cmdValidJSON,
 			"truncate":  cmdTruncate,
+			"tmpfs":     cmdTmpfs,
+			"emptydir":  cmdEmptyDir,
 		},
 	})
 }
@@ -247,4 +251,60 @@ func cmdTruncate(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("truncate: %s has only %d bytes", args[0], len(data))
 	}
 	ts.Check(os.WriteFile(ts.MkAbs(args[1]), data[:n], 0o600))
+}
+
+// tmpfs DIR SIZE mounts a tmpfs of SIZE on DIR for the rest of the script
+// (a full disk on demand); scripts guard it with the [mount] condition.
+func cmdTmpfs(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: tmpfs DIR SIZE")
+	}
+	dir := ts.MkAbs(args[0])
+	ts.Check(os.MkdirAll(dir, 0o755))
+	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+args[1], "tmpfs", dir).CombinedOutput()
+	if err != nil {
+		ts.Fatalf("mount a tmpfs on %s: %s", dir, strings.TrimSpace(string(out)))
+	}
+	ts.Defer(func() { exec.Command("umount", "-l", dir).Run() })
+}
+
+// emptydir DIR fails unless DIR holds no entries.
+func cmdEmptyDir(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: emptydir DIR")
+	}
+	entries, err := os.ReadDir(ts.MkAbs(args[0]))
+	ts.Check(err)
+	var names []string
+	for _, e := range entries {
+		if e.Name() != "lost+found" {
+			names = append(names, e.Name())
+		}
+	}
+	if (len(names) == 0) == neg {
+		ts.Fatalf("%s holds %v", args[0], names)
+	}
+}
+
+// canMount reports whether this process may mount a tmpfs (root with
+// CAP_SYS_ADMIN), by trying once.
+var canMount = sync.OnceValue(func() bool {
+	dir, err := os.MkdirTemp("", "zonekit-mount-probe-")
+	if err != nil {
+		return false
+	}
+	defer os.Remove(dir)
+	if exec.Command("mount", "-t", "tmpfs", "-o", "size=4k", "tmpfs", dir).Run() != nil {
+		return false
+	}
+	exec.Command("umount", dir).Run()
+	return true
+})
+
+func condition(cond string) (bool, error) {
+	switch cond {
+	case "mount":
+		return canMount(), nil
+	}
+	return false, fmt.Errorf("unknown condition %q", cond)
 }
