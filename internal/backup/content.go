@@ -173,6 +173,7 @@ func newEncoder(w io.Writer) (*zstd.Encoder, error) {
 	return zstd.NewWriter(w,
 		zstd.WithEncoderLevel(zstd.SpeedDefault),
 		zstd.WithEncoderConcurrency(1),
+		zstd.WithLowerEncoderMem(true),
 		zstd.WithWindowSize(zstdWindow))
 }
 

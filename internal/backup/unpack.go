@@ -336,7 +336,11 @@ func (x *extractor) writeFile(name string, tr *tar.Reader, size int64) (int64, s
 			return 0, "", fmt.Errorf("unpack: %w", err)
 		}
 		defer f.Close()
-		out.w = io.MultiWriter(f, h)
+		var fw io.Writer = f
+		if size >= parallelMin {
+			fw = newWriteback(f)
+		}
+		out.w = io.MultiWriter(fw, h)
 	}
 	if x.buf == nil {
 		x.buf = make([]byte, 512<<10)
