@@ -25,9 +25,12 @@ const (
 	maxManifestSize = 16 << 20 // some 70,000 entries
 	maxNameLen      = 4096
 
-	// zstdWindow bounds the decompressor's memory. Pack's encoder uses it
-	// too, and Unpack refuses frames that declare a larger window.
+	// zstdWindow bounds the decompressor's memory: Unpack refuses frames
+	// that declare a larger window.
 	zstdWindow = 8 << 20
+	// encoderWindow is what zonekit writes: half what readers accept, which
+	// keeps the server's memory during a backup well under 64 MiB.
+	encoderWindow = 4 << 20
 )
 
 // Info describes the server a backup was taken from.
@@ -173,8 +176,7 @@ func newEncoder(w io.Writer) (*zstd.Encoder, error) {
 	return zstd.NewWriter(w,
 		zstd.WithEncoderLevel(zstd.SpeedDefault),
 		zstd.WithEncoderConcurrency(1),
-		zstd.WithLowerEncoderMem(true),
-		zstd.WithWindowSize(zstdWindow))
+		zstd.WithWindowSize(encoderWindow))
 }
 
 func newDecoder(r io.Reader) (*zstd.Decoder, error) {
