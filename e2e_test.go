@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -52,14 +53,15 @@ func TestScripts(t *testing.T) {
 		Setup:               setupScript,
 		Condition:           condition,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"exitcode":  cmdExitCode,
-			"perm":      cmdPerm,
-			"setschema": cmdSetSchema,
-			"waitfile":  cmdWaitFile,
-			"validjson": cmdValidJSON,
-			"truncate":  cmdTruncate,
-			"tmpfs":     cmdTmpfs,
-			"emptydir":  cmdEmptyDir,
+			"exitcode":     cmdExitCode,
+			"perm":         cmdPerm,
+			"setschema":    cmdSetSchema,
+			"waitfile":     cmdWaitFile,
+			"validjson":    cmdValidJSON,
+			"truncate":     cmdTruncate,
+			"tmpfs":        cmdTmpfs,
+			"emptydir":     cmdEmptyDir,
+			"regexcapture": cmdRegexCapture,
 		},
 	})
 }
@@ -307,4 +309,20 @@ func condition(cond string) (bool, error) {
 		return canMount(), nil
 	}
 	return false, fmt.Errorf("unknown condition %q", cond)
+}
+
+// regexcapture REGEX VAR sets $VAR to the first group of REGEX in the last
+// command's stdout, with regexp metacharacters escaped so that it can be
+// used inside a later pattern.
+func cmdRegexCapture(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: regexcapture REGEX VAR")
+	}
+	re, err := regexp.Compile(args[0])
+	ts.Check(err)
+	m := re.FindStringSubmatch(ts.ReadFile("stdout"))
+	if len(m) < 2 {
+		ts.Fatalf("regexcapture: no match for %q in stdout", args[0])
+	}
+	ts.Setenv(args[1], regexp.QuoteMeta(m[1]))
 }

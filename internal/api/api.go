@@ -38,6 +38,7 @@ type CA struct {
 	NotAfter     time.Time `json:"not_after"`
 	Key          string    `json:"key"`
 	SHA256       string    `json:"sha256_fingerprint"`
+	Status       string    `json:"status"`
 	Internal     bool      `json:"internal"`
 	CertAuthRole string    `json:"cert_auth_server"`
 }
@@ -164,4 +165,36 @@ type RestoreResult struct {
 	Files          int             `json:"files"`
 	Changes        []RestoreChange `json:"changes"`
 	Restart        string          `json:"restart,omitempty"`
+}
+
+// CertificateAuthority answers GET /api/v1/certificate-authority.
+type CertificateAuthority struct {
+	Subject        string    `json:"subject"`
+	Issuer         string    `json:"issuer"`
+	NotBefore      time.Time `json:"not_before"`
+	NotAfter       time.Time `json:"not_after"`
+	Key            string    `json:"key"` // type and length: "ECDSA P-256", "RSA 2048"
+	MD5            string    `json:"md5_fingerprint"`
+	SHA1           string    `json:"sha1_fingerprint"`
+	SHA256         string    `json:"sha256_fingerprint"`
+	Status         string    `json:"status"` // valid, expiring, expired
+	Internal       bool      `json:"internal"`
+	CertAuthServer string    `json:"cert_auth_server"`
+}
+
+// ServerCertificate is one server's certificate as listed by
+// GET /api/v1/server-certificates.
+type ServerCertificate struct {
+	Server       string    `json:"server"`
+	IssuedTo     string    `json:"issued_to"`
+	Subject      string    `json:"subject"`
+	IssuedBy     string    `json:"issued_by"`
+	NotBefore    time.Time `json:"not_before"`
+	NotAfter     time.Time `json:"not_after"`
+	SHA1         string    `json:"sha1_fingerprint"`
+	SHA256       string    `json:"sha256_fingerprint"`
+	Status       string    `json:"status"`
+	FutureStatus string    `json:"future_status"` // e.g. "New certificate created"; empty when no remint is under way
+	UpdateStatus string    `json:"update_status"`
+	Version      string    `json:"version"`
 }

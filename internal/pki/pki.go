@@ -380,3 +380,18 @@ func contains(ss []string, s string) bool {
 	}
 	return false
 }
+
+// ExpiringWithin is how close to its end a certificate counts as expiring.
+const ExpiringWithin = 90 * 24 * time.Hour
+
+// Status says "valid", "expiring" (within ExpiringWithin) or "expired"
+// (also before its start) for a certificate at now.
+func Status(c *x509.Certificate, now time.Time) string {
+	switch {
+	case now.After(c.NotAfter) || now.Before(c.NotBefore):
+		return "expired"
+	case c.NotAfter.Sub(now) < ExpiringWithin:
+		return "expiring"
+	}
+	return "valid"
+}

@@ -51,14 +51,11 @@ func (s *Server) zoneInfo() (api.ZoneInfo, error) {
 		NotAfter:  s.caCert.NotAfter.UTC(),
 		Key:       pki.KeyDescription(s.caCert.PublicKey),
 		SHA256:    pki.Fingerprint(s.caCert, "sha256"),
+		Status:    pki.Status(s.caCert, s.now()),
 		Internal:  s.zone.CAInternal,
 	}
-	for _, sv := range servers {
-		for _, role := range sv.Roles {
-			if role == string(zone.RoleCertAuth) {
-				ca.CertAuthRole = sv.Name
-			}
-		}
+	if ca.CertAuthRole, err = s.certAuthServer(); err != nil {
+		return api.ZoneInfo{}, err
 	}
 	return api.ZoneInfo{ID: s.zone.ID, Name: s.zone.Name, Created: s.zone.Created, CA: ca, Servers: servers, DeviceCount: n}, nil
 }

@@ -48,6 +48,8 @@ func (s *Server) routes() http.Handler {
 	admin("GET "+api.Prefix+"/registration-keys", s.listRegKeys)
 	admin("POST "+api.Prefix+"/registration-keys", s.createRegKey)
 	admin("DELETE "+api.Prefix+"/registration-keys/{key}", s.deleteRegKey)
+	admin("GET "+api.Prefix+"/certificate-authority", s.getCertificateAuthority)
+	admin("GET "+api.Prefix+"/server-certificates", s.listServerCertificates)
 	admin("GET "+api.Prefix+"/backup", s.getBackup)
 	admin("POST "+api.Prefix+"/restore", s.postRestore)
 

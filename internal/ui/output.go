@@ -88,3 +88,11 @@ func Date(t time.Time) string {
 	}
 	return t.UTC().Format("2006-01-02 15:04")
 }
+
+// LocalDate formats a time in the user's time zone, with the zone's name.
+func LocalDate(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Local().Format("2006-01-02 15:04 MST")
+}

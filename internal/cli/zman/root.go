@@ -51,6 +51,7 @@ stored with 'zman admin-store-credential', then a prompt on a terminal.`,
 		&cobra.Group{ID: "zone", Title: "Zone and servers:"},
 		&cobra.Group{ID: "admin", Title: "Administrators:"},
 		&cobra.Group{ID: "device", Title: "Devices, groups and registration keys:"},
+		&cobra.Group{ID: "cert", Title: "Certificates:"},
 		&cobra.Group{ID: "backup", Title: "Backup and restore:"},
 	)
 	add := func(group string, cmds ...*cobra.Command) {
@@ -65,6 +66,7 @@ stored with 'zman admin-store-credential', then a prompt on a terminal.`,
 	add("device", newDeviceList(f, nil), newDeviceDelete(f, nil),
 		newGroupCreate(f, nil), newGroupAddDevice(f, nil), newGroupList(f, nil),
 		newRegKeyCreate(f, nil), newRegKeyList(f, nil), newRegKeyDelete(f, nil))
+	add("cert", newCAInfo(f, nil), newServerCertList(f, nil))
 	add("backup", newBackup(f, nil), newRestore(f, nil))
 	return root
 }

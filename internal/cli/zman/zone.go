@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -59,7 +58,7 @@ func zoneInfoRun(ctx context.Context, o *zoneInfoOptions) error {
 			{"Created", ui.Date(z.Created)},
 			{"Certificate authority", fmt.Sprintf("%s (%s)", z.CA.Subject, kind)},
 			{"CA key", z.CA.Key},
-			{"CA valid", fmt.Sprintf("%s to %s (%s)", ui.Date(z.CA.NotBefore), ui.Date(z.CA.NotAfter), caStatus(z.CA.NotAfter))},
+			{"CA valid", fmt.Sprintf("%s to %s (%s)", ui.Date(z.CA.NotBefore), ui.Date(z.CA.NotAfter), z.CA.Status)},
 			{"CA SHA-256", z.CA.SHA256},
 			{"CertAuth role", z.CA.CertAuthRole},
 			{"Servers", fmt.Sprintf("%d (%s)", len(z.Servers), strings.Join(names, ", "))},
@@ -67,18 +66,6 @@ func zoneInfoRun(ctx context.Context, o *zoneInfoOptions) error {
 		})
 		return nil
 	})
-}
-
-// caStatus says valid, expiring (within 60 days) or expired.
-func caStatus(notAfter time.Time) string {
-	left := time.Until(notAfter)
-	switch {
-	case left <= 0:
-		return "expired"
-	case left < 60*24*time.Hour:
-		return "expiring"
-	}
-	return "valid"
 }
 
 type serverListOptions struct{ f *Factory }
