@@ -198,3 +198,28 @@ type ServerCertificate struct {
 	UpdateStatus string    `json:"update_status"`
 	Version      string    `json:"version"`
 }
+
+// CAExport is the body of POST /api/v1/certificate-authority/export; the
+// answer is the PKCS#12 file itself.
+type CAExport struct {
+	Passphrase string `json:"passphrase"`
+	Legacy     bool   `json:"legacy,omitempty"`
+}
+
+// CAImport is the body of POST /api/v1/certificate-authority/import.
+type CAImport struct {
+	PKCS12     []byte `json:"pkcs12"`
+	Passphrase string `json:"passphrase"`
+}
+
+// CARoleDisable is the body of POST /api/v1/certificate-authority/role-disable.
+type CARoleDisable struct {
+	DeleteKey bool `json:"delete_key,omitempty"`
+}
+
+// CARole answers the role and import routes.
+type CARole struct {
+	Server   string `json:"server"`
+	CertAuth bool   `json:"cert_auth"`
+	KeyKept  bool   `json:"key_kept"`
+}

@@ -53,7 +53,7 @@ func (s *Server) getBackup(w http.ResponseWriter, r *http.Request, actor string)
 	info := backup.Info{
 		ZonekitVersion: version.String(), Zone: s.zone.Name, ZoneID: s.zone.ID,
 		Server: s.self.Name, ServerID: s.self.ID, Created: s.now().UTC(),
-		CertAuth: s.self.HasRole(zone.RoleCertAuth),
+		CertAuth: s.ca.Load() != nil,
 	}
 	started := false
 	err = s.db.Snapshot(func(size int64, write func(io.Writer) (int64, error)) error {

@@ -1,9 +1,15 @@
 package server
 
 import (
+	"errors"
+	"fmt"
+	"io/fs"
 	"net/http"
+	"os"
 
 	"zonekit/internal/api"
+	"zonekit/internal/atomicfile"
+	"zonekit/internal/errkind"
 	"zonekit/internal/pki"
 	"zonekit/internal/zone"
 )
@@ -59,4 +65,120 @@ func (s *Server) listServerCertificates(w http.ResponseWriter, r *http.Request, 
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// withRoleLock serialises changes of the CertAuth role on this server.
+func (s *Server) withRoleLock(fn func() error) error {
+	s.roleMu.Lock()
+	defer s.roleMu.Unlock()
+	return fn()
+}
+
+func (s *Server) exportCA(w http.ResponseWriter, r *http.Request, actor string) error {
+	var req api.CAExport
+	if err := readJSON(w, r, &req); err != nil {
+		return err
+	}
+	if n := len([]rune(req.Passphrase)); n < 10 {
+		return errkind.New(errkind.Usage, "the passphrase must be at least 10 characters")
+	}
+	ca := s.ca.Load()
+	if ca == nil {
+		return errkind.New(errkind.NotFound, "server %s does not hold the CertAuth role and its key", s.self.Name)
+	}
+	data, err := ca.ExportPKCS12(req.Passphrase, req.Legacy)
+	if err != nil {
+		return err
+	}
+	s.log.Info("CA exported", "actor", actor, "legacy", req.Legacy)
+	w.Header().Set("Content-Type", "application/x-pkcs12")
+	w.WriteHeader(http.StatusOK)
+	w.Write(data)
+	return nil
+}
+
+// setCertAuth adds or removes the CertAuth role of this server in the store.
+func (s *Server) setCertAuth(actor string, on bool) error {
+	self, err := s.db.Server(s.self.ID)
+	if err != nil {
+		return err
+	}
+	roles := []zone.Role{}
+	for _, r := range self.Roles {
+		if r != zone.RoleCertAuth {
+			roles = append(roles, r)
+		}
+	}
+	if on {
+		roles = append([]zone.Role{zone.RoleCertAuth}, roles...)
+	}
+	return s.db.SetRoles(actor, self.ID, roles)
+}
+
+func (s *Server) importCA(w http.ResponseWriter, r *http.Request, actor string) error {
+	var req api.CAImport
+	if err := readJSON(w, r, &req); err != nil {
+		return err
+	}
+	ca, err := pki.ImportPKCS12(req.PKCS12, req.Passphrase)
+	if err != nil {
+		return err
+	}
+	if !ca.Cert.Equal(s.caCert) {
+		return errkind.New(errkind.Invalid, "the PKCS#12 file holds %s (SHA-256 %s), not this zone's CA (SHA-256 %s)",
+			ca.Cert.Subject, pki.Fingerprint(ca.Cert, "sha256"), pki.Fingerprint(s.caCert, "sha256"))
+	}
+	return s.withRoleLock(func() error {
+		keyPEM, err := pki.EncodeKeyPEM(ca.Key)
+		if err != nil {
+			return err
+		}
+		if err := atomicfile.WriteFile(s.opts.Paths.CAKey(), keyPEM, 0o600); err != nil {
+			return err
+		}
+		if err := s.setCertAuth(actor, true); err != nil {
+			return err
+		}
+		s.ca.Store(ca)
+		s.log.Info("CA imported; this server holds the CertAuth role", "actor", actor)
+		writeJSON(w, http.StatusOK, api.CARole{Server: s.self.Name, CertAuth: true, KeyKept: true})
+		return nil
+	})
+}
+
+func (s *Server) enableCARole(w http.ResponseWriter, r *http.Request, actor string) error {
+	return s.withRoleLock(func() error {
+		ca, err := pki.LoadCA(s.opts.Paths.CACert(), s.opts.Paths.CAKey())
+		if err != nil {
+			return errkind.New(errkind.NotFound, "this server has no usable CA key (%v): import it with certificate-authority-import", err)
+		}
+		if err := s.setCertAuth(actor, true); err != nil {
+			return err
+		}
+		s.ca.Store(ca)
+		s.log.Info("CertAuth role enabled", "actor", actor)
+		writeJSON(w, http.StatusOK, api.CARole{Server: s.self.Name, CertAuth: true, KeyKept: true})
+		return nil
+	})
+}
+
+func (s *Server) disableCARole(w http.ResponseWriter, r *http.Request, actor string) error {
+	var req api.CARoleDisable
+	if err := readJSON(w, r, &req); err != nil {
+		return err
+	}
+	return s.withRoleLock(func() error {
+		if err := s.setCertAuth(actor, false); err != nil {
+			return err
+		}
+		s.ca.Store(nil)
+		if req.DeleteKey {
+			if err := os.Remove(s.opts.Paths.CAKey()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("delete the CA key: %w", err)
+			}
+		}
+		s.log.Info("CertAuth role disabled", "actor", actor, "key_deleted", req.DeleteKey)
+		writeJSON(w, http.StatusOK, api.CARole{Server: s.self.Name, CertAuth: false, KeyKept: !req.DeleteKey})
+		return nil
+	})
 }

@@ -55,7 +55,8 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	if err := readJSON(w, r, &req); err != nil {
 		return err
 	}
-	if s.ca == nil {
+	ca := s.ca.Load()
+	if ca == nil {
 		return errkind.New(errkind.Unavailable, "server %s does not hold the CertAuth role; register with the server that does", s.self.Name)
 	}
 	if req.Key == "" && s.opts.Config.RegistrationRequiresKey {
@@ -68,7 +69,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	idb := make([]byte, 16)
 	rand.Read(idb)
 	id := hex.EncodeToString(idb)
-	cert, err := s.ca.SignDeviceCSR([]byte(req.CSR), id, s.now())
+	cert, err := ca.SignDeviceCSR([]byte(req.CSR), id, s.now())
 	if err != nil {
 		return errkind.Wrap(errkind.Usage, fmt.Errorf("certificate request: %w", err))
 	}

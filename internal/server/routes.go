@@ -50,6 +50,10 @@ func (s *Server) routes() http.Handler {
 	admin("DELETE "+api.Prefix+"/registration-keys/{key}", s.deleteRegKey)
 	admin("GET "+api.Prefix+"/certificate-authority", s.getCertificateAuthority)
 	admin("GET "+api.Prefix+"/server-certificates", s.listServerCertificates)
+	admin("POST "+api.Prefix+"/certificate-authority/export", s.exportCA)
+	admin("POST "+api.Prefix+"/certificate-authority/import", s.importCA)
+	admin("POST "+api.Prefix+"/certificate-authority/role-enable", s.enableCARole)
+	admin("POST "+api.Prefix+"/certificate-authority/role-disable", s.disableCARole)
 	admin("GET "+api.Prefix+"/backup", s.getBackup)
 	admin("POST "+api.Prefix+"/restore", s.postRestore)
 

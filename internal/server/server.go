@@ -36,7 +36,7 @@ type Server struct {
 	opts     Options
 	db       *zone.DB
 	log      *slog.Logger
-	ca       *pki.CA // nil unless this server holds the CertAuth role's key
+	ca       atomic.Pointer[pki.CA] // nil unless this server holds the CertAuth role and its key
 	caCert   *x509.Certificate
 	tlsCert  tls.Certificate
 	self     zone.Server
@@ -46,6 +46,7 @@ type Server struct {
 	handler  http.Handler
 	shutdown time.Duration
 
+	roleMu    sync.Mutex
 	restoreMu sync.Mutex
 	restored  atomic.Bool // set after a restore: answer nothing until restarted
 }
@@ -80,9 +81,11 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	if s.self.HasRole(zone.RoleCertAuth) {
-		if s.ca, err = pki.LoadCA(opts.Paths.CACert(), opts.Paths.CAKey()); err != nil {
+		ca, err := pki.LoadCA(opts.Paths.CACert(), opts.Paths.CAKey())
+		if err != nil {
 			return nil, fmt.Errorf("this server holds the CertAuth role but its CA is unusable: %w", err)
 		}
+		s.ca.Store(ca)
 	}
 	s.auth = newAdminAuth(s.db, s.now)
 	s.handler = s.routes()

@@ -26,6 +26,7 @@ type Command struct {
 const (
 	CmdZoneCreate      = "zone.create"
 	CmdServerStart     = "server.start"
+	CmdServerSetRoles  = "server.set-roles"
 	CmdAdminCreate     = "admin.create"
 	CmdAdminDelete     = "admin.delete"
 	CmdTokenCreate     = "admin-token.create"
@@ -49,6 +50,11 @@ type serverStart struct {
 	ID      string    `json:"id"`
 	Version string    `json:"version"`
 	Time    time.Time `json:"time"`
+}
+
+type serverSetRoles struct {
+	ID    string `json:"id"`
+	Roles []Role `json:"roles"`
 }
 
 type deviceRegister struct {
@@ -127,6 +133,34 @@ func apply(tx *bolt.Tx, c Command) (string, error) {
 			return "", err
 		}
 		s.Version, s.Started = d.Version, d.Time
+		return s.Name, put(tx, store.BucketServers, s.ID, s)
+
+	case CmdServerSetRoles:
+		var d serverSetRoles
+		if err := decode(c, &d); err != nil {
+			return "", err
+		}
+		var s Server
+		if err := get(tx, store.BucketServers, d.ID, &s, "server"); err != nil {
+			return "", err
+		}
+		if hasRole(d.Roles, RoleCertAuth) && !s.HasRole(RoleCertAuth) {
+			// One CertAuth per zone: it is the only signer of the zone CA.
+			err := tx.Bucket(store.BucketServers).ForEach(func(k, v []byte) error {
+				var o Server
+				if err := json.Unmarshal(v, &o); err != nil {
+					return err
+				}
+				if o.ID != s.ID && o.HasRole(RoleCertAuth) {
+					return errkind.New(errkind.Exists, "server %s holds the CertAuth role: disable it there first (certificate-authority-role-disable)", o.Name)
+				}
+				return nil
+			})
+			if err != nil {
+				return "", err
+			}
+		}
+		s.Roles = d.Roles
 		return s.Name, put(tx, store.BucketServers, s.ID, s)
 
 	case CmdAdminCreate:
@@ -379,4 +413,13 @@ func removeFromGroups(tx *bolt.Tx, id string) error {
 		}
 	}
 	return nil
+}
+
+func hasRole(roles []Role, r Role) bool {
+	for _, x := range roles {
+		if x == r {
+			return true
+		}
+	}
+	return false
 }

@@ -73,6 +73,11 @@ func (d *DB) ServerStarted(id, version string) error {
 	return d.Exec("server:"+id, CmdServerStart, serverStart{ID: id, Version: version, Time: d.Now()})
 }
 
+// SetRoles gives server id exactly roles (at most one CertAuth in the zone).
+func (d *DB) SetRoles(actor, id string, roles []Role) error {
+	return d.Exec(actor, CmdServerSetRoles, serverSetRoles{ID: id, Roles: roles})
+}
+
 // Zone returns the zone record.
 func (d *DB) Zone() (Zone, error) {
 	var z Zone

@@ -40,14 +40,7 @@ type Server struct {
 }
 
 // HasRole reports whether s holds r.
-func (s Server) HasRole(r Role) bool {
-	for _, x := range s.Roles {
-		if x == r {
-			return true
-		}
-	}
-	return false
-}
+func (s Server) HasRole(r Role) bool { return hasRole(s.Roles, r) }
 
 // Admin is a zone administrator.
 type Admin struct {

@@ -1,13 +1,22 @@
 package zman
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
 
 	"github.com/spf13/cobra"
 
 	"zonekit/internal/api"
+	"zonekit/internal/atomicfile"
 	"zonekit/internal/cli/cmdutil"
 	"zonekit/internal/client"
+	"zonekit/internal/errkind"
+	"zonekit/internal/pki"
 	"zonekit/internal/ui"
 )
 
@@ -103,4 +112,209 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+type caExportOptions struct {
+	f      *Factory
+	File   string
+	Delete bool
+	Legacy bool
+	pass   passphraseSource
+}
+
+func newCAExport(f *Factory, runF func(*caExportOptions) error) *cobra.Command {
+	o := &caExportOptions{f: f}
+	cmd := &cobra.Command{
+		Use:     "certificate-authority-export [-d] FILE",
+		Aliases: []string{"cae"},
+		Short:   "Export the zone CA key pair as a passphrase-protected PKCS#12 file",
+		Long: `Export the zone CA's key pair and certificate from the server holding the
+CertAuth role into FILE, a PKCS#12 file encrypted with AES-256 (PBES2) under
+a passphrase of at least 10 characters. --legacy writes the weak 3DES
+encoding that some old tools need.
+
+With -d the CertAuth role is then removed from the server and its copy of
+the key deleted, but only after FILE was written and read back with the
+passphrase, so the key cannot be lost on the way. Give the role back with
+certificate-authority-import.`,
+		Args: cmdutil.ExactArgs(1, "the PKCS#12 FILE to write"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.File = args[0]
+			if runF != nil {
+				return runF(o)
+			}
+			return caExportRun(cmd.Context(), o)
+		},
+	}
+	cmd.Flags().BoolVarP(&o.Delete, "delete", "d", false, "remove the CertAuth role and the CA key from the server afterwards")
+	cmd.Flags().BoolVar(&o.Legacy, "legacy", false, "use the weak legacy (3DES) PKCS#12 encryption for old tools")
+	o.pass.addFlags(cmd.Flags())
+	return cmd
+}
+
+func caExportRun(ctx context.Context, o *caExportOptions) error {
+	pass, err := o.pass.read(ctx, o.f.IO, o.f.Prompter, true)
+	if err != nil {
+		return err
+	}
+	if len([]rune(string(pass))) < 10 {
+		return errkind.New(errkind.Usage, "the passphrase must be at least 10 characters")
+	}
+	return o.f.withClient(ctx, func(ctx context.Context, c *client.Client) error {
+		body, err := json.Marshal(api.CAExport{Passphrase: string(pass), Legacy: o.Legacy})
+		if err != nil {
+			return err
+		}
+		resp, err := c.Stream(ctx, http.MethodPost, api.Prefix+"/certificate-authority/export", bytes.NewReader(body), "application/json")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		if err != nil {
+			return fmt.Errorf("read the exported CA: %w", err)
+		}
+		// Read it back before anything depends on it.
+		ca, err := pki.ImportPKCS12(data, string(pass))
+		if err != nil {
+			return fmt.Errorf("the exported CA does not read back: %w", err)
+		}
+		out, err := atomicfile.New(o.File, 0o600)
+		if err != nil {
+			return err
+		}
+		defer out.Abort()
+		if _, err := out.Write(data); err != nil {
+			return fmt.Errorf("write %s: %w", o.File, err)
+		}
+		if err := out.Commit(); err != nil {
+			return err
+		}
+		fmt.Fprintf(o.f.IO.Out, "Exported the zone CA (%s, SHA-256 %s) to %s.\n", ca.Cert.Subject, pki.Fingerprint(ca.Cert, "sha256"), o.File)
+		if !o.Delete {
+			return nil
+		}
+		if written, err := os.ReadFile(o.File); err != nil || !bytes.Equal(written, data) {
+			return errkind.New(errkind.Failure, "%s does not hold what was exported; the CertAuth role was kept", o.File)
+		}
+		var role api.CARole
+		if err := c.Post(ctx, api.Prefix+"/certificate-authority/role-disable", api.CARoleDisable{DeleteKey: true}, &role); err != nil {
+			return fmt.Errorf("remove the CertAuth role: %w", err)
+		}
+		fmt.Fprintf(o.f.IO.Out, "Removed the CertAuth role and the CA key from %s.\n", role.Server)
+		return nil
+	})
+}
+
+type caImportOptions struct {
+	f    *Factory
+	File string
+	pass passphraseSource
+}
+
+func newCAImport(f *Factory, runF func(*caImportOptions) error) *cobra.Command {
+	o := &caImportOptions{f: f}
+	cmd := &cobra.Command{
+		Use:     "certificate-authority-import FILE",
+		Aliases: []string{"cai"},
+		Short:   "Import the zone CA key pair from PKCS#12 and give this server the CertAuth role",
+		Long: `Import the zone CA key pair from FILE (as written by
+certificate-authority-export) into the server zman talks to, which then
+holds the CertAuth role. The file must hold this zone's CA: another CA is
+refused. A wrong passphrase exits 12.`,
+		Args: cmdutil.ExactArgs(1, "the PKCS#12 FILE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.File = args[0]
+			if runF != nil {
+				return runF(o)
+			}
+			return caImportRun(cmd.Context(), o)
+		},
+	}
+	o.pass.addFlags(cmd.Flags())
+	return cmd
+}
+
+func caImportRun(ctx context.Context, o *caImportOptions) error {
+	data, err := os.ReadFile(o.File)
+	if err != nil {
+		return errkind.Wrap(errkind.Usage, fmt.Errorf("read %s: %w", o.File, err))
+	}
+	pass, err := o.pass.read(ctx, o.f.IO, o.f.Prompter, false)
+	if err != nil {
+		return err
+	}
+	// Check locally first: a wrong passphrase needs no server round trip.
+	if _, err := pki.ImportPKCS12(data, string(pass)); err != nil {
+		return fmt.Errorf("%s: %w", o.File, err)
+	}
+	return o.f.withClient(ctx, func(ctx context.Context, c *client.Client) error {
+		var role api.CARole
+		if err := c.Post(ctx, api.Prefix+"/certificate-authority/import", api.CAImport{PKCS12: data, Passphrase: string(pass)}, &role); err != nil {
+			return err
+		}
+		fmt.Fprintf(o.f.IO.Out, "Imported the zone CA; %s holds the CertAuth role.\n", role.Server)
+		return nil
+	})
+}
+
+type caRoleOptions struct {
+	f         *Factory
+	DeleteKey bool
+}
+
+func newCARoleEnable(f *Factory, runF func(*caRoleOptions) error) *cobra.Command {
+	o := &caRoleOptions{f: f}
+	return &cobra.Command{
+		Use:     "certificate-authority-role-enable",
+		Aliases: []string{"care"},
+		Short:   "Give the CertAuth role to the server, which must have the CA key",
+		Args:    cmdutil.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if runF != nil {
+				return runF(o)
+			}
+			return o.f.withClient(cmd.Context(), func(ctx context.Context, c *client.Client) error {
+				var role api.CARole
+				if err := c.Post(ctx, api.Prefix+"/certificate-authority/role-enable", struct{}{}, &role); err != nil {
+					return err
+				}
+				fmt.Fprintf(o.f.IO.Out, "%s holds the CertAuth role.\n", role.Server)
+				return nil
+			})
+		},
+	}
+}
+
+func newCARoleDisable(f *Factory, runF func(*caRoleOptions) error) *cobra.Command {
+	o := &caRoleOptions{f: f}
+	cmd := &cobra.Command{
+		Use:     "certificate-authority-role-disable",
+		Aliases: []string{"card"},
+		Short:   "Take the CertAuth role from the server (it stops issuing certificates)",
+		Long: `Take the CertAuth role from the server: it stops issuing device
+certificates, so registrations fail until a server holds the role again.
+The CA key stays on the server unless --delete-key is given; export it
+first (certificate-authority-export).`,
+		Args: cmdutil.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if runF != nil {
+				return runF(o)
+			}
+			return o.f.withClient(cmd.Context(), func(ctx context.Context, c *client.Client) error {
+				var role api.CARole
+				if err := c.Post(ctx, api.Prefix+"/certificate-authority/role-disable", api.CARoleDisable{DeleteKey: o.DeleteKey}, &role); err != nil {
+					return err
+				}
+				kept := "kept"
+				if !role.KeyKept {
+					kept = "deleted"
+				}
+				fmt.Fprintf(o.f.IO.Out, "%s no longer holds the CertAuth role; its CA key was %s.\n", role.Server, kept)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&o.DeleteKey, "delete-key", false, "also delete the server's copy of the CA key")
+	return cmd
 }

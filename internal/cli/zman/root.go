@@ -66,7 +66,8 @@ stored with 'zman admin-store-credential', then a prompt on a terminal.`,
 	add("device", newDeviceList(f, nil), newDeviceDelete(f, nil),
 		newGroupCreate(f, nil), newGroupAddDevice(f, nil), newGroupList(f, nil),
 		newRegKeyCreate(f, nil), newRegKeyList(f, nil), newRegKeyDelete(f, nil))
-	add("cert", newCAInfo(f, nil), newServerCertList(f, nil))
+	add("cert", newCAInfo(f, nil), newServerCertList(f, nil), newCAExport(f, nil), newCAImport(f, nil),
+		newCARoleEnable(f, nil), newCARoleDisable(f, nil))
 	add("backup", newBackup(f, nil), newRestore(f, nil))
 	return root
 }
