@@ -66,7 +66,7 @@ SHA-256) and nothing is written; no zone server is needed.`,
 
 func backupRun(ctx context.Context, o *backupOptions) error {
 	streams := o.f.IO
-	pass, err := o.pass.read(ctx, streams, o.f.Prompter, true)
+	pass, err := o.pass.read(ctx, streams, o.f.Prompter, "Backup passphrase", true)
 	if err != nil {
 		return err
 	}
@@ -115,7 +115,7 @@ func backupRun(ctx context.Context, o *backupOptions) error {
 
 // openBackup opens and starts decrypting FILE; a wrong passphrase fails here.
 func openBackup(ctx context.Context, f *Factory, path string, src *passphraseSource, label string) (io.Reader, *ui.Progress, func(), error) {
-	pass, err := src.read(ctx, f.IO, f.Prompter, false)
+	pass, err := src.read(ctx, f.IO, f.Prompter, "Backup passphrase", false)
 	if err != nil {
 		return nil, nil, nil, err
 	}

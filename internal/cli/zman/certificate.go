@@ -16,6 +16,7 @@ import (
 	"zonekit/internal/cli/cmdutil"
 	"zonekit/internal/client"
 	"zonekit/internal/errkind"
+	"zonekit/internal/password"
 	"zonekit/internal/pki"
 	"zonekit/internal/ui"
 )
@@ -153,12 +154,12 @@ certificate-authority-import.`,
 }
 
 func caExportRun(ctx context.Context, o *caExportOptions) error {
-	pass, err := o.pass.read(ctx, o.f.IO, o.f.Prompter, true)
+	pass, err := o.pass.read(ctx, o.f.IO, o.f.Prompter, "Passphrase for the CA file", true)
 	if err != nil {
 		return err
 	}
-	if len([]rune(string(pass))) < 10 {
-		return errkind.New(errkind.Usage, "the passphrase must be at least 10 characters")
+	if err := password.CheckPassphrase(string(pass)); err != nil {
+		return err
 	}
 	return o.f.withClient(ctx, func(ctx context.Context, c *client.Client) error {
 		body, err := json.Marshal(api.CAExport{Passphrase: string(pass), Legacy: o.Legacy})
@@ -240,7 +241,7 @@ func caImportRun(ctx context.Context, o *caImportOptions) error {
 	if err != nil {
 		return errkind.Wrap(errkind.Usage, fmt.Errorf("read %s: %w", o.File, err))
 	}
-	pass, err := o.pass.read(ctx, o.f.IO, o.f.Prompter, false)
+	pass, err := o.pass.read(ctx, o.f.IO, o.f.Prompter, "Passphrase of the CA file", false)
 	if err != nil {
 		return err
 	}
