@@ -22,23 +22,17 @@ package backup
 import (
 	"errors"
 	"fmt"
-	"unicode/utf8"
 
 	"zonekit/internal/errkind"
+	"zonekit/internal/password"
 )
 
 // MinPassphraseLen is the shortest passphrase Encrypt accepts, in characters.
-const MinPassphraseLen = 10
+const MinPassphraseLen = password.MinPassphraseLength
 
-// CheckPassphrase enforces the passphrase policy for new backups: at least
-// MinPassphraseLen characters (not bytes). The error is of kind
-// errkind.Usage.
-func CheckPassphrase(p []byte) error {
-	if utf8.RuneCount(p) < MinPassphraseLen {
-		return errkind.New(errkind.Usage, "backup passphrase must be at least %d characters", MinPassphraseLen)
-	}
-	return nil
-}
+// CheckPassphrase enforces the passphrase policy for new backups (see
+// password.CheckPassphrase); the error is of kind errkind.Usage.
+func CheckPassphrase(p []byte) error { return password.CheckPassphrase(string(p)) }
 
 // ErrWrongPassphrase is returned by Decrypt when the passphrase does not
 // open the backup's key. Its kind is errkind.Passphrase (exit status 12).

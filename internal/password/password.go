@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"golang.org/x/crypto/argon2"
+
+	"zonekit/internal/errkind"
 )
 
 // Params are Argon2id cost parameters.
@@ -78,6 +80,18 @@ func Verify(pw, hash string) (bool, error) {
 	}
 	got := argon2.IDKey([]byte(pw), salt, p.Time, p.Memory, p.Threads, uint32(len(want)))
 	return subtle.ConstantTimeCompare(got, want) == 1, nil
+}
+
+// MinPassphraseLength is the shortest passphrase for a file that protects
+// keys (backups, exported CA key pairs), in characters.
+const MinPassphraseLength = 10
+
+// CheckPassphrase enforces MinPassphraseLength; the error is a usage error.
+func CheckPassphrase(p string) error {
+	if n := len([]rune(p)); n < MinPassphraseLength {
+		return errkind.New(errkind.Usage, "the passphrase must be at least %d characters (it has %d)", MinPassphraseLength, n)
+	}
+	return nil
 }
 
 // Check enforces the password policy for new administrator passwords.

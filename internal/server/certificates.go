@@ -10,6 +10,7 @@ import (
 	"zonekit/internal/api"
 	"zonekit/internal/atomicfile"
 	"zonekit/internal/errkind"
+	"zonekit/internal/password"
 	"zonekit/internal/pki"
 	"zonekit/internal/zone"
 )
@@ -79,8 +80,8 @@ func (s *Server) exportCA(w http.ResponseWriter, r *http.Request, actor string) 
 	if err := readJSON(w, r, &req); err != nil {
 		return err
 	}
-	if n := len([]rune(req.Passphrase)); n < 10 {
-		return errkind.New(errkind.Usage, "the passphrase must be at least 10 characters")
+	if err := password.CheckPassphrase(req.Passphrase); err != nil {
+		return err
 	}
 	ca := s.ca.Load()
 	if ca == nil {
