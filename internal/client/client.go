@@ -124,13 +124,7 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 	}
 	start := time.Now()
 	resp, err := c.http.Do(req)
-	if c.trace != nil {
-		status := "error"
-		if err == nil {
-			status = resp.Status
-		}
-		fmt.Fprintf(c.trace, "debug: %s %s -> %s (%s)\n", method, req.URL, status, time.Since(start).Round(time.Microsecond))
-	}
+	c.traceRequest(req, resp, err, time.Since(start).Round(time.Microsecond).String())
 	if err != nil {
 		return c.explain(err)
 	}
@@ -224,13 +218,7 @@ func (c *Client) Stream(ctx context.Context, method, path string, body io.Reader
 		c.auth(req)
 	}
 	resp, err := c.stream.Do(req)
-	if c.trace != nil {
-		status := "error"
-		if err == nil {
-			status = resp.Status
-		}
-		fmt.Fprintf(c.trace, "debug: %s %s -> %s (streaming)\n", method, req.URL, status)
-	}
+	c.traceRequest(req, resp, err, "streaming")
 	if err != nil {
 		return nil, c.explain(err)
 	}
@@ -240,6 +228,18 @@ func (c *Client) Stream(ctx context.Context, method, path string, body io.Reader
 		return nil, apiError(resp.StatusCode, data)
 	}
 	return resp, nil
+}
+
+// traceRequest writes one --debug line about a request.
+func (c *Client) traceRequest(req *http.Request, resp *http.Response, err error, note string) {
+	if c.trace == nil {
+		return
+	}
+	status := "error"
+	if err == nil {
+		status = resp.Status
+	}
+	fmt.Fprintf(c.trace, "debug: %s %s -> %s (%s)\n", req.Method, req.URL, status, note)
 }
 
 // Basic authorises with an administrator name and password.
