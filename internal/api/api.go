@@ -141,6 +141,12 @@ type Registration struct {
 type Refresh struct {
 	Registration
 	Contact time.Time `json:"contact"`
+	// TrustedCAs are the CAs agents trust: the zone CA, then the future
+	// one while a change is under way.
+	TrustedCAs []string `json:"trusted_ca_pems,omitempty"`
+	// RenewCertificate asks the agent for a new device certificate (its
+	// own is from a replaced CA or expires soon).
+	RenewCertificate bool `json:"renew_certificate,omitempty"`
 }
 
 // Backup response headers describe what the streamed payload holds.
@@ -180,6 +186,11 @@ type CertificateAuthority struct {
 	Status         string    `json:"status"` // valid, expiring, expired
 	Internal       bool      `json:"internal"`
 	CertAuthServer string    `json:"cert_auth_server"`
+	PEM            string    `json:"pem"`
+	// FutureCA is the CA a change under way will activate.
+	FutureCA *CertSummary `json:"future_ca,omitempty"`
+	// Change names the certificate change under way, if any.
+	Change string `json:"change,omitempty"`
 }
 
 // ServerCertificate is one server's certificate as listed by

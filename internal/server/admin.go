@@ -46,12 +46,12 @@ func (s *Server) zoneInfo() (api.ZoneInfo, error) {
 		return api.ZoneInfo{}, err
 	}
 	ca := api.CA{
-		Subject:   s.caCert.Subject.String(),
-		NotBefore: s.caCert.NotBefore.UTC(),
-		NotAfter:  s.caCert.NotAfter.UTC(),
-		Key:       pki.KeyDescription(s.caCert.PublicKey),
-		SHA256:    pki.Fingerprint(s.caCert, "sha256"),
-		Status:    pki.Status(s.caCert, s.now()),
+		Subject:   s.zoneCA().Subject.String(),
+		NotBefore: s.zoneCA().NotBefore.UTC(),
+		NotAfter:  s.zoneCA().NotAfter.UTC(),
+		Key:       pki.KeyDescription(s.zoneCA().PublicKey),
+		SHA256:    pki.Fingerprint(s.zoneCA(), "sha256"),
+		Status:    pki.Status(s.zoneCA(), s.now()),
 		Internal:  s.zone.CAInternal,
 	}
 	if ca.CertAuthRole, err = s.certAuthServer(); err != nil {

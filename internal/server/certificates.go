@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+	"time"
 
 	"zonekit/internal/api"
 	"zonekit/internal/atomicfile"
@@ -33,14 +34,25 @@ func (s *Server) getCertificateAuthority(w http.ResponseWriter, r *http.Request,
 	if err != nil {
 		return err
 	}
-	c := s.caCert
-	writeJSON(w, http.StatusOK, api.CertificateAuthority{
+	c := s.zoneCA()
+	z, err := s.db.Zone()
+	if err != nil {
+		return err
+	}
+	out := api.CertificateAuthority{
 		Subject: c.Subject.String(), Issuer: c.Issuer.String(),
 		NotBefore: c.NotBefore.UTC(), NotAfter: c.NotAfter.UTC(),
 		Key: pki.KeyDescription(c.PublicKey),
 		MD5: pki.Fingerprint(c, "md5"), SHA1: pki.Fingerprint(c, "sha1"), SHA256: pki.Fingerprint(c, "sha256"),
-		Status: pki.Status(c, s.now()), Internal: s.zone.CAInternal, CertAuthServer: holder,
-	})
+		Status: pki.Status(c, s.now()), Internal: z.CAInternal, CertAuthServer: holder, PEM: string(pki.EncodeCertPEM(c)),
+	}
+	if rm, err := s.db.Remint(); err == nil && rm != nil {
+		out.Change = fmt.Sprintf("%s %q, activation %s", rm.Kind, rm.Name, rm.Activation.UTC().Format(time.RFC3339))
+		if f, err := pki.ParseCertPEM([]byte(rm.FutureCA)); err == nil {
+			out.FutureCA = summary(f, true)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -49,8 +61,25 @@ func (s *Server) listServerCertificates(w http.ResponseWriter, r *http.Request, 
 	if err != nil {
 		return err
 	}
+	rm, err := s.db.Remint()
+	if err != nil {
+		return err
+	}
 	out := make([]api.ServerCertificate, 0, len(servers))
 	for _, sv := range servers {
+		future, update := "", ""
+		if rm != nil {
+			if f, ok := rm.Future(sv.ID); ok {
+				future = f.Status
+				if f.Error != "" {
+					future += ": " + f.Error
+				}
+				update = "activation " + rm.Activation.UTC().Format(time.RFC3339)
+				if rm.Immediate {
+					update = "Immediate"
+				}
+			}
+		}
 		c, err := pki.ParseCertPEM([]byte(sv.CertPEM))
 		if err != nil {
 			s.log.Error("server certificate unreadable", "server", sv.Name, "err", err)
@@ -61,7 +90,7 @@ func (s *Server) listServerCertificates(w http.ResponseWriter, r *http.Request, 
 			Server: sv.Name, IssuedTo: c.Subject.CommonName, Subject: c.Subject.String(), IssuedBy: c.Issuer.String(),
 			NotBefore: c.NotBefore.UTC(), NotAfter: c.NotAfter.UTC(),
 			SHA1: pki.Fingerprint(c, "sha1"), SHA256: pki.Fingerprint(c, "sha256"),
-			Status: pki.Status(c, s.now()), Version: sv.Version,
+			Status: pki.Status(c, s.now()), Version: sv.Version, FutureStatus: future, UpdateStatus: update,
 		})
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -125,9 +154,9 @@ func (s *Server) importCA(w http.ResponseWriter, r *http.Request, actor string) 
 	if err != nil {
 		return err
 	}
-	if !ca.Cert.Equal(s.caCert) {
+	if !ca.Cert.Equal(s.zoneCA()) {
 		return errkind.New(errkind.Invalid, "the PKCS#12 file holds %s (SHA-256 %s), not this zone's CA (SHA-256 %s)",
-			ca.Cert.Subject, pki.Fingerprint(ca.Cert, "sha256"), pki.Fingerprint(s.caCert, "sha256"))
+			ca.Cert.Subject, pki.Fingerprint(ca.Cert, "sha256"), pki.Fingerprint(s.zoneCA(), "sha256"))
 	}
 	return s.withRoleLock(func() error {
 		keyPEM, err := pki.EncodeKeyPEM(ca.Key)

@@ -113,7 +113,8 @@ func (s *Server) deviceRefresh(w http.ResponseWriter, r *http.Request, dev zone.
 	if err := s.db.ExecBatch("device:"+dev.ID, zone.CmdDeviceContact, map[string]any{"id": dev.ID, "time": now, "address": clientIP(r)}); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, api.Refresh{Registration: s.registration(dev), Contact: now})
+	writeJSON(w, http.StatusOK, api.Refresh{Registration: s.registration(dev), Contact: now,
+		TrustedCAs: s.trustedCAs(), RenewCertificate: s.needsRenewal(r)})
 	return nil
 }
 

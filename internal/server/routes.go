@@ -28,6 +28,9 @@ func (s *Server) routes() http.Handler {
 				return
 			}
 			setActor(r, actor)
+			if e := s.certExpiry(); e != "" {
+				w.Header().Set(api.HeaderCertExpiry, e)
+			}
 			if err := h(w, r, actor); err != nil {
 				s.fail(w, r, err)
 			}
@@ -54,12 +57,23 @@ func (s *Server) routes() http.Handler {
 	admin("POST "+api.Prefix+"/certificate-authority/import", s.importCA)
 	admin("POST "+api.Prefix+"/certificate-authority/role-enable", s.enableCARole)
 	admin("POST "+api.Prefix+"/certificate-authority/role-disable", s.disableCARole)
+	admin("POST "+api.Prefix+"/certificate-authority/remint", s.remintCA)
+	admin("POST "+api.Prefix+"/certificate-authority/change", s.changeCA)
+	admin("POST "+api.Prefix+"/server-certificates/remint", s.remintServerCerts)
+	admin("GET "+api.Prefix+"/certificate-changes/current", s.getChange)
+	admin("DELETE "+api.Prefix+"/certificate-changes/current", s.cancelChange)
+	admin("GET "+api.Prefix+"/certificate-changes/current/csrs.zip", s.getCSRZip)
+	admin("GET "+api.Prefix+"/server-certificates/{server}/csr", s.getCSR)
+	admin("POST "+api.Prefix+"/server-certificates/{server}/import", s.importFuture)
+	admin("POST "+api.Prefix+"/server-certificates/{server}/certificate", s.addServerCertificate)
+	admin("POST "+api.Prefix+"/device/retrust", s.deviceRetrust)
 	admin("GET "+api.Prefix+"/backup", s.getBackup)
 	admin("POST "+api.Prefix+"/restore", s.postRestore)
 
 	// Registration proves nothing but knowledge of the zone CA (and the key,
 	// when one is required); everything after it needs the device certificate.
 	mux.HandleFunc("POST "+api.Prefix+"/registrations", s.wrap(s.register))
+	mux.HandleFunc("GET "+api.Prefix+"/trust", s.wrap(s.getTrust))
 	device := func(pattern string, h deviceHandler) {
 		mux.HandleFunc(pattern, s.wrap(func(w http.ResponseWriter, r *http.Request) error {
 			dev, err := s.deviceFromTLS(r)
@@ -73,6 +87,7 @@ func (s *Server) routes() http.Handler {
 	device("GET "+api.Prefix+"/device/zone", s.deviceZone)
 	device("POST "+api.Prefix+"/device/refresh", s.deviceRefresh)
 	device("DELETE "+api.Prefix+"/device", s.deviceUnregister)
+	device("POST "+api.Prefix+"/device/certificate", s.deviceCertificate)
 
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, errkind.New(errkind.NotFound, "no such API route: %s %s", r.Method, r.URL.Path))

@@ -6,7 +6,6 @@ package server
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -37,8 +36,7 @@ type Server struct {
 	db       *zone.DB
 	log      *slog.Logger
 	ca       atomic.Pointer[pki.CA] // nil unless this server holds the CertAuth role and its key
-	caCert   *x509.Certificate
-	tlsCert  tls.Certificate
+	trust    atomic.Pointer[trustState]
 	self     zone.Server
 	zone     zone.Zone
 	auth     *adminAuth
@@ -47,6 +45,8 @@ type Server struct {
 	shutdown time.Duration
 
 	roleMu    sync.Mutex
+	remintMu  sync.Mutex // one certificate change step at a time on this server
+	remintErr atomic.Pointer[string]
 	restoreMu sync.Mutex
 	restored  atomic.Bool // set after a restore: answer nothing until restarted
 }
@@ -70,14 +70,12 @@ func New(opts Options) (*Server, error) {
 	if s.self, err = s.db.Server(opts.Config.ServerID); err != nil {
 		return nil, fmt.Errorf("this server (server.id %q in %s): %w", opts.Config.ServerID, opts.Paths.ConfigFile(), err)
 	}
-	if s.caCert, err = pki.ParseCertPEM([]byte(s.zone.CACertPEM)); err != nil {
-		return nil, fmt.Errorf("zone CA certificate: %w", err)
+	// A change that activated while this server was down is finished
+	// first, so that it starts with the certificates the zone expects.
+	if err := s.finishActivation(); err != nil {
+		s.log.Error("finishing a certificate change", "err", err)
 	}
-	s.tlsCert, err = tls.LoadX509KeyPair(opts.Paths.ServerCert(), opts.Paths.ServerKey())
-	if err != nil {
-		return nil, fmt.Errorf("load server certificate: %w", err)
-	}
-	if err := s.checkServerCert(); err != nil {
+	if err := s.loadTrust(); err != nil {
 		return nil, err
 	}
 	if s.self.HasRole(zone.RoleCertAuth) {
@@ -90,37 +88,6 @@ func New(opts Options) (*Server, error) {
 	s.auth = newAdminAuth(s.db, s.now)
 	s.handler = s.routes()
 	return s, nil
-}
-
-// checkServerCert refuses to serve with a certificate that clients would reject.
-func (s *Server) checkServerCert() error {
-	leaf, err := x509.ParseCertificate(s.tlsCert.Certificate[0])
-	if err != nil {
-		return fmt.Errorf("server certificate: %w", err)
-	}
-	now := s.now()
-	if now.After(leaf.NotAfter) {
-		return fmt.Errorf("server certificate %s expired on %s: repair it with 'zconfigure -c SSL'", s.opts.Paths.ServerCert(), leaf.NotAfter.UTC().Format(time.DateOnly))
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(s.caCert)
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
-		return fmt.Errorf("server certificate %s is not issued by this zone's CA: %w", s.opts.Paths.ServerCert(), err)
-	}
-	return nil
-}
-
-// TLSConfig is the server side of the zone's TLS: 1.2 or later, this
-// server's certificate, and device certificates verified against the zone CA.
-func (s *Server) TLSConfig() *tls.Config {
-	pool := x509.NewCertPool()
-	pool.AddCert(s.caCert)
-	return &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		Certificates: []tls.Certificate{s.tlsCert},
-		ClientAuth:   tls.VerifyClientCertIfGiven,
-		ClientCAs:    pool,
-	}
 }
 
 // Handler returns the API's HTTP handler.
@@ -141,6 +108,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(tls.NewListener(ln, hs.TLSConfig)) }()
+	loopCtx, stopLoop := context.WithCancel(ctx)
+	defer stopLoop()
+	go s.remintLoop(loopCtx)
 	s.log.Info("zone server started", "zone", s.zone.Name, "server", s.self.Name, "addr", ln.Addr().String(), "version", version.String())
 	select {
 	case err := <-errc:

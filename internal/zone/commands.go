@@ -316,6 +316,9 @@ func apply(tx *bolt.Tx, c Command) (string, error) {
 		}
 		return d.Name, tx.Bucket(store.BucketRegKeys).Delete([]byte(d.Name))
 	}
+	if target, ok, err := applyCertificate(tx, c); ok {
+		return target, err
+	}
 	return "", fmt.Errorf("unknown zone command %q", c.Name)
 }
 

@@ -22,6 +22,12 @@ type Zone struct {
 	Created    time.Time `json:"created"`
 	CAInternal bool      `json:"ca_internal"`
 	CACertPEM  string    `json:"ca_cert_pem"`
+	// PreviousCAs are the zone CAs replaced by remints (newest first):
+	// device certificates they issued are still accepted until they expire.
+	PreviousCAs []string `json:"previous_ca_pems,omitempty"`
+	// CrossCerts certify each new CA with the key of the one it replaced,
+	// so that an agent holding only an old CA can re-establish trust.
+	CrossCerts []string `json:"cross_cert_pems,omitempty"`
 }
 
 // Server is a Primary Server of the zone.

@@ -1,0 +1,130 @@
+package server
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"os"
+	"time"
+
+	"zonekit/internal/errkind"
+	"zonekit/internal/pki"
+)
+
+// trustState is what TLS uses at one moment: the zone CA, the CAs whose
+// device certificates are still accepted, and this server's certificate.
+// It is replaced whole when a certificate change activates, so that
+// handshakes switch without a restart.
+type trustState struct {
+	ca      *x509.Certificate
+	cert    tls.Certificate
+	leaf    *x509.Certificate
+	config  *tls.Config
+	expiry  string // HeaderCertExpiry value, or "" when nothing expires soon
+	checked time.Time
+}
+
+// zoneCA returns the current zone CA.
+func (s *Server) zoneCA() *x509.Certificate { return s.trust.Load().ca }
+
+// loadTrust (re)reads the zone CA from the store and this server's
+// certificate from conf/, checks them, and installs them for new handshakes.
+func (s *Server) loadTrust() error {
+	z, err := s.db.Zone()
+	if err != nil {
+		return fmt.Errorf("read zone: %w", err)
+	}
+	ca, err := pki.ParseCertPEM([]byte(z.CACertPEM))
+	if err != nil {
+		return fmt.Errorf("zone CA certificate: %w", err)
+	}
+	cert, err := tls.LoadX509KeyPair(s.opts.Paths.ServerCert(), s.opts.Paths.ServerKey())
+	if err != nil {
+		return fmt.Errorf("load server certificate: %w", err)
+	}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		return fmt.Errorf("server certificate: %w", err)
+	}
+	cert.Leaf = leaf
+	now := s.now()
+	if now.After(ca.NotAfter) {
+		return errkind.New(errkind.Failure, "the zone CA %q expired on %s: nothing can connect; repair with 'zconfigure -c SSL' (option 2, remint the CA and this server's certificate) while the server is stopped",
+			ca.Subject.CommonName, ca.NotAfter.UTC().Format(time.DateOnly))
+	}
+	if now.After(leaf.NotAfter) {
+		return errkind.New(errkind.Failure, "server certificate %s expired on %s: repair it with 'zconfigure -c SSL' (option 1) while the server is stopped",
+			s.opts.Paths.ServerCert(), leaf.NotAfter.UTC().Format(time.DateOnly))
+	}
+	inter := x509.NewCertPool()
+	for _, der := range cert.Certificate[1:] {
+		if c, err := x509.ParseCertificate(der); err == nil {
+			inter.AddCert(c)
+		}
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca)
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
+		return fmt.Errorf("server certificate %s is not issued by this zone's CA: %w", s.opts.Paths.ServerCert(), err)
+	}
+	// Device certificates from replaced CAs stay accepted until they
+	// expire: agents renew them at their next refresh.
+	clients := x509.NewCertPool()
+	clients.AddCert(ca)
+	for _, p := range z.PreviousCAs {
+		if c, err := pki.ParseCertPEM([]byte(p)); err == nil && now.Before(c.NotAfter) {
+			clients.AddCert(c)
+		}
+	}
+	st := &trustState{ca: ca, cert: cert, leaf: leaf}
+	st.config = &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{cert},
+		ClientAuth:   tls.VerifyClientCertIfGiven,
+		ClientCAs:    clients,
+	}
+	s.trust.Store(st)
+	return nil
+}
+
+// TLSConfig is the server side of the zone's TLS: 1.2 or later, this
+// server's certificate, and device certificates verified against the zone
+// CA. Each handshake takes the current trust state.
+func (s *Server) TLSConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			return s.trust.Load().config, nil
+		},
+	}
+}
+
+// certExpiry names the zone certificate that expires first, if one does
+// within pki.ExpiringWithin; recomputed at most once a minute.
+func (s *Server) certExpiry() string {
+	st := s.trust.Load()
+	now := s.now()
+	if now.Sub(st.checked) < time.Minute && !st.checked.IsZero() {
+		return st.expiry
+	}
+	first, what := st.ca.NotAfter, "zone CA "+st.ca.Subject.CommonName
+	if servers, err := s.db.Servers(); err == nil {
+		for _, sv := range servers {
+			if !sv.CertNotAfter.IsZero() && sv.CertNotAfter.Before(first) {
+				first, what = sv.CertNotAfter, "server certificate of "+sv.Name
+			}
+		}
+	}
+	next := *st
+	next.checked, next.expiry = now, ""
+	if first.Sub(now) < pki.ExpiringWithin {
+		next.expiry = first.UTC().Format(time.RFC3339) + " " + what
+	}
+	s.trust.CompareAndSwap(st, &next)
+	return next.expiry
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}

@@ -1,0 +1,377 @@
+package zone
+
+import (
+	"encoding/json"
+	"errors"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"zonekit/internal/errkind"
+	"zonekit/internal/pki"
+	"zonekit/internal/store"
+)
+
+// RemintKind names a certificate change.
+type RemintKind string
+
+const (
+	RemintCA         RemintKind = "remint-ca"          // new key and certificate for the internal CA
+	ChangeCAInternal RemintKind = "change-ca-internal" // a new internal CA with a new subject
+	ChangeCAExternal RemintKind = "change-ca-external" // an external root becomes the zone CA
+	RemintServers    RemintKind = "remint-servers"     // new certificates for some servers, same CA
+)
+
+// ChangesCA reports whether the kind replaces the zone CA.
+func (k RemintKind) ChangesCA() bool { return k != RemintServers }
+
+// Future-certificate statuses, as server-certificate-list shows them.
+const (
+	FutureCreated   = "New certificate created"
+	FutureFailed    = "Creating certificate failed"
+	FutureCSR       = "CSR generated"
+	FutureCSRFailed = "CSR generation failed"
+	FutureUploaded  = "New certificate uploaded"
+	FutureManual    = "Waiting for certificate in remint-repo"
+)
+
+// CancelCutoff is how close to activation a change can no longer be cancelled.
+const CancelCutoff = 10 * time.Minute
+
+// Remint is a certificate change under way: at most one per zone. Until
+// its activation the servers keep their certificates and agents learn the
+// future CA; at activation every server switches.
+type Remint struct {
+	ID         string     `json:"id"`
+	Kind       RemintKind `json:"kind"`
+	Name       string     `json:"name"` // the update's name, for people
+	Actor      string     `json:"actor"`
+	Started    time.Time  `json:"started"`
+	Activation time.Time  `json:"activation"`
+	Immediate  bool       `json:"immediate,omitempty"` // the CA had expired: activate at once
+	// CAServer is the server that will hold the future CA's key (internal kinds).
+	CAServer    string `json:"ca_server,omitempty"`
+	FutureCA    string `json:"future_ca_pem,omitempty"`
+	FutureChain string `json:"future_chain_pem,omitempty"` // intermediates under an external root
+	CrossCert   string `json:"cross_cert_pem,omitempty"`
+	// External servers get CSRs (or certificates placed in remint-repo
+	// when Manual) instead of certificates zonekit signs.
+	External bool           `json:"external,omitempty"`
+	Manual   bool           `json:"manual,omitempty"`
+	Subject  pki.CSRSubject `json:"subject"` // common fields for every server's certificate
+	KeyType  pki.KeyType    `json:"key_type"`
+	Servers  []FutureCert   `json:"servers"`
+}
+
+// FutureCert is one server's part in a remint.
+type FutureCert struct {
+	Server   string   `json:"server"` // server ID
+	Name     string   `json:"name"`   // its FQDN, the certificate's common name
+	DNSNames []string `json:"dns_names,omitempty"`
+	Status   string   `json:"status"`
+	CertPEM  string   `json:"cert_pem,omitempty"` // leaf then intermediates
+	CSRPEM   string   `json:"csr_pem,omitempty"`
+	Error    string   `json:"error,omitempty"`
+}
+
+// Ready reports whether the server has a certificate to switch to.
+func (f FutureCert) Ready() bool { return f.CertPEM != "" }
+
+// Future returns the entry for server id, if the remint includes it.
+func (r *Remint) Future(id string) (FutureCert, bool) {
+	for _, f := range r.Servers {
+		if f.Server == id {
+			return f, true
+		}
+	}
+	return FutureCert{}, false
+}
+
+// Command names of certificate changes.
+const (
+	CmdRemintStart     = "certificate.remint-start"
+	CmdRemintServer    = "certificate.remint-server"
+	CmdRemintCancel    = "certificate.remint-cancel"
+	CmdRemintActivate  = "certificate.remint-activate"
+	CmdServerSetCert   = "server.set-certificate"
+	CmdZoneReplaceCA   = "zone.replace-ca"
+	CmdDeviceSetCert   = "device.set-certificate"
+	remintKey          = "remint"
+	errNoRemintMessage = "no certificate change is under way"
+)
+
+type remintRef struct {
+	ID   string    `json:"id"`
+	Time time.Time `json:"time"`
+}
+
+type remintServer struct {
+	ID     string     `json:"id"`
+	Future FutureCert `json:"future"`
+}
+
+type serverSetCert struct {
+	ID      string `json:"id"`
+	CertPEM string `json:"cert_pem"`
+}
+
+// DeviceCert records a device's renewed certificate.
+type DeviceCert struct {
+	ID       string    `json:"id"`
+	Serial   string    `json:"serial"`
+	NotAfter time.Time `json:"not_after"`
+}
+
+type zoneReplaceCA struct {
+	CACertPEM string `json:"ca_cert_pem"`
+	CrossCert string `json:"cross_cert_pem,omitempty"`
+	Internal  bool   `json:"internal"`
+}
+
+var errNoRemint = errkind.New(errkind.NotFound, errNoRemintMessage)
+
+func currentRemint(tx *bolt.Tx) (*Remint, error) {
+	v := tx.Bucket(store.BucketZone).Get([]byte(remintKey))
+	if v == nil {
+		return nil, nil
+	}
+	var r Remint
+	if err := json.Unmarshal(v, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+func activeRemint(tx *bolt.Tx, id string) (*Remint, error) {
+	r, err := currentRemint(tx)
+	if err != nil {
+		return nil, err
+	}
+	if r == nil || r.ID != id {
+		return nil, errNoRemint
+	}
+	return r, nil
+}
+
+// applyCertificate applies the certificate commands; ok is false for others.
+func applyCertificate(tx *bolt.Tx, c Command) (target string, ok bool, err error) {
+	switch c.Name {
+	case CmdRemintStart:
+		var r Remint
+		if err := decode(c, &r); err != nil {
+			return "", true, err
+		}
+		cur, err := currentRemint(tx)
+		if err != nil {
+			return "", true, err
+		}
+		if cur != nil {
+			return "", true, errkind.New(errkind.Exists, "a certificate change (%s %q, started %s by %s) is already under way: cancel it or wait for its activation",
+				cur.Kind, cur.Name, cur.Started.UTC().Format(time.RFC3339), cur.Actor)
+		}
+		for _, f := range r.Servers {
+			if !exists(tx, store.BucketServers, f.Server) {
+				return "", true, errkind.New(errkind.NotFound, "server %s not found", f.Server)
+			}
+		}
+		return r.Name, true, put(tx, store.BucketZone, remintKey, r)
+
+	case CmdRemintServer:
+		var d remintServer
+		if err := decode(c, &d); err != nil {
+			return "", true, err
+		}
+		r, err := activeRemint(tx, d.ID)
+		if err != nil {
+			return "", true, err
+		}
+		found := false
+		for i := range r.Servers {
+			if r.Servers[i].Server == d.Future.Server {
+				r.Servers[i], found = d.Future, true
+			}
+		}
+		if !found {
+			return "", true, errkind.New(errkind.NotFound, "server %s is not part of certificate change %q", d.Future.Name, r.Name)
+		}
+		return d.Future.Name, true, put(tx, store.BucketZone, remintKey, r)
+
+	case CmdRemintCancel:
+		var d remintRef
+		if err := decode(c, &d); err != nil {
+			return "", true, err
+		}
+		r, err := activeRemint(tx, d.ID)
+		if err != nil {
+			return "", true, err
+		}
+		if !r.Activation.After(d.Time.Add(CancelCutoff)) {
+			return "", true, errkind.New(errkind.Failure, "certificate change %q activates at %s: it can no longer be cancelled (only until %s before activation)",
+				r.Name, r.Activation.UTC().Format(time.RFC3339), CancelCutoff)
+		}
+		return r.Name, true, tx.Bucket(store.BucketZone).Delete([]byte(remintKey))
+
+	case CmdRemintActivate:
+		var d remintRef
+		if err := decode(c, &d); err != nil {
+			return "", true, err
+		}
+		r, err := activeRemint(tx, d.ID)
+		if err != nil {
+			return "", true, err
+		}
+		return r.Name, true, activate(tx, r)
+
+	case CmdServerSetCert:
+		var d serverSetCert
+		if err := decode(c, &d); err != nil {
+			return "", true, err
+		}
+		name, err := setServerCert(tx, d.ID, d.CertPEM)
+		return name, true, err
+
+	case CmdDeviceSetCert:
+		var d DeviceCert
+		if err := decode(c, &d); err != nil {
+			return "", true, err
+		}
+		var dev Device
+		if err := get(tx, store.BucketDevices, d.ID, &dev, "device"); err != nil {
+			return "", true, err
+		}
+		dev.CertSerial, dev.CertNotAfter = d.Serial, d.NotAfter
+		return dev.ID, true, put(tx, store.BucketDevices, dev.ID, dev)
+
+	case CmdZoneReplaceCA:
+		var d zoneReplaceCA
+		if err := decode(c, &d); err != nil {
+			return "", true, err
+		}
+		var z Zone
+		if err := get(tx, store.BucketZone, string(keyZone), &z, "zone"); err != nil {
+			return "", true, err
+		}
+		replaceCA(&z, d.CACertPEM, d.CrossCert, d.Internal)
+		return z.Name, true, put(tx, store.BucketZone, string(keyZone), z)
+	}
+	return "", false, nil
+}
+
+func replaceCA(z *Zone, caPEM, cross string, internal bool) {
+	if z.CACertPEM != caPEM {
+		z.PreviousCAs = append([]string{z.CACertPEM}, z.PreviousCAs...)
+	}
+	z.CACertPEM, z.CAInternal = caPEM, internal
+	if cross != "" {
+		z.CrossCerts = append(z.CrossCerts, cross)
+	}
+}
+
+func setServerCert(tx *bolt.Tx, id, certPEM string) (string, error) {
+	var s Server
+	if err := get(tx, store.BucketServers, id, &s, "server"); err != nil {
+		return "", err
+	}
+	leaf, err := pki.ParseCertPEM([]byte(certPEM))
+	if err != nil {
+		return "", errkind.Wrap(errkind.Invalid, err)
+	}
+	s.CertPEM, s.CertNotAfter = string(pki.EncodeCertPEM(leaf)), leaf.NotAfter.UTC()
+	return s.Name, put(tx, store.BucketServers, s.ID, s)
+}
+
+func activate(tx *bolt.Tx, r *Remint) error {
+	for _, f := range r.Servers {
+		if !f.Ready() {
+			return errkind.New(errkind.Failure, "server %s has no future certificate yet (%s)", f.Name, f.Status)
+		}
+	}
+	for _, f := range r.Servers {
+		if _, err := setServerCert(tx, f.Server, f.CertPEM); err != nil {
+			return err
+		}
+	}
+	if r.Kind.ChangesCA() {
+		var z Zone
+		if err := get(tx, store.BucketZone, string(keyZone), &z, "zone"); err != nil {
+			return err
+		}
+		replaceCA(&z, r.FutureCA, r.CrossCert, !r.External)
+		if err := put(tx, store.BucketZone, string(keyZone), z); err != nil {
+			return err
+		}
+		// The CertAuth role follows the key: to the server holding the new
+		// internal CA's key, or nowhere when the CA is external.
+		err := tx.Bucket(store.BucketServers).ForEach(func(k, v []byte) error {
+			var s Server
+			if err := json.Unmarshal(v, &s); err != nil {
+				return err
+			}
+			want := !r.External && s.ID == r.CAServer
+			if s.HasRole(RoleCertAuth) == want {
+				return nil
+			}
+			roles := []Role{}
+			for _, role := range s.Roles {
+				if role != RoleCertAuth {
+					roles = append(roles, role)
+				}
+			}
+			if want {
+				roles = append([]Role{RoleCertAuth}, roles...)
+			}
+			s.Roles = roles
+			return put(tx, store.BucketServers, s.ID, s)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return tx.Bucket(store.BucketZone).Delete([]byte(remintKey))
+}
+
+// Remint returns the certificate change under way, or nil.
+func (d *DB) Remint() (*Remint, error) {
+	var r *Remint
+	err := d.st.View(func(tx *bolt.Tx) error {
+		var err error
+		r, err = currentRemint(tx)
+		return err
+	})
+	return r, err
+}
+
+// StartRemint records a new certificate change; it fails if one is under way.
+func (d *DB) StartRemint(actor string, r Remint) error {
+	return d.Exec(actor, CmdRemintStart, r)
+}
+
+// SetFuture records one server's future certificate, CSR or failure.
+func (d *DB) SetFuture(actor, remintID string, f FutureCert) error {
+	return d.Exec(actor, CmdRemintServer, remintServer{ID: remintID, Future: f})
+}
+
+// CancelRemint abandons the change, unless its activation is too close.
+func (d *DB) CancelRemint(actor, remintID string) error {
+	return d.Exec(actor, CmdRemintCancel, remintRef{ID: remintID, Time: d.Now()})
+}
+
+// ActivateRemint makes the future certificates (and CA) current.
+func (d *DB) ActivateRemint(actor, remintID string) error {
+	return d.Exec(actor, CmdRemintActivate, remintRef{ID: remintID, Time: d.Now()})
+}
+
+// SetServerCert replaces a server's certificate (sacert, offline repair).
+func (d *DB) SetServerCert(actor, id, certPEM string) error {
+	return d.Exec(actor, CmdServerSetCert, serverSetCert{ID: id, CertPEM: certPEM})
+}
+
+// ReplaceCA makes caPEM the zone CA at once (offline repair).
+func (d *DB) ReplaceCA(actor, caPEM, crossPEM string, internal bool) error {
+	return d.Exec(actor, CmdZoneReplaceCA, zoneReplaceCA{CACertPEM: caPEM, CrossCert: crossPEM, Internal: internal})
+}
+
+// IsNoRemint reports whether err says that no change is under way.
+func IsNoRemint(err error) bool {
+	return errors.Is(err, errNoRemint) || (err != nil && err.Error() == errNoRemintMessage)
+}
