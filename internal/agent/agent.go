@@ -257,17 +257,18 @@ func checkDeviceCert(cert, ca *x509.Certificate, pub any) error {
 
 // deviceClients returns a client per known server, device certificate attached.
 func (a *Agent) deviceClients(st State) ([]*client.Client, error) {
-	ca, err := a.LoadCA("")
+	cas, err := a.TrustedCAs()
 	if err != nil {
 		return nil, err
 	}
+	ca := cas[0]
 	cert, err := tls.LoadX509KeyPair(a.certPath(), a.keyPath())
 	if err != nil {
 		return nil, fmt.Errorf("device certificate: %w", err)
 	}
 	var out []*client.Client
 	for _, s := range st.Servers {
-		c, err := client.New(client.Options{BaseURL: s, CA: ca, ClientCert: &cert, Timeout: 20 * time.Second})
+		c, err := client.New(client.Options{BaseURL: s, CA: ca, MoreCAs: cas[1:], ClientCert: &cert, Timeout: 20 * time.Second})
 		if err != nil {
 			return nil, err
 		}
@@ -324,7 +325,17 @@ func (a *Agent) Refresh(ctx context.Context) (State, error) {
 	var via string
 	err = a.firstAnswer(st, func(c *client.Client) error {
 		via = c.BaseURL()
-		return c.Post(ctx, api.Prefix+"/device/refresh", nil, &r)
+		if err := c.Post(ctx, api.Prefix+"/device/refresh", nil, &r); err != nil {
+			return err
+		}
+		// Trust first: a renewed certificate may come from the new CA.
+		if err := a.adoptTrust(r.TrustedCAs); err != nil {
+			return err
+		}
+		if r.RenewCertificate {
+			return a.renewCertificate(ctx, c, &st)
+		}
+		return nil
 	})
 	if err != nil {
 		return State{}, fmt.Errorf("refresh: %w", err)

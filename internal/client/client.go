@@ -25,24 +25,29 @@ import (
 
 // Options configure a Client.
 type Options struct {
-	BaseURL    string            // https://host:port
-	CA         *x509.Certificate // the zone CA; required
-	ClientCert *tls.Certificate  // a device certificate, for device routes
-	Timeout    time.Duration     // whole-request limit; default 30s
+	BaseURL    string              // https://host:port
+	CA         *x509.Certificate   // the zone CA; required
+	MoreCAs    []*x509.Certificate // also trusted: the future CA while a change of CA is under way
+	ClientCert *tls.Certificate    // a device certificate, for device routes
+	Timeout    time.Duration       // whole-request limit; default 30s
 	// Auth, when set, authorises each request (Basic or Bearer).
 	Auth func(*http.Request)
 	// Trace, when set, receives one line per request (zman --debug).
 	Trace io.Writer
+	// Observe, when set, sees every response before it is read (zman
+	// watches the certificate-expiry header with it).
+	Observe func(*http.Response)
 }
 
 // Client talks to one zone server.
 type Client struct {
-	base   *url.URL
-	ca     *x509.Certificate
-	http   *http.Client
-	stream *http.Client // no whole-request timeout: backups run as long as they need
-	auth   func(*http.Request)
-	trace  io.Writer
+	base    *url.URL
+	ca      *x509.Certificate
+	http    *http.Client
+	stream  *http.Client // no whole-request timeout: backups run as long as they need
+	auth    func(*http.Request)
+	trace   io.Writer
+	observe func(*http.Response)
 }
 
 // New builds a client. It does no I/O.
@@ -56,6 +61,9 @@ func New(o Options) (*Client, error) {
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(o.CA)
+	for _, c := range o.MoreCAs {
+		pool.AddCert(c)
+	}
 	tc := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	if o.ClientCert != nil {
 		tc.Certificates = []tls.Certificate{*o.ClientCert}
@@ -72,7 +80,7 @@ func New(o Options) (*Client, error) {
 		MaxIdleConnsPerHost: 4,
 		Proxy:               nil, // the zone is reached directly; a proxy would have to be trusted too
 	}
-	return &Client{base: u, ca: o.CA, auth: o.Auth, trace: o.Trace,
+	return &Client{base: u, ca: o.CA, auth: o.Auth, trace: o.Trace, observe: o.Observe,
 		http: &http.Client{Transport: tr, Timeout: timeout}, stream: &http.Client{Transport: tr}}, nil
 }
 
@@ -232,6 +240,9 @@ func (c *Client) Stream(ctx context.Context, method, path string, body io.Reader
 
 // traceRequest writes one --debug line about a request.
 func (c *Client) traceRequest(req *http.Request, resp *http.Response, err error, note string) {
+	if c.observe != nil && resp != nil {
+		c.observe(resp)
+	}
 	if c.trace == nil {
 		return
 	}

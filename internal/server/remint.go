@@ -38,8 +38,10 @@ const (
 	systemActor   = "zone-server"
 )
 
-func (s *Server) futureKeyPath() string   { return filepath.Join(s.opts.Paths.RemintRepo(), "key.der") }
-func (s *Server) futureChainPath() string { return filepath.Join(s.opts.Paths.RemintRepo(), "server.pem") }
+func (s *Server) futureKeyPath() string { return filepath.Join(s.opts.Paths.RemintRepo(), "key.der") }
+func (s *Server) futureChainPath() string {
+	return filepath.Join(s.opts.Paths.RemintRepo(), "server.pem")
+}
 func (s *Server) futureCAKeyPath() string {
 	return filepath.Join(s.opts.Paths.Security(), "zone-ca.future.key")
 }
@@ -81,6 +83,9 @@ func (s *Server) reconcileLocked() error {
 		return err
 	}
 	if err := s.prepareOwn(r); err != nil {
+		return err
+	}
+	if r, err = s.db.Remint(); err != nil || r == nil {
 		return err
 	}
 	if err := s.signPending(r); err != nil {
@@ -1042,4 +1047,3 @@ func (s *Server) getTrust(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, t)
 	return nil
 }
-

@@ -53,6 +53,7 @@ for root and ~/.local/share/zonekit-agent for other users.`,
 	root.SetVersionTemplate("zac {{.Version}}\n")
 	root.PersistentFlags().StringVar(&opts.Home, "home", "", "agent home directory (or ZAC_HOME)")
 	root.PersistentFlags().StringVarP(&opts.Output, "output", "o", "table", "output format: table or json")
-	root.AddCommand(newRegister(opts, nil), newUnregister(opts, nil), newZoneConfig(opts, nil), newRefresh(opts, nil))
+	root.AddCommand(newRegister(opts, nil), newUnregister(opts, nil), newZoneConfig(opts, nil), newRefresh(opts, nil),
+		newRetrust(opts, nil), newCertInfo(opts, nil))
 	return root
 }

@@ -21,17 +21,25 @@ import (
 	"zonekit/internal/ui"
 )
 
-type caInfoOptions struct{ f *Factory }
+type caInfoOptions struct {
+	f   *Factory
+	PEM bool
+}
 
 func newCAInfo(f *Factory, runF func(*caInfoOptions) error) *cobra.Command {
 	o := &caInfoOptions{f: f}
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "certificate-authority-info",
 		Short: "Show the zone certificate authority: validity, key, fingerprints, status",
 		Long: `Show the zone certificate authority: subject and issuer, validity (in your
 time zone), key type and length, MD5, SHA-1 and SHA-256 fingerprints, status
 (valid, expiring within 90 days, or expired), whether it is internal or
-external, and which server holds the CertAuth role.`,
+external, and which server holds the CertAuth role. While a change of CA
+is under way the future CA is shown too.
+
+--pem prints the CA certificate in PEM instead, followed by the future CA
+during a change: a file that zman --cacert, curl --cacert and agents can
+use before and after the activation.`,
 		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if runF != nil {
@@ -45,6 +53,13 @@ external, and which server holds the CertAuth role.`,
 				format, err := o.f.Format()
 				if err != nil {
 					return err
+				}
+				if o.PEM {
+					fmt.Fprint(o.f.IO.Out, ca.PEM)
+					if ca.FutureCA != nil {
+						fmt.Fprint(o.f.IO.Out, ca.FutureCA.PEM)
+					}
+					return nil
 				}
 				if format == ui.FormatJSON {
 					return ui.JSON(o.f.IO.Out, ca)
@@ -66,10 +81,22 @@ external, and which server holds the CertAuth role.`,
 					{"Type", kind},
 					{"CertAuth role", ca.CertAuthServer},
 				})
+				if ca.Change != "" {
+					ui.KeyValues(o.f.IO.Out, [][2]string{{"Change under way", ca.Change}})
+				}
+				if ca.FutureCA != nil {
+					ui.KeyValues(o.f.IO.Out, [][2]string{
+						{"Future CA", ca.FutureCA.Subject},
+						{"Future CA expires", ui.LocalDate(ca.FutureCA.NotAfter)},
+						{"Future CA SHA-256", ca.FutureCA.SHA256},
+					})
+				}
 				return nil
 			})
 		},
 	}
+	cmd.Flags().BoolVar(&o.PEM, "pem", false, "print the CA certificate (and a future one) in PEM")
+	return cmd
 }
 
 type serverCertListOptions struct{ f *Factory }
@@ -95,11 +122,11 @@ field.`,
 				if err := c.Get(ctx, api.Prefix+"/server-certificates", &certs); err != nil {
 					return err
 				}
-				return o.f.print(certs, []string{"SERVER", "ISSUED TO", "ISSUED BY", "VALID FROM", "EXPIRES", "STATUS", "FUTURE CERTIFICATE", "VERSION", "SHA-256"}, func() [][]string {
+				return o.f.print(certs, []string{"SERVER", "ISSUED TO", "ISSUED BY", "VALID FROM", "EXPIRES", "STATUS", "FUTURE CERTIFICATE", "UPDATE", "VERSION", "SHA-256"}, func() [][]string {
 					rows := make([][]string, 0, len(certs))
 					for _, sc := range certs {
 						rows = append(rows, []string{sc.Server, sc.IssuedTo, sc.IssuedBy, ui.LocalDate(sc.NotBefore), ui.LocalDate(sc.NotAfter),
-							sc.Status, dash(sc.FutureStatus), sc.Version, sc.SHA256})
+							sc.Status, dash(sc.FutureStatus), dash(sc.UpdateStatus), sc.Version, sc.SHA256})
 					}
 					return rows
 				})

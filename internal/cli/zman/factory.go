@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
@@ -58,6 +59,9 @@ type Factory struct {
 	Global   *Global
 	// CredentialDir overrides where stored credentials live (tests).
 	CredentialDir string
+
+	admin       string // who the client authenticates as, for per-administrator notices
+	expiryNoted bool
 }
 
 // NewFactory returns a factory on the given streams.
@@ -70,7 +74,7 @@ func (f *Factory) Format() (ui.Format, error) { return ui.ParseFormat(f.Global.O
 
 // endpoint resolves the server address and CA: flags, then ZMAN_*
 // variables (through viper), then the local zone home, then defaults.
-func (f *Factory) endpoint() (string, *x509.Certificate, error) {
+func (f *Factory) endpoint() (string, []*x509.Certificate, error) {
 	v := viper.New()
 	v.SetEnvPrefix("ZMAN")
 	for _, k := range []string{"host", "port", "cacert"} {
@@ -92,7 +96,15 @@ func (f *Factory) endpoint() (string, *x509.Certificate, error) {
 	if caPath == "" {
 		return "", nil, errkind.New(errkind.Usage, "no zone CA certificate: pass --cacert FILE (or set ZMAN_CACERT); it is conf/zone-ca.pem in the zone server's home")
 	}
-	ca, err := pki.ReadCertFile(caPath)
+	// The file may hold several CAs (the current and a future one, during
+	// a change of CA): all are trusted.
+	data, err := os.ReadFile(caPath)
+	var cas []*x509.Certificate
+	if err == nil {
+		if cas, err = pki.ParseCertificates(data); err != nil {
+			err = fmt.Errorf("%s: %w", caPath, err)
+		}
+	}
 	if errors.Is(err, os.ErrNotExist) {
 		return "", nil, errkind.New(errkind.Usage, "no zone CA certificate at %s: pass --cacert FILE (or set ZMAN_CACERT); it is conf/zone-ca.pem in the zone server's home", caPath)
 	}
@@ -102,12 +114,12 @@ func (f *Factory) endpoint() (string, *x509.Certificate, error) {
 	if port < 1 || port > 65535 {
 		return "", nil, errkind.New(errkind.Usage, "--port %d is not a port", port)
 	}
-	return "https://" + net.JoinHostPort(host, strconv.Itoa(port)), ca, nil
+	return "https://" + net.JoinHostPort(host, strconv.Itoa(port)), cas, nil
 }
 
 // Client returns a client authenticated as an administrator.
 func (f *Factory) Client() (*client.Client, error) {
-	base, ca, err := f.endpoint()
+	base, cas, err := f.endpoint()
 	if err != nil {
 		return nil, err
 	}
@@ -115,14 +127,19 @@ func (f *Factory) Client() (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	f.admin = strings.TrimSuffix(who, " (stored credential)")
 	if f.Global.Verbose {
-		fmt.Fprintf(f.IO.ErrOut, "zman: %s as %s (zone CA SHA-256 %s)\n", base, who, pki.Fingerprint(ca, "sha256"))
+		fmt.Fprintf(f.IO.ErrOut, "zman: %s as %s (zone CA SHA-256 %s)\n", base, who, pki.Fingerprint(cas[0], "sha256"))
 	}
-	return f.newClient(base, ca, auth)
+	c, err := f.newClient(base, cas, auth)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
-func (f *Factory) newClient(base string, ca *x509.Certificate, auth func(*http.Request)) (*client.Client, error) {
-	o := client.Options{BaseURL: base, CA: ca, Auth: auth}
+func (f *Factory) newClient(base string, cas []*x509.Certificate, auth func(*http.Request)) (*client.Client, error) {
+	o := client.Options{BaseURL: base, CA: cas[0], MoreCAs: cas[1:], Auth: auth, Observe: f.watchExpiry()}
 	if f.Global.Debug {
 		o.Trace = f.IO.ErrOut
 	}
