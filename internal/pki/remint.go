@@ -194,3 +194,16 @@ func EncodeKeyDER(key crypto.Signer) ([]byte, error) {
 	}
 	return der, nil
 }
+
+// KeyTypeOf names the key type of pub (ECDSA P-256 for anything else).
+func KeyTypeOf(pub crypto.PublicKey) KeyType {
+	switch KeyDescription(pub) {
+	case "RSA 2048":
+		return RSA2048
+	case "RSA 3072":
+		return RSA3072
+	case "RSA 4096":
+		return RSA4096
+	}
+	return ECDSAP256
+}

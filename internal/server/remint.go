@@ -499,7 +499,7 @@ func (s *Server) planChange(actor string, kind zone.RemintKind, req api.RemintRe
 	}
 	kt := pki.KeyType(req.KeyType)
 	if kt == "" {
-		kt = keyTypeOf(cur.PublicKey)
+		kt = pki.KeyTypeOf(cur.PublicKey)
 	} else if kt, err = pki.ParseKeyType(req.KeyType); err != nil {
 		return nil, noop, errkind.Wrap(errkind.Usage, err)
 	}
@@ -635,18 +635,6 @@ func (s *Server) planChange(actor string, kind zone.RemintKind, req api.RemintRe
 		return rm, noop, nil
 	}
 	return nil, noop, fmt.Errorf("unknown certificate change %q", kind)
-}
-
-func keyTypeOf(pub crypto.PublicKey) pki.KeyType {
-	switch d := pki.KeyDescription(pub); d {
-	case "RSA 2048":
-		return pki.RSA2048
-	case "RSA 3072":
-		return pki.RSA3072
-	case "RSA 4096":
-		return pki.RSA4096
-	}
-	return pki.ECDSAP256
 }
 
 func findServer(servers []zone.Server, ref string) (zone.Server, bool) {

@@ -103,7 +103,7 @@ root and ~/.local/share/zonekit for other users.`,
 	// gives a clear error for a missing action name.
 	root.Flags().StringP("configure", "c", "", "run configuration `ACTION` (see -l)")
 
-	root.AddCommand(newNewZone(opts, nil), newStart(opts, nil), newServe(opts))
+	root.AddCommand(newNewZone(opts, nil), newStart(opts, nil), newServe(opts), newSSL(opts, nil))
 	return root
 }
 
