@@ -277,8 +277,11 @@ func (s *Server) checkFuture(r *zone.Remint, f zone.FutureCert, data []byte, pub
 		return nil, errkind.Wrap(errkind.Invalid, err)
 	}
 	root := s.zoneCA()
-	var inter []*x509.Certificate
+	// Under the current CA, the intermediates this server already chains
+	// through are known; a change of CA brings its own.
+	inter := s.intermediates()
 	if r.Kind.ChangesCA() {
+		inter = nil
 		if root, err = pki.ParseCertPEM([]byte(r.FutureCA)); err != nil {
 			return nil, err
 		}
@@ -296,6 +299,18 @@ func (s *Server) checkFuture(r *zone.Remint, f zone.FutureCert, data []byte, pub
 	}
 	_ = leaf
 	return chain, nil
+}
+
+// intermediates are the CA certificates between this server's
+// certificate and the zone CA (an external CA's issuing chain).
+func (s *Server) intermediates() []*x509.Certificate {
+	var out []*x509.Certificate
+	for _, der := range s.trust.Load().cert.Certificate[1:] {
+		if c, err := x509.ParseCertificate(der); err == nil && c.IsCA && !c.Equal(s.zoneCA()) {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // installOwn puts this server's future certificate (and the new CA) in
@@ -900,7 +915,7 @@ func (s *Server) addServerCertificate(w http.ResponseWriter, r *http.Request, ac
 		name = ""
 	}
 	check := func(pub crypto.PublicKey) ([]*x509.Certificate, error) {
-		_, chain, err := pki.CheckServerCert(certs, pki.ServerCertCheck{Root: s.zoneCA(), PublicKey: pub, Name: name, At: s.now()})
+		_, chain, err := pki.CheckServerCert(certs, pki.ServerCertCheck{Root: s.zoneCA(), Intermediates: s.intermediates(), PublicKey: pub, Name: name, At: s.now()})
 		return chain, err
 	}
 	chain, err := check(cur.PublicKey)
