@@ -2,8 +2,8 @@ package pki_test
 
 import (
 	"crypto/x509"
-	"encoding/base64"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"math/big"
 	"strings"
 	"testing"
