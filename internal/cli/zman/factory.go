@@ -102,7 +102,7 @@ func (f *Factory) endpoint() (string, []*x509.Certificate, error) {
 	var cas []*x509.Certificate
 	if err == nil {
 		if cas, err = pki.ParseCertificates(data); err != nil {
-			err = fmt.Errorf("%s: %w", caPath, err)
+			err = fmt.Errorf("zone CA certificate %s: %w", caPath, err)
 		}
 	}
 	if errors.Is(err, os.ErrNotExist) {
