@@ -20,6 +20,7 @@ type CAOptions struct {
 	KeyType      KeyType
 	Years        int
 	Now          time.Time
+	Key          crypto.Signer // optional: a key made beforehand (for example in parallel with others)
 }
 
 // NewCAWith creates a self-signed CA with the subject given.
@@ -30,9 +31,12 @@ func NewCAWith(o CAOptions) (*CA, error) {
 	if o.CommonName == "" {
 		return nil, fmt.Errorf("the CA needs a common name")
 	}
-	key, err := GenerateKey(o.KeyType)
-	if err != nil {
-		return nil, err
+	key := o.Key
+	if key == nil {
+		var err error
+		if key, err = GenerateKey(o.KeyType); err != nil {
+			return nil, err
+		}
 	}
 	serial, err := serialNumber()
 	if err != nil {
