@@ -47,6 +47,8 @@ func Serve(ctx context.Context, p config.Paths, stderr io.Writer) error {
 
 	srv, err := server.New(server.Options{Paths: p, Config: cfg, DB: zone.New(st, nil), Logger: log})
 	if err != nil {
+		// The log is where a service manager's operator looks first.
+		log.Error("zone server cannot start", "err", err)
 		return err
 	}
 	addr := net.JoinHostPort(cfg.Address, strconv.Itoa(cfg.Port))

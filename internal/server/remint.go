@@ -556,6 +556,10 @@ func (s *Server) planChange(actor string, kind zone.RemintKind, req api.RemintRe
 	case zone.RemintServers:
 		rm.External = !z.CAInternal
 		rm.Manual = rm.External && req.Manual
+		if req.Manual && !rm.External {
+			return nil, noop, errkind.New(errkind.Usage, "--manual is for an external CA; the internal CA signs the new certificates itself")
+		}
+		markManual(rm)
 		if !rm.External && oldCA == nil {
 			return nil, noop, errkind.New(errkind.Unavailable, "server %s does not hold the CertAuth role: run this against the server that does", s.self.Name)
 		}
@@ -657,14 +661,18 @@ func (s *Server) planChange(actor string, kind zone.RemintKind, req api.RemintRe
 				rm.CrossCert = string(pki.EncodeCertPEM(cross))
 			}
 		}
-		if rm.Manual {
-			for i := range rm.Servers {
-				rm.Servers[i].Status = zone.FutureManual
-			}
-		}
+		markManual(rm)
 		return rm, noop, nil
 	}
 	return nil, noop, fmt.Errorf("unknown certificate change %q", kind)
+}
+
+func markManual(rm *zone.Remint) {
+	if rm.Manual {
+		for i := range rm.Servers {
+			rm.Servers[i].Status = zone.FutureManual
+		}
+	}
 }
 
 func findServer(servers []zone.Server, ref string) (zone.Server, bool) {
