@@ -18,21 +18,26 @@ import (
 )
 
 // SchemaVersion is the layout this build reads and writes.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // Bucket names. Each holds JSON values keyed by the object's natural key.
 var (
-	BucketMeta     = []byte("meta")
-	BucketZone     = []byte("zone")
-	BucketServers  = []byte("servers")
-	BucketAdmins   = []byte("admins")
-	BucketTokens   = []byte("admin-tokens")
-	BucketDevices  = []byte("devices")
-	BucketGroups   = []byte("groups")
-	BucketRegKeys  = []byte("registration-keys")
-	BucketAudit    = []byte("audit")
-	keySchema      = []byte("schema")
-	defaultTimeout = 2 * time.Second
+	BucketMeta    = []byte("meta")
+	BucketZone    = []byte("zone")
+	BucketServers = []byte("servers")
+	BucketAdmins  = []byte("admins")
+	BucketTokens  = []byte("admin-tokens")
+	BucketDevices = []byte("devices")
+	BucketGroups  = []byte("groups")
+	BucketRegKeys = []byte("registration-keys")
+	BucketAudit   = []byte("audit")
+	// Schema 2: package deployment.
+	BucketPackages       = []byte("packages")
+	BucketDeployments    = []byte("package-deployments") // "<package>/<device>"
+	BucketDevicePackages = []byte("device-packages")     // index: "<device>/<package>"
+	BucketSettings       = []byte("settings")
+	keySchema            = []byte("schema")
+	defaultTimeout       = 2 * time.Second
 )
 
 // migrations[i] brings a store from version i to i+1.
@@ -41,6 +46,14 @@ func migrations() []func(*bolt.Tx) error {
 		func(tx *bolt.Tx) error { // 0 -> 1: the first layout
 			for _, b := range [][]byte{BucketZone, BucketServers, BucketAdmins, BucketTokens,
 				BucketDevices, BucketGroups, BucketRegKeys, BucketAudit} {
+				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		func(tx *bolt.Tx) error { // 1 -> 2: packages, their deployments, zone settings
+			for _, b := range [][]byte{BucketPackages, BucketDeployments, BucketDevicePackages, BucketSettings} {
 				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 					return err
 				}

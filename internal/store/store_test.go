@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,9 +16,12 @@ import (
 	"zonekit/internal/store"
 )
 
-// buckets are those every schema-1 store has.
+// buckets are those every current store has.
 var buckets = [][]byte{store.BucketMeta, store.BucketZone, store.BucketServers, store.BucketAdmins, store.BucketTokens,
-	store.BucketDevices, store.BucketGroups, store.BucketRegKeys, store.BucketAudit}
+	store.BucketDevices, store.BucketGroups, store.BucketRegKeys, store.BucketAudit,
+	store.BucketPackages, store.BucketDeployments, store.BucketDevicePackages, store.BucketSettings}
+
+var current = strconv.Itoa(store.SchemaVersion)
 
 func create(t *testing.T) (*store.Store, string) {
 	t.Helper()
@@ -87,8 +91,8 @@ func TestOpenMissing(t *testing.T) {
 func TestCreateAndReopen(t *testing.T) {
 	st, path := create(t)
 	assertBuckets(t, st)
-	if got := schemaOf(t, st); got != "1" {
-		t.Errorf("schema = %q, want 1", got)
+	if got := schemaOf(t, st); got != current {
+		t.Errorf("schema = %q, want %s", got, current)
 	}
 	if st.Path() != path {
 		t.Errorf("Path = %s, want %s", st.Path(), path)
@@ -195,8 +199,8 @@ func TestSchemaOlderMigrated(t *testing.T) {
 	}
 	defer st.Close()
 	assertBuckets(t, st)
-	if got := schemaOf(t, st); got != "1" {
-		t.Errorf("schema after migration = %q, want 1", got)
+	if got := schemaOf(t, st); got != current {
+		t.Errorf("schema after migration = %q, want %s", got, current)
 	}
 	st.View(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(store.BucketDevices).Get([]byte("dev1")); v == nil {
@@ -318,6 +322,37 @@ func TestBatchConcurrent(t *testing.T) {
 	st.View(func(tx *bolt.Tx) error {
 		if got := tx.Bucket(store.BucketDevices).Stats().KeyN; got != n {
 			t.Errorf("%d keys after %d batched writes", got, n)
+		}
+		return nil
+	})
+}
+
+// A schema-1 store (before packages) gains the package buckets and keeps
+// its data.
+func TestSchema1To2(t *testing.T) {
+	path := boltFile(t, func(tx *bolt.Tx) error {
+		for _, b := range buckets[:9] {
+			if _, err := tx.CreateBucket(b); err != nil {
+				return err
+			}
+		}
+		if err := tx.Bucket(store.BucketMeta).Put([]byte("schema"), []byte("1")); err != nil {
+			return err
+		}
+		return tx.Bucket(store.BucketDevices).Put([]byte("dev1"), []byte(`{"id":"dev1"}`))
+	})
+	st, err := store.Open(path, store.Options{})
+	if err != nil {
+		t.Fatalf("Open of a schema-1 store: %v", err)
+	}
+	defer st.Close()
+	assertBuckets(t, st)
+	if got := schemaOf(t, st); got != "2" {
+		t.Errorf("schema after migration = %q, want 2", got)
+	}
+	st.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(store.BucketDevices).Get([]byte("dev1")) == nil {
+			t.Error("migration lost existing data")
 		}
 		return nil
 	})

@@ -78,7 +78,7 @@ type groupAdd struct {
 
 // unaudited commands are routine bookkeeping that would drown the audit log.
 func audited(name string) bool {
-	return name != CmdDeviceContact && name != CmdServerStart
+	return name != CmdDeviceContact && name != CmdServerStart && !packageUnaudited(name)
 }
 
 // Apply applies c inside tx and records it in the audit log. It returns the
@@ -254,6 +254,9 @@ func apply(tx *bolt.Tx, c Command) (string, error) {
 		if err := tx.Bucket(store.BucketDevices).Delete([]byte(d.Name)); err != nil {
 			return "", err
 		}
+		if err := removeDeviceDeployments(tx, d.Name); err != nil {
+			return "", err
+		}
 		return d.Name, removeFromGroups(tx, d.Name)
 
 	case CmdDeviceContact:
@@ -317,6 +320,9 @@ func apply(tx *bolt.Tx, c Command) (string, error) {
 		return d.Name, tx.Bucket(store.BucketRegKeys).Delete([]byte(d.Name))
 	}
 	if target, ok, err := applyCertificate(tx, c); ok {
+		return target, err
+	}
+	if target, ok, err := applyPackage(tx, c); ok {
 		return target, err
 	}
 	return "", fmt.Errorf("unknown zone command %q", c.Name)
