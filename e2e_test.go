@@ -62,6 +62,8 @@ func TestScripts(t *testing.T) {
 			"tmpfs":        cmdTmpfs,
 			"emptydir":     cmdEmptyDir,
 			"regexcapture": cmdRegexCapture,
+			"freeport":     cmdFreePort,
+			"pack":         cmdPack,
 		},
 	})
 }

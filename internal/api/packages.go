@@ -34,7 +34,7 @@ type PackageSpec struct {
 // Package is a built package as listed and shown.
 type Package struct {
 	PackageSpec
-	ID        string      `json:"id"` // digits, as OCS Inventory NG names packages
+	ID        string      `json:"id"`               // digits, as OCS Inventory NG names packages
 	Format    string      `json:"format,omitempty"` // tar.gz or zip; empty without archive
 	Size      int64       `json:"size"`
 	Fragments int         `json:"fragments"`

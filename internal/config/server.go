@@ -23,6 +23,7 @@ type Server struct {
 	LogLevel                string
 	RegistrationRequiresKey bool
 	ShutdownTimeout         time.Duration
+	ContentPort             int // plain-HTTP port for package fragments; 0 for none
 }
 
 // Property describes one settable configuration property.
@@ -42,6 +43,7 @@ func Properties() []Property {
 		{"log.level", "info", "debug, info, warn or error", oneOf("debug", "info", "warn", "error")},
 		{"registration.require-key", "false", "refuse registrations without a registration key", boolean},
 		{"server.shutdown-timeout", "30s", "how long in-flight requests may run after SIGTERM", duration},
+		{"server.content-port", "0", "plain-HTTP port serving package fragments (80 for OCS agents); 0 for none", portOrZero},
 	}
 }
 
@@ -58,6 +60,12 @@ func port(s string) error {
 		return fmt.Errorf("%q is not a port (1-65535)", s)
 	}
 	return nil
+}
+func portOrZero(s string) error {
+	if s == "0" {
+		return nil
+	}
+	return port(s)
 }
 func boolean(s string) error {
 	if _, err := strconv.ParseBool(s); err != nil {
@@ -139,6 +147,7 @@ func LoadServer(p Paths) (Server, error) {
 	s.LogLevel = v.GetString("log.level")
 	s.RegistrationRequiresKey = v.GetBool("registration.require-key")
 	s.ShutdownTimeout = v.GetDuration("server.shutdown-timeout")
+	s.ContentPort = v.GetInt("server.content-port")
 	return s, nil
 }
 

@@ -18,8 +18,12 @@ const (
 	FormatZip   = "zip"
 )
 
-// detectFormat tells zip from gzip by their first bytes ("" for neither).
-func detectFormat(head []byte) string {
+// detectFormat is DetectFormat, for the build pipeline.
+func detectFormat(head []byte) string { return DetectFormat(head) }
+
+// DetectFormat tells zip from tar.gz by the first bytes of an archive ("" for
+// neither).
+func DetectFormat(head []byte) string {
 	switch {
 	case bytes.HasPrefix(head, []byte{0x1f, 0x8b}):
 		return FormatTarGz

@@ -311,4 +311,3 @@ func writeSynced(path string, data []byte) error {
 	}
 	return f.Close()
 }
-

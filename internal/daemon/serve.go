@@ -63,12 +63,47 @@ func Serve(ctx context.Context, p config.Paths, stderr io.Writer) error {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	defer ln.Close()
+	var cln net.Listener
+	if cfg.ContentPort != 0 {
+		if cln, err = listenContent(cfg); err != nil {
+			return err
+		}
+		defer cln.Close()
+	}
+	contentDone := make(chan struct{})
+	cctx, stopContent := context.WithCancel(ctx)
+	defer func() { stopContent(); <-contentDone }()
+	if cln != nil {
+		go func() {
+			defer close(contentDone)
+			if err := srv.ServeContent(cctx, cln); err != nil {
+				log.Error("content server failed", "err", err)
+			}
+		}()
+	} else {
+		close(contentDone)
+	}
 	if err := atomicfile.WriteFile(p.PidFile(), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 		return err
 	}
 	defer os.Remove(p.PidFile())
 	fmt.Fprintf(stderr, "zone server listening on %s (pid %d); log in %s\n", ln.Addr(), os.Getpid(), p.LogFile())
 	return srv.Serve(ctx, ln)
+}
+
+// listenContent opens the plain-HTTP port that serves package fragments.
+func listenContent(cfg config.Server) (net.Listener, error) {
+	addr := net.JoinHostPort(cfg.Address, strconv.Itoa(cfg.ContentPort))
+	ln, err := net.Listen("tcp", addr)
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		return nil, errkind.New(errkind.Unavailable, "content port %d is already in use: stop what listens there or choose another with 'zconfigure -D server.content-port=N'", cfg.ContentPort)
+	case errors.Is(err, syscall.EACCES):
+		return nil, errkind.New(errkind.Unavailable, "not allowed to listen on content port %d: run as root or choose a port above 1023 with 'zconfigure -D server.content-port=N'", cfg.ContentPort)
+	case err != nil:
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return ln, nil
 }
 
 func levelOf(s string) slog.Level {

@@ -88,6 +88,8 @@ func (s *Server) routes() http.Handler {
 	device("POST "+api.Prefix+"/device/refresh", s.deviceRefresh)
 	device("DELETE "+api.Prefix+"/device", s.deviceUnregister)
 	device("POST "+api.Prefix+"/device/certificate", s.deviceCertificate)
+	s.packageRoutes(admin, device)
+	mux.HandleFunc("GET "+api.ContentPrefix+"/{id}/{file}", s.serveContent(false))
 
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, errkind.New(errkind.NotFound, "no such API route: %s %s", r.Method, r.URL.Path))

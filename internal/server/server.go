@@ -43,6 +43,7 @@ type Server struct {
 	now      func() time.Time
 	handler  http.Handler
 	shutdown time.Duration
+	pkg      *packages // package deployment: content repository, ids
 
 	roleMu    sync.Mutex
 	remintMu  sync.Mutex // one certificate change step at a time on this server
@@ -84,6 +85,9 @@ func New(opts Options) (*Server, error) {
 			return nil, fmt.Errorf("this server holds the CertAuth role but its CA is unusable: %w", err)
 		}
 		s.ca.Store(ca)
+	}
+	if s.pkg, err = newPackages(opts.Paths.ContentRepo()); err != nil {
+		return nil, err
 	}
 	s.auth = newAdminAuth(s.db, s.now)
 	s.handler = s.routes()
