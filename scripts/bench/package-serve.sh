@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Fragment serving benchmark: CONNS (default 200) concurrent HTTP clients
+# (wrk) fetching the fragments of a package from the zone server's
+# plain-HTTP content port, then the same files from nginx on the same
+# machine, side by side in one run; and the zone server's RSS throughout.
+# Installs nginx and wrk with apt-get when they are missing.
+#
+#   scripts/bench/package-serve.sh       # PKG_MIB=64 FRAGMENT_SIZE=1M CONNS=200 DURATION=15s
+# Targets (issue 5): zone server throughput >= 0.9 x nginx's, and its RSS
+# (VmHWM) under 200 MiB. Exit status 1 when missed.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+pkg_mib=${PKG_MIB:-64}
+frag=${FRAGMENT_SIZE:-1M}
+conns=${CONNS:-200}
+duration=${DURATION:-15s}
+threads=${THREADS:-2}
+out=$root/scripts/bench/out
+mkdir -p "$out"
+work=$(mktemp -d -t zonekit-serve-bench.XXXXXX)
+bin=$work/bin
+home=$work/zone
+nginx_pid=""
+cleanup() {
+  [ -x "$bin/zconfigure" ] && "$bin/zconfigure" --home "$home" -c Start --action stop >/dev/null 2>&1 || true
+  [ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
+  echo "==> installing nginx and wrk"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nginx-light wrk >/dev/null
+fi
+ulimit -n 65536 2>/dev/null || true
+
+echo "==> building"
+(cd "$root" && go build -o "$bin/" ./cmd/zman ./cmd/zconfigure)
+export PATH=$bin:$PATH ZONEKIT_HOME=$home ZMAN_CONFIG_DIR=$work/zman
+free_port() {
+  local p=$1
+  while (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; do p=$((p + 1)); done
+  echo "$p"
+}
+port=$(free_port 19800)
+cport=$(free_port $((port + 1)))
+nport=$(free_port $((cport + 1)))
+printf 'bench-admin-pw\n' >"$work/pw"
+zconfigure -c NewZone -Z --zone-name bench --admin-password-file "$work/pw" --port "$port" --dns localhost --ip 127.0.0.1 >/dev/null
+zconfigure -D server.content-port="$cport" >/dev/null
+zconfigure -c Start --action start >/dev/null
+ZMAN_USER=Administrator ZMAN_PASSWORD=bench-admin-pw zman admin-store-credential >/dev/null
+
+echo "==> building a $pkg_mib MiB package in fragments of $frag"
+mkdir "$work/src"
+head -c $((pkg_mib << 20)) /dev/urandom >"$work/src/payload.bin"
+printf '#!/bin/sh\necho installed\n' >"$work/src/install.sh"
+zman package-create bench --os linux --action launch --command install.sh --file "$work/src" --fragment-size "$frag" -o json >"$work/pkg.json"
+id=$(sed -n 's/^ *"id": "\([0-9]*\)".*/\1/p' "$work/pkg.json")
+frags=$(sed -n 's/^ *"fragments": \([0-9]*\).*/\1/p' "$work/pkg.json")
+repo=$home/data/content-repo
+echo "package $id: $frags fragments"
+# Restart: the RSS measured is the serving's, not the build's.
+zconfigure -c Start --action restart >/dev/null
+pid=$(cat "$home/data/zoneserver.pid")
+
+# nginx serves the same directory, as an OCS download server would.
+mkdir -p "$work/nginx/tmp"
+cat >"$work/nginx/nginx.conf" <<CONF
+worker_processes auto;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 100000;
+  client_body_temp_path $work/nginx/tmp;
+  proxy_temp_path $work/nginx/tmp;
+  fastcgi_temp_path $work/nginx/tmp;
+  uwsgi_temp_path $work/nginx/tmp;
+  scgi_temp_path $work/nginx/tmp;
+  default_type application/octet-stream;
+  server {
+    listen 127.0.0.1:$nport;
+    location /content/ { alias $repo/; }
+  }
+}
+CONF
+nginx -c "$work/nginx/nginx.conf" -g 'daemon off;' &
+nginx_pid=$!
+sleep 0.5
+
+# wrk walks the fragments, each connection from its own starting point.
+cat >"$work/frags.lua" <<LUA
+local n, id, i = $frags, "$id", 0
+init = function(args) i = math.random(n) end
+request = function()
+  i = i % n + 1
+  return wrk.format("GET", "/content/" .. id .. "/" .. id .. "-" .. i)
+end
+LUA
+
+cat "$repo/$id/"* >/dev/null
+check() { curl -sS --fail -o /dev/null "http://127.0.0.1:$1/content/$id/$id-1"; }
+check "$cport"
+check "$nport"
+
+# rate NAME PORT: bytes/s from a wrk run.
+declare -A rate reqs
+run() {
+  local name=$1 port=$2
+  wrk -t"$threads" -c"$conns" -d5s -s "$work/frags.lua" "http://127.0.0.1:$port" >/dev/null # warm-up
+  wrk -t"$threads" -c"$conns" -d"$duration" -s "$work/frags.lua" "http://127.0.0.1:$port" | tee "$out/serve-$name.txt"
+  rate[$name]=$(awk '/^Transfer\/sec/ {v = $2; u = substr(v, length(v) - 1); v = v + 0;
+    m = (u == "GB") ? 1073741824 : (u == "MB") ? 1048576 : (u == "KB") ? 1024 : 1; printf "%.0f", v * m}' "$out/serve-$name.txt")
+  reqs[$name]=$(awk '/^Requests\/sec/ {print $2}' "$out/serve-$name.txt")
+  if grep -q 'Non-2xx\|Socket errors' "$out/serve-$name.txt"; then echo "$name: errors during the run" >&2; fi
+}
+echo "==> wrk, $conns connections, $threads threads, $duration: zone server (port $cport), then nginx (port $nport)"
+run zonekit "$cport"
+hwm=$(awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$pid/status")
+run nginx "$nport"
+# And again the other way round, the VM's speed drifts.
+run nginx2 "$nport"
+run zonekit2 "$cport"
+hwm=$(awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$pid/status")
+zk=$(awk -v a="${rate[zonekit]}" -v b="${rate[zonekit2]}" 'BEGIN {printf "%.0f", (a + b) / 2}')
+ng=$(awk -v a="${rate[nginx]}" -v b="${rate[nginx2]}" 'BEGIN {printf "%.0f", (a + b) / 2}')
+r=$(awk -v a="$zk" -v b="$ng" 'BEGIN {printf "%.2f", a / b}')
+{
+  echo
+  echo "fragment serving, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $frags fragments of $frag, wrk -c$conns -t$threads -d$duration"
+  printf '%-12s %12s %12s\n' server "MiB/s" "requests/s"
+  printf '%-12s %12s %12s\n' zonekit "$((zk >> 20))" "${reqs[zonekit]} / ${reqs[zonekit2]}"
+  printf '%-12s %12s %12s\n' nginx "$((ng >> 20))" "${reqs[nginx]} / ${reqs[nginx2]}"
+  echo "zonekit / nginx throughput: $r (target >= 0.9: $(awk -v r="$r" 'BEGIN {print (r >= 0.9) ? "PASS" : "FAIL"}'))"
+  echo "zone server peak RSS (VmHWM): $hwm MiB (target < 200: $(awk -v h="$hwm" 'BEGIN {print (h < 200) ? "PASS" : "FAIL"}'))"
+} | tee "$out/package-serve.txt"
+awk -v r="$r" -v h="$hwm" 'BEGIN {exit !(r >= 0.9 && h < 200)}'
