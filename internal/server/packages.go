@@ -256,7 +256,7 @@ func (s *Server) checkLocations(ctx context.Context, p zone.Package, infoLoc, pa
 		return fmt.Errorf("package %s: %w", p.ID, err)
 	}
 	pool := x509.NewCertPool()
-	pool.AddCert(s.caCert)
+	pool.AddCert(s.zoneCA())
 	c := &http.Client{
 		Timeout: 15 * time.Second,
 		Transport: &http.Transport{
