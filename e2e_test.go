@@ -78,6 +78,10 @@ func setupScript(env *testscript.Env) error {
 		return err
 	}
 	env.Setenv("PORT", strconv.Itoa(port))
+	// TESTDATA lets scripts use the examples kept in the repository.
+	if wd, err := os.Getwd(); err == nil {
+		env.Setenv("TESTDATA", filepath.Join(wd, "testdata"))
+	}
 	env.Setenv("HOME", home)
 	env.Setenv("ZMAN_CONFIG_DIR", filepath.Join(home, ".config", "zonekit"))
 	env.Setenv("ZONEKIT_HOME", filepath.Join(env.WorkDir, "zone"))

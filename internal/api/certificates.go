@@ -97,3 +97,17 @@ type DeviceCertificate struct {
 // HeaderCertExpiry, on admin answers, names the zone certificate that
 // expires first when one does within 90 days: "RFC3339-time what".
 const HeaderCertExpiry = "X-Zonekit-Certificate-Expiry"
+
+// CPKSignRequest asks the zone CA to sign a CPK's manifest digest:
+// POST /api/v1/cpk-signatures.
+type CPKSignRequest struct {
+	Name   string `json:"name"`
+	SHA256 string `json:"sha256"`
+}
+
+// CPKSignature answers it.
+type CPKSignature struct {
+	Algorithm string `json:"algorithm"`
+	Value     []byte `json:"value"`
+	CAPEM     string `json:"ca_pem"`
+}

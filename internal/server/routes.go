@@ -67,6 +67,7 @@ func (s *Server) routes() http.Handler {
 	admin("POST "+api.Prefix+"/server-certificates/{server}/import", s.importFuture)
 	admin("POST "+api.Prefix+"/server-certificates/{server}/certificate", s.addServerCertificate)
 	admin("POST "+api.Prefix+"/device/retrust", s.deviceRetrust)
+	admin("POST "+api.Prefix+"/cpk-signatures", s.signCPK)
 	admin("GET "+api.Prefix+"/backup", s.getBackup)
 	admin("POST "+api.Prefix+"/restore", s.postRestore)
 

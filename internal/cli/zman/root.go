@@ -53,6 +53,7 @@ stored with 'zman admin-store-credential', then a prompt on a terminal.`,
 		&cobra.Group{ID: "device", Title: "Devices, groups and registration keys:"},
 		&cobra.Group{ID: "cert", Title: "Certificates:"},
 		&cobra.Group{ID: "backup", Title: "Backup and restore:"},
+		&cobra.Group{ID: "spk", Title: "Server software packages:"},
 		&cobra.Group{ID: "package", Title: "Packages:"},
 	)
 	add := func(group string, cmds ...*cobra.Command) {
@@ -72,6 +73,7 @@ stored with 'zman admin-store-credential', then a prompt on a terminal.`,
 		newChangeInfo(f), newChangeCancel(f), newServerCSR(f), newServerCertImport(f), newServerAddCert(f),
 		newExpiryCheck(f, nil))
 	add("backup", newBackup(f, nil), newRestore(f, nil))
+	add("spk", newSPKCompile(f))
 	add("package", packageCommands(f)...)
 	return root
 }

@@ -1,0 +1,269 @@
+package zac
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"zonekit/internal/cli/cmdutil"
+	"zonekit/internal/errkind"
+	"zonekit/internal/pki"
+	"zonekit/internal/spk"
+	"zonekit/internal/ui"
+)
+
+func newSPKCompile(opts *Options) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "spk-compile SOURCE.spk OUT.cpk",
+		Short: "Compile a server software package without a zone (unsigned CPK)",
+		Long: `Check an SPK source, gather the files its steps take from the package
+(paths relative to the source's directory) and write a sealed CPK: the
+logic and the content in one archive with a SHA-256 manifest. A CPK cannot
+be edited; only its variables take values when it runs. Compiled here it
+is unsigned; 'zman spk-compile' has the zone CA sign it. See docs/spk.md.`,
+		Args: cmdutil.ExactArgs(2, "the SPK source and the CPK to write"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			out := args[1]
+			res, err := CompileSPK(args[0], out, nil)
+			if err != nil {
+				return err
+			}
+			return printCompile(opts.IO, opts.Output, res, out)
+		},
+	}
+	return cmd
+}
+
+// CompileSPK compiles source into the CPK file out, atomically.
+func CompileSPK(source, out string, sign spk.Signer) (*spk.CompileResult, error) {
+	res, err := spk.CompileFile(source, out, sign, time.Now())
+	if err != nil {
+		return nil, errkind.Wrap(errkind.Invalid, err)
+	}
+	return res, nil
+}
+
+func printCompile(io *ui.IOStreams, output string, res *spk.CompileResult, out string) error {
+	format, err := ui.ParseFormat(output)
+	if err != nil {
+		return err
+	}
+	if format == ui.FormatJSON {
+		return ui.JSON(io.Out, res)
+	}
+	signed := "unsigned"
+	if res.Signed {
+		signed = "signed by " + res.Signer
+	}
+	fmt.Fprintf(io.Out, "Compiled %s: %d file(s), %d bytes of content, %s.\nSHA-256 %s\n", out, res.Files, res.Bytes, signed, res.Digest)
+	return nil
+}
+
+// SPKProcessOptions are spk-process's inputs.
+type SPKProcessOptions struct {
+	*Options
+	DryRun           bool
+	ValuesFile       string
+	LogFile          string
+	CACert           string
+	RequireSignature bool
+}
+
+func newSPKProcess(opts *Options) *cobra.Command {
+	o := &SPKProcessOptions{Options: opts}
+	cmd := &cobra.Command{
+		Use:   "spk-process [--dry-run] FILE.cpk... [NAME=value...]",
+		Short: "Run compiled server software packages on this machine, in order",
+		Long: `Run one or more CPKs on this machine, in the order given, stopping at the
+first that fails (the reference's ordered installs, without batch files).
+
+Values for the packages' variables come from NAME=value arguments and
+--values FILE (NAME=value lines; the arguments win). A file holding a value
+for a secret variable must be mode 0600; secret values never appear in the
+log. Each value goes to every package that declares the variable.
+
+Every CPK is checked before anything runs: its digests, and its signature
+when it has one (it must be from a CA in the agent's trust store or
+--cacert). --require-signature refuses unsigned ones. --dry-run lists every
+change without making it. Each step is logged (stdout and --log, by default
+logs/spk-process.log in the agent's home); when a step fails, the changes
+already made by that package are undone, newest first, and files it
+replaced are kept under spk-backup/ in the agent's home.`,
+		Example: `  zac spk-process --dry-run edir-install.cpk TREE_NAME=ACME
+  zac spk-process nici.cpk edir-install.cpk imanager.cpk --values /root/edir.values`,
+		Args: cmdutil.MinimumArgs(1, "at least one CPK file"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return spkProcessRun(cmd.Context(), o, args)
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&o.DryRun, "dry-run", false, "list every change without making it")
+	f.StringVar(&o.ValuesFile, "values", "", "read NAME=value lines from this file (0600 if it holds secrets)")
+	f.StringVar(&o.LogFile, "log", "", "append the step log to this file (default logs/spk-process.log in the agent home)")
+	f.StringVar(&o.CACert, "cacert", "", "also trust CPK signatures by this CA certificate")
+	f.BoolVar(&o.RequireSignature, "require-signature", false, "refuse CPKs that the zone CA has not signed")
+	return cmd
+}
+
+func spkProcessRun(ctx context.Context, o *SPKProcessOptions, args []string) error {
+	var files, assigns []string
+	for _, a := range args {
+		if k, _, ok := strings.Cut(a, "="); ok && k != "" && !strings.ContainsAny(k, "/.") {
+			assigns = append(assigns, a)
+		} else {
+			files = append(files, a)
+		}
+	}
+	if len(files) == 0 {
+		return errkind.New(errkind.Usage, "no CPK file given")
+	}
+	given, err := spk.ParseValues(assigns)
+	if err != nil {
+		return errkind.Wrap(errkind.Usage, err)
+	}
+	a := o.Agent()
+	var trusted []*x509.Certificate
+	if cas, err := a.TrustedCAs(); err == nil {
+		trusted = cas
+	}
+	if o.CACert != "" {
+		data, err := os.ReadFile(o.CACert)
+		if err != nil {
+			return errkind.Wrap(errkind.Usage, err)
+		}
+		cas, err := pki.ParseCertificates(data)
+		if err != nil {
+			return errkind.New(errkind.Usage, "%s: %v", o.CACert, err)
+		}
+		trusted = append(trusted, cas...)
+	}
+	// Open and check every CPK and every value before the first runs.
+	var opened []*spk.Opened
+	defer func() {
+		for _, c := range opened {
+			c.Close()
+		}
+	}()
+	tmp := filepath.Join(a.Home, "spk-work")
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return err
+	}
+	for _, f := range files {
+		c, err := openCPK(f, spk.OpenOptions{TempDir: tmp, Trusted: trusted, RequireSignature: o.RequireSignature})
+		if err != nil {
+			return err
+		}
+		opened = append(opened, c)
+	}
+	fileVals := spk.Values{}
+	if o.ValuesFile != "" {
+		for _, c := range opened {
+			v, err := spk.ReadValuesFile(o.ValuesFile, c.Package)
+			if err != nil {
+				return errkind.Wrap(errkind.Usage, err)
+			}
+			fileVals = v
+		}
+	}
+	all := spk.Values{}
+	for k, v := range fileVals {
+		all[k] = v
+	}
+	for k, v := range given {
+		all[k] = v
+	}
+	perPkg := make([]spk.Values, len(opened))
+	used := map[string]bool{}
+	for i, c := range opened {
+		mine := spk.Values{}
+		for _, name := range declaredNames(c.Package) {
+			if v, ok := all[name]; ok {
+				mine[name] = v
+				used[name] = true
+			}
+		}
+		v, err := spk.Resolve(c.Package, mine)
+		if err != nil {
+			return errkind.Wrap(errkind.Usage, err)
+		}
+		perPkg[i] = v
+	}
+	for k := range all {
+		if !used[k] {
+			return errkind.New(errkind.Usage, "no package given declares the variable %s", k)
+		}
+	}
+	logPath := o.LogFile
+	if logPath == "" {
+		logPath = filepath.Join(a.Home, "logs", "spk-process.log")
+	}
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+		return err
+	}
+	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer lf.Close()
+	format, err := ui.ParseFormat(o.Output)
+	if err != nil {
+		return err
+	}
+	var log io.Writer = lf
+	if format != ui.FormatJSON {
+		log = io.MultiWriter(lf, o.IO.Out)
+	}
+	proc := &spk.Processor{Log: log, DryRun: o.DryRun, BackupDir: filepath.Join(a.Home, "spk-backup"), Host: spk.LocalHost()}
+	var results []*spk.Result
+	var runErr error
+	for i, c := range opened {
+		res, err := proc.Run(ctx, c, perPkg[i])
+		results = append(results, res)
+		if err != nil {
+			runErr = errkind.Wrap(errkind.Failure, err)
+			if len(opened) > i+1 {
+				runErr = errkind.New(errkind.Failure, "%v; %d later package(s) not run", err, len(opened)-i-1)
+			}
+			break
+		}
+	}
+	if format == ui.FormatJSON {
+		if err := ui.JSON(o.IO.Out, results); err != nil {
+			return err
+		}
+	}
+	return runErr
+}
+
+func openCPK(path string, oo spk.OpenOptions) (*spk.Opened, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, errkind.Wrap(errkind.Usage, err)
+	}
+	defer f.Close()
+	c, err := spk.Open(f, oo)
+	if err != nil {
+		return nil, errkind.New(errkind.Invalid, "%s: %v", path, err)
+	}
+	return c, nil
+}
+
+func declaredNames(p *spk.Package) []string {
+	var out []string
+	for _, v := range p.Variables {
+		out = append(out, v.Name)
+	}
+	for _, c := range p.All() {
+		for _, v := range c.CompVars {
+			out = append(out, v.Name)
+		}
+	}
+	return out
+}
