@@ -1,0 +1,334 @@
+// Package imaging is the imaging service (pbserv): it stores images sent
+// by imaging clients and serves them back, each checked against its
+// SHA-256 on the way in and carrying it on the way out; it answers the
+// preboot policy service with the work assigned to a device; it logs every
+// request's source, type, time and result and keeps the statistics of the
+// reference (PXE requests, images sent, images received) since it started.
+package imaging
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"zonekit/internal/atomicfile"
+	"zonekit/internal/preboot/plog"
+	"zonekit/internal/preboot/policy"
+)
+
+// DigestHeader carries an image's SHA-256 (hex) both ways.
+const DigestHeader = "X-Image-SHA256"
+
+// WorkSource answers what a device (by MAC address) is to do.
+type WorkSource interface {
+	Work(ctx context.Context, mac string) (policy.Work, error)
+}
+
+// Config is the service's resolved configuration.
+type Config struct {
+	Addr      string // IPAddress, or "" for every address
+	Port      int
+	Dir       string // ImageDirectory
+	StatsFile string
+	Library   string // LIBRARY_NAME, logged as ignored
+}
+
+// Stats are the reference's imaging statistics since the service started.
+type Stats struct {
+	Started        time.Time `json:"started"`
+	Pid            int       `json:"pid"`
+	PXERequests    int64     `json:"pxe_requests"`
+	ImagesSent     int64     `json:"images_sent"`
+	ImagesReceived int64     `json:"images_received"`
+}
+
+// Image describes a stored image.
+type Image struct {
+	Name     string    `json:"name"`
+	Size     int64     `json:"size"`
+	SHA256   string    `json:"sha256"`
+	Modified time.Time `json:"modified"`
+}
+
+// Server is the running imaging service.
+type Server struct {
+	log  *plog.Logger
+	cfg  Config
+	work WorkSource
+
+	mu    sync.Mutex
+	stats Stats
+
+	srv  *http.Server
+	ln   net.Listener
+	done chan error
+}
+
+// New returns a service; work may be nil (every device gets no work).
+func New(cfg Config, work WorkSource, log *plog.Logger) *Server {
+	return &Server{cfg: cfg, work: work, log: log}
+}
+
+// Start creates the image directory, resets the statistics and serves.
+func (s *Server) Start() error {
+	if err := os.MkdirAll(s.cfg.Dir, 0o750); err != nil {
+		return fmt.Errorf("create ImageDirectory: %w", err)
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(s.cfg.Addr, fmt.Sprint(s.cfg.Port)))
+	if err != nil {
+		return fmt.Errorf("listen for imaging requests: %w", err)
+	}
+	if s.cfg.Library != "" {
+		s.log.Logf(plog.Critical, "LIBRARY_NAME %s ignored: zonekit's imaging is built in", s.cfg.Library)
+	}
+	s.stats = Stats{Started: time.Now().UTC().Truncate(time.Second), Pid: os.Getpid()}
+	if err := s.saveStats(); err != nil {
+		ln.Close()
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /work/{mac}", s.handleWork)
+	mux.HandleFunc("GET /images", s.handleList)
+	mux.HandleFunc("GET /images/{name}", s.handleGet)
+	mux.HandleFunc("PUT /images/{name}", s.handlePut)
+	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.Stats()) })
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	s.ln = ln
+	s.done = make(chan error, 1)
+	go func() { s.done <- s.srv.Serve(ln) }()
+	return nil
+}
+
+// Addr is the listening address.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Stop ends the service; transfers under way get 30 seconds.
+func (s *Server) Stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s.srv.Shutdown(ctx)
+	<-s.done
+	os.Remove(s.cfg.StatsFile)
+}
+
+// Stats returns the statistics.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
+}
+
+func (s *Server) count(f func(*Stats)) {
+	s.mu.Lock()
+	f(&s.stats)
+	err := s.saveStats()
+	s.mu.Unlock()
+	if err != nil {
+		s.log.Logf(plog.Warning, "save statistics: %v", err)
+	}
+}
+
+// saveStats writes the statistics where 'pbserv status' reads them.
+func (s *Server) saveStats() error {
+	if s.cfg.StatsFile == "" {
+		return nil
+	}
+	data, _ := json.Marshal(s.stats)
+	return atomicfile.WriteFile(s.cfg.StatsFile, data, 0o644)
+}
+
+// ReadStats reads the statistics file of a running service.
+func ReadStats(path string) (Stats, error) {
+	var st Stats
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return st, err
+	}
+	return st, json.Unmarshal(data, &st)
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(v)
+}
+
+// fail answers an error and logs the request's outcome.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, typ string, code int, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	http.Error(w, msg, code)
+	s.log.Logf(plog.Warning, "%s from %s: failed: %s", typ, r.RemoteAddr, msg)
+}
+
+func (s *Server) handleWork(w http.ResponseWriter, r *http.Request) {
+	s.count(func(st *Stats) { st.PXERequests++ })
+	mac, err := policy.NormalizeMAC(r.PathValue("mac"))
+	if err != nil {
+		s.fail(w, r, "work request", http.StatusBadRequest, "%v", err)
+		return
+	}
+	work := policy.Work{Action: "none"}
+	if s.work != nil {
+		work, err = s.work.Work(r.Context(), mac)
+		if err != nil {
+			s.fail(w, r, "work request for "+mac, http.StatusBadGateway, "%v", err)
+			return
+		}
+	}
+	writeJSON(w, work)
+	s.log.Logf(plog.Transaction, "work request for %s from %s: %s %s%s", mac, r.RemoteAddr, work.Action, work.Image, work.Menu)
+}
+
+func (s *Server) imagePath(name string) (string, bool) {
+	if !policy.ValidName(name) || strings.HasSuffix(name, ".sha256") {
+		return "", false
+	}
+	return filepath.Join(s.cfg.Dir, name), true
+}
+
+func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) {
+	s.count(func(st *Stats) { st.PXERequests++ })
+	name := r.PathValue("name")
+	typ := "upload of " + name
+	path, ok := s.imagePath(name)
+	if !ok {
+		s.fail(w, r, typ, http.StatusBadRequest, "bad image name %q", name)
+		return
+	}
+	want := strings.ToLower(r.Header.Get(DigestHeader))
+	if len(want) != 64 {
+		s.fail(w, r, typ, http.StatusBadRequest, "the %s header (the image's SHA-256) is required", DigestHeader)
+		return
+	}
+	if _, err := os.Stat(path); err == nil && r.URL.Query().Get("replace") != "1" {
+		s.fail(w, r, typ, http.StatusConflict, "image %s already exists", name)
+		return
+	}
+	start := time.Now()
+	f, err := atomicfile.New(path, 0o640)
+	if err != nil {
+		s.fail(w, r, typ, http.StatusInternalServerError, "%v", err)
+		return
+	}
+	defer f.Abort()
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h), r.Body)
+	if err != nil {
+		s.fail(w, r, typ, http.StatusBadRequest, "receive: %v", err)
+		return
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != want {
+		s.fail(w, r, typ, http.StatusUnprocessableEntity, "integrity check failed: received data has SHA-256 %s, the client announced %s", got, want)
+		return
+	}
+	if err := atomicfile.WriteFile(path+".sha256", []byte(want+"\n"), 0o640); err != nil {
+		s.fail(w, r, typ, http.StatusInternalServerError, "%v", err)
+		return
+	}
+	if err := f.Commit(); err != nil {
+		os.Remove(path + ".sha256")
+		s.fail(w, r, typ, http.StatusInternalServerError, "%v", err)
+		return
+	}
+	s.count(func(st *Stats) { st.ImagesReceived++ })
+	w.WriteHeader(http.StatusCreated)
+	s.log.Logf(plog.Transaction, "%s from %s: stored, %d bytes in %s, SHA-256 %s", typ, r.RemoteAddr, n, time.Since(start).Round(time.Millisecond), want)
+}
+
+func (s *Server) digest(path string) (string, error) {
+	d, err := os.ReadFile(path + ".sha256")
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(d)), nil
+}
+
+func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
+	s.count(func(st *Stats) { st.PXERequests++ })
+	name := r.PathValue("name")
+	typ := "download of " + name
+	path, ok := s.imagePath(name)
+	if !ok {
+		s.fail(w, r, typ, http.StatusBadRequest, "bad image name %q", name)
+		return
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			s.fail(w, r, typ, http.StatusNotFound, "no image %s", name)
+			return
+		}
+		s.fail(w, r, typ, http.StatusInternalServerError, "%v", err)
+		return
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		s.fail(w, r, typ, http.StatusInternalServerError, "%v", err)
+		return
+	}
+	sum, err := s.digest(path)
+	if err != nil {
+		s.fail(w, r, typ, http.StatusInternalServerError, "image %s has no checksum: %v", name, err)
+		return
+	}
+	start := time.Now()
+	w.Header().Set(DigestHeader, sum)
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", fmt.Sprint(fi.Size()))
+	n, err := io.Copy(w, f)
+	if err != nil || n != fi.Size() {
+		s.log.Logf(plog.Warning, "%s to %s: failed after %d of %d bytes: %v", typ, r.RemoteAddr, n, fi.Size(), err)
+		return
+	}
+	s.count(func(st *Stats) { st.ImagesSent++ })
+	s.log.Logf(plog.Transaction, "%s to %s: sent, %d bytes in %s", typ, r.RemoteAddr, n, time.Since(start).Round(time.Millisecond))
+}
+
+func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
+	imgs, err := List(s.cfg.Dir)
+	if err != nil {
+		s.fail(w, r, "image list", http.StatusInternalServerError, "%v", err)
+		return
+	}
+	writeJSON(w, imgs)
+	s.log.Logf(plog.Request, "image list for %s: %d images", r.RemoteAddr, len(imgs))
+}
+
+// List returns the stored images (those with a checksum), by name.
+func List(dir string) ([]Image, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	imgs := []Image{}
+	for _, e := range ents {
+		name := e.Name()
+		if !e.Type().IsRegular() || strings.HasPrefix(name, ".") || strings.HasSuffix(name, ".sha256") {
+			continue
+		}
+		sum, err := os.ReadFile(filepath.Join(dir, name+".sha256"))
+		if err != nil {
+			continue // not complete
+		}
+		fi, err := e.Info()
+		if err != nil {
+			continue
+		}
+		imgs = append(imgs, Image{Name: name, Size: fi.Size(), SHA256: strings.TrimSpace(string(sum)), Modified: fi.ModTime().UTC()})
+	}
+	sort.Slice(imgs, func(i, j int) bool { return imgs[i].Name < imgs[j].Name })
+	return imgs, nil
+}

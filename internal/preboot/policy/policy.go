@@ -1,0 +1,280 @@
+// Package policy is the preboot policy service (zmgprebootpolicy): iPXE
+// clients sent here by the proxy DHCP service fetch their boot script,
+// which carries the work assigned to the device in the zone (an image to
+// restore or take, or a preboot menu), resolved through the imaging
+// service, or else the default menu. It also serves the boot files of the
+// TFTP directory over HTTP for UEFI HTTP boot clients.
+package policy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"zonekit/internal/preboot/plog"
+)
+
+// Priorities of the policy service's log (1-4, as the reference numbers them).
+const (
+	Critical = 1
+	Normal   = 2
+	Debug    = 3
+	Complete = 4
+)
+
+// Work is what a device is to do at its next network boot. The imaging
+// service answers it for a MAC address.
+type Work struct {
+	Action string `json:"action"`          // "none", "menu" or "image" (restore) or "take-image"
+	Menu   string `json:"menu,omitempty"`  // the menu's name, for "menu"
+	Image  string `json:"image,omitempty"` // the image's name, for the image actions
+	Device string `json:"device,omitempty"`
+}
+
+// Config is the service's resolved configuration.
+type Config struct {
+	Addr          string // LocalInterface, or "" for every address
+	Port          int
+	PrebootServer string // imaging service base URL, e.g. http://10.0.0.5:8070
+	MenuDir       string // the menus: default.ipxe, imaging.ipxe, NAME.ipxe
+	TFTPDirectory string // boot files served under /boot/
+	AMT           bool
+}
+
+// Server is the running policy service.
+type Server struct {
+	log    *plog.Logger
+	cfg    atomic.Pointer[Config]
+	client *http.Client
+	srv    *http.Server
+	ln     net.Listener
+	done   chan error
+}
+
+// New returns a service with cfg; Start begins serving.
+func New(cfg Config, log *plog.Logger) *Server {
+	s := &Server{log: log, client: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil}}}
+	s.cfg.Store(&cfg)
+	return s
+}
+
+// Start listens and serves.
+func (s *Server) Start() error {
+	cfg := s.cfg.Load()
+	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Addr, fmt.Sprint(cfg.Port)))
+	if err != nil {
+		return fmt.Errorf("listen for preboot policy requests: %w", err)
+	}
+	if cfg.AMT {
+		s.log.Logf(Critical, "EnableAMTSupport is set, but Intel AMT is not supported; ignored")
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ipxe/{mac}", s.script)
+	mux.HandleFunc("GET /boot/{file...}", s.bootFile)
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	s.ln = ln
+	s.done = make(chan error, 1)
+	go func() { s.done <- s.srv.Serve(ln) }()
+	return nil
+}
+
+// Addr is the listening address.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Reload applies a new configuration; a new address or port needs a restart.
+func (s *Server) Reload(cfg Config) error {
+	old := s.cfg.Load()
+	if old.Addr != cfg.Addr || old.Port != cfg.Port {
+		return errors.New("LocalInterface or PolicyPort changed: restart the service to move it")
+	}
+	s.cfg.Store(&cfg)
+	return nil
+}
+
+// Stop ends the service, letting requests finish for a few seconds.
+func (s *Server) Stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s.srv.Shutdown(ctx)
+	<-s.done
+}
+
+var macRe = regexp.MustCompile(`^[0-9a-fA-F]{2}([-:][0-9a-fA-F]{2}){5}$`)
+
+// NormalizeMAC returns a MAC address as lower-case colon-separated hex,
+// or an error.
+func NormalizeMAC(s string) (string, error) {
+	if !macRe.MatchString(s) {
+		return "", fmt.Errorf("%q is not a MAC address (like 52:54:00:12:34:56)", s)
+	}
+	return strings.ToLower(strings.ReplaceAll(s, "-", ":")), nil
+}
+
+var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// ValidName reports whether s can name a menu or an image (a file name
+// without a directory).
+func ValidName(s string) bool { return nameRe.MatchString(s) && !strings.Contains(s, "..") }
+
+func (s *Server) script(w http.ResponseWriter, r *http.Request) {
+	cfg := s.cfg.Load()
+	mac, err := NormalizeMAC(r.PathValue("mac"))
+	if err != nil {
+		s.log.Logf(Normal, "request from %s refused: %v", r.RemoteAddr, err)
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	work, werr := s.resolve(r.Context(), cfg, mac)
+	if werr != nil {
+		s.log.Logf(Critical, "work for %s: %v; serving the default menu", mac, werr)
+		work = Work{Action: "none"}
+	}
+	host, _, err := net.SplitHostPort(r.Host)
+	if err != nil {
+		host = r.Host
+	}
+	body, err := Script(cfg, work, mac, host)
+	if err != nil {
+		s.log.Logf(Critical, "script for %s (%s): %v", mac, work.Action, err)
+		http.Error(w, "no boot script", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	io.WriteString(w, body)
+	what := work.Action
+	switch work.Action {
+	case "menu":
+		what += " " + work.Menu
+	case "image", "take-image":
+		what += " " + work.Image
+	case "none":
+		what = "default menu"
+	}
+	s.log.Logf(Normal, "%s (%s) from %s: %s", mac, work.Device, r.RemoteAddr, what)
+}
+
+// resolve asks the imaging service for the device's work.
+func (s *Server) resolve(ctx context.Context, cfg *Config, mac string) (Work, error) {
+	if cfg.PrebootServer == "" {
+		return Work{Action: "none"}, nil
+	}
+	req, err := http.NewRequestWithContext(ctx, "GET", cfg.PrebootServer+"/work/"+mac, nil)
+	if err != nil {
+		return Work{}, err
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return Work{}, fmt.Errorf("ask the imaging service: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return Work{}, fmt.Errorf("imaging service: %s: %s", resp.Status, strings.TrimSpace(string(msg)))
+	}
+	var work Work
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&work); err != nil {
+		return Work{}, fmt.Errorf("imaging service answer: %w", err)
+	}
+	s.log.Logf(Debug, "imaging service: %s has work %+v", mac, work)
+	return work, nil
+}
+
+// Script builds the iPXE script for a device's work: a prelude that sets
+// zonekit-* variables, then the menu file.
+func Script(cfg *Config, work Work, mac, bootServer string) (string, error) {
+	menu := "default"
+	switch work.Action {
+	case "menu":
+		menu = work.Menu
+	case "image", "take-image":
+		menu = "imaging"
+	}
+	if !ValidName(menu) {
+		return "", fmt.Errorf("bad menu name %q", menu)
+	}
+	data, err := os.ReadFile(filepath.Join(cfg.MenuDir, menu+".ipxe"))
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	b.WriteString("#!ipxe\n")
+	fmt.Fprintf(&b, "set zonekit-mac %s\n", mac)
+	fmt.Fprintf(&b, "set zonekit-action %s\n", work.Action)
+	fmt.Fprintf(&b, "set zonekit-boot-server %s\n", bootServer)
+	if work.Image != "" {
+		fmt.Fprintf(&b, "set zonekit-image %s\n", work.Image)
+	}
+	if cfg.PrebootServer != "" {
+		fmt.Fprintf(&b, "set zonekit-server %s\n", cfg.PrebootServer)
+	}
+	body := strings.TrimPrefix(string(data), "#!ipxe\n")
+	b.WriteString(body)
+	return b.String(), nil
+}
+
+func (s *Server) bootFile(w http.ResponseWriter, r *http.Request) {
+	cfg := s.cfg.Load()
+	root, err := os.OpenRoot(cfg.TFTPDirectory)
+	if err != nil {
+		http.Error(w, "no boot files", http.StatusNotFound)
+		return
+	}
+	defer root.Close()
+	name := r.PathValue("file")
+	f, err := root.Open(name)
+	if err != nil {
+		s.log.Logf(Normal, "boot file %q for %s: %v", name, r.RemoteAddr, err)
+		http.NotFound(w, r)
+		return
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		http.NotFound(w, r)
+		return
+	}
+	http.ServeContent(w, r, filepath.Base(name), fi.ModTime(), f)
+	s.log.Logf(Normal, "boot file %q sent to %s (%d bytes)", name, r.RemoteAddr, fi.Size())
+}
+
+// DefaultMenus are written to the menu directory when it has none: the
+// default menu boots the local disk after a pause, and the imaging script
+// loads the imaging environment from the TFTP server.
+func DefaultMenus() map[string]string {
+	return map[string]string{
+		"default.ipxe": `#!ipxe
+# zonekit default preboot menu: served to devices with no work assigned.
+# The variables zonekit-mac, zonekit-action, zonekit-boot-server (this
+# server), and zonekit-image and zonekit-server (the imaging service) when
+# set, are defined above this text.
+menu zonekit preboot menu (${zonekit-mac})
+item --default local Boot from the local disk
+item shell iPXE shell
+choose --timeout 5000 target && goto ${target}
+:local
+echo zonekit: no preboot work for ${zonekit-mac}, booting the local disk
+sanboot --no-describe --drive 0x80 || exit
+:shell
+shell
+`,
+		"imaging.ipxe": `#!ipxe
+# zonekit imaging: served to devices with an image to restore (action
+# image) or to take (take-image). Place the imaging environment's kernel
+# and initrd in the TFTP directory under zonekit-imaging/.
+echo zonekit: ${zonekit-action} ${zonekit-image} for ${zonekit-mac}
+kernel tftp://${zonekit-boot-server}/zonekit-imaging/vmlinuz zonekit.action=${zonekit-action} zonekit.image=${zonekit-image} zonekit.server=${zonekit-server} zonekit.mac=${zonekit-mac}
+initrd tftp://${zonekit-boot-server}/zonekit-imaging/initrd
+boot
+`,
+	}
+}

@@ -1,0 +1,248 @@
+// Package service runs the preboot services as daemons (the foreground
+// 'pbserv SERVICE run' with its pid file, log and configuration reload on
+// SIGHUP) and controls them from outside: start, stop, restart,
+// force-reload, status, showpid and install (a systemd unit).
+package service
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"zonekit/internal/errkind"
+	"zonekit/internal/preboot/conf"
+)
+
+// Title is how status messages name a service.
+func Title(service string) string {
+	switch service {
+	case conf.Imaging:
+		return "zonekit Imaging Service"
+	case conf.ProxyDHCP:
+		return "zonekit Proxy DHCP Service"
+	case conf.TFTP:
+		return "zonekit TFTP Service"
+	case conf.Policy:
+		return "zonekit Preboot Policy Service"
+	}
+	return service
+}
+
+// Status is whether a service runs, and its pid.
+type Status struct {
+	Running bool
+	Pid     int
+}
+
+// ReadStatus reads the pid file and checks that the process lives and is
+// this service's daemon, so a stale file after a crash reads as stopped.
+func ReadStatus(l conf.Layout, service string) Status {
+	data, err := os.ReadFile(l.PidFile(service))
+	if err != nil {
+		return Status{}
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || pid <= 0 || !alive(pid) {
+		return Status{}
+	}
+	if cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil {
+		args := bytes.Split(cmdline, []byte{0})
+		if !containsArg(args, service) || !containsArg(args, "run") {
+			return Status{} // the pid was reused by another program
+		}
+	}
+	return Status{Running: true, Pid: pid}
+}
+
+func containsArg(args [][]byte, s string) bool {
+	for _, a := range args {
+		if string(a) == s {
+			return true
+		}
+	}
+	return false
+}
+
+// OutFile receives a background daemon's stdout and stderr.
+func OutFile(l conf.Layout, service string) string {
+	return filepath.Join(l.LogDir(), service+".out")
+}
+
+// Start launches 'exe SERVICE run' in the background and waits until its
+// pid file names it, or reports the daemon's last words.
+func Start(l conf.Layout, service, exe string, wait time.Duration) (Status, error) {
+	if s := ReadStatus(l, service); s.Running {
+		return s, errkind.New(errkind.Exists, "%s is already running (pid %d)", Title(service), s.Pid)
+	}
+	for _, d := range []string{l.RunDir(), l.LogDir()} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return Status{}, fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	os.Remove(l.PidFile(service)) // stale
+	outPath := OutFile(l, service)
+	out, err := os.OpenFile(outPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		return Status{}, fmt.Errorf("open %s: %w", outPath, err)
+	}
+	defer out.Close()
+	from, _ := out.Seek(0, 2)
+	cmd := exec.Command(exe, service, "run", "--home", l.Home)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return Status{}, fmt.Errorf("start %s: %w", Title(service), err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-exited:
+			return Status{}, errkind.New(errkind.Failure, "%s did not start: %s", Title(service), lastLine(outPath, from))
+		case <-deadline.C:
+			cmd.Process.Kill()
+			return Status{}, errkind.New(errkind.Failure, "%s did not start within %s; see %s", Title(service), wait, outPath)
+		case <-tick.C:
+			if s := ReadStatus(l, service); s.Running && s.Pid == cmd.Process.Pid {
+				return s, nil
+			}
+		}
+	}
+}
+
+func lastLine(path string, from int64) string {
+	data, err := os.ReadFile(path)
+	if err != nil || int64(len(data)) < from {
+		return "see " + path
+	}
+	lines := strings.Split(strings.TrimSpace(string(data[from:])), "\n")
+	if len(lines) == 0 || lines[len(lines)-1] == "" {
+		return "see " + path
+	}
+	return strings.TrimPrefix(lines[len(lines)-1], "pbserv: ")
+}
+
+// Stop sends SIGTERM and waits for the daemon to end its transfers and exit.
+func Stop(l conf.Layout, service string, wait time.Duration) (Status, error) {
+	s := ReadStatus(l, service)
+	if !s.Running {
+		return s, nil
+	}
+	if err := syscall.Kill(s.Pid, syscall.SIGTERM); err != nil {
+		return s, fmt.Errorf("stop %s (pid %d): %w", Title(service), s.Pid, err)
+	}
+	deadline := time.Now().Add(wait)
+	for time.Now().Before(deadline) {
+		if !alive(s.Pid) {
+			return s, nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return s, errkind.New(errkind.Failure, "%s (pid %d) did not stop within %s", Title(service), s.Pid, wait)
+}
+
+// Reload asks a running daemon to reread its configuration (SIGHUP).
+func Reload(l conf.Layout, service string) (Status, error) {
+	s := ReadStatus(l, service)
+	if !s.Running {
+		return s, errkind.New(errkind.NotFound, "%s is not running", Title(service))
+	}
+	// Check the file first, so a typo is reported here and not only in the log.
+	if _, err := l.Load(service); err != nil {
+		return s, err
+	}
+	if err := syscall.Kill(s.Pid, syscall.SIGHUP); err != nil {
+		return s, fmt.Errorf("reload %s (pid %d): %w", Title(service), s.Pid, err)
+	}
+	return s, nil
+}
+
+// alive reports whether pid runs and is not a zombie.
+func alive(pid int) bool {
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
+		return stat[i+2] != 'Z'
+	}
+	return true
+}
+
+// SystemdDirEnv overrides where install writes units (tests use it).
+const SystemdDirEnv = "ZONEKIT_SYSTEMD_DIR"
+
+// UnitName is a service's systemd unit.
+func UnitName(service string) string { return "zonekit-" + service + ".service" }
+
+// Unit renders the systemd unit that runs a service at boot.
+func Unit(l conf.Layout, service, exe string) string {
+	return fmt.Sprintf(`[Unit]
+Description=%s
+Documentation=man:pbserv(1)
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=simple
+ExecStart=%s %s run --home %s
+ExecReload=/bin/kill -HUP $MAINPID
+KillMode=mixed
+TimeoutStopSec=30
+Restart=on-failure
+
+[Install]
+WantedBy=multi-user.target
+`, Title(service), exe, service, l.Home)
+}
+
+// Installed says what Install did.
+type Installed struct {
+	Path    string
+	Enabled bool   // systemctl enable succeeded
+	Why     string // why it was not enabled
+}
+
+// Install writes the unit and enables it with systemctl when systemd runs.
+func Install(l conf.Layout, service, exe string, write func(path string, data []byte) error) (Installed, error) {
+	dir := os.Getenv(SystemdDirEnv)
+	if dir == "" {
+		dir = "/etc/systemd/system"
+	}
+	res := Installed{Path: filepath.Join(dir, UnitName(service))}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return res, fmt.Errorf("create %s: %w", dir, err)
+	}
+	if err := write(res.Path, []byte(Unit(l, service, exe))); err != nil {
+		return res, err
+	}
+	if _, err := os.Stat("/run/systemd/system"); err != nil {
+		res.Why = "systemd is not running on this system"
+		return res, nil
+	}
+	if os.Getenv(SystemdDirEnv) != "" {
+		res.Why = SystemdDirEnv + " is set"
+		return res, nil
+	}
+	for _, args := range [][]string{{"daemon-reload"}, {"enable", UnitName(service)}} {
+		if out, err := exec.Command("systemctl", args...).CombinedOutput(); err != nil {
+			return res, fmt.Errorf("systemctl %s: %s", strings.Join(args, " "), strings.TrimSpace(string(out)))
+		}
+	}
+	res.Enabled = true
+	return res, nil
+}
