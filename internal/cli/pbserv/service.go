@@ -204,4 +204,3 @@ func runDaemon(cmd *cobra.Command, o *ServiceOptions) error {
 		Work:    workSource(o.Options),
 	})
 }
-
