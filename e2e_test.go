@@ -64,6 +64,7 @@ func TestScripts(t *testing.T) {
 			"regexcapture": cmdRegexCapture,
 			"freeport":     cmdFreePort,
 			"pack":         cmdPack,
+			"preboot":      cmdPreboot,
 		},
 	})
 }
@@ -313,6 +314,8 @@ func condition(cond string) (bool, error) {
 	switch cond {
 	case "mount":
 		return canMount(), nil
+	case "netns":
+		return netnsOK(), nil
 	}
 	return false, fmt.Errorf("unknown condition %q", cond)
 }

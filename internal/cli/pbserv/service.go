@@ -119,6 +119,10 @@ func serviceRun(o *ServiceOptions) error {
 	case "start":
 		return startService(o, l)
 	case "restart":
+		// A broken file must not cost the running service.
+		if _, err := l.Load(o.Service); err != nil {
+			return err
+		}
 		if err := stopService(o, l); err != nil {
 			return err
 		}

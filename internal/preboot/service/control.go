@@ -230,12 +230,12 @@ func Install(l conf.Layout, service, exe string, write func(path string, data []
 	if err := write(res.Path, []byte(Unit(l, service, exe))); err != nil {
 		return res, err
 	}
-	if _, err := os.Stat("/run/systemd/system"); err != nil {
-		res.Why = "systemd is not running on this system"
-		return res, nil
-	}
 	if os.Getenv(SystemdDirEnv) != "" {
 		res.Why = SystemdDirEnv + " is set"
+		return res, nil
+	}
+	if _, err := os.Stat("/run/systemd/system"); err != nil {
+		res.Why = "systemd is not running on this system"
 		return res, nil
 	}
 	for _, args := range [][]string{{"daemon-reload"}, {"enable", UnitName(service)}} {

@@ -1,0 +1,257 @@
+package zonekit_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// cmdPreboot is the scripts' helper for the preboot services:
+//
+//	preboot cleanup          stop every preboot daemon of $ZONEKIT_HOME when the script ends
+//	preboot freeport VAR     set $VAR to a free TCP and UDP port on 127.0.0.1
+//	preboot conf SERVICE NAME=VALUE...
+//	                         append parameters to the service's .conf file
+//	preboot mkfile FILE MiB  write MiB of random data (MiB may be a fraction, e.g. 0.3)
+//	preboot netns up|down    create (or remove) the namespaces of pxe-testing.md: a bridge
+//	                         namespace with tap0 for QEMU, $PXE_DHCP running an ordinary
+//	                         DHCP server (dnsmasq) at 10.99.0.1, and $PXE_SRV at 10.99.0.2
+//	                         (guard with [!netns] skip)
+//	preboot boot bios|uefi MARKER SECONDS
+//	                         network-boot a QEMU client on tap0 and wait for MARKER on its
+//	                         serial console
+func cmdPreboot(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) == 0 {
+		ts.Fatalf("usage: preboot cleanup|freeport|mkfile|netns|boot ...")
+	}
+	switch args[0] {
+	case "cleanup":
+		home := ts.Getenv("ZONEKIT_HOME")
+		ts.Defer(func() { stopPreboot(home) })
+	case "freeport":
+		if len(args) != 2 {
+			ts.Fatalf("usage: preboot freeport VAR")
+		}
+		for range 20 {
+			port, err := freePort()
+			ts.Check(err)
+			if c, err := netListenUDP(port); err == nil {
+				c.Close()
+				ts.Setenv(args[1], strconv.Itoa(port))
+				return
+			}
+		}
+		ts.Fatalf("no free port")
+	case "mkfile":
+		if len(args) != 3 {
+			ts.Fatalf("usage: preboot mkfile FILE MiB")
+		}
+		mib, err := strconv.ParseFloat(args[2], 64)
+		ts.Check(err)
+		f, err := os.Create(ts.MkAbs(args[1]))
+		ts.Check(err)
+		_, err = io.CopyN(f, rand.Reader, int64(mib*(1<<20)))
+		ts.Check(err)
+		ts.Check(f.Close())
+	case "conf":
+		if len(args) < 2 {
+			ts.Fatalf("usage: preboot conf SERVICE NAME=VALUE...")
+		}
+		dir := filepath.Join(ts.Getenv("ZONEKIT_HOME"), "conf", "preboot")
+		ts.Check(os.MkdirAll(dir, 0o755))
+		f, err := os.OpenFile(filepath.Join(dir, args[1]+".conf"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		ts.Check(err)
+		for _, kv := range args[2:] {
+			k, v, _ := strings.Cut(kv, "=")
+			fmt.Fprintf(f, "%s = %s\n", k, v)
+		}
+		ts.Check(f.Close())
+	case "netns":
+		if len(args) != 2 {
+			ts.Fatalf("usage: preboot netns up|down")
+		}
+		if args[1] == "down" {
+			netnsDown(ts.Getenv("PXE_BR"), ts.Getenv("PXE_DHCP"), ts.Getenv("PXE_SRV"))
+			return
+		}
+		netnsUp(ts)
+	case "boot":
+		if len(args) != 4 {
+			ts.Fatalf("usage: preboot boot bios|uefi MARKER SECONDS")
+		}
+		secs, err := strconv.Atoi(args[3])
+		ts.Check(err)
+		out, err := qemuBoot(ts, args[1], args[2], time.Duration(secs)*time.Second)
+		ts.Logf("serial console:\n%s", out)
+		if (err == nil) == neg {
+			if err != nil {
+				ts.Fatalf("%s boot: %v", args[1], err)
+			}
+			ts.Fatalf("%s boot reached %q", args[1], args[2])
+		}
+	default:
+		ts.Fatalf("preboot: unknown subcommand %q", args[0])
+	}
+}
+
+// stopPreboot stops the preboot daemons whose pid files lie under home.
+func stopPreboot(home string) {
+	pids, _ := filepath.Glob(filepath.Join(home, "data", "preboot", "*.pid"))
+	for _, p := range pids {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+		if err != nil || pid <= 0 {
+			continue
+		}
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if !strings.Contains(string(cmdline), home) {
+			continue // not ours
+		}
+		syscall.Kill(pid, syscall.SIGTERM)
+		for i := 0; i < 100 && syscall.Kill(pid, 0) == nil; i++ {
+			time.Sleep(20 * time.Millisecond)
+		}
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// netnsOK is the [netns] condition: root, /dev/net/tun and ip, so that
+// scripts can build network namespaces with a tap device.
+func netnsOK() bool {
+	if os.Geteuid() != 0 {
+		return false
+	}
+	if _, err := os.Stat("/dev/net/tun"); err != nil {
+		return false
+	}
+	_, err := exec.LookPath("ip")
+	return err == nil
+}
+
+func netnsUp(ts *testscript.TestScript) {
+	if !netnsOK() {
+		ts.Fatalf("preboot netns needs root, /dev/net/tun and ip: guard the script with [!netns] skip")
+	}
+	// Names unique to this script, so parallel scripts and runs do not meet.
+	id := fmt.Sprintf("%d%d", os.Getpid()%100000, time.Now().UnixNano()%1000)
+	br, dh, srv := "zkbr"+id, "zkdh"+id, "zksr"+id
+	ts.Setenv("PXE_BR", br)
+	ts.Setenv("PXE_DHCP", dh)
+	ts.Setenv("PXE_SRV", srv)
+	ts.Defer(func() { netnsDown(br, dh, srv) })
+	leases := ts.MkAbs("dnsmasq.leases")
+	steps := [][]string{
+		{"netns", "add", br}, {"netns", "add", dh}, {"netns", "add", srv},
+		{"-n", br, "link", "add", "br0", "type", "bridge"},
+		{"-n", br, "link", "set", "br0", "up"},
+		{"-n", br, "tuntap", "add", "dev", "tap0", "mode", "tap"},
+		{"-n", br, "link", "set", "tap0", "master", "br0"},
+		{"-n", br, "link", "set", "tap0", "up"},
+		{"-n", br, "link", "add", "d0", "type", "veth", "peer", "name", "d1", "netns", dh},
+		{"-n", br, "link", "add", "s0", "type", "veth", "peer", "name", "s1", "netns", srv},
+		{"-n", br, "link", "set", "d0", "master", "br0"}, {"-n", br, "link", "set", "d0", "up"},
+		{"-n", br, "link", "set", "s0", "master", "br0"}, {"-n", br, "link", "set", "s0", "up"},
+		{"-n", dh, "addr", "add", "10.99.0.1/24", "dev", "d1"},
+		{"-n", dh, "addr", "add", "fd99::1/64", "dev", "d1", "nodad"},
+		{"-n", dh, "link", "set", "d1", "up"}, {"-n", dh, "link", "set", "lo", "up"},
+		{"-n", srv, "addr", "add", "10.99.0.2/24", "dev", "s1"},
+		{"-n", srv, "link", "set", "s1", "up"}, {"-n", srv, "link", "set", "lo", "up"},
+	}
+	for _, s := range steps {
+		if out, err := exec.Command("ip", s...).CombinedOutput(); err != nil {
+			ts.Fatalf("ip %s: %v: %s", strings.Join(s, " "), err, out)
+		}
+	}
+	// The site's ordinary DHCP server; the router advertisement keeps iPXE
+	// from waiting for IPv6.
+	dnsmasq := exec.Command("ip", "netns", "exec", dh, "dnsmasq", "-d", "--port=0", "--interface=d1", "--bind-interfaces",
+		"--dhcp-range=10.99.0.100,10.99.0.150,255.255.255.0,1h", "--dhcp-range=fd99::,ra-only", "--enable-ra",
+		"--dhcp-leasefile="+leases, "--conf-file=/dev/null", "--pid-file=")
+	dnsmasq.Stdout, dnsmasq.Stderr = io.Discard, io.Discard
+	ts.Check(dnsmasq.Start())
+	ts.Defer(func() { dnsmasq.Process.Kill(); dnsmasq.Wait() })
+}
+
+func netnsDown(names ...string) {
+	for _, ns := range names {
+		if ns == "" {
+			continue
+		}
+		out, _ := exec.Command("ip", "netns", "pids", ns).Output()
+		for _, f := range strings.Fields(string(out)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+		exec.Command("ip", "netns", "del", ns).Run()
+	}
+}
+
+// qemuBoot boots a QEMU client in the bridge namespace and reads its serial
+// console until marker appears or the time is up.
+func qemuBoot(ts *testscript.TestScript, kind, marker string, limit time.Duration) (string, error) {
+	args := []string{"netns", "exec", ts.Getenv("PXE_BR"), "qemu-system-x86_64", "-accel", "tcg", "-nographic", "-no-reboot",
+		"-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no", "-boot", "n"}
+	switch kind {
+	case "bios":
+		args = append(args, "-m", "256", "-device", "e1000,netdev=n0,mac=52:54:00:12:34:56")
+	case "uefi":
+		code, vars := "/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"
+		if _, err := os.Stat(code); err != nil {
+			ts.Fatalf("%s is missing: install ovmf", code)
+		}
+		data, err := os.ReadFile(vars)
+		ts.Check(err)
+		myVars := ts.MkAbs("OVMF_VARS.fd")
+		ts.Check(os.WriteFile(myVars, data, 0o644))
+		args = append(args, "-machine", "q35", "-m", "512",
+			"-drive", "if=pflash,format=raw,readonly=on,file="+code,
+			"-drive", "if=pflash,format=raw,file="+myVars,
+			"-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:57,romfile=,bootindex=1")
+	default:
+		ts.Fatalf("boot: want bios or uefi")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ip", args...)
+	cmd.Stdin = nil
+	stdout, err := cmd.StdoutPipe()
+	ts.Check(err)
+	cmd.Stderr = cmd.Stdout
+	ts.Check(cmd.Start())
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	var seen strings.Builder
+	r := bufio.NewReader(stdout)
+	for {
+		line, err := r.ReadString('\n')
+		seen.WriteString(line)
+		if strings.Contains(line, marker) {
+			return seen.String(), nil
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return seen.String(), fmt.Errorf("no %q within %s", marker, limit)
+			}
+			return seen.String(), fmt.Errorf("qemu ended before %q: %v", marker, err)
+		}
+	}
+}
+
+func netListenUDP(port int) (*net.UDPConn, error) {
+	return net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+}
