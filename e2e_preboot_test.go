@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
@@ -27,8 +28,9 @@ import (
 //	preboot mkfile FILE MiB  write MiB of random data (MiB may be a fraction, e.g. 0.3)
 //	preboot netns up|down    create (or remove) the namespaces of pxe-testing.md: a bridge
 //	                         namespace with tap0 for QEMU, $PXE_DHCP running an ordinary
-//	                         DHCP server (dnsmasq) at 10.99.0.1, and $PXE_SRV at 10.99.0.2
-//	                         (guard with [!netns] skip)
+//	                         DHCP server (dnsmasq) at 10.99.0.1, $PXE_SRV at 10.99.0.2, and
+//	                         $PXE_CLIENT with an unconfigured c1 (52:54:00:00:00:99) for other
+//	                         DHCP clients (guard with [!netns] skip)
 //	preboot boot bios|uefi MARKER SECONDS
 //	                         network-boot a QEMU client on tap0 and wait for MARKER on its
 //	                         serial console
@@ -83,7 +85,7 @@ func cmdPreboot(ts *testscript.TestScript, neg bool, args []string) {
 			ts.Fatalf("usage: preboot netns up|down")
 		}
 		if args[1] == "down" {
-			netnsDown(ts.Getenv("PXE_BR"), ts.Getenv("PXE_DHCP"), ts.Getenv("PXE_SRV"))
+			netnsDown(ts.Getenv("PXE_BR"), ts.Getenv("PXE_DHCP"), ts.Getenv("PXE_SRV"), ts.Getenv("PXE_CLIENT"))
 			return
 		}
 		netnsUp(ts)
@@ -149,14 +151,15 @@ func netnsUp(ts *testscript.TestScript) {
 	}
 	// Names unique to this script, so parallel scripts and runs do not meet.
 	id := fmt.Sprintf("%d%d", os.Getpid()%100000, time.Now().UnixNano()%1000)
-	br, dh, srv := "zkbr"+id, "zkdh"+id, "zksr"+id
+	br, dh, srv, cl := "zkbr"+id, "zkdh"+id, "zksr"+id, "zkcl"+id
 	ts.Setenv("PXE_BR", br)
 	ts.Setenv("PXE_DHCP", dh)
 	ts.Setenv("PXE_SRV", srv)
-	ts.Defer(func() { netnsDown(br, dh, srv) })
+	ts.Setenv("PXE_CLIENT", cl)
+	ts.Defer(func() { netnsDown(br, dh, srv, cl) })
 	leases := ts.MkAbs("dnsmasq.leases")
 	steps := [][]string{
-		{"netns", "add", br}, {"netns", "add", dh}, {"netns", "add", srv},
+		{"netns", "add", br}, {"netns", "add", dh}, {"netns", "add", srv}, {"netns", "add", cl},
 		{"-n", br, "link", "add", "br0", "type", "bridge"},
 		{"-n", br, "link", "set", "br0", "up"},
 		{"-n", br, "tuntap", "add", "dev", "tap0", "mode", "tap"},
@@ -166,6 +169,9 @@ func netnsUp(ts *testscript.TestScript) {
 		{"-n", br, "link", "add", "s0", "type", "veth", "peer", "name", "s1", "netns", srv},
 		{"-n", br, "link", "set", "d0", "master", "br0"}, {"-n", br, "link", "set", "d0", "up"},
 		{"-n", br, "link", "set", "s0", "master", "br0"}, {"-n", br, "link", "set", "s0", "up"},
+		{"-n", br, "link", "add", "c0", "type", "veth", "peer", "name", "c1", "netns", cl},
+		{"-n", br, "link", "set", "c0", "master", "br0"}, {"-n", br, "link", "set", "c0", "up"},
+		{"-n", cl, "link", "set", "c1", "address", "52:54:00:00:00:99"}, {"-n", cl, "link", "set", "c1", "up"},
 		{"-n", dh, "addr", "add", "10.99.0.1/24", "dev", "d1"},
 		{"-n", dh, "addr", "add", "fd99::1/64", "dev", "d1", "nodad"},
 		{"-n", dh, "link", "set", "d1", "up"}, {"-n", dh, "link", "set", "lo", "up"},
@@ -176,6 +182,10 @@ func netnsUp(ts *testscript.TestScript) {
 		if out, err := exec.Command("ip", s...).CombinedOutput(); err != nil {
 			ts.Fatalf("ip %s: %v: %s", strings.Join(s, " "), err, out)
 		}
+	}
+	// The other client has no address yet: let answers from 10.99.0.x in.
+	for _, conf := range []string{"all", "c1"} {
+		exec.Command("ip", "netns", "exec", cl, "sh", "-c", "echo 0 > /proc/sys/net/ipv4/conf/"+conf+"/rp_filter").Run()
 	}
 	// The site's ordinary DHCP server; the router advertisement keeps iPXE
 	// from waiting for IPv6.
@@ -254,4 +264,59 @@ func qemuBoot(ts *testscript.TestScript, kind, marker string, limit time.Duratio
 
 func netListenUDP(port int) (*net.UDPConn, error) {
 	return net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+}
+
+// dhcpProbeMain is the dhcpprobe program of the scripts: 'dhcpprobe IFACE
+// [CLASS]' broadcasts a DHCPDISCOVER (with option 60 CLASS when given and
+// the broadcast flag, so every answer reaches it) out of IFACE and prints
+// each offer received within two seconds, one line per answering server.
+func dhcpProbeMain() int {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: dhcpprobe IFACE [CLASS]")
+		return 2
+	}
+	ifc, err := net.InterfaceByName(os.Args[1])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) {
+			syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_BROADCAST, 1)
+			syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
+			syscall.BindToDevice(int(fd), ifc.Name)
+		})
+	}}
+	pc, err := lc.ListenPacket(context.Background(), "udp4", "0.0.0.0:68")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer pc.Close()
+	mods := []dhcpv4.Modifier{dhcpv4.WithBroadcast(true)}
+	if len(os.Args) > 2 {
+		mods = append(mods, dhcpv4.WithOption(dhcpv4.OptClassIdentifier(os.Args[2])))
+	}
+	d, err := dhcpv4.NewDiscovery(ifc.HardwareAddr, mods...)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if _, err := pc.WriteTo(d.ToBytes(), &net.UDPAddr{IP: net.IPv4bcast, Port: 67}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	pc.SetReadDeadline(time.Now().Add(2 * time.Second))
+	buf := make([]byte, 1500)
+	for {
+		n, _, err := pc.ReadFrom(buf)
+		if err != nil {
+			return 0
+		}
+		r, err := dhcpv4.FromBytes(buf[:n])
+		if err != nil || r.TransactionID != d.TransactionID || r.OpCode != dhcpv4.OpcodeBootReply {
+			continue
+		}
+		fmt.Printf("%s from %s: address %s, boot file %q\n", r.MessageType(), r.ServerIdentifier(), r.YourIPAddr, r.BootFileName)
+	}
 }

@@ -36,6 +36,7 @@ func TestMain(m *testing.M) {
 		"zac":        func() { os.Exit(zac.Main()) },
 		"zconfigure": func() { os.Exit(zconfigure.Main()) },
 		"pbserv":     func() { os.Exit(pbserv.Main()) },
+		"dhcpprobe":  func() { os.Exit(dhcpProbeMain()) },
 	})
 }
 
