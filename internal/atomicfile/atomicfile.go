@@ -97,6 +97,27 @@ func (f *File) Commit() error {
 	return nil
 }
 
+// CommitUnsynced puts the content at path by rename, without waiting for
+// the disk: readers still see the old file or the new, never a torn one,
+// but a crash may lose the change. For callers that write many files and
+// then make them durable together (one sync instead of one per file).
+func (f *File) CommitUnsynced() error {
+	if f.done {
+		return fmt.Errorf("write %s: already finished", f.path)
+	}
+	f.done = true
+	tmp := f.Name()
+	if err := f.File.Close(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", f.path, err)
+	}
+	if err := os.Rename(tmp, f.path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", f.path, err)
+	}
+	return nil
+}
+
 // Abort discards the content; after Commit it does nothing, so it can be deferred.
 func (f *File) Abort() {
 	if f.done {

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"zonekit/internal/atomicfile"
@@ -44,18 +45,20 @@ type Result struct {
 
 // run is the state of one package run.
 type run struct {
-	p        *Processor
-	cpk      *Opened
-	vals     Values
-	secrets  []string
-	undo     []undoStep
-	overlay  map[string]*virtual // dry run: files as they would be
-	backup   string
-	comp     string
-	step     string
-	res      *Result
-	ctx      context.Context
-	nbackups int
+	p         *Processor
+	cpk       *Opened
+	vals      Values
+	secrets   []string
+	undo      []undoStep
+	overlay   map[string]*virtual // dry run: files as they would be
+	backup    string
+	comp      string
+	step      string
+	res       *Result
+	ctx       context.Context
+	nbackups  int
+	indexFile *os.File
+	dirs      map[string]bool // directories known to exist
 }
 
 type undoStep struct {
@@ -108,6 +111,15 @@ func (p *Processor) Run(ctx context.Context, cpk *Opened, vals Values) (*Result,
 	}
 	if r.nbackups > 0 {
 		r.res.BackupDir = r.backup
+	}
+	if r.indexFile != nil {
+		r.indexFile.Close()
+	}
+	if !p.DryRun {
+		// Files are renamed into place unsynced, one per step; a single
+		// sync here makes the whole run (or its rollback) durable: a
+		// thousand fsyncs would cost seconds.
+		syscall.Sync()
 	}
 	r.logf("package %s: %s (%d change(s))", cpk.Package.Name, r.res.Status, r.res.Changes)
 	if err != nil {
@@ -512,6 +524,12 @@ func (r *run) place(src, dst string, mode os.FileMode, move bool) error {
 
 // mkdirs creates dir and its missing parents, to be removed on rollback.
 func (r *run) mkdirs(dir string) error {
+	if r.dirs[dir] {
+		return nil
+	}
+	if r.dirs == nil {
+		r.dirs = map[string]bool{}
+	}
 	var missing []string
 	for d := dir; ; d = filepath.Dir(d) {
 		if _, err := os.Stat(d); err == nil || d == filepath.Dir(d) {
@@ -519,6 +537,7 @@ func (r *run) mkdirs(dir string) error {
 		}
 		missing = append(missing, d)
 	}
+	r.dirs[dir] = true
 	if len(missing) == 0 {
 		return nil
 	}
@@ -556,17 +575,38 @@ func (r *run) keep(dst string) (func() error, error) {
 	// Numbered, because one run may replace the same file several times
 	// (a copy, then edits): each version is kept, and rollback restores
 	// them newest first, ending with the original.
-	kept := filepath.Join(r.backup, "files", fmt.Sprintf("%03d", r.nbackups), strings.TrimPrefix(filepath.Clean(dst), string(filepath.Separator)))
+	// Flat names and an index (kept.txt) rather than the original tree:
+	// one directory, however many files a package replaces.
+	kept := filepath.Join(r.backup, fmt.Sprintf("%05d-%s", r.nbackups, filepath.Base(dst)))
 	if r.backup == "" {
 		kept = fmt.Sprintf("%s.spk-orig.%d", dst, r.nbackups)
-	}
-	if err := os.MkdirAll(filepath.Dir(kept), 0o700); err != nil {
-		return nil, err
+	} else {
+		if r.nbackups == 1 {
+			if err := os.MkdirAll(r.backup, 0o700); err != nil {
+				return nil, err
+			}
+		}
+		if err := r.index(fmt.Sprintf("%s\t%s\n", filepath.Base(kept), dst)); err != nil {
+			return nil, err
+		}
 	}
 	if err := copyFile(dst, kept, fi.Mode().Perm()); err != nil {
 		return nil, fmt.Errorf("keep %s for rollback: %w", dst, err)
 	}
 	return func() error { return copyFile(kept, dst, fi.Mode().Perm()) }, nil
+}
+
+// index records which original each kept file was.
+func (r *run) index(line string) error {
+	if r.indexFile == nil {
+		f, err := os.OpenFile(filepath.Join(r.backup, "kept.txt"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return err
+		}
+		r.indexFile = f
+	}
+	_, err := r.indexFile.WriteString(line)
+	return err
 }
 
 // copyFile writes src's content to dst atomically.
@@ -584,7 +624,20 @@ func copyFile(src, dst string, mode os.FileMode) error {
 		out.Abort()
 		return err
 	}
-	return out.Commit()
+	// Durability comes from one sync at the end of the run (see Run).
+	return out.CommitUnsynced()
+}
+
+func writeUnsynced(path string, data []byte, mode os.FileMode) error {
+	out, err := atomicfile.New(path, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := out.Write(data); err != nil {
+		out.Abort()
+		return err
+	}
+	return out.CommitUnsynced()
 }
 
 // ---- edits ----
@@ -654,7 +707,7 @@ func (r *run) edit(e Edit) error {
 	if err != nil {
 		return r.fail("%v", err)
 	}
-	if err := atomicfile.WriteFile(x.File, out, mode); err != nil {
+	if err := writeUnsynced(x.File, out, mode); err != nil {
 		return r.fail("edit %s: %v", x.File, err)
 	}
 	r.logf("edited %s: %s", x.File, what)
