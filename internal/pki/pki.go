@@ -84,36 +84,7 @@ type CA struct {
 
 // NewCA creates a self-signed zone CA named after the zone, valid for years.
 func NewCA(zoneName string, kt KeyType, years int, now time.Time) (*CA, error) {
-	if years < 1 || years > 10 {
-		return nil, fmt.Errorf("CA validity must be 1 to 10 years, not %d", years)
-	}
-	key, err := GenerateKey(kt)
-	if err != nil {
-		return nil, err
-	}
-	serial, err := serialNumber()
-	if err != nil {
-		return nil, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "zonekit zone CA " + zoneName, Organization: []string{zoneName}},
-		NotBefore:             now.Add(-5 * time.Minute), // tolerate small clock skew between servers
-		NotAfter:              now.AddDate(years, 0, 0),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLenZero:        true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		return nil, fmt.Errorf("create CA certificate: %w", err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, err
-	}
-	return &CA{Cert: cert, Key: key}, nil
+	return NewCAWith(CAOptions{CommonName: "zonekit zone CA " + zoneName, Organization: zoneName, KeyType: kt, Years: years, Now: now})
 }
 
 // LoadCA reads a CA certificate and its private key from PEM files.
