@@ -21,6 +21,8 @@ mkdir -p "$demo"
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 while port_busy "$port"; do port=$((port + 1)); done
+cport=$((port + 1))
+while port_busy "$cport"; do cport=$((cport + 1)); done
 
 # Passwords travel by file and environment, never argv.
 umask 077
@@ -33,8 +35,8 @@ export ZONEKIT_HOME=$demo/zone ZAC_HOME=$demo/agent ZMAN_CONFIG_DIR=$demo/zman
 echo "==> Creating zone 'demo' in $ZONEKIT_HOME (port $port)"
 zconfigure -c NewZone -Z --zone-name demo --admin-password-file "$demo/admin-password" --port "$port"
 
-echo "==> Starting the zone server"
-zconfigure -c Start --action start
+echo "==> Starting the zone server (package fragments over plain HTTP on port $cport)"
+zconfigure -D server.content-port="$cport" -c Start --action start
 
 export ZMAN_USER=Administrator
 ZMAN_PASSWORD=$(cat "$demo/admin-password")
@@ -48,6 +50,17 @@ zman group-create demo-devices --desc "devices of the quickstart"
 zman registration-key-create quickstart --group demo-devices --limit 10
 zac register --cacert "$ZONEKIT_HOME/conf/zone-ca.pem" -k quickstart "https://localhost:$port"
 zac zone-config
+
+echo "==> Building a small package, activating it and assigning it to this machine"
+mkdir -p "$demo/hello-pkg"
+printf '#!/bin/sh\necho "hello from zonekit" > /tmp/zonekit-hello.txt\n' > "$demo/hello-pkg/hello.sh"
+chmod +x "$demo/hello-pkg/hello.sh"
+zman package-create hello --os linux --action launch --file "$demo/hello-pkg" --command hello.sh
+pkg=$(zman package-list -o json | sed -n 's/^ *"id": "\([0-9]*\)".*/\1/p' | tail -1)
+zman package-activate "$pkg"
+zman package-assign "$pkg" --all
+zman package-list
+zman package-stats "$pkg"
 
 echo "==> zman zone-info"
 zman zone-info
