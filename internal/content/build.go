@@ -216,40 +216,21 @@ func hashStage(h hash.Hash) *stage {
 	return &stage{write: func(p []byte) error { h.Write(p); return nil }, finish: func() error { return nil }}
 }
 
-// fragmentWriter cuts the archive into <id>-1..N, hashing each. Finished
-// fragments are synced to disk by a second goroutine while the next ones
-// are written, so that disk and CPU work overlap.
+// fragmentWriter cuts the archive into <id>-1..N, hashing each. Each
+// finished fragment's writeback starts at once; the build syncs them all
+// in one go at the end.
 type fragmentWriter struct {
 	dir  string
 	id   string
 	size int64
 
-	cur    *os.File
-	left   int64
-	h      hash.Hash
-	frags  []Fragment
-	syncs  chan *os.File
-	syncWG sync.WaitGroup
-	synErr error
+	cur   *os.File
+	left  int64
+	h     hash.Hash
+	frags []Fragment
 }
 
 func (w *fragmentWriter) write(p []byte) error {
-	if w.syncs == nil {
-		w.syncs = make(chan *os.File, 16)
-		w.syncWG.Add(1)
-		go func() {
-			defer w.syncWG.Done()
-			for f := range w.syncs {
-				err := f.Sync()
-				if cerr := f.Close(); err == nil {
-					err = cerr
-				}
-				if err != nil && w.synErr == nil {
-					w.synErr = fmt.Errorf("write %s: %w", f.Name(), err)
-				}
-			}
-		}()
-	}
 	for len(p) > 0 {
 		if w.cur == nil {
 			name := FragmentName(w.id, len(w.frags)+1)
@@ -273,27 +254,33 @@ func (w *fragmentWriter) write(p []byte) error {
 		w.frags[len(w.frags)-1].Size += k
 		p = p[k:]
 		if w.left == 0 {
-			w.close()
+			if err := w.close(); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
 
-func (w *fragmentWriter) close() {
+func (w *fragmentWriter) close() error {
 	w.frags[len(w.frags)-1].SHA256 = hex.EncodeToString(w.h.Sum(nil))
-	w.syncs <- w.cur
+	startWriteback(w.cur)
+	err := w.cur.Close()
 	w.cur = nil
+	return err
 }
 
 func (w *fragmentWriter) finish() error {
 	if w.cur != nil {
-		w.close()
+		if err := w.close(); err != nil {
+			return err
+		}
 	}
-	if w.syncs != nil {
-		close(w.syncs)
-		w.syncWG.Wait()
+	names := make([]string, len(w.frags))
+	for i, f := range w.frags {
+		names[i] = f.Name
 	}
-	return w.synErr
+	return syncFiles(w.dir, names)
 }
 
 func writeSynced(path string, data []byte) error {

@@ -5,7 +5,7 @@
 # machine, side by side in one run; and the zone server's RSS throughout.
 # Installs nginx and wrk with apt-get when they are missing.
 #
-#   scripts/bench/package-serve.sh       # PKG_MIB=64 FRAGMENT_SIZE=1M CONNS=200 DURATION=15s
+#   scripts/bench/package-serve.sh       # PKG_MIB=64 FRAGMENT_SIZE=1M CONNS=200 DURATION=10s ROUNDS=4
 # Targets (issue 5): zone server throughput >= 0.9 x nginx's, and its RSS
 # (VmHWM) under 200 MiB. Exit status 1 when missed.
 set -euo pipefail
@@ -13,7 +13,8 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 pkg_mib=${PKG_MIB:-64}
 frag=${FRAGMENT_SIZE:-1M}
 conns=${CONNS:-200}
-duration=${DURATION:-15s}
+duration=${DURATION:-10s}
+rounds=${ROUNDS:-4}
 threads=${THREADS:-2}
 out=$root/scripts/bench/out
 mkdir -p "$out"
@@ -68,6 +69,7 @@ pid=$(cat "$home/data/zoneserver.pid")
 mkdir -p "$work/nginx/tmp"
 cat >"$work/nginx/nginx.conf" <<CONF
 worker_processes auto;
+user root; # the content repository is readable by the zone server's user only
 pid $work/nginx/nginx.pid;
 error_log $work/nginx/error.log;
 events { worker_connections 4096; }
@@ -111,30 +113,35 @@ check "$nport"
 declare -A rate reqs
 run() {
   local name=$1 port=$2
-  wrk -t"$threads" -c"$conns" -d5s -s "$work/frags.lua" "http://127.0.0.1:$port" >/dev/null # warm-up
+  wrk -t"$threads" -c"$conns" -d2s -s "$work/frags.lua" "http://127.0.0.1:$port" >/dev/null # warm-up
   wrk -t"$threads" -c"$conns" -d"$duration" -s "$work/frags.lua" "http://127.0.0.1:$port" | tee "$out/serve-$name.txt"
   rate[$name]=$(awk '/^Transfer\/sec/ {v = $2; u = substr(v, length(v) - 1); v = v + 0;
     m = (u == "GB") ? 1073741824 : (u == "MB") ? 1048576 : (u == "KB") ? 1024 : 1; printf "%.0f", v * m}' "$out/serve-$name.txt")
   reqs[$name]=$(awk '/^Requests\/sec/ {print $2}' "$out/serve-$name.txt")
   if grep -q 'Non-2xx\|Socket errors' "$out/serve-$name.txt"; then echo "$name: errors during the run" >&2; fi
 }
-echo "==> wrk, $conns connections, $threads threads, $duration: zone server (port $cport), then nginx (port $nport)"
-run zonekit "$cport"
+echo "==> wrk, $conns connections, $threads threads, $duration: zone server (port $cport) and nginx (port $nport), $rounds rounds alternating"
+# The VM's speed drifts with its neighbours: alternate A B B A and take
+# each server's median.
+zks=() ngs=()
+for ((r = 1; r <= rounds; r++)); do
+  if ((r % 2)); then order="zonekit nginx"; else order="nginx zonekit"; fi
+  for srv in $order; do
+    if [ "$srv" = zonekit ]; then run "zonekit-$r" "$cport"; zks+=("${rate[zonekit-$r]}"); else run "nginx-$r" "$nport"; ngs+=("${rate[nginx-$r]}"); fi
+  done
+done
 hwm=$(awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$pid/status")
-run nginx "$nport"
-# And again the other way round, the VM's speed drifts.
-run nginx2 "$nport"
-run zonekit2 "$cport"
-hwm=$(awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$pid/status")
-zk=$(awk -v a="${rate[zonekit]}" -v b="${rate[zonekit2]}" 'BEGIN {printf "%.0f", (a + b) / 2}')
-ng=$(awk -v a="${rate[nginx]}" -v b="${rate[nginx2]}" 'BEGIN {printf "%.0f", (a + b) / 2}')
+median() { printf '%s\n' "$@" | sort -n | awk '{v[NR] = $1} END {printf "%d\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+zk=$(median "${zks[@]}")
+ng=$(median "${ngs[@]}")
 r=$(awk -v a="$zk" -v b="$ng" 'BEGIN {printf "%.2f", a / b}')
+mib() { for v in "$@"; do printf '%d ' $((v >> 20)); done; }
 {
   echo
   echo "fragment serving, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $frags fragments of $frag, wrk -c$conns -t$threads -d$duration"
-  printf '%-12s %12s %12s\n' server "MiB/s" "requests/s"
-  printf '%-12s %12s %12s\n' zonekit "$((zk >> 20))" "${reqs[zonekit]} / ${reqs[zonekit2]}"
-  printf '%-12s %12s %12s\n' nginx "$((ng >> 20))" "${reqs[nginx]} / ${reqs[nginx2]}"
+  printf '%-10s %14s   %s\n' server "median MiB/s" "each round"
+  printf '%-10s %14s   %s\n' zonekit "$((zk >> 20))" "$(mib "${zks[@]}")"
+  printf '%-10s %14s   %s\n' nginx "$((ng >> 20))" "$(mib "${ngs[@]}")"
   echo "zonekit / nginx throughput: $r (target >= 0.9: $(awk -v r="$r" 'BEGIN {print (r >= 0.9) ? "PASS" : "FAIL"}'))"
   echo "zone server peak RSS (VmHWM): $hwm MiB (target < 200: $(awk -v h="$hwm" 'BEGIN {print (h < 200) ? "PASS" : "FAIL"}'))"
 } | tee "$out/package-serve.txt"
