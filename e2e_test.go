@@ -65,6 +65,8 @@ func TestScripts(t *testing.T) {
 			"regexcapture": cmdRegexCapture,
 			"freeport":     cmdFreePort,
 			"pack":         cmdPack,
+			"ocsserver":    cmdOCSServer,
+			"ocswait":      cmdOCSWait,
 			"preboot":      cmdPreboot,
 		},
 	})
