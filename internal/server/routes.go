@@ -68,6 +68,8 @@ func (s *Server) routes() http.Handler {
 	admin("POST "+api.Prefix+"/server-certificates/{server}/certificate", s.addServerCertificate)
 	admin("POST "+api.Prefix+"/device/retrust", s.deviceRetrust)
 	admin("POST "+api.Prefix+"/cpk-signatures", s.signCPK)
+	admin("GET "+api.Prefix+"/spk-values", s.listSPKValues)
+	admin("POST "+api.Prefix+"/spk-values", s.changeSPKValues)
 	admin("GET "+api.Prefix+"/backup", s.getBackup)
 	admin("POST "+api.Prefix+"/restore", s.postRestore)
 
@@ -89,6 +91,7 @@ func (s *Server) routes() http.Handler {
 	device("POST "+api.Prefix+"/device/refresh", s.deviceRefresh)
 	device("DELETE "+api.Prefix+"/device", s.deviceUnregister)
 	device("POST "+api.Prefix+"/device/certificate", s.deviceCertificate)
+	device("GET "+api.Prefix+"/device/spk-values", s.deviceSPKValues)
 	s.packageRoutes(admin, device)
 	mux.HandleFunc("GET "+api.ContentPrefix+"/{id}/{file}", s.serveContent(false))
 

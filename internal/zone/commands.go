@@ -254,6 +254,9 @@ func apply(tx *bolt.Tx, c Command) (string, error) {
 		if err := tx.Bucket(store.BucketDevices).Delete([]byte(d.Name)); err != nil {
 			return "", err
 		}
+		if err := tx.Bucket(store.BucketSettings).Delete(spkKey(ScopeDevice, d.Name)); err != nil {
+			return "", err
+		}
 		if err := removeDeviceDeployments(tx, d.Name); err != nil {
 			return "", err
 		}
@@ -320,6 +323,9 @@ func apply(tx *bolt.Tx, c Command) (string, error) {
 		return d.Name, tx.Bucket(store.BucketRegKeys).Delete([]byte(d.Name))
 	}
 	if target, ok, err := applyCertificate(tx, c); ok {
+		return target, err
+	}
+	if target, ok, err := applySPKValues(tx, c); ok {
 		return target, err
 	}
 	if target, ok, err := applyPackage(tx, c); ok {

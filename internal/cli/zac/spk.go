@@ -74,6 +74,7 @@ type SPKProcessOptions struct {
 	LogFile          string
 	CACert           string
 	RequireSignature bool
+	ZoneValues       bool
 }
 
 func newSPKProcess(opts *Options) *cobra.Command {
@@ -88,6 +89,10 @@ Values for the packages' variables come from NAME=value arguments and
 --values FILE (NAME=value lines; the arguments win). A file holding a value
 for a secret variable must be mode 0600; secret values never appear in the
 log. Each value goes to every package that declares the variable.
+
+--zone-values takes the values the zone holds for this device (zman
+spk-values-set: zone, then its groups, then the device itself; the
+arguments and --values override them).
 
 Every CPK is checked before anything runs: its digests, and its signature
 when it has one (it must be from a CA in the agent's trust store or
@@ -109,6 +114,7 @@ replaced are kept under spk-backup/ in the agent's home.`,
 	f.StringVar(&o.LogFile, "log", "", "append the step log to this file (default logs/spk-process.log in the agent home)")
 	f.StringVar(&o.CACert, "cacert", "", "also trust CPK signatures by this CA certificate")
 	f.BoolVar(&o.RequireSignature, "require-signature", false, "refuse CPKs that the zone CA has not signed")
+	f.BoolVar(&o.ZoneValues, "zone-values", false, "take values from the zone (zone, group and device values; arguments and --values override them)")
 	return cmd
 }
 
@@ -173,6 +179,15 @@ func spkProcessRun(ctx context.Context, o *SPKProcessOptions, args []string) err
 		}
 	}
 	all := spk.Values{}
+	zoneVals := map[string]string{}
+	if o.ZoneValues {
+		if zoneVals, err = a.SPKValues(ctx); err != nil {
+			return err
+		}
+	}
+	for k, v := range zoneVals {
+		all[k] = v
+	}
 	for k, v := range fileVals {
 		all[k] = v
 	}
@@ -196,6 +211,9 @@ func spkProcessRun(ctx context.Context, o *SPKProcessOptions, args []string) err
 		perPkg[i] = v
 	}
 	for k := range all {
+		if _, fromZone := zoneVals[k]; fromZone {
+			continue // the zone's values serve many packages; each takes what it declares
+		}
 		if !used[k] {
 			return errkind.New(errkind.Usage, "no package given declares the variable %s", k)
 		}

@@ -73,7 +73,7 @@ stored with 'zman admin-store-credential', then a prompt on a terminal.`,
 		newChangeInfo(f), newChangeCancel(f), newServerCSR(f), newServerCertImport(f), newServerAddCert(f),
 		newExpiryCheck(f, nil))
 	add("backup", newBackup(f, nil), newRestore(f, nil))
-	add("spk", newSPKCompile(f))
+	add("spk", newSPKCompile(f), newSPKValuesSet(f), newSPKValuesUnset(f), newSPKValuesList(f))
 	add("package", packageCommands(f)...)
 	return root
 }

@@ -1,0 +1,161 @@
+package zone
+
+import (
+	"encoding/json"
+	"sort"
+	"strings"
+
+	bolt "go.etcd.io/bbolt"
+
+	"zonekit/internal/errkind"
+	"zonekit/internal/store"
+)
+
+// Values for server software package (CPK) variables are kept at three
+// scopes; a device gets the zone's, overridden by its groups' (in name
+// order), overridden by its own: the most specific wins.
+const (
+	ScopeZone   = "zone"
+	ScopeGroup  = "group"
+	ScopeDevice = "device"
+
+	CmdSPKValuesSet = "spk-values.set"
+	spkValuesPrefix = "spk-values/"
+)
+
+// SPKValue is one stored value.
+type SPKValue struct {
+	Value  string `json:"value"`
+	Secret bool   `json:"secret,omitempty"` // masked in listings
+}
+
+// SPKValues are the values of one scope.
+type SPKValues struct {
+	Scope  string              `json:"scope"`
+	Target string              `json:"target,omitempty"` // group name or device ID
+	Values map[string]SPKValue `json:"values"`
+}
+
+type spkValuesSet struct {
+	Scope  string              `json:"scope"`
+	Target string              `json:"target,omitempty"`
+	Set    map[string]SPKValue `json:"set,omitempty"`
+	Unset  []string            `json:"unset,omitempty"`
+}
+
+func spkKey(scope, target string) []byte {
+	if scope == ScopeZone {
+		return []byte(spkValuesPrefix + ScopeZone)
+	}
+	return []byte(spkValuesPrefix + scope + "/" + target)
+}
+
+func applySPKValues(tx *bolt.Tx, c Command) (string, bool, error) {
+	if c.Name != CmdSPKValuesSet {
+		return "", false, nil
+	}
+	var d spkValuesSet
+	if err := decode(c, &d); err != nil {
+		return "", true, err
+	}
+	switch d.Scope {
+	case ScopeZone:
+		d.Target = ""
+	case ScopeGroup:
+		if !exists(tx, store.BucketGroups, d.Target) {
+			return "", true, errkind.New(errkind.NotFound, "group %q not found", d.Target)
+		}
+	case ScopeDevice:
+		if !exists(tx, store.BucketDevices, d.Target) {
+			return "", true, errkind.New(errkind.NotFound, "device %q not found", d.Target)
+		}
+	default:
+		return "", true, errkind.New(errkind.Usage, "scope %q: want zone, group or device", d.Scope)
+	}
+	b := tx.Bucket(store.BucketSettings)
+	key := spkKey(d.Scope, d.Target)
+	cur := SPKValues{Scope: d.Scope, Target: d.Target, Values: map[string]SPKValue{}}
+	if data := b.Get(key); data != nil {
+		if err := json.Unmarshal(data, &cur); err != nil {
+			return "", true, err
+		}
+	}
+	for k, v := range d.Set {
+		cur.Values[k] = v
+	}
+	for _, k := range d.Unset {
+		if _, ok := cur.Values[k]; !ok {
+			return "", true, errkind.New(errkind.NotFound, "%s has no value at %s scope", k, d.Scope)
+		}
+		delete(cur.Values, k)
+	}
+	target := strings.TrimSuffix(d.Scope+" "+d.Target, " ")
+	if len(cur.Values) == 0 {
+		return target, true, b.Delete(key)
+	}
+	data, err := json.Marshal(cur)
+	if err != nil {
+		return "", true, err
+	}
+	return target, true, b.Put(key, data)
+}
+
+// SetSPKValues sets and unsets values at one scope.
+func (d *DB) SetSPKValues(actor, scope, target string, set map[string]SPKValue, unset []string) error {
+	return d.Exec(actor, CmdSPKValuesSet, spkValuesSet{Scope: scope, Target: target, Set: set, Unset: unset})
+}
+
+// AllSPKValues lists every scope's values: zone first, then groups, then devices.
+func (d *DB) AllSPKValues() ([]SPKValues, error) {
+	var out []SPKValues
+	err := d.st.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(store.BucketSettings).Cursor()
+		p := []byte(spkValuesPrefix)
+		for k, v := c.Seek(p); k != nil && strings.HasPrefix(string(k), string(p)); k, v = c.Next() {
+			var s SPKValues
+			if err := json.Unmarshal(v, &s); err != nil {
+				return err
+			}
+			out = append(out, s)
+		}
+		return nil
+	})
+	rank := map[string]int{ScopeZone: 0, ScopeGroup: 1, ScopeDevice: 2}
+	sort.SliceStable(out, func(i, j int) bool {
+		if rank[out[i].Scope] != rank[out[j].Scope] {
+			return rank[out[i].Scope] < rank[out[j].Scope]
+		}
+		return out[i].Target < out[j].Target
+	})
+	return out, err
+}
+
+// DeviceSPKValues merges the values that apply to a device: zone, then
+// its groups in name order, then its own.
+func (d *DB) DeviceSPKValues(deviceID string) (map[string]string, error) {
+	groups, err := d.Groups()
+	if err != nil {
+		return nil, err
+	}
+	member := map[string]bool{}
+	for _, g := range groups {
+		for _, m := range g.Members {
+			if m == deviceID {
+				member[g.Name] = true
+			}
+		}
+	}
+	all, err := d.AllSPKValues()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, s := range all {
+		if s.Scope == ScopeZone || (s.Scope == ScopeGroup && member[s.Target]) || (s.Scope == ScopeDevice && s.Target == deviceID) {
+			for k, v := range s.Values {
+				out[k] = v.Value
+			}
+		}
+	}
+	return out, nil
+}
