@@ -103,7 +103,7 @@ func (l Layout) Spec(service string) (*Spec, error) {
 			{Name: "TFTPLogFileSize", Default: "15", Kind: Int, Min: 1, Max: 4096, Commented: true, Help: []string{sizeHelp}},
 			{Name: "TFTPPort", Default: "69", Kind: Int, Min: 1, Max: 65535, Commented: true, Help: []string{"zonekit: the UDP port of the service."}},
 			{Name: "TFTPMaxTransfers", Default: "256", Kind: Int, Min: 1, Max: 10000, Commented: true, Help: []string{"zonekit: transfers served at once; further requests are told to retry later."}},
-			{Name: "TFTPMaxWindowSize", Default: "64", Kind: Int, Min: 1, Max: 65535, Commented: true, Help: []string{"zonekit: the largest window (RFC 7440) granted to a client."}},
+			{Name: "TFTPMaxWindowSize", Default: "64", Kind: Int, Min: 1, Max: 1024, Commented: true, Help: []string{"zonekit: the largest window (RFC 7440) granted to a client."}},
 		}}, nil
 	case Policy:
 		return &Spec{Service: Policy, Title: "zonekit preboot policy service configuration", Params: []Param{

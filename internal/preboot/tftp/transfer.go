@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/netip"
 	"os"
 	"path"
@@ -47,7 +46,7 @@ type transfer struct {
 	peer  netip.AddrPort
 	local netip.Addr
 	ctx   context.Context
-	conn  *net.UDPConn
+	conn  *pconn
 
 	blksize int
 	window  int
@@ -63,20 +62,16 @@ type transfer struct {
 
 func (t *transfer) run() {
 	start := time.Now()
-	laddr := &net.UDPAddr{}
-	if t.local.IsValid() {
-		laddr.IP = t.local.AsSlice()
-	}
-	conn, err := net.DialUDP("udp4", laddr, net.UDPAddrFromAddrPort(t.peer))
+	conn, err := dialUDP(t.local, t.peer)
 	if err != nil {
 		t.srv.Stats.Failed.Add(1)
 		t.srv.log.Logf(plog.Warning, "transfer socket for %s: %v", t.peer, err)
 		return
 	}
-	defer conn.Close()
+	defer conn.close()
 	t.conn = conn
 	// A stopping server wakes the transfer from its wait at once.
-	stop := context.AfterFunc(t.ctx, func() { conn.SetReadDeadline(time.Now()) })
+	stop := context.AfterFunc(t.ctx, conn.wake)
 	defer stop()
 	verb, dir := "sent", "to"
 	if t.req.Write {
@@ -104,7 +99,7 @@ func (t *transfer) run() {
 		t.srv.Stats.Failed.Add(1)
 		var perr *protoError
 		if errors.As(err, &perr) {
-			conn.Write(appendError(nil, perr.code, perr.msg))
+			conn.write(appendError(nil, perr.code, perr.msg))
 		}
 		what := "read"
 		if t.req.Write {
@@ -212,23 +207,18 @@ var errTimeout = errors.New("timeout")
 
 // recv waits up to the current timeout for a packet from the client.
 func (t *transfer) recv() (reply, error) {
+	if err := t.conn.setTimeout(t.rto); err != nil {
+		return reply{}, err
+	}
 	for {
-		if err := t.ctx.Err(); err != nil {
+		if t.ctx.Err() != nil {
 			return reply{}, errors.New("server stopping")
 		}
-		t.conn.SetReadDeadline(time.Now().Add(t.rto))
-		n, err := t.conn.Read(t.buf)
+		n, err := t.conn.read(t.buf)
+		if err == errWoken {
+			return reply{}, errors.New("server stopping")
+		}
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				if t.ctx.Err() != nil {
-					return reply{}, errors.New("server stopping")
-				}
-				return reply{}, errTimeout
-			}
-			if errors.Is(err, syscall.ECONNREFUSED) {
-				return reply{}, errors.New("the client went away (port unreachable)")
-			}
 			return reply{}, err
 		}
 		r, err := parseReply(t.buf[:n])
@@ -284,7 +274,7 @@ func (t *transfer) sendOACK() error {
 	sent := time.Now()
 	retried := false
 	for tries := 0; ; {
-		if _, err := t.conn.Write(pkt); err != nil {
+		if err := t.conn.write(pkt); err != nil {
 			return err
 		}
 		for {
@@ -315,13 +305,15 @@ func (t *transfer) sendOACK() error {
 // 0, as the common clients expect.
 func (t *transfer) sendData(r io.Reader) error {
 	w, bs := uint64(t.window), t.blksize
-	ring := make([][]byte, w)
-	for i := range ring {
-		ring[i] = make([]byte, 4+bs)
-	}
+	slot := 4 + bs
+	// The window's packets lie side by side, so that a run of them goes
+	// out in one system call.
+	ring := make([]byte, int(w)*slot)
+	lens := make([]int, w)
 	base, loaded, last := uint64(1), uint64(0), uint64(0)
 	load := func(i uint64) error {
-		pkt := ring[i%w][:4+bs]
+		off := int(i%w) * slot
+		pkt := ring[off : off+slot]
 		binary.BigEndian.PutUint16(pkt, opDATA)
 		binary.BigEndian.PutUint16(pkt[2:], uint16(i))
 		n, err := io.ReadFull(r, pkt[4:])
@@ -332,21 +324,31 @@ func (t *transfer) sendData(r io.Reader) error {
 		default:
 			return &protoError{errUndefined, "read error"}
 		}
-		ring[i%w] = pkt[:4+n]
+		lens[i%w] = 4 + n
 		t.bytes += int64(n)
 		loaded = i
 		return nil
 	}
 	sendWindow := func() error {
-		for i := base; i < base+w && (last == 0 || i <= last); i++ {
-			if i > loaded {
-				if err := load(i); err != nil {
-					return err
-				}
-			}
-			if _, err := t.conn.Write(ring[i%w]); err != nil {
+		end := base + w - 1
+		for i := loaded + 1; i <= end && last == 0; i++ {
+			if err := load(i); err != nil {
 				return err
 			}
+		}
+		if last != 0 && end > last {
+			end = last
+		}
+		// At most two runs: up to the end of the ring, then from its start.
+		for i := base; i <= end; {
+			first := int(i % w)
+			n := min(int(end-i)+1, int(w)-first)
+			runEnd := first + n - 1
+			b := ring[first*slot : runEnd*slot+lens[runEnd]]
+			if err := t.conn.writeSegments(b, slot); err != nil {
+				return err
+			}
+			i += uint64(n)
 		}
 		return nil
 	}
@@ -446,11 +448,9 @@ func (t *transfer) receive() error {
 	expected := uint64(1)
 	ack := func() error {
 		if expected == 1 {
-			_, err := t.conn.Write(first)
-			return err
+			return t.conn.write(first)
 		}
-		_, err := t.conn.Write(appendACK(nil, uint16(expected-1)))
-		return err
+		return t.conn.write(appendACK(nil, uint16(expected-1)))
 	}
 	if err := ack(); err != nil {
 		return err
@@ -542,7 +542,7 @@ func (t *transfer) dally() {
 			return
 		}
 		if rep.op == opDATA {
-			t.conn.Write(appendACK(nil, rep.block))
+			t.conn.write(appendACK(nil, rep.block))
 		}
 	}
 }
