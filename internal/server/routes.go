@@ -93,6 +93,7 @@ func (s *Server) routes() http.Handler {
 	device("POST "+api.Prefix+"/device/certificate", s.deviceCertificate)
 	device("GET "+api.Prefix+"/device/spk-values", s.deviceSPKValues)
 	s.packageRoutes(admin, device)
+	s.prebootRoutes(mux, admin)
 	mux.HandleFunc("GET "+api.ContentPrefix+"/{id}/{file}", s.serveContent(false))
 
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

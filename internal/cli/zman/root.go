@@ -75,5 +75,6 @@ stored with 'zman admin-store-credential', then a prompt on a terminal.`,
 	add("backup", newBackup(f, nil), newRestore(f, nil))
 	add("spk", newSPKCompile(f), newSPKValuesSet(f), newSPKValuesUnset(f), newSPKValuesList(f))
 	add("package", packageCommands(f)...)
+	add("device", prebootCommands(f)...)
 	return root
 }

@@ -160,7 +160,11 @@ func (s *Server) script(w http.ResponseWriter, r *http.Request) {
 	case "none":
 		what = "default menu"
 	}
-	s.log.Logf(Normal, "%s (%s) from %s: %s", mac, work.Device, r.RemoteAddr, what)
+	who := mac
+	if work.Device != "" {
+		who += " (" + work.Device + ")"
+	}
+	s.log.Logf(Normal, "%s from %s: %s", who, r.RemoteAddr, what)
 }
 
 // resolve asks the imaging service for the device's work.

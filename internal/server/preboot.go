@@ -1,0 +1,142 @@
+package server
+
+import (
+	"net/http"
+
+	"zonekit/internal/api"
+	"zonekit/internal/errkind"
+	"zonekit/internal/preboot/policy"
+	"zonekit/internal/zone"
+)
+
+type adminRoute = func(pattern string, h func(w http.ResponseWriter, r *http.Request, actor string) error)
+
+// prebootRoutes serves the preboot work of machines: administrators
+// assign and list it; the imaging services of the zone's servers (their
+// server certificate) or administrators read one machine's.
+func (s *Server) prebootRoutes(mux *http.ServeMux, admin adminRoute) {
+	admin("GET "+api.Prefix+"/preboot/work", s.listPrebootWork)
+	admin("PUT "+api.Prefix+"/preboot/work/{mac}", s.assignPrebootWork)
+	admin("DELETE "+api.Prefix+"/preboot/work/{mac}", s.clearPrebootWork)
+	mux.HandleFunc("GET "+api.Prefix+"/preboot/work/{mac}", s.wrap(s.getPrebootWork))
+}
+
+func (s *Server) prebootOut(w zone.PrebootWork) api.PrebootWork {
+	out := api.PrebootWork{MAC: w.MAC, Action: w.Action, Image: w.Image, Menu: w.Menu, Device: w.Device, Assigned: w.Assigned, Actor: w.Actor}
+	if w.Device != "" {
+		if dev, err := s.db.Device(w.Device); err == nil {
+			out.DeviceName = dev.Name
+		}
+	}
+	return out
+}
+
+func (s *Server) listPrebootWork(w http.ResponseWriter, r *http.Request, _ string) error {
+	works, err := s.db.PrebootWorks()
+	if err != nil {
+		return err
+	}
+	out := make([]api.PrebootWork, 0, len(works))
+	for _, pw := range works {
+		out = append(out, s.prebootOut(pw))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) assignPrebootWork(w http.ResponseWriter, r *http.Request, actor string) error {
+	mac, err := policy.NormalizeMAC(r.PathValue("mac"))
+	if err != nil {
+		return errkind.Wrap(errkind.Usage, err)
+	}
+	var req api.PrebootAssign
+	if err := readJSON(w, r, &req); err != nil {
+		return err
+	}
+	work := zone.PrebootWork{MAC: mac, Action: req.Action}
+	switch req.Action {
+	case zone.PrebootMenu:
+		if !policy.ValidName(req.Menu) {
+			return errkind.New(errkind.Usage, "menu name %q: use letters, digits, '.', '_' and '-'", req.Menu)
+		}
+		work.Menu = req.Menu
+	case zone.PrebootImage, zone.PrebootTakeImage:
+		if !policy.ValidName(req.Image) {
+			return errkind.New(errkind.Usage, "image name %q: use letters, digits, '.', '_' and '-'", req.Image)
+		}
+		work.Image = req.Image
+	default:
+		return errkind.New(errkind.Usage, "preboot action %q: want menu, image or take-image", req.Action)
+	}
+	if req.Device != "" {
+		dev, err := s.db.ResolveDevice(req.Device)
+		if err != nil {
+			return err
+		}
+		work.Device = dev.ID
+	}
+	if err := s.db.Exec(actor, zone.CmdPrebootAssign, work); err != nil {
+		return err
+	}
+	saved, err := s.db.PrebootWork(mac)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, s.prebootOut(saved))
+	return nil
+}
+
+func (s *Server) clearPrebootWork(w http.ResponseWriter, r *http.Request, actor string) error {
+	mac, err := policy.NormalizeMAC(r.PathValue("mac"))
+	if err != nil {
+		return errkind.Wrap(errkind.Usage, err)
+	}
+	if err := s.db.Exec(actor, zone.CmdPrebootClear, map[string]string{"mac": mac}); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// getPrebootWork answers a zone server's imaging service (authenticated by
+// its server certificate) or an administrator.
+func (s *Server) getPrebootWork(w http.ResponseWriter, r *http.Request) error {
+	if !s.isZoneServer(r) {
+		actor, err := s.auth.authenticate(r)
+		if err != nil {
+			return err
+		}
+		setActor(r, actor)
+	}
+	mac, err := policy.NormalizeMAC(r.PathValue("mac"))
+	if err != nil {
+		return errkind.Wrap(errkind.Usage, err)
+	}
+	work, err := s.db.PrebootWork(mac)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, s.prebootOut(work))
+	return nil
+}
+
+// isZoneServer reports whether the client presented the certificate of
+// one of the zone's servers (verified against the zone CA by the TLS
+// layer; device certificates carry a random ID, never a server's name).
+func (s *Server) isZoneServer(r *http.Request) bool {
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
+		return false
+	}
+	leaf := r.TLS.VerifiedChains[0][0]
+	servers, err := s.db.Servers()
+	if err != nil {
+		return false
+	}
+	for _, sv := range servers {
+		if sv.Name == leaf.Subject.CommonName {
+			setActor(r, "server:"+sv.Name)
+			return true
+		}
+	}
+	return false
+}
