@@ -57,6 +57,7 @@ type transfer struct {
 	haveRTT           bool
 	retransmits       int
 	bytes             int64
+	dallying          bool // a write is stored: answer repeats of its last block for a while
 	buf               []byte
 }
 
@@ -92,6 +93,9 @@ func (t *transfer) run() {
 		d := time.Since(start)
 		t.srv.log.Logf(plog.Transaction, "%s %q %s %s: %d bytes in %s (%.1f MiB/s, blksize %d, windowsize %d, %d retransmissions)",
 			verb, t.req.Filename, dir, t.peer, t.bytes, d.Round(time.Millisecond), float64(t.bytes)/(1<<20)/d.Seconds(), t.blksize, t.window, t.retransmits)
+		if t.dallying {
+			t.dally()
+		}
 	case errors.As(err, &pe) && t.bytes == 0:
 		// Clients that only wanted the size (tsize) end here (UEFI does).
 		t.srv.log.Logf(plog.Request, "%s of %q by %s ended by the client after option negotiation: %v", strings.TrimSuffix(verb, "d"), t.req.Filename, t.peer, err)
@@ -528,7 +532,7 @@ func (t *transfer) receive() error {
 	if err := ack(); err != nil {
 		return err
 	}
-	t.dally()
+	t.dallying = true
 	return nil
 }
 
