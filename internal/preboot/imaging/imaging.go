@@ -66,11 +66,12 @@ type Image struct {
 // Server is the running imaging service.
 type Server struct {
 	log  *plog.Logger
-	cfg  Config
+	cfg  Config // Dir is read through dir()
 	work WorkSource
 
-	mu    sync.Mutex
-	stats Stats
+	mu     sync.Mutex
+	stats  Stats
+	dirNow string
 
 	srv  *http.Server
 	ln   net.Listener
@@ -87,6 +88,7 @@ func (s *Server) Start() error {
 	if err := os.MkdirAll(s.cfg.Dir, 0o750); err != nil {
 		return fmt.Errorf("create ImageDirectory: %w", err)
 	}
+	s.dirNow = s.cfg.Dir
 	ln, err := net.Listen("tcp", net.JoinHostPort(s.cfg.Addr, fmt.Sprint(s.cfg.Port)))
 	if err != nil {
 		return fmt.Errorf("listen for imaging requests: %w", err)
@@ -114,6 +116,30 @@ func (s *Server) Start() error {
 
 // Addr is the listening address.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+func (s *Server) dir() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dirNow
+}
+
+// Reload applies a new image directory to new requests; transfers under
+// way finish where they started. A new address or port needs a restart.
+func (s *Server) Reload(cfg Config) error {
+	if cfg.Addr != s.cfg.Addr || cfg.Port != s.cfg.Port {
+		return fmt.Errorf("IPAddress or ImagingPort changed: restart the service to move it")
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
+		return fmt.Errorf("create ImageDirectory: %w", err)
+	}
+	s.mu.Lock()
+	s.dirNow = cfg.Dir
+	s.mu.Unlock()
+	if cfg.Library != "" {
+		s.log.Logf(plog.Critical, "LIBRARY_NAME %s ignored: zonekit's imaging is built in", cfg.Library)
+	}
+	return nil
+}
 
 // Stop ends the service; transfers under way get 30 seconds.
 func (s *Server) Stop() {
@@ -195,7 +221,7 @@ func (s *Server) imagePath(name string) (string, bool) {
 	if !policy.ValidName(name) || strings.HasSuffix(name, ".sha256") {
 		return "", false
 	}
-	return filepath.Join(s.cfg.Dir, name), true
+	return filepath.Join(s.dir(), name), true
 }
 
 func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) {
@@ -298,7 +324,7 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
-	imgs, err := List(s.cfg.Dir)
+	imgs, err := List(s.dir())
 	if err != nil {
 		s.fail(w, r, "image list", http.StatusInternalServerError, "%v", err)
 		return

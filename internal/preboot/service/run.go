@@ -172,7 +172,7 @@ func build(l conf.Layout, service string, v *conf.Values, log *plog.Logger, work
 		}
 		return &policyDaemon{s: policy.New(cfg, log), l: l}, nil
 	case conf.Imaging:
-		return &imagingDaemon{s: imaging.New(ImagingConfig(l, v), work, log)}, nil
+		return &imagingDaemon{s: imaging.New(ImagingConfig(l, v), work, log), l: l}, nil
 	}
 	return nil, fmt.Errorf("unknown service %q", service)
 }
@@ -322,7 +322,10 @@ func (d *policyDaemon) reload(v *conf.Values) error {
 	return d.s.Reload(cfg)
 }
 
-type imagingDaemon struct{ s *imaging.Server }
+type imagingDaemon struct {
+	s *imaging.Server
+	l conf.Layout
+}
 
 func (d *imagingDaemon) start() error { return d.s.Start() }
 func (d *imagingDaemon) stop()        { d.s.Stop() }
@@ -330,5 +333,5 @@ func (d *imagingDaemon) describe() string {
 	return "imaging on http://" + d.s.Addr().String()
 }
 func (d *imagingDaemon) reload(v *conf.Values) error {
-	return errors.New("the imaging service rereads its configuration only on restart ('pbserv pbserv restart')")
+	return d.s.Reload(ImagingConfig(d.l, v))
 }

@@ -289,3 +289,45 @@ func readPacket(t *testing.T, c *net.UDPConn) []byte {
 	}
 	return buf[:n]
 }
+
+// TestReloadKeepsTransfers: a transfer under way finishes with the
+// settings it started with while the configuration changes under it.
+func TestReloadKeepsTransfers(t *testing.T) {
+	s, root := startServer(t, nil)
+	want := writeRandom(t, filepath.Join(root, "f"), 3000)
+	c := dial(t, s)
+	c.WriteToUDPAddrPort([]byte("\x00\x01f\x00octet\x00"), s.Addr())
+	var got []byte
+	buf := make([]byte, 2048)
+	for block := uint16(1); ; block++ {
+		c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		n, from, err := c.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if buf[1] != opDATA || buf[3] != byte(block) {
+			t.Fatalf("block %d: got %q", block, buf[:n])
+		}
+		got = append(got, buf[4:n]...)
+		if block == 1 {
+			// Move the root elsewhere and forbid everything new.
+			cfg := s.st.Load().cfg
+			cfg.Root, cfg.MaxBlockSize = t.TempDir(), 512
+			if err := s.Reload(cfg); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c.WriteToUDPAddrPort(appendACK(nil, block), from)
+		if n-4 < 512 {
+			break
+		}
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("got %d bytes, want %d", len(got), len(want))
+	}
+	// New requests see the new root.
+	c.WriteToUDPAddrPort([]byte("\x00\x01f\x00octet\x00"), s.Addr())
+	if p := readPacket(t, c); p[1] != opERROR || p[3] != errNotFound {
+		t.Fatalf("after reload: %q", p)
+	}
+}
