@@ -258,7 +258,7 @@ func (t *transfer) send() error {
 		t.negotiate(-1)
 		return &protoError{errAccess, "not a regular file"}
 	}
-	var r io.Reader = f
+	var r io.Reader = bufio.NewReaderSize(f, 256<<10) // one read per many blocks
 	size := fi.Size()
 	if t.req.Mode == "netascii" {
 		r, size = &netasciiEncoder{r: bufio.NewReader(f)}, -1
