@@ -44,7 +44,7 @@ var verbs = []struct{ name, short, long string }{
 	{"start", "Start the service in the background", "Start the service as a background daemon and wait until it listens. The\nconfiguration file is written with its defaults first when there is none.\nThe daemon's own output goes to logs/preboot/SERVICE.out."},
 	{"stop", "Stop the service", "Stop the background daemon; transfers under way get up to --wait to finish."},
 	{"restart", "Stop the service if it runs, then start it", ""},
-	{"force-reload", "Make the running service reread its configuration file", "Make the running daemon reread its configuration file (SIGHUP). Transfers\nunder way go on with the settings they started with; new requests get the\nnew ones. A file with errors is refused here and changes nothing."},
+	{"force-reload", "Make the running service reread its configuration file", "Make the running daemon reread its configuration file (SIGHUP) and wait until\nit has. Transfers under way go on with the settings they started with; new\nrequests get the new ones. A file with errors, or a change the service can\nonly make on restart, is refused and changes nothing."},
 	{"status", "Show whether the service runs", "Print whether the service runs; exit 0 when it does and 3 when it does not."},
 	{"showpid", "Print the service's process ID", "Print the daemon's process ID; exit 3 when it does not run."},
 	{"install", "Start the service when the server boots (systemd)", "Write a systemd unit (/etc/systemd/system/zonekit-SERVICE.service, or under\n$ZONEKIT_SYSTEMD_DIR) that runs 'pbserv SERVICE run', and enable it with\nsystemctl. Also writes the configuration file with its defaults when missing."},
@@ -84,8 +84,8 @@ parameter and its default.`, serviceShort[svc], svc, svc),
 				return serviceRun(so)
 			},
 		}
-		if v.name == "start" || v.name == "stop" || v.name == "restart" {
-			sub.Flags().DurationVar(&so.Wait, "wait", 30*time.Second, "how long to wait for the service to start or stop")
+		if v.name == "start" || v.name == "stop" || v.name == "restart" || v.name == "force-reload" {
+			sub.Flags().DurationVar(&so.Wait, "wait", 30*time.Second, "how long to wait for the service to start, stop or reload")
 		}
 		cmd.AddCommand(sub)
 	}
@@ -128,11 +128,11 @@ func serviceRun(o *ServiceOptions) error {
 		}
 		return startService(o, l)
 	case "force-reload":
-		s, err := service.Reload(l, o.Service)
+		s, err := service.Reload(l, o.Service, o.Wait)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "%s (pid %d) is rereading %s\n", title, s.Pid, l.File(o.Service))
+		fmt.Fprintf(out, "%s (pid %d) reread %s\n", title, s.Pid, l.File(o.Service))
 		return nil
 	case "install":
 		return installService(o, l)

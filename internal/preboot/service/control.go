@@ -152,8 +152,9 @@ func Stop(l conf.Layout, service string, wait time.Duration) (Status, error) {
 	return s, errkind.New(errkind.Failure, "%s (pid %d) did not stop within %s", Title(service), s.Pid, wait)
 }
 
-// Reload asks a running daemon to reread its configuration (SIGHUP).
-func Reload(l conf.Layout, service string) (Status, error) {
+// Reload asks a running daemon to reread its configuration (SIGHUP) and
+// waits up to wait for it to report the outcome.
+func Reload(l conf.Layout, service string, wait time.Duration) (Status, error) {
 	s := ReadStatus(l, service)
 	if !s.Running {
 		return s, errkind.New(errkind.NotFound, "%s is not running", Title(service))
@@ -162,10 +163,25 @@ func Reload(l conf.Layout, service string) (Status, error) {
 	if _, err := l.Load(service); err != nil {
 		return s, err
 	}
+	before, _ := os.ReadFile(ReloadFile(l, service))
 	if err := syscall.Kill(s.Pid, syscall.SIGHUP); err != nil {
 		return s, fmt.Errorf("reload %s (pid %d): %w", Title(service), s.Pid, err)
 	}
-	return s, nil
+	// Wait for the daemon to say it is done, so that what follows sees the
+	// new settings.
+	deadline := time.Now().Add(wait)
+	for time.Now().Before(deadline) {
+		now, err := os.ReadFile(ReloadFile(l, service))
+		if err == nil && !bytes.Equal(now, before) {
+			fields := strings.SplitN(strings.TrimSpace(string(now)), " ", 3)
+			if len(fields) == 3 && fields[2] != "ok" {
+				return s, errkind.New(errkind.Failure, "%s kept its previous configuration: %s", Title(service), strings.TrimPrefix(fields[2], "error: "))
+			}
+			return s, nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return s, errkind.New(errkind.Failure, "%s (pid %d) did not confirm the reload within %s; see its log", Title(service), s.Pid, wait)
 }
 
 // alive reports whether pid runs and is not a zombie.

@@ -114,6 +114,9 @@ func Run(ctx context.Context, o Options) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	reloads := 0
+	os.Remove(ReloadFile(l, service))
+	defer os.Remove(ReloadFile(l, service))
 	for {
 		select {
 		case <-ctx.Done():
@@ -122,19 +125,36 @@ func Run(ctx context.Context, o Options) error {
 			log.Logf(critical(service), "%s stopped", Title(service))
 			return nil
 		case <-hup:
+			reloads++
 			nv, err := l.Load(service)
 			if err == nil {
 				err = d.reload(nv)
 			}
 			if err != nil {
 				log.Logf(critical(service), "configuration not reloaded, the previous one stays: %v", err)
+				writeReloaded(l, service, reloads, err)
 				continue
 			}
 			_, level, size := logSettings(l, service, nv)
 			log.SetLevel(level, size)
 			log.Logf(critical(service), "configuration reloaded from %s", l.File(service))
+			writeReloaded(l, service, reloads, nil)
 		}
 	}
+}
+
+// ReloadFile records the outcome of the daemon's latest reload, so that
+// force-reload can wait for it: "N ok" or "N error: ...".
+func ReloadFile(l conf.Layout, service string) string {
+	return filepath.Join(l.RunDir(), service+".reload")
+}
+
+func writeReloaded(l conf.Layout, service string, n int, err error) {
+	msg := fmt.Sprintf("%d %d ok\n", os.Getpid(), n)
+	if err != nil {
+		msg = fmt.Sprintf("%d %d error: %v\n", os.Getpid(), n, err)
+	}
+	atomicfile.WriteFile(ReloadFile(l, service), []byte(msg), 0o644)
 }
 
 func orNone(path string) string {
