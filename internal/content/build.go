@@ -1,6 +1,7 @@
 package content
 
 import (
+	"cmp"
 	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
@@ -216,21 +217,41 @@ func hashStage(h hash.Hash) *stage {
 	return &stage{write: func(p []byte) error { h.Write(p); return nil }, finish: func() error { return nil }}
 }
 
-// fragmentWriter cuts the archive into <id>-1..N, hashing each. Each
-// finished fragment's writeback starts at once; the build syncs them all
-// in one go at the end.
+// fragmentWriter cuts the archive into <id>-1..N, hashing each. A second
+// goroutine starts each finished fragment's writeback and closes it (the
+// kernel may block that call while the disk queue is full, which must not
+// stall the hashing); the build syncs everything in one go at the end.
 type fragmentWriter struct {
 	dir  string
 	id   string
 	size int64
 
-	cur   *os.File
-	left  int64
-	h     hash.Hash
-	frags []Fragment
+	cur    *os.File
+	left   int64
+	h      hash.Hash
+	frags  []Fragment
+	done   chan *os.File
+	closer sync.WaitGroup
+	errMu  sync.Mutex
+	err    error
 }
 
 func (w *fragmentWriter) write(p []byte) error {
+	if w.done == nil {
+		w.done = make(chan *os.File, 64)
+		w.closer.Add(1)
+		go func() {
+			defer w.closer.Done()
+			for f := range w.done {
+				startWriteback(f)
+				if err := f.Close(); err != nil {
+					w.errMu.Lock()
+					w.err = cmp.Or(w.err, fmt.Errorf("write %s: %w", f.Name(), err))
+					w.errMu.Unlock()
+				}
+			}
+		}()
+	}
 	for len(p) > 0 {
 		if w.cur == nil {
 			name := FragmentName(w.id, len(w.frags)+1)
@@ -264,17 +285,21 @@ func (w *fragmentWriter) write(p []byte) error {
 
 func (w *fragmentWriter) close() error {
 	w.frags[len(w.frags)-1].SHA256 = hex.EncodeToString(w.h.Sum(nil))
-	startWriteback(w.cur)
-	err := w.cur.Close()
+	w.done <- w.cur
 	w.cur = nil
-	return err
+	return nil
 }
 
 func (w *fragmentWriter) finish() error {
 	if w.cur != nil {
-		if err := w.close(); err != nil {
-			return err
-		}
+		w.close()
+	}
+	if w.done != nil {
+		close(w.done)
+		w.closer.Wait()
+	}
+	if w.err != nil {
+		return w.err
 	}
 	names := make([]string, len(w.frags))
 	for i, f := range w.frags {
