@@ -85,7 +85,7 @@ http {
   scgi_temp_path $work/nginx/tmp;
   default_type application/octet-stream;
   server {
-    listen 127.0.0.1:$nport;
+    listen [::]:$nport ipv6only=off; # as the zone server listens (server.address empty)
     location /content/ { alias $repo/; }
   }
 }
@@ -131,7 +131,7 @@ for ((r = 1; r <= rounds; r++)); do
   done
 done
 hwm=$(awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$pid/status")
-median() { printf '%s\n' "$@" | sort -n | awk '{v[NR] = $1} END {printf "%d\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+median() { printf '%s\n' "$@" | sort -n | awk '{v[NR] = $1} END {printf "%.0f\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 zk=$(median "${zks[@]}")
 ng=$(median "${ngs[@]}")
 r=$(awk -v a="$zk" -v b="$ng" 'BEGIN {printf "%.2f", a / b}')
