@@ -1,7 +1,9 @@
 package content
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
@@ -10,6 +12,7 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -266,4 +269,40 @@ func FuzzListZip(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ListZip(bytes.NewReader(data), int64(len(data)))
 	})
+}
+
+// A build streams: what it allocates does not depend on the archive's size.
+func TestBuildMemoryDoesNotGrow(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds 48 MiB")
+	}
+	alloc := func(size int64) uint64 {
+		pr, pw := io.Pipe()
+		go func() {
+			gz := gzip.NewWriter(pw)
+			tw := tar.NewWriter(gz)
+			tw.WriteHeader(&tar.Header{Name: "blob", Mode: 0o644, Size: size, Typeflag: tar.TypeReg})
+			io.CopyN(tw, rand.New(rand.NewSource(1)), size)
+			tw.Close()
+			gz.Close()
+			pw.Close()
+		}()
+		repo, _ := NewRepo(t.TempDir())
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		s := spec(ActionExecute, "true")
+		s.FragmentSize = 4 << 20
+		if _, err := repo.Build("1700000020", s, pr, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		runtime.ReadMemStats(&after)
+		return after.TotalAlloc - before.TotalAlloc
+	}
+	small, large := alloc(4<<20), alloc(44<<20)
+	// The generator's own buffers are counted too; 11 times the data must
+	// not cost more than a few MiB more.
+	if large > small+8<<20 {
+		t.Fatalf("allocated %d MiB for 4 MiB and %d MiB for 44 MiB of archive", small>>20, large>>20)
+	}
+	t.Logf("allocated %d KiB for 4 MiB, %d KiB for 44 MiB", small>>10, large>>10)
 }

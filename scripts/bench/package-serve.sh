@@ -109,12 +109,21 @@ check() { curl -sS --fail -o /dev/null "http://127.0.0.1:$1/content/$id/$id-1"; 
 check "$cport"
 check "$nport"
 
-# rate NAME PORT: bytes/s from a wrk run.
-declare -A rate reqs
+# cpu_ticks PID...: user+system clock ticks of the processes.
+cpu_ticks() { for p in "$@"; do awk '{print $14 + $15}' "/proc/$p/stat"; done | awk '{s += $1} END {print s}'; }
+hz=$(getconf CLK_TCK)
+# run NAME PORT: bytes/s from a wrk run, and the server's CPU seconds per GiB sent.
+declare -A rate reqs cpu
 run() {
-  local name=$1 port=$2
+  local name=$1 port=$2 pids t0 t1 gib
   wrk -t"$threads" -c"$conns" -d2s -s "$work/frags.lua" "http://127.0.0.1:$port" >/dev/null # warm-up
+  if [ "$port" = "$cport" ]; then pids=("$pid"); else pids=("$nginx_pid" $(pgrep -P "$nginx_pid")); fi
+  t0=$(cpu_ticks "${pids[@]}")
   wrk -t"$threads" -c"$conns" -d"$duration" -s "$work/frags.lua" "http://127.0.0.1:$port" | tee "$out/serve-$name.txt"
+  t1=$(cpu_ticks "${pids[@]}")
+  gib=$(awk '/requests in/ {v = $5; u = substr(v, length(v) - 1); v = v + 0;
+    print (u == "GB") ? v : (u == "MB") ? v / 1024 : v / 1048576}' "$out/serve-$name.txt")
+  cpu[$name]=$(awk -v a="$t0" -v b="$t1" -v hz="$hz" -v g="$gib" 'BEGIN {printf "%.3f", (b - a) / hz / g}')
   rate[$name]=$(awk '/^Transfer\/sec/ {v = $2; u = substr(v, length(v) - 1); v = v + 0;
     m = (u == "GB") ? 1073741824 : (u == "MB") ? 1048576 : (u == "KB") ? 1024 : 1; printf "%.0f", v * m}' "$out/serve-$name.txt")
   reqs[$name]=$(awk '/^Requests\/sec/ {print $2}' "$out/serve-$name.txt")
@@ -123,11 +132,17 @@ run() {
 echo "==> wrk, $conns connections, $threads threads, $duration: zone server (port $cport) and nginx (port $nport), $rounds rounds alternating"
 # The VM's speed drifts with its neighbours: alternate A B B A and take
 # each server's median.
-zks=() ngs=()
+zks=() ngs=() zkc=() ngc=()
 for ((r = 1; r <= rounds; r++)); do
   if ((r % 2)); then order="zonekit nginx"; else order="nginx zonekit"; fi
   for srv in $order; do
-    if [ "$srv" = zonekit ]; then run "zonekit-$r" "$cport"; zks+=("${rate[zonekit-$r]}"); else run "nginx-$r" "$nport"; ngs+=("${rate[nginx-$r]}"); fi
+    if [ "$srv" = zonekit ]; then
+      run "zonekit-$r" "$cport"
+      zks+=("${rate[zonekit-$r]}") zkc+=("${cpu[zonekit-$r]}")
+    else
+      run "nginx-$r" "$nport"
+      ngs+=("${rate[nginx-$r]}") ngc+=("${cpu[nginx-$r]}")
+    fi
   done
 done
 hwm=$(awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$pid/status")
@@ -136,12 +151,14 @@ zk=$(median "${zks[@]}")
 ng=$(median "${ngs[@]}")
 r=$(awk -v a="$zk" -v b="$ng" 'BEGIN {printf "%.2f", a / b}')
 mib() { for v in "$@"; do printf '%d ' $((v >> 20)); done; }
+medf() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {printf "%.3f\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 {
   echo
   echo "fragment serving, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $frags fragments of $frag, wrk -c$conns -t$threads -d$duration"
   printf '%-10s %14s   %s\n' server "median MiB/s" "each round"
   printf '%-10s %14s   %s\n' zonekit "$((zk >> 20))" "$(mib "${zks[@]}")"
   printf '%-10s %14s   %s\n' nginx "$((ng >> 20))" "$(mib "${ngs[@]}")"
+  echo "server CPU per GiB sent (median): zonekit $(medf "${zkc[@]}") s, nginx $(medf "${ngc[@]}") s"
   echo "zonekit / nginx throughput: $r (target >= 0.9: $(awk -v r="$r" 'BEGIN {print (r >= 0.9) ? "PASS" : "FAIL"}'))"
   echo "zone server peak RSS (VmHWM): $hwm MiB (target < 200: $(awk -v h="$hwm" 'BEGIN {print (h < 200) ? "PASS" : "FAIL"}'))"
 } | tee "$out/package-serve.txt"
