@@ -82,6 +82,7 @@ type AdminCreate struct {
 type Device struct {
 	ID           string    `json:"id"`
 	Name         string    `json:"name"`
+	Kind         string    `json:"kind"` // zac, or ocs for an OCS Inventory NG agent
 	OS           string    `json:"os"`
 	Registered   time.Time `json:"registered"`
 	LastContact  time.Time `json:"last_contact,omitzero"`

@@ -3,6 +3,7 @@ package config_test
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
@@ -113,8 +114,8 @@ func TestPropertiesRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := config.Server{ServerID: "3f2a", Address: "127.0.0.1", Port: 8443, LogLevel: "debug",
-		RegistrationRequiresKey: true, ShutdownTimeout: 5 * time.Second}
-	if s != want {
+		RegistrationRequiresKey: true, ShutdownTimeout: 5 * time.Second, OCS: config.OCS{Enabled: true, PrologFreq: 10, InventoryEvery: 24}}
+	if !reflect.DeepEqual(s, want) {
 		t.Errorf("LoadServer = %+v, want %+v", s, want)
 	}
 
@@ -145,8 +146,9 @@ func TestLoadServerDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := config.Server{ServerID: "abc", Port: 443, LogLevel: "info", ShutdownTimeout: 30 * time.Second}
-	if s != want {
+	want := config.Server{ServerID: "abc", Port: 443, LogLevel: "info", ShutdownTimeout: 30 * time.Second,
+		OCS: config.OCS{Enabled: true, PrologFreq: 10, InventoryEvery: 24}}
+	if !reflect.DeepEqual(s, want) {
 		t.Errorf("LoadServer = %+v, want defaults %+v", s, want)
 	}
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"sort"
 	"strconv"
@@ -24,6 +25,18 @@ type Server struct {
 	RegistrationRequiresKey bool
 	ShutdownTimeout         time.Duration
 	ContentPort             int // plain-HTTP port for package fragments; 0 for none
+	OCS                     OCS
+}
+
+// OCS configures the endpoint for OCS Inventory NG agents (/ocsinventory).
+type OCS struct {
+	Enabled           bool
+	Networks          []*net.IPNet // allowed client networks; empty for any
+	User              string       // HTTP Basic user the agents are configured with (--user)
+	PasswordFile      string       // file holding their password (--password)
+	RequireClientCert bool         // over HTTPS, a client certificate from the zone CA
+	PrologFreq        int          // hours between an agent's contacts
+	InventoryEvery    int          // hours between inventories asked of an agent
 }
 
 // Property describes one settable configuration property.
@@ -44,6 +57,13 @@ func Properties() []Property {
 		{"registration.require-key", "false", "refuse registrations without a registration key", boolean},
 		{"server.shutdown-timeout", "30s", "how long in-flight requests may run after SIGTERM", duration},
 		{"server.content-port", "0", "plain-HTTP port serving package fragments (80 for OCS agents); 0 for none", portOrZero},
+		{"ocs.enabled", "true", "answer OCS Inventory NG agents at /ocsinventory", boolean},
+		{"ocs.networks", "", "comma-separated networks (CIDR) OCS agents may connect from; empty for any", cidrList},
+		{"ocs.user", "", "HTTP Basic user OCS agents must send (their --user); empty for none", anyValue},
+		{"ocs.password-file", "", "file holding the password OCS agents must send (their --password)", anyValue},
+		{"ocs.require-client-cert", "false", "over HTTPS, require OCS agents to present a certificate from the zone CA", boolean},
+		{"ocs.prolog-freq", "10", "hours between an OCS agent's contacts (PROLOG_FREQ)", positiveInt},
+		{"ocs.inventory-hours", "24", "hours between the inventories asked of an OCS agent", positiveInt},
 	}
 }
 
@@ -109,6 +129,42 @@ func ParseAssignment(s string) (name, value string, err error) {
 	return "", "", errkind.New(errkind.Usage, "-D %s: unknown property (zconfigure -l lists them)", name)
 }
 
+func parseCIDRs(s string) ([]*net.IPNet, error) {
+	var out []*net.IPNet
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if !strings.Contains(f, "/") {
+			if ip := net.ParseIP(f); ip != nil && ip.To4() != nil {
+				f += "/32"
+			} else {
+				f += "/128"
+			}
+		}
+		_, n, err := net.ParseCIDR(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a network (want CIDR such as 10.0.0.0/8)", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func cidrList(s string) error {
+	_, err := parseCIDRs(s)
+	return err
+}
+
+func positiveInt(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		return fmt.Errorf("%q: want a whole number of at least 1", s)
+	}
+	return nil
+}
+
 func newViper() *viper.Viper {
 	v := viper.New()
 	for _, p := range Properties() {
@@ -148,6 +204,12 @@ func LoadServer(p Paths) (Server, error) {
 	s.RegistrationRequiresKey = v.GetBool("registration.require-key")
 	s.ShutdownTimeout = v.GetDuration("server.shutdown-timeout")
 	s.ContentPort = v.GetInt("server.content-port")
+	s.OCS = OCS{Enabled: v.GetBool("ocs.enabled"), User: v.GetString("ocs.user"), PasswordFile: v.GetString("ocs.password-file"),
+		RequireClientCert: v.GetBool("ocs.require-client-cert"), PrologFreq: v.GetInt("ocs.prolog-freq"), InventoryEvery: v.GetInt("ocs.inventory-hours")}
+	s.OCS.Networks, _ = parseCIDRs(v.GetString("ocs.networks"))
+	if s.OCS.User != "" && s.OCS.PasswordFile == "" {
+		return Server{}, fmt.Errorf("%s: ocs.user is set but ocs.password-file is not", p.ConfigFile())
+	}
 	return s, nil
 }
 

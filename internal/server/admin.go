@@ -173,7 +173,11 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request, _ string) e
 		if gs == nil {
 			gs = []string{}
 		}
-		out = append(out, api.Device{ID: d.ID, Name: d.Name, OS: d.OS, Registered: d.Registered, LastContact: d.LastContact,
+		kind := d.Kind
+		if kind == "" {
+			kind = "zac"
+		}
+		out = append(out, api.Device{ID: d.ID, Name: d.Name, Kind: kind, OS: d.OS, Registered: d.Registered, LastContact: d.LastContact,
 			Address: d.Address, CertNotAfter: d.CertNotAfter, Groups: gs})
 	}
 	writeJSON(w, http.StatusOK, out)

@@ -77,6 +77,8 @@ func (s *Server) routes() http.Handler {
 	// when one is required); everything after it needs the device certificate.
 	mux.HandleFunc("POST "+api.Prefix+"/registrations", s.wrap(s.register))
 	mux.HandleFunc("GET "+api.Prefix+"/trust", s.wrap(s.getTrust))
+	// OCS Inventory NG agents (docs/ocs.md): their own protocol, no API access.
+	mux.HandleFunc("/ocsinventory", s.ocsHandler(true))
 	device := func(pattern string, h deviceHandler) {
 		mux.HandleFunc(pattern, s.wrap(func(w http.ResponseWriter, r *http.Request) error {
 			dev, err := s.deviceFromTLS(r)

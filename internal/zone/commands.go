@@ -78,7 +78,7 @@ type groupAdd struct {
 
 // unaudited commands are routine bookkeeping that would drown the audit log.
 func audited(name string) bool {
-	return name != CmdDeviceContact && name != CmdServerStart && !packageUnaudited(name)
+	return name != CmdDeviceContact && name != CmdServerStart && name != CmdOCSContact && name != CmdOCSInventory && !packageUnaudited(name)
 }
 
 // Apply applies c inside tx and records it in the audit log. It returns the
@@ -257,6 +257,9 @@ func apply(tx *bolt.Tx, c Command) (string, error) {
 		if err := tx.Bucket(store.BucketSettings).Delete(spkKey(ScopeDevice, d.Name)); err != nil {
 			return "", err
 		}
+		if err := tx.Bucket(store.BucketSettings).Delete([]byte(inventoryPrefix + d.Name)); err != nil {
+			return "", err
+		}
 		if err := removeDeviceDeployments(tx, d.Name); err != nil {
 			return "", err
 		}
@@ -323,6 +326,9 @@ func apply(tx *bolt.Tx, c Command) (string, error) {
 		return d.Name, tx.Bucket(store.BucketRegKeys).Delete([]byte(d.Name))
 	}
 	if target, ok, err := applyCertificate(tx, c); ok {
+		return target, err
+	}
+	if target, ok, err := applyOCS(tx, c); ok {
 		return target, err
 	}
 	if target, ok, err := applySPKValues(tx, c); ok {

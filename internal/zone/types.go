@@ -75,6 +75,9 @@ type Device struct {
 	LastContact  time.Time `json:"last_contact,omitzero"`
 	Address      string    `json:"address"`
 	RegKey       string    `json:"registration_key,omitempty"`
+	// Kind is "" for a zonekit agent and "ocs" for an OCS Inventory NG
+	// agent, known by its DEVICEID and without a device certificate.
+	Kind string `json:"kind,omitempty"`
 }
 
 // Group is a named set of devices.

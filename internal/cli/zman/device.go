@@ -39,10 +39,10 @@ func deviceListRun(ctx context.Context, o *deviceListOptions) error {
 		if err := c.Get(ctx, api.Prefix+"/devices", &devs); err != nil {
 			return err
 		}
-		return o.f.print(devs, []string{"NAME", "ID", "OS", "ADDRESS", "REGISTERED", "LAST CONTACT", "GROUPS"}, func() [][]string {
+		return o.f.print(devs, []string{"NAME", "ID", "KIND", "OS", "ADDRESS", "REGISTERED", "LAST CONTACT", "GROUPS"}, func() [][]string {
 			rows := make([][]string, 0, len(devs))
 			for _, d := range devs {
-				rows = append(rows, []string{d.Name, d.ID, d.OS, d.Address, ui.Date(d.Registered), ui.Date(d.LastContact), strings.Join(d.Groups, ", ")})
+				rows = append(rows, []string{d.Name, d.ID, d.Kind, d.OS, d.Address, ui.Date(d.Registered), ui.Date(d.LastContact), strings.Join(d.Groups, ", ")})
 			}
 			return rows
 		})
