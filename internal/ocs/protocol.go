@@ -11,8 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -56,12 +58,29 @@ func ReadBody(r io.Reader) ([]byte, error) {
 	return out, nil
 }
 
+// writers keeps zlib compressors for reuse: a new one allocates most of a
+// megabyte, which dominated the time of a PROLOG answer.
+var writers = sync.Pool{New: func() any {
+	w, _ := zlib.NewWriterLevel(nil, zlib.BestSpeed)
+	return w
+}}
+
+// compressing bounds how many replies are compressed at once: it is CPU
+// work, so more than the cores only costs memory (each compressor holds
+// hundreds of kilobytes), which 500 agents at once would turn into
+// hundreds of megabytes.
+var compressing = make(chan struct{}, 2*runtime.GOMAXPROCS(0))
+
 // Compress zlib-compresses a reply.
 func Compress(reply []byte) []byte {
+	compressing <- struct{}{}
+	defer func() { <-compressing }()
 	var b bytes.Buffer
-	zw := zlib.NewWriter(&b)
+	zw := writers.Get().(*zlib.Writer)
+	zw.Reset(&b)
 	zw.Write(reply)
 	zw.Close()
+	writers.Put(zw)
 	return b.Bytes()
 }
 
