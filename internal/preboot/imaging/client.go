@@ -113,7 +113,7 @@ func (c *Client) Download(ctx context.Context, name, path string) (Image, error)
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(f, h), resp.Body)
 	if err != nil {
-		return Image{}, fmt.Errorf("download %s: %w", name, err)
+		return Image{}, fmt.Errorf("download %s: broken off after %d of %d bytes (the service's log says why): %w", name, n, resp.ContentLength, err)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != want {
 		return Image{}, errkind.New(errkind.Invalid, "integrity check failed for %s: received data has SHA-256 %s, the service announced %s; nothing written", name, got, want)

@@ -314,7 +314,24 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set(DigestHeader, sum)
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Length", fmt.Sprint(fi.Size()))
-	n, err := io.Copy(w, f)
+	// The last bytes are held back until the data read has proved to be
+	// the stored image: a damaged file never arrives complete.
+	h := sha256.New()
+	tail := min(fi.Size(), 64<<10)
+	n, err := io.CopyN(w, io.TeeReader(f, h), fi.Size()-tail)
+	if err == nil {
+		last := make([]byte, tail)
+		if _, err = io.ReadFull(f, last); err == nil {
+			h.Write(last)
+			if got := hex.EncodeToString(h.Sum(nil)); got != sum {
+				s.log.Logf(plog.Warning, "%s to %s: failed: the stored image is damaged (SHA-256 %s, recorded %s); transfer broken off", typ, r.RemoteAddr, got, sum)
+				panic(http.ErrAbortHandler)
+			}
+			var m int
+			m, err = w.Write(last)
+			n += int64(m)
+		}
+	}
 	if err != nil || n != fi.Size() {
 		s.log.Logf(plog.Warning, "%s to %s: failed after %d of %d bytes: %v", typ, r.RemoteAddr, n, fi.Size(), err)
 		return
