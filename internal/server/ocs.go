@@ -11,7 +11,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
+	"zonekit/internal/errkind"
 	"zonekit/internal/ocs"
 	"zonekit/internal/zone"
 )
@@ -209,7 +211,7 @@ func (e *ocsEndpoint) inventory(r *http.Request, req *ocs.Request) error {
 		return nil
 	}
 	h := req.Content.Hardware
-	inv := zone.Inventory{Time: e.s.db.Now(), AgentID: req.ID(), Hostname: clean(h.Name), OS: clean(strings.TrimSpace(h.OSName + " " + h.OSVersion)),
+	inv := zone.Inventory{Time: e.s.db.Now(), AgentID: req.ID(), Hostname: clean(h.Name), OS: clean(h.OSName),
 		OSVersion: clean(h.OSVersion), CPU: clean(h.ProcessorT), IP: clean(h.IPAddr)}
 	inv.CPUs, _ = strconv.Atoi(strings.TrimSpace(h.ProcessorN))
 	inv.MemoryMB, _ = strconv.Atoi(strings.TrimSpace(h.Memory))
@@ -236,7 +238,12 @@ func (e *ocsEndpoint) inventory(r *http.Request, req *ocs.Request) error {
 // clean keeps reported text printable and bounded: it is shown to
 // administrators.
 func clean(s string) string {
-	s = cleanHostname(s)
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsPrint(r) {
+			return r
+		}
+		return -1
+	}, strings.TrimSpace(s))
 	if len(s) > 200 {
 		s = s[:200]
 	}
@@ -272,4 +279,20 @@ func normalizeOCSResult(s string) string {
 		}
 	}
 	return s
+}
+
+func (s *Server) getInventory(w http.ResponseWriter, r *http.Request, _ string) error {
+	dev, err := s.db.ResolveDevice(r.PathValue("ref"))
+	if err != nil {
+		return err
+	}
+	inv, err := s.db.Inventory(dev.ID)
+	if err != nil {
+		return err
+	}
+	if inv == nil {
+		return errkind.New(errkind.NotFound, "device %s has sent no inventory", dev.Name)
+	}
+	writeJSON(w, http.StatusOK, inv)
+	return nil
 }

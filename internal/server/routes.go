@@ -45,6 +45,7 @@ func (s *Server) routes() http.Handler {
 	admin("DELETE "+api.Prefix+"/admins/{name}", s.deleteAdmin)
 	admin("GET "+api.Prefix+"/devices", s.listDevices)
 	admin("DELETE "+api.Prefix+"/devices/{ref}", s.deleteDevice)
+	admin("GET "+api.Prefix+"/devices/{ref}/inventory", s.getInventory)
 	admin("GET "+api.Prefix+"/groups", s.listGroups)
 	admin("POST "+api.Prefix+"/groups", s.createGroup)
 	admin("POST "+api.Prefix+"/groups/{name}/devices", s.addGroupDevices)

@@ -65,7 +65,7 @@ stored with 'zman admin-store-credential', then a prompt on a terminal.`,
 	add("zone", newZoneInfo(f, nil), newServerList(f, nil))
 	add("admin", newAdminCreate(f, nil), newAdminList(f, nil), newAdminDelete(f, nil),
 		newStoreCredential(f, nil), newClearCredential(f, nil))
-	add("device", newDeviceList(f, nil), newDeviceDelete(f, nil),
+	add("device", newDeviceList(f, nil), newDeviceDelete(f, nil), newDeviceInventory(f),
 		newGroupCreate(f, nil), newGroupAddDevice(f, nil), newGroupList(f, nil),
 		newRegKeyCreate(f, nil), newRegKeyList(f, nil), newRegKeyDelete(f, nil))
 	add("cert", newCAInfo(f, nil), newServerCertList(f, nil), newCAExport(f, nil), newCAImport(f, nil),
