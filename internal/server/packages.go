@@ -33,14 +33,27 @@ type packages struct {
 	last uint64 // highest id handed out by this process
 }
 
-func newPackages(dir string) (*packages, error) {
+func newPackages(dir string, db *zone.DB) (*packages, error) {
 	repo, err := content.NewRepo(dir)
 	if err != nil {
 		return nil, err
 	}
-	// Builds and removals interrupted by a crash leave staging directories.
+	// Builds and removals interrupted by a crash leave staging directories,
+	// and a crash between a build's rename and its record a package that
+	// the zone does not know: neither may be served.
 	if err := repo.Sweep(); err != nil {
 		return nil, err
+	}
+	ids, err := repo.IDs()
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		if _, err := db.Package(id); errkind.Of(err) == errkind.NotFound {
+			if err := repo.Remove(id); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return &packages{repo: repo}, nil
 }

@@ -86,7 +86,7 @@ func New(opts Options) (*Server, error) {
 		}
 		s.ca.Store(ca)
 	}
-	if s.pkg, err = newPackages(opts.Paths.ContentRepo()); err != nil {
+	if s.pkg, err = newPackages(opts.Paths.ContentRepo(), s.db); err != nil {
 		return nil, err
 	}
 	s.auth = newAdminAuth(s.db, s.now)
