@@ -68,6 +68,8 @@ func TestScripts(t *testing.T) {
 			"ocsserver":    cmdOCSServer,
 			"ocswait":      cmdOCSWait,
 			"preboot":      cmdPreboot,
+			"slipgz":       cmdSlipGz,
+			"zacage":       cmdZacAge,
 		},
 	})
 }

@@ -20,6 +20,7 @@ const (
 	Cancelled               // the user interrupted a prompt or the run
 	Unavailable             // the server or store could not be reached
 	Invalid                 // input data (an archive, a request) is damaged or refused
+	Pending                 // the command worked but work remains (packages not yet deployed)
 )
 
 // The one table of exit statuses. Auth shares 1 with Failure on purpose: a
@@ -32,6 +33,7 @@ var exitCodes = map[Kind]int{
 	Exists:      4,
 	Unavailable: 5,
 	Invalid:     1,
+	Pending:     6,
 	Passphrase:  12,
 	Cancelled:   130,
 }
@@ -44,6 +46,7 @@ const ExitStatusHelp = `EXIT STATUS
   3    the named object was not found
   4    the object already exists
   5    the zone server or store could not be reached
+  6    work remains (zac: assigned packages not all deployed yet)
   12   wrong passphrase
   130  cancelled by the user`
 

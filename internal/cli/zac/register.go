@@ -157,30 +157,3 @@ func printState(o *Options, st agent.State) error {
 	ui.KeyValues(o.IO.Out, pairs)
 	return nil
 }
-
-func newRefresh(opts *Options, runF func(*Options) error) *cobra.Command {
-	return &cobra.Command{
-		Use:     "refresh",
-		Aliases: []string{"ref"},
-		Short:   "Contact the zone now and record the contact",
-		Args:    cmdutil.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if runF != nil {
-				return runF(opts)
-			}
-			st, err := opts.Agent().Refresh(cmd.Context())
-			if err != nil {
-				return err
-			}
-			format, err := ui.ParseFormat(opts.Output)
-			if err != nil {
-				return err
-			}
-			if format == ui.FormatJSON {
-				return ui.JSON(opts.IO.Out, st)
-			}
-			fmt.Fprintf(opts.IO.Out, "Refreshed: zone %s answered at %s.\n", st.ZoneName, ui.Date(st.LastContact))
-			return nil
-		},
-	}
-}

@@ -1,0 +1,366 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"zonekit/internal/content"
+	"zonekit/internal/spk"
+)
+
+// FormatCPK is a compiled server software package carried as a package's
+// archive (zstd magic); the engine runs it with the SPK processor.
+const FormatCPK = "cpk"
+
+// archiveFormat tells the formats apart by their first bytes.
+func archiveFormat(head []byte) string {
+	if bytes.HasPrefix(head, []byte{0x28, 0xb5, 0x2f, 0xfd}) {
+		return FormatCPK
+	}
+	return content.DetectFormat(head)
+}
+
+// install runs a package whose fragments are all in: rebuild, digests,
+// free space, safe extraction, the action, clean-up. It returns the
+// package's result.
+func (e *engine) install(ctx context.Context, p *LocalPackage) string {
+	info, err := content.ParseInfo([]byte(p.Info))
+	if err != nil {
+		e.logf("package %s: %v", p.ID, err)
+		return "ERR_BAD_PARAM"
+	}
+	dir := e.a.packageDir(p.ID)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		e.logf("package %s: %v", p.ID, err)
+		return "ERR_BUILD"
+	}
+	var arch *fragments
+	format := ""
+	if info.Frags > 0 {
+		if arch, err = openFragments(dir, p.ID, info.Frags); err != nil {
+			e.logf("package %s: rebuild: %v", p.ID, err)
+			return "ERR_BUILD"
+		}
+		defer arch.Close()
+		sh, m := sha256.New(), md5.New()
+		if _, err := io.Copy(io.MultiWriter(sh, m), io.NewSectionReader(arch, 0, arch.size)); err != nil {
+			e.logf("package %s: rebuild: %v", p.ID, err)
+			return "ERR_BUILD"
+		}
+		gotSHA, gotMD5 := hex.EncodeToString(sh.Sum(nil)), hex.EncodeToString(m.Sum(nil))
+		if gotMD5 != info.Digest || (p.SHA256 != "" && gotSHA != p.SHA256) {
+			e.logf("package %s: the archive's digest is not the package's (MD5 %s, want %s); nothing runs", p.ID, gotMD5, info.Digest)
+			return "ERR_BAD_DIGEST"
+		}
+		head := make([]byte, 8)
+		n, _ := arch.ReadAt(head, 0)
+		if format = archiveFormat(head[:n]); format == "" {
+			e.logf("package %s: the archive is neither tar.gz, zip nor CPK", p.ID)
+			return "ERR_UNZIP"
+		}
+		e.logf("package %s: rebuilt and checked (%s, %d bytes)", p.ID, format, arch.size)
+	}
+	if format == FormatCPK {
+		return e.runCPK(ctx, p, arch)
+	}
+
+	work := filepath.Join(dir, "work")
+	target := work
+	switch info.Action {
+	case "STORE":
+		target = os.ExpandEnv(info.Path)
+		if !filepath.IsAbs(target) {
+			e.logf("package %s: store path %q is not absolute", p.ID, info.Path)
+			return "ERR_BAD_PARAM"
+		}
+		if arch == nil {
+			e.logf("package %s: store without files", p.ID)
+			return "ERR_BAD_PARAM"
+		}
+	case "LAUNCH":
+		if strings.TrimSpace(info.Name) == "" {
+			return "ERR_EXECUTE_PACK"
+		}
+	case "EXECUTE":
+		if strings.TrimSpace(info.Command) == "" {
+			return "ERR_EXECUTE_PACK"
+		}
+	}
+	if err := os.MkdirAll(target, 0o755); err != nil {
+		e.logf("package %s: %v", p.ID, err)
+		return "ERR_BAD_PARAM"
+	}
+	if arch != nil {
+		if res := e.extract(p, arch, format, target); res != "" {
+			return res
+		}
+	}
+	if info.NotifyUser {
+		e.notify(ctx, p.ID, info)
+	}
+
+	// From here the action counts as run: an engine that dies now must not
+	// run it again (ERR_DONE_FAILED on the next start).
+	p.Phase = PhaseRunning
+	if err := e.a.savePackage(p); err != nil {
+		e.logf("package %s: %v", p.ID, err)
+		return "ERR_EXECUTE"
+	}
+	var res string
+	switch info.Action {
+	case "LAUNCH":
+		exe := content.LaunchFile(info.Name)
+		fi, err := os.Lstat(filepath.Join(work, exe))
+		if err != nil || !fi.Mode().IsRegular() || !filepath.IsLocal(exe) {
+			e.logf("package %s: the package has no file %s to launch", p.ID, exe)
+			res = "ERR_EXECUTE_PACK"
+			break
+		}
+		os.Chmod(filepath.Join(work, exe), fi.Mode().Perm()|0o700)
+		res = e.command(p, work, "./"+strings.TrimSpace(info.Name))
+	case "EXECUTE":
+		res = e.command(p, work, info.Command)
+	case "STORE":
+		e.logf("package %s: files stored in %s", p.ID, target)
+		res = "SUCCESS"
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		e.logf("package %s: clean up: %v", p.ID, err)
+		if strings.HasPrefix(res, "SUCCESS") {
+			res = "ERR_CLEAN"
+		}
+	}
+	if info.NeedDoneAction && strings.HasPrefix(res, "SUCCESS") {
+		e.tellUser(p.ID, "action needed: "+info.DoneActionText)
+	}
+	return res
+}
+
+// command runs a package's command line with the shell in dir (which
+// expands environment variables), output to logs/package-ID.log, killed
+// with its children after the execution timeout. The exit code is the
+// result: SUCCESS or ERR_EXIT_CODE_n.
+func (e *engine) command(p *LocalPackage, dir, line string) string {
+	lf, err := os.OpenFile(filepath.Join(e.a.logDir(), "package-"+p.ID+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		e.logf("package %s: %v", p.ID, err)
+		return "ERR_EXECUTE"
+	}
+	defer lf.Close()
+	limit := time.Duration(e.cfg.ExecutionTimeout) * time.Minute
+	if limit <= 0 {
+		limit = 120 * time.Minute
+	}
+	// Stopping the agent does not stop an action half way: only the
+	// execution timeout does.
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	var cmd *exec.Cmd
+	if runtime.GOOS == "windows" {
+		cmd = exec.CommandContext(ctx, "cmd", "/C", line)
+	} else {
+		cmd = exec.CommandContext(ctx, "/bin/sh", "-c", line)
+	}
+	cmd.Dir, cmd.Stdout, cmd.Stderr, cmd.Stdin = dir, lf, lf, nil
+	cmd.Env = append(os.Environ(), "ZONEKIT_PACKAGE_ID="+p.ID)
+	ownGroup(cmd)
+	e.logf("package %s: running %q", p.ID, line)
+	err = cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case ctx.Err() != nil:
+		e.logf("package %s: killed after the execution timeout of %s", p.ID, limit)
+		return "ERR_EXECUTE"
+	case err == nil:
+		return "SUCCESS"
+	case errors.As(err, &ee) && ee.ExitCode() >= 0:
+		return "ERR_EXIT_CODE_" + strconv.Itoa(ee.ExitCode())
+	default:
+		e.logf("package %s: %v", p.ID, err)
+		return "ERR_EXECUTE"
+	}
+}
+
+// notify warns the user before the action where a user session can be
+// reached (a desktop notification, then the countdown), and logs the
+// message otherwise. No one can answer from here, so abort and delay are
+// logged, never waited for.
+func (e *engine) notify(ctx context.Context, id string, info content.Info) {
+	if !e.tellUser(id, info.NotifyText) {
+		return
+	}
+	if n, err := strconv.Atoi(info.NotifyCount); err == nil && n > 0 {
+		e.logf("package %s: waiting the %d s countdown", id, n)
+		sleepCtx(ctx, time.Duration(n)*time.Second)
+	}
+}
+
+// tellUser shows text in the user's session; false when none is reachable.
+func (e *engine) tellUser(id, text string) bool {
+	bin, err := exec.LookPath("notify-send")
+	if err != nil || (os.Getenv("DISPLAY") == "" && os.Getenv("WAYLAND_DISPLAY") == "") {
+		e.logf("package %s: no user session reachable; message for the user: %q", id, text)
+		return false
+	}
+	if err := exec.Command(bin, "--app-name=zonekit", "Software deployment", text).Run(); err != nil {
+		e.logf("package %s: notify the user: %v; message: %q", id, err, text)
+		return false
+	}
+	e.logf("package %s: user notified: %q", id, text)
+	return true
+}
+
+// runCPK runs a compiled server software package: it must be signed by a
+// CA of the agent's trust store; its variables take the zone's values for
+// this device (zone, groups, device: most specific wins).
+func (e *engine) runCPK(ctx context.Context, p *LocalPackage, arch *fragments) string {
+	cas, err := e.a.TrustedCAs()
+	if err != nil {
+		e.logf("package %s: %v", p.ID, err)
+		return "ERR_EXECUTE"
+	}
+	dir := e.a.packageDir(p.ID)
+	c, err := spk.Open(io.NewSectionReader(arch, 0, arch.size), spk.OpenOptions{TempDir: dir, Trusted: cas, RequireSignature: true})
+	if err != nil {
+		e.logf("package %s: CPK refused: %v", p.ID, err)
+		return "ERR_BAD_DIGEST"
+	}
+	defer c.Close()
+	zoneVals, err := e.a.SPKValues(ctx)
+	if err != nil {
+		e.logf("package %s: %v", p.ID, err)
+		return "ERR_BAD_PARAM"
+	}
+	mine := spk.Values{}
+	for _, name := range cpkVariables(c.Package) {
+		if v, ok := zoneVals[name]; ok {
+			mine[name] = v
+		}
+	}
+	vals, err := spk.Resolve(c.Package, mine)
+	if err != nil {
+		e.logf("package %s: values: %v", p.ID, err)
+		return "ERR_BAD_PARAM"
+	}
+	p.Phase = PhaseRunning
+	if err := e.a.savePackage(p); err != nil {
+		e.logf("package %s: %v", p.ID, err)
+		return "ERR_EXECUTE"
+	}
+	lf, err := os.OpenFile(filepath.Join(e.a.logDir(), "spk-process.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		e.logf("package %s: %v", p.ID, err)
+		return "ERR_EXECUTE"
+	}
+	defer lf.Close()
+	proc := &spk.Processor{Log: lf, BackupDir: filepath.Join(e.a.Home, "spk-backup"), Host: spk.LocalHost()}
+	res := "SUCCESS"
+	r, err := proc.Run(context.WithoutCancel(ctx), c, vals)
+	if err != nil {
+		e.logf("package %s: CPK failed: %v", p.ID, err)
+		res = "ERR_EXECUTE"
+	} else {
+		e.logf("package %s: CPK %s %s (%d change(s))", p.ID, r.Package, r.Status, r.Changes)
+	}
+	c.Close()
+	arch.Close()
+	if err := os.RemoveAll(dir); err != nil && res == "SUCCESS" {
+		res = "ERR_CLEAN"
+	}
+	return res
+}
+
+func cpkVariables(p *spk.Package) []string {
+	var out []string
+	for _, v := range p.Variables {
+		out = append(out, v.Name)
+	}
+	for _, c := range p.All() {
+		for _, v := range c.CompVars {
+			out = append(out, v.Name)
+		}
+	}
+	return out
+}
+
+// fragments reads a package's fragment files as one archive, without
+// writing it out again.
+type fragments struct {
+	files []*os.File
+	ends  []int64 // cumulative end offset of each file
+	size  int64
+}
+
+func openFragments(dir, id string, n int) (*fragments, error) {
+	f := &fragments{}
+	for i := 1; i <= n; i++ {
+		file, err := os.Open(filepath.Join(dir, content.FragmentName(id, i)))
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		fi, err := file.Stat()
+		if err != nil {
+			file.Close()
+			f.Close()
+			return nil, err
+		}
+		f.files = append(f.files, file)
+		f.size += fi.Size()
+		f.ends = append(f.ends, f.size)
+	}
+	return f, nil
+}
+
+func (f *fragments) ReadAt(p []byte, off int64) (int, error) {
+	total := 0
+	for i, end := range f.ends {
+		if len(p) == 0 {
+			break
+		}
+		start := end
+		if i > 0 {
+			start = f.ends[i-1]
+		} else {
+			start = 0
+		}
+		if off >= end {
+			continue
+		}
+		n, err := f.files[i].ReadAt(p[:min(int64(len(p)), end-off)], off-start)
+		total += n
+		off += int64(n)
+		p = p[n:]
+		if err != nil && err != io.EOF {
+			return total, err
+		}
+	}
+	if len(p) > 0 {
+		return total, io.EOF
+	}
+	return total, nil
+}
+
+func (f *fragments) Close() error {
+	for _, file := range f.files {
+		file.Close()
+	}
+	f.files = nil
+	return nil
+}
+
+// errNoSpace marks an extraction that ran out of room.
+var errNoSpace = fmt.Errorf("not enough free space")

@@ -1,0 +1,642 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"zonekit/internal/api"
+	"zonekit/internal/client"
+	"zonekit/internal/content"
+	"zonekit/internal/errkind"
+)
+
+// Phases of a package on this device.
+const (
+	PhaseNew      = "new"         // assigned; the info file is not fetched yet
+	PhaseDownload = "downloading" // fragments are coming in
+	PhaseReady    = "ready"       // every fragment is in; the action runs at the package's next turn
+	PhaseRunning  = "running"     // the action started; an agent that dies here has lost the result
+	PhaseDone     = "done"        // the result is known (and sent once Reported)
+)
+
+// LocalPackage is what this device knows of one package assigned to it:
+// where it comes from, how far its download is, and its result.
+type LocalPackage struct {
+	ID           string            `json:"id"`
+	Priority     int               `json:"priority"`
+	InfoLocation string            `json:"info_location"`
+	PackLocation string            `json:"pack_location"`
+	Fragments    int               `json:"fragments"`
+	Size         int64             `json:"size"`
+	SHA256       string            `json:"sha256,omitempty"`
+	Phase        string            `json:"phase"`
+	Info         string            `json:"info,omitempty"` // the info file as fetched over HTTPS
+	Manifest     *content.Manifest `json:"manifest,omitempty"`
+	Have         int               `json:"have"` // fragments complete and checked, from 1 up
+	Result       string            `json:"result,omitempty"`
+	Reported     bool              `json:"reported"`
+	Cancel       bool              `json:"cancel,omitempty"`
+	LastError    string            `json:"last_error,omitempty"`
+	FirstSeen    time.Time         `json:"first_seen"`
+	Updated      time.Time         `json:"updated"`
+	Finished     time.Time         `json:"finished,omitzero"`
+}
+
+// Done reports whether nothing is left to do for p: its result is known
+// and the zone has it.
+func (p *LocalPackage) Done() bool { return p.Phase == PhaseDone && p.Reported }
+
+var (
+	bucketPackages    = []byte("packages")
+	keyDownloadConfig = []byte("download-config")
+)
+
+// defaultDownloadConfig is the reference's defaults, used until the zone
+// has sent its own.
+func defaultDownloadConfig() api.DownloadConfig {
+	return api.DownloadConfig{Enabled: true, PeriodLength: 10, FragLatency: 10, CycleLatency: 60, PeriodLatency: 0,
+		Timeout: 7, ExecutionTimeout: 120}
+}
+
+// update opens the state store for one write transaction only, so that
+// package-list and package-cancel are never locked out by a long download.
+func (a *Agent) update(fn func(tx *bolt.Tx) error) error {
+	db, err := a.open(false)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return db.Update(fn)
+}
+
+// Packages lists the packages this device knows, by priority then ID.
+func (a *Agent) Packages() ([]*LocalPackage, error) {
+	db, err := a.open(true)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	var out []*LocalPackage
+	err = db.View(func(tx *bolt.Tx) error {
+		out, err = readPackages(tx)
+		return err
+	})
+	return out, err
+}
+
+func readPackages(tx *bolt.Tx) ([]*LocalPackage, error) {
+	var out []*LocalPackage
+	b := tx.Bucket(bucketPackages)
+	if b == nil {
+		return nil, nil
+	}
+	err := b.ForEach(func(k, v []byte) error {
+		p := &LocalPackage{}
+		if err := json.Unmarshal(v, p); err != nil {
+			// The record (and with it any result waiting to be sent) is
+			// lost: say so to the zone rather than guess.
+			p = &LocalPackage{ID: string(k), Phase: PhaseDone, Result: "ERR_DONE_FAILED", LastError: "local record unreadable"}
+		}
+		out = append(out, p)
+		return nil
+	})
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Priority != out[j].Priority {
+			return out[i].Priority < out[j].Priority
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out, err
+}
+
+func putPackage(tx *bolt.Tx, p *LocalPackage) error {
+	b, err := tx.CreateBucketIfNotExists(bucketPackages)
+	if err != nil {
+		return err
+	}
+	data, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(p.ID), data)
+}
+
+func (a *Agent) savePackage(p *LocalPackage) error {
+	p.Updated = a.Now().UTC()
+	return a.update(func(tx *bolt.Tx) error { return putPackage(tx, p) })
+}
+
+func (a *Agent) loadPackage(id string) (*LocalPackage, error) {
+	var p *LocalPackage
+	err := a.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketPackages)
+		if b == nil || b.Get([]byte(id)) == nil {
+			return errkind.New(errkind.NotFound, "package %s is not known on this device", id)
+		}
+		p = &LocalPackage{}
+		return json.Unmarshal(b.Get([]byte(id)), p)
+	})
+	return p, err
+}
+
+// CancelPackage stops the deployment of a package: the running engine (or
+// the next one) drops its files and reports ERR_ABORTED. A package whose
+// action has started cannot be cancelled.
+func (a *Agent) CancelPackage(id string) (*LocalPackage, error) {
+	var p *LocalPackage
+	err := a.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketPackages)
+		if b == nil || b.Get([]byte(id)) == nil {
+			return errkind.New(errkind.NotFound, "package %s is not known on this device (zac package-list)", id)
+		}
+		p = &LocalPackage{}
+		if err := json.Unmarshal(b.Get([]byte(id)), p); err != nil {
+			return err
+		}
+		switch p.Phase {
+		case PhaseDone:
+			return errkind.New(errkind.Exists, "package %s is already finished (%s)", id, p.Result)
+		case PhaseRunning:
+			return errkind.New(errkind.Failure, "package %s is running its action; it cannot be cancelled now", id)
+		}
+		p.Cancel = true
+		return putPackage(tx, p)
+	})
+	return p, err
+}
+
+func (a *Agent) packageDir(id string) string { return filepath.Join(a.Home, "packages", id) }
+func (a *Agent) logDir() string              { return filepath.Join(a.Home, "logs") }
+
+// DeployOptions tune one run of the engine.
+type DeployOptions struct {
+	// Log receives the engine's lines besides logs/deploy.log (nil: the file only).
+	Log io.Writer
+	// Sleep waits between fragments, cycles and periods (tests pass a fast one).
+	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+// DeployResult is what a run left behind.
+type DeployResult struct {
+	Contacted bool            `json:"contacted"` // the zone answered
+	Packages  []*LocalPackage `json:"packages"`
+	Pending   int             `json:"pending"` // packages not finished or not yet reported
+}
+
+// engine is one run of the download engine.
+type engine struct {
+	a       *Agent
+	o       DeployOptions
+	cfg     api.DownloadConfig
+	log     io.Writer
+	logMu   sync.Mutex
+	info    *http.Client // HTTPS, trusting the zone CAs only
+	frags   *http.Client // plain HTTP (the digests protect the fragments)
+	st      State
+	offline bool
+}
+
+func (e *engine) logf(format string, args ...any) {
+	e.logMu.Lock()
+	defer e.logMu.Unlock()
+	fmt.Fprintf(e.log, "%s %s\n", e.a.Now().UTC().Format(time.RFC3339), fmt.Sprintf(format, args...))
+}
+
+// Deploy runs the download engine once: it sends results waiting in the
+// local cache, learns the packages assigned to this device and the
+// download configuration from the zone, then works through download
+// periods until every package is finished or a whole period made no
+// progress (the zone or the content server is down: the next run goes on
+// from where this one stopped). Only one engine runs at a time per home.
+func (a *Agent) Deploy(ctx context.Context, o DeployOptions) (DeployResult, error) {
+	unlock, err := a.lockEngine()
+	if err != nil {
+		return DeployResult{}, err
+	}
+	defer unlock()
+	st, err := a.State()
+	if err != nil {
+		return DeployResult{}, err
+	}
+	if err := os.MkdirAll(a.logDir(), 0o755); err != nil {
+		return DeployResult{}, err
+	}
+	lf, err := os.OpenFile(filepath.Join(a.logDir(), "deploy.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return DeployResult{}, err
+	}
+	defer lf.Close()
+	e := &engine{a: a, o: o, st: st, log: lf}
+	if o.Log != nil {
+		e.log = io.MultiWriter(lf, o.Log)
+	}
+	if e.o.Sleep == nil {
+		e.o.Sleep = sleepCtx
+	}
+	if e.info, err = a.contentClient(); err != nil {
+		return DeployResult{}, err
+	}
+	e.frags = &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 4, ResponseHeaderTimeout: 30 * time.Second,
+		IdleConnTimeout: time.Minute}}
+	defer e.frags.CloseIdleConnections()
+	defer e.info.CloseIdleConnections()
+
+	if err := e.recoverLost(); err != nil {
+		return DeployResult{}, err
+	}
+	e.report(ctx)
+	res := DeployResult{}
+	res.Contacted = e.sync(ctx) == nil
+	if ctx.Err() == nil {
+		if err := e.periods(ctx); err != nil && ctx.Err() == nil {
+			return DeployResult{}, err
+		}
+	}
+	// Send what the periods produced; a zone that is down gets it next time.
+	e.report(context.WithoutCancel(ctx))
+	pkgs, err := a.Packages()
+	if err != nil {
+		return DeployResult{}, err
+	}
+	res.Packages = pkgs
+	for _, p := range pkgs {
+		if !p.Done() {
+			res.Pending++
+		}
+	}
+	return res, ctx.Err()
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// recoverLost settles packages whose action started in an engine that
+// died: their result is lost, and running them again would break "exactly
+// once", so the zone hears ERR_DONE_FAILED.
+func (e *engine) recoverLost() error {
+	return e.a.update(func(tx *bolt.Tx) error {
+		pkgs, err := readPackages(tx)
+		if err != nil {
+			return err
+		}
+		for _, p := range pkgs {
+			if p.Phase == PhaseRunning || (p.Phase == PhaseDone && p.Result == "") {
+				e.logf("package %s: the engine stopped while its action ran; the result is lost (ERR_DONE_FAILED)", p.ID)
+				p.Phase, p.Result, p.Reported, p.Finished = PhaseDone, "ERR_DONE_FAILED", false, e.a.Now().UTC()
+				if err := putPackage(tx, p); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// report sends every result the zone does not have yet. A zone that cannot
+// be reached leaves them in the cache for the next run.
+func (e *engine) report(ctx context.Context) {
+	pkgs, err := e.a.Packages()
+	if err != nil {
+		e.logf("results: %v", err)
+		return
+	}
+	for _, p := range pkgs {
+		if p.Phase != PhaseDone || p.Reported {
+			continue
+		}
+		err := e.a.firstAnswer(e.st, func(c *client.Client) error {
+			return c.Post(ctx, api.Prefix+"/device/packages/"+p.ID+"/status", api.PackageStatusReport{Status: p.Result}, nil)
+		})
+		if client.IsStatus(err, http.StatusNotFound) {
+			// Unassigned meanwhile: nobody is waiting for this result.
+			e.logf("package %s: result %s not taken (no longer assigned)", p.ID, p.Result)
+			err = nil
+		}
+		if err != nil {
+			e.logf("package %s: result %s kept for later: %v", p.ID, p.Result, err)
+			return
+		}
+		e.logf("package %s: result %s sent", p.ID, p.Result)
+		p.Reported = true
+		if err := e.a.savePackage(p); err != nil {
+			e.logf("package %s: %v", p.ID, err)
+			return
+		}
+	}
+}
+
+// sync learns the assignments and the download configuration. Offline,
+// the engine goes on with what it knew (the content server may still
+// answer).
+func (e *engine) sync(ctx context.Context) error {
+	var dp api.DevicePackages
+	err := e.a.firstAnswer(e.st, func(c *client.Client) error {
+		return c.Get(ctx, api.Prefix+"/device/packages", &dp)
+	})
+	now := e.a.Now().UTC()
+	if err != nil {
+		e.offline = true
+		e.logf("zone not reached (%v); going on with the packages known", err)
+		return e.a.update(func(tx *bolt.Tx) error {
+			e.cfg = defaultDownloadConfig()
+			if b := tx.Bucket(bucketState); b != nil && b.Get(keyDownloadConfig) != nil {
+				json.Unmarshal(b.Get(keyDownloadConfig), &e.cfg)
+			}
+			return nil
+		})
+	}
+	e.cfg = dp.Config
+	if e.cfg.PeriodLength < 1 {
+		e.cfg.PeriodLength = 1
+	}
+	listed := map[string]api.DevicePackage{}
+	for _, p := range dp.Packages {
+		if content.ValidID(p.ID) {
+			listed[p.ID] = p
+		}
+	}
+	var dropped []string
+	err = e.a.update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketState)
+		if err != nil {
+			return err
+		}
+		data, _ := json.Marshal(e.cfg)
+		if err := b.Put(keyDownloadConfig, data); err != nil {
+			return err
+		}
+		pkgs, err := readPackages(tx)
+		if err != nil {
+			return err
+		}
+		known := map[string]*LocalPackage{}
+		for _, p := range pkgs {
+			known[p.ID] = p
+			if _, ok := listed[p.ID]; !ok && p.Phase != PhaseDone && p.Phase != PhaseRunning {
+				// Unassigned or deactivated: stop and forget it.
+				dropped = append(dropped, p.ID)
+				if err := tx.Bucket(bucketPackages).Delete([]byte(p.ID)); err != nil {
+					return err
+				}
+			}
+		}
+		for id, l := range listed {
+			p := known[id]
+			switch {
+			case p == nil || (p.Done() && !strings.HasPrefix(p.Result, "SUCCESS")):
+				// New, or assigned again after a failure: start afresh.
+				p = &LocalPackage{ID: id, Phase: PhaseNew, FirstSeen: now}
+			case p.Done():
+				// Installed before and assigned again: do not run it twice.
+				e.logf("package %s: already installed here (%s)", id, p.Result)
+				p.Result, p.Reported, p.Finished = "ERR_ALREADY_SETUP", false, now
+			case p.Phase == PhaseDone || p.Phase == PhaseRunning:
+				continue
+			}
+			p.Priority, p.InfoLocation, p.PackLocation, p.Size, p.SHA256 = l.Priority, l.InfoLocation, l.PackLocation, l.Size, l.SHA256
+			if p.Phase == PhaseNew {
+				p.Fragments = l.Fragments
+			}
+			p.Updated = now
+			if err := putPackage(tx, p); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	for _, id := range dropped {
+		e.logf("package %s: no longer assigned; dropped", id)
+		os.RemoveAll(e.a.packageDir(id))
+	}
+	if err == nil {
+		// ERR_ALREADY_SETUP answers go out at once.
+		e.report(ctx)
+	}
+	return err
+}
+
+// active lists the packages the engine still has to work on.
+func (e *engine) active() ([]*LocalPackage, error) {
+	pkgs, err := e.a.Packages()
+	if err != nil {
+		return nil, err
+	}
+	var out []*LocalPackage
+	for _, p := range pkgs {
+		if p.Phase != PhaseDone {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// periods runs download periods as the reference describes them: each of
+// PeriodLength cycles, numbered from 1; in cycle c a package of priority P
+// gets one step (its info, one fragment, or its action) when c mod P is 0;
+// packages of priority 0 get theirs first in every cycle, and while one of
+// them fails nothing else is tried. FragLatency follows every fragment,
+// CycleLatency every cycle, PeriodLatency every period. The run ends when
+// nothing is left, or after a period without progress.
+func (e *engine) periods(ctx context.Context) error {
+	if !e.cfg.Enabled {
+		e.logf("downloads are turned off in this zone")
+		return nil
+	}
+	for {
+		act, err := e.active()
+		if err != nil || len(act) == 0 {
+			return err
+		}
+		progress := false
+		// Timeouts and cancellations count whatever the priority: a
+		// package that never gets a turn must still end.
+		for _, p := range act {
+			if ok, _ := e.expire(p); ok {
+				progress = true
+			}
+		}
+		for c := 1; c <= e.cfg.PeriodLength; c++ {
+			act, err := e.active()
+			if err != nil {
+				return err
+			}
+			if len(act) == 0 {
+				return nil
+			}
+			blocked := false
+			for _, p := range act {
+				if p.Priority != 0 {
+					continue
+				}
+				ok, err := e.step(ctx, p)
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				progress = progress || ok
+				if err != nil {
+					blocked = true
+					break
+				}
+			}
+			for _, p := range act {
+				if blocked || p.Priority == 0 || c%p.Priority != 0 {
+					continue
+				}
+				ok, _ := e.step(ctx, p)
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				progress = progress || ok
+			}
+			e.report(ctx)
+			if err := e.o.Sleep(ctx, time.Duration(e.cfg.CycleLatency)*time.Second); err != nil {
+				return err
+			}
+		}
+		if err := e.o.Sleep(ctx, time.Duration(e.cfg.PeriodLatency)*time.Second); err != nil {
+			return err
+		}
+		if !progress {
+			e.logf("a period went by without progress; stopping until the next run")
+			return nil
+		}
+	}
+}
+
+// step gives a package its turn. ok says whether it moved forward; err is
+// a failure to retry later (final failures become the package's result).
+func (e *engine) step(ctx context.Context, p *LocalPackage) (ok bool, err error) {
+	// Re-read: package-cancel may have marked it since the cycle began.
+	if fresh, err := e.a.loadPackage(p.ID); err == nil {
+		p = fresh
+	}
+	if ok, err := e.expire(p); ok {
+		return true, err
+	}
+	switch p.Phase {
+	case PhaseNew:
+		res, err := e.fetchInfo(ctx, p)
+		if res != "" {
+			return true, e.finish(p, res)
+		}
+		if err != nil {
+			return false, e.retryLater(p, err)
+		}
+		if p.Fragments == 0 {
+			p.Phase = PhaseReady
+		} else {
+			p.Phase = PhaseDownload
+		}
+		if err := e.a.savePackage(p); err != nil {
+			return false, err
+		}
+		if p.Phase == PhaseReady {
+			return true, nil
+		}
+		fallthrough
+	case PhaseDownload:
+		res, err := e.fetchFragment(ctx, p)
+		if res != "" {
+			return true, e.finish(p, res)
+		}
+		if err != nil {
+			return false, e.retryLater(p, err)
+		}
+		p.Have++
+		p.LastError = ""
+		if p.Have >= p.Fragments {
+			p.Phase = PhaseReady
+		}
+		if err := e.a.savePackage(p); err != nil {
+			return false, err
+		}
+		return true, e.o.Sleep(ctx, time.Duration(e.cfg.FragLatency)*time.Second)
+	case PhaseReady:
+		return true, e.finish(p, e.install(ctx, p))
+	}
+	return false, nil
+}
+
+// expire ends a package cancelled on this device (ERR_ABORTED) or not
+// deployed within the download timeout (ERR_TIMEOUT).
+func (e *engine) expire(p *LocalPackage) (bool, error) {
+	if p.Phase == PhaseDone || p.Phase == PhaseRunning {
+		return false, nil
+	}
+	if p.Cancel {
+		e.logf("package %s: cancelled on this device", p.ID)
+		return true, e.finish(p, "ERR_ABORTED")
+	}
+	if e.a.Now().Sub(p.FirstSeen) > time.Duration(e.cfg.Timeout)*24*time.Hour {
+		e.logf("package %s: not deployed within %d day(s)", p.ID, e.cfg.Timeout)
+		return true, e.finish(p, "ERR_TIMEOUT")
+	}
+	return false, nil
+}
+
+func (e *engine) retryLater(p *LocalPackage, err error) error {
+	e.logf("package %s: %v (retried later)", p.ID, err)
+	p.LastError = err.Error()
+	if serr := e.a.savePackage(p); serr != nil {
+		return serr
+	}
+	return err
+}
+
+// finish records a result (sent at the end of the cycle) and removes the
+// package's files.
+func (e *engine) finish(p *LocalPackage, result string) error {
+	if p.Phase != PhaseRunning {
+		// After an action, install has cleaned up (ERR_CLEAN otherwise).
+		if err := os.RemoveAll(e.a.packageDir(p.ID)); err != nil && result == "SUCCESS" {
+			result = "ERR_CLEAN"
+		}
+	}
+	p.Phase, p.Result, p.Reported, p.Finished = PhaseDone, result, false, e.a.Now().UTC()
+	e.logf("package %s: result %s", p.ID, result)
+	return e.a.savePackage(p)
+}
+
+// errFinal is an error whose status is the package's result.
+type errFinal struct {
+	status string
+	err    error
+}
+
+func (e *errFinal) Error() string { return e.err.Error() }
+
+func final(status string, format string, args ...any) error {
+	return &errFinal{status: status, err: fmt.Errorf(format, args...)}
+}
+
+// resultOf splits an error into a final status or a retry.
+func resultOf(err error) (string, error) {
+	var f *errFinal
+	if errors.As(err, &f) {
+		return f.status, f
+	}
+	return "", err
+}

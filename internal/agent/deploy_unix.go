@@ -1,0 +1,63 @@
+//go:build unix
+
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"zonekit/internal/errkind"
+)
+
+// lockEngine takes the home's engine lock (a flock, so a killed engine
+// never leaves it behind): one engine at a time per endpoint.
+func (a *Agent) lockEngine() (func(), error) {
+	if err := os.MkdirAll(a.Home, 0o755); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(a.Home, "deploy.lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("engine lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		data, _ := os.ReadFile(path)
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, errkind.New(errkind.Unavailable, "another zac (pid %s) is deploying packages on this device; it will take this work too", strings.TrimSpace(string(data)))
+		}
+		return nil, fmt.Errorf("engine lock: %w", err)
+	}
+	f.Truncate(0)
+	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	return func() { f.Close() }, nil
+}
+
+// freeSpace is what an unprivileged write can use where dir is (or would be).
+func freeSpace(dir string) (uint64, error) {
+	for {
+		var st syscall.Statfs_t
+		err := syscall.Statfs(dir, &st)
+		if err == nil {
+			return st.Bavail * uint64(st.Bsize), nil
+		}
+		parent := filepath.Dir(dir)
+		if !errors.Is(err, syscall.ENOENT) || parent == dir {
+			return 0, err
+		}
+		dir = parent
+	}
+}
+
+// ownGroup puts a command in its own process group, killed whole on
+// timeout (an installer's children go with it).
+func ownGroup(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+}

@@ -1,0 +1,89 @@
+package zac
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"zonekit/internal/agent"
+	"zonekit/internal/cli/cmdutil"
+	"zonekit/internal/errkind"
+)
+
+// AgentOptions are the agent loop's inputs.
+type AgentOptions struct {
+	*Options
+	Interval     time.Duration
+	ExitWhenDone bool
+	Verbose      bool
+}
+
+func newAgent(opts *Options) *cobra.Command {
+	o := &AgentOptions{Options: opts}
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run the agent: refresh and deploy packages, again and again",
+		Long: `Run zac as the device's long-running agent (scripts/zac-agent.service runs
+it under systemd): refresh with the zone, run the download engine until
+every package is deployed or a period makes no progress, wait --interval,
+and again. Results the zone could not take wait in the local cache and go
+with the next contact. Only one engine runs per device: a 'zac refresh'
+started meanwhile says so and leaves the work to this one.
+
+SIGTERM or Ctrl-C stops the loop between steps; a package action already
+running is left to finish (or to its execution timeout). The engine's log
+is logs/deploy.log in the agent's home.
+
+--exit-when-done ends the loop once every assigned package is deployed and
+its result sent (exit status 0), for scripts that wait for a deployment.`,
+		Args: cmdutil.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return agentRun(cmd.Context(), o) },
+	}
+	f := cmd.Flags()
+	f.DurationVar(&o.Interval, "interval", 10*time.Minute, "time between refreshes")
+	f.BoolVar(&o.ExitWhenDone, "exit-when-done", false, "exit once every assigned package is deployed")
+	f.BoolVarP(&o.Verbose, "verbose", "v", false, "also write the engine's log to stderr")
+	return cmd
+}
+
+func agentRun(ctx context.Context, o *AgentOptions) error {
+	if o.Interval <= 0 {
+		return errkind.New(errkind.Usage, "--interval must be positive")
+	}
+	a := o.Agent()
+	if _, err := a.State(); err != nil {
+		return err
+	}
+	var log io.Writer
+	if o.Verbose {
+		log = o.IO.ErrOut
+	}
+	for {
+		if _, err := a.Refresh(ctx); err != nil {
+			if errkind.Is(err, errkind.NotFound) {
+				return err
+			}
+			fmt.Fprintf(o.IO.ErrOut, "zac: %v\n", err)
+		}
+		res, err := a.Deploy(ctx, agent.DeployOptions{Log: log})
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			if errkind.Is(err, errkind.NotFound) {
+				return err
+			}
+			fmt.Fprintf(o.IO.ErrOut, "zac: %v\n", err)
+		} else if o.ExitWhenDone && res.Contacted && res.Pending == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(o.Interval):
+		}
+	}
+}

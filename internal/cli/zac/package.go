@@ -1,0 +1,182 @@
+package zac
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"zonekit/internal/agent"
+	"zonekit/internal/cli/cmdutil"
+	"zonekit/internal/errkind"
+	"zonekit/internal/ui"
+)
+
+// RefreshOptions are refresh's inputs.
+type RefreshOptions struct {
+	*Options
+	Verbose bool
+}
+
+func newRefresh(opts *Options, runF func(*RefreshOptions) error) *cobra.Command {
+	o := &RefreshOptions{Options: opts}
+	cmd := &cobra.Command{
+		Use:     "refresh",
+		Aliases: []string{"ref"},
+		Short:   "Contact the zone now and deploy the packages assigned to this device",
+		Long: `Contact the zone (its servers in order until one answers), record the
+contact, send the package results waiting in the local cache, learn the
+packages assigned to this device and the zone's download configuration,
+and run the download engine: download periods until every package is
+deployed, or until a whole period made no progress (a server is down; the
+next refresh or 'zac agent' resumes where this one stopped, at the byte).
+
+Meant for cron and login scripts: nothing prompts, and the exit status says
+whether anything is left: 0 when every assigned package is deployed and its
+result is with the zone, 6 when some are not (zac package-list shows them).
+The engine's log is logs/deploy.log in the agent's home (-v: also stderr).`,
+		Args: cmdutil.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if runF != nil {
+				return runF(o)
+			}
+			return refreshRun(cmd.Context(), o)
+		},
+	}
+	cmd.Flags().BoolVarP(&o.Verbose, "verbose", "v", false, "also write the engine's log to stderr")
+	return cmd
+}
+
+func refreshRun(ctx context.Context, o *RefreshOptions) error {
+	format, err := ui.ParseFormat(o.Output)
+	if err != nil {
+		return err
+	}
+	a := o.Agent()
+	st, rerr := a.Refresh(ctx)
+	if rerr != nil && errkind.Is(rerr, errkind.NotFound) {
+		return rerr
+	}
+	var log io.Writer
+	if o.Verbose {
+		log = o.IO.ErrOut
+	}
+	start := time.Now()
+	res, err := a.Deploy(ctx, agent.DeployOptions{Log: log})
+	if err != nil {
+		return err
+	}
+	if format == ui.FormatJSON {
+		if err := ui.JSON(o.IO.Out, struct {
+			State agent.State `json:"state"`
+			agent.DeployResult
+		}{st, res}); err != nil {
+			return err
+		}
+	} else {
+		if rerr == nil {
+			fmt.Fprintf(o.IO.Out, "Refreshed: zone %s answered at %s.\n", st.ZoneName, ui.Date(st.LastContact))
+		}
+		for _, p := range res.Packages {
+			if !p.Done() || !p.Updated.Before(start.Add(-time.Second)) {
+				fmt.Fprintf(o.IO.Out, "Package %s: %s\n", p.ID, describe(p))
+			}
+		}
+	}
+	if rerr != nil {
+		return rerr
+	}
+	return pendingError(res)
+}
+
+func pendingError(res agent.DeployResult) error {
+	if res.Pending > 0 {
+		return errkind.New(errkind.Pending, "%d assigned package(s) not deployed yet (zac package-list)", res.Pending)
+	}
+	return nil
+}
+
+// describe says where a package stands, in a few words.
+func describe(p *agent.LocalPackage) string {
+	switch p.Phase {
+	case agent.PhaseDone:
+		if p.Reported {
+			return p.Result
+		}
+		return p.Result + " (result not sent yet)"
+	case agent.PhaseDownload:
+		s := fmt.Sprintf("downloading, %d/%d fragment(s)", p.Have, p.Fragments)
+		if p.LastError != "" {
+			s += "; last error: " + p.LastError
+		}
+		return s
+	case agent.PhaseNew:
+		if p.LastError != "" {
+			return "waiting; last error: " + p.LastError
+		}
+		return "waiting"
+	}
+	return p.Phase
+}
+
+func newPackageList(opts *Options) *cobra.Command {
+	return &cobra.Command{
+		Use:     "package-list",
+		Aliases: []string{"pkl"},
+		Short:   "List the packages assigned to this device and where each stands",
+		Long: `List every package this device knows: its priority, its phase (new,
+downloading, ready, running, done), the fragments in, its result and
+whether the zone has the result. Read from the local state only: it works
+without the zone, and while 'zac agent' runs.`,
+		Args: cmdutil.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			format, err := ui.ParseFormat(opts.Output)
+			if err != nil {
+				return err
+			}
+			pkgs, err := opts.Agent().Packages()
+			if err != nil {
+				return err
+			}
+			if format == ui.FormatJSON {
+				if pkgs == nil {
+					pkgs = []*agent.LocalPackage{}
+				}
+				return ui.JSON(opts.IO.Out, pkgs)
+			}
+			var rows [][]string
+			for _, p := range pkgs {
+				sent := ""
+				if p.Phase == agent.PhaseDone {
+					sent = map[bool]string{true: "yes", false: "no"}[p.Reported]
+				}
+				rows = append(rows, []string{p.ID, strconv.Itoa(p.Priority), p.Phase,
+					fmt.Sprintf("%d/%d", p.Have, p.Fragments), p.Result, sent, ui.Date(p.Updated)})
+			}
+			return ui.Table(opts.IO.Out, []string{"ID", "Priority", "Phase", "Fragments", "Result", "Sent", "Updated"}, rows)
+		},
+	}
+}
+
+func newPackageCancel(opts *Options) *cobra.Command {
+	return &cobra.Command{
+		Use:     "package-cancel ID",
+		Aliases: []string{"pkc"},
+		Short:   "Stop deploying a package on this device",
+		Long: `Stop the deployment of a package on this device: the engine (the running
+one, or the next) drops its files and reports ERR_ABORTED to the zone. A
+package whose action has started cannot be cancelled.`,
+		Args: cmdutil.ExactArgs(1, "the package ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := opts.Agent().CancelPackage(args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(opts.IO.Out, "Package %s cancelled: the engine reports ERR_ABORTED at its next turn.\n", p.ID)
+			return nil
+		},
+	}
+}
