@@ -10,21 +10,27 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"zonekit/internal/spk"
 )
 
 // Archive formats a package can carry.
 const (
 	FormatTarGz = "tar.gz"
 	FormatZip   = "zip"
+	// FormatCPK is a compiled server software package: a zstd stream.
+	FormatCPK = "cpk"
 )
 
 // detectFormat is DetectFormat, for the build pipeline.
 func detectFormat(head []byte) string { return DetectFormat(head) }
 
-// DetectFormat tells zip from tar.gz by the first bytes of an archive ("" for
-// neither).
+// DetectFormat tells zip, tar.gz and CPK apart by the first bytes of an
+// archive ("" for none of them).
 func DetectFormat(head []byte) string {
 	switch {
+	case bytes.HasPrefix(head, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		return FormatCPK
 	case bytes.HasPrefix(head, []byte{0x1f, 0x8b}):
 		return FormatTarGz
 	case bytes.HasPrefix(head, []byte("PK\x03\x04")), bytes.HasPrefix(head, []byte("PK\x05\x06")):
@@ -197,4 +203,20 @@ func (r *fragmentReaderAt) Close() error {
 		r.f = nil
 	}
 	return nil
+}
+
+// checkCPK reads back the CPK the fragments make up and opens it as zac
+// will: every digest, the manifest, and a signature by a zone CA (zac
+// refuses unsigned CPKs, so the zone does too, before anyone assigns one).
+func (r *Repo) checkCPK(dir string, m *Manifest) error {
+	if r.CPKTrust == nil {
+		return invalid("this repository takes no CPK packages")
+	}
+	ra := &fragmentReaderAt{dir: dir, frags: m.Fragments, size: m.FragmentSize}
+	defer ra.Close()
+	c, err := spk.Open(io.NewSectionReader(ra, 0, m.Size), spk.OpenOptions{TempDir: dir, Trusted: r.CPKTrust(), RequireSignature: true})
+	if err != nil {
+		return invalid("the CPK is refused: %v", err)
+	}
+	return c.Close()
 }

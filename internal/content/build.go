@@ -79,7 +79,7 @@ func (r *Repo) Build(id string, s Spec, archive io.Reader, created time.Time) (*
 	}
 	m := &Manifest{ID: id, Name: s.Name, OS: s.OS, FragmentSize: s.FragmentSize, Fragments: []Fragment{}, Created: created.UTC()}
 	if archive != nil {
-		if err := buildArchive(stageDir, id, s, archive, m); err != nil {
+		if err := r.buildArchive(stageDir, id, s, archive, m); err != nil {
 			return nil, err
 		}
 	}
@@ -102,7 +102,7 @@ func (r *Repo) Build(id string, s Spec, archive io.Reader, created time.Time) (*
 	return m, nil
 }
 
-func buildArchive(dir, id string, s Spec, archive io.Reader, m *Manifest) error {
+func (r *Repo) buildArchive(dir, id string, s Spec, archive io.Reader, m *Manifest) error {
 	blocks := make([]*block, blockCount)
 	for i := range blocks {
 		blocks[i] = &block{buf: make([]byte, blockSize)}
@@ -114,8 +114,13 @@ func buildArchive(dir, id string, s Spec, archive io.Reader, m *Manifest) error 
 	}
 	first.n = n
 	format := detectFormat(first.buf[:n])
-	if format == "" {
-		return invalid("the archive is neither zip nor tar.gz")
+	switch {
+	case format == "":
+		return invalid("the archive is neither zip, tar.gz nor a CPK")
+	case s.Action == ActionCPK && format != FormatCPK:
+		return invalid("action cpk needs a compiled server software package (.cpk, zman spk-compile), not a %s archive", format)
+	case s.Action != ActionCPK && format == FormatCPK:
+		return invalid("a CPK archive is deployed with --action cpk")
 	}
 	m.Format = format
 
@@ -199,10 +204,15 @@ func buildArchive(dir, id string, s Spec, archive io.Reader, m *Manifest) error 
 	m.Fragments = fw.frags
 
 	var names map[string]bool
-	if check != nil {
+	switch {
+	case format == FormatCPK:
+		return r.checkCPK(dir, m)
+	case check != nil:
 		names = check.top
-	} else if names, err = checkZip(dir, m); err != nil {
-		return err
+	default:
+		if names, err = checkZip(dir, m); err != nil {
+			return err
+		}
 	}
 	if s.Action == ActionLaunch {
 		exe := LaunchFile(s.Command)

@@ -36,6 +36,10 @@ func InfoFor(id string, s Spec, md5hex string, frags int) Info {
 		Frags: frags, NotifyUser: s.NotifyUser, NotifyCanAbort: s.NotifyCanAbort, NotifyCanDelay: s.NotifyCanDelay,
 		NeedDoneAction: s.NeedDoneAction, DoneActionText: s.DoneActionText}
 	switch s.Action {
+	case ActionCPK:
+		// OCS knows no such action; a LAUNCH without a command is what an
+		// OCS agent refuses cleanly. zac recognizes the CPK by its bytes.
+		i.Action = "LAUNCH"
 	case ActionLaunch:
 		i.Name = s.Command
 	case ActionExecute:

@@ -2,6 +2,7 @@ package content
 
 import (
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -45,7 +46,12 @@ const (
 )
 
 // Repo is a content repository: one directory per package.
-type Repo struct{ dir string }
+type Repo struct {
+	dir string
+	// CPKTrust gives the CAs whose signature a CPK package must carry (the
+	// zone's); without it no CPK is accepted.
+	CPKTrust func() []*x509.Certificate
+}
 
 // NewRepo opens the repository in dir (created when missing).
 func NewRepo(dir string) (*Repo, error) {

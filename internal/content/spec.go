@@ -22,6 +22,9 @@ const (
 	ActionLaunch  = "launch"  // run an executable of the archive, report its exit code
 	ActionExecute = "execute" // run a command line in the extracted directory
 	ActionStore   = "store"   // extract the archive into a path
+	// ActionCPK runs a compiled server software package (a signed .cpk,
+	// docs/spk.md) with zac's SPK processor. OCS agents cannot run it.
+	ActionCPK = "cpk"
 )
 
 // Target operating systems.
@@ -124,8 +127,12 @@ func (s Spec) Validate() error {
 		if s.Command != "" {
 			return bad("action store takes --path, not --command")
 		}
+	case ActionCPK:
+		if s.Command != "" || s.Path != "" {
+			return bad("action cpk takes neither --command nor --path: the CPK says what it does")
+		}
 	default:
-		return bad("--action %q: want launch, execute or store", s.Action)
+		return bad("--action %q: want launch, execute, store or cpk", s.Action)
 	}
 	if s.Action != ActionStore && s.Path != "" {
 		return bad("--path is for action store only")

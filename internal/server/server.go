@@ -89,6 +89,7 @@ func New(opts Options) (*Server, error) {
 	if s.pkg, err = newPackages(opts.Paths.ContentRepo(), s.db); err != nil {
 		return nil, err
 	}
+	s.pkg.repo.CPKTrust = s.cpkTrust
 	s.auth = newAdminAuth(s.db, s.now)
 	s.handler = s.routes()
 	return s, nil

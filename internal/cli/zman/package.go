@@ -85,7 +85,9 @@ agents and zonekit agents read it: an info file describing the package and
 the archive cut into fragments, under a numeric package ID.
 
 --file is a zip or tar.gz archive, or a directory, which is packed for the
-target: tar.gz for Linux (the agent extracts it with tar), zip for Windows.
+target: tar.gz for Linux (the agent extracts it with tar), zip for Windows;
+for action cpk, a compiled server software package signed by the zone CA
+(zman spk-compile).
 
 Actions:
   launch   run --command, an executable at the top of the package (its name
@@ -93,6 +95,10 @@ Actions:
   execute  run --command, any command line, in the extracted directory
            (environment variables are expanded); --file is optional
   store    extract the package into --path on the device
+  cpk      run the CPK with zac's SPK processor, its variables taking the
+           values the zone holds for the device (zman spk-values-set: zone,
+           group, device; the most specific wins). zac agents only: OCS
+           agents cannot run it.
 
 Priority 0 is absolute: its packages are fetched before all others, and a
 failing one holds back every other package. 5 is the default, 10 the lowest.
@@ -108,7 +114,8 @@ Activate it with package-activate, then assign it with package-assign.`,
 		Example: `  zman package-create firefox --os linux --action launch --file ./firefox-pkg --command "install.sh --quiet"
   zman pkc msi-tool --os windows --action execute --file tool.zip --command "msiexec.exe /i tool.msi /quiet"
   zman pkc proxy --os windows --action execute --command "Proxycfg.exe /p 192.168.1.1" --priority 3
-  zman pkc wallpapers --os linux --action store --file art.tar.gz --path /usr/share/backgrounds --fragment-size 4M`,
+  zman pkc wallpapers --os linux --action store --file art.tar.gz --path /usr/share/backgrounds --fragment-size 4M
+  zman pkc edir --os linux --action cpk --file edir-install.cpk`,
 		Args: cmdutil.ExactArgs(1, "the package NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Spec.Name = args[0]
@@ -130,8 +137,8 @@ Activate it with package-activate, then assign it with package-assign.`,
 	fl := cmd.Flags()
 	fl.StringVar(&o.Spec.OS, "os", "", "target operating system: linux or windows")
 	fl.IntVar(&o.Spec.Priority, "priority", content.DefaultPriority, "priority, 0 (absolute) to 10 (lowest)")
-	fl.StringVar(&o.Spec.Action, "action", "", "launch, execute or store")
-	fl.StringVarP(&o.File, "file", "f", "", "zip or tar.gz archive, or a directory to pack")
+	fl.StringVar(&o.Spec.Action, "action", "", "launch, execute, store or cpk")
+	fl.StringVarP(&o.File, "file", "f", "", "zip, tar.gz or CPK archive, or a directory to pack")
 	fl.StringVarP(&o.Spec.Command, "command", "c", "", "launch: the package's executable and arguments; execute: the command line")
 	fl.StringVar(&o.Spec.Path, "path", "", "store: where the files go on the device")
 	fl.BoolVar(&o.Spec.NotifyUser, "notify-user", false, "warn the device's user before the deployment")
@@ -154,6 +161,9 @@ func packageCreateRun(ctx context.Context, o *packageCreateOptions) error {
 		fi, err := os.Stat(o.File)
 		if err != nil {
 			return errkind.New(errkind.Usage, "--file %s: %v", o.File, errors.Unwrap(err))
+		}
+		if fi.IsDir() && o.Spec.Action == content.ActionCPK {
+			return errkind.New(errkind.Usage, "--file %s: action cpk takes a .cpk file (zman spk-compile), not a directory", o.File)
 		}
 		if fi.IsDir() {
 			format := o.Spec.ArchiveFormat()
@@ -258,7 +268,7 @@ func sniffArchive(path string) error {
 	head := make([]byte, 4)
 	n, _ := io.ReadFull(f, head)
 	if content.DetectFormat(head[:n]) == "" {
-		return errkind.New(errkind.Invalid, "%s is neither a zip nor a tar.gz archive", filepath.Base(path))
+		return errkind.New(errkind.Invalid, "%s is neither a zip, a tar.gz nor a CPK archive", filepath.Base(path))
 	}
 	return nil
 }
