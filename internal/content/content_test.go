@@ -143,8 +143,8 @@ func TestBuildRefusals(t *testing.T) {
 		kind    errkind.Kind
 		msg     string
 	}{
-		{"not an archive", spec(ActionLaunch, "run.sh"), []byte("just some text, not an archive at all"), errkind.Invalid, "neither zip nor tar.gz"},
-		{"empty archive", spec(ActionLaunch, "run.sh"), []byte{}, errkind.Invalid, "neither zip nor tar.gz"},
+		{"not an archive", spec(ActionLaunch, "run.sh"), []byte("just some text, not an archive at all"), errkind.Invalid, "neither zip, tar.gz nor a CPK"},
+		{"empty archive", spec(ActionLaunch, "run.sh"), []byte{}, errkind.Invalid, "neither zip, tar.gz nor a CPK"},
 		{"truncated tar.gz", spec(ActionLaunch, "run.sh"), good[:len(good)-10], errkind.Invalid, "not a valid tar.gz"},
 		{"corrupt zip", spec(ActionLaunch, "run.sh"), corruptZip, errkind.Invalid, "zip"},
 		{"launch file missing", spec(ActionLaunch, "setup.sh"), good, errkind.Invalid, "no file setup.sh"},
