@@ -42,7 +42,7 @@ data/preboot/SERVICE.pid, and images in data/images.`,
 	}
 	root.SetVersionTemplate("pbserv {{.Version}}\n")
 	root.PersistentFlags().StringVar(&opts.Home, "home", "", "zonekit home directory (default $ZONEKIT_HOME, /var/opt/zonekit for root)")
-	for _, svc := range conf.Services {
+	for _, svc := range conf.Services() {
 		root.AddCommand(newServiceCmd(opts, svc, nil))
 	}
 	root.AddCommand(newStatus(opts, nil), newImageUpload(opts, nil), newImageDownload(opts, nil), newImageList(opts, nil))

@@ -33,37 +33,44 @@ type ServiceOptions struct {
 	Wait    time.Duration
 }
 
-var serviceShort = map[string]string{
-	conf.Imaging:   "the imaging service: stores and serves images, resolves preboot work, keeps statistics",
-	conf.ProxyDHCP: "the proxy DHCP service: tells PXE clients their boot file (ports 67 and 4011)",
-	conf.TFTP:      "the TFTP service: serves boot files from TFTPDirectory (port 69)",
-	conf.Policy:    "the preboot policy service: hands iPXE clients the work assigned to them",
+func serviceShort(svc string) string {
+	return map[string]string{
+		conf.Imaging:   "the imaging service: stores and serves images, resolves preboot work, keeps statistics",
+		conf.ProxyDHCP: "the proxy DHCP service: tells PXE clients their boot file (ports 67 and 4011)",
+		conf.TFTP:      "the TFTP service: serves boot files from TFTPDirectory (port 69)",
+		conf.Policy:    "the preboot policy service: hands iPXE clients the work assigned to them",
+	}[svc]
 }
 
-var verbs = []struct{ name, short, long string }{
-	{"start", "Start the service in the background", "Start the service as a background daemon and wait until it listens. The\nconfiguration file is written with its defaults first when there is none.\nThe daemon's own output goes to logs/preboot/SERVICE.out."},
-	{"stop", "Stop the service", "Stop the background daemon; transfers under way get up to --wait to finish."},
-	{"restart", "Stop the service if it runs, then start it", ""},
-	{"force-reload", "Make the running service reread its configuration file", "Make the running daemon reread its configuration file (SIGHUP) and wait until\nit has. Transfers under way go on with the settings they started with; new\nrequests get the new ones. A file with errors, or a change the service can\nonly make on restart, is refused and changes nothing."},
-	{"status", "Show whether the service runs", "Print whether the service runs; exit 0 when it does and 3 when it does not."},
-	{"showpid", "Print the service's process ID", "Print the daemon's process ID; exit 3 when it does not run."},
-	{"install", "Start the service when the server boots (systemd)", "Write a systemd unit (/etc/systemd/system/zonekit-SERVICE.service, or under\n$ZONEKIT_SYSTEMD_DIR) that runs 'pbserv SERVICE run', and enable it with\nsystemctl. Also writes the configuration file with its defaults when missing."},
-	{"run", "Run the service in the foreground (what start and systemd run)", "Run the service in the foreground until SIGTERM or SIGINT; SIGHUP rereads the\nconfiguration. The configuration file is written with its defaults when\nthere is none. The log goes to the file its configuration names."},
+type verb struct{ name, short, long string }
+
+// verbs are the control actions of every service.
+func verbs() []verb {
+	return []verb{
+		{"start", "Start the service in the background", "Start the service as a background daemon and wait until it listens. The\nconfiguration file is written with its defaults first when there is none.\nThe daemon's own output goes to logs/preboot/SERVICE.out."},
+		{"stop", "Stop the service", "Stop the background daemon; transfers under way get up to --wait to finish."},
+		{"restart", "Stop the service if it runs, then start it", ""},
+		{"force-reload", "Make the running service reread its configuration file", "Make the running daemon reread its configuration file (SIGHUP) and wait until\nit has. Transfers under way go on with the settings they started with; new\nrequests get the new ones. A file with errors, or a change the service can\nonly make on restart, is refused and changes nothing."},
+		{"status", "Show whether the service runs", "Print whether the service runs; exit 0 when it does and 3 when it does not."},
+		{"showpid", "Print the service's process ID", "Print the daemon's process ID; exit 3 when it does not run."},
+		{"install", "Start the service when the server boots (systemd)", "Write a systemd unit (/etc/systemd/system/zonekit-SERVICE.service, or under\n$ZONEKIT_SYSTEMD_DIR) that runs 'pbserv SERVICE run', and enable it with\nsystemctl. Also writes the configuration file with its defaults when missing."},
+		{"run", "Run the service in the foreground (what start and systemd run)", "Run the service in the foreground until SIGTERM or SIGINT; SIGHUP rereads the\nconfiguration. The configuration file is written with its defaults when\nthere is none. The log goes to the file its configuration names."},
+	}
 }
 
 func newServiceCmd(opts *Options, svc string, runF func(*ServiceOptions) error) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   svc,
-		Short: "Control " + serviceShort[svc],
+		Short: "Control " + serviceShort(svc),
 		Long: fmt.Sprintf(`Control %s.
 
 Configuration: conf/preboot/%s.conf under the zonekit home (--home or
 $ZONEKIT_HOME); 'pbserv %s install' or the first start writes it with every
-parameter and its default.`, serviceShort[svc], svc, svc),
+parameter and its default.`, serviceShort(svc), svc, svc),
 		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
-	for _, v := range verbs {
+	for _, v := range verbs() {
 		so := &ServiceOptions{Options: opts, Service: svc, Verb: v.name}
 		long := v.long
 		if long == "" {

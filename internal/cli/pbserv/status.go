@@ -60,7 +60,7 @@ func statusRun(o *StatusOptions) error {
 	}
 	l := o.Layout()
 	var res statusJSON
-	for _, svc := range conf.Services {
+	for _, svc := range conf.Services() {
 		s := service.ReadStatus(l, svc)
 		res.Services = append(res.Services, serviceStatus{svc, service.Title(svc), s.Running, s.Pid})
 	}

@@ -10,7 +10,7 @@ import (
 // defaults and names every parameter.
 func TestRenderParse(t *testing.T) {
 	l := Layout{Home: t.TempDir()}
-	for _, svc := range Services {
+	for _, svc := range Services() {
 		spec, err := l.Spec(svc)
 		if err != nil {
 			t.Fatal(err)

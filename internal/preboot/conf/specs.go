@@ -18,7 +18,7 @@ const (
 )
 
 // Services lists the services in the order status prints them.
-var Services = []string{Imaging, ProxyDHCP, TFTP, Policy}
+func Services() []string { return []string{Imaging, ProxyDHCP, TFTP, Policy} }
 
 // Default ports of the services whose port the reference does not fix.
 const (
@@ -52,15 +52,17 @@ func logLevelHelp(levels []string) []string {
 	return append([]string{"Which events are logged: a message is written when its priority is at", "most this level. A high level on a busy server fills the log quickly."}, levels...)
 }
 
-var levels04 = []string{
-	"  0 critical: service start, stop and critical events",
-	"  1 warning: also warnings and failed client transactions",
-	"  2 transaction: also every completed client transaction",
-	"  3 request: also every client request with its options, and why one was ignored",
-	"  4 debugging: also every packet received, decoded",
+func levels04() []string {
+	return []string{
+		"  0 critical: service start, stop and critical events",
+		"  1 warning: also warnings and failed client transactions",
+		"  2 transaction: also every completed client transaction",
+		"  3 request: also every client request with its options, and why one was ignored",
+		"  4 debugging: also every packet received, decoded",
+	}
 }
 
-var sizeHelp = "Past this size in MB the log file is deleted and restarted."
+const sizeHelp = "Past this size in MB the log file is deleted and restarted."
 
 // Spec returns the specification of a service's configuration file, its
 // defaults resolved against the layout.
@@ -84,7 +86,7 @@ func (l Layout) Spec(service string) (*Spec, error) {
 			{Name: "NBPx64", Default: "ipxe.efi", Help: []string{"zonekit: the boot file offered to x86-64 UEFI clients (option 93 = 7 or 9)."}},
 			{Name: "TFTPServer", Kind: IP, Commented: true, Help: []string{"zonekit: the TFTP server clients load boot files from. Empty: this server."}},
 			{Name: "MenuTimeout", Default: "2", Kind: Int, Min: 0, Max: 255, Help: []string{"Seconds the F8 boot menu waits before choosing its first entry (this", "server and its boot file). 0 shows no menu."}},
-			{Name: "ProxyLogLevel", Default: "2", Kind: Int, Min: 0, Max: 4, Help: logLevelHelp(levels04)},
+			{Name: "ProxyLogLevel", Default: "2", Kind: Int, Min: 0, Max: 4, Help: logLevelHelp(levels04())},
 			{Name: "ProxyLogFile", Default: l.Log(ProxyDHCP), Kind: Path, Commented: true, Help: []string{"The log file."}},
 			{Name: "ProxyLogFileSize", Default: "15", Kind: Int, Min: 1, Max: 4096, Help: []string{sizeHelp}},
 			{Name: "ProxyDHCPPort", Default: "67", Kind: Int, Min: 1, Max: 65535, Commented: true, Help: []string{"zonekit: the DHCP port (tests move it)."}},
@@ -98,7 +100,7 @@ func (l Layout) Spec(service string) (*Spec, error) {
 			{Name: "TFTPDirectory", Default: "/srv/tftp", Kind: Path, Commented: true, Help: []string{"The only directory clients can read from or write to; every path is", "relative to it, and nothing outside it (.., symbolic links) is reachable.", "The service does not start if it does not exist."}},
 			{Name: "TFTPAllowWrites", Default: "0", Kind: Int, Min: 0, Max: 1, Help: []string{"1 lets clients place new files in TFTPDirectory."}},
 			{Name: "TFTPAllowOverwrites", Default: "0", Kind: Int, Min: 0, Max: 1, Help: []string{"1 lets clients overwrite existing files (needs TFTPAllowWrites = 1)."}},
-			{Name: "TFTPLogLevel", Default: "2", Kind: Int, Min: 0, Max: 4, Commented: true, Help: logLevelHelp(levels04)},
+			{Name: "TFTPLogLevel", Default: "2", Kind: Int, Min: 0, Max: 4, Commented: true, Help: logLevelHelp(levels04())},
 			{Name: "TFTPLogFile", Default: l.Log(TFTP), Kind: Path, Commented: true, Help: []string{"The log file."}},
 			{Name: "TFTPLogFileSize", Default: "15", Kind: Int, Min: 1, Max: 4096, Commented: true, Help: []string{sizeHelp}},
 			{Name: "TFTPPort", Default: "69", Kind: Int, Min: 1, Max: 65535, Commented: true, Help: []string{"zonekit: the UDP port of the service."}},
