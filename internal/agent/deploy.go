@@ -44,7 +44,8 @@ type LocalPackage struct {
 	Phase        string            `json:"phase"`
 	Info         string            `json:"info,omitempty"` // the info file as fetched over HTTPS
 	Manifest     *content.Manifest `json:"manifest,omitempty"`
-	Have         int               `json:"have"` // fragments complete and checked, from 1 up
+	Have         int               `json:"have"`   // fragments complete and checked, from 1 up (counted every few)
+	Synced       int               `json:"synced"` // of which fsynced
 	Result       string            `json:"result,omitempty"`
 	Reported     bool              `json:"reported"`
 	Cancel       bool              `json:"cancel,omitempty"`
@@ -139,8 +140,13 @@ func (a *Agent) savePackage(p *LocalPackage) error {
 }
 
 func (a *Agent) loadPackage(id string) (*LocalPackage, error) {
+	db, err := a.open(true)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
 	var p *LocalPackage
-	err := a.update(func(tx *bolt.Tx) error {
+	err = db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketPackages)
 		if b == nil || b.Get([]byte(id)) == nil {
 			return errkind.New(errkind.NotFound, "package %s is not known on this device", id)
@@ -206,12 +212,17 @@ type engine struct {
 	frags   *http.Client // plain HTTP (the digests protect the fragments)
 	st      State
 	offline bool
+	// inHand counts, per package, the fragments this run has fetched or
+	// checked: the record is written only every few.
+	inHand map[string]int
+	// finished says a result is waiting to be sent at the end of the cycle.
+	finished bool
 }
 
 func (e *engine) logf(format string, args ...any) {
 	e.logMu.Lock()
 	defer e.logMu.Unlock()
-	fmt.Fprintf(e.log, "%s %s\n", e.a.Now().UTC().Format(time.RFC3339), fmt.Sprintf(format, args...))
+	fmt.Fprintf(e.log, "%s %s\n", e.a.Now().UTC().Format("2006-01-02T15:04:05.000Z07:00"), fmt.Sprintf(format, args...))
 }
 
 // Deploy runs the download engine once: it sends results waiting in the
@@ -238,7 +249,7 @@ func (a *Agent) Deploy(ctx context.Context, o DeployOptions) (DeployResult, erro
 		return DeployResult{}, err
 	}
 	defer lf.Close()
-	e := &engine{a: a, o: o, st: st, log: lf}
+	e := &engine{a: a, o: o, st: st, log: lf, inHand: map[string]int{}}
 	if o.Log != nil {
 		e.log = io.MultiWriter(lf, o.Log)
 	}
@@ -297,6 +308,18 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 // died: their result is lost, and running them again would break "exactly
 // once", so the zone hears ERR_DONE_FAILED.
 func (e *engine) recoverLost() error {
+	// Read first: a write transaction costs an fsync, even when it changes nothing.
+	pkgs, err := e.a.Packages()
+	if err != nil {
+		return err
+	}
+	lost := false
+	for _, p := range pkgs {
+		lost = lost || p.Phase == PhaseRunning || (p.Phase == PhaseDone && p.Result == "")
+	}
+	if !lost {
+		return nil
+	}
 	return e.a.update(func(tx *bolt.Tx) error {
 		pkgs, err := readPackages(tx)
 		if err != nil {
@@ -378,6 +401,9 @@ func (e *engine) sync(ctx context.Context) error {
 			listed[p.ID] = p
 		}
 	}
+	if !e.syncChanges(listed) {
+		return nil
+	}
 	var dropped []string
 	err = e.a.update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketState)
@@ -436,6 +462,35 @@ func (e *engine) sync(ctx context.Context) error {
 		e.report(ctx)
 	}
 	return err
+}
+
+// syncChanges tells whether the zone's answer changes anything here (a
+// refresh with nothing to do then writes nothing).
+func (e *engine) syncChanges(listed map[string]api.DevicePackage) bool {
+	if len(listed) > 0 {
+		return true
+	}
+	db, err := e.a.open(true)
+	if err != nil {
+		return true
+	}
+	defer db.Close()
+	changed := false
+	db.View(func(tx *bolt.Tx) error {
+		var cfg api.DownloadConfig
+		b := tx.Bucket(bucketState)
+		if b == nil || b.Get(keyDownloadConfig) == nil || json.Unmarshal(b.Get(keyDownloadConfig), &cfg) != nil || cfg != e.cfg {
+			changed = true
+			return nil
+		}
+		pkgs, err := readPackages(tx)
+		for _, p := range pkgs {
+			changed = changed || (p.Phase != PhaseDone && p.Phase != PhaseRunning)
+		}
+		changed = changed || err != nil
+		return nil
+	})
+	return changed
 }
 
 // active lists the packages the engine still has to work on.
@@ -511,7 +566,10 @@ func (e *engine) periods(ctx context.Context) error {
 				}
 				progress = progress || ok
 			}
-			e.report(ctx)
+			if e.finished {
+				e.report(ctx)
+				e.finished = false
+			}
 			if err := e.o.Sleep(ctx, time.Duration(e.cfg.CycleLatency)*time.Second); err != nil {
 				return err
 			}
@@ -558,6 +616,11 @@ func (e *engine) step(ctx context.Context, p *LocalPackage) (ok bool, err error)
 		}
 		fallthrough
 	case PhaseDownload:
+		p.Have = max(p.Have, e.fragmentsOnDisk(p))
+		if p.Have >= p.Fragments {
+			p.Phase = PhaseReady
+			return true, e.a.savePackage(p)
+		}
 		res, err := e.fetchFragment(ctx, p)
 		if res != "" {
 			return true, e.finish(p, res)
@@ -566,12 +629,23 @@ func (e *engine) step(ctx context.Context, p *LocalPackage) (ok bool, err error)
 			return false, e.retryLater(p, err)
 		}
 		p.Have++
+		e.inHand[p.ID] = p.Have
+		// The fragment files are the truth (renamed into place once checked):
+		// the record is written every few fragments, not after each, and
+		// fragmentsOnDisk catches up after a crash.
+		save := p.LastError != "" || p.Have%16 == 0
 		p.LastError = ""
 		if p.Have >= p.Fragments {
-			p.Phase = PhaseReady
+			p.Phase, save = PhaseReady, true
 		}
-		if err := e.a.savePackage(p); err != nil {
-			return false, err
+		if save {
+			if err := e.syncFragments(p, p.Synced+1, p.Have); err != nil {
+				return false, err
+			}
+			p.Synced = p.Have
+			if err := e.a.savePackage(p); err != nil {
+				return false, err
+			}
 		}
 		return true, e.o.Sleep(ctx, time.Duration(e.cfg.FragLatency)*time.Second)
 	case PhaseReady:
@@ -597,6 +671,27 @@ func (e *engine) expire(p *LocalPackage) (bool, error) {
 	return false, nil
 }
 
+// fragmentsOnDisk counts the fragments in place from the first on. Those
+// the record has not counted yet are from a run that stopped: after a power
+// cut they may not have reached the disk whole, so they are checked again
+// (at most a batch) and a bad one is dropped.
+func (e *engine) fragmentsOnDisk(p *LocalPackage) int {
+	n := max(p.Have, e.inHand[p.ID])
+	defer func() { e.inHand[p.ID] = n }()
+	for n < p.Fragments {
+		path := filepath.Join(e.a.packageDir(p.ID), content.FragmentName(p.ID, n+1))
+		if _, err := os.Stat(path); err != nil {
+			break
+		}
+		if n >= p.Synced && p.Manifest != nil && !fragmentOK(path, p.Manifest.Fragments[n]) {
+			os.Remove(path)
+			break
+		}
+		n++
+	}
+	return n
+}
+
 func (e *engine) retryLater(p *LocalPackage, err error) error {
 	e.logf("package %s: %v (retried later)", p.ID, err)
 	p.LastError = err.Error()
@@ -616,6 +711,7 @@ func (e *engine) finish(p *LocalPackage, result string) error {
 		}
 	}
 	p.Phase, p.Result, p.Reported, p.Finished = PhaseDone, result, false, e.a.Now().UTC()
+	e.finished = true
 	e.logf("package %s: result %s", p.ID, result)
 	return e.a.savePackage(p)
 }

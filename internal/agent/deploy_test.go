@@ -135,7 +135,7 @@ func TestFetchFragmentResumesAtTheByte(t *testing.T) {
 	}))
 	defer srv.Close()
 	var log bytes.Buffer
-	e := &engine{a: New(t.TempDir()), log: &log, frags: srv.Client()}
+	e := &engine{a: New(t.TempDir()), log: &log, frags: srv.Client(), inHand: map[string]int{}}
 	p := &LocalPackage{ID: "42", Fragments: 1, PackLocation: strings.TrimPrefix(srv.URL, "http://"),
 		Manifest: &content.Manifest{Fragments: []content.Fragment{{Name: "42-1", Size: 10000, SHA256: hex.EncodeToString(sum[:])}}}}
 	if res, err := e.fetchFragment(context.Background(), p); err == nil || res != "" {
@@ -174,4 +174,33 @@ func FuzzExtractTarGz(f *testing.F) {
 			t.Fatalf("extraction wrote outside its directory: %v", entries)
 		}
 	})
+}
+
+func TestCheckDigest(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "9-1"), []byte("abc"), 0o600)
+	os.WriteFile(filepath.Join(dir, "9-2"), []byte("de"), 0o600)
+	arch, err := openFragments(dir, "9", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer arch.Close()
+	const md5abcde = "ab56b4d92b40713acc5af89985d4b786"
+	var log bytes.Buffer
+	e := &engine{a: New(dir), log: &log}
+	info := content.Info{Digest: md5abcde}
+	if res := e.checkDigest(&LocalPackage{ID: "9"}, info, arch); res != "" {
+		t.Errorf("right MD5, no manifest: %q", res)
+	}
+	if res := e.checkDigest(&LocalPackage{ID: "9"}, content.Info{Digest: strings.Repeat("0", 32)}, arch); res != "ERR_BAD_DIGEST" {
+		t.Errorf("wrong MD5: %q", res)
+	}
+	m := &content.Manifest{MD5: md5abcde, Size: 5, Fragments: []content.Fragment{{Size: 3}, {Size: 2}}}
+	if res := e.checkDigest(&LocalPackage{ID: "9", Manifest: m}, info, arch); res != "" {
+		t.Errorf("manifest: %q", res)
+	}
+	m.Fragments = []content.Fragment{{Size: 2}, {Size: 3}}
+	if res := e.checkDigest(&LocalPackage{ID: "9", Manifest: m}, info, arch); res != "ERR_BAD_DIGEST" {
+		t.Errorf("fragments of other sizes: %q", res)
+	}
 }
