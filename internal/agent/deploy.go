@@ -44,8 +44,7 @@ type LocalPackage struct {
 	Phase        string            `json:"phase"`
 	Info         string            `json:"info,omitempty"` // the info file as fetched over HTTPS
 	Manifest     *content.Manifest `json:"manifest,omitempty"`
-	Have         int               `json:"have"`   // fragments complete and checked, from 1 up (counted every few)
-	Synced       int               `json:"synced"` // of which fsynced
+	Have         int               `json:"have"` // fragments complete and checked, from 1 up (counted every few)
 	Result       string            `json:"result,omitempty"`
 	Reported     bool              `json:"reported"`
 	Cancel       bool              `json:"cancel,omitempty"`
@@ -215,6 +214,8 @@ type engine struct {
 	// inHand counts, per package, the fragments this run has fetched or
 	// checked: the record is written only every few.
 	inHand map[string]int
+	// fresh is, per package, the first fragment this run fetched.
+	fresh map[string]int
 	// finished says a result is waiting to be sent at the end of the cycle.
 	finished bool
 }
@@ -249,7 +250,7 @@ func (a *Agent) Deploy(ctx context.Context, o DeployOptions) (DeployResult, erro
 		return DeployResult{}, err
 	}
 	defer lf.Close()
-	e := &engine{a: a, o: o, st: st, log: lf, inHand: map[string]int{}}
+	e := &engine{a: a, o: o, st: st, log: lf, inHand: map[string]int{}, fresh: map[string]int{}}
 	if o.Log != nil {
 		e.log = io.MultiWriter(lf, o.Log)
 	}
@@ -630,6 +631,9 @@ func (e *engine) step(ctx context.Context, p *LocalPackage) (ok bool, err error)
 		}
 		p.Have++
 		e.inHand[p.ID] = p.Have
+		if e.fresh[p.ID] == 0 {
+			e.fresh[p.ID] = p.Have
+		}
 		// The fragment files are the truth (renamed into place once checked):
 		// the record is written every few fragments, not after each, and
 		// fragmentsOnDisk catches up after a crash.
@@ -639,16 +643,17 @@ func (e *engine) step(ctx context.Context, p *LocalPackage) (ok bool, err error)
 			p.Phase, save = PhaseReady, true
 		}
 		if save {
-			if err := e.syncFragments(p, p.Synced+1, p.Have); err != nil {
-				return false, err
-			}
-			p.Synced = p.Have
 			if err := e.a.savePackage(p); err != nil {
 				return false, err
 			}
 		}
 		return true, e.o.Sleep(ctx, time.Duration(e.cfg.FragLatency)*time.Second)
 	case PhaseReady:
+		if n := e.recheck(p); n > 0 {
+			p.Have, p.Phase = n-1, PhaseDownload
+			e.inHand[p.ID] = n - 1
+			return true, e.a.savePackage(p)
+		}
 		return true, e.finish(p, e.install(ctx, p))
 	}
 	return false, nil
@@ -671,6 +676,29 @@ func (e *engine) expire(p *LocalPackage) (bool, error) {
 	return false, nil
 }
 
+// recheck hashes again the fragments an earlier run fetched: fragments
+// are not fsynced (as no download tool does), so after a power cut one may
+// not be whole. Those this run fetched were hashed on the way in. It
+// returns the first bad fragment (removed), or 0.
+func (e *engine) recheck(p *LocalPackage) int {
+	if p.Manifest == nil {
+		return 0 // the whole archive's MD5 is checked at install
+	}
+	upto := p.Fragments
+	if f := e.fresh[p.ID]; f > 0 {
+		upto = f - 1
+	}
+	for n := 1; n <= upto; n++ {
+		path := filepath.Join(e.a.packageDir(p.ID), content.FragmentName(p.ID, n))
+		if !fragmentOK(path, p.Manifest.Fragments[n-1]) {
+			e.logf("package %s: fragment %d/%d on disk is damaged; fetched again", p.ID, n, p.Fragments)
+			os.Remove(path)
+			return n
+		}
+	}
+	return 0
+}
+
 // fragmentsOnDisk counts the fragments in place from the first on. Those
 // the record has not counted yet are from a run that stopped: after a power
 // cut they may not have reached the disk whole, so they are checked again
@@ -683,7 +711,7 @@ func (e *engine) fragmentsOnDisk(p *LocalPackage) int {
 		if _, err := os.Stat(path); err != nil {
 			break
 		}
-		if n >= p.Synced && p.Manifest != nil && !fragmentOK(path, p.Manifest.Fragments[n]) {
+		if n >= p.Have && p.Manifest != nil && !fragmentOK(path, p.Manifest.Fragments[n]) {
 			os.Remove(path)
 			break
 		}

@@ -135,7 +135,7 @@ func TestFetchFragmentResumesAtTheByte(t *testing.T) {
 	}))
 	defer srv.Close()
 	var log bytes.Buffer
-	e := &engine{a: New(t.TempDir()), log: &log, frags: srv.Client(), inHand: map[string]int{}}
+	e := &engine{a: New(t.TempDir()), log: &log, frags: srv.Client(), inHand: map[string]int{}, fresh: map[string]int{}}
 	p := &LocalPackage{ID: "42", Fragments: 1, PackLocation: strings.TrimPrefix(srv.URL, "http://"),
 		Manifest: &content.Manifest{Fragments: []content.Fragment{{Name: "42-1", Size: 10000, SHA256: hex.EncodeToString(sum[:])}}}}
 	if res, err := e.fetchFragment(context.Background(), p); err == nil || res != "" {

@@ -202,9 +202,8 @@ func (e *engine) fetchFragment(ctx context.Context, p *LocalPackage) (string, er
 			}
 		}
 	}
-	// No fsync here: syncFragments makes a batch durable before the record
-	// counts it, and fragments past the record are checked again after a
-	// restart (fragmentsOnDisk).
+	// No fsync (no download tool does one): fragments an earlier run
+	// fetched are hashed again before use (engine.recheck, fragmentsOnDisk).
 	if wantSum != "" {
 		if got := have; got != want || hex.EncodeToString(h.Sum(nil)) != wantSum {
 			f.Close()
@@ -218,28 +217,6 @@ func (e *engine) fetchFragment(ctx context.Context, p *LocalPackage) (string, er
 	}
 	e.logf("package %s: fragment %d/%d in", p.ID, n, p.Fragments)
 	return "", nil
-}
-
-// syncFragments makes fragments from..to durable (an fsync each; the
-// kernel has mostly written them back by then) and the directory's names.
-func (e *engine) syncFragments(p *LocalPackage, from, to int) error {
-	dir := e.a.packageDir(p.ID)
-	for n := from; n <= to; n++ {
-		f, err := os.Open(filepath.Join(dir, content.FragmentName(p.ID, n)))
-		if err != nil {
-			return err
-		}
-		err = f.Sync()
-		f.Close()
-		if err != nil {
-			return err
-		}
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }
 
 // fragmentOK checks a fragment file in place against the manifest.
