@@ -1,12 +1,20 @@
 GO ?= go
 BIN := bin
 
-.PHONY: all build quickstart test test-short man fuzz bench vet clean
+.PHONY: all build agents quickstart test test-short man fuzz bench vet clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
+
+## agents: cross-build zac for the agent install packs (zconfigure -c CreateExtractorPacks --zac-dir bin/agents)
+agents:
+	@for p in linux/amd64 linux/arm64 windows/amd64; do \
+		os=$${p%/*}; arch=$${p#*/}; ext=; [ $$os = windows ] && ext=.exe; \
+		echo "zac $$os/$$arch"; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/agents/zac-$$os-$$arch$$ext ./cmd/zac || exit 1; \
+	done
 
 ## quickstart: build, create a demo zone in ./demo, start it, register an agent, show the zone
 quickstart:

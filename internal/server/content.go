@@ -62,6 +62,7 @@ func (s *Server) ContentHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+api.ContentPrefix+"/{id}/{file}", s.serveContent(true))
 	mux.HandleFunc("/ocsinventory", s.ocsHandler(false))
+	s.setupRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "not found", http.StatusNotFound) })
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Access logs of fragments are debug material: a package is

@@ -103,7 +103,8 @@ root and ~/.local/share/zonekit for other users.`,
 	// gives a clear error for a missing action name.
 	root.Flags().StringP("configure", "c", "", "run configuration `ACTION` (see -l)")
 
-	root.AddCommand(newNewZone(opts, nil), newStart(opts, nil), newServe(opts), newSSL(opts, nil))
+	root.AddCommand(newNewZone(opts, nil), newStart(opts, nil), newServe(opts), newSSL(opts, nil),
+		newCreatePacks(opts, nil), newRebuildPacks(opts, nil))
 	return root
 }
 
