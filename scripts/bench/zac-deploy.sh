@@ -79,6 +79,9 @@ start=$(date +%s.%N)
 seq 1 "$agents" | xargs -P "$agents" -I{} zac --home "$work/agents/a{}" refresh >/dev/null || true
 end=$(date +%s.%N)
 zac_s=$(echo "$end - $start" | bc)
+# The download phase alone: from the start to the last agent's last fragment.
+last=$(grep -h "fragment $frags/$frags in" "$work"/agents/a*/logs/deploy.log | cut -d' ' -f1 | sort | tail -1)
+dl_s=$(echo "$(date -d "$last" +%s.%N) - $start" | bc)
 ok=$(zman package-stats "$id" -o json | tr -d ' \n' | sed -n 's/.*"status":"SUCCESS","count":\([0-9]*\).*/\1/p')
 echo "agents: ${zac_s}s, ${ok:-0} of $((agents + 1)) devices SUCCESS (bench0 included)"
 rm -rf "$work/curl"
@@ -90,10 +93,10 @@ curl_s=$(echo "$end - $start" | bc)
 got=$(du -sm "$work/curl" | cut -f1)
 echo "curl: ${curl_s}s ($got MiB fetched)"
 ratio=$(echo "scale=2; $zac_s / $curl_s" | bc)
-echo "agents / curl: $ratio"
+echo "agents / curl: $ratio (download phase alone: ${dl_s}s, $(echo "scale=2; $dl_s / $curl_s" | bc) x curl)"
 {
   echo "zac refresh, nothing to do: $ref_ms ms (curl $curl_ms ms)"
-  echo "$agents agents x $pkg_mib MiB ($frags fragments of $frag): zac ${zac_s}s, curl ${curl_s}s, ratio $ratio"
+  echo "$agents agents x $pkg_mib MiB ($frags fragments of $frag): zac ${zac_s}s (downloads done at ${dl_s}s), curl ${curl_s}s, ratio $ratio"
 } >"$out/zac-deploy.txt"
 fail=0
 awk -v m="$ref_ms" 'BEGIN{exit !(m < 50)}' || { echo "MISSED: refresh >= 50 ms"; fail=1; }
