@@ -433,7 +433,7 @@ func (e *engine) sync(ctx context.Context) error {
 		for id, l := range listed {
 			p := known[id]
 			switch {
-			case p == nil || (p.Done() && !strings.HasPrefix(p.Result, "SUCCESS")):
+			case p == nil || (p.Done() && !installed(p.Result)):
 				// New, or assigned again after a failure: start afresh.
 				p = &LocalPackage{ID: id, Phase: PhaseNew, FirstSeen: now}
 			case p.Done():
@@ -463,6 +463,11 @@ func (e *engine) sync(ctx context.Context) error {
 		e.report(ctx)
 	}
 	return err
+}
+
+// installed says whether a result means the package is on this device.
+func installed(result string) bool {
+	return strings.HasPrefix(result, "SUCCESS") || result == "ERR_ALREADY_SETUP"
 }
 
 // syncChanges tells whether the zone's answer changes anything here (a
