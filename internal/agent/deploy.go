@@ -133,27 +133,19 @@ func putPackage(tx *bolt.Tx, p *LocalPackage) error {
 	return b.Put([]byte(p.ID), data)
 }
 
+// savePackage writes the engine's record, keeping a cancellation that
+// package-cancel wrote meanwhile.
 func (a *Agent) savePackage(p *LocalPackage) error {
 	p.Updated = a.Now().UTC()
-	return a.update(func(tx *bolt.Tx) error { return putPackage(tx, p) })
-}
-
-func (a *Agent) loadPackage(id string) (*LocalPackage, error) {
-	db, err := a.open(true)
-	if err != nil {
-		return nil, err
-	}
-	defer db.Close()
-	var p *LocalPackage
-	err = db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketPackages)
-		if b == nil || b.Get([]byte(id)) == nil {
-			return errkind.New(errkind.NotFound, "package %s is not known on this device", id)
+	return a.update(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketPackages); b != nil && !p.Cancel && p.Phase != PhaseDone {
+			var old LocalPackage
+			if data := b.Get([]byte(p.ID)); data != nil && json.Unmarshal(data, &old) == nil && old.Cancel {
+				p.Cancel = true
+			}
 		}
-		p = &LocalPackage{}
-		return json.Unmarshal(b.Get([]byte(id)), p)
+		return putPackage(tx, p)
 	})
-	return p, err
 }
 
 // CancelPackage stops the deployment of a package: the running engine (or
@@ -218,6 +210,9 @@ type engine struct {
 	fresh map[string]int
 	// finished says a result is waiting to be sent at the end of the cycle.
 	finished bool
+	// cache holds the records between two reads of the store (active).
+	cache   []*LocalPackage
+	cacheAt time.Time
 }
 
 func (e *engine) logf(format string, args ...any) {
@@ -499,12 +494,19 @@ func (e *engine) syncChanges(listed map[string]api.DevicePackage) bool {
 	return changed
 }
 
-// active lists the packages the engine still has to work on.
+// active lists the packages the engine still has to work on. The records
+// are read again at most once a second (a cycle with zero latencies is a
+// fragment's time): often enough to see package-cancel, without opening
+// the store and decoding every record for every fragment.
 func (e *engine) active() ([]*LocalPackage, error) {
-	pkgs, err := e.a.Packages()
-	if err != nil {
-		return nil, err
+	if e.cache == nil || e.a.Now().Sub(e.cacheAt) >= time.Second {
+		pkgs, err := e.a.Packages()
+		if err != nil {
+			return nil, err
+		}
+		e.cache, e.cacheAt = pkgs, e.a.Now()
 	}
+	pkgs := e.cache
 	var out []*LocalPackage
 	for _, p := range pkgs {
 		if p.Phase != PhaseDone {
@@ -593,10 +595,6 @@ func (e *engine) periods(ctx context.Context) error {
 // step gives a package its turn. ok says whether it moved forward; err is
 // a failure to retry later (final failures become the package's result).
 func (e *engine) step(ctx context.Context, p *LocalPackage) (ok bool, err error) {
-	// Re-read: package-cancel may have marked it since the cycle began.
-	if fresh, err := e.a.loadPackage(p.ID); err == nil {
-		p = fresh
-	}
 	if ok, err := e.expire(p); ok {
 		return true, err
 	}
