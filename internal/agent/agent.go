@@ -46,6 +46,10 @@ type State struct {
 	LastContact   time.Time `json:"last_contact,omitzero"`
 	CAFingerprint string    `json:"ca_sha256_fingerprint"`
 	CertNotAfter  time.Time `json:"cert_not_after"`
+
+	// ContentSatellites are the zone's content satellites, closest first
+	// (the zone orders them by the device's address).
+	ContentSatellites []string `json:"content_satellites,omitempty"`
 }
 
 // Agent is one agent home.
@@ -225,7 +229,8 @@ func (a *Agent) saveRegistration(db *bolt.DB, key crypto.Signer, cert, ca *x509.
 	servers := preferFirst(reg.Servers, via)
 	now := a.Now().UTC()
 	st := State{DeviceID: reg.DeviceID, ZoneName: reg.ZoneName, ZoneID: reg.ZoneID, Servers: servers,
-		Registered: now, LastContact: now, CAFingerprint: pki.Fingerprint(ca, "sha256"), CertNotAfter: cert.NotAfter.UTC()}
+		Registered: now, LastContact: now, CAFingerprint: pki.Fingerprint(ca, "sha256"), CertNotAfter: cert.NotAfter.UTC(),
+		ContentSatellites: reg.ContentSatellites}
 	if err := writeState(db, &st); err != nil {
 		return State{}, fmt.Errorf("record registration: %w", err)
 	}
@@ -345,6 +350,7 @@ func (a *Agent) Refresh(ctx context.Context) (State, error) {
 		st.Servers = preferFirst(r.Servers, via)
 	}
 	st.ZoneName = r.ZoneName
+	st.ContentSatellites = r.ContentSatellites
 	return st, writeState(db, &st)
 }
 

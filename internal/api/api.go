@@ -136,6 +136,9 @@ type Registration struct {
 	ZoneName    string   `json:"zone_name"`
 	ZoneID      string   `json:"zone_id"`
 	Servers     []string `json:"servers"` // base URLs, preferred first
+	// ContentSatellites are the content URLs of the zone's content
+	// satellites, closest to the device first.
+	ContentSatellites []string `json:"content_satellites,omitempty"`
 }
 
 // Refresh answers POST /api/v1/device/refresh.

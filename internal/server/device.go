@@ -100,7 +100,8 @@ func cleanHostname(s string) string {
 }
 
 func (s *Server) registration(dev zone.Device) api.Registration {
-	return api.Registration{DeviceID: dev.ID, ZoneName: s.zone.Name, ZoneID: s.zone.ID, Servers: s.serverURLs()}
+	return api.Registration{DeviceID: dev.ID, ZoneName: s.zone.Name, ZoneID: s.zone.ID, Servers: s.serverURLs(),
+		ContentSatellites: s.contentSatellites(dev.Address)}
 }
 
 func (s *Server) deviceZone(w http.ResponseWriter, r *http.Request, dev zone.Device) error {

@@ -340,6 +340,9 @@ func apply(tx *bolt.Tx, c Command) (string, error) {
 	if target, ok, err := applyPreboot(tx, c); ok {
 		return target, err
 	}
+	if target, ok, err := applySatellite(tx, c); ok {
+		return target, err
+	}
 	return "", fmt.Errorf("unknown zone command %q", c.Name)
 }
 

@@ -77,7 +77,8 @@ type Device struct {
 	RegKey       string    `json:"registration_key,omitempty"`
 	// Kind is "" for a zonekit agent and "ocs" for an OCS Inventory NG
 	// agent, known by its DEVICEID and without a device certificate.
-	Kind string `json:"kind,omitempty"`
+	Kind      string     `json:"kind,omitempty"`
+	Satellite *Satellite `json:"satellite,omitempty"`
 }
 
 // Group is a named set of devices.

@@ -154,6 +154,9 @@ func printState(o *Options, st agent.State) error {
 		}
 		pairs = append(pairs, [2]string{label, s})
 	}
+	for _, s := range st.ContentSatellites {
+		pairs = append(pairs, [2]string{"Content satellite", s})
+	}
 	ui.KeyValues(o.IO.Out, pairs)
 	return nil
 }

@@ -1,0 +1,22 @@
+package api
+
+import "time"
+
+// Satellite is a device holding satellite roles, as listed by GET
+// /api/v1/satellites.
+type Satellite struct {
+	DeviceID   string    `json:"device_id"`
+	DeviceName string    `json:"device_name"`
+	Address    string    `json:"address"`
+	Roles      []string  `json:"roles"`
+	ContentURL string    `json:"content_url,omitempty"`
+	Parent     string    `json:"parent,omitempty"`
+	Added      time.Time `json:"added"`
+}
+
+// SatelliteRoleAdd is the body of POST /api/v1/satellites/{device}/roles.
+type SatelliteRoleAdd struct {
+	Role       string `json:"role"`
+	ContentURL string `json:"content_url,omitempty"`
+	Parent     string `json:"parent,omitempty"`
+}

@@ -1,0 +1,136 @@
+package zman
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"zonekit/internal/api"
+	"zonekit/internal/cli/cmdutil"
+	"zonekit/internal/errkind"
+	"zonekit/internal/client"
+	"zonekit/internal/ui"
+)
+
+type satelliteAddRoleOptions struct {
+	f          *Factory
+	Device     string
+	Role       string
+	ContentURL string
+	Parent     string
+}
+
+func newSatelliteAddRole(f *Factory, runF func(*satelliteAddRoleOptions) error) *cobra.Command {
+	opts := &satelliteAddRoleOptions{f: f}
+	cmd := &cobra.Command{
+		Use:     "satellite-add-role DEVICE [ROLE]",
+		Aliases: []string{"sar"},
+		Short:   "Make a managed device a satellite (role Content)",
+		Long: `Give a device (id, or name when unambiguous) a satellite role. Content, the
+default and the only role served so far, caches package fragments for its
+site: on the device run 'zac satellite-serve --listen :PORT --parent URL'.
+--content-url is where agents fetch from it (http://HOST:PORT/content);
+--parent is where it pulls from (a zone server's content port or another
+satellite). Agents learn the zone's content satellites at their next
+refresh, closest to their address first (zac zone-config shows them).
+Adding a role the device holds changes its URLs.`,
+		Example: `  zman satellite-add-role branch-sat1 Content --content-url http://branch-sat1:8080/content --parent http://zone1:80/content
+  zman sar hq-sat --content-url http://hq-sat:8080/content`,
+		Args: deviceAndRole,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Device, opts.Role = args[0], "Content"
+			if len(args) == 2 {
+				opts.Role = args[1]
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return opts.f.withClient(cmd.Context(), func(ctx context.Context, c *client.Client) error {
+				req := api.SatelliteRoleAdd{Role: opts.Role, ContentURL: opts.ContentURL, Parent: opts.Parent}
+				if err := c.Post(ctx, api.Prefix+"/satellites/"+url.PathEscape(opts.Device)+"/roles", req, nil); err != nil {
+					return err
+				}
+				fmt.Fprintf(opts.f.IO.Out, "Device %s holds the %s satellite role.\n", opts.Device, opts.Role)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&opts.ContentURL, "content-url", "", "where agents fetch fragments from it, http://HOST:PORT/content")
+	cmd.Flags().StringVar(&opts.Parent, "parent", "", "where it pulls from, http://HOST:PORT/content")
+	return cmd
+}
+
+type satelliteRemoveRoleOptions struct {
+	f      *Factory
+	Device string
+	Role   string
+}
+
+func newSatelliteRemoveRole(f *Factory, runF func(*satelliteRemoveRoleOptions) error) *cobra.Command {
+	opts := &satelliteRemoveRoleOptions{f: f}
+	return &cobra.Command{
+		Use:     "satellite-remove-role DEVICE [ROLE]",
+		Aliases: []string{"srr"},
+		Short:   "Take a satellite role (default Content) from a device",
+		Long: `Take a satellite role from a device; without roles left it is an ordinary
+managed device again. Agents stop using it at their next refresh; stop its
+'zac satellite-serve' afterwards.`,
+		Args: deviceAndRole,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Device, opts.Role = args[0], "Content"
+			if len(args) == 2 {
+				opts.Role = args[1]
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return opts.f.withClient(cmd.Context(), func(ctx context.Context, c *client.Client) error {
+				if err := c.Delete(ctx, api.Prefix+"/satellites/"+url.PathEscape(opts.Device)+"/roles/"+url.PathEscape(opts.Role)); err != nil {
+					return err
+				}
+				fmt.Fprintf(opts.f.IO.Out, "Device %s no longer holds the %s satellite role.\n", opts.Device, opts.Role)
+				return nil
+			})
+		},
+	}
+}
+
+type satelliteListOptions struct{ f *Factory }
+
+func newSatelliteList(f *Factory, runF func(*satelliteListOptions) error) *cobra.Command {
+	opts := &satelliteListOptions{f: f}
+	return &cobra.Command{
+		Use:     "satellite-list",
+		Aliases: []string{"satl"},
+		Short:   "List the devices holding satellite roles",
+		Args:    cmdutil.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if runF != nil {
+				return runF(opts)
+			}
+			return opts.f.withClient(cmd.Context(), func(ctx context.Context, c *client.Client) error {
+				var sats []api.Satellite
+				if err := c.Get(ctx, api.Prefix+"/satellites", &sats); err != nil {
+					return err
+				}
+				return opts.f.print(sats, []string{"DEVICE", "ID", "ADDRESS", "ROLES", "CONTENT URL", "PARENT", "ADDED"}, func() [][]string {
+					rows := make([][]string, 0, len(sats))
+					for _, s := range sats {
+						rows = append(rows, []string{s.DeviceName, s.DeviceID, s.Address, strings.Join(s.Roles, ", "), s.ContentURL, s.Parent, ui.Date(s.Added)})
+					}
+					return rows
+				})
+			})
+		},
+	}
+}
+
+func deviceAndRole(cmd *cobra.Command, args []string) error {
+	if len(args) < 1 || len(args) > 2 {
+		return errkind.New(errkind.Usage, "%s takes a DEVICE and optionally the ROLE (Content)", cmd.Name())
+	}
+	return nil
+}

@@ -1,0 +1,268 @@
+// Package satellite is the content satellite: a cache of package fragments
+// for a site. It serves the content layout of docs/content-repo.md over
+// plain HTTP (fragments only, as a zone server's content port does) and
+// pulls what it lacks from its parent (the zone server's content port or
+// another satellite), checking every fragment against the SHA-256 in the
+// package's manifest, which it reads from the zone over HTTPS.
+//
+// Fragments are kept by digest (cas/SHA256), so a fragment shared by two
+// packages, or unchanged between two versions of one, travels once; an
+// interrupted pull is continued where it stopped (Range on the .part file).
+package satellite
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"zonekit/internal/atomicfile"
+	"zonekit/internal/content"
+)
+
+// ManifestSource fetches a package's manifest from the zone over a channel
+// the satellite trusts (HTTPS verified against the zone CA).
+type ManifestSource func(ctx context.Context, id string) ([]byte, error)
+
+// Cache is a content satellite's store and its upstreams.
+type Cache struct {
+	Dir       string
+	Parents   []string // base URLs of the parent's content, e.g. http://zone:8080/content, tried in order
+	Manifests ManifestSource
+	HTTP      *http.Client
+	Log       *slog.Logger
+
+	mu       sync.Mutex
+	inflight map[string]*sync.Mutex // one pull per digest at a time
+}
+
+var idRE = regexp.MustCompile(`^[1-9][0-9]{0,18}$`)
+
+func (c *Cache) casPath(sum string) string { return filepath.Join(c.Dir, "cas", sum) }
+func (c *Cache) manifestPath(id string) string {
+	return filepath.Join(c.Dir, "manifests", id+".json")
+}
+
+func (c *Cache) log() *slog.Logger {
+	if c.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return c.Log
+}
+
+// Manifest returns the package's manifest: the copy kept here, else the
+// zone's (kept for when the zone cannot be reached).
+func (c *Cache) Manifest(ctx context.Context, id string) (*content.Manifest, error) {
+	if !idRE.MatchString(id) {
+		return nil, errNotFound
+	}
+	data, err := os.ReadFile(c.manifestPath(id))
+	if err != nil {
+		if data, err = c.Manifests(ctx, id); err != nil {
+			return nil, fmt.Errorf("manifest of package %s: %w", id, err)
+		}
+	}
+	var m content.Manifest
+	if err := json.Unmarshal(data, &m); err != nil || m.ID != id {
+		return nil, fmt.Errorf("manifest of package %s: not a manifest for it", id)
+	}
+	for _, f := range m.Fragments {
+		if len(f.SHA256) != 64 || strings.Trim(f.SHA256, "0123456789abcdef") != "" {
+			return nil, fmt.Errorf("manifest of package %s: bad digest for %s", id, f.Name)
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(c.manifestPath(id)), 0o755); err != nil {
+		return nil, err
+	}
+	if err := atomicfile.WriteFile(c.manifestPath(id), data, 0o644); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+var errNotFound = errors.New("not found")
+
+// Fragment returns the path of a verified copy of fragment name of package
+// id, pulling it from a parent when it is not here yet.
+func (c *Cache) Fragment(ctx context.Context, id, name string) (string, error) {
+	m, err := c.Manifest(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	var frag *content.Fragment
+	for i := range m.Fragments {
+		if m.Fragments[i].Name == name {
+			frag = &m.Fragments[i]
+		}
+	}
+	if frag == nil {
+		return "", errNotFound
+	}
+	path := c.casPath(frag.SHA256)
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	lock := c.lockFor(frag.SHA256)
+	lock.Lock()
+	defer lock.Unlock()
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	var errs []error
+	for _, parent := range c.Parents {
+		err := c.pull(ctx, strings.TrimRight(parent, "/")+"/"+id+"/"+name, *frag)
+		if err == nil {
+			return path, nil
+		}
+		errs = append(errs, err)
+		c.log().Warn("pull", "fragment", name, "parent", parent, "err", err)
+	}
+	if len(errs) == 0 {
+		return "", errors.New("no parent to pull from")
+	}
+	return "", errors.Join(errs...)
+}
+
+func (c *Cache) lockFor(sum string) *sync.Mutex {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.inflight == nil {
+		c.inflight = map[string]*sync.Mutex{}
+	}
+	l := c.inflight[sum]
+	if l == nil {
+		l = &sync.Mutex{}
+		c.inflight[sum] = l
+	}
+	return l
+}
+
+// pull fetches url into cas/SUM.part, continuing a part left by an
+// interrupted pull (the reference's checkpoint restart), and moves it into
+// place only when its SHA-256 matches.
+func (c *Cache) pull(ctx context.Context, url string, f content.Fragment) error {
+	final := c.casPath(f.SHA256)
+	part := final + ".part"
+	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
+		return err
+	}
+	out, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	have, err := out.Seek(0, io.SeekEnd)
+	if err != nil {
+		return err
+	}
+	if have > f.Size {
+		if err := out.Truncate(0); err != nil {
+			return err
+		}
+		have, _ = out.Seek(0, io.SeekStart)
+	}
+	if have < f.Size {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		if have > 0 {
+			req.Header.Set("Range", fmt.Sprintf("bytes=%d-", have))
+		}
+		resp, err := c.client().Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		switch {
+		case resp.StatusCode == http.StatusPartialContent && have > 0:
+		case resp.StatusCode == http.StatusOK:
+			// The parent ignored the range: start over.
+			if err := out.Truncate(0); err != nil {
+				return err
+			}
+			if _, err := out.Seek(0, io.SeekStart); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("GET %s: %s", url, resp.Status)
+		}
+		if _, err := io.Copy(out, io.LimitReader(resp.Body, f.Size)); err != nil {
+			return fmt.Errorf("GET %s: %w (the %s kept so far is continued next time)", url, err, filepath.Base(part))
+		}
+	}
+	if _, err := out.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, out)
+	if err != nil {
+		return err
+	}
+	if n != f.Size || hex.EncodeToString(h.Sum(nil)) != f.SHA256 {
+		out.Close()
+		os.Remove(part)
+		return fmt.Errorf("GET %s: the fragment does not match its SHA-256 (fetched again next time)", url)
+	}
+	if err := out.Sync(); err != nil {
+		return err
+	}
+	return os.Rename(part, final)
+}
+
+func (c *Cache) client() *http.Client {
+	if c.HTTP != nil {
+		return c.HTTP
+	}
+	return &http.Client{Timeout: 10 * time.Minute}
+}
+
+// Handler serves GET /content/ID/ID-n from the cache, pulling on a miss.
+func (c *Cache) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /content/{id}/{file}", func(w http.ResponseWriter, r *http.Request) {
+		id, file := r.PathValue("id"), r.PathValue("file")
+		if !idRE.MatchString(id) || !strings.HasPrefix(file, id+"-") {
+			http.Error(w, "not found", http.StatusNotFound)
+			return
+		}
+		path, err := c.Fragment(r.Context(), id, file)
+		if errors.Is(err, errNotFound) {
+			http.Error(w, "not found", http.StatusNotFound)
+			return
+		}
+		if err != nil {
+			c.log().Error("fragment", "package", id, "file", file, "err", err)
+			http.Error(w, "upstream unavailable", http.StatusBadGateway)
+			return
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			http.Error(w, "not found", http.StatusNotFound)
+			return
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			http.Error(w, "not found", http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Cache-Control", "max-age=86400")
+		w.Header().Set("ETag", `"`+filepath.Base(path)[:32]+`"`)
+		http.ServeContent(w, r, "", fi.ModTime(), f)
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "not found", http.StatusNotFound) })
+	return mux
+}

@@ -1,0 +1,162 @@
+package server
+
+import (
+	"net"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+
+	"zonekit/internal/api"
+	"zonekit/internal/errkind"
+	"zonekit/internal/zone"
+)
+
+func (s *Server) satelliteRoutes(admin func(string, func(http.ResponseWriter, *http.Request, string) error)) {
+	admin("GET "+api.Prefix+"/satellites", s.listSatellites)
+	admin("POST "+api.Prefix+"/satellites/{ref}/roles", s.addSatelliteRole)
+	admin("DELETE "+api.Prefix+"/satellites/{ref}/roles/{role}", s.removeSatelliteRole)
+}
+
+func (s *Server) satellites() ([]zone.Device, error) {
+	devs, err := s.db.Devices()
+	if err != nil {
+		return nil, err
+	}
+	var out []zone.Device
+	for _, d := range devs {
+		if d.Satellite != nil {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+func (s *Server) listSatellites(w http.ResponseWriter, r *http.Request, _ string) error {
+	devs, err := s.satellites()
+	if err != nil {
+		return err
+	}
+	out := make([]api.Satellite, 0, len(devs))
+	for _, d := range devs {
+		out = append(out, api.Satellite{DeviceID: d.ID, DeviceName: d.Name, Address: d.Address, Roles: d.Satellite.Roles,
+			ContentURL: d.Satellite.ContentURL, Parent: d.Satellite.Parent, Added: d.Satellite.Added})
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// checkContentURL wants http(s)://HOST[:PORT]/content, what agents and
+// satellites append ID/ID-n to.
+func checkContentURL(flag, s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.TrimRight(u.Path, "/") != api.ContentPrefix || u.RawQuery != "" {
+		return errkind.New(errkind.Usage, "%s %q: want http://HOST:PORT/content", flag, s)
+	}
+	return nil
+}
+
+func (s *Server) addSatelliteRole(w http.ResponseWriter, r *http.Request, actor string) error {
+	var req api.SatelliteRoleAdd
+	if err := readJSON(w, r, &req); err != nil {
+		return err
+	}
+	dev, err := s.db.ResolveDevice(r.PathValue("ref"))
+	if err != nil {
+		return err
+	}
+	if req.Role == "" {
+		req.Role = zone.SatelliteContent
+	}
+	if req.Role == zone.SatelliteContent {
+		if req.ContentURL == "" {
+			return errkind.New(errkind.Usage, "the Content role needs the URL agents fetch from (--content-url http://HOST:PORT/content)")
+		}
+		if err := checkContentURL("--content-url", req.ContentURL); err != nil {
+			return err
+		}
+		if req.Parent != "" {
+			if err := checkContentURL("--parent", req.Parent); err != nil {
+				return err
+			}
+		}
+	}
+	if err := s.db.Exec(actor, zone.CmdSatelliteAddRole, zone.SatelliteRoleChange(dev.ID, req.Role, req.ContentURL, req.Parent, s.db.Now())); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) removeSatelliteRole(w http.ResponseWriter, r *http.Request, actor string) error {
+	dev, err := s.db.ResolveDevice(r.PathValue("ref"))
+	if err != nil {
+		return err
+	}
+	if err := s.db.Exec(actor, zone.CmdSatelliteRemoveRole, zone.SatelliteRoleChange(dev.ID, r.PathValue("role"), "", "", s.db.Now())); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// contentSatellites lists the content satellites' URLs for a device at
+// addr, closest first: the longest run of leading address bits shared with
+// the satellite's last known address, then the name.
+func (s *Server) contentSatellites(addr string) []string {
+	devs, err := s.satellites()
+	if err != nil {
+		return nil
+	}
+	type cand struct {
+		url    string
+		common int
+	}
+	var list []cand
+	for _, d := range devs {
+		if d.Satellite.ContentURL == "" || !strings.Contains(strings.Join(d.Satellite.Roles, ","), zone.SatelliteContent) {
+			continue
+		}
+		list = append(list, cand{d.Satellite.ContentURL, commonBits(addr, d.Address)})
+	}
+	sort.SliceStable(list, func(i, j int) bool {
+		if list[i].common != list[j].common {
+			return list[i].common > list[j].common
+		}
+		return list[i].url < list[j].url
+	})
+	out := make([]string, 0, len(list))
+	for _, c := range list {
+		out = append(out, c.url)
+	}
+	return out
+}
+
+func commonBits(a, b string) int {
+	ia, ib := net.ParseIP(a), net.ParseIP(b)
+	if ia == nil || ib == nil {
+		return 0
+	}
+	if ia.To4() != nil && ib.To4() != nil {
+		ia, ib = ia.To4(), ib.To4()
+	} else {
+		ia, ib = ia.To16(), ib.To16()
+	}
+	if len(ia) != len(ib) {
+		return 0
+	}
+	n := 0
+	for i := range ia {
+		x := ia[i] ^ ib[i]
+		if x == 0 {
+			n += 8
+			continue
+		}
+		for x&0x80 == 0 {
+			n++
+			x <<= 1
+		}
+		break
+	}
+	return n
+}
