@@ -10,8 +10,8 @@ import (
 
 	"zonekit/internal/api"
 	"zonekit/internal/cli/cmdutil"
-	"zonekit/internal/errkind"
 	"zonekit/internal/client"
+	"zonekit/internal/errkind"
 	"zonekit/internal/ui"
 )
 
