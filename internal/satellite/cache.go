@@ -43,8 +43,9 @@ type Cache struct {
 	HTTP      *http.Client
 	Log       *slog.Logger
 
-	mu       sync.Mutex
-	inflight map[string]*sync.Mutex // one pull per digest at a time
+	mu        sync.Mutex
+	inflight  map[string]*sync.Mutex // one pull per digest at a time
+	manifests map[string]*content.Manifest
 }
 
 var idRE = regexp.MustCompile(`^[1-9][0-9]{0,18}$`)
@@ -61,20 +62,29 @@ func (c *Cache) log() *slog.Logger {
 	return c.Log
 }
 
-// Manifest returns the package's manifest: the copy kept here, else the
-// zone's (kept for when the zone cannot be reached).
+// Manifest returns the package's manifest: from memory, else the copy
+// kept on disk, else the zone's (then kept for when the zone cannot be
+// reached). A package's manifest never changes under its id.
 func (c *Cache) Manifest(ctx context.Context, id string) (*content.Manifest, error) {
 	if !idRE.MatchString(id) {
 		return nil, errNotFound
 	}
+	c.mu.Lock()
+	m := c.manifests[id]
+	c.mu.Unlock()
+	if m != nil {
+		return m, nil
+	}
+	fetched := false
 	data, err := os.ReadFile(c.manifestPath(id))
 	if err != nil {
 		if data, err = c.Manifests(ctx, id); err != nil {
 			return nil, fmt.Errorf("manifest of package %s: %w", id, err)
 		}
+		fetched = true
 	}
-	var m content.Manifest
-	if err := json.Unmarshal(data, &m); err != nil || m.ID != id {
+	m = new(content.Manifest)
+	if err := json.Unmarshal(data, m); err != nil || m.ID != id {
 		return nil, fmt.Errorf("manifest of package %s: not a manifest for it", id)
 	}
 	for _, f := range m.Fragments {
@@ -82,13 +92,21 @@ func (c *Cache) Manifest(ctx context.Context, id string) (*content.Manifest, err
 			return nil, fmt.Errorf("manifest of package %s: bad digest for %s", id, f.Name)
 		}
 	}
-	if err := os.MkdirAll(filepath.Dir(c.manifestPath(id)), 0o755); err != nil {
-		return nil, err
+	if fetched {
+		if err := os.MkdirAll(filepath.Dir(c.manifestPath(id)), 0o755); err != nil {
+			return nil, err
+		}
+		if err := atomicfile.WriteFile(c.manifestPath(id), data, 0o644); err != nil {
+			return nil, err
+		}
 	}
-	if err := atomicfile.WriteFile(c.manifestPath(id), data, 0o644); err != nil {
-		return nil, err
+	c.mu.Lock()
+	if c.manifests == nil {
+		c.manifests = map[string]*content.Manifest{}
 	}
-	return &m, nil
+	c.manifests[id] = m
+	c.mu.Unlock()
+	return m, nil
 }
 
 var errNotFound = errors.New("not found")
