@@ -96,7 +96,7 @@ func (s *Server) routes() http.Handler {
 	device("POST "+api.Prefix+"/device/certificate", s.deviceCertificate)
 	device("GET "+api.Prefix+"/device/spk-values", s.deviceSPKValues)
 	s.packageRoutes(admin, device)
-	s.satelliteRoutes(admin)
+	s.satelliteRoutes(admin, device)
 	s.prebootRoutes(mux, admin)
 	mux.HandleFunc("GET "+api.ContentPrefix+"/{id}/{file}", s.serveContent(false))
 	s.setupRoutes(mux)

@@ -12,7 +12,8 @@ import (
 	"zonekit/internal/zone"
 )
 
-func (s *Server) satelliteRoutes(admin func(string, func(http.ResponseWriter, *http.Request, string) error)) {
+func (s *Server) satelliteRoutes(admin func(string, func(http.ResponseWriter, *http.Request, string) error), device func(string, deviceHandler)) {
+	device("GET "+api.Prefix+"/device/satellite", s.deviceSatellite)
 	admin("GET "+api.Prefix+"/satellites", s.listSatellites)
 	admin("POST "+api.Prefix+"/satellites/{ref}/roles", s.addSatelliteRole)
 	admin("DELETE "+api.Prefix+"/satellites/{ref}/roles/{role}", s.removeSatelliteRole)
@@ -32,6 +33,20 @@ func (s *Server) satellites() ([]zone.Device, error) {
 	return out, nil
 }
 
+// deviceSatellite tells a satellite its own configuration.
+func (s *Server) deviceSatellite(w http.ResponseWriter, r *http.Request, d zone.Device) error {
+	if d.Satellite == nil {
+		return errkind.New(errkind.NotFound, "device %s holds no satellite role (zman satellite-add-role)", d.Name)
+	}
+	writeJSON(w, http.StatusOK, satelliteOf(d))
+	return nil
+}
+
+func satelliteOf(d zone.Device) api.Satellite {
+	return api.Satellite{DeviceID: d.ID, DeviceName: d.Name, Address: d.Address, Roles: d.Satellite.Roles,
+		ContentURL: d.Satellite.ContentURL, Parent: d.Satellite.Parent, Added: d.Satellite.Added}
+}
+
 func (s *Server) listSatellites(w http.ResponseWriter, r *http.Request, _ string) error {
 	devs, err := s.satellites()
 	if err != nil {
@@ -39,8 +54,7 @@ func (s *Server) listSatellites(w http.ResponseWriter, r *http.Request, _ string
 	}
 	out := make([]api.Satellite, 0, len(devs))
 	for _, d := range devs {
-		out = append(out, api.Satellite{DeviceID: d.ID, DeviceName: d.Name, Address: d.Address, Roles: d.Satellite.Roles,
-			ContentURL: d.Satellite.ContentURL, Parent: d.Satellite.Parent, Added: d.Satellite.Added})
+		out = append(out, satelliteOf(d))
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

@@ -33,7 +33,7 @@ type SatelliteOptions struct {
 func newSatelliteServe(opts *Options) *cobra.Command {
 	o := &SatelliteOptions{Options: opts}
 	cmd := &cobra.Command{
-		Use:     "satellite-serve --parent URL [--listen ADDR]",
+		Use:     "satellite-serve [--parent URL] [--listen ADDR]",
 		Aliases: []string{"sats"},
 		Short:   "Run this registered device as a content satellite for its site",
 		Long: `Serve package fragments to the agents of a site over plain HTTP, in the
@@ -48,7 +48,9 @@ fragment of a new package version does not travel again, and an
 interrupted pull continues where it stopped. What is here is served even
 while the parent is stopped.
 
-Runs until SIGTERM or Ctrl-C.`,
+Without --parent, the parent the administrator set with 'zman
+satellite-add-role DEVICE --parent URL' is used. Runs until SIGTERM or
+Ctrl-C.`,
 		Example: `  zac satellite-serve --listen :8080 --parent http://zone1.acme.example:80/content
   zac sats --listen :8080 --parent http://sat-hq.acme.example:8080/content --parent http://zone1.acme.example/content`,
 		Args: cmdutil.NoArgs,
@@ -60,19 +62,27 @@ Runs until SIGTERM or Ctrl-C.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.Listen, "listen", ":8080", "address to serve fragments on")
-	f.StringArrayVar(&o.Parents, "parent", nil, "content URL to pull from, http://HOST:PORT/content (repeatable, tried in order)")
+	f.StringArrayVar(&o.Parents, "parent", nil, "content URL to pull from, http://HOST:PORT/content (repeatable, tried in order; default the parent set in the zone)")
 	f.StringVar(&o.Dir, "dir", "", "cache directory (default HOME/satellite-cache)")
 	return cmd
 }
 
 func satelliteRun(ctx context.Context, o *SatelliteOptions) error {
-	if len(o.Parents) == 0 {
-		return errkind.New(errkind.Usage, "--parent URL is required (a zone server's content port or another satellite)")
-	}
 	a := o.Agent()
 	st, err := a.State()
 	if err != nil {
 		return err
+	}
+	if len(o.Parents) == 0 {
+		// The parent the administrator set (zman satellite-add-role --parent).
+		sat, err := a.SatelliteConfig(ctx)
+		if err != nil {
+			return err
+		}
+		if sat.Parent == "" {
+			return errkind.New(errkind.Usage, "no parent to pull from: pass --parent URL or set one with 'zman satellite-add-role %s --parent URL'", sat.DeviceName)
+		}
+		o.Parents = []string{sat.Parent}
 	}
 	cas, err := a.TrustedCAs()
 	if err != nil {
