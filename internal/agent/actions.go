@@ -281,9 +281,9 @@ func (e *engine) runCPK(ctx context.Context, p *LocalPackage, arch *fragments) s
 		return "ERR_BAD_PARAM"
 	}
 	mine := spk.Values{}
-	for _, name := range cpkVariables(c.Package) {
-		if v, ok := zoneVals[name]; ok {
-			mine[name] = v
+	for _, d := range c.Package.Declared() {
+		if v, ok := zoneVals[d.Name]; ok {
+			mine[d.Name] = v
 		}
 	}
 	vals, err := spk.Resolve(c.Package, mine)
@@ -317,19 +317,6 @@ func (e *engine) runCPK(ctx context.Context, p *LocalPackage, arch *fragments) s
 		res = "ERR_CLEAN"
 	}
 	return res
-}
-
-func cpkVariables(p *spk.Package) []string {
-	var out []string
-	for _, v := range p.Variables {
-		out = append(out, v.Name)
-	}
-	for _, c := range p.All() {
-		for _, v := range c.CompVars {
-			out = append(out, v.Name)
-		}
-	}
-	return out
 }
 
 // fragments reads a package's fragment files as one archive, without

@@ -248,6 +248,16 @@ func (p *Package) All() []*Component {
 	return out
 }
 
+// Declared returns every variable the package declares: the package's,
+// then each component's.
+func (p *Package) Declared() []Variable {
+	out := append([]Variable(nil), p.Variables...)
+	for _, c := range p.All() {
+		out = append(out, c.CompVars...)
+	}
+	return out
+}
+
 // Check validates the structure: names, exactly one kind per step, and
 // that every %VAR% refers to a declared variable.
 func (p *Package) Check() error {

@@ -101,13 +101,8 @@ func (v Values) Expand(s string) (string, error) {
 // is given. Values may themselves refer to other variables.
 func Resolve(p *Package, given Values) (Values, error) {
 	decl := map[string]Variable{}
-	for _, vv := range p.Variables {
+	for _, vv := range p.Declared() {
 		decl[vv.Name] = vv
-	}
-	for _, c := range p.All() {
-		for _, vv := range c.CompVars {
-			decl[vv.Name] = vv
-		}
 	}
 	out := Values{}
 	for name, val := range given {
@@ -149,16 +144,10 @@ func Resolve(p *Package, given Values) (Values, error) {
 // Secrets returns the values of secret variables, for redaction in logs.
 func Secrets(p *Package, v Values) []string {
 	var out []string
-	add := func(vs []Variable) {
-		for _, d := range vs {
-			if d.Secret && v[d.Name] != "" {
-				out = append(out, v[d.Name])
-			}
+	for _, d := range p.Declared() {
+		if d.Secret && v[d.Name] != "" {
+			out = append(out, v[d.Name])
 		}
-	}
-	add(p.Variables)
-	for _, c := range p.All() {
-		add(c.CompVars)
 	}
 	return out
 }
@@ -209,13 +198,8 @@ func ReadValuesFile(path string, p *Package) (Values, error) {
 	}
 	if p != nil {
 		secret := map[string]bool{}
-		for _, d := range p.Variables {
+		for _, d := range p.Declared() {
 			secret[d.Name] = d.Secret
-		}
-		for _, c := range p.All() {
-			for _, d := range c.CompVars {
-				secret[d.Name] = d.Secret
-			}
 		}
 		for k := range out {
 			if secret[k] {

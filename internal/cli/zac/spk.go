@@ -198,10 +198,10 @@ func spkProcessRun(ctx context.Context, o *SPKProcessOptions, args []string) err
 	used := map[string]bool{}
 	for i, c := range opened {
 		mine := spk.Values{}
-		for _, name := range declaredNames(c.Package) {
-			if v, ok := all[name]; ok {
-				mine[name] = v
-				used[name] = true
+		for _, d := range c.Package.Declared() {
+			if v, ok := all[d.Name]; ok {
+				mine[d.Name] = v
+				used[d.Name] = true
 			}
 		}
 		v, err := spk.Resolve(c.Package, mine)
@@ -271,17 +271,4 @@ func openCPK(path string, oo spk.OpenOptions) (*spk.Opened, error) {
 		return nil, errkind.New(errkind.Invalid, "%s: %v", path, err)
 	}
 	return c, nil
-}
-
-func declaredNames(p *spk.Package) []string {
-	var out []string
-	for _, v := range p.Variables {
-		out = append(out, v.Name)
-	}
-	for _, c := range p.All() {
-		for _, v := range c.CompVars {
-			out = append(out, v.Name)
-		}
-	}
-	return out
 }
