@@ -367,12 +367,16 @@ SERVER.csr each, in a zip file.`,
 	return cmd
 }
 
-func readCertUpload(path string) ([]byte, error) {
-	data, err := os.ReadFile(path)
+// uploadCertificate sends the certificate file to SERVER's route op
+// ("import" or "certificate") and decodes the answer into out.
+func (f *Factory) uploadCertificate(ctx context.Context, server, file, op string, force bool, out any) error {
+	data, err := os.ReadFile(file)
 	if err != nil {
-		return nil, errkind.Wrap(errkind.Usage, err)
+		return errkind.Wrap(errkind.Usage, err)
 	}
-	return data, nil
+	return f.withClient(ctx, func(ctx context.Context, c *client.Client) error {
+		return c.Post(ctx, api.Prefix+"/server-certificates/"+url.PathEscape(server)+"/"+op, api.CertificateUpload{Data: data, Force: force}, out)
+	})
 }
 
 func newServerCertImport(f *Factory) *cobra.Command {
@@ -386,17 +390,11 @@ key of the CSR and chain to the future CA; wildcard certificates that
 cover the server's name are accepted.`,
 		Args: cmdutil.ExactArgs(2, "the server and the certificate file"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			data, err := readCertUpload(args[1])
-			if err != nil {
+			var ch api.CertificateChange
+			if err := f.uploadCertificate(cmd.Context(), args[0], args[1], "import", false, &ch); err != nil {
 				return err
 			}
-			return f.withClient(cmd.Context(), func(ctx context.Context, c *client.Client) error {
-				var ch api.CertificateChange
-				if err := c.Post(ctx, api.Prefix+"/server-certificates/"+url.PathEscape(args[0])+"/import", api.CertificateUpload{Data: data}, &ch); err != nil {
-					return err
-				}
-				return f.printChange(ch)
-			})
+			return f.printChange(ch)
 		},
 	}
 }
@@ -415,25 +413,19 @@ DNS name). The server switches without a restart; agents follow at their
 next refresh.`,
 		Args: cmdutil.ExactArgs(2, "the server and the certificate file"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			data, err := readCertUpload(args[1])
+			var sum api.CertSummary
+			if err := f.uploadCertificate(cmd.Context(), args[0], args[1], "certificate", force, &sum); err != nil {
+				return err
+			}
+			format, err := f.Format()
 			if err != nil {
 				return err
 			}
-			return f.withClient(cmd.Context(), func(ctx context.Context, c *client.Client) error {
-				var sum api.CertSummary
-				if err := c.Post(ctx, api.Prefix+"/server-certificates/"+url.PathEscape(args[0])+"/certificate", api.CertificateUpload{Data: data, Force: force}, &sum); err != nil {
-					return err
-				}
-				format, err := f.Format()
-				if err != nil {
-					return err
-				}
-				if format == ui.FormatJSON {
-					return ui.JSON(f.IO.Out, sum)
-				}
-				fmt.Fprintf(f.IO.Out, "Server %s now uses %s (expires %s, SHA-256 %s).\n", args[0], sum.Subject, ui.LocalDate(sum.NotAfter), sum.SHA256)
-				return nil
-			})
+			if format == ui.FormatJSON {
+				return ui.JSON(f.IO.Out, sum)
+			}
+			fmt.Fprintf(f.IO.Out, "Server %s now uses %s (expires %s, SHA-256 %s).\n", args[0], sum.Subject, ui.LocalDate(sum.NotAfter), sum.SHA256)
+			return nil
 		},
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "accept a certificate whose names do not include the server's FQDN")
