@@ -151,11 +151,19 @@ type DevicePackages struct {
 // DevicePackage is one package a device is to deploy. The agent fetches
 // https://InfoLocation/ID/info (and manifest.json beside it for the
 // SHA-256 of every fragment), then the fragments from PackLocation.
+//
+// InfoLocations and PackLocations, when present, are the same kinds of
+// locations in the order the agent should try them (closest satellite or
+// server first, InfoLocation/PackLocation among them); the agent fails over
+// to the next on a connection error, a 5xx or a 404. Older servers send
+// only the single locations.
 type DevicePackage struct {
-	ID           string `json:"id"`
-	Priority     int    `json:"priority"`
-	InfoLocation string `json:"info_location"`
-	PackLocation string `json:"pack_location"`
+	ID            string   `json:"id"`
+	Priority      int      `json:"priority"`
+	InfoLocation  string   `json:"info_location"`
+	PackLocation  string   `json:"pack_location"`
+	InfoLocations []string `json:"info_locations,omitempty"`
+	PackLocations []string `json:"pack_locations,omitempty"`
 	Fragments    int    `json:"fragments"`
 	Size         int64  `json:"size"`
 	SHA256       string `json:"sha256,omitempty"`
