@@ -164,10 +164,10 @@ type DevicePackage struct {
 	PackLocation  string   `json:"pack_location"`
 	InfoLocations []string `json:"info_locations,omitempty"`
 	PackLocations []string `json:"pack_locations,omitempty"`
-	Fragments    int    `json:"fragments"`
-	Size         int64  `json:"size"`
-	SHA256       string `json:"sha256,omitempty"`
-	Status       string `json:"status"`
+	Fragments     int      `json:"fragments"`
+	Size          int64    `json:"size"`
+	SHA256        string   `json:"sha256,omitempty"`
+	Status        string   `json:"status"`
 }
 
 // PackageStatusReport is the body of POST
