@@ -53,6 +53,9 @@ type Server struct {
 	Roles        []string  `json:"roles"`
 	Version      string    `json:"version"`
 	CertNotAfter time.Time `json:"cert_not_after"`
+	Address      string    `json:"address,omitempty"` // where peers reach it
+	// Replication is the server's own report, absent when it did not answer.
+	Replication *Replication `json:"replication,omitempty"`
 }
 
 // ZoneInfo answers GET /api/v1/zone.

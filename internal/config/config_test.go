@@ -114,7 +114,7 @@ func TestPropertiesRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := config.Server{ServerID: "3f2a", Address: "127.0.0.1", Port: 8443, LogLevel: "debug",
-		RegistrationRequiresKey: true, ShutdownTimeout: 5 * time.Second, OCS: config.OCS{Enabled: true, PrologFreq: 10, InventoryEvery: 24}}
+		RegistrationRequiresKey: true, ShutdownTimeout: 5 * time.Second, OCS: config.OCS{Enabled: true, PrologFreq: 10, InventoryEvery: 24}, Cluster: config.Cluster{HeartbeatTimeout: time.Second}}
 	if !reflect.DeepEqual(s, want) {
 		t.Errorf("LoadServer = %+v, want %+v", s, want)
 	}
@@ -147,7 +147,7 @@ func TestLoadServerDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := config.Server{ServerID: "abc", Port: 443, LogLevel: "info", ShutdownTimeout: 30 * time.Second,
-		OCS: config.OCS{Enabled: true, PrologFreq: 10, InventoryEvery: 24}}
+		OCS: config.OCS{Enabled: true, PrologFreq: 10, InventoryEvery: 24}, Cluster: config.Cluster{HeartbeatTimeout: time.Second}}
 	if !reflect.DeepEqual(s, want) {
 		t.Errorf("LoadServer = %+v, want defaults %+v", s, want)
 	}

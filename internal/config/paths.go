@@ -60,6 +60,9 @@ func (p Paths) ConfigFile() string { return filepath.Join(p.Conf(), "zoneserver.
 // Store is the bbolt zone store.
 func (p Paths) Store() string { return filepath.Join(p.Data(), "zone.db") }
 
+// Raft holds this server's replication log and snapshots.
+func (p Paths) Raft() string { return filepath.Join(p.Data(), "raft") }
+
 // CACert is the zone CA certificate (public; zman and install packs read it).
 func (p Paths) CACert() string { return filepath.Join(p.Conf(), "zone-ca.pem") }
 

@@ -26,6 +26,20 @@ type Server struct {
 	ShutdownTimeout         time.Duration
 	ContentPort             int // plain-HTTP port for package fragments; 0 for none
 	OCS                     OCS
+	Cluster                 Cluster
+}
+
+// Cluster configures store replication between the zone's Primary Servers.
+type Cluster struct {
+	// Advertise is host:port where peers reach this server; empty for
+	// server.address (or the server's name) and server.port.
+	Advertise string
+	// Join is the zone server a joined server asks, at its first start,
+	// to make it a member (set by zconfigure -c JoinZone).
+	Join string
+	// HeartbeatTimeout is how long a follower waits for the leader before
+	// it calls an election.
+	HeartbeatTimeout time.Duration
 }
 
 // OCS configures the endpoint for OCS Inventory NG agents (/ocsinventory).
@@ -64,6 +78,9 @@ func Properties() []Property {
 		{"ocs.require-client-cert", "false", "over HTTPS, require OCS agents to present a certificate from the zone CA", boolean},
 		{"ocs.prolog-freq", "10", "hours between an OCS agent's contacts (PROLOG_FREQ)", positiveInt},
 		{"ocs.inventory-hours", "24", "hours between the inventories asked of an OCS agent", positiveInt},
+		{"cluster.advertise", "", "host:port where the zone's other servers reach this one; empty for server.address or the server's name, and server.port", anyValue},
+		{"cluster.join", "", "zone server (https://host:port) a joined server asks to make it a member at its first start (set by JoinZone)", anyValue},
+		{"cluster.heartbeat-timeout", "1s", "how long a server waits for the replication leader before it calls an election", duration},
 	}
 }
 
@@ -207,6 +224,8 @@ func LoadServer(p Paths) (Server, error) {
 	s.OCS = OCS{Enabled: v.GetBool("ocs.enabled"), User: v.GetString("ocs.user"), PasswordFile: v.GetString("ocs.password-file"),
 		RequireClientCert: v.GetBool("ocs.require-client-cert"), PrologFreq: v.GetInt("ocs.prolog-freq"), InventoryEvery: v.GetInt("ocs.inventory-hours")}
 	s.OCS.Networks, _ = parseCIDRs(v.GetString("ocs.networks"))
+	s.Cluster = Cluster{Advertise: v.GetString("cluster.advertise"), Join: v.GetString("cluster.join"),
+		HeartbeatTimeout: v.GetDuration("cluster.heartbeat-timeout")}
 	if s.OCS.User != "" && s.OCS.PasswordFile == "" {
 		return Server{}, fmt.Errorf("%s: ocs.user is set but ocs.password-file is not", p.ConfigFile())
 	}

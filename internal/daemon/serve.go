@@ -17,6 +17,7 @@ import (
 	"zonekit/internal/atomicfile"
 	"zonekit/internal/config"
 	"zonekit/internal/errkind"
+	"zonekit/internal/replica"
 	"zonekit/internal/server"
 	"zonekit/internal/store"
 	"zonekit/internal/zone"
@@ -51,6 +52,18 @@ func Serve(ctx context.Context, p config.Paths, stderr io.Writer) error {
 		log.Error("zone server cannot start", "err", err)
 		return err
 	}
+	// Replication starts before the port opens and stops after it closes.
+	node, err := replica.Start(replica.Options{
+		Dir: p.Raft(), ID: cfg.ServerID, Advertise: srv.Advertise(), Store: st,
+		TLSConfig: srv.PeerTLSConfig, Forward: srv.Forward, Bootstrap: cfg.Cluster.Join == "",
+		LogOutput: logFile, HeartbeatTimeout: cfg.Cluster.HeartbeatTimeout, ElectionTimeout: cfg.Cluster.HeartbeatTimeout,
+	})
+	if err != nil {
+		log.Error("zone server cannot start", "err", err)
+		return err
+	}
+	defer node.Shutdown()
+	srv.SetReplica(node)
 	addr := net.JoinHostPort(cfg.Address, strconv.Itoa(cfg.Port))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"zonekit/internal/errkind"
 	"zonekit/internal/password"
 	"zonekit/internal/pki"
+	"zonekit/internal/replica"
 	"zonekit/internal/zone"
 )
 
@@ -70,24 +71,61 @@ func (s *Server) getZone(w http.ResponseWriter, r *http.Request, _ string) error
 }
 
 func (s *Server) apiServers() ([]api.Server, error) {
+	return s.apiServersWith(nil)
+}
+
+// apiServersWith lists the servers; with replication states (server-list)
+// it adds each server's own report. Database and MasterPrimary follow the
+// replication leader: the store's copy of them is only a default.
+func (s *Server) apiServersWith(repl map[string]*replica.Status) ([]api.Server, error) {
 	servers, err := s.db.Servers()
 	if err != nil {
 		return nil, err
+	}
+	leaderID := ""
+	if s.rep != nil {
+		leaderID, _ = s.rep.Leader()
+	}
+	var commit uint64
+	for _, st := range repl {
+		if st.State == "Leader" && st.CommitIndex > commit {
+			commit = st.CommitIndex
+		}
 	}
 	out := make([]api.Server, 0, len(servers))
 	for _, sv := range servers {
 		roles := make([]string, 0, len(sv.Roles))
 		for _, r := range sv.Roles {
+			if s.rep != nil && (r == zone.RoleDatabase || r == zone.RoleMasterPrimary) {
+				continue
+			}
 			roles = append(roles, string(r))
 		}
-		out = append(out, api.Server{ID: sv.ID, Name: sv.Name, DNSNames: sv.DNSNames, IPs: sv.IPs, Port: sv.Port,
-			Roles: roles, Version: sv.Version, CertNotAfter: sv.CertNotAfter})
+		if s.rep != nil && sv.ID == leaderID {
+			roles = append(roles, string(zone.RoleDatabase), string(zone.RoleMasterPrimary))
+		}
+		a := api.Server{ID: sv.ID, Name: sv.Name, DNSNames: sv.DNSNames, IPs: sv.IPs, Port: sv.Port,
+			Roles: roles, Version: sv.Version, CertNotAfter: sv.CertNotAfter, Address: sv.Address}
+		if repl != nil {
+			a.Replication = &api.Replication{State: "unreachable"}
+			if st := repl[sv.ID]; st != nil {
+				a.Replication = &api.Replication{State: st.State, Term: st.Term, Applied: st.Applied, LastContact: st.LastContact}
+				if commit > st.Applied {
+					a.Replication.Behind = commit - st.Applied
+				}
+			}
+		}
+		out = append(out, a)
 	}
 	return out, nil
 }
 
 func (s *Server) listServers(w http.ResponseWriter, r *http.Request, _ string) error {
-	out, err := s.apiServers()
+	servers, err := s.db.Servers()
+	if err != nil {
+		return err
+	}
+	out, err := s.apiServersWith(s.replicationOf(r.Context(), servers))
 	if err != nil {
 		return err
 	}

@@ -122,6 +122,16 @@ func (s *Server) postRestore(w http.ResponseWriter, r *http.Request, actor strin
 		if err := swapIn(p, staging); err != nil {
 			return err
 		}
+		// The replication log describes the store just replaced: it goes,
+		// and the restarted server starts replication afresh from the
+		// restored store (or, with cluster.join set, catches up from the
+		// zone's other servers).
+		if s.rep != nil {
+			s.rep.Shutdown()
+		}
+		if err := os.RemoveAll(p.Raft()); err != nil {
+			s.log.Error("restore: remove the replication log", "err", err)
+		}
 		// This process still holds the old store and certificates: it must
 		// not serve another request until it is restarted on the new ones.
 		s.restored.Store(true)

@@ -55,10 +55,6 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	if err := readJSON(w, r, &req); err != nil {
 		return err
 	}
-	ca := s.ca.Load()
-	if ca == nil {
-		return errkind.New(errkind.Unavailable, "server %s does not hold the CertAuth role; register with the server that does", s.self.Name)
-	}
 	if req.Key == "" && s.opts.Config.RegistrationRequiresKey {
 		return errkind.New(errkind.Auth, "zone %s requires a registration key (zac register -k KEY)", s.zone.Name)
 	}
@@ -69,9 +65,9 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	idb := make([]byte, 16)
 	rand.Read(idb)
 	id := hex.EncodeToString(idb)
-	cert, err := ca.SignDeviceCSR([]byte(req.CSR), id, s.now())
+	cert, err := s.sign(r.Context(), api.ClusterSign{Kind: "device", ID: id, CSR: req.CSR})
 	if err != nil {
-		return errkind.Wrap(errkind.Usage, fmt.Errorf("certificate request: %w", err))
+		return err
 	}
 	now := s.db.Now()
 	dev := zone.Device{ID: id, Name: host, OS: cleanHostname(req.OS), CertSerial: pki.SerialHex(cert),

@@ -1002,13 +1002,9 @@ func (s *Server) needsRenewal(r *http.Request) bool {
 }
 
 func (s *Server) issueDeviceCert(actor, id string, csrPEM string) (api.DeviceCertificate, error) {
-	ca := s.ca.Load()
-	if ca == nil {
-		return api.DeviceCertificate{}, errkind.New(errkind.Unavailable, "server %s does not hold the CertAuth role; ask the server that does", s.self.Name)
-	}
-	cert, err := ca.SignDeviceCSR([]byte(csrPEM), id, s.now())
+	cert, err := s.sign(context.Background(), api.ClusterSign{Kind: "device", ID: id, CSR: csrPEM})
 	if err != nil {
-		return api.DeviceCertificate{}, errkind.Wrap(errkind.Usage, fmt.Errorf("certificate request: %w", err))
+		return api.DeviceCertificate{}, err
 	}
 	if err := s.db.Exec(actor, zone.CmdDeviceSetCert, zone.DeviceCert{ID: id, Serial: pki.SerialHex(cert), NotAfter: cert.NotAfter.UTC()}); err != nil {
 		return api.DeviceCertificate{}, err

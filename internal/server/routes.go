@@ -11,6 +11,7 @@ import (
 
 	"zonekit/internal/api"
 	"zonekit/internal/errkind"
+	"zonekit/internal/replica"
 	"zonekit/internal/version"
 )
 
@@ -100,11 +101,19 @@ func (s *Server) routes() http.Handler {
 	s.prebootRoutes(mux, admin)
 	mux.HandleFunc("GET "+api.ContentPrefix+"/{id}/{file}", s.serveContent(false))
 	s.setupRoutes(mux)
+	s.clusterRoutes(mux, admin)
 
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, errkind.New(errkind.NotFound, "no such API route: %s %s", r.Method, r.URL.Path))
 	})
-	return s.logRequests(mux)
+	logged := s.logRequests(mux)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == replica.UpgradePath {
+			s.serveRaft(w, r)
+			return
+		}
+		logged.ServeHTTP(w, r)
+	})
 }
 
 func (s *Server) wrap(h func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {

@@ -17,6 +17,7 @@ import (
 
 	"zonekit/internal/config"
 	"zonekit/internal/pki"
+	"zonekit/internal/replica"
 	"zonekit/internal/version"
 	"zonekit/internal/zone"
 )
@@ -43,7 +44,9 @@ type Server struct {
 	now      func() time.Time
 	handler  http.Handler
 	shutdown time.Duration
-	pkg      *packages // package deployment: content repository, ids
+	pkg      *packages     // package deployment: content repository, ids
+	rep      *replica.Node // store replication; nil until SetReplica
+	peers    peerClient
 
 	roleMu    sync.Mutex
 	remintMu  sync.Mutex // one certificate change step at a time on this server
@@ -101,8 +104,10 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // Serve answers on ln until ctx is cancelled, then lets in-flight requests
 // finish (up to the shutdown timeout) before returning.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	if err := s.db.ServerStarted(s.self.ID, version.String()); err != nil {
-		return fmt.Errorf("record server start: %w", err)
+	if s.rep == nil {
+		if err := s.db.ServerStarted(s.self.ID, version.String(), ""); err != nil {
+			return fmt.Errorf("record server start: %w", err)
+		}
 	}
 	hs := &http.Server{
 		Handler:           s.handler,
@@ -116,6 +121,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	loopCtx, stopLoop := context.WithCancel(ctx)
 	defer stopLoop()
 	go s.remintLoop(loopCtx)
+	if s.rep != nil {
+		// Through replication, which needs this server answering its peers.
+		go s.startReplicating(loopCtx)
+	}
 	s.log.Info("zone server started", "zone", s.zone.Name, "server", s.self.Name, "addr", ln.Addr().String(), "version", version.String())
 	select {
 	case err := <-errc:

@@ -4,11 +4,14 @@
 package store
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -37,6 +40,7 @@ var (
 	BucketDevicePackages = []byte("device-packages")     // index: "<device>/<package>"
 	BucketSettings       = []byte("settings")
 	keySchema            = []byte("schema")
+	keyApplied           = []byte("replication-applied")
 	defaultTimeout       = 2 * time.Second
 )
 
@@ -68,8 +72,12 @@ var ErrLocked = errors.New("zone store is in use by another process")
 
 // Store is an open zone store.
 type Store struct {
+	// mu lets Replace swap the file under readers and writers: they hold
+	// it shared for the length of a transaction.
+	mu   sync.RWMutex
 	db   *bolt.DB
 	path string
+	opts Options
 }
 
 // Options tune Open.
@@ -101,7 +109,7 @@ func Open(path string, opts Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open zone store %s: %w", path, err)
 	}
-	s := &Store{db: db, path: path}
+	s := &Store{db: db, path: path, opts: opts}
 	if err := s.checkSchema(opts.ReadOnly); err != nil {
 		db.Close()
 		return nil, err
@@ -162,21 +170,33 @@ func schemaOf(tx *bolt.Tx) (int, error) {
 func (s *Store) Path() string { return s.path }
 
 // View runs fn in a read-only transaction.
-func (s *Store) View(fn func(*bolt.Tx) error) error { return s.db.View(fn) }
+func (s *Store) View(fn func(*bolt.Tx) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.db.View(fn)
+}
 
 // Update runs fn in a read-write transaction.
-func (s *Store) Update(fn func(*bolt.Tx) error) error { return s.db.Update(fn) }
+func (s *Store) Update(fn func(*bolt.Tx) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.db.Update(fn)
+}
 
 // Batch runs fn in a read-write transaction shared with concurrent callers,
 // so that many small writes cost one fsync. fn may run more than once and
 // must therefore depend only on its transaction.
-func (s *Store) Batch(fn func(*bolt.Tx) error) error { return s.db.Batch(fn) }
+func (s *Store) Batch(fn func(*bolt.Tx) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.db.Batch(fn)
+}
 
 // WriteTo writes a consistent snapshot of the whole store to w while
 // writers go on.
 func (s *Store) WriteTo(w io.Writer) (int64, error) {
 	var n int64
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.View(func(tx *bolt.Tx) error {
 		var err error
 		n, err = tx.WriteTo(w)
 		return err
@@ -188,10 +208,90 @@ func (s *Store) WriteTo(w io.Writer) (int64, error) {
 // size and a function that writes it, so a caller can announce the size
 // (a tar header) before streaming a consistent copy.
 func (s *Store) Snapshot(fn func(size int64, write func(io.Writer) (int64, error)) error) error {
-	return s.db.View(func(tx *bolt.Tx) error {
+	return s.View(func(tx *bolt.Tx) error {
 		return fn(tx.Size(), tx.WriteTo)
 	})
 }
 
+// Replace makes the store a copy of the store file read from r (a
+// replication snapshot): it is written beside the store, synced, checked,
+// and renamed over the store while no transaction runs. On any error the
+// store is left as it was.
+func (s *Store) Replace(r io.Reader) error {
+	tmp, err := os.CreateTemp(filepath.Dir(s.path), ".replace-*.db")
+	if err != nil {
+		return fmt.Errorf("replace zone store: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := io.Copy(tmp, r); err != nil {
+		tmp.Close()
+		return fmt.Errorf("replace zone store: receive copy: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("replace zone store: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("replace zone store: %w", err)
+	}
+	// The copy must be a store this build can read before it replaces one.
+	chk, err := Open(tmp.Name(), Options{LockTimeout: s.opts.LockTimeout})
+	if err != nil {
+		return fmt.Errorf("replace zone store: the copy is not usable: %w", err)
+	}
+	if err := chk.Close(); err != nil {
+		return fmt.Errorf("replace zone store: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("replace zone store: close: %w", err)
+	}
+	renameErr := os.Rename(tmp.Name(), s.path)
+	if renameErr == nil {
+		if d, err := os.Open(filepath.Dir(s.path)); err == nil {
+			d.Sync()
+			d.Close()
+		}
+	}
+	// Reopen whatever is there now: the copy, or the old file if the rename failed.
+	db, err := bolt.Open(s.path, 0o600, &bolt.Options{Timeout: defaultTimeout})
+	if err != nil {
+		return fmt.Errorf("replace zone store: reopen %s: %w", s.path, err)
+	}
+	s.db = db
+	if renameErr != nil {
+		return fmt.Errorf("replace zone store: %w", renameErr)
+	}
+	return nil
+}
+
+// AppliedIndex is the replication log index of the last command applied to
+// this store (0 for a store that never replicated).
+func AppliedIndex(tx *bolt.Tx) uint64 {
+	if b := tx.Bucket(BucketMeta); b != nil {
+		if v := b.Get(keyApplied); len(v) == 8 {
+			return binary.BigEndian.Uint64(v)
+		}
+	}
+	return 0
+}
+
+// SetAppliedIndex records the replication log index applied in tx, so that
+// entries replayed after a restart are not applied twice.
+func SetAppliedIndex(tx *bolt.Tx, i uint64) error {
+	b, err := tx.CreateBucketIfNotExists(BucketMeta)
+	if err != nil {
+		return err
+	}
+	var v [8]byte
+	binary.BigEndian.PutUint64(v[:], i)
+	return b.Put(keyApplied, v[:])
+}
+
 // Close releases the file and its lock.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.db.Close()
+}

@@ -50,6 +50,7 @@ type serverStart struct {
 	ID      string    `json:"id"`
 	Version string    `json:"version"`
 	Time    time.Time `json:"time"`
+	Address string    `json:"address,omitempty"` // host:port peers reach it at
 }
 
 type serverSetRoles struct {
@@ -133,6 +134,9 @@ func apply(tx *bolt.Tx, c Command) (string, error) {
 			return "", err
 		}
 		s.Version, s.Started = d.Version, d.Time
+		if d.Address != "" {
+			s.Address = d.Address
+		}
 		return s.Name, put(tx, store.BucketServers, s.ID, s)
 
 	case CmdServerSetRoles:
@@ -341,6 +345,9 @@ func apply(tx *bolt.Tx, c Command) (string, error) {
 		return target, err
 	}
 	if target, ok, err := applySatellite(tx, c); ok {
+		return target, err
+	}
+	if target, ok, err := applyCluster(tx, c); ok {
 		return target, err
 	}
 	return "", fmt.Errorf("unknown zone command %q", c.Name)

@@ -16,9 +16,25 @@ import (
 
 // DB runs zone commands and queries against an open store.
 type DB struct {
-	st  *store.Store
-	now func() time.Time
+	st   *store.Store
+	now  func() time.Time
+	prop Proposer
 }
+
+// Proposer applies a command on every server of the zone (store
+// replication): it returns once the command is applied to this server's
+// store, with the command's own error if it failed.
+type Proposer interface {
+	Propose(c Command) error
+}
+
+// SetProposer routes every command through p from now on; nil applies
+// commands to the local store directly (a zone server not yet replicating,
+// or zconfigure while the server is stopped).
+func (d *DB) SetProposer(p Proposer) { d.prop = p }
+
+// Store is the store the DB reads (replication applies commands to it).
+func (d *DB) Store() *store.Store { return d.st }
 
 // New wraps an open store. now may be nil for the wall clock.
 func New(st *store.Store, now func() time.Time) *DB {
@@ -37,6 +53,9 @@ func (d *DB) Exec(actor, name string, data any) error {
 	if err != nil {
 		return err
 	}
+	if d.prop != nil {
+		return d.prop.Propose(c)
+	}
 	return d.st.Update(func(tx *bolt.Tx) error { return Apply(tx, c) })
 }
 
@@ -46,6 +65,10 @@ func (d *DB) ExecBatch(actor, name string, data any) error {
 	c, err := d.command(actor, name, data)
 	if err != nil {
 		return err
+	}
+	if d.prop != nil {
+		// The replication log batches concurrent commands itself.
+		return d.prop.Propose(c)
 	}
 	return d.st.Batch(func(tx *bolt.Tx) error { return Apply(tx, c) })
 }
@@ -68,9 +91,10 @@ func (d *DB) Create(z Zone, s Server, a Admin) error {
 	return d.Exec(a.Name, CmdZoneCreate, zoneCreate{Zone: z, Server: s, Admin: a})
 }
 
-// ServerStarted records that server id runs version.
-func (d *DB) ServerStarted(id, version string) error {
-	return d.Exec("server:"+id, CmdServerStart, serverStart{ID: id, Version: version, Time: d.Now()})
+// ServerStarted records that server id runs version and is reached by its
+// peers at address (host:port; empty keeps the recorded one).
+func (d *DB) ServerStarted(id, version, address string) error {
+	return d.Exec("server:"+id, CmdServerStart, serverStart{ID: id, Version: version, Time: d.Now(), Address: address})
 }
 
 // SetRoles gives server id exactly roles (at most one CertAuth in the zone).

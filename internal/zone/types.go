@@ -32,11 +32,14 @@ type Zone struct {
 
 // Server is a Primary Server of the zone.
 type Server struct {
-	ID           string    `json:"id"`
-	Name         string    `json:"name"` // FQDN, also the certificate's CN
-	DNSNames     []string  `json:"dns_names"`
-	IPs          []string  `json:"ips"`
-	Port         int       `json:"port"`
+	ID       string   `json:"id"`
+	Name     string   `json:"name"` // FQDN, also the certificate's CN
+	DNSNames []string `json:"dns_names"`
+	IPs      []string `json:"ips"`
+	Port     int      `json:"port"`
+	// Address is where peers reach the server's HTTPS port (host:port)
+	// for replication; empty before the server first started replicating.
+	Address      string    `json:"address,omitempty"`
 	Roles        []Role    `json:"roles"`
 	Version      string    `json:"version"`
 	CertPEM      string    `json:"cert_pem"`

@@ -85,14 +85,14 @@ func TestZoneCreate(t *testing.T) {
 
 func TestServerStart(t *testing.T) {
 	db := newDB(t)
-	if err := db.ServerStarted("srv1", "1.2.3"); err != nil {
+	if err := db.ServerStarted("srv1", "1.2.3", ""); err != nil {
 		t.Fatal(err)
 	}
 	s, _ := db.Server("srv1")
 	if s.Version != "1.2.3" || !s.Started.Equal(t0) {
 		t.Errorf("after server.start: version %q started %s", s.Version, s.Started)
 	}
-	wantErr(t, db.ServerStarted("nope", "1"), errkind.NotFound, `server "nope" not found`)
+	wantErr(t, db.ServerStarted("nope", "1", ""), errkind.NotFound, `server "nope" not found`)
 }
 
 func TestAdmins(t *testing.T) {

@@ -3,6 +3,7 @@ package zman
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -92,13 +93,64 @@ func serverListRun(ctx context.Context, o *serverListOptions) error {
 		if err := c.Get(ctx, api.Prefix+"/servers", &servers); err != nil {
 			return err
 		}
-		return o.f.print(servers, []string{"NAME", "ADDRESSES", "PORT", "ROLES", "VERSION", "CERTIFICATE EXPIRES"}, func() [][]string {
+		return o.f.print(servers, []string{"NAME", "ADDRESSES", "PORT", "ROLES", "VERSION", "CERTIFICATE EXPIRES", "REPLICATION"}, func() [][]string {
 			rows := make([][]string, 0, len(servers))
 			for _, s := range servers {
 				rows = append(rows, []string{s.Name, strings.Join(s.IPs, ", "), strconv.Itoa(s.Port),
-					strings.Join(s.Roles, ", "), s.Version, ui.Date(s.CertNotAfter)})
+					strings.Join(s.Roles, ", "), s.Version, ui.Date(s.CertNotAfter), replicationCell(s.Replication)})
 			}
 			return rows
 		})
+	})
+}
+
+// replicationCell says how a server keeps up: its raft state and, for a
+// follower, how many changes it has yet to apply.
+func replicationCell(r *api.Replication) string {
+	switch {
+	case r == nil:
+		return "-"
+	case r.State == "Follower" && r.Behind > 0:
+		return fmt.Sprintf("Follower, %d behind", r.Behind)
+	}
+	return r.State
+}
+
+type serverDeleteOptions struct {
+	f    *Factory
+	Name string
+}
+
+func newServerDelete(f *Factory, runF func(*serverDeleteOptions) error) *cobra.Command {
+	opts := &serverDeleteOptions{f: f}
+	return &cobra.Command{
+		Use:     "server-delete SERVER",
+		Aliases: []string{"sd"},
+		Short:   "Remove a Primary Server from the zone",
+		Long: `Remove a Primary Server from the zone: its record, so that its certificate
+no longer opens the zone's peer links, and its membership in store
+replication, so that the remaining servers need a majority of themselves
+only. The server holding the CertAuth role cannot be removed: move the
+zone CA first (certificate-authority-export -d, certificate-authority-import
+on the new holder). Stop the removed server's zone server afterwards.`,
+		Example: "  zman server-delete zone3.acme.example",
+		Args:    cmdutil.ExactArgs(1, "SERVER"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Name = args[0]
+			if runF != nil {
+				return runF(opts)
+			}
+			return serverDeleteRun(cmd.Context(), opts)
+		},
+	}
+}
+
+func serverDeleteRun(ctx context.Context, o *serverDeleteOptions) error {
+	return o.f.withClient(ctx, func(ctx context.Context, c *client.Client) error {
+		if err := c.Delete(ctx, api.Prefix+"/servers/"+url.PathEscape(o.Name)); err != nil {
+			return err
+		}
+		fmt.Fprintf(o.f.IO.Out, "Removed server %s from the zone.\n", o.Name)
+		return nil
 	})
 }

@@ -1,0 +1,370 @@
+package replica
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	bolt "go.etcd.io/bbolt"
+
+	"zonekit/internal/errkind"
+	"zonekit/internal/store"
+	"zonekit/internal/zone"
+)
+
+// Options configure a replication node.
+type Options struct {
+	Dir       string // where the raft log and snapshots live (data/raft)
+	ID        string // this server's id in the zone
+	Advertise string // host:port where peers reach this server's HTTPS port
+	Store     *store.Store
+	// TLSConfig is the client side of peer links: this server's zone
+	// certificate, the zone CA as the only root.
+	TLSConfig func() *tls.Config
+	// Forward sends a command to the leader's zone server and returns the
+	// log index it was applied at (see ErrNotDelivered).
+	Forward func(ctx context.Context, leader string, c zone.Command) (uint64, error)
+	// Bootstrap makes a server without replication state a one-voter
+	// cluster; a joining server waits for the leader to add it instead.
+	Bootstrap bool
+	LogOutput io.Writer // raft's own log; nil discards it
+	// Timing; zero values take defaults suited to a LAN.
+	HeartbeatTimeout time.Duration
+	ElectionTimeout  time.Duration
+}
+
+// ErrNotDelivered wraps forwarding errors that prove the leader never
+// received the command, so that proposing again cannot apply it twice.
+var ErrNotDelivered = errors.New("command not delivered to the leader")
+
+// Node is this server's member of the zone's replication cluster.
+type Node struct {
+	opts  Options
+	raft  *raft.Raft
+	fsm   *fsm
+	layer *streamLayer
+	trans *raft.NetworkTransport
+	logs  *raftboltdb.BoltStore
+
+	mu      sync.Mutex
+	applied chan struct{} // closed and replaced whenever the FSM applies
+
+	normal   raft.ReloadableConfig // timeouts for a cluster of several servers
+	shutdown sync.Once
+}
+
+// alone reports whether this server is the only voter of its cluster.
+func (n *Node) alone(has bool, cfg *raft.Config, snaps raft.SnapshotStore) bool {
+	if !has {
+		return n.opts.Bootstrap
+	}
+	probe := *cfg // GetConfiguration marks the config it is given as not to start
+	c, err := raft.GetConfiguration(&probe, n.fsm, n.logs, n.logs, snaps, n.trans)
+	if err != nil {
+		return false
+	}
+	return len(c.Servers) == 1 && c.Servers[0].ID == raft.ServerID(n.opts.ID)
+}
+
+// proposeWait bounds how long a command waits for a leader (an election,
+// a leader restarting) before it fails as unavailable.
+const proposeWait = 15 * time.Second
+
+// Start opens the raft log under Dir and joins the cluster.
+func Start(o Options) (*Node, error) {
+	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("replication: %w", err)
+	}
+	n := &Node{opts: o, applied: make(chan struct{})}
+	var err error
+	if n.fsm, err = newFSM(o.Store, n.onApplied); err != nil {
+		return nil, fmt.Errorf("replication: read applied index: %w", err)
+	}
+	out := o.LogOutput
+	if out == nil {
+		out = io.Discard
+	}
+	logger := hclog.New(&hclog.LoggerOptions{Name: "raft", Output: out, Level: hclog.Info, JSONFormat: true})
+
+	cfg := raft.DefaultConfig()
+	cfg.LocalID = raft.ServerID(o.ID)
+	cfg.Logger = logger
+	// The store holds what it applied: restoring the last snapshot at
+	// start would only replace it with an older copy.
+	cfg.NoSnapshotRestoreOnStart = true
+	cfg.CommitTimeout = 5 * time.Millisecond
+	cfg.SnapshotThreshold = 4096
+	cfg.TrailingLogs = 4096
+	if o.HeartbeatTimeout > 0 {
+		cfg.HeartbeatTimeout = o.HeartbeatTimeout
+		cfg.LeaderLeaseTimeout = o.HeartbeatTimeout / 2
+	}
+	if o.ElectionTimeout > 0 {
+		cfg.ElectionTimeout = o.ElectionTimeout
+	}
+
+	if n.logs, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(o.Dir, "raft.db")}); err != nil {
+		return nil, fmt.Errorf("replication log %s: %w", filepath.Join(o.Dir, "raft.db"), err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(o.Dir, 2, logger)
+	if err != nil {
+		n.logs.Close()
+		return nil, fmt.Errorf("replication snapshots: %w", err)
+	}
+	if n.layer, err = newStreamLayer(o.Advertise, o.TLSConfig); err != nil {
+		n.logs.Close()
+		return nil, err
+	}
+	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream: n.layer, MaxPool: 4, Timeout: 10 * time.Second, Logger: logger,
+		ServerAddressProvider: nil,
+	})
+	has, err := raft.HasExistingState(n.logs, n.logs, snaps)
+	if err != nil {
+		n.close()
+		return nil, fmt.Errorf("replication state: %w", err)
+	}
+	if !has && o.Bootstrap {
+		// A new cluster numbers its log from 1: whatever index the store
+		// remembers (a restored backup) belongs to a log that is gone.
+		if err := o.Store.Update(func(tx *bolt.Tx) error { return store.SetAppliedIndex(tx, 0) }); err != nil {
+			n.close()
+			return nil, fmt.Errorf("replication: %w", err)
+		}
+		n.fsm.applied.Store(0)
+	}
+	n.normal = raft.ReloadableConfig{TrailingLogs: cfg.TrailingLogs, SnapshotInterval: cfg.SnapshotInterval,
+		SnapshotThreshold: cfg.SnapshotThreshold, HeartbeatTimeout: cfg.HeartbeatTimeout, ElectionTimeout: cfg.ElectionTimeout}
+	if n.alone(has, cfg, snaps) {
+		// A zone of one server elects itself at once instead of after a
+		// heartbeat timeout, so it takes writes as soon as it listens.
+		// AddVoter restores the normal timeouts before a second server joins.
+		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 20*time.Millisecond, 20*time.Millisecond, 20*time.Millisecond
+	}
+	if n.raft, err = raft.NewRaft(cfg, n.fsm, n.logs, n.logs, snaps, n.trans); err != nil {
+		n.close()
+		return nil, fmt.Errorf("start replication: %w", err)
+	}
+	if !has && o.Bootstrap {
+		f := n.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{
+			{Suffrage: raft.Voter, ID: raft.ServerID(o.ID), Address: raft.ServerAddress(o.Advertise)}}})
+		if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			n.Shutdown()
+			return nil, fmt.Errorf("bootstrap replication: %w", err)
+		}
+	}
+	return n, nil
+}
+
+func (n *Node) close() {
+	if n.trans != nil {
+		n.trans.Close()
+	}
+	if n.logs != nil {
+		n.logs.Close()
+	}
+}
+
+// Shutdown leaves the cluster's traffic (not its membership) and closes
+// the log. Later calls do nothing.
+func (n *Node) Shutdown() error {
+	var err error
+	n.shutdown.Do(func() {
+		err = n.raft.Shutdown().Error()
+		n.close()
+	})
+	return err
+}
+
+func (n *Node) onApplied(uint64) {
+	n.mu.Lock()
+	close(n.applied)
+	n.applied = make(chan struct{})
+	n.mu.Unlock()
+}
+
+// AppliedIndex is the last log index applied to this server's store.
+func (n *Node) AppliedIndex() uint64 { return n.fsm.applied.Load() }
+
+// WaitApplied returns once this server's store holds log index idx, so a
+// client that wrote through one server reads its write there.
+func (n *Node) WaitApplied(ctx context.Context, idx uint64) error {
+	for {
+		n.mu.Lock()
+		ch := n.applied
+		n.mu.Unlock()
+		if n.fsm.applied.Load() >= idx {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return errkind.New(errkind.Unavailable, "this server has not yet received change %d from the leader: try again", idx)
+		}
+	}
+}
+
+// IsLeader reports whether this server leads the cluster now.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// Leader returns the leader's server id and address, empty while none is known.
+func (n *Node) Leader() (id, addr string) {
+	a, i := n.raft.LeaderWithID()
+	return string(i), string(a)
+}
+
+// Propose applies c through the leader and waits until this server's store
+// holds it. A command's own failure (not found, exists, ...) comes back as
+// its error; no leader within proposeWait is Unavailable.
+func (n *Node) Propose(c zone.Command) error {
+	ctx, cancel := context.WithTimeout(context.Background(), proposeWait)
+	defer cancel()
+	for {
+		if n.IsLeader() {
+			_, err := n.ApplyLeader(c)
+			if !errors.Is(err, raft.ErrNotLeader) && !errors.Is(err, raft.ErrLeadershipLost) {
+				return err
+			}
+		} else if _, addr := n.Leader(); addr != "" && n.opts.Forward != nil {
+			idx, err := n.opts.Forward(ctx, addr, c)
+			if err == nil {
+				return n.WaitApplied(ctx, idx)
+			}
+			if !errors.Is(err, ErrNotDelivered) {
+				return err
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return errkind.New(errkind.Unavailable, "the zone's servers have no leader to accept changes (a majority of them must be running): try again shortly")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// ApplyLeader applies c on the leader and returns its log index. It fails
+// with raft.ErrNotLeader on a follower.
+func (n *Node) ApplyLeader(c zone.Command) (uint64, error) {
+	data, err := json.Marshal(c)
+	if err != nil {
+		return 0, fmt.Errorf("encode command %s: %w", c.Name, err)
+	}
+	f := n.raft.Apply(data, 10*time.Second)
+	if err := f.Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			return 0, err
+		}
+		return 0, errkind.Wrap(errkind.Unavailable, fmt.Errorf("replicate %s: %w", c.Name, err))
+	}
+	if err, ok := f.Response().(error); ok && err != nil {
+		return f.Index(), err
+	}
+	return f.Index(), nil
+}
+
+// AddVoter makes the server id at addr a voting member (leader only).
+func (n *Node) AddVoter(id, addr string) error {
+	if err := n.raft.ReloadConfig(n.normal); err != nil {
+		return fmt.Errorf("replication timeouts: %w", err)
+	}
+	if err := n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, 30*time.Second).Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) {
+			return err
+		}
+		return errkind.Wrap(errkind.Unavailable, fmt.Errorf("add server to replication: %w", err))
+	}
+	return nil
+}
+
+// RemoveServer takes the server out of the cluster (leader only).
+func (n *Node) RemoveServer(id string) error {
+	if err := n.raft.RemoveServer(raft.ServerID(id), 0, 30*time.Second).Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) {
+			return err
+		}
+		return errkind.Wrap(errkind.Unavailable, fmt.Errorf("remove server from replication: %w", err))
+	}
+	return nil
+}
+
+// TransferLeadership hands leadership to another voter, if there is one.
+func (n *Node) TransferLeadership() error {
+	return n.raft.LeadershipTransfer().Error()
+}
+
+// Member is one server of the replication cluster.
+type Member struct {
+	ID      string `json:"id"`
+	Address string `json:"address"`
+	Voter   bool   `json:"voter"`
+}
+
+// Members lists the cluster's configuration, by id.
+func (n *Node) Members() ([]Member, error) {
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, err
+	}
+	var out []Member
+	for _, s := range f.Configuration().Servers {
+		out = append(out, Member{ID: string(s.ID), Address: string(s.Address), Voter: s.Suffrage == raft.Voter})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// IsMember reports whether id is in the cluster's configuration.
+func (n *Node) IsMember(id string) bool {
+	ms, err := n.Members()
+	if err != nil {
+		return false
+	}
+	for _, m := range ms {
+		if m.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// Status is this server's view of replication.
+type Status struct {
+	ID          string    `json:"id"`
+	State       string    `json:"state"` // Leader, Follower, Candidate, Shutdown
+	LeaderID    string    `json:"leader_id,omitempty"`
+	Term        uint64    `json:"term"`
+	LastIndex   uint64    `json:"last_index"`
+	CommitIndex uint64    `json:"commit_index"`
+	Applied     uint64    `json:"applied_index"`
+	LastContact time.Time `json:"last_contact,omitzero"` // followers: last word from the leader
+}
+
+// Status reports this server's replication state.
+func (n *Node) Status() Status {
+	st := n.raft.Stats()
+	num := func(k string) uint64 { v, _ := strconv.ParseUint(st[k], 10, 64); return v }
+	s := Status{ID: n.opts.ID, State: n.raft.State().String(), Term: num("term"), LastIndex: num("last_log_index"),
+		CommitIndex: num("commit_index"), Applied: n.AppliedIndex()}
+	s.LeaderID, _ = n.Leader()
+	if t := n.raft.LastContact(); !t.IsZero() && s.State != raft.Leader.String() {
+		s.LastContact = t.UTC()
+	}
+	return s
+}
+
+// ServeUpgrade turns an authorized peer's HTTP request into a raft stream.
+// The caller has checked the peer's certificate.
+func (n *Node) ServeUpgrade(w http.ResponseWriter, r *http.Request) { n.layer.serveUpgrade(w, r) }

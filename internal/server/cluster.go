@@ -1,0 +1,582 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	neturl "net/url"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"zonekit/internal/api"
+	"zonekit/internal/errkind"
+	"zonekit/internal/pki"
+	"zonekit/internal/replica"
+	"zonekit/internal/version"
+	"zonekit/internal/zone"
+)
+
+// maxCommand bounds a forwarded command (inventories are the largest).
+const maxCommand = 32 << 20
+
+// SetReplica makes this server a member of the zone's replication cluster:
+// every command goes through it from now on. Call before Serve.
+func (s *Server) SetReplica(n *replica.Node) {
+	s.rep = n
+	s.db.SetProposer(n)
+}
+
+// Advertise is host:port where peers reach this server.
+func (s *Server) Advertise() string {
+	if a := s.opts.Config.Cluster.Advertise; a != "" {
+		return a
+	}
+	host := s.opts.Config.Address
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = s.self.Name
+	}
+	return net.JoinHostPort(host, strconv.Itoa(s.opts.Config.Port))
+}
+
+// PeerTLSConfig is the client side of links to other zone servers: this
+// server's current certificate, and a peer accepted when its certificate
+// is a server certificate from the zone CA. Names are not checked: peers
+// are reached at addresses (cluster.advertise) that need not be in their
+// certificates, and any server of the zone may speak for the zone.
+func (s *Server) PeerTLSConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		InsecureSkipVerify: true, // replaced by VerifyConnection below
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			c := s.trust.Load().cert
+			return &c, nil
+		},
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("peer sent no certificate")
+			}
+			_, err := s.verifyServerCert(cs.PeerCertificates[0], cs.PeerCertificates[1:])
+			return err
+		},
+	}
+}
+
+// verifyServerCert accepts a zone server certificate: issued by the zone
+// CA (or one whose device certificates are still accepted) for server use.
+func (s *Server) verifyServerCert(leaf *x509.Certificate, inter []*x509.Certificate) ([][]*x509.Certificate, error) {
+	st := s.trust.Load()
+	pool := x509.NewCertPool()
+	for _, c := range inter {
+		pool.AddCert(c)
+	}
+	chains, err := leaf.Verify(x509.VerifyOptions{Roots: st.config.ClientCAs, Intermediates: pool, CurrentTime: s.now(),
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	if err != nil {
+		return nil, fmt.Errorf("peer certificate %q is not a server certificate of this zone: %w", leaf.Subject.CommonName, err)
+	}
+	return chains, nil
+}
+
+// peerFromTLS returns the zone server that presented the request's client
+// certificate, or an Auth error: peer routes are for the zone's servers only.
+func (s *Server) peerFromTLS(r *http.Request) (zone.Server, error) {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return zone.Server{}, errkind.New(errkind.Auth, "peer routes need the certificate of a server of this zone")
+	}
+	leaf := r.TLS.PeerCertificates[0]
+	if _, err := s.verifyServerCert(leaf, r.TLS.PeerCertificates[1:]); err != nil {
+		return zone.Server{}, errkind.Wrap(errkind.Auth, err)
+	}
+	servers, err := s.db.Servers()
+	if err != nil {
+		return zone.Server{}, err
+	}
+	for _, sv := range servers {
+		if sv.Name == leaf.Subject.CommonName {
+			return sv, nil
+		}
+	}
+	return zone.Server{}, errkind.New(errkind.Auth, "%q is not a server of zone %s", leaf.Subject.CommonName, s.zone.Name)
+}
+
+type peerHandler func(w http.ResponseWriter, r *http.Request, peer zone.Server) error
+
+func (s *Server) peer(h peerHandler) http.HandlerFunc {
+	return s.wrap(func(w http.ResponseWriter, r *http.Request) error {
+		p, err := s.peerFromTLS(r)
+		if err != nil {
+			return err
+		}
+		setActor(r, "server:"+p.Name)
+		return h(w, r, p)
+	})
+}
+
+func (s *Server) clusterRoutes(mux *http.ServeMux, admin func(string, func(http.ResponseWriter, *http.Request, string) error)) {
+	mux.HandleFunc("POST "+api.Prefix+"/cluster/apply", s.peer(s.clusterApply))
+	mux.HandleFunc("POST "+api.Prefix+"/cluster/members", s.peer(s.clusterAddMember))
+	mux.HandleFunc("POST "+api.Prefix+"/cluster/members/remove", s.peer(s.clusterRemoveMember))
+	mux.HandleFunc("GET "+api.Prefix+"/cluster/status", s.peer(s.clusterStatus))
+	mux.HandleFunc("POST "+api.Prefix+"/cluster/sign", s.peer(s.clusterSign))
+	admin("POST "+api.Prefix+"/cluster/join", s.clusterJoin)
+	admin("GET "+api.Prefix+"/cluster/store", s.clusterStore)
+	admin("DELETE "+api.Prefix+"/servers/{name}", s.deleteServer)
+}
+
+// serveRaft hands a peer's upgraded connection to raft. It runs outside
+// the access log's wrapper, which cannot be hijacked.
+func (s *Server) serveRaft(w http.ResponseWriter, r *http.Request) {
+	p, err := s.peerFromTLS(r)
+	if err != nil {
+		s.log.Warn("replication link refused", "remote", r.RemoteAddr, "err", err)
+		s.fail(w, r, err)
+		return
+	}
+	if s.rep == nil {
+		s.fail(w, r, errkind.New(errkind.Unavailable, "server %s does not replicate", s.self.Name))
+		return
+	}
+	s.log.Debug("replication link", "peer", p.Name, "remote", r.RemoteAddr)
+	s.rep.ServeUpgrade(w, r)
+}
+
+var errNotLeader = errkind.New(errkind.Unavailable, "not the replication leader")
+
+// clusterApply applies a command forwarded by a follower.
+func (s *Server) clusterApply(w http.ResponseWriter, r *http.Request, _ zone.Server) error {
+	if s.rep == nil || !s.rep.IsLeader() {
+		writeJSON(w, http.StatusMisdirectedRequest, api.Error{Error: api.ErrorBody{Code: "not_leader", Message: "not the replication leader"}})
+		return nil
+	}
+	var c zone.Command
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxCommand)).Decode(&c); err != nil {
+		return errkind.New(errkind.Usage, "malformed command: %v", err)
+	}
+	idx, err := s.rep.ApplyLeader(c)
+	if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+		writeJSON(w, http.StatusMisdirectedRequest, api.Error{Error: api.ErrorBody{Code: "not_leader", Message: err.Error()}})
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, api.ClusterApplied{Index: idx})
+	return nil
+}
+
+// peerClient talks to other zone servers with this server's certificate.
+type peerClient struct {
+	once sync.Once
+	http *http.Client
+}
+
+func (s *Server) peerHTTP() *http.Client {
+	s.peers.once.Do(func() {
+		tr := &http.Transport{
+			TLSClientConfig:     s.PeerTLSConfig(),
+			DialContext:         (&net.Dialer{Timeout: 3 * time.Second}).DialContext,
+			TLSHandshakeTimeout: 5 * time.Second,
+			MaxIdleConnsPerHost: 16,
+			Proxy:               nil,
+		}
+		s.peers.http = &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	})
+	return s.peers.http
+}
+
+// peerCall sends a JSON request to the zone server at addr (host:port).
+// Errors that prove the request never left are wrapped in
+// replica.ErrNotDelivered; the peer's answer keeps its error kind.
+func (s *Server) peerCall(ctx context.Context, addr, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "https://"+addr+api.Prefix+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	wrote := false
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { wrote = true }}))
+	resp, err := s.peerHTTP().Do(req)
+	if err != nil {
+		if !wrote {
+			return fmt.Errorf("%w: %s: %v", replica.ErrNotDelivered, addr, err)
+		}
+		return errkind.Wrap(errkind.Unavailable, fmt.Errorf("zone server %s: %w", addr, err))
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return errkind.Wrap(errkind.Unavailable, fmt.Errorf("zone server %s: %w", addr, err))
+	}
+	if resp.StatusCode == http.StatusMisdirectedRequest {
+		return fmt.Errorf("%w: %s is no longer the leader", replica.ErrNotDelivered, addr)
+	}
+	if resp.StatusCode >= 300 {
+		return peerError(addr, resp.StatusCode, data)
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("malformed answer from zone server %s: %w", addr, err)
+		}
+	}
+	return nil
+}
+
+func peerError(addr string, status int, data []byte) error {
+	var e api.Error
+	if json.Unmarshal(data, &e) != nil || e.Error.Message == "" {
+		return errkind.New(errkind.Unavailable, "zone server %s answered %d %s", addr, status, http.StatusText(status))
+	}
+	kinds := map[string]errkind.Kind{
+		"auth": errkind.Auth, "not_found": errkind.NotFound, "exists": errkind.Exists,
+		"usage": errkind.Usage, "unavailable": errkind.Unavailable, "invalid": errkind.Invalid,
+	}
+	return errkind.New(kinds[e.Error.Code], "%s", e.Error.Message)
+}
+
+// Forward is the replica's route to the leader for commands proposed here.
+func (s *Server) Forward(ctx context.Context, leader string, c zone.Command) (uint64, error) {
+	var out api.ClusterApplied
+	if err := s.peerCall(ctx, leader, http.MethodPost, "/cluster/apply", c, &out); err != nil {
+		return 0, err
+	}
+	return out.Index, nil
+}
+
+// toLeader runs fn here when this server leads, else sends the request to
+// the leader, retrying through an election.
+func (s *Server) toLeader(ctx context.Context, path string, in any, local func() error) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if s.rep.IsLeader() {
+			err := local()
+			if !errors.Is(err, raft.ErrNotLeader) {
+				return err
+			}
+		} else if _, addr := s.rep.Leader(); addr != "" {
+			err := s.peerCall(ctx, addr, http.MethodPost, path, in, nil)
+			if !errors.Is(err, replica.ErrNotDelivered) {
+				return err
+			}
+		}
+		if time.Now().After(deadline) {
+			return errkind.New(errkind.Unavailable, "the zone's servers have no replication leader: try again shortly")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// clusterAddMember makes the calling server (or the one a follower speaks
+// for) a voting member.
+func (s *Server) clusterAddMember(w http.ResponseWriter, r *http.Request, _ zone.Server) error {
+	var req api.ClusterMember
+	if err := readJSON(w, r, &req); err != nil {
+		return err
+	}
+	if _, err := s.db.Server(req.ID); err != nil {
+		return errkind.New(errkind.NotFound, "server id %s is not in the zone: join it with zconfigure -c JoinZone", req.ID)
+	}
+	if s.rep == nil {
+		return errkind.New(errkind.Unavailable, "server %s does not replicate", s.self.Name)
+	}
+	err := s.toLeader(r.Context(), "/cluster/members", req, func() error { return s.rep.AddVoter(req.ID, req.Address) })
+	if err != nil {
+		return err
+	}
+	s.log.Info("replication member added", "id", req.ID, "address", req.Address)
+	writeJSON(w, http.StatusOK, req)
+	return nil
+}
+
+func (s *Server) clusterRemoveMember(w http.ResponseWriter, r *http.Request, _ zone.Server) error {
+	var req api.ClusterMember
+	if err := readJSON(w, r, &req); err != nil {
+		return err
+	}
+	if err := s.toLeader(r.Context(), "/cluster/members/remove", req, func() error { return s.rep.RemoveServer(req.ID) }); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, req)
+	return nil
+}
+
+func (s *Server) clusterStatus(w http.ResponseWriter, r *http.Request, _ zone.Server) error {
+	if s.rep == nil {
+		return errkind.New(errkind.Unavailable, "server %s does not replicate", s.self.Name)
+	}
+	writeJSON(w, http.StatusOK, s.rep.Status())
+	return nil
+}
+
+// clusterSign signs a CSR with the zone CA for another server of the zone:
+// only the CertAuth server holds the key.
+func (s *Server) clusterSign(w http.ResponseWriter, r *http.Request, peer zone.Server) error {
+	var req api.ClusterSign
+	if err := readJSON(w, r, &req); err != nil {
+		return err
+	}
+	cert, err := s.signLocal(req)
+	if err != nil {
+		return err
+	}
+	s.log.Info("certificate signed for a peer", "peer", peer.Name, "kind", req.Kind, "id", req.ID)
+	writeJSON(w, http.StatusOK, api.ClusterSigned{CertPEM: string(pki.EncodeCertPEM(cert))})
+	return nil
+}
+
+func (s *Server) signLocal(req api.ClusterSign) (*x509.Certificate, error) {
+	ca := s.ca.Load()
+	if ca == nil {
+		return nil, errkind.New(errkind.Unavailable, "server %s does not hold the CertAuth role", s.self.Name)
+	}
+	switch req.Kind {
+	case "device":
+		cert, err := ca.SignDeviceCSR([]byte(req.CSR), req.ID, s.now())
+		if err != nil {
+			return nil, errkind.Wrap(errkind.Usage, fmt.Errorf("certificate request: %w", err))
+		}
+		return cert, nil
+	case "server":
+		csr, err := pki.ParseCSRPEM([]byte(req.CSR))
+		if err != nil {
+			return nil, errkind.Wrap(errkind.Usage, err)
+		}
+		var ips []net.IP
+		for _, ip := range req.IPs {
+			if p := net.ParseIP(ip); p != nil {
+				ips = append(ips, p)
+			} else {
+				return nil, errkind.New(errkind.Usage, "%q is not an IP address", ip)
+			}
+		}
+		if len(req.DNSNames) == 0 {
+			return nil, errkind.New(errkind.Usage, "a server certificate needs a DNS name")
+		}
+		return ca.IssueServer(pki.ServerRequest{CommonName: req.DNSNames[0], DNSNames: req.DNSNames, IPs: ips, PublicKey: csr.PublicKey}, s.now())
+	}
+	return nil, errkind.New(errkind.Usage, "unknown certificate kind %q", req.Kind)
+}
+
+// sign signs here when this server holds the CA, else asks the server
+// that does: devices may register with any server of the zone.
+func (s *Server) sign(ctx context.Context, req api.ClusterSign) (*x509.Certificate, error) {
+	if s.ca.Load() != nil {
+		return s.signLocal(req)
+	}
+	servers, err := s.db.Servers()
+	if err != nil {
+		return nil, err
+	}
+	for _, sv := range servers {
+		if !sv.HasRole(zone.RoleCertAuth) || sv.ID == s.self.ID {
+			continue
+		}
+		addr := sv.Address
+		if addr == "" {
+			addr = net.JoinHostPort(sv.Name, strconv.Itoa(sv.Port))
+		}
+		var out api.ClusterSigned
+		if err := s.peerCall(ctx, addr, http.MethodPost, "/cluster/sign", req, &out); err != nil {
+			if errors.Is(err, replica.ErrNotDelivered) {
+				return nil, errkind.New(errkind.Unavailable, "the zone's CertAuth server %s cannot be reached to sign the certificate: try again later", sv.Name)
+			}
+			return nil, err
+		}
+		return pki.ParseCertPEM([]byte(out.CertPEM))
+	}
+	return nil, errkind.New(errkind.Unavailable, "no server of zone %s holds the CertAuth role: enable it where the CA key is (certificate-authority-role-enable)", s.zone.Name)
+}
+
+// clusterJoin admits a new Primary Server: its certificate from the zone
+// CA, its record in the store. The new server then copies the store
+// (clusterStore) and, at its first start, asks to become a member.
+func (s *Server) clusterJoin(w http.ResponseWriter, r *http.Request, actor string) error {
+	var req api.ClusterJoin
+	if err := readJSON(w, r, &req); err != nil {
+		return err
+	}
+	if len(req.DNSNames) == 0 || req.Port < 1 || req.Port > 65535 || req.CSR == "" {
+		return errkind.New(errkind.Usage, "joining needs the server's DNS names, port and certificate request")
+	}
+	servers, err := s.db.Servers()
+	if err != nil {
+		return err
+	}
+	for _, sv := range servers {
+		if sv.Name == req.DNSNames[0] {
+			return errkind.New(errkind.Exists, "the zone already has a server named %s (zman server-delete %s first to replace it)", sv.Name, sv.Name)
+		}
+	}
+	cert, err := s.sign(r.Context(), api.ClusterSign{Kind: "server", CSR: req.CSR, DNSNames: req.DNSNames, IPs: req.IPs})
+	if err != nil {
+		return err
+	}
+	idb := make([]byte, 16)
+	rand.Read(idb)
+	now := s.db.Now()
+	sv := zone.Server{ID: hex.EncodeToString(idb), Name: req.DNSNames[0], DNSNames: req.DNSNames, IPs: req.IPs, Port: req.Port,
+		Address: req.Advertise, Roles: []zone.Role{}, Version: req.Version, CertPEM: string(pki.EncodeCertPEM(cert)),
+		CertNotAfter: cert.NotAfter.UTC(), Created: now}
+	if err := s.db.JoinServer(actor, sv); err != nil {
+		return err
+	}
+	z, err := s.db.Zone()
+	if err != nil {
+		return err
+	}
+	s.log.Info("server joined the zone", "server", sv.Name, "id", sv.ID, "actor", actor)
+	writeJSON(w, http.StatusCreated, api.ClusterJoined{ServerID: sv.ID, ZoneID: z.ID, ZoneName: z.Name,
+		CertPEM: string(pki.EncodeCertPEM(cert)) + z.CACertPEM, CAPEM: z.CACertPEM,
+		Join: "https://" + s.Advertise()})
+	return nil
+}
+
+// clusterStore streams a consistent copy of the store to a joining server.
+func (s *Server) clusterStore(w http.ResponseWriter, r *http.Request, actor string) error {
+	return s.db.Snapshot(func(size int64, write func(io.Writer) (int64, error)) error {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+		w.WriteHeader(http.StatusOK)
+		_, err := write(w)
+		return err
+	})
+}
+
+// deleteServer removes a Primary Server from the zone: its record (so its
+// certificate no longer opens peer routes) and its replication membership.
+func (s *Server) deleteServer(w http.ResponseWriter, r *http.Request, actor string) error {
+	ref := r.PathValue("name")
+	servers, err := s.db.Servers()
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(servers, func(sv zone.Server) bool { return sv.Name == ref || sv.ID == ref })
+	if i < 0 {
+		return errkind.New(errkind.NotFound, "server %q not found", ref)
+	}
+	sv := servers[i]
+	if err := s.db.DeleteServer(actor, sv.ID); err != nil {
+		return err
+	}
+	if s.rep != nil {
+		req := api.ClusterMember{ID: sv.ID}
+		if err := s.toLeader(r.Context(), "/cluster/members/remove", req, func() error { return s.rep.RemoveServer(sv.ID) }); err != nil {
+			return fmt.Errorf("server %s deleted from the zone but still a replication member: %w", sv.Name, err)
+		}
+	}
+	s.log.Info("server deleted from the zone", "server", sv.Name, "actor", actor)
+	writeJSON(w, http.StatusOK, api.Server{ID: sv.ID, Name: sv.Name})
+	return nil
+}
+
+// replicationOf asks every server for its replication state, in parallel
+// and briefly: a server that does not answer is shown as unreachable.
+func (s *Server) replicationOf(ctx context.Context, servers []zone.Server) map[string]*replica.Status {
+	if s.rep == nil {
+		return nil
+	}
+	out := make(map[string]*replica.Status, len(servers))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, sv := range servers {
+		if sv.ID == s.self.ID {
+			st := s.rep.Status()
+			out[sv.ID] = &st
+			continue
+		}
+		addr := sv.Address
+		if addr == "" {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			var st replica.Status
+			if err := s.peerCall(cctx, addr, http.MethodGet, "/cluster/status", nil, &st); err == nil {
+				mu.Lock()
+				out[sv.ID] = &st
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// startReplicating records this server's start and, on a server that
+// joined but is not yet a member, asks the zone to add it. It retries in
+// the background until it succeeds or ctx ends: the server must answer
+// the leader meanwhile.
+func (s *Server) startReplicating(ctx context.Context) {
+	join := s.opts.Config.Cluster.Join
+	for attempt := 0; ; attempt++ {
+		err := s.joinOnce(ctx, join)
+		if err == nil {
+			err = s.db.ServerStarted(s.self.ID, version.String(), s.Advertise())
+		}
+		if err == nil {
+			return
+		}
+		if attempt%10 == 0 {
+			s.log.Warn("replication: not yet a working member", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (s *Server) joinOnce(ctx context.Context, join string) error {
+	if join == "" || s.rep == nil || s.rep.IsMember(s.self.ID) {
+		return nil
+	}
+	u, err := joinAddress(join)
+	if err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, 40*time.Second)
+	defer cancel()
+	err = s.peerCall(cctx, u, http.MethodPost, "/cluster/members", api.ClusterMember{ID: s.self.ID, Address: s.Advertise()}, nil)
+	if err == nil {
+		s.log.Info("replication: added to the zone's cluster", "via", join)
+	}
+	return err
+}
+
+// joinAddress turns https://host:port into host:port.
+func joinAddress(u string) (string, error) {
+	p, err := neturl.Parse(u)
+	if err != nil || p.Scheme != "https" || p.Host == "" || p.Port() == "" {
+		return "", errkind.New(errkind.Usage, "cluster.join %q: want https://host:port", u)
+	}
+	return p.Host, nil
+}
