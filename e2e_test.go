@@ -70,6 +70,8 @@ func TestScripts(t *testing.T) {
 			"preboot":      cmdPreboot,
 			"slipgz":       cmdSlipGz,
 			"zacage":       cmdZacAge,
+			"signal":       cmdSignal,
+			"until":        cmdUntil,
 		},
 	})
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"strconv"
 	"syscall"
+	"time"
 
 	"zonekit/internal/atomicfile"
 	"zonekit/internal/config"
@@ -64,6 +65,7 @@ func Serve(ctx context.Context, p config.Paths, stderr io.Writer) error {
 	}
 	defer node.Shutdown()
 	srv.SetReplica(node)
+	node.WaitSingleLeader(5 * time.Second)
 	addr := net.JoinHostPort(cfg.Address, strconv.Itoa(cfg.Port))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

@@ -70,12 +70,15 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	errFailed := errors.New("a command in the batch failed")
 	err := f.st.Update(func(tx *bolt.Tx) error {
 		for i, c := range cmds {
-			if c == nil {
+			if c == nil || store.CommandApplied(tx, c.ID) {
 				continue
 			}
 			if err := zone.Apply(tx, *c); err != nil {
 				out[i] = err
 				return errFailed
+			}
+			if err := store.RecordCommand(tx, c.ID, logs[i].Index); err != nil {
+				return err
 			}
 		}
 		return store.SetAppliedIndex(tx, last)
@@ -89,8 +92,14 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 			idx := logs[i].Index
 			var cmdErr error
 			err := f.st.Update(func(tx *bolt.Tx) error {
+				if store.CommandApplied(tx, c.ID) {
+					return nil
+				}
 				if cmdErr = zone.Apply(tx, *c); cmdErr != nil {
 					return cmdErr
+				}
+				if err := store.RecordCommand(tx, c.ID, idx); err != nil {
+					return err
 				}
 				return store.SetAppliedIndex(tx, idx)
 			})

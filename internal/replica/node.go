@@ -46,9 +46,11 @@ type Options struct {
 	ElectionTimeout  time.Duration
 }
 
-// ErrNotDelivered wraps forwarding errors that prove the leader never
-// received the command, so that proposing again cannot apply it twice.
-var ErrNotDelivered = errors.New("command not delivered to the leader")
+// ErrNotDelivered wraps forwarding errors after which the command may be
+// sent again: the leader did not answer (it may be gone, or no longer
+// lead). Commands carry an id the store remembers, so one that did reach
+// the leader is not applied twice.
+var ErrNotDelivered = errors.New("command not confirmed by the leader")
 
 // Node is this server's member of the zone's replication cluster.
 type Node struct {
@@ -63,6 +65,7 @@ type Node struct {
 	applied chan struct{} // closed and replaced whenever the FSM applies
 
 	normal   raft.ReloadableConfig // timeouts for a cluster of several servers
+	single   bool                  // started as the only voter
 	shutdown sync.Once
 }
 
@@ -82,6 +85,11 @@ func (n *Node) alone(has bool, cfg *raft.Config, snaps raft.SnapshotStore) bool 
 // proposeWait bounds how long a command waits for a leader (an election,
 // a leader restarting) before it fails as unavailable.
 const proposeWait = 15 * time.Second
+
+// forwardWait bounds one attempt to reach the leader: a frozen or dead
+// leader is replaced by an election within seconds, and the command is
+// then sent to the new one.
+const forwardWait = 3 * time.Second
 
 // Start opens the raft log under Dir and joins the cluster.
 func Start(o Options) (*Node, error) {
@@ -149,10 +157,14 @@ func Start(o Options) (*Node, error) {
 	n.normal = raft.ReloadableConfig{TrailingLogs: cfg.TrailingLogs, SnapshotInterval: cfg.SnapshotInterval,
 		SnapshotThreshold: cfg.SnapshotThreshold, HeartbeatTimeout: cfg.HeartbeatTimeout, ElectionTimeout: cfg.ElectionTimeout}
 	if n.alone(has, cfg, snaps) {
-		// A zone of one server elects itself at once instead of after a
-		// heartbeat timeout, so it takes writes as soon as it listens.
-		// AddVoter restores the normal timeouts before a second server joins.
-		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 20*time.Millisecond, 20*time.Millisecond, 20*time.Millisecond
+		// A zone of one server elects itself sooner; AddVoter restores the
+		// normal timeouts before a second server joins. The leader lease
+		// cannot be changed later, so it stays long enough for the
+		// heartbeats of a bigger cluster (a tenth of the timeout).
+		n.single = true
+		cfg.HeartbeatTimeout /= 2
+		cfg.ElectionTimeout /= 2
+		cfg.LeaderLeaseTimeout = cfg.HeartbeatTimeout
 	}
 	if n.raft, err = raft.NewRaft(cfg, n.fsm, n.logs, n.logs, snaps, n.trans); err != nil {
 		n.close()
@@ -217,6 +229,19 @@ func (n *Node) WaitApplied(ctx context.Context, idx uint64) error {
 	}
 }
 
+// WaitSingleLeader waits, on a server that is its cluster's only voter,
+// until it has elected itself, so that it takes writes as soon as it
+// listens. Elsewhere it returns at once: peers need this server answering.
+func (n *Node) WaitSingleLeader(timeout time.Duration) {
+	if !n.single {
+		return
+	}
+	deadline := time.Now().Add(timeout)
+	for !n.IsLeader() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // IsLeader reports whether this server leads the cluster now.
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 
@@ -239,7 +264,9 @@ func (n *Node) Propose(c zone.Command) error {
 				return err
 			}
 		} else if _, addr := n.Leader(); addr != "" && n.opts.Forward != nil {
-			idx, err := n.opts.Forward(ctx, addr, c)
+			fctx, cancel := context.WithTimeout(ctx, forwardWait)
+			idx, err := n.opts.Forward(fctx, addr, c)
+			cancel()
 			if err == nil {
 				return n.WaitApplied(ctx, idx)
 			}

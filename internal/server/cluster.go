@@ -202,6 +202,12 @@ func (s *Server) peerHTTP() *http.Client {
 // Errors that prove the request never left are wrapped in
 // replica.ErrNotDelivered; the peer's answer keeps its error kind.
 func (s *Server) peerCall(ctx context.Context, addr, method, path string, in, out any) error {
+	return s.peerCallRetry(ctx, addr, method, path, in, out, false)
+}
+
+// peerCallRetry is peerCall for requests that are safe to send again
+// (retryable): any failure to get an answer is then ErrNotDelivered.
+func (s *Server) peerCallRetry(ctx context.Context, addr, method, path string, in, out any, retryable bool) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -219,7 +225,7 @@ func (s *Server) peerCall(ctx context.Context, addr, method, path string, in, ou
 	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { wrote = true }}))
 	resp, err := s.peerHTTP().Do(req)
 	if err != nil {
-		if !wrote {
+		if !wrote || retryable {
 			return fmt.Errorf("%w: %s: %v", replica.ErrNotDelivered, addr, err)
 		}
 		return errkind.Wrap(errkind.Unavailable, fmt.Errorf("zone server %s: %w", addr, err))
@@ -258,7 +264,8 @@ func peerError(addr string, status int, data []byte) error {
 // Forward is the replica's route to the leader for commands proposed here.
 func (s *Server) Forward(ctx context.Context, leader string, c zone.Command) (uint64, error) {
 	var out api.ClusterApplied
-	if err := s.peerCall(ctx, leader, http.MethodPost, "/cluster/apply", c, &out); err != nil {
+	// Commands carry ids the store remembers: sending one again is safe.
+	if err := s.peerCallRetry(ctx, leader, http.MethodPost, "/cluster/apply", c, &out, true); err != nil {
 		return 0, err
 	}
 	return out.Index, nil

@@ -289,6 +289,62 @@ func SetAppliedIndex(tx *bolt.Tx, i uint64) error {
 	return b.Put(keyApplied, v[:])
 }
 
+var bucketApplied = []byte("replication-commands")
+
+// CommandApplied reports whether the replicated command with this id was
+// applied already (a retry of a command whose answer was lost).
+func CommandApplied(tx *bolt.Tx, id string) bool {
+	meta := tx.Bucket(BucketMeta)
+	if meta == nil || id == "" {
+		return false
+	}
+	b := meta.Bucket(bucketApplied)
+	return b != nil && b.Get([]byte(id)) != nil
+}
+
+// commandsKept bounds the memory of applied command ids: retries come
+// within seconds, so the oldest are forgotten beyond this many.
+const commandsKept = 20000
+
+// RecordCommand remembers that the command with this id was applied at
+// log index i, forgetting the oldest ids beyond commandsKept.
+func RecordCommand(tx *bolt.Tx, id string, i uint64) error {
+	if id == "" {
+		return nil
+	}
+	meta, err := tx.CreateBucketIfNotExists(BucketMeta)
+	if err != nil {
+		return err
+	}
+	b, err := meta.CreateBucketIfNotExists(bucketApplied)
+	if err != nil {
+		return err
+	}
+	var v [8]byte
+	binary.BigEndian.PutUint64(v[:], i)
+	if err := b.Put([]byte(id), v[:]); err != nil {
+		return err
+	}
+	// Pruning is by log index, every thousandth entry: ids are random, so
+	// the scan is the price of not keeping a second index.
+	if i%1000 != 0 || i <= commandsKept {
+		return nil
+	}
+	var old [][]byte
+	b.ForEach(func(k, v []byte) error {
+		if len(v) == 8 && binary.BigEndian.Uint64(v) < i-commandsKept {
+			old = append(old, k)
+		}
+		return nil
+	})
+	for _, k := range old {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Close releases the file and its lock.
 func (s *Store) Close() error {
 	s.mu.Lock()

@@ -16,6 +16,9 @@ import (
 // application needs (ids, times, certificates), so applying it is
 // deterministic and replays identically on every replica.
 type Command struct {
+	// ID is unique per command, so that a command sent again after a lost
+	// answer (a leader that died mid-request) is applied once.
+	ID    string          `json:"id,omitempty"`
 	Name  string          `json:"name"`
 	Actor string          `json:"actor"`
 	Time  time.Time       `json:"time"`

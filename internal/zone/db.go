@@ -1,6 +1,8 @@
 package zone
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -78,7 +80,9 @@ func (d *DB) command(actor, name string, data any) (Command, error) {
 	if err != nil {
 		return Command{}, fmt.Errorf("command %s: %w", name, err)
 	}
-	return Command{Name: name, Actor: actor, Time: d.Now(), Data: raw}, nil
+	id := make([]byte, 12)
+	rand.Read(id)
+	return Command{ID: hex.EncodeToString(id), Name: name, Actor: actor, Time: d.Now(), Data: raw}, nil
 }
 
 // Snapshot exposes the store's consistent snapshot (see store.Store.Snapshot).
