@@ -56,3 +56,11 @@ type Replication struct {
 	Behind      uint64    `json:"behind"` // entries behind the leader's commit index
 	LastContact time.Time `json:"last_contact,omitzero"`
 }
+
+// ServerAddress is the body of POST /api/v1/servers/{name}/address: what
+// changes (empty fields stay as they are).
+type ServerAddress struct {
+	DNSNames  []string `json:"dns_names,omitempty"`
+	IPs       []string `json:"ips,omitempty"`
+	Advertise string   `json:"advertise,omitempty"`
+}

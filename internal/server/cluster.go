@@ -106,7 +106,9 @@ func (s *Server) peerFromTLS(r *http.Request) (zone.Server, error) {
 		return zone.Server{}, err
 	}
 	for _, sv := range servers {
-		if sv.Name == leaf.Subject.CommonName {
+		// By name, or by the certificate the zone recorded for it (a
+		// server whose name changed with a remint).
+		if sv.Name == leaf.Subject.CommonName || sameCert(sv.CertPEM, leaf) {
 			return sv, nil
 		}
 	}
@@ -135,6 +137,7 @@ func (s *Server) clusterRoutes(mux *http.ServeMux, admin func(string, func(http.
 	admin("POST "+api.Prefix+"/cluster/join", s.clusterJoin)
 	admin("GET "+api.Prefix+"/cluster/store", s.clusterStore)
 	admin("DELETE "+api.Prefix+"/servers/{name}", s.deleteServer)
+	admin("POST "+api.Prefix+"/servers/{name}/address", s.setServerAddress)
 }
 
 // serveRaft hands a peer's upgraded connection to raft. It runs outside
@@ -563,12 +566,32 @@ func (s *Server) startReplicating(ctx context.Context) {
 }
 
 func (s *Server) joinOnce(ctx context.Context, join string) error {
-	if join == "" || s.rep == nil || s.rep.IsMember(s.self.ID) {
+	if s.rep == nil {
 		return nil
 	}
-	u, err := joinAddress(join)
+	members, err := s.rep.Members()
 	if err != nil {
 		return err
+	}
+	for _, m := range members {
+		if m.ID == s.self.ID && m.Address == s.Advertise() {
+			return nil
+		}
+	}
+	// Not a member yet (a joined server's first start), or a member at
+	// an address that changed: ask the zone, which adds or updates it.
+	if s.rep.IsLeader() {
+		return s.rep.AddVoter(s.self.ID, s.Advertise())
+	}
+	var u string
+	if _, leader := s.rep.Leader(); leader != "" {
+		u = leader
+	} else if join != "" {
+		if u, err = joinAddress(join); err != nil {
+			return err
+		}
+	} else {
+		return nil
 	}
 	cctx, cancel := context.WithTimeout(ctx, 40*time.Second)
 	defer cancel()
@@ -579,6 +602,11 @@ func (s *Server) joinOnce(ctx context.Context, join string) error {
 	return err
 }
 
+func sameCert(recordPEM string, leaf *x509.Certificate) bool {
+	c, err := pki.ParseCertPEM([]byte(recordPEM))
+	return err == nil && c.Equal(leaf)
+}
+
 // joinAddress turns https://host:port into host:port.
 func joinAddress(u string) (string, error) {
 	p, err := neturl.Parse(u)
@@ -586,4 +614,43 @@ func joinAddress(u string) (string, error) {
 		return "", errkind.New(errkind.Usage, "cluster.join %q: want https://host:port", u)
 	}
 	return p.Host, nil
+}
+
+// setServerAddress records a server's new IP addresses, DNS names or peer
+// address (a move to another network). Its certificate follows with
+// server-certificate-remint, which takes the names and addresses recorded
+// here; the server itself restarts with its new server.address.
+func (s *Server) setServerAddress(w http.ResponseWriter, r *http.Request, actor string) error {
+	var req api.ServerAddress
+	if err := readJSON(w, r, &req); err != nil {
+		return err
+	}
+	for _, ip := range req.IPs {
+		if net.ParseIP(ip) == nil {
+			return errkind.New(errkind.Usage, "%q is not an IP address", ip)
+		}
+	}
+	if req.Advertise != "" {
+		if _, _, err := net.SplitHostPort(req.Advertise); err != nil {
+			return errkind.New(errkind.Usage, "--advertise %q: want host:port", req.Advertise)
+		}
+	}
+	ref := r.PathValue("name")
+	servers, err := s.db.Servers()
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(servers, func(sv zone.Server) bool { return sv.Name == ref || sv.ID == ref })
+	if i < 0 {
+		return errkind.New(errkind.NotFound, "server %q not found", ref)
+	}
+	sv := servers[i]
+	if err := s.db.SetServerAddress(actor, sv.ID, req.DNSNames, req.IPs, req.Advertise); err != nil {
+		return err
+	}
+	if sv, err = s.db.Server(sv.ID); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, api.Server{ID: sv.ID, Name: sv.Name, DNSNames: sv.DNSNames, IPs: sv.IPs, Port: sv.Port, Address: sv.Address})
+	return nil
 }

@@ -11,9 +11,23 @@ import (
 
 // Commands that change the zone's set of Primary Servers.
 const (
-	CmdServerJoin   = "server.join"
-	CmdServerDelete = "server.delete"
+	CmdServerJoin       = "server.join"
+	CmdServerDelete     = "server.delete"
+	CmdServerSetAddress = "server.set-address"
 )
+
+type serverSetAddress struct {
+	ID       string   `json:"id"`
+	DNSNames []string `json:"dns_names,omitempty"`
+	IPs      []string `json:"ips,omitempty"`
+	Address  string   `json:"address,omitempty"`
+}
+
+// SetServerAddress records a server's new names, addresses or peer
+// address; empty values keep the recorded ones.
+func (d *DB) SetServerAddress(actor, id string, dns, ips []string, address string) error {
+	return d.Exec(actor, CmdServerSetAddress, serverSetAddress{ID: id, DNSNames: dns, IPs: ips, Address: address})
+}
 
 type serverJoin struct {
 	Server Server `json:"server"`
@@ -53,6 +67,26 @@ func applyCluster(tx *bolt.Tx, c Command) (string, bool, error) {
 			return "", true, err
 		}
 		return d.Server.Name, true, put(tx, store.BucketServers, d.Server.ID, d.Server)
+
+	case CmdServerSetAddress:
+		var d serverSetAddress
+		if err := decode(c, &d); err != nil {
+			return "", true, err
+		}
+		var s Server
+		if err := get(tx, store.BucketServers, d.ID, &s, "server"); err != nil {
+			return "", true, err
+		}
+		if len(d.DNSNames) > 0 {
+			s.DNSNames = d.DNSNames
+		}
+		if len(d.IPs) > 0 {
+			s.IPs = d.IPs
+		}
+		if d.Address != "" {
+			s.Address = d.Address
+		}
+		return s.Name, true, put(tx, store.BucketServers, s.ID, s)
 
 	case CmdServerDelete:
 		var d byName

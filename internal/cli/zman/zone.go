@@ -12,6 +12,7 @@ import (
 	"zonekit/internal/api"
 	"zonekit/internal/cli/cmdutil"
 	"zonekit/internal/client"
+	"zonekit/internal/errkind"
 	"zonekit/internal/ui"
 )
 
@@ -151,6 +152,56 @@ func serverDeleteRun(ctx context.Context, o *serverDeleteOptions) error {
 			return err
 		}
 		fmt.Fprintf(o.f.IO.Out, "Removed server %s from the zone.\n", o.Name)
+		return nil
+	})
+}
+
+type serverAddressOptions struct {
+	f    *Factory
+	Name string
+	Req  api.ServerAddress
+}
+
+func newServerAddressSet(f *Factory, runF func(*serverAddressOptions) error) *cobra.Command {
+	opts := &serverAddressOptions{f: f}
+	cmd := &cobra.Command{
+		Use:     "server-address-set SERVER [--ip IP]... [--dns NAME]... [--advertise HOST:PORT]",
+		Aliases: []string{"sas"},
+		Short:   "Record a Primary Server's new IP addresses, DNS names or peer address",
+		Long: `Record that a Primary Server moved: its IP addresses and DNS names (the
+subject alternative names of its next certificate) and the host:port its
+peers reach it at. Then remint its certificate with the new names
+(server-certificate-remint SERVER) and restart it on its new address
+(zconfigure -D server.address=... -D cluster.advertise=...). Agents learn
+the servers' names at their next refresh. See docs/cluster.md.`,
+		Example: `  zman server-address-set zone2.acme.example --ip 10.1.0.6 --advertise 10.1.0.6:443
+  zman server-certificate-remint zone2.acme.example --activate now`,
+		Args: cmdutil.ExactArgs(1, "SERVER"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Name = args[0]
+			if len(opts.Req.IPs) == 0 && len(opts.Req.DNSNames) == 0 && opts.Req.Advertise == "" {
+				return errkind.New(errkind.Usage, "give --ip, --dns or --advertise")
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return serverAddressRun(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().StringSliceVar(&opts.Req.IPs, "ip", nil, "the server's IP addresses, all of them (repeatable)")
+	cmd.Flags().StringSliceVar(&opts.Req.DNSNames, "dns", nil, "the server's DNS names, all of them (repeatable)")
+	cmd.Flags().StringVar(&opts.Req.Advertise, "advertise", "", "host:port where the zone's other servers reach it")
+	return cmd
+}
+
+func serverAddressRun(ctx context.Context, o *serverAddressOptions) error {
+	return o.f.withClient(ctx, func(ctx context.Context, c *client.Client) error {
+		var sv api.Server
+		if err := c.Post(ctx, api.Prefix+"/servers/"+url.PathEscape(o.Name)+"/address", o.Req, &sv); err != nil {
+			return err
+		}
+		fmt.Fprintf(o.f.IO.Out, "Recorded server %s: names %s; addresses %s; peers reach it at %s.\n", sv.Name,
+			strings.Join(sv.DNSNames, ", "), strings.Join(sv.IPs, ", "), sv.Address)
 		return nil
 	})
 }
