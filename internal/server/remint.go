@@ -8,7 +8,9 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -79,8 +81,11 @@ func (s *Server) reconcile() error {
 
 func (s *Server) reconcileLocked() error {
 	r, err := s.db.Remint()
-	if err != nil || r == nil {
+	if err != nil {
 		return err
+	}
+	if r == nil {
+		return s.followActivation()
 	}
 	if err := s.prepareOwn(r); err != nil {
 		return err
@@ -107,6 +112,34 @@ func (s *Server) reconcileLocked() error {
 	}
 	s.log.Info("certificate change activated", "change", r.Name, "kind", string(r.Kind))
 	return s.installOwn(r)
+}
+
+// followActivation installs a change another server of the zone activated:
+// the store then holds a zone CA or a certificate for this server that
+// differ from the ones this server uses.
+func (s *Server) followActivation() error {
+	z, err := s.db.Zone()
+	if err != nil {
+		return err
+	}
+	self, err := s.db.Server(s.self.ID)
+	if err != nil {
+		return err
+	}
+	st := s.trust.Load()
+	ca, errCA := pki.ParseCertPEM([]byte(z.CACertPEM))
+	leaf, errLeaf := pki.ParseCertPEM([]byte(self.CertPEM))
+	if (errCA != nil || ca.Equal(st.ca)) && (errLeaf != nil || leaf.Equal(st.leaf)) {
+		return nil
+	}
+	if err := s.finishActivation(); err != nil {
+		return err
+	}
+	if err := s.loadTrust(); err != nil {
+		return err
+	}
+	s.log.Info("certificate change activated elsewhere in the zone installed")
+	return nil
 }
 
 // prepareOwn makes this server's key and CSR, or picks up an
@@ -389,6 +422,12 @@ func (s *Server) finishActivation() error {
 		return nil
 	}
 	chainPEM, err := os.ReadFile(s.futureChainPath())
+	if errors.Is(err, fs.ErrNotExist) && fileExists(s.futureKeyPath()) {
+		// Another server of the zone activated the change before this one
+		// fetched its certificate: the store's copy is the one (issued by
+		// the zone CA itself, so there is no intermediate to add).
+		chainPEM, err = pki.EncodeCertPEM(want), nil
+	}
 	if err != nil {
 		return fmt.Errorf("the store holds a new certificate for this server (SHA-256 %s) but %s is missing: %w",
 			pki.Fingerprint(want, "sha256"), s.futureChainPath(), err)
