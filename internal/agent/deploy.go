@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -34,24 +36,31 @@ const (
 // LocalPackage is what this device knows of one package assigned to it:
 // where it comes from, how far its download is, and its result.
 type LocalPackage struct {
-	ID           string            `json:"id"`
-	Priority     int               `json:"priority"`
-	InfoLocation string            `json:"info_location"`
-	PackLocation string            `json:"pack_location"`
-	Fragments    int               `json:"fragments"`
-	Size         int64             `json:"size"`
-	SHA256       string            `json:"sha256,omitempty"`
-	Phase        string            `json:"phase"`
-	Info         string            `json:"info,omitempty"` // the info file as fetched over HTTPS
-	Manifest     *content.Manifest `json:"manifest,omitempty"`
-	Have         int               `json:"have"` // fragments complete and checked, from 1 up (counted every few)
-	Result       string            `json:"result,omitempty"`
-	Reported     bool              `json:"reported"`
-	Cancel       bool              `json:"cancel,omitempty"`
-	LastError    string            `json:"last_error,omitempty"`
-	FirstSeen    time.Time         `json:"first_seen"`
-	Updated      time.Time         `json:"updated"`
-	Finished     time.Time         `json:"finished,omitzero"`
+	ID           string `json:"id"`
+	Priority     int    `json:"priority"`
+	InfoLocation string `json:"info_location"`
+	PackLocation string `json:"pack_location"`
+	// InfoLocations and PackLocations are the same in failover order
+	// (closest first); empty from zones that send single locations.
+	InfoLocations []string `json:"info_locations,omitempty"`
+	PackLocations []string `json:"pack_locations,omitempty"`
+	// PackFrom is the location that served the last fragment: the next
+	// one is asked there first.
+	PackFrom  string            `json:"pack_from,omitempty"`
+	Fragments int               `json:"fragments"`
+	Size      int64             `json:"size"`
+	SHA256    string            `json:"sha256,omitempty"`
+	Phase     string            `json:"phase"`
+	Info      string            `json:"info,omitempty"` // the info file as fetched over HTTPS
+	Manifest  *content.Manifest `json:"manifest,omitempty"`
+	Have      int               `json:"have"` // fragments complete and checked, from 1 up (counted every few)
+	Result    string            `json:"result,omitempty"`
+	Reported  bool              `json:"reported"`
+	Cancel    bool              `json:"cancel,omitempty"`
+	LastError string            `json:"last_error,omitempty"`
+	FirstSeen time.Time         `json:"first_seen"`
+	Updated   time.Time         `json:"updated"`
+	Finished  time.Time         `json:"finished,omitzero"`
 }
 
 // Done reports whether nothing is left to do for p: its result is known
@@ -255,8 +264,10 @@ func (a *Agent) Deploy(ctx context.Context, o DeployOptions) (DeployResult, erro
 	if e.info, err = a.contentClient(); err != nil {
 		return DeployResult{}, err
 	}
+	// A location that does not answer within the dial or header timeout is
+	// given up for the next one.
 	e.frags = &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 4, ResponseHeaderTimeout: 30 * time.Second,
-		IdleConnTimeout: time.Minute}}
+		IdleConnTimeout: time.Minute, DialContext: (&net.Dialer{Timeout: 10 * time.Second}).DialContext}}
 	defer e.frags.CloseIdleConnections()
 	defer e.info.CloseIdleConnections()
 
@@ -439,6 +450,7 @@ func (e *engine) sync(ctx context.Context) error {
 				continue
 			}
 			p.Priority, p.InfoLocation, p.PackLocation, p.Size, p.SHA256 = l.Priority, l.InfoLocation, l.PackLocation, l.Size, l.SHA256
+			p.InfoLocations, p.PackLocations = cleanLocations(l.InfoLocations), cleanLocations(l.PackLocations)
 			if p.Phase == PhaseNew {
 				p.Fragments = l.Fragments
 			}
@@ -458,6 +470,20 @@ func (e *engine) sync(ctx context.Context) error {
 		e.report(ctx)
 	}
 	return err
+}
+
+// cleanLocations keeps the well-formed locations of a zone's list once
+// each, in its order: host[:port]/path, no scheme, no spaces.
+func cleanLocations(list []string) []string {
+	var out []string
+	for _, l := range list {
+		l = strings.TrimRight(l, "/")
+		if l == "" || strings.Contains(l, "://") || strings.ContainsAny(l, " \t\r\n?#") || slices.Contains(out, l) {
+			continue
+		}
+		out = append(out, l)
+	}
+	return out
 }
 
 // installed says whether a result means the package is on this device.

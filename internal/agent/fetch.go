@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -67,60 +68,172 @@ func fetchSmall(ctx context.Context, c *http.Client, url string, limit int64) (d
 	return data, true, nil
 }
 
+// infoLocations and packLocations are where p's info file and fragments
+// come from, in the order the zone gave (closest first); an older zone sends
+// only the single locations.
+func (p *LocalPackage) infoLocations() []string {
+	if len(p.InfoLocations) > 0 {
+		return p.InfoLocations
+	}
+	return []string{p.InfoLocation}
+}
+
+func (p *LocalPackage) packLocations() []string {
+	if len(p.PackLocations) == 0 {
+		return []string{p.PackLocation}
+	}
+	// The location that served the last fragment first, then the others in
+	// the zone's order.
+	if p.PackFrom == "" || p.PackFrom == p.PackLocations[0] || !slices.Contains(p.PackLocations, p.PackFrom) {
+		return p.PackLocations
+	}
+	out := []string{p.PackFrom}
+	for _, l := range p.PackLocations {
+		if l != p.PackFrom {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
 // fetchInfo gets the info file over HTTPS and, beside it, the manifest
 // with the SHA-256 of every fragment (an OCS server has none: the MD5 of
-// the info file then guards the whole archive). A non-empty status is the
+// the info file then guards the whole archive), from the first location
+// that answers: a refused connection, a timeout, a 5xx, a 404 or a server
+// that is not the zone's moves on to the next. A non-empty status is the
 // package's final result.
 func (e *engine) fetchInfo(ctx context.Context, p *LocalPackage) (string, error) {
-	base := "https://" + p.InfoLocation + "/" + p.ID + "/"
+	var errs []error
+	missing, untrusted := 0, 0
+	locs := p.infoLocations()
+	for _, loc := range locs {
+		res, found, err := e.fetchInfoFrom(ctx, p, loc)
+		switch {
+		case res != "":
+			return res, nil
+		case err == nil && found:
+			return "", nil
+		case err == nil:
+			missing++
+		default:
+			var f *errFinal
+			if errors.As(err, &f) {
+				untrusted++
+			}
+			errs = append(errs, err)
+			if ctx.Err() != nil {
+				return "", ctx.Err()
+			}
+		}
+		if len(locs) > 1 {
+			e.logf("package %s: info not had from %s; trying the next location", p.ID, loc)
+		}
+	}
+	switch {
+	case missing == len(locs):
+		return "ERR_BAD_ID", nil
+	case untrusted+missing == len(locs):
+		// Only servers the zone CA did not certify answered: never trust them.
+		return "ERR_DOWNLOAD_INFO", nil
+	}
+	return "", errors.Join(errs...)
+}
+
+// fetchInfoFrom fetches the info file and manifest from one location.
+// found is false when it has no info file for p.
+func (e *engine) fetchInfoFrom(ctx context.Context, p *LocalPackage, loc string) (res string, found bool, err error) {
+	base := "https://" + loc + "/" + p.ID + "/"
 	data, found, err := fetchSmall(ctx, e.info, base+content.InfoFile, 64<<10)
 	if err != nil {
-		return resultOf(err)
+		e.logf("package %s: %v", p.ID, err)
+		return "", false, err
 	}
 	if !found {
 		e.logf("package %s: %s%s not found", p.ID, base, content.InfoFile)
-		return "ERR_BAD_ID", nil
+		return "", false, nil
 	}
 	info, err := content.ParseInfo(data)
 	if err != nil {
 		e.logf("package %s: %v", p.ID, err)
-		return "ERR_BAD_PARAM", nil
+		return "ERR_BAD_PARAM", true, nil
 	}
 	if info.ID != p.ID {
 		e.logf("package %s: the info file is for package %s", p.ID, info.ID)
-		return "ERR_BAD_ID", nil
+		return "ERR_BAD_ID", true, nil
+	}
+	mdata, mfound, err := fetchSmall(ctx, e.info, base+content.ManifestFile, 16<<20)
+	if err != nil {
+		e.logf("package %s: %v", p.ID, err)
+		return "", false, err
 	}
 	p.Info, p.Fragments = string(data), info.Frags
-	mdata, found, err := fetchSmall(ctx, e.info, base+content.ManifestFile, 16<<20)
-	if err != nil {
-		return resultOf(err)
-	}
 	p.Manifest = nil
-	if found {
+	if mfound {
 		var m content.Manifest
 		if err := json.Unmarshal(mdata, &m); err != nil || m.ID != p.ID || len(m.Fragments) != info.Frags || (info.Frags > 0 && m.MD5 != info.Digest) {
 			e.logf("package %s: the manifest does not match the info file", p.ID)
-			return "ERR_BAD_PARAM", nil
+			return "ERR_BAD_PARAM", true, nil
 		}
 		p.Manifest = &m
 		if p.SHA256 == "" {
 			p.SHA256 = m.SHA256
 		}
 	}
-	e.logf("package %s: info fetched (%s, %d fragment(s), priority %d)", p.ID, info.Action, info.Frags, p.Priority)
-	return "", nil
+	e.logf("package %s: info fetched from %s (%s, %d fragment(s), priority %d)", p.ID, loc, info.Action, info.Frags, p.Priority)
+	return "", true, nil
 }
 
-// fetchFragment gets fragment p.Have+1 into the package's directory. A
-// partial file from an earlier attempt (a dropped connection, a killed
-// agent) is continued with a Range request; a fragment whose SHA-256 is
-// not the manifest's is thrown away and fetched again alone next time.
+// fetchFragment gets fragment p.Have+1 into the package's directory from
+// the first of p's locations that serves it, starting with the one that
+// served the last fragment: a refused connection, a timeout, a 5xx, a 404,
+// a transfer cut short or a fragment that fails its digest moves on to the
+// next location, which continues the partial file with a Range request. A
+// fragment whose SHA-256 is not the manifest's is thrown away.
 func (e *engine) fetchFragment(ctx context.Context, p *LocalPackage) (string, error) {
+	n := p.Have + 1
+	locs := p.packLocations()
+	var errs []error
+	missing := 0
+	for i, loc := range locs {
+		err := e.fetchFragmentFrom(ctx, p, loc)
+		if err == nil {
+			if p.PackFrom != loc {
+				if p.PackFrom != "" || i > 0 {
+					e.logf("package %s: fragments now from %s", p.ID, loc)
+				}
+				p.PackFrom = loc
+			}
+			return "", nil
+		}
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		if errors.Is(err, errFragmentMissing) {
+			missing++
+		}
+		errs = append(errs, err)
+		if i+1 < len(locs) {
+			e.logf("package %s: fragment %d/%d: %v; trying %s", p.ID, n, p.Fragments, err, locs[i+1])
+		}
+	}
+	if missing == len(locs) {
+		e.logf("package %s: fragment %d/%d found nowhere", p.ID, n, p.Fragments)
+		return "ERR_DOWNLOAD_PACK", nil
+	}
+	return "", fmt.Errorf("fragment %d/%d: %w", n, p.Fragments, errors.Join(errs...))
+}
+
+var errFragmentMissing = errors.New("not found")
+
+// fetchFragmentFrom gets fragment p.Have+1 from one location, continuing
+// a partial file left by an earlier attempt (a dropped connection, a
+// killed agent, another location) with a Range request.
+func (e *engine) fetchFragmentFrom(ctx context.Context, p *LocalPackage, loc string) error {
 	n := p.Have + 1
 	name := content.FragmentName(p.ID, n)
 	dir := e.a.packageDir(p.ID)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", err
+		return err
 	}
 	done := filepath.Join(dir, name)
 	part := done + ".part"
@@ -131,12 +244,12 @@ func (e *engine) fetchFragment(ctx context.Context, p *LocalPackage) (string, er
 	}
 	f, err := os.OpenFile(part, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
-		return "", err
+		return err
 	}
 	defer f.Close()
 	have, err := f.Seek(0, io.SeekEnd)
 	if err != nil {
-		return "", err
+		return err
 	}
 	if want >= 0 && have > want {
 		f.Truncate(0)
@@ -146,21 +259,21 @@ func (e *engine) fetchFragment(ctx context.Context, p *LocalPackage) (string, er
 	h := sha256.New()
 	if have > 0 {
 		if _, err := io.Copy(h, io.NewSectionReader(f, 0, have)); err != nil {
-			return "", err
+			return err
 		}
 	}
-	url := "http://" + p.PackLocation + "/" + p.ID + "/" + name
+	url := "http://" + loc + "/" + p.ID + "/" + name
 	if want < 0 || have < want {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
-			return "ERR_BAD_PARAM", nil
+			return fmt.Errorf("%s: %w", url, err)
 		}
 		if have > 0 {
 			req.Header.Set("Range", "bytes="+strconv.FormatInt(have, 10)+"-")
 		}
 		resp, err := e.frags.Do(req)
 		if err != nil {
-			return "", fmt.Errorf("fragment %d/%d: %w", n, p.Fragments, err)
+			return err
 		}
 		defer resp.Body.Close()
 		switch resp.StatusCode {
@@ -168,7 +281,7 @@ func (e *engine) fetchFragment(ctx context.Context, p *LocalPackage) (string, er
 			if have > 0 {
 				// The server ignored the range: start over.
 				if err := f.Truncate(0); err != nil {
-					return "", err
+					return err
 				}
 				f.Seek(0, io.SeekStart)
 				h.Reset()
@@ -176,16 +289,15 @@ func (e *engine) fetchFragment(ctx context.Context, p *LocalPackage) (string, er
 			}
 		case http.StatusPartialContent:
 			if !strings.HasPrefix(resp.Header.Get("Content-Range"), "bytes "+strconv.FormatInt(have, 10)+"-") {
-				return "", fmt.Errorf("fragment %d/%d: %s answered the wrong range", n, p.Fragments, url)
+				return fmt.Errorf("%s answered the wrong range", url)
 			}
-			e.logf("package %s: fragment %d/%d resumed at byte %d", p.ID, n, p.Fragments, have)
+			e.logf("package %s: fragment %d/%d resumed at byte %d from %s", p.ID, n, p.Fragments, have, loc)
 		case http.StatusRequestedRangeNotSatisfiable:
 			// Whole already (no manifest to tell): check below.
 		case http.StatusNotFound:
-			e.logf("package %s: %s not found", p.ID, url)
-			return "ERR_DOWNLOAD_PACK", nil
+			return fmt.Errorf("%s: %w", url, errFragmentMissing)
 		default:
-			return "", fmt.Errorf("fragment %d/%d: %s answered %s", n, p.Fragments, url, resp.Status)
+			return fmt.Errorf("%s answered %s", url, resp.Status)
 		}
 		if resp.StatusCode != http.StatusRequestedRangeNotSatisfiable {
 			limit := int64(content.MaxFragmentSize)
@@ -198,7 +310,7 @@ func (e *engine) fetchFragment(ctx context.Context, p *LocalPackage) (string, er
 			got, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(resp.Body, limit))
 			have += got
 			if err != nil {
-				return "", fmt.Errorf("fragment %d/%d: %w", n, p.Fragments, err)
+				return fmt.Errorf("%s: %w (%d bytes kept)", url, err, have)
 			}
 		}
 	}
@@ -208,15 +320,15 @@ func (e *engine) fetchFragment(ctx context.Context, p *LocalPackage) (string, er
 		if got := have; got != want || hex.EncodeToString(h.Sum(nil)) != wantSum {
 			f.Close()
 			os.Remove(part)
-			return "", fmt.Errorf("fragment %d/%d: bad SHA-256 (%d bytes); fetched again", n, p.Fragments, got)
+			return fmt.Errorf("%s: bad SHA-256 (%d bytes); fetched again", url, got)
 		}
 	}
 	f.Close()
 	if err := os.Rename(part, done); err != nil {
-		return "", err
+		return err
 	}
 	e.logf("package %s: fragment %d/%d in", p.ID, n, p.Fragments)
-	return "", nil
+	return nil
 }
 
 // fragmentOK checks a fragment file in place against the manifest.

@@ -11,6 +11,8 @@ type Satellite struct {
 	Roles      []string  `json:"roles"`
 	ContentURL string    `json:"content_url,omitempty"`
 	Parent     string    `json:"parent,omitempty"`
+	Prefetch   string    `json:"prefetch_interval,omitempty"` // Go duration; empty: on first request only
+	AuthURL    string    `json:"auth_url,omitempty"`          // https://HOST:PORT of the Authentication role
 	Added      time.Time `json:"added"`
 }
 
@@ -19,4 +21,6 @@ type SatelliteRoleAdd struct {
 	Role       string `json:"role"`
 	ContentURL string `json:"content_url,omitempty"`
 	Parent     string `json:"parent,omitempty"`
+	Prefetch   string `json:"prefetch_interval,omitempty"` // Go duration, e.g. 30m
+	AuthURL    string `json:"auth_url,omitempty"`          // https://HOST:PORT (Authentication role)
 }

@@ -577,8 +577,10 @@ func (s *Server) devicePackages(w http.ResponseWriter, r *http.Request, dev zone
 		if d.Status == zone.StatusWaiting {
 			notify = append(notify, p.ID)
 		}
+		info, pack := s.packLocations(dev, p)
 		out.Packages = append(out.Packages, api.DevicePackage{ID: p.ID, Priority: p.Priority, InfoLocation: p.Activation.InfoLocation,
-			PackLocation: p.Activation.PackLocation, Fragments: p.Frags, Size: p.Size, SHA256: p.SHA256, Status: zone.StatusNotified})
+			PackLocation: p.Activation.PackLocation, InfoLocations: info, PackLocations: pack,
+			Fragments: p.Frags, Size: p.Size, SHA256: p.SHA256, Status: zone.StatusNotified})
 	}
 	// Priority 0 first, as agents work through them.
 	sort.SliceStable(out.Packages, func(i, j int) bool { return out.Packages[i].Priority < out.Packages[j].Priority })

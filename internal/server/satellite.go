@@ -4,8 +4,10 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"zonekit/internal/api"
 	"zonekit/internal/errkind"
@@ -43,8 +45,12 @@ func (s *Server) deviceSatellite(w http.ResponseWriter, r *http.Request, d zone.
 }
 
 func satelliteOf(d zone.Device) api.Satellite {
-	return api.Satellite{DeviceID: d.ID, DeviceName: d.Name, Address: d.Address, Roles: d.Satellite.Roles,
-		ContentURL: d.Satellite.ContentURL, Parent: d.Satellite.Parent, Added: d.Satellite.Added}
+	out := api.Satellite{DeviceID: d.ID, DeviceName: d.Name, Address: d.Address, Roles: d.Satellite.Roles,
+		ContentURL: d.Satellite.ContentURL, Parent: d.Satellite.Parent, AuthURL: d.Satellite.AuthURL, Added: d.Satellite.Added}
+	if d.Satellite.Prefetch > 0 {
+		out.Prefetch = d.Satellite.Prefetch.String()
+	}
+	return out
 }
 
 func (s *Server) listSatellites(w http.ResponseWriter, r *http.Request, _ string) error {
@@ -79,10 +85,13 @@ func (s *Server) addSatelliteRole(w http.ResponseWriter, r *http.Request, actor 
 	if err != nil {
 		return err
 	}
-	if req.Role == "" {
-		req.Role = zone.SatelliteContent
+	role, err := satelliteRoleName(req.Role)
+	if err != nil {
+		return err
 	}
-	if req.Role == zone.SatelliteContent {
+	change := zone.SatelliteRole{Role: role}
+	switch role {
+	case zone.SatelliteContent:
 		if req.ContentURL == "" {
 			return errkind.New(errkind.Usage, "the Content role needs the URL agents fetch from (--content-url http://HOST:PORT/content)")
 		}
@@ -94,8 +103,25 @@ func (s *Server) addSatelliteRole(w http.ResponseWriter, r *http.Request, actor 
 				return err
 			}
 		}
+		if req.Prefetch != "" {
+			d, err := time.ParseDuration(req.Prefetch)
+			if err != nil || d < time.Minute {
+				return errkind.New(errkind.Usage, "--prefetch-interval %q: want a duration of at least 1m, such as 30m or 6h", req.Prefetch)
+			}
+			change.Prefetch = d
+		}
+		change.ContentURL, change.Parent = req.ContentURL, req.Parent
+	case zone.SatelliteAuthentication:
+		if req.AuthURL == "" {
+			return errkind.New(errkind.Usage, "the Authentication role needs the URL agents reach it at (--auth-url https://HOST:PORT)")
+		}
+		u, err := url.Parse(req.AuthURL)
+		if err != nil || u.Scheme != "https" || u.Hostname() == "" || strings.Trim(u.Path, "/") != "" || u.RawQuery != "" {
+			return errkind.New(errkind.Usage, "--auth-url %q: want https://HOST:PORT", req.AuthURL)
+		}
+		change.AuthURL = "https://" + u.Host
 	}
-	if err := s.db.Exec(actor, zone.CmdSatelliteAddRole, zone.SatelliteRoleChange(dev.ID, req.Role, req.ContentURL, req.Parent, s.db.Now())); err != nil {
+	if err := s.db.Exec(actor, zone.CmdSatelliteAddRole, zone.SatelliteRoleChange(dev.ID, change, s.db.Now())); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -107,41 +133,70 @@ func (s *Server) removeSatelliteRole(w http.ResponseWriter, r *http.Request, act
 	if err != nil {
 		return err
 	}
-	if err := s.db.Exec(actor, zone.CmdSatelliteRemoveRole, zone.SatelliteRoleChange(dev.ID, r.PathValue("role"), "", "", s.db.Now())); err != nil {
+	role, err := satelliteRoleName(r.PathValue("role"))
+	if err != nil {
+		return err
+	}
+	if err := s.db.Exec(actor, zone.CmdSatelliteRemoveRole, zone.SatelliteRoleChange(dev.ID, zone.SatelliteRole{Role: role}, s.db.Now())); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
-// contentSatellites lists the content satellites' URLs for a device at
-// addr, closest first: the longest run of leading address bits shared with
-// the satellite's last known address, then the name.
-func (s *Server) contentSatellites(addr string) []string {
+// satelliteRoleName spells a role as the zone stores it, whatever its case;
+// no role is the Content role.
+func satelliteRoleName(role string) (string, error) {
+	for _, r := range []string{zone.SatelliteContent, zone.SatelliteAuthentication} {
+		if strings.EqualFold(role, r) {
+			return r, nil
+		}
+	}
+	if role == "" {
+		return zone.SatelliteContent, nil
+	}
+	return "", errkind.New(errkind.Usage, "satellite role %q: only %s and %s are supported", role, zone.SatelliteContent, zone.SatelliteAuthentication)
+}
+
+// closestSatellites lists the satellites holding role, closest first to a
+// device at addr: the longest run of leading address bits shared with the
+// satellite's last known address, then the name.
+func (s *Server) closestSatellites(addr, role string) []zone.Device {
 	devs, err := s.satellites()
 	if err != nil {
 		return nil
 	}
 	type cand struct {
-		url    string
+		dev    zone.Device
 		common int
 	}
 	var list []cand
 	for _, d := range devs {
-		if d.Satellite.ContentURL == "" || !strings.Contains(strings.Join(d.Satellite.Roles, ","), zone.SatelliteContent) {
-			continue
+		if slices.Contains(d.Satellite.Roles, role) {
+			list = append(list, cand{d, commonBits(addr, d.Address)})
 		}
-		list = append(list, cand{d.Satellite.ContentURL, commonBits(addr, d.Address)})
 	}
 	sort.SliceStable(list, func(i, j int) bool {
 		if list[i].common != list[j].common {
 			return list[i].common > list[j].common
 		}
-		return list[i].url < list[j].url
+		return list[i].dev.Name < list[j].dev.Name
 	})
-	out := make([]string, 0, len(list))
+	out := make([]zone.Device, 0, len(list))
 	for _, c := range list {
-		out = append(out, c.url)
+		out = append(out, c.dev)
+	}
+	return out
+}
+
+// contentSatellites lists the content satellites' URLs for a device at
+// addr, closest first.
+func (s *Server) contentSatellites(addr string) []string {
+	var out []string
+	for _, d := range s.closestSatellites(addr, zone.SatelliteContent) {
+		if d.Satellite.ContentURL != "" {
+			out = append(out, d.Satellite.ContentURL)
+		}
 	}
 	return out
 }

@@ -10,18 +10,26 @@ import (
 	"zonekit/internal/store"
 )
 
-// Satellite roles a managed device can hold. Only the content role is
-// served today (zac satellite-serve); the others are refused by name.
+// Satellite roles a managed device can hold, both served by zac
+// satellite-serve; the reference's others (Imaging, Collection) are
+// refused by name.
 const (
-	SatelliteContent = "Content"
+	SatelliteContent        = "Content"
+	SatelliteAuthentication = "Authentication"
 )
 
 // Satellite is what a device does for its site besides being managed.
 type Satellite struct {
-	Roles      []string  `json:"roles"`
-	ContentURL string    `json:"content_url,omitempty"` // http://HOST:PORT/content: where agents fetch fragments
-	Parent     string    `json:"parent,omitempty"`      // content URL it pulls from
-	Added      time.Time `json:"added"`
+	Roles      []string `json:"roles"`
+	ContentURL string   `json:"content_url,omitempty"` // http://HOST:PORT/content: where agents fetch fragments
+	Parent     string   `json:"parent,omitempty"`      // content URL it pulls from
+	// Prefetch is how often the satellite pulls the content of every
+	// active package ahead of requests (0: on first request only).
+	Prefetch time.Duration `json:"prefetch,omitempty"`
+	// AuthURL is https://HOST:PORT, where agents reach its Authentication
+	// role (its own certificate from the zone CA).
+	AuthURL string    `json:"auth_url,omitempty"`
+	Added   time.Time `json:"added"`
 }
 
 // Satellite commands.
@@ -31,16 +39,30 @@ const (
 )
 
 type satelliteRole struct {
-	Device     string    `json:"device"`
-	Role       string    `json:"role"`
-	ContentURL string    `json:"content_url,omitempty"`
-	Parent     string    `json:"parent,omitempty"`
-	Time       time.Time `json:"time"`
+	Device     string        `json:"device"`
+	Role       string        `json:"role"`
+	ContentURL string        `json:"content_url,omitempty"`
+	Parent     string        `json:"parent,omitempty"`
+	AuthURL    string        `json:"auth_url,omitempty"`
+	Prefetch   time.Duration `json:"prefetch,omitempty"`
+	Time       time.Time     `json:"time"`
+}
+
+// SatelliteRole is what one role of a satellite is given: the Content
+// role its ContentURL, Parent and Prefetch, the Authentication role its
+// AuthURL.
+type SatelliteRole struct {
+	Role       string
+	ContentURL string
+	Parent     string
+	Prefetch   time.Duration
+	AuthURL    string
 }
 
 // SatelliteRoleChange builds the data of a satellite command.
-func SatelliteRoleChange(device, role, contentURL, parent string, t time.Time) any {
-	return satelliteRole{Device: device, Role: role, ContentURL: contentURL, Parent: parent, Time: t}
+func SatelliteRoleChange(device string, r SatelliteRole, t time.Time) any {
+	return satelliteRole{Device: device, Role: r.Role, ContentURL: r.ContentURL, Parent: r.Parent, AuthURL: r.AuthURL,
+		Prefetch: r.Prefetch, Time: t}
 }
 
 func applySatellite(tx *bolt.Tx, c Command) (string, bool, error) {
@@ -58,8 +80,8 @@ func applySatellite(tx *bolt.Tx, c Command) (string, bool, error) {
 		return "", true, err
 	}
 	if c.Name == CmdSatelliteAddRole {
-		if d.Role != SatelliteContent {
-			return "", true, errkind.New(errkind.Usage, "satellite role %q: only %s is supported", d.Role, SatelliteContent)
+		if d.Role != SatelliteContent && d.Role != SatelliteAuthentication {
+			return "", true, errkind.New(errkind.Usage, "satellite role %q: only %s and %s are supported", d.Role, SatelliteContent, SatelliteAuthentication)
 		}
 		if dev.Kind != "" {
 			return "", true, errkind.New(errkind.Usage, "device %s is a %s agent: only zac devices can be satellites", dev.Name, dev.Kind)
@@ -70,12 +92,21 @@ func applySatellite(tx *bolt.Tx, c Command) (string, bool, error) {
 		if !slices.Contains(dev.Satellite.Roles, d.Role) {
 			dev.Satellite.Roles = append(dev.Satellite.Roles, d.Role)
 		}
-		dev.Satellite.ContentURL, dev.Satellite.Parent = d.ContentURL, d.Parent
+		if d.Role == SatelliteContent {
+			dev.Satellite.ContentURL, dev.Satellite.Parent, dev.Satellite.Prefetch = d.ContentURL, d.Parent, d.Prefetch
+		} else {
+			dev.Satellite.AuthURL = d.AuthURL
+		}
 	} else {
 		if dev.Satellite == nil || !slices.Contains(dev.Satellite.Roles, d.Role) {
 			return "", true, errkind.New(errkind.NotFound, "device %s does not hold the %s satellite role", dev.Name, d.Role)
 		}
 		dev.Satellite.Roles = slices.DeleteFunc(dev.Satellite.Roles, func(r string) bool { return r == d.Role })
+		if d.Role == SatelliteContent {
+			dev.Satellite.ContentURL, dev.Satellite.Parent, dev.Satellite.Prefetch = "", "", 0
+		} else {
+			dev.Satellite.AuthURL = ""
+		}
 		if len(dev.Satellite.Roles) == 0 {
 			dev.Satellite = nil
 		}

@@ -1,0 +1,234 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"encoding/hex"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"zonekit/internal/content"
+)
+
+// fragServer serves fragments of package 42 from frags, recording the
+// requests it got; fail, when set, answers instead.
+type fragServer struct {
+	*httptest.Server
+	mu   sync.Mutex
+	got  []string
+	fail func(w http.ResponseWriter, r *http.Request) bool
+}
+
+func newFragServer(t *testing.T, frags [][]byte, fail func(w http.ResponseWriter, r *http.Request) bool) *fragServer {
+	fs := &fragServer{fail: fail}
+	fs.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fs.mu.Lock()
+		fs.got = append(fs.got, r.URL.Path+" "+r.Header.Get("Range"))
+		fs.mu.Unlock()
+		if fs.fail != nil && fs.fail(w, r) {
+			return
+		}
+		for i, f := range frags {
+			if r.URL.Path == "/content/42/"+content.FragmentName("42", i+1) {
+				http.ServeContent(w, r, "f", time.Time{}, bytes.NewReader(f))
+				return
+			}
+		}
+		http.NotFound(w, r)
+	}))
+	t.Cleanup(fs.Close)
+	return fs
+}
+
+func (fs *fragServer) loc() string { return strings.TrimPrefix(fs.URL, "http://") + "/content" }
+
+func (fs *fragServer) requests() []string {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return append([]string(nil), fs.got...)
+}
+
+func manifestOf(frags [][]byte) *content.Manifest {
+	m := &content.Manifest{ID: "42"}
+	for i, f := range frags {
+		sum := sha256.Sum256(f)
+		m.Fragments = append(m.Fragments, content.Fragment{Name: content.FragmentName("42", i+1), Size: int64(len(f)), SHA256: hex.EncodeToString(sum[:])})
+	}
+	return m
+}
+
+// deadLocation is a loopback port nothing listens on.
+func deadLocation(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr + "/content"
+}
+
+func testEngine(t *testing.T) (*engine, *bytes.Buffer) {
+	var log bytes.Buffer
+	return &engine{a: New(t.TempDir()), log: &log, frags: &http.Client{}, inHand: map[string]int{}, fresh: map[string]int{}}, &log
+}
+
+// Locations are tried in order past a refused connection, a 5xx and a
+// 404; the one that worked is asked first for the next fragment.
+func TestFetchFragmentFailsOverInOrder(t *testing.T) {
+	frags := [][]byte{bytes.Repeat([]byte("a"), 3000), bytes.Repeat([]byte("b"), 2000)}
+	broken := newFragServer(t, frags, func(w http.ResponseWriter, r *http.Request) bool {
+		http.Error(w, "upstream unavailable", http.StatusBadGateway)
+		return true
+	})
+	empty := newFragServer(t, nil, nil)
+	good := newFragServer(t, frags, nil)
+	last := newFragServer(t, frags, nil)
+	e, log := testEngine(t)
+	p := &LocalPackage{ID: "42", Fragments: 2, Manifest: manifestOf(frags), PackLocation: last.loc(),
+		PackLocations: []string{deadLocation(t), broken.loc(), empty.loc(), good.loc(), last.loc()}}
+	for n := 1; n <= 2; n++ {
+		if res, err := e.fetchFragment(context.Background(), p); res != "" || err != nil {
+			t.Fatalf("fragment %d: %q %v\n%s", n, res, err, log)
+		}
+		p.Have++
+	}
+	if p.PackFrom != good.loc() {
+		t.Errorf("remembered %q, want %q", p.PackFrom, good.loc())
+	}
+	if got := len(broken.requests()) + len(empty.requests()); got != 2 {
+		t.Errorf("the failing locations were asked %d times, want once each (the second fragment goes where the first came from)", got)
+	}
+	if n := len(good.requests()); n != 2 {
+		t.Errorf("the good location served %d requests, want 2", n)
+	}
+	if n := len(last.requests()); n != 0 {
+		t.Errorf("the last location was asked %d times", n)
+	}
+	for i, f := range frags {
+		got, _ := os.ReadFile(filepath.Join(e.a.packageDir("42"), content.FragmentName("42", i+1)))
+		if !bytes.Equal(got, f) {
+			t.Errorf("fragment %d differs", i+1)
+		}
+	}
+	if !strings.Contains(log.String(), "trying "+broken.loc()) || !strings.Contains(log.String(), "fragments now from "+good.loc()) {
+		t.Errorf("log:\n%s", log)
+	}
+}
+
+// A transfer cut at one location is continued at the next with a Range
+// from the partial file: the bytes already in are not fetched again.
+func TestFetchFragmentResumesAtTheNextLocation(t *testing.T) {
+	frag := bytes.Repeat([]byte("0123456789"), 1000)
+	cut := newFragServer(t, nil, func(w http.ResponseWriter, r *http.Request) bool {
+		w.Header().Set("Content-Length", "10000")
+		w.Write(frag[:6000])
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler)
+	})
+	rest := newFragServer(t, [][]byte{frag}, nil)
+	e, log := testEngine(t)
+	p := &LocalPackage{ID: "42", Fragments: 1, Manifest: manifestOf([][]byte{frag}), PackLocations: []string{cut.loc(), rest.loc()}}
+	if res, err := e.fetchFragment(context.Background(), p); res != "" || err != nil {
+		t.Fatalf("%q %v\n%s", res, err, log)
+	}
+	if got := rest.requests(); len(got) != 1 || got[0] != "/content/42/42-1 bytes=6000-" {
+		t.Errorf("the second location got %q, want the rest from byte 6000", got)
+	}
+	got, _ := os.ReadFile(filepath.Join(e.a.packageDir("42"), "42-1"))
+	if !bytes.Equal(got, frag) {
+		t.Error("the fragment put together is not whole")
+	}
+	if !strings.Contains(log.String(), "resumed at byte 6000 from "+rest.loc()) {
+		t.Errorf("log:\n%s", log)
+	}
+}
+
+// Found nowhere is the package's failure; unreachable everywhere is a
+// retry; no list is the single location of an older zone.
+func TestFetchFragmentOutcomes(t *testing.T) {
+	frags := [][]byte{[]byte("hello")}
+	empty1, empty2 := newFragServer(t, nil, nil), newFragServer(t, nil, nil)
+	e, _ := testEngine(t)
+	p := &LocalPackage{ID: "42", Fragments: 1, Manifest: manifestOf(frags), PackLocations: []string{empty1.loc(), empty2.loc()}}
+	if res, err := e.fetchFragment(context.Background(), p); res != "ERR_DOWNLOAD_PACK" || err != nil {
+		t.Errorf("404 everywhere: %q %v", res, err)
+	}
+	p.PackLocations = []string{deadLocation(t), empty1.loc()}
+	if res, err := e.fetchFragment(context.Background(), p); res != "" || err == nil {
+		t.Errorf("refused and 404: %q %v, want a retry", res, err)
+	}
+	old := newFragServer(t, frags, nil)
+	p.PackLocations, p.PackLocation = nil, old.loc()
+	if res, err := e.fetchFragment(context.Background(), p); res != "" || err != nil {
+		t.Errorf("single location: %q %v", res, err)
+	}
+}
+
+func TestCleanLocations(t *testing.T) {
+	got := cleanLocations([]string{"sat:8080/content/", "", "http://x/content", "sat:8080/content", "a b/c", "zone:80/content"})
+	if strings.Join(got, ",") != "sat:8080/content,zone:80/content" {
+		t.Errorf("cleanLocations = %q", got)
+	}
+}
+
+// The info file and manifest come from the first location that has them,
+// both from the same one; only untrusted servers is a final failure.
+func TestFetchInfoFailsOver(t *testing.T) {
+	frags := [][]byte{[]byte("hello")}
+	m := manifestOf(frags)
+	info := content.Info{ID: "42", Priority: 5, Action: "STORE", Path: "/tmp/x", Proto: "HTTP", Frags: 1, Digest: strings.Repeat("a", 32)}
+	m.MD5 = info.Digest
+	var asked []string
+	var mu sync.Mutex
+	handler := func(name string, ok bool) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			asked = append(asked, name+" "+r.URL.Path)
+			mu.Unlock()
+			switch {
+			case !ok:
+				http.Error(w, "down", http.StatusServiceUnavailable)
+			case r.URL.Path == "/content/42/info":
+				w.Write(info.Marshal())
+			case r.URL.Path == "/content/42/manifest.json":
+				json.NewEncoder(w).Encode(m)
+			default:
+				http.NotFound(w, r)
+			}
+		})
+	}
+	down := httptest.NewTLSServer(handler("down", false))
+	defer down.Close()
+	up := httptest.NewTLSServer(handler("up", true))
+	defer up.Close()
+	e, log := testEngine(t)
+	e.info = up.Client() // trusts httptest's certificate, which both serve
+	loc := func(s *httptest.Server) string { return strings.TrimPrefix(s.URL, "https://") + "/content" }
+	p := &LocalPackage{ID: "42", InfoLocations: []string{deadLocation(t), loc(down), loc(up)}}
+	if res, err := e.fetchInfo(context.Background(), p); res != "" || err != nil {
+		t.Fatalf("%q %v\n%s", res, err, log)
+	}
+	if p.Fragments != 1 || p.Manifest == nil || p.Manifest.Fragments[0].SHA256 != m.Fragments[0].SHA256 {
+		t.Errorf("package after info: %+v", p)
+	}
+	if strings.Join(asked, ",") != "down /content/42/info,up /content/42/info,up /content/42/manifest.json" {
+		t.Errorf("requests: %q", asked)
+	}
+	// A server the trust store does not know is skipped, and alone it is
+	// the package's failure.
+	e.info = &http.Client{}
+	p = &LocalPackage{ID: "42", InfoLocations: []string{loc(up)}}
+	if res, err := e.fetchInfo(context.Background(), p); res != "ERR_DOWNLOAD_INFO" {
+		t.Errorf("untrusted server: %q %v", res, err)
+	}
+}
