@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -50,6 +51,9 @@ type State struct {
 	// ContentSatellites are the zone's content satellites, closest first
 	// (the zone orders them by the device's address).
 	ContentSatellites []string `json:"content_satellites,omitempty"`
+	// AuthSatellites are the zone's authentication satellites, closest
+	// first; they lead Servers, which the agent tries in order.
+	AuthSatellites []string `json:"auth_satellites,omitempty"`
 }
 
 // Agent is one agent home.
@@ -225,16 +229,35 @@ func (a *Agent) saveRegistration(db *bolt.DB, key crypto.Signer, cert, ca *x509.
 	if err := atomicfile.WriteFile(a.CACertPath(), pki.EncodeCertPEM(ca), 0o644); err != nil {
 		return State{}, err
 	}
-	// The server we registered through stays first: it is known to be reachable.
-	servers := preferFirst(reg.Servers, via)
+	// The server we registered through stays first among the servers: it is
+	// known to be reachable. Authentication satellites, closest first, come
+	// before them.
+	servers := serverOrder(reg.AuthSatellites, reg.Servers, via)
 	now := a.Now().UTC()
 	st := State{DeviceID: reg.DeviceID, ZoneName: reg.ZoneName, ZoneID: reg.ZoneID, Servers: servers,
 		Registered: now, LastContact: now, CAFingerprint: pki.Fingerprint(ca, "sha256"), CertNotAfter: cert.NotAfter.UTC(),
-		ContentSatellites: reg.ContentSatellites}
+		ContentSatellites: reg.ContentSatellites, AuthSatellites: reg.AuthSatellites}
 	if err := writeState(db, &st); err != nil {
 		return State{}, fmt.Errorf("record registration: %w", err)
 	}
 	return st, nil
+}
+
+// serverOrder is the order the agent tries the zone in: the
+// authentication satellites as the zone ordered them (closest first), then
+// the servers with via (the one that just answered) first, unless via is a
+// satellite.
+func serverOrder(sats, servers []string, via string) []string {
+	out := append([]string(nil), sats...)
+	if !slices.Contains(sats, via) {
+		servers = preferFirst(servers, via)
+	}
+	for _, s := range servers {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func preferFirst(list []string, first string) []string {
@@ -347,10 +370,10 @@ func (a *Agent) Refresh(ctx context.Context) (State, error) {
 	}
 	st.LastContact = a.Now().UTC()
 	if len(r.Servers) > 0 {
-		st.Servers = preferFirst(r.Servers, via)
+		st.Servers = serverOrder(r.AuthSatellites, r.Servers, via)
 	}
 	st.ZoneName = r.ZoneName
-	st.ContentSatellites = r.ContentSatellites
+	st.ContentSatellites, st.AuthSatellites = r.ContentSatellites, r.AuthSatellites
 	return st, writeState(db, &st)
 }
 

@@ -327,7 +327,7 @@ func (e *engine) fetchFragmentFrom(ctx context.Context, p *LocalPackage, loc str
 	if err := os.Rename(part, done); err != nil {
 		return err
 	}
-	e.logf("package %s: fragment %d/%d in", p.ID, n, p.Fragments)
+	e.logf("package %s: fragment %d/%d in, from %s", p.ID, n, p.Fragments, loc)
 	return nil
 }
 

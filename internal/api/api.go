@@ -142,6 +142,10 @@ type Registration struct {
 	// ContentSatellites are the content URLs of the zone's content
 	// satellites, closest to the device first.
 	ContentSatellites []string `json:"content_satellites,omitempty"`
+	// AuthSatellites are the https://HOST:PORT of the zone's
+	// authentication satellites, closest first: agents try them before
+	// Servers.
+	AuthSatellites []string `json:"auth_satellites,omitempty"`
 }
 
 // Refresh answers POST /api/v1/device/refresh.

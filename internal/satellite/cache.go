@@ -11,6 +11,7 @@
 package satellite
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -40,8 +41,11 @@ type Cache struct {
 	Dir       string
 	Parents   []string // base URLs of the parent's content, e.g. http://zone:8080/content, tried in order
 	Manifests ManifestSource
-	HTTP      *http.Client
-	Log       *slog.Logger
+	// Infos fetches a package's info file from the zone over HTTPS; set on
+	// an authentication satellite, which serves info files to agents too.
+	Infos ManifestSource
+	HTTP  *http.Client
+	Log   *slog.Logger
 
 	mu        sync.Mutex
 	inflight  map[string]*sync.Mutex // one pull per digest at a time
@@ -53,6 +57,77 @@ var idRE = regexp.MustCompile(`^[1-9][0-9]{0,18}$`)
 func (c *Cache) casPath(sum string) string { return filepath.Join(c.Dir, "cas", sum) }
 func (c *Cache) manifestPath(id string) string {
 	return filepath.Join(c.Dir, "manifests", id+".json")
+}
+func (c *Cache) infoPath(id string) string { return filepath.Join(c.Dir, "infos", id) }
+
+// Info returns a package's info file: the zone's, fresh (the info file
+// says what agents run, so the zone's word wins), else the copy kept from
+// the last time while the zone cannot be reached.
+func (c *Cache) Info(ctx context.Context, id string) ([]byte, error) {
+	if !idRE.MatchString(id) || c.Infos == nil {
+		return nil, ErrNotFound
+	}
+	data, err := c.Infos(ctx, id)
+	if err != nil {
+		if kept, kerr := os.ReadFile(c.infoPath(id)); kerr == nil {
+			c.log().Warn("info", "package", id, "err", err, "served", "the copy kept")
+			return kept, nil
+		}
+		return nil, fmt.Errorf("info of package %s: %w", id, err)
+	}
+	if _, err := content.ParseInfo(data); err != nil {
+		return nil, fmt.Errorf("info of package %s: %w", id, err)
+	}
+	if kept, err := os.ReadFile(c.infoPath(id)); err != nil || !bytes.Equal(kept, data) {
+		if err := os.MkdirAll(filepath.Dir(c.infoPath(id)), 0o755); err != nil {
+			return nil, err
+		}
+		if err := atomicfile.WriteFile(c.infoPath(id), data, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	return data, nil
+}
+
+// PrefetchResult counts what a prefetch round did.
+type PrefetchResult struct {
+	Packages int `json:"packages"`
+	Pulled   int `json:"pulled"` // fragments fetched from a parent
+	Held     int `json:"held"`   // fragments already here
+	Failed   int `json:"failed"`
+}
+
+// Prefetch pulls every fragment of the packages ids that is not here yet,
+// so that agents find the content even when the parents are down by then.
+// A failed fragment is counted and retried at the next round.
+func (c *Cache) Prefetch(ctx context.Context, ids []string) (PrefetchResult, error) {
+	var res PrefetchResult
+	var errs []error
+	for _, id := range ids {
+		m, err := c.Manifest(ctx, id)
+		if err != nil {
+			res.Failed++
+			errs = append(errs, err)
+			continue
+		}
+		res.Packages++
+		for _, f := range m.Fragments {
+			if ctx.Err() != nil {
+				return res, ctx.Err()
+			}
+			if _, err := os.Stat(c.casPath(f.SHA256)); err == nil {
+				res.Held++
+				continue
+			}
+			if _, err := c.Fragment(ctx, id, f.Name); err != nil {
+				res.Failed++
+				errs = append(errs, err)
+				continue
+			}
+			res.Pulled++
+		}
+	}
+	return res, errors.Join(errs...)
 }
 
 func (c *Cache) log() *slog.Logger {
@@ -67,7 +142,7 @@ func (c *Cache) log() *slog.Logger {
 // reached). A package's manifest never changes under its id.
 func (c *Cache) Manifest(ctx context.Context, id string) (*content.Manifest, error) {
 	if !idRE.MatchString(id) {
-		return nil, errNotFound
+		return nil, ErrNotFound
 	}
 	c.mu.Lock()
 	m := c.manifests[id]
@@ -109,7 +184,9 @@ func (c *Cache) Manifest(ctx context.Context, id string) (*content.Manifest, err
 	return m, nil
 }
 
-var errNotFound = errors.New("not found")
+// ErrNotFound says a package or file does not exist (a source returns it
+// for the zone's 404; the satellite answers 404 in turn).
+var ErrNotFound = errors.New("not found")
 
 // Fragment returns the path of a verified copy of fragment name of package
 // id, pulling it from a parent when it is not here yet.
@@ -125,7 +202,7 @@ func (c *Cache) Fragment(ctx context.Context, id, name string) (string, error) {
 		}
 	}
 	if frag == nil {
-		return "", errNotFound
+		return "", ErrNotFound
 	}
 	path := c.casPath(frag.SHA256)
 	if _, err := os.Stat(path); err == nil {
@@ -141,6 +218,7 @@ func (c *Cache) Fragment(ctx context.Context, id, name string) (string, error) {
 	for _, parent := range c.Parents {
 		err := c.pull(ctx, strings.TrimRight(parent, "/")+"/"+id+"/"+name, *frag)
 		if err == nil {
+			c.log().Info("pulled", "fragment", name, "parent", parent)
 			return path, nil
 		}
 		errs = append(errs, err)
@@ -246,17 +324,29 @@ func (c *Cache) client() *http.Client {
 	return &http.Client{Timeout: 10 * time.Minute}
 }
 
-// Handler serves GET /content/ID/ID-n from the cache, pulling on a miss.
-func (c *Cache) Handler() http.Handler {
+// Handler serves GET /content/ID/ID-n from the cache, pulling on a miss
+// (the plain-HTTP side: fragments only).
+func (c *Cache) Handler() http.Handler { return c.handler(false) }
+
+// SecureHandler serves over HTTPS what Handler serves and, beside each
+// package's fragments, its info file and manifest: an authentication
+// satellite is then an info location for the agents near it.
+func (c *Cache) SecureHandler() http.Handler { return c.handler(true) }
+
+func (c *Cache) handler(secure bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /content/{id}/{file}", func(w http.ResponseWriter, r *http.Request) {
 		id, file := r.PathValue("id"), r.PathValue("file")
+		if secure && (file == content.InfoFile || file == content.ManifestFile) {
+			c.serveSmall(w, r, id, file)
+			return
+		}
 		if !idRE.MatchString(id) || !strings.HasPrefix(file, id+"-") {
 			http.Error(w, "not found", http.StatusNotFound)
 			return
 		}
 		path, err := c.Fragment(r.Context(), id, file)
-		if errors.Is(err, errNotFound) {
+		if errors.Is(err, ErrNotFound) {
 			http.Error(w, "not found", http.StatusNotFound)
 			return
 		}
@@ -283,4 +373,30 @@ func (c *Cache) Handler() http.Handler {
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "not found", http.StatusNotFound) })
 	return mux
+}
+
+// serveSmall serves a package's info file or manifest.
+func (c *Cache) serveSmall(w http.ResponseWriter, r *http.Request, id, file string) {
+	var data []byte
+	var err error
+	if file == content.InfoFile {
+		data, err = c.Info(r.Context(), id)
+	} else if _, err = c.Manifest(r.Context(), id); err == nil {
+		data, err = os.ReadFile(c.manifestPath(id))
+	}
+	switch {
+	case errors.Is(err, ErrNotFound) || errors.Is(err, os.ErrNotExist):
+		http.Error(w, "not found", http.StatusNotFound)
+		return
+	case err != nil:
+		c.log().Error(file, "package", id, "err", err)
+		http.Error(w, "upstream unavailable", http.StatusBadGateway)
+		return
+	}
+	if file == content.ManifestFile {
+		w.Header().Set("Content-Type", "application/json")
+	} else {
+		w.Header().Set("Content-Type", "application/xml")
+	}
+	w.Write(data)
 }

@@ -21,6 +21,9 @@ type deviceHandler func(http.ResponseWriter, *http.Request, zone.Device) error
 // re-registered device's old certificate is refused even though it still
 // chains to the zone CA.
 func (s *Server) deviceFromTLS(r *http.Request) (zone.Device, error) {
+	if err := s.acceptRelay(r); err != nil {
+		return zone.Device{}, err
+	}
 	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
 		return zone.Device{}, errkind.New(errkind.Auth, "this route needs the device's certificate (register with zac first)")
 	}
@@ -51,6 +54,9 @@ func (s *Server) urlOf(sv zone.Server) string {
 }
 
 func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
+	if err := s.acceptRelay(r); err != nil {
+		return err
+	}
 	var req api.RegisterRequest
 	if err := readJSON(w, r, &req); err != nil {
 		return err
@@ -75,8 +81,9 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	if err := s.db.ExecBatch("device:"+id, zone.CmdDeviceRegister, map[string]any{"device": dev}); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, api.Registration{DeviceID: id, Certificate: string(pki.EncodeCertPEM(cert)),
-		ZoneName: s.zone.Name, ZoneID: s.zone.ID, Servers: s.serverURLs()})
+	reg := s.registration(dev)
+	reg.Certificate = string(pki.EncodeCertPEM(cert))
+	writeJSON(w, http.StatusCreated, reg)
 	return nil
 }
 
@@ -97,7 +104,7 @@ func cleanHostname(s string) string {
 
 func (s *Server) registration(dev zone.Device) api.Registration {
 	return api.Registration{DeviceID: dev.ID, ZoneName: s.zone.Name, ZoneID: s.zone.ID, Servers: s.serverURLs(),
-		ContentSatellites: s.contentSatellites(dev.Address)}
+		ContentSatellites: s.contentSatellites(dev.Address), AuthSatellites: s.authSatellites(dev)}
 }
 
 func (s *Server) deviceZone(w http.ResponseWriter, r *http.Request, dev zone.Device) error {

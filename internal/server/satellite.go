@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -11,11 +12,14 @@ import (
 
 	"zonekit/internal/api"
 	"zonekit/internal/errkind"
+	"zonekit/internal/pki"
 	"zonekit/internal/zone"
 )
 
 func (s *Server) satelliteRoutes(admin func(string, func(http.ResponseWriter, *http.Request, string) error), device func(string, deviceHandler)) {
 	device("GET "+api.Prefix+"/device/satellite", s.deviceSatellite)
+	device("POST "+api.Prefix+"/device/satellite/certificate", s.deviceSatelliteCert)
+	device("GET "+api.Prefix+"/device/satellite/packages", s.deviceSatellitePackages)
 	admin("GET "+api.Prefix+"/satellites", s.listSatellites)
 	admin("POST "+api.Prefix+"/satellites/{ref}/roles", s.addSatelliteRole)
 	admin("DELETE "+api.Prefix+"/satellites/{ref}/roles/{role}", s.removeSatelliteRole)
@@ -46,7 +50,8 @@ func (s *Server) deviceSatellite(w http.ResponseWriter, r *http.Request, d zone.
 
 func satelliteOf(d zone.Device) api.Satellite {
 	out := api.Satellite{DeviceID: d.ID, DeviceName: d.Name, Address: d.Address, Roles: d.Satellite.Roles,
-		ContentURL: d.Satellite.ContentURL, Parent: d.Satellite.Parent, AuthURL: d.Satellite.AuthURL, Added: d.Satellite.Added}
+		ContentURL: d.Satellite.ContentURL, Parent: d.Satellite.Parent, AuthURL: d.Satellite.AuthURL, Added: d.Satellite.Added,
+		CertNotAfter: d.Satellite.CertNotAfter}
 	if d.Satellite.Prefetch > 0 {
 		out.Prefetch = d.Satellite.Prefetch.String()
 	}
@@ -141,6 +146,106 @@ func (s *Server) removeSatelliteRole(w http.ResponseWriter, r *http.Request, act
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// authSatellites lists the HTTPS URLs of the authentication satellites
+// closest to dev first, dev itself left out (a satellite relays to the
+// zone servers, never to itself).
+func (s *Server) authSatellites(dev zone.Device) []string {
+	var out []string
+	for _, d := range s.closestSatellites(dev.Address, zone.SatelliteAuthentication) {
+		if d.ID != dev.ID && d.Satellite.AuthURL != "" {
+			out = append(out, d.Satellite.AuthURL)
+		}
+	}
+	return out
+}
+
+// satelliteNames are the host names and addresses a satellite's
+// certificate is for: those of its role URLs, the Authentication URL's
+// first (its common name).
+func satelliteNames(sat *zone.Satellite) (dns []string, ips []net.IP) {
+	for _, raw := range []string{sat.AuthURL, sat.ContentURL} {
+		u, err := url.Parse(raw)
+		if err != nil || u.Hostname() == "" {
+			continue
+		}
+		h := u.Hostname()
+		if ip := net.ParseIP(h); ip != nil {
+			if !slices.ContainsFunc(ips, ip.Equal) {
+				ips = append(ips, ip)
+			}
+		} else if !slices.Contains(dns, h) {
+			dns = append(dns, h)
+		}
+	}
+	return dns, ips
+}
+
+// deviceSatelliteCert has the zone CA certify the key of a satellite's
+// CSR for the names of all its roles (zac asr -t all, zac rsc). The names
+// come from the zone's record, whatever the CSR asks for.
+func (s *Server) deviceSatelliteCert(w http.ResponseWriter, r *http.Request, d zone.Device) error {
+	if d.Satellite == nil {
+		return errkind.New(errkind.NotFound, "device %s holds no satellite role (zman satellite-add-role)", d.Name)
+	}
+	var req api.SatelliteCertRequest
+	if err := readJSON(w, r, &req); err != nil {
+		return err
+	}
+	ca := s.ca.Load()
+	if ca == nil {
+		return errkind.New(errkind.Unavailable, "server %s does not hold the CertAuth role; ask the server that does", s.self.Name)
+	}
+	csr, err := pki.ParseCSRPEM([]byte(req.CSR))
+	if err != nil {
+		return errkind.Wrap(errkind.Usage, fmt.Errorf("certificate request: %w", err))
+	}
+	if err := pki.CheckPublicKey(csr.PublicKey); err != nil {
+		return errkind.Wrap(errkind.Usage, fmt.Errorf("certificate request: %w", err))
+	}
+	dns, ips := satelliteNames(d.Satellite)
+	cn := d.Name
+	switch {
+	case len(dns) > 0:
+		cn = dns[0]
+	case len(ips) > 0:
+		cn = ips[0].String()
+	}
+	cert, err := ca.IssueServer(pki.ServerRequest{CommonName: cn, DNSNames: dns, IPs: ips, PublicKey: csr.PublicKey}, s.now())
+	if err != nil {
+		return err
+	}
+	if err := s.db.Exec("device:"+d.ID, zone.CmdSatelliteCert, zone.SatelliteCertIssued(d.ID, pki.SerialHex(cert), cert.NotAfter.UTC())); err != nil {
+		return err
+	}
+	names := append([]string(nil), cert.DNSNames...)
+	for _, ip := range cert.IPAddresses {
+		names = append(names, ip.String())
+	}
+	writeJSON(w, http.StatusOK, api.SatelliteCert{Certificate: string(pki.EncodeChainPEM(cert, s.zoneCA())), Names: names,
+		NotAfter: cert.NotAfter.UTC()})
+	return nil
+}
+
+// deviceSatellitePackages lists the active packages a content satellite
+// prefetches.
+func (s *Server) deviceSatellitePackages(w http.ResponseWriter, r *http.Request, d zone.Device) error {
+	if d.Satellite == nil || !slices.Contains(d.Satellite.Roles, zone.SatelliteContent) {
+		return errkind.New(errkind.NotFound, "device %s does not hold the Content satellite role (zman satellite-add-role)", d.Name)
+	}
+	pkgs, err := s.db.Packages()
+	if err != nil {
+		return err
+	}
+	out := []api.SatellitePackage{}
+	for _, p := range pkgs {
+		if p.Activation != nil {
+			out = append(out, api.SatellitePackage{ID: p.ID, Fragments: p.Frags, Size: p.Size})
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 

@@ -28,15 +28,32 @@ type Satellite struct {
 	Prefetch time.Duration `json:"prefetch,omitempty"`
 	// AuthURL is https://HOST:PORT, where agents reach its Authentication
 	// role (its own certificate from the zone CA).
-	AuthURL string    `json:"auth_url,omitempty"`
-	Added   time.Time `json:"added"`
+	AuthURL string `json:"auth_url,omitempty"`
+	// CertSerial and CertNotAfter are those of the last certificate the
+	// zone CA issued for it (zac asr, zac rsc).
+	CertSerial   string    `json:"cert_serial,omitempty"`
+	CertNotAfter time.Time `json:"cert_not_after,omitzero"`
+	Added        time.Time `json:"added"`
 }
 
 // Satellite commands.
 const (
 	CmdSatelliteAddRole    = "satellite.add-role"
 	CmdSatelliteRemoveRole = "satellite.remove-role"
+	CmdSatelliteCert       = "satellite.certificate"
 )
+
+type satelliteCert struct {
+	Device   string    `json:"device"`
+	Serial   string    `json:"serial"`
+	NotAfter time.Time `json:"not_after"`
+}
+
+// SatelliteCertIssued builds the data of CmdSatelliteCert: the zone CA
+// issued a server certificate for a satellite.
+func SatelliteCertIssued(device, serial string, notAfter time.Time) any {
+	return satelliteCert{Device: device, Serial: serial, NotAfter: notAfter}
+}
 
 type satelliteRole struct {
 	Device     string        `json:"device"`
@@ -68,6 +85,20 @@ func SatelliteRoleChange(device string, r SatelliteRole, t time.Time) any {
 func applySatellite(tx *bolt.Tx, c Command) (string, bool, error) {
 	switch c.Name {
 	case CmdSatelliteAddRole, CmdSatelliteRemoveRole:
+	case CmdSatelliteCert:
+		var d satelliteCert
+		if err := decode(c, &d); err != nil {
+			return "", true, err
+		}
+		var dev Device
+		if err := get(tx, store.BucketDevices, d.Device, &dev, "device"); err != nil {
+			return "", true, err
+		}
+		if dev.Satellite == nil {
+			return "", true, errkind.New(errkind.NotFound, "device %s holds no satellite role", dev.Name)
+		}
+		dev.Satellite.CertSerial, dev.Satellite.CertNotAfter = d.Serial, d.NotAfter
+		return dev.ID, true, put(tx, store.BucketDevices, dev.ID, dev)
 	default:
 		return "", false, nil
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -151,6 +152,9 @@ func printState(o *Options, st agent.State) error {
 		label := "Server"
 		if i > 0 {
 			label = "Other server"
+		}
+		if slices.Contains(st.AuthSatellites, s) {
+			label += " (authentication satellite)"
 		}
 		pairs = append(pairs, [2]string{label, s})
 	}

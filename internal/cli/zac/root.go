@@ -56,6 +56,6 @@ for root and ~/.local/share/zonekit-agent for other users.`,
 	root.AddCommand(newRegister(opts, nil), newUnregister(opts, nil), newZoneConfig(opts, nil), newRefresh(opts, nil),
 		newRetrust(opts, nil), newCertInfo(opts, nil), newSPKCompile(opts), newSPKProcess(opts),
 		newAgent(opts), newPackageList(opts), newPackageCancel(opts))
-	root.AddCommand(newSatelliteServe(opts))
+	root.AddCommand(newSatelliteServe(opts), newAuthServerReconfigure(opts), newRemintSatelliteCert(opts), newImportAuthCert(opts))
 	return root
 }
