@@ -97,7 +97,7 @@ systemd runs and the default directory is used.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cmd.Flags().Visit(func(f *pflag.Flag) {
 				switch f.Name {
-				case "install-unit", "unit-dir":
+				case "install-unit", "unit-dir", "home", "output":
 				case "verbose":
 					o.unitArgs = append(o.unitArgs, "--verbose")
 				case "parent":
