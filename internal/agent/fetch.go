@@ -220,7 +220,11 @@ func (e *engine) fetchFragment(ctx context.Context, p *LocalPackage) (string, er
 		e.logf("package %s: fragment %d/%d found nowhere", p.ID, n, p.Fragments)
 		return "ERR_DOWNLOAD_PACK", nil
 	}
-	return "", fmt.Errorf("fragment %d/%d: %w", n, p.Fragments, errors.Join(errs...))
+	msgs := make([]string, len(errs))
+	for i, err := range errs {
+		msgs[i] = err.Error()
+	}
+	return "", fmt.Errorf("fragment %d/%d: %s", n, p.Fragments, strings.Join(msgs, "; "))
 }
 
 var errFragmentMissing = errors.New("not found")
@@ -320,14 +324,18 @@ func (e *engine) fetchFragmentFrom(ctx context.Context, p *LocalPackage, loc str
 		if got := have; got != want || hex.EncodeToString(h.Sum(nil)) != wantSum {
 			f.Close()
 			os.Remove(part)
-			return fmt.Errorf("%s: bad SHA-256 (%d bytes); fetched again", url, got)
+			return fmt.Errorf("bad SHA-256 from %s (%d bytes); fetched again", loc, got)
 		}
 	}
 	f.Close()
 	if err := os.Rename(part, done); err != nil {
 		return err
 	}
-	e.logf("package %s: fragment %d/%d in, from %s", p.ID, n, p.Fragments, loc)
+	if len(p.PackLocations) > 1 {
+		e.logf("package %s: fragment %d/%d in, from %s", p.ID, n, p.Fragments, loc)
+	} else {
+		e.logf("package %s: fragment %d/%d in", p.ID, n, p.Fragments)
+	}
 	return nil
 }
 
