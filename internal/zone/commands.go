@@ -82,7 +82,7 @@ type groupAdd struct {
 
 // unaudited commands are routine bookkeeping that would drown the audit log.
 func audited(name string) bool {
-	return name != CmdDeviceContact && name != CmdServerStart && name != CmdOCSContact && name != CmdOCSInventory && !packageUnaudited(name)
+	return name != CmdDeviceContact && name != CmdServerStart && name != CmdOCSContact && name != CmdOCSInventory && !packageUnaudited(name) && !contentUnaudited(name)
 }
 
 // Apply applies c inside tx and records it in the audit log. It returns the
@@ -351,6 +351,9 @@ func apply(tx *bolt.Tx, c Command) (string, error) {
 		return target, err
 	}
 	if target, ok, err := applyCluster(tx, c); ok {
+		return target, err
+	}
+	if target, ok, err := applyContent(tx, c); ok {
 		return target, err
 	}
 	return "", fmt.Errorf("unknown zone command %q", c.Name)

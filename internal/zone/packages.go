@@ -196,6 +196,9 @@ func applyPackage(tx *bolt.Tx, c Command) (target string, ok bool, err error) {
 		if err := tx.Bucket(store.BucketPackages).Delete([]byte(d.Name)); err != nil {
 			return "", true, err
 		}
+		if err := deleteContentStates(tx, d.Name); err != nil {
+			return "", true, err
+		}
 		return d.Name, true, deleteDeployments(tx, d.Name, func(Deployment) bool { return true })
 
 	case CmdPackageActivate, CmdPackageDeactivate:

@@ -40,6 +40,7 @@ type Server struct {
 	// Address is where peers reach the server's HTTPS port (host:port)
 	// for replication; empty before the server first started replicating.
 	Address      string    `json:"address,omitempty"`
+	ContentPort  int       `json:"content_port,omitempty"` // plain-HTTP fragments; 0 when off
 	Roles        []Role    `json:"roles"`
 	Version      string    `json:"version"`
 	CertPEM      string    `json:"cert_pem"`
