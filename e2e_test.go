@@ -72,6 +72,7 @@ func TestScripts(t *testing.T) {
 			"zacage":       cmdZacAge,
 			"signal":       cmdSignal,
 			"until":        cmdUntil,
+			"waitcontent":  cmdWaitContent,
 		},
 	})
 }

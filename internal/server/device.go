@@ -35,20 +35,6 @@ func (s *Server) deviceFromTLS(r *http.Request) (zone.Device, error) {
 	return dev, nil
 }
 
-func (s *Server) serverURLs() []string {
-	servers, err := s.db.Servers()
-	if err != nil || len(servers) == 0 {
-		return []string{s.urlOf(s.self)}
-	}
-	out := []string{s.urlOf(s.self)}
-	for _, sv := range servers {
-		if sv.ID != s.self.ID {
-			out = append(out, s.urlOf(sv))
-		}
-	}
-	return out
-}
-
 func (s *Server) urlOf(sv zone.Server) string {
 	return fmt.Sprintf("https://%s:%d", sv.Name, sv.Port)
 }
@@ -103,7 +89,7 @@ func cleanHostname(s string) string {
 }
 
 func (s *Server) registration(dev zone.Device) api.Registration {
-	return api.Registration{DeviceID: dev.ID, ZoneName: s.zone.Name, ZoneID: s.zone.ID, Servers: s.serverURLs(),
+	return api.Registration{DeviceID: dev.ID, ZoneName: s.zone.Name, ZoneID: s.zone.ID, Servers: s.serverURLsFor(dev),
 		ContentSatellites: s.contentSatellites(dev.Address), AuthSatellites: s.authSatellites(dev)}
 }
 

@@ -28,9 +28,11 @@ import (
 // packages is the zone server's side of package deployment: the content
 // repository and the allocation of package ids.
 type packages struct {
-	repo *content.Repo
-	mu   sync.Mutex
-	last uint64 // highest id handed out by this process
+	repo     *content.Repo
+	repl     *replicator
+	mu       sync.Mutex
+	last     uint64          // highest id handed out by this process
+	building map[string]bool // ids being built here, not yet recorded
 }
 
 func newPackages(dir string, db *zone.DB) (*packages, error) {
@@ -55,7 +57,7 @@ func newPackages(dir string, db *zone.DB) (*packages, error) {
 			}
 		}
 	}
-	return &packages{repo: repo}, nil
+	return &packages{repo: repo, repl: newReplicator(), building: map[string]bool{}}, nil
 }
 
 // nextID hands out a package id as OCS Inventory NG does (the build time
@@ -74,7 +76,23 @@ func (s *Server) nextPackageID() (string, error) {
 		id++
 	}
 	p.last = id
+	p.building[strconv.FormatUint(id, 10)] = true
 	return strconv.FormatUint(id, 10), nil
+}
+
+// built ends the build of id (recorded or failed).
+func (p *packages) built(id string) {
+	p.mu.Lock()
+	delete(p.building, id)
+	p.mu.Unlock()
+}
+
+// isBuilding reports whether package id is being built here: its content
+// may exist before its record, and replication must leave it alone.
+func (p *packages) isBuilding(id string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.building[id]
 }
 
 func (s *Server) packageRoutes(admin func(string, func(http.ResponseWriter, *http.Request, string) error), device func(string, deviceHandler)) {
@@ -137,6 +155,7 @@ func (s *Server) createPackage(w http.ResponseWriter, r *http.Request, actor str
 	if err != nil {
 		return err
 	}
+	defer s.pkg.built(id)
 	m, err := s.pkg.repo.Build(id, spec, archive, s.now())
 	if err != nil {
 		return err
@@ -147,6 +166,7 @@ func (s *Server) createPackage(w http.ResponseWriter, r *http.Request, actor str
 		s.pkg.repo.Remove(id)
 		return err
 	}
+	s.pkg.repl.trigger()
 	writeJSON(w, http.StatusCreated, toAPIPackage(p, 0))
 	return nil
 }
@@ -255,6 +275,7 @@ func (s *Server) activatePackage(w http.ResponseWriter, r *http.Request, actor s
 		return err
 	}
 	p.Activation = &a
+	s.pkg.repl.trigger()
 	writeJSON(w, http.StatusOK, toAPIPackage(p, 0))
 	return nil
 }

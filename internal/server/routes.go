@@ -99,6 +99,7 @@ func (s *Server) routes() http.Handler {
 	s.packageRoutes(admin, device)
 	s.satelliteRoutes(admin, device)
 	s.prebootRoutes(mux, admin)
+	s.replicationRoutes(mux, admin)
 	mux.HandleFunc("GET "+api.ContentPrefix+"/{id}/{file}", s.serveContent(false))
 	s.setupRoutes(mux)
 	s.clusterRoutes(mux, admin)

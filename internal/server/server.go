@@ -125,6 +125,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		// Through replication, which needs this server answering its peers.
 		go s.startReplicating(loopCtx)
 	}
+	go s.replicationLoop(loopCtx)
 	s.log.Info("zone server started", "zone", s.zone.Name, "server", s.self.Name, "addr", ln.Addr().String(), "version", version.String())
 	select {
 	case err := <-errc:

@@ -1,0 +1,504 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"zonekit/internal/api"
+	"zonekit/internal/atomicfile"
+	"zonekit/internal/content"
+	"zonekit/internal/errkind"
+	"zonekit/internal/preboot/conf"
+	"zonekit/internal/preboot/imaging"
+	"zonekit/internal/preboot/policy"
+	"zonekit/internal/zone"
+)
+
+// Content replication (docs/content-repo.md): each Primary Server pulls
+// from its peers the package content and preboot images it lacks, on the
+// zone's schedule, at once when the store shows a package created,
+// activated or deleted, and when an administrator asks for a pass. What
+// each server holds is recorded in the store (content.state), so that any
+// server answers the status and sends agents to servers that hold a
+// package.
+
+// replicator is one server's replication state.
+type replicator struct {
+	kick chan struct{}
+	// peerURL is where a peer answers (https://NAME:PORT); tests point
+	// it at their listeners.
+	peerURL func(zone.Server) string
+
+	mu     sync.Mutex
+	failed bool // the last pass left something missing: retry sooner
+}
+
+func newReplicator() *replicator { return &replicator{kick: make(chan struct{}, 1), peerURL: peerURL} }
+
+// trigger asks for a pass now (after a package is created or activated here).
+func (r *replicator) trigger() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// replicationPoll is how often the store is looked at for new packages
+// and requested passes: a bbolt read, cheap.
+const replicationPoll = time.Second
+
+// replicationRetry is how soon a pass that left content missing (a peer
+// down, a cut transfer) is tried again, when the schedule is longer.
+const replicationRetry = 30 * time.Second
+
+// progressEvery is how often a pull in flight reports its bytes.
+const progressEvery = 2 * time.Second
+
+// replicationLoop runs passes until ctx ends.
+func (s *Server) replicationLoop(ctx context.Context) {
+	r := s.pkg.repl
+	if s.self.ContentPort != s.opts.Config.ContentPort {
+		if err := s.db.SetContentPort(s.self.ID, s.opts.Config.ContentPort); err != nil {
+			s.log.Error("record content port", "err", err)
+		}
+	}
+	var last time.Time
+	var lastFP string
+	var lastReq time.Time
+	tick := time.NewTicker(replicationPoll)
+	defer tick.Stop()
+	first := true
+	for {
+		kicked := first
+		first = false
+		if !kicked {
+			select {
+			case <-ctx.Done():
+				return
+			case <-r.kick:
+				kicked = true
+			case <-tick.C:
+			}
+		}
+		sched, err := s.db.ReplicationSchedule()
+		if err != nil {
+			s.log.Error("content replication", "err", err)
+			continue
+		}
+		fp, err := s.packagesFingerprint()
+		if err != nil {
+			s.log.Error("content replication", "err", err)
+			continue
+		}
+		every := sched.Interval
+		r.mu.Lock()
+		if r.failed && every > replicationRetry {
+			every = replicationRetry
+		}
+		r.mu.Unlock()
+		due := kicked || fp != lastFP || sched.Requested.After(lastReq) || s.now().Sub(last) >= every
+		if !due {
+			continue
+		}
+		lastFP, lastReq, last = fp, sched.Requested, s.now()
+		missing := s.replicationPass(ctx)
+		r.mu.Lock()
+		r.failed = missing
+		r.mu.Unlock()
+	}
+}
+
+// packagesFingerprint changes whenever a package is created, changed,
+// activated, deactivated or deleted.
+func (s *Server) packagesFingerprint() (string, error) {
+	pkgs, err := s.db.Packages()
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	for _, p := range pkgs {
+		b.WriteString(p.ID + ":" + p.SHA256)
+		if p.Activation != nil {
+			b.WriteString("@" + p.Activation.Activated.String())
+		}
+		b.WriteByte(';')
+	}
+	return b.String(), nil
+}
+
+// replicationPass makes this server's content match the zone's: packages
+// the store no longer has are removed, those it lacks are pulled from
+// peers, images the peers hold in a newer version are pulled. It reports
+// whether something is still missing.
+func (s *Server) replicationPass(ctx context.Context) (missing bool) {
+	start := time.Now()
+	pkgs, err := s.db.Packages()
+	if err != nil {
+		s.log.Error("content replication", "err", err)
+		return true
+	}
+	repo := s.pkg.repo
+	want := map[string]bool{}
+	for _, p := range pkgs {
+		want[p.ID] = true
+	}
+	// Packages deleted on another server go here too.
+	ids, _ := repo.IDs()
+	for _, id := range ids {
+		if !want[id] && !s.pkg.isBuilding(id) {
+			if err := repo.Remove(id); err != nil {
+				s.log.Error("content replication: remove a deleted package", "package", id, "err", err)
+			}
+		}
+	}
+	pulls, _ := repo.Pulls()
+	for _, id := range pulls {
+		if !want[id] {
+			repo.DropPull(id)
+		}
+	}
+	peers, holders, mine, err := s.replicationView()
+	if err != nil {
+		s.log.Error("content replication", "err", err)
+		return true
+	}
+	pulled := 0
+	for _, p := range pkgs {
+		if ctx.Err() != nil {
+			return true
+		}
+		if repo.Has(p.ID, p.SHA256) {
+			s.recordState(mine, zone.ContentState{Package: p.ID, State: zone.ContentPresent, Bytes: p.Size, Size: p.Size, Peer: mine[p.ID].Peer})
+			continue
+		}
+		if s.pkg.isBuilding(p.ID) {
+			continue
+		}
+		if err := s.pullPackage(ctx, p, peers, holders[p.ID], mine); err != nil {
+			missing = true
+			s.log.Warn("content replication: package not pulled", "package", p.ID, "err", err)
+			s.recordState(mine, zone.ContentState{Package: p.ID, State: zone.ContentMissing, Size: p.Size, Error: err.Error()})
+			continue
+		}
+		pulled++
+	}
+	if s.replicateImages(ctx, peers, holders, mine) {
+		missing = true
+	}
+	if pulled > 0 || missing {
+		s.log.Info("content replication pass", "pulled", pulled, "missing", missing, "duration_ms", time.Since(start).Milliseconds())
+	}
+	return missing
+}
+
+// replicationView reads the servers (but this one), which server holds
+// which package or image (ids in name order), and this server's records.
+func (s *Server) replicationView() (peers map[string]zone.Server, holders map[string][]string, mine map[string]zone.ContentState, err error) {
+	servers, err := s.db.Servers()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	peers = map[string]zone.Server{}
+	for _, sv := range servers {
+		if sv.ID != s.self.ID {
+			peers[sv.ID] = sv
+		}
+	}
+	states, err := s.db.ContentStates()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	holders = map[string][]string{}
+	mine = map[string]zone.ContentState{}
+	for _, st := range states {
+		if st.Server == s.self.ID {
+			mine[st.Package] = st
+			continue
+		}
+		if _, ok := peers[st.Server]; ok && st.State == zone.ContentPresent {
+			holders[st.Package] = append(holders[st.Package], st.Server)
+		}
+	}
+	for k, hs := range holders {
+		sort.Slice(hs, func(i, j int) bool { return peers[hs[i]].Name < peers[hs[j]].Name })
+		holders[k] = hs
+	}
+	return peers, holders, mine, nil
+}
+
+// peerOrder is the order peers are asked for something: those recorded
+// as holding it first, then the others (a record may lag), by name.
+func peerOrder(peers map[string]zone.Server, holders []string) []zone.Server {
+	out := make([]zone.Server, 0, len(peers))
+	seen := map[string]bool{}
+	for _, id := range holders {
+		if p, ok := peers[id]; ok && !seen[id] {
+			seen[id] = true
+			out = append(out, p)
+		}
+	}
+	var rest []zone.Server
+	for id, p := range peers {
+		if !seen[id] {
+			rest = append(rest, p)
+		}
+	}
+	sort.Slice(rest, func(i, j int) bool { return rest[i].Name < rest[j].Name })
+	return append(out, rest...)
+}
+
+// recordState writes this server's record when it says something new.
+func (s *Server) recordState(mine map[string]zone.ContentState, st zone.ContentState) {
+	st.Server = s.self.ID
+	old, ok := mine[st.Package]
+	if ok && old.State == st.State && old.Bytes == st.Bytes && old.Size == st.Size && old.Peer == st.Peer && old.Error == st.Error {
+		return
+	}
+	st.Updated = s.db.Now()
+	if err := s.db.SetContentState(st); err != nil {
+		s.log.Error("record content state", "package", st.Package, "err", err)
+		return
+	}
+	mine[st.Package] = st
+}
+
+func (s *Server) pullPackage(ctx context.Context, p zone.Package, peers map[string]zone.Server, holders []string, mine map[string]zone.ContentState) error {
+	order := peerOrder(peers, holders)
+	if len(order) == 0 {
+		return errkind.New(errkind.NotFound, "no other server in the zone to pull it from")
+	}
+	client := s.peerClient()
+	defer client.CloseIdleConnections()
+	info := content.InfoFor(p.ID, p.Spec, p.MD5, p.Frags).Marshal()
+	var errs []string
+	for _, peer := range order {
+		var done atomic.Int64
+		req := content.PullRequest{ID: p.ID, Size: p.Size, SHA256: p.SHA256, MD5: p.MD5, Frags: p.Frags, Info: info,
+			Base: s.pkg.repl.peerURL(peer) + api.ContentPrefix, Client: client, Done: &done}
+		s.recordState(mine, zone.ContentState{Package: p.ID, State: zone.ContentInFlight, Size: p.Size, Peer: peer.ID})
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.NewTicker(progressEvery)
+			defer t.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-t.C:
+					// Only this goroutine writes while the pull runs.
+					s.recordState(mine, zone.ContentState{Package: p.ID, State: zone.ContentInFlight, Bytes: done.Load(), Size: p.Size, Peer: peer.ID})
+				}
+			}
+		}()
+		start := time.Now()
+		st, err := s.pkg.repo.Pull(ctx, req)
+		close(stop)
+		wg.Wait()
+		if err == nil {
+			s.log.Info("content replication: package pulled", "package", p.ID, "peer", peer.Name, "received", st.Received,
+				"fragments", st.Fetched, "reused", st.Reused, "resumed", st.Resumed, "refetched", st.Refetched,
+				"duration_ms", time.Since(start).Milliseconds())
+			s.recordState(mine, zone.ContentState{Package: p.ID, State: zone.ContentPresent, Bytes: p.Size, Size: p.Size, Peer: peer.ID})
+			return nil
+		}
+		errs = append(errs, peer.Name+": "+err.Error())
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return errors.New(strings.Join(errs, "; "))
+}
+
+// peerClient reaches peers over HTTPS with mutual TLS: this server's
+// own zone certificate, and the zone CA as the only root.
+func (s *Server) peerClient() *http.Client {
+	pool := x509.NewCertPool()
+	pool.AddCert(s.zoneCA())
+	return &http.Client{
+		Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{
+				MinVersion: tls.VersionTLS12,
+				RootCAs:    pool,
+				GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+					c := s.trust.Load().cert
+					return &c, nil
+				},
+			},
+			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			TLSHandshakeTimeout:   5 * time.Second,
+			ResponseHeaderTimeout: 30 * time.Second,
+			MaxIdleConnsPerHost:   8,
+			IdleConnTimeout:       30 * time.Second,
+			Proxy:                 nil,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// imagesDir is the image directory of this server's imaging service.
+func (s *Server) imagesDir() string {
+	l := conf.Layout{Home: s.opts.Paths.Home}
+	if v, err := l.Load(conf.Imaging); err == nil {
+		if d := v.String("ImageDirectory"); d != "" {
+			return d
+		}
+	}
+	return l.Images()
+}
+
+// replicateImages pulls each image that a peer holds in a version this
+// server lacks (another digest and a later modification time: an image
+// replaced on one server replaces it everywhere). It reports whether
+// something is still missing.
+func (s *Server) replicateImages(ctx context.Context, peers map[string]zone.Server, holders map[string][]string, mine map[string]zone.ContentState) (missing bool) {
+	dir := s.imagesDir()
+	local, err := imaging.List(dir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		s.log.Error("content replication: images", "err", err)
+		return true
+	}
+	have := map[string]imaging.Image{}
+	for _, im := range local {
+		have[im.Name] = im
+		s.recordState(mine, zone.ContentState{Package: zone.ImagePrefix + im.Name, State: zone.ContentPresent, Bytes: im.Size, Size: im.Size, Peer: mine[zone.ImagePrefix+im.Name].Peer})
+	}
+	if len(peers) == 0 {
+		return false
+	}
+	client := s.peerClient()
+	defer client.CloseIdleConnections()
+	// The newest version of each image among the peers.
+	type offer struct {
+		img  imaging.Image
+		peer zone.Server
+	}
+	best := map[string]offer{}
+	for _, peer := range peerOrder(peers, nil) {
+		var imgs []imaging.Image
+		if err := getJSON(ctx, client, s.pkg.repl.peerURL(peer)+api.Prefix+"/replication/images", &imgs); err != nil {
+			s.log.Warn("content replication: image list", "peer", peer.Name, "err", err)
+			continue
+		}
+		for _, im := range imgs {
+			if b, ok := best[im.Name]; !ok || im.Modified.After(b.img.Modified) {
+				best[im.Name] = offer{im, peer}
+			}
+		}
+	}
+	names := make([]string, 0, len(best))
+	for n := range best {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		o := best[name]
+		if h, ok := have[name]; ok && (h.SHA256 == o.img.SHA256 || !o.img.Modified.After(h.Modified)) {
+			continue
+		}
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			s.log.Error("content replication: images", "err", err)
+			return true
+		}
+		key := zone.ImagePrefix + name
+		var done atomic.Int64
+		s.recordState(mine, zone.ContentState{Package: key, State: zone.ContentInFlight, Size: o.img.Size, Peer: o.peer.ID})
+		err := s.pullImage(ctx, client, o.peer, o.img, dir, &done)
+		if err != nil {
+			missing = true
+			s.log.Warn("content replication: image not pulled", "image", name, "peer", o.peer.Name, "err", err)
+			s.recordState(mine, zone.ContentState{Package: key, State: zone.ContentMissing, Bytes: done.Load(), Size: o.img.Size, Peer: o.peer.ID, Error: err.Error()})
+			continue
+		}
+		s.recordState(mine, zone.ContentState{Package: key, State: zone.ContentPresent, Bytes: o.img.Size, Size: o.img.Size, Peer: o.peer.ID})
+	}
+	return missing
+}
+
+// pullImage fetches an image (resumable, checked against its SHA-256)
+// and places it as the imaging service stores uploads: the checksum
+// file, then the image by rename, with the peer's modification time.
+func (s *Server) pullImage(ctx context.Context, c *http.Client, peer zone.Server, im imaging.Image, dir string, done *atomic.Int64) error {
+	if len(im.SHA256) != 64 || im.Size < 0 || !validImageName(im.Name) {
+		return errkind.New(errkind.Invalid, "the peer describes image %q wrongly", im.Name)
+	}
+	final := filepath.Join(dir, im.Name)
+	tmp := filepath.Join(dir, ".replica-"+im.Name)
+	url := s.pkg.repl.peerURL(peer) + api.Prefix + "/replication/images/" + im.Name
+	var err error
+	for attempt := 0; attempt < 2; attempt++ {
+		if _, _, err = content.FetchFile(ctx, c, url, tmp, im.Size, im.SHA256, done); !errors.Is(err, content.ErrDigest) {
+			break
+		}
+	}
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(tmp)
+	if err == nil {
+		err = f.Sync()
+		f.Close()
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Chtimes(tmp, im.Modified, im.Modified); err != nil {
+		return err
+	}
+	if err := atomicfile.WriteFile(final+".sha256", []byte(im.SHA256+"\n"), 0o640); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return err
+	}
+	syncPath(dir)
+	return nil
+}
+
+func peerURL(sv zone.Server) string {
+	return "https://" + net.JoinHostPort(sv.Name, strconv.Itoa(sv.Port))
+}
+
+func validImageName(name string) bool {
+	return policy.ValidName(name) && !strings.HasSuffix(name, ".sha256")
+}
+
+func getJSON(ctx context.Context, c *http.Client, url string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(out)
+}
+
+func syncPath(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}
