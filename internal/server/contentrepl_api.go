@@ -246,8 +246,8 @@ func (s *Server) clearClosestRule(w http.ResponseWriter, r *http.Request, actor 
 }
 
 func (s *Server) peerImages(w http.ResponseWriter, r *http.Request) error {
-	if !s.isZoneServer(r) {
-		return errkind.New(errkind.Auth, "this route is for the zone's servers (their server certificate)")
+	if _, err := s.peerFromTLS(r); err != nil {
+		return err
 	}
 	imgs, err := imaging.List(s.imagesDir())
 	if err != nil && !os.IsNotExist(err) {
@@ -261,8 +261,8 @@ func (s *Server) peerImages(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) peerImage(w http.ResponseWriter, r *http.Request) error {
-	if !s.isZoneServer(r) {
-		return errkind.New(errkind.Auth, "this route is for the zone's servers (their server certificate)")
+	if _, err := s.peerFromTLS(r); err != nil {
+		return err
 	}
 	name := r.PathValue("name")
 	if !validImageName(name) {

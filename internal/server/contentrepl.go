@@ -2,8 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -72,11 +70,6 @@ const progressEvery = 2 * time.Second
 // replicationLoop runs passes until ctx ends.
 func (s *Server) replicationLoop(ctx context.Context) {
 	r := s.pkg.repl
-	if s.self.ContentPort != s.opts.Config.ContentPort {
-		if err := s.db.SetContentPort(s.self.ID, s.opts.Config.ContentPort); err != nil {
-			s.log.Error("record content port", "err", err)
-		}
-	}
 	var last time.Time
 	var lastFP string
 	var lastReq time.Time
@@ -116,6 +109,13 @@ func (s *Server) replicationLoop(ctx context.Context) {
 			continue
 		}
 		lastFP, lastReq, last = fp, sched.Requested, s.now()
+		// Agents are sent to this server's fragments at its content port:
+		// recorded (again, until it sticks: replication may not be ready).
+		if self, err := s.db.Server(s.self.ID); err == nil && self.ContentPort != s.opts.Config.ContentPort {
+			if err := s.db.SetContentPort(s.self.ID, s.opts.Config.ContentPort); err != nil {
+				s.log.Warn("record content port", "err", err)
+			}
+		}
 		missing := s.replicationPass(ctx)
 		r.mu.Lock()
 		r.failed = missing
@@ -327,21 +327,15 @@ func (s *Server) pullPackage(ctx context.Context, p zone.Package, peers map[stri
 	return errors.New(strings.Join(errs, "; "))
 }
 
-// peerClient reaches peers over HTTPS with mutual TLS: this server's
-// own zone certificate, and the zone CA as the only root.
+// peerClient reaches peers over HTTPS with mutual TLS as the store's
+// replication does (PeerTLSConfig): this server's own zone certificate,
+// and a peer accepted only with a server certificate of the zone CA.
+// Without an overall timeout: a package may take minutes; stalls end at
+// the transport's timeouts or the pass's context.
 func (s *Server) peerClient() *http.Client {
-	pool := x509.NewCertPool()
-	pool.AddCert(s.zoneCA())
 	return &http.Client{
 		Transport: &http.Transport{
-			TLSClientConfig: &tls.Config{
-				MinVersion: tls.VersionTLS12,
-				RootCAs:    pool,
-				GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-					c := s.trust.Load().cert
-					return &c, nil
-				},
-			},
+			TLSClientConfig:       s.PeerTLSConfig(),
 			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 			TLSHandshakeTimeout:   5 * time.Second,
 			ResponseHeaderTimeout: 30 * time.Second,
@@ -472,8 +466,14 @@ func (s *Server) pullImage(ctx context.Context, c *http.Client, peer zone.Server
 	return nil
 }
 
+// peerURL is where peers reach sv: its replication address, else its
+// name and port.
 func peerURL(sv zone.Server) string {
-	return "https://" + net.JoinHostPort(sv.Name, strconv.Itoa(sv.Port))
+	addr := sv.Address
+	if addr == "" {
+		addr = net.JoinHostPort(sv.Name, strconv.Itoa(sv.Port))
+	}
+	return "https://" + addr
 }
 
 func validImageName(name string) bool {
