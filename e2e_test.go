@@ -72,7 +72,6 @@ func TestScripts(t *testing.T) {
 			"zacage":       cmdZacAge,
 			"signal":       cmdSignal,
 			"until":        cmdUntil,
-			"waitcontent":  cmdWaitContent,
 		},
 	})
 }
