@@ -52,15 +52,13 @@ func (s *Server) primaryLocations(dev zone.Device, p zone.Package) (info, pack [
 	if p.Activation == nil {
 		return nil, nil
 	}
-	states, err := s.db.ContentStates()
+	ids, err := s.db.ContentHolders(p.ID)
 	if err != nil {
 		return nil, nil
 	}
 	holds := map[string]bool{}
-	for _, st := range states {
-		if st.Package == p.ID && st.State == zone.ContentPresent {
-			holds[st.Server] = true
-		}
+	for _, id := range ids {
+		holds[id] = true
 	}
 	if len(holds) == 0 {
 		return nil, nil

@@ -11,12 +11,12 @@ import (
 
 // packLocations says where dev fetches package p, in the order its agent
 // tries them (api.DevicePackage.InfoLocations/PackLocations): the content
-// satellites closest to the device first, then the activation's own
-// locations. Info files and manifests need HTTPS, so a satellite is an
-// info location only when it serves HTTPS too (its Authentication role
-// URL); fragments travel over plain HTTP from its content URL. Locations
-// are OCS-style host[:port]/path. Other placement rules (closest Primary
-// Server, content replicas) add their locations here.
+// satellites closest to the device first, then the Primary Servers that
+// hold the package in closest-server-rule order (primaryLocations), then
+// the activation's own locations. Info files and manifests need HTTPS, so
+// a satellite is an info location only when it serves HTTPS too (its
+// Authentication role URL); fragments travel over plain HTTP from its
+// content URL. Locations are OCS-style host[:port]/path.
 func (s *Server) packLocations(dev zone.Device, p zone.Package) (info, pack []string) {
 	if p.Activation == nil {
 		return nil, nil
@@ -37,6 +37,13 @@ func (s *Server) packLocations(dev zone.Device, p zone.Package) (info, pack []st
 				info = add(info, u+api.ContentPrefix)
 			}
 		}
+	}
+	pi, pp := s.primaryLocations(dev, p)
+	for _, l := range pi {
+		info = add(info, l)
+	}
+	for _, l := range pp {
+		pack = add(pack, l)
 	}
 	info = add(info, p.Activation.InfoLocation)
 	pack = add(pack, p.Activation.PackLocation)

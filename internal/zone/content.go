@@ -282,6 +282,30 @@ func (d *DB) ContentStates() ([]ContentState, error) {
 	return out, err
 }
 
+// ContentHolders lists the servers (ids) that hold package pkg present,
+// one record lookup per server.
+func (d *DB) ContentHolders(pkg string) ([]string, error) {
+	var out []string
+	err := d.st.View(func(tx *bolt.Tx) error {
+		settings := tx.Bucket(store.BucketSettings)
+		return tx.Bucket(store.BucketServers).ForEach(func(k, _ []byte) error {
+			data := settings.Get(contentStateKey(string(k), pkg))
+			if data == nil {
+				return nil
+			}
+			var st ContentState
+			if err := json.Unmarshal(data, &st); err != nil {
+				return err
+			}
+			if st.State == ContentPresent {
+				out = append(out, string(k))
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
 // ReplicationSchedule returns the zone's content replication setting.
 func (d *DB) ReplicationSchedule() (ReplicationSchedule, error) {
 	var s ReplicationSchedule
