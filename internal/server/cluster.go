@@ -177,6 +177,8 @@ func (s *Server) clusterApply(w http.ResponseWriter, r *http.Request, _ zone.Ser
 	if err != nil {
 		return err
 	}
+	// The follower answers its client once it applied the command too.
+	s.rep.Nudge()
 	writeJSON(w, http.StatusOK, api.ClusterApplied{Index: idx})
 	return nil
 }

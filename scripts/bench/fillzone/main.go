@@ -26,12 +26,20 @@ func main() {
 	home := flag.String("home", "", "zone home (server stopped)")
 	mib := flag.Int64("store-mib", 1000, "grow the store to about this many MiB")
 	files := flag.Int("files", 5000, "small configuration files to write")
+	devices := flag.Int("devices", 0, "add exactly this many devices instead (and no files unless -files is given)")
 	flag.Parse()
 	if *home == "" {
 		fmt.Fprintln(os.Stderr, "usage: fillzone -home DIR [-store-mib N] [-files N]")
 		os.Exit(2)
 	}
 	p := config.Paths{Home: *home}
+	if *devices > 0 {
+		if err := addDevices(p, *devices); err != nil {
+			fmt.Fprintln(os.Stderr, "fillzone:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := fillStore(p, *mib<<20); err != nil {
 		fmt.Fprintln(os.Stderr, "fillzone:", err)
 		os.Exit(1)
@@ -42,6 +50,22 @@ func main() {
 	}
 }
 
+// addDevices adds exactly count device records.
+func addDevices(p config.Paths, count int) error {
+	st, err := store.Open(p.Store(), store.Options{})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	n := 0
+	rng := rand.New(rand.NewPCG(1, 2))
+	if err := putDevices(st, rng, &n, count); err != nil {
+		return err
+	}
+	fmt.Printf("store: %d devices added\n", n)
+	return nil
+}
+
 func fillStore(p config.Paths, target int64) error {
 	st, err := store.Open(p.Store(), store.Options{})
 	if err != nil {
@@ -49,7 +73,6 @@ func fillStore(p config.Paths, target int64) error {
 	}
 	defer st.Close()
 	rng := rand.New(rand.NewPCG(1, 2))
-	now := time.Now().UTC()
 	n := 0
 	for {
 		fi, err := os.Stat(p.Store())
@@ -59,31 +82,35 @@ func fillStore(p config.Paths, target int64) error {
 		if fi.Size() >= target {
 			break
 		}
-		err = st.Update(func(tx *bolt.Tx) error {
-			b := tx.Bucket(store.BucketDevices)
-			for i := 0; i < 50000; i++ {
-				n++
-				id := fmt.Sprintf("%016x%016x", rng.Uint64(), rng.Uint64())
-				d := zone.Device{ID: id, Name: fmt.Sprintf("ws-%07d.branch%02d.example.com", n, n%37), OS: "linux",
-					CertSerial: fmt.Sprintf("%x", rng.Uint64()), CertNotAfter: now.AddDate(10, 0, 0),
-					Registered: now.Add(-time.Duration(rng.IntN(1e6)) * time.Second), LastContact: now,
-					Address: fmt.Sprintf("10.%d.%d.%d", rng.IntN(256), rng.IntN(256), rng.IntN(256)), RegKey: "branch-key"}
-				data, err := json.Marshal(d)
-				if err != nil {
-					return err
-				}
-				if err := b.Put([]byte(id), data); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
+		if err := putDevices(st, rng, &n, 50000); err != nil {
 			return err
 		}
 	}
 	fmt.Printf("store: %d devices added\n", n)
 	return nil
+}
+
+func putDevices(st *store.Store, rng *rand.Rand, n *int, count int) error {
+	now := time.Now().UTC()
+	return st.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(store.BucketDevices)
+		for i := 0; i < count; i++ {
+			*n++
+			id := fmt.Sprintf("%016x%016x", rng.Uint64(), rng.Uint64())
+			d := zone.Device{ID: id, Name: fmt.Sprintf("ws-%07d.branch%02d.example.com", *n, *n%37), OS: "linux",
+				CertSerial: fmt.Sprintf("%x", rng.Uint64()), CertNotAfter: now.AddDate(10, 0, 0),
+				Registered: now.Add(-time.Duration(rng.IntN(1e6)) * time.Second), LastContact: now,
+				Address: fmt.Sprintf("10.%d.%d.%d", rng.IntN(256), rng.IntN(256), rng.IntN(256)), RegKey: "branch-key"}
+			data, err := json.Marshal(d)
+			if err != nil {
+				return err
+			}
+			if err := b.Put([]byte(id), data); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 func writeFiles(p config.Paths, count int) error {

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Store replication benchmark: three zone servers on 127.0.0.1-3 (one
+# port). Measures a new server joining a zone of 10,000 devices until it
+# is in sync, the latency of single commands sent to the leader and to a
+# follower, and how long writes stop when the leader is killed.
+#
+#   scripts/bench/cluster.sh            # N=500 commands per server
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+n=${N:-500}
+work=$(mktemp -d -t zonekit-cluster-bench.XXXXXX)
+bin=$work/bin
+cleanup() {
+  for h in "$work"/s*; do
+    [ -f "$h/data/zoneserver.pid" ] && kill "$(cat "$h/data/zoneserver.pid")" 2>/dev/null || true
+  done
+  sleep 1
+  rm -rf "$work"
+}
+trap cleanup EXIT
+(cd "$root" && go build -o "$bin/" ./cmd/... && go build -o "$bin/" ./scripts/bench/fillzone ./scripts/bench/clusterlat)
+export PATH=$bin:$PATH ZMAN_USER=Administrator ZMAN_PASSWORD=correct-horse-1
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+echo correct-horse-1 >"$work/pw"
+
+zconfigure --home "$work/s1" -c NewZone --zone-name Bench --admin-password-file "$work/pw" --dns localhost --ip 127.0.0.1 \
+  --port "$port" -D server.address=127.0.0.1 >/dev/null
+fillzone -home "$work/s1" -devices 10000
+zconfigure --home "$work/s1" -c Start --action start >/dev/null
+ca=$work/s1/conf/zone-ca.pem
+fp=$(ZONEKIT_HOME=$work/s1 zman certificate-authority-info | awk '/^SHA-256/ {print $2; exit}')
+
+join() {
+  zconfigure --home "$work/s$1" -c JoinZone --server "https://localhost:$port" --fingerprint "$fp" \
+    --admin-password-file "$work/pw" --dns "127.0.0.$1" --ip "127.0.0.$1" --port "$port" -D "server.address=127.0.0.$1" >/dev/null
+  zconfigure --home "$work/s$1" -c Start --action start >/dev/null
+}
+insync() { # server number: a follower nothing behind, holding every device
+  zman --host "127.0.0.$1" --port "$port" --cacert "$ca" server-list 2>/dev/null | grep -Eq "^ 127\.0\.0\.$1 .* Follower *$" &&
+    [ "$(zman --host "127.0.0.$1" --port "$port" --cacert "$ca" device-list -o json 2>/dev/null | grep -c '"id"')" -ge 10000 ]
+}
+echo "==> a new server joins a zone of 10,000 devices"
+join 2
+start=$(date +%s.%N)
+join 3
+until insync 3; do sleep 0.1; done
+end=$(date +%s.%N)
+printf 'join + first start + in sync: %.2f s\n' "$(echo "$end - $start" | bc -l)"
+
+leader() { # number of the server that leads now
+  zman --cacert "$ca" --host 127.0.0.2 --port "$port" server-list | awk '/ Leader *$/ { if ($1 == "localhost") print 1; else { split($1, a, "."); print a[4] } }'
+}
+l=$(leader); f=$(( l % 3 + 1 ))
+echo "==> $n single commands (group-create over HTTPS, stored credential) to the leader (server $l), then to a follower (server $f)"
+clusterlat -cacert "$ca" -n "$n" "https://127.0.0.$l:$port" "https://127.0.0.$f:$port"
+
+echo "==> the leader (server $l) is killed (SIGKILL); a write sent to server $f waits for the new leader"
+clusterlat -cacert "$ca" -until-write -kill "$work/s$l/data/zoneserver.pid" "https://127.0.0.$f:$port"
+zman --cacert "$ca" --host "127.0.0.$f" --port "$port" server-list
