@@ -51,7 +51,9 @@ func groups(t *testing.T, st *store.Store) []string {
 	return out
 }
 
-func group(name string) map[string]any { return map[string]any{"name": name, "created": time.Unix(1, 0).UTC()} }
+func group(name string) map[string]any {
+	return map[string]any{"name": name, "created": time.Unix(1, 0).UTC()}
+}
 
 // A batch with a failing command applies the others and reports the
 // failure for that entry only; replays and retried ids change nothing.
