@@ -232,3 +232,19 @@ func TestFetchInfoFailsOver(t *testing.T) {
 		t.Errorf("untrusted server: %q %v", res, err)
 	}
 }
+
+func TestServerOrder(t *testing.T) {
+	for _, tt := range []struct {
+		sats, servers []string
+		via, want     string
+	}{
+		{nil, []string{"z1", "z2"}, "z2", "z2,z1"},
+		{[]string{"s1", "s2"}, []string{"z1", "z2"}, "z2", "s1,s2,z2,z1"},
+		{[]string{"s1", "s2"}, []string{"z1", "z2"}, "s2", "s1,s2,z1,z2"},
+		{[]string{"s1"}, []string{"z1"}, "s9", "s1,s9,z1"},
+	} {
+		if got := strings.Join(serverOrder(tt.sats, tt.servers, tt.via), ","); got != tt.want {
+			t.Errorf("serverOrder(%v, %v, %s) = %s, want %s", tt.sats, tt.servers, tt.via, got, tt.want)
+		}
+	}
+}

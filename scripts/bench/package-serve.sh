@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Fragment serving benchmark: CONNS (default 200) concurrent HTTP clients
 # (wrk) fetching the fragments of a package from the zone server's
-# plain-HTTP content port, then the same files from nginx on the same
-# machine, side by side in one run; and the zone server's RSS throughout.
-# Installs nginx and wrk with apt-get when they are missing.
+# plain-HTTP content port, from a content satellite (zac satellite-serve,
+# its cache filled by prefetch) and from nginx serving the same files on
+# the same machine, side by side in one run; and the zone server's RSS
+# throughout. Installs nginx and wrk with apt-get when they are missing.
 #
-#   scripts/bench/package-serve.sh       # PKG_MIB=64 FRAGMENT_SIZE=1M CONNS=200 DURATION=10s ROUNDS=4
+#   scripts/bench/package-serve.sh       # PKG_MIB=64 FRAGMENT_SIZE=1M CONNS=200 DURATION=10s ROUNDS=4 SATELLITE=1
 # Targets (issue 5): zone server throughput >= 0.9 x nginx's, and its RSS
-# (VmHWM) under 200 MiB. Exit status 1 when missed.
+# (VmHWM) under 200 MiB; (issue 11) the satellite at the same target:
+# >= 0.9 x nginx's. Exit status 1 when missed.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 pkg_mib=${PKG_MIB:-64}
@@ -16,13 +18,16 @@ conns=${CONNS:-200}
 duration=${DURATION:-10s}
 rounds=${ROUNDS:-4}
 threads=${THREADS:-2}
+satellite=${SATELLITE:-1}
 out=$root/scripts/bench/out
 mkdir -p "$out"
 work=$(mktemp -d -t zonekit-serve-bench.XXXXXX)
 bin=$work/bin
 home=$work/zone
 nginx_pid=""
+sat_pid=""
 cleanup() {
+  [ -n "$sat_pid" ] && kill "$sat_pid" 2>/dev/null || true
   [ -x "$bin/zconfigure" ] && "$bin/zconfigure" --home "$home" -c Start --action stop >/dev/null 2>&1 || true
   [ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null || true
   rm -rf "$work"
@@ -36,7 +41,7 @@ fi
 ulimit -n 65536 2>/dev/null || true
 
 echo "==> building"
-(cd "$root" && go build -o "$bin/" ./cmd/zman ./cmd/zconfigure)
+(cd "$root" && go build -o "$bin/" ./cmd/zman ./cmd/zconfigure ./cmd/zac)
 export PATH=$bin:$PATH ZONEKIT_HOME=$home ZMAN_CONFIG_DIR=$work/zman
 free_port() {
   local p=$1
@@ -46,6 +51,7 @@ free_port() {
 port=$(free_port 19800)
 cport=$(free_port $((port + 1)))
 nport=$(free_port $((cport + 1)))
+sport=$(free_port $((nport + 1)))
 printf 'bench-admin-pw\n' >"$work/pw"
 zconfigure -c NewZone -Z --zone-name bench --admin-password-file "$work/pw" --port "$port" --dns localhost --ip 127.0.0.1 >/dev/null
 zconfigure -D server.content-port="$cport" >/dev/null
@@ -109,6 +115,19 @@ check() { curl -sS --fail -o /dev/null "http://127.0.0.1:$1/content/$id/$id-1"; 
 check "$cport"
 check "$nport"
 
+# The content satellite: a registered device with the Content role, its
+# cache filled by the prefetch at start (what agents near it would meet).
+if [ "$satellite" = 1 ]; then
+  zac --home "$work/sat" register --cacert "$home/conf/zone-ca.pem" --hostname bench-sat "https://localhost:$port" >/dev/null
+  zman satellite-add-role bench-sat --content-url "http://127.0.0.1:$sport/content" --parent "http://127.0.0.1:$cport/content" --prefetch-interval 1h >/dev/null
+  zac --home "$work/sat" satellite-serve --listen "127.0.0.1:$sport" >"$work/sat.log" 2>&1 &
+  sat_pid=$!
+  for _ in $(seq 600); do [ -s "$work/sat/satellite-cache/prefetch.json" ] && break; sleep 0.1; done
+  grep -q '"failed": 0' "$work/sat/satellite-cache/prefetch.json"
+  cat "$work/sat/satellite-cache/cas/"* >/dev/null
+  check "$sport"
+fi
+
 # cpu_ticks PID...: user+system clock ticks of the processes.
 cpu_ticks() { for p in "$@"; do awk '{print $14 + $15}' "/proc/$p/stat"; done | awk '{s += $1} END {print s}'; }
 hz=$(getconf CLK_TCK)
@@ -117,7 +136,7 @@ declare -A rate reqs cpu
 run() {
   local name=$1 port=$2 pids t0 t1 gib
   wrk -t"$threads" -c"$conns" -d2s -s "$work/frags.lua" "http://127.0.0.1:$port" >/dev/null # warm-up
-  if [ "$port" = "$cport" ]; then pids=("$pid"); else pids=("$nginx_pid" $(pgrep -P "$nginx_pid")); fi
+  if [ "$port" = "$cport" ]; then pids=("$pid"); elif [ "$port" = "$sport" ]; then pids=("$sat_pid"); else pids=("$nginx_pid" $(pgrep -P "$nginx_pid")); fi
   t0=$(cpu_ticks "${pids[@]}")
   wrk -t"$threads" -c"$conns" -d"$duration" -s "$work/frags.lua" "http://127.0.0.1:$port" | tee "$out/serve-$name.txt"
   t1=$(cpu_ticks "${pids[@]}")
@@ -132,11 +151,15 @@ run() {
 echo "==> wrk, $conns connections, $threads threads, $duration: zone server (port $cport) and nginx (port $nport), $rounds rounds alternating"
 # The VM's speed drifts with its neighbours: alternate A B B A and take
 # each server's median.
-zks=() ngs=() zkc=() ngc=()
+zks=() ngs=() zkc=() ngc=() sts=() stc=()
 for ((r = 1; r <= rounds; r++)); do
-  if ((r % 2)); then order="zonekit nginx"; else order="nginx zonekit"; fi
+  if ((r % 2)); then order="zonekit satellite nginx"; else order="nginx satellite zonekit"; fi
   for srv in $order; do
-    if [ "$srv" = zonekit ]; then
+    if [ "$srv" = satellite ]; then
+      [ "$satellite" = 1 ] || continue
+      run "satellite-$r" "$sport"
+      sts+=("${rate[satellite-$r]}") stc+=("${cpu[satellite-$r]}")
+    elif [ "$srv" = zonekit ]; then
       run "zonekit-$r" "$cport"
       zks+=("${rate[zonekit-$r]}") zkc+=("${cpu[zonekit-$r]}")
     else
@@ -150,6 +173,12 @@ median() { printf '%s\n' "$@" | sort -n | awk '{v[NR] = $1} END {printf "%.0f\n"
 zk=$(median "${zks[@]}")
 ng=$(median "${ngs[@]}")
 r=$(awk -v a="$zk" -v b="$ng" 'BEGIN {printf "%.2f", a / b}')
+st=0 sr=1 shwm=0
+if [ "$satellite" = 1 ]; then
+  st=$(median "${sts[@]}")
+  sr=$(awk -v a="$st" -v b="$ng" 'BEGIN {printf "%.2f", a / b}')
+  shwm=$(awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$sat_pid/status")
+fi
 mib() { for v in "$@"; do printf '%d ' $((v >> 20)); done; }
 medf() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {printf "%.3f\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 {
@@ -159,7 +188,13 @@ medf() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {printf "%.3f\n", 
   printf '%-10s %14s   %s\n' zonekit "$((zk >> 20))" "$(mib "${zks[@]}")"
   printf '%-10s %14s   %s\n' nginx "$((ng >> 20))" "$(mib "${ngs[@]}")"
   echo "server CPU per GiB sent (median): zonekit $(medf "${zkc[@]}") s, nginx $(medf "${ngc[@]}") s"
+  if [ "$satellite" = 1 ]; then
+    printf '%-10s %14s   %s\n' satellite "$((st >> 20))" "$(mib "${sts[@]}")"
+    echo "satellite CPU per GiB sent (median): $(medf "${stc[@]}") s; satellite peak RSS (VmHWM): $shwm MiB"
+    echo "satellite / zonekit throughput: $(awk -v a="$st" -v b="$zk" 'BEGIN {printf "%.2f", a / b}')"
+    echo "satellite / nginx throughput: $sr (target >= 0.9: $(awk -v r="$sr" 'BEGIN {print (r >= 0.9) ? "PASS" : "FAIL"}'))"
+  fi
   echo "zonekit / nginx throughput: $r (target >= 0.9: $(awk -v r="$r" 'BEGIN {print (r >= 0.9) ? "PASS" : "FAIL"}'))"
   echo "zone server peak RSS (VmHWM): $hwm MiB (target < 200: $(awk -v h="$hwm" 'BEGIN {print (h < 200) ? "PASS" : "FAIL"}'))"
 } | tee "$out/package-serve.txt"
-awk -v r="$r" -v h="$hwm" 'BEGIN {exit !(r >= 0.9 && h < 200)}'
+awk -v r="$r" -v h="$hwm" -v s="$sr" 'BEGIN {exit !(r >= 0.9 && h < 200 && s >= 0.9)}'

@@ -134,10 +134,10 @@ func newSatelliteList(f *Factory, runF func(*satelliteListOptions) error) *cobra
 				if err := c.Get(ctx, api.Prefix+"/satellites", &sats); err != nil {
 					return err
 				}
-				return opts.f.print(sats, []string{"DEVICE", "ID", "ADDRESS", "ROLES", "CONTENT URL", "PARENT", "PREFETCH", "AUTH URL", "ADDED"}, func() [][]string {
+				return opts.f.print(sats, []string{"DEVICE", "ID", "ADDRESS", "ROLES", "CONTENT URL", "PARENT", "PREFETCH", "AUTH URL", "CERT EXPIRES", "ADDED"}, func() [][]string {
 					rows := make([][]string, 0, len(sats))
 					for _, s := range sats {
-						rows = append(rows, []string{s.DeviceName, s.DeviceID, s.Address, strings.Join(s.Roles, ", "), s.ContentURL, s.Parent, s.Prefetch, s.AuthURL, ui.Date(s.Added)})
+						rows = append(rows, []string{s.DeviceName, s.DeviceID, s.Address, strings.Join(s.Roles, ", "), s.ContentURL, s.Parent, s.Prefetch, s.AuthURL, ui.Date(s.CertNotAfter), ui.Date(s.Added)})
 					}
 					return rows
 				})
