@@ -119,11 +119,16 @@ check "$nport"
 # cache filled by the prefetch at start (what agents near it would meet).
 if [ "$satellite" = 1 ]; then
   zac --home "$work/sat" register --cacert "$home/conf/zone-ca.pem" --hostname bench-sat "https://localhost:$port" >/dev/null
+  zman package-activate "$id" >/dev/null # prefetch takes the active packages
   zman satellite-add-role bench-sat --content-url "http://127.0.0.1:$sport/content" --parent "http://127.0.0.1:$cport/content" --prefetch-interval 1h >/dev/null
   zac --home "$work/sat" satellite-serve --listen "127.0.0.1:$sport" >"$work/sat.log" 2>&1 &
   sat_pid=$!
   for _ in $(seq 600); do [ -s "$work/sat/satellite-cache/prefetch.json" ] && break; sleep 0.1; done
-  grep -q '"failed": 0' "$work/sat/satellite-cache/prefetch.json"
+  if ! grep -q '"failed": 0' "$work/sat/satellite-cache/prefetch.json" 2>/dev/null; then
+    echo "the satellite's prefetch did not complete:" >&2
+    cat "$work/sat.log" "$work/sat/satellite-cache/prefetch.json" >&2 2>/dev/null || true
+    exit 1
+  fi
   cat "$work/sat/satellite-cache/cas/"* >/dev/null
   check "$sport"
 fi
