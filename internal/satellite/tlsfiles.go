@@ -47,19 +47,20 @@ func (t *TLSFiles) Config() *tls.Config {
 }
 
 func (t *TLSFiles) current() (*tls.Config, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	var stamp [3]time.Time
 	for i, f := range []string{t.CertFile, t.KeyFile, t.CAFile} {
 		fi, err := os.Stat(f)
 		if err != nil {
 			if t.config != nil {
-				break
+				// Being replaced: keep serving the last good pair.
+				return t.config, nil
 			}
 			return nil, err
 		}
 		stamp[i] = fi.ModTime()
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	if t.config != nil && stamp == t.stamp {
 		return t.config, nil
 	}

@@ -21,14 +21,16 @@ import (
 // against the zone's client CAs), or none. Every handler then sees the
 // agent as if it had connected itself, the way a web server takes the
 // client address from a trusted proxy. From anyone else the headers are
-// refused.
+// refused (503, so that agents fail over).
 func (s *Server) acceptRelay(r *http.Request) error {
 	if r.Header.Get(api.HeaderRelayedFor) == "" && r.Header.Get(api.HeaderRelayedCert) == "" {
 		return nil
 	}
 	sat, err := s.deviceOfConn(r)
 	if err != nil || sat.Satellite == nil || !slices.Contains(sat.Satellite.Roles, zone.SatelliteAuthentication) {
-		return errkind.New(errkind.Auth, "only an authentication satellite may relay calls for agents (zman satellite-add-role DEVICE Authentication)")
+		// 503, not 401: the agent behind a satellite that lost its role must
+		// move on to its next server (a 401 would stop it there).
+		return errkind.New(errkind.Unavailable, "only an authentication satellite may relay calls for agents (zman satellite-add-role DEVICE Authentication); ask a zone server")
 	}
 	ip := net.ParseIP(r.Header.Get(api.HeaderRelayedFor))
 	if ip == nil {

