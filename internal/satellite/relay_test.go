@@ -43,7 +43,7 @@ func TestRelayFailsOverAndNamesTheAgent(t *testing.T) {
 
 	req, _ := http.NewRequest("POST", sat.URL+api.Prefix+"/registrations?x=1", strings.NewReader(`{"csr":"..."}`))
 	req.Header.Set(api.HeaderRelayedFor, "10.6.6.6") // spoofed: replaced
-	req.Header.Set(api.HeaderRelayedCert, "Zm9v")   // spoofed: dropped (no verified certificate)
+	req.Header.Set(api.HeaderRelayedCert, "Zm9v")    // spoofed: dropped (no verified certificate)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
