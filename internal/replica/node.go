@@ -342,9 +342,15 @@ func (n *Node) RemoveServer(id string) error {
 	return nil
 }
 
-// TransferLeadership hands leadership to another voter, if there is one.
-func (n *Node) TransferLeadership() error {
-	return n.raft.LeadershipTransfer().Error()
+// TransferLeadership hands leadership to the voter id at addr (leader only).
+func (n *Node) TransferLeadership(id, addr string) error {
+	if err := n.raft.LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(addr)).Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) {
+			return err
+		}
+		return errkind.Wrap(errkind.Unavailable, fmt.Errorf("move the leadership: %w", err))
+	}
+	return nil
 }
 
 // Member is one server of the replication cluster.

@@ -138,6 +138,8 @@ func (s *Server) clusterRoutes(mux *http.ServeMux, admin func(string, func(http.
 	admin("GET "+api.Prefix+"/cluster/store", s.clusterStore)
 	admin("DELETE "+api.Prefix+"/servers/{name}", s.deleteServer)
 	admin("POST "+api.Prefix+"/servers/{name}/address", s.setServerAddress)
+	admin("POST "+api.Prefix+"/servers/{name}/leader", s.moveLeader)
+	mux.HandleFunc("POST "+api.Prefix+"/cluster/leader", s.peer(s.clusterMoveLeader))
 }
 
 // serveRaft hands a peer's upgraded connection to raft. It runs outside
@@ -655,4 +657,69 @@ func (s *Server) setServerAddress(w http.ResponseWriter, r *http.Request, actor 
 	}
 	writeJSON(w, http.StatusOK, api.Server{ID: sv.ID, Name: sv.Name, DNSNames: sv.DNSNames, IPs: sv.IPs, Port: sv.Port, Address: sv.Address})
 	return nil
+}
+
+// moveLeader moves the Database and MasterPrimary roles, which follow the
+// replication leader, to the named server (before maintenance of the
+// current leader, for instance).
+func (s *Server) moveLeader(w http.ResponseWriter, r *http.Request, actor string) error {
+	if s.rep == nil {
+		return errkind.New(errkind.Unavailable, "server %s does not replicate", s.self.Name)
+	}
+	ref := r.PathValue("name")
+	servers, err := s.db.Servers()
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(servers, func(sv zone.Server) bool { return sv.Name == ref || sv.ID == ref })
+	if i < 0 {
+		return errkind.New(errkind.NotFound, "server %q not found", ref)
+	}
+	target := servers[i]
+	if id, _ := s.rep.Leader(); id == target.ID {
+		writeJSON(w, http.StatusOK, api.Server{ID: target.ID, Name: target.Name})
+		return nil
+	}
+	member := api.ClusterMember{ID: target.ID}
+	for _, m := range mustMembers(s.rep) {
+		if m.ID == target.ID {
+			member.Address = m.Address
+		}
+	}
+	if member.Address == "" {
+		return errkind.New(errkind.NotFound, "server %s is not a replication member", target.Name)
+	}
+	err = s.toLeader(r.Context(), "/cluster/leader", member, func() error { return s.rep.TransferLeadership(member.ID, member.Address) })
+	if err != nil {
+		return err
+	}
+	// The roles are where the leader is: wait until this server knows it.
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if id, _ := s.rep.Leader(); id == target.ID {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.log.Info("replication leadership moved", "to", target.Name, "actor", actor)
+	writeJSON(w, http.StatusOK, api.Server{ID: target.ID, Name: target.Name})
+	return nil
+}
+
+func (s *Server) clusterMoveLeader(w http.ResponseWriter, r *http.Request, _ zone.Server) error {
+	var req api.ClusterMember
+	if err := readJSON(w, r, &req); err != nil {
+		return err
+	}
+	err := s.toLeader(r.Context(), "/cluster/leader", req, func() error { return s.rep.TransferLeadership(req.ID, req.Address) })
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, req)
+	return nil
+}
+
+func mustMembers(n *replica.Node) []replica.Member {
+	ms, _ := n.Members()
+	return ms
 }

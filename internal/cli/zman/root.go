@@ -62,7 +62,7 @@ stored with 'zman admin-store-credential', then a prompt on a terminal.`,
 			root.AddCommand(c)
 		}
 	}
-	add("zone", newZoneInfo(f, nil), newServerList(f, nil), newServerDelete(f, nil), newServerAddressSet(f, nil))
+	add("zone", newZoneInfo(f, nil), newServerList(f, nil), newServerDelete(f, nil), newServerAddressSet(f, nil), newServerRoleMove(f, nil))
 	add("zone", newSatelliteAddRole(f, nil), newSatelliteRemoveRole(f, nil), newSatelliteList(f, nil))
 	add("zone", replicationCommands(f)...)
 	add("admin", newAdminCreate(f, nil), newAdminList(f, nil), newAdminDelete(f, nil),

@@ -205,3 +205,54 @@ func serverAddressRun(ctx context.Context, o *serverAddressOptions) error {
 		return nil
 	})
 }
+
+type serverRoleMoveOptions struct {
+	f      *Factory
+	Role   string
+	Server string
+}
+
+func newServerRoleMove(f *Factory, runF func(*serverRoleMoveOptions) error) *cobra.Command {
+	opts := &serverRoleMoveOptions{f: f}
+	return &cobra.Command{
+		Use:     "server-role-move ROLE SERVER",
+		Aliases: []string{"srm"},
+		Short:   "Move the Database and MasterPrimary roles to another Primary Server",
+		Long: `Move the Database and MasterPrimary roles to SERVER. Both follow the
+zone's store replication leader, so they move together: the leader hands
+its leadership to SERVER, which must be a running member. Use it before
+taking the current holder down for maintenance; if the holder dies, the
+others elect a new one by themselves.
+
+The CertAuth role moves with the zone CA's key instead: export it with
+certificate-authority-export -d on its holder and import it with
+certificate-authority-import on the new one.`,
+		Example: "  zman server-role-move Database zone2.acme.example",
+		Args:    cmdutil.ExactArgs(2, "ROLE SERVER"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Role, opts.Server = args[0], args[1]
+			switch strings.ToLower(opts.Role) {
+			case "database", "masterprimary":
+			case "certauth":
+				return errkind.New(errkind.Usage, "the CertAuth role moves with the CA key: certificate-authority-export -d on its holder, then certificate-authority-import on %s", opts.Server)
+			default:
+				return errkind.New(errkind.Usage, "role %q: give Database or MasterPrimary", opts.Role)
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return serverRoleMoveRun(cmd.Context(), opts)
+		},
+	}
+}
+
+func serverRoleMoveRun(ctx context.Context, o *serverRoleMoveOptions) error {
+	return o.f.withClient(ctx, func(ctx context.Context, c *client.Client) error {
+		var sv api.Server
+		if err := c.Post(ctx, api.Prefix+"/servers/"+url.PathEscape(o.Server)+"/leader", nil, &sv); err != nil {
+			return err
+		}
+		fmt.Fprintf(o.f.IO.Out, "Server %s holds the Database and MasterPrimary roles.\n", sv.Name)
+		return nil
+	})
+}
