@@ -142,10 +142,18 @@ func (a *Agent) installSatelliteCert(certs []*x509.Certificate, key crypto.Signe
 	// Key first: a certificate never sits beside a key it does not match
 	// for longer than the two renames (a running satellite-serve checks the
 	// pair before it switches).
+	oldKey, oldKeyErr := os.ReadFile(a.SatelliteKeyPath())
 	if err := atomicfile.WriteFile(a.SatelliteKeyPath(), keyPEM, 0o600); err != nil {
 		return SatelliteCertResult{}, err
 	}
 	if err := atomicfile.WriteFile(a.SatelliteCertPath(), pki.EncodeChainPEM(chain...), 0o644); err != nil {
+		// Put the old pair back together rather than leave a key without
+		// its certificate.
+		if oldKeyErr == nil {
+			atomicfile.WriteFile(a.SatelliteKeyPath(), oldKey, 0o600)
+		} else {
+			os.Remove(a.SatelliteKeyPath())
+		}
 		return SatelliteCertResult{}, err
 	}
 	names := append([]string(nil), leaf.DNSNames...)
