@@ -78,7 +78,24 @@ func applyCluster(tx *bolt.Tx, c Command) (string, bool, error) {
 			return "", true, err
 		}
 		if len(d.DNSNames) > 0 {
-			s.DNSNames = d.DNSNames
+			// The first DNS name is the server's name: agents are given
+			// it, and its next certificate carries it as the common name.
+			if d.DNSNames[0] != s.Name {
+				err := tx.Bucket(store.BucketServers).ForEach(func(k, v []byte) error {
+					var o Server
+					if err := json.Unmarshal(v, &o); err != nil {
+						return err
+					}
+					if o.ID != s.ID && o.Name == d.DNSNames[0] {
+						return errkind.New(errkind.Exists, "the zone already has a server named %s", o.Name)
+					}
+					return nil
+				})
+				if err != nil {
+					return "", true, err
+				}
+			}
+			s.Name, s.DNSNames = d.DNSNames[0], d.DNSNames
 		}
 		if len(d.IPs) > 0 {
 			s.IPs = d.IPs

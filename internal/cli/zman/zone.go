@@ -189,7 +189,7 @@ the servers' names at their next refresh. See docs/cluster.md.`,
 		},
 	}
 	cmd.Flags().StringSliceVar(&opts.Req.IPs, "ip", nil, "the server's IP addresses, all of them (repeatable)")
-	cmd.Flags().StringSliceVar(&opts.Req.DNSNames, "dns", nil, "the server's DNS names, all of them (repeatable)")
+	cmd.Flags().StringSliceVar(&opts.Req.DNSNames, "dns", nil, "the server's DNS names, all of them, its new name first (repeatable)")
 	cmd.Flags().StringVar(&opts.Req.Advertise, "advertise", "", "host:port where the zone's other servers reach it")
 	return cmd
 }
