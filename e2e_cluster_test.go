@@ -40,8 +40,8 @@ func cmdSignal(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// cmdUntil runs a command again and again until its stdout matches a
-// regular expression: until SECONDS REGEX PROGRAM ARGS... Its last output
+// cmdUntil runs a command again and again until it succeeds with its
+// stdout or stderr matching a regular expression: until SECONDS REGEX PROGRAM ARGS... Its last output
 // stays in stdout/stderr for the checks that follow. It is for what
 // converges (an election, a follower catching up), never for timing.
 func cmdUntil(ts *testscript.TestScript, neg bool, args []string) {
@@ -56,7 +56,7 @@ func cmdUntil(ts *testscript.TestScript, neg bool, args []string) {
 	for {
 		err := ts.Exec(args[2], args[3:]...)
 		out := ts.ReadFile("stdout")
-		if err == nil && re.MatchString(out) {
+		if err == nil && (re.MatchString(out) || re.MatchString(ts.ReadFile("stderr"))) {
 			return
 		}
 		if time.Now().After(deadline) {

@@ -64,3 +64,7 @@ type ServerAddress struct {
 	IPs       []string `json:"ips,omitempty"`
 	Advertise string   `json:"advertise,omitempty"`
 }
+
+// HeaderStale, on admin answers from a server that has lost touch with the
+// replication leader, says since when: what it reads may be out of date.
+const HeaderStale = "X-Zonekit-Stale"

@@ -723,3 +723,24 @@ func mustMembers(n *replica.Node) []replica.Member {
 	ms, _ := n.Members()
 	return ms
 }
+
+// staleAfter is how long a follower may go without word from the leader
+// before its answers are flagged as possibly stale (heartbeats come ten
+// times per heartbeat timeout).
+const staleAfter = 3 * time.Second
+
+// staleSince says, on a follower cut off from the leader, since when its
+// copy of the store may lag behind the zone ("" when it is current).
+func (s *Server) staleSince() string {
+	if s.rep == nil || s.rep.IsLeader() {
+		return ""
+	}
+	st := s.rep.Status()
+	switch {
+	case st.LastContact.IsZero():
+		return "unknown (no replication leader known)"
+	case time.Since(st.LastContact) > staleAfter:
+		return st.LastContact.UTC().Format(time.RFC3339)
+	}
+	return ""
+}

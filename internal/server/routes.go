@@ -32,6 +32,9 @@ func (s *Server) routes() http.Handler {
 			if e := s.certExpiry(); e != "" {
 				w.Header().Set(api.HeaderCertExpiry, e)
 			}
+			if st := s.staleSince(); st != "" {
+				w.Header().Set(api.HeaderStale, st)
+			}
 			if err := h(w, r, actor); err != nil {
 				s.fail(w, r, err)
 			}

@@ -26,6 +26,12 @@ import (
 // never see it.
 func (f *Factory) watchExpiry() func(*http.Response) {
 	return func(resp *http.Response) {
+		// A server cut off from the zone's replication leader answers from
+		// its own copy: say so, once per command, on stderr.
+		if v := resp.Header.Get(api.HeaderStale); v != "" && !f.staleNoted {
+			f.staleNoted = true
+			fmt.Fprintf(f.IO.ErrOut, "zman: warning: %s has had no word from the zone's other servers since %s: what it shows may be out of date, and changes wait for them\n", resp.Request.URL.Host, v)
+		}
 		v := resp.Header.Get(api.HeaderCertExpiry)
 		if v == "" || f.expiryNoted {
 			return

@@ -62,6 +62,7 @@ type Factory struct {
 
 	admin       string // who the client authenticates as, for per-administrator notices
 	expiryNoted bool
+	staleNoted  bool
 }
 
 // NewFactory returns a factory on the given streams.
