@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
@@ -43,7 +44,7 @@ func (g *Global) AddFlags(fs *pflag.FlagSet) {
 	g.flags = fs
 	fs.StringVarP(&g.User, "User", "U", "", "administrator name (or ZMAN_USER)")
 	fs.StringVarP(&g.Password, "Password", "P", "", "administrator password (or ZMAN_PASSWORD; prefer the variable, argv is visible to other users)")
-	fs.StringVar(&g.Host, "host", "", "zone server host name or address (or ZMAN_HOST; default localhost)")
+	fs.StringVar(&g.Host, "host", "", "zone server host name or address, or several separated by commas to try in turn (or ZMAN_HOST; default localhost)")
 	fs.IntVar(&g.Port, "port", 0, "zone server HTTPS port (or ZMAN_PORT; default the local zone's, else 443)")
 	fs.StringVar(&g.CACert, "cacert", "", "zone CA certificate file (or ZMAN_CACERT; default the local zone's)")
 	fs.StringVarP(&g.Output, "output", "o", "table", "output format: table or json")
@@ -63,6 +64,7 @@ type Factory struct {
 	admin       string // who the client authenticates as, for per-administrator notices
 	expiryNoted bool
 	staleNoted  bool
+	bases       []string // every server --host names, in the order to try
 }
 
 // NewFactory returns a factory on the given streams.
@@ -115,7 +117,39 @@ func (f *Factory) endpoint() (string, []*x509.Certificate, error) {
 	if port < 1 || port > 65535 {
 		return "", nil, errkind.New(errkind.Usage, "--port %d is not a port", port)
 	}
-	return "https://" + net.JoinHostPort(host, strconv.Itoa(port)), cas, nil
+	f.bases = nil
+	for _, h := range strings.Split(host, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			f.bases = append(f.bases, "https://"+net.JoinHostPort(h, strconv.Itoa(port)))
+		}
+	}
+	if len(f.bases) == 0 {
+		return "", nil, errkind.New(errkind.Usage, "--host is empty")
+	}
+	return f.bases[0], cas, nil
+}
+
+// reachable returns the first of the servers --host names that accepts a
+// connection, so that a command goes to a live server of the zone when
+// the first one is down. Only the connection is tried: a request is never
+// sent twice.
+func (f *Factory) reachable() string {
+	if len(f.bases) < 2 {
+		return f.bases[0]
+	}
+	for _, b := range f.bases {
+		u, err := client.ParseServerURL(b)
+		if err != nil {
+			continue
+		}
+		conn, err := net.DialTimeout("tcp", u.Host, 3*time.Second)
+		if err == nil {
+			conn.Close()
+			return b
+		}
+		fmt.Fprintf(f.IO.ErrOut, "zman: %s does not answer (%v); trying the next server\n", u.Host, err)
+	}
+	return f.bases[0]
 }
 
 // Client returns a client authenticated as an administrator.
@@ -124,10 +158,13 @@ func (f *Factory) Client() (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A stored credential is filed under the first server named; it is
+	// valid on every server of the zone.
 	auth, who, err := f.credentials(base, true)
 	if err != nil {
 		return nil, err
 	}
+	base = f.reachable()
 	f.admin = strings.TrimSuffix(who, " (stored credential)")
 	if f.Global.Verbose {
 		fmt.Fprintf(f.IO.ErrOut, "zman: %s as %s (zone CA SHA-256 %s)\n", base, who, pki.Fingerprint(cas[0], "sha256"))
