@@ -404,7 +404,11 @@ func FetchFile(ctx context.Context, c *http.Client, url, dst string, size int64,
 		buf := make([]byte, 256<<10)
 		want := size - off
 		for received < want {
-			n, rerr := resp.Body.Read(buf[:min(int64(len(buf)), want-received)])
+			// Whole buffers: a TLS read gives one 16 kB record at a time.
+			n, rerr := io.ReadFull(resp.Body, buf[:min(int64(len(buf)), want-received)])
+			if rerr == io.ErrUnexpectedEOF {
+				rerr = io.EOF
+			}
 			if n > 0 {
 				if _, err := f.Write(buf[:n]); err != nil {
 					return received, resumed, fmt.Errorf("write %s: %w", part, err)
