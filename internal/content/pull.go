@@ -230,7 +230,7 @@ func checkManifest(m *Manifest, req PullRequest) error {
 	}
 	var total int64
 	for i, f := range m.Fragments {
-		if f.Name != FragmentName(req.ID, i+1) || f.Size <= 0 || (m.FragmentSize > 0 && f.Size > m.FragmentSize) || !isLowerHex(f.SHA256, 64) {
+		if f.Name != FragmentName(req.ID, i+1) || f.Size <= 0 || f.Size > req.Size || (m.FragmentSize > 0 && f.Size > m.FragmentSize) || !isLowerHex(f.SHA256, 64) {
 			return errkind.New(errkind.Invalid, "fragment %d is described wrongly (%q, %d bytes)", i+1, f.Name, f.Size)
 		}
 		total += f.Size

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -309,4 +310,34 @@ func TestFetchFileRestartsWhenRangeIgnored(t *testing.T) {
 	if got, _ := os.ReadFile(dst); !bytes.Equal(got, body) {
 		t.Fatal("wrong content")
 	}
+}
+
+// FuzzPeerManifest feeds checkManifest what a peer might send: whatever
+// it accepts describes the package exactly (names, sizes adding up,
+// digests well-formed).
+func FuzzPeerManifest(f *testing.F) {
+	f.Add([]byte(`{"id":"100","size":150,"fragment_size":100,"sha256":"","fragments":[{"name":"100-1","size":100,"sha256":"` + strings.Repeat("a", 64) + `"},{"name":"100-2","size":50,"sha256":"` + strings.Repeat("b", 64) + `"}]}`))
+	f.Add([]byte(`{"id":"100","size":-1,"fragments":[{"name":"100-1","size":-1}]}`))
+	f.Add([]byte(`{}`))
+	f.Add([]byte(`not json`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var m Manifest
+		if json.Unmarshal(data, &m) != nil {
+			return
+		}
+		req := PullRequest{ID: m.ID, Size: m.Size, SHA256: m.SHA256, MD5: m.MD5, Frags: len(m.Fragments)}
+		if checkManifest(&m, req) != nil {
+			return
+		}
+		var total int64
+		for i, fr := range m.Fragments {
+			if fr.Name != FragmentName(m.ID, i+1) || fr.Size <= 0 || len(fr.SHA256) != 64 {
+				t.Fatalf("accepted fragment %d: %+v", i+1, fr)
+			}
+			total += fr.Size
+		}
+		if total != m.Size {
+			t.Fatalf("accepted: fragments add up to %d, size %d", total, m.Size)
+		}
+	})
 }
