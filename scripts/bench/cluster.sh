@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Store replication benchmark: three zone servers on 127.0.0.1-3 (one
-# port). Measures a new server joining a zone of 10,000 devices until it
-# is in sync, the latency of single commands sent to the leader and to a
-# follower, and how long writes stop when the leader is killed.
+# port). Measures a new server joining a zone of 10,000 devices and a
+# CONTENT_MIB package until it is in sync (store and content), the latency
+# of single commands sent to the leader and to a follower, and how long
+# writes stop when the leader is killed.
 #
-#   scripts/bench/cluster.sh            # N=500 commands per server
+#   scripts/bench/cluster.sh            # N=500 commands per server, CONTENT_MIB=1024
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 n=${N:-500}
+content_mib=${CONTENT_MIB:-1024}
 work=$(mktemp -d -t zonekit-cluster-bench.XXXXXX)
 bin=$work/bin
 cleanup() {
@@ -21,26 +23,41 @@ trap cleanup EXIT
 (cd "$root" && go build -o "$bin/" ./cmd/... && go build -o "$bin/" ./scripts/bench/fillzone ./scripts/bench/clusterlat)
 export PATH=$bin:$PATH ZMAN_USER=Administrator ZMAN_PASSWORD=correct-horse-1
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 echo correct-horse-1 >"$work/pw"
 
 zconfigure --home "$work/s1" -c NewZone --zone-name Bench --admin-password-file "$work/pw" --dns localhost --ip 127.0.0.1 \
-  --port "$port" -D server.address=127.0.0.1 >/dev/null
+  --port "$port" -D server.address=127.0.0.1 -D server.content-port="$cport" >/dev/null
 fillzone -home "$work/s1" -devices 10000
 zconfigure --home "$work/s1" -c Start --action start >/dev/null
 ca=$work/s1/conf/zone-ca.pem
 fp=$(ZONEKIT_HOME=$work/s1 zman certificate-authority-info | awk '/^SHA-256/ {print $2; exit}')
+pkg=
+if [ "$content_mib" -gt 0 ]; then
+  echo "==> a $content_mib MiB package on the first server"
+  mkdir "$work/src"
+  head -c $((content_mib << 20)) /dev/urandom >"$work/src/payload.bin"
+  printf '#!/bin/sh\necho installed\n' >"$work/src/install.sh"
+  pkg=$(ZONEKIT_HOME=$work/s1 zman package-create bench --os linux --action launch --command install.sh --file "$work/src" -o json |
+    sed -n 's/^ *"id": "\([0-9]*\)".*/\1/p')
+  rm -rf "$work/src"
+fi
 
 join() {
   zconfigure --home "$work/s$1" -c JoinZone --server "https://localhost:$port" --fingerprint "$fp" \
-    --admin-password-file "$work/pw" --dns "127.0.0.$1" --ip "127.0.0.$1" --port "$port" -D "server.address=127.0.0.$1" >/dev/null
+    --admin-password-file "$work/pw" --dns "127.0.0.$1" --ip "127.0.0.$1" --port "$port" -D "server.address=127.0.0.$1" \
+    -D server.content-port="$cport" >/dev/null
   zconfigure --home "$work/s$1" -c Start --action start >/dev/null
 }
-insync() { # server number: a follower nothing behind, holding every device
+insync() { # server number: a follower nothing behind, holding every device and the package
   zman --host "127.0.0.$1" --port "$port" --cacert "$ca" server-list 2>/dev/null | grep -Eq "^ 127\.0\.0\.$1 .* Follower *$" &&
-    [ "$(zman --host "127.0.0.$1" --port "$port" --cacert "$ca" device-list -o json 2>/dev/null | grep -c '"id"')" -ge 10000 ]
+    [ "$(zman --host "127.0.0.$1" --port "$port" --cacert "$ca" device-list -o json 2>/dev/null | grep -c '"id"')" -ge 10000 ] &&
+    { [ -z "$pkg" ] || zman --host "127.0.0.$1" --port "$port" --cacert "$ca" content-replication-status --server "127.0.0.$1" \
+      --package "$pkg" -o json 2>/dev/null | grep -q '"state": "present"'; }
 }
-echo "==> a new server joins a zone of 10,000 devices"
+echo "==> a new server joins a zone of 10,000 devices and a $content_mib MiB package"
 join 2
+until insync 2; do sleep 0.2; done
 start=$(date +%s.%N)
 join 3
 until insync 3; do sleep 0.1; done
