@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"zonekit/internal/errkind"
 )
@@ -32,6 +33,11 @@ const pullWorkers = 4
 // maxManifest bounds a peer's manifest.json (a 1 GiB package of 1 MiB
 // fragments has a 150 kB manifest).
 const maxManifest = 64 << 20
+
+// stallTimeout ends a transfer that has received nothing for this long.
+const stallTimeout = time.Minute
+
+var errStalled = fmt.Errorf("nothing received for %s", stallTimeout)
 
 // ErrDigest marks a file whose bytes do not match the digest they should
 // have; the damaged copy is discarded.
@@ -369,7 +375,14 @@ func FetchFile(ctx context.Context, c *http.Client, url, dst string, size int64,
 		done.Add(off)
 	}
 	if off < size {
-		rq, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		// A peer that stops sending without closing would hold the pull
+		// for ever: nothing for stallTimeout ends the transfer (the
+		// partial file stays).
+		tctx, cancel := context.WithCancelCause(ctx)
+		defer cancel(nil)
+		stall := time.AfterFunc(stallTimeout, func() { cancel(errStalled) })
+		defer stall.Stop()
+		rq, err := http.NewRequestWithContext(tctx, http.MethodGet, url, nil)
 		if err != nil {
 			return 0, resumed, err
 		}
@@ -409,6 +422,7 @@ func FetchFile(ctx context.Context, c *http.Client, url, dst string, size int64,
 			if rerr == io.ErrUnexpectedEOF {
 				rerr = io.EOF
 			}
+			stall.Reset(stallTimeout)
 			if n > 0 {
 				if _, err := f.Write(buf[:n]); err != nil {
 					return received, resumed, fmt.Errorf("write %s: %w", part, err)
@@ -424,6 +438,9 @@ func FetchFile(ctx context.Context, c *http.Client, url, dst string, size int64,
 			}
 			if rerr != nil {
 				// The partial file stays for the next attempt to continue.
+				if c := context.Cause(tctx); c != nil && ctx.Err() == nil {
+					rerr = c
+				}
 				return received, resumed, errkind.New(errkind.Unavailable, "%s: cut after %d of %d bytes: %v", url, off+received, size, rerr)
 			}
 		}

@@ -41,12 +41,16 @@ type replicator struct {
 	// peerURL is where a peer answers (https://NAME:PORT); tests point
 	// it at their listeners.
 	peerURL func(zone.Server) string
+	// progressEvery is how often a pull in flight records its bytes.
+	progressEvery time.Duration
 
 	mu     sync.Mutex
 	failed bool // the last pass left something missing: retry sooner
 }
 
-func newReplicator() *replicator { return &replicator{kick: make(chan struct{}, 1), peerURL: peerURL} }
+func newReplicator() *replicator {
+	return &replicator{kick: make(chan struct{}, 1), peerURL: peerURL, progressEvery: progressEvery}
+}
 
 // trigger asks for a pass now (after a package is created or activated here).
 func (r *replicator) trigger() {
@@ -296,7 +300,7 @@ func (s *Server) pullPackage(ctx context.Context, p zone.Package, peers map[stri
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			t := time.NewTicker(progressEvery)
+			t := time.NewTicker(s.pkg.repl.progressEvery)
 			defer t.Stop()
 			for {
 				select {

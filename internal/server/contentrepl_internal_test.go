@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
@@ -291,5 +292,74 @@ func TestPrimaryLocationsAndServerOrder(t *testing.T) {
 	}
 	if got := strings.Join(s.serverURLsFor(dev), " "); got != "https://b.example:443 https://localhost:443" {
 		t.Fatalf("server list: %s", got)
+	}
+}
+
+func TestReplicationRecordsInFlight(t *testing.T) {
+	a, b := newReplZone(t)
+	// A slow peer: fragment 2 waits until released.
+	release := make(chan struct{})
+	slow := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "-2") {
+			<-release
+		}
+		a.srv.Handler().ServeHTTP(w, r)
+	}))
+	slow.TLS = a.srv.TLSConfig()
+	slow.Config.ErrorLog = log.New(io.Discard, "", 0)
+	slow.StartTLS()
+	defer slow.Close()
+	b.srv.pkg.repl.peerURL = func(zone.Server) string { return slow.URL }
+	b.srv.pkg.repl.progressEvery = 20 * time.Millisecond
+
+	spec := content.Spec{Name: "slow", OS: content.OSLinux, Priority: 5, Action: content.ActionStore, Path: "/opt/x", FragmentSize: 1000}
+	var archive bytes.Buffer
+	dir := t.TempDir()
+	noise := make([]byte, 30000)
+	rand.Read(noise) // incompressible: several fragments
+	os.WriteFile(filepath.Join(dir, "a.bin"), noise, 0o644)
+	if err := content.PackDir(dir, content.FormatTarGz, &archive); err != nil {
+		t.Fatal(err)
+	}
+	m, err := a.srv.pkg.repo.Build("1800000300", spec, &archive, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.Normalize()
+	p := zone.Package{ID: m.ID, Spec: spec, Format: m.Format, Size: m.Size, Frags: len(m.Fragments), MD5: m.MD5, SHA256: m.SHA256, Created: m.Created}
+	if err := b.db.Exec("test", zone.CmdPackageCreate, p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Frags < 3 {
+		t.Fatalf("want several fragments, have %d", p.Frags)
+	}
+	done := make(chan bool)
+	go func() { done <- b.srv.replicationPass(context.Background()) }()
+	deadline := time.Now().Add(10 * time.Second)
+	var seen zone.ContentState
+	for time.Now().Before(deadline) {
+		states, _ := b.db.ContentStates()
+		for _, st := range states {
+			if st.Package == p.ID {
+				seen = st
+			}
+		}
+		if seen.State == zone.ContentInFlight && seen.Bytes > 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(release)
+	if seen.State != zone.ContentInFlight || seen.Bytes <= 0 || seen.Bytes >= p.Size || seen.Size != p.Size {
+		t.Fatalf("while pulling: %+v", seen)
+	}
+	if missing := <-done; missing {
+		t.Fatal("pass left the package missing")
+	}
+	states, _ := b.db.ContentStates()
+	for _, st := range states {
+		if st.Package == p.ID && st.State != zone.ContentPresent {
+			t.Fatalf("after: %+v", st)
+		}
 	}
 }
