@@ -484,16 +484,10 @@ func (s *Server) clusterStore(w http.ResponseWriter, r *http.Request, actor stri
 // deleteServer removes a Primary Server from the zone: its record (so its
 // certificate no longer opens peer routes) and its replication membership.
 func (s *Server) deleteServer(w http.ResponseWriter, r *http.Request, actor string) error {
-	ref := r.PathValue("name")
-	servers, err := s.db.Servers()
+	sv, err := s.serverByRef(r.PathValue("name"))
 	if err != nil {
 		return err
 	}
-	i := slices.IndexFunc(servers, func(sv zone.Server) bool { return sv.Name == ref || sv.ID == ref })
-	if i < 0 {
-		return errkind.New(errkind.NotFound, "server %q not found", ref)
-	}
-	sv := servers[i]
 	if err := s.db.DeleteServer(actor, sv.ID); err != nil {
 		return err
 	}
@@ -639,16 +633,10 @@ func (s *Server) setServerAddress(w http.ResponseWriter, r *http.Request, actor 
 			return errkind.New(errkind.Usage, "--advertise %q: want host:port", req.Advertise)
 		}
 	}
-	ref := r.PathValue("name")
-	servers, err := s.db.Servers()
+	sv, err := s.serverByRef(r.PathValue("name"))
 	if err != nil {
 		return err
 	}
-	i := slices.IndexFunc(servers, func(sv zone.Server) bool { return sv.Name == ref || sv.ID == ref })
-	if i < 0 {
-		return errkind.New(errkind.NotFound, "server %q not found", ref)
-	}
-	sv := servers[i]
 	if err := s.db.SetServerAddress(actor, sv.ID, req.DNSNames, req.IPs, req.Advertise); err != nil {
 		return err
 	}
@@ -666,16 +654,10 @@ func (s *Server) moveLeader(w http.ResponseWriter, r *http.Request, actor string
 	if s.rep == nil {
 		return errkind.New(errkind.Unavailable, "server %s does not replicate", s.self.Name)
 	}
-	ref := r.PathValue("name")
-	servers, err := s.db.Servers()
+	target, err := s.serverByRef(r.PathValue("name"))
 	if err != nil {
 		return err
 	}
-	i := slices.IndexFunc(servers, func(sv zone.Server) bool { return sv.Name == ref || sv.ID == ref })
-	if i < 0 {
-		return errkind.New(errkind.NotFound, "server %q not found", ref)
-	}
-	target := servers[i]
 	if id, _ := s.rep.Leader(); id == target.ID {
 		writeJSON(w, http.StatusOK, api.Server{ID: target.ID, Name: target.Name})
 		return nil
@@ -743,4 +725,17 @@ func (s *Server) staleSince() string {
 		return st.LastContact.UTC().Format(time.RFC3339)
 	}
 	return ""
+}
+
+// serverByRef finds a server of the zone by name or id.
+func (s *Server) serverByRef(ref string) (zone.Server, error) {
+	servers, err := s.db.Servers()
+	if err != nil {
+		return zone.Server{}, err
+	}
+	i := slices.IndexFunc(servers, func(sv zone.Server) bool { return sv.Name == ref || sv.ID == ref })
+	if i < 0 {
+		return zone.Server{}, errkind.New(errkind.NotFound, "server %q not found", ref)
+	}
+	return servers[i], nil
 }
