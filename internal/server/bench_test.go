@@ -14,12 +14,14 @@ import (
 	"net/http"
 	"runtime"
 	"testing"
+	"time"
 
 	"zonekit/internal/api"
 	"zonekit/internal/client"
 	"zonekit/internal/config"
 	"zonekit/internal/pki"
 	"zonekit/internal/provision"
+	"zonekit/internal/replica"
 	"zonekit/internal/server"
 	"zonekit/internal/store"
 	"zonekit/internal/zone"
@@ -72,6 +74,16 @@ func startBenchZone(b *testing.B) *benchZone {
 		ln.Close()
 		b.Fatal(err)
 	}
+	// As the daemon runs it: a one-voter replication cluster.
+	node, err := replica.Start(replica.Options{Dir: p.Raft(), ID: cfg.ServerID, Advertise: srv.Advertise(), Store: st,
+		TLSConfig: srv.PeerTLSConfig, Forward: srv.Forward, Bootstrap: true})
+	if err != nil {
+		ln.Close()
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { node.Shutdown() })
+	srv.SetReplica(node)
+	node.WaitSingleLeader(5 * time.Second)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()

@@ -26,17 +26,12 @@ func (s *Server) satelliteRoutes(admin func(string, func(http.ResponseWriter, *h
 }
 
 func (s *Server) satellites() ([]zone.Device, error) {
-	devs, err := s.db.Devices()
+	devs, err := s.db.SatelliteDevices()
 	if err != nil {
 		return nil, err
 	}
-	var out []zone.Device
-	for _, d := range devs {
-		if d.Satellite != nil {
-			out = append(out, d)
-		}
-	}
-	return out, nil
+	sort.SliceStable(devs, func(i, j int) bool { return devs[i].Name < devs[j].Name })
+	return devs, nil
 }
 
 // deviceSatellite tells a satellite its own configuration.

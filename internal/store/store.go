@@ -5,6 +5,7 @@ package store
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,7 +22,7 @@ import (
 )
 
 // SchemaVersion is the layout this build reads and writes.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // Bucket names. Each holds JSON values keyed by the object's natural key.
 var (
@@ -39,6 +40,10 @@ var (
 	BucketDeployments    = []byte("package-deployments") // "<package>/<device>"
 	BucketDevicePackages = []byte("device-packages")     // index: "<device>/<package>"
 	BucketSettings       = []byte("settings")
+	// SatelliteIndexPrefix keys, in the settings bucket, an empty value
+	// per device holding a satellite role (schema 3): agents' answers list
+	// satellites without reading every device.
+	SatelliteIndexPrefix = "satellite-index/"
 	keySchema            = []byte("schema")
 	keyApplied           = []byte("replication-applied")
 	defaultTimeout       = 2 * time.Second
@@ -63,6 +68,21 @@ func migrations() []func(*bolt.Tx) error {
 				}
 			}
 			return nil
+		},
+		func(tx *bolt.Tx) error { // 2 -> 3: the index of satellite devices
+			settings := tx.Bucket(BucketSettings)
+			return tx.Bucket(BucketDevices).ForEach(func(k, v []byte) error {
+				var d struct {
+					Satellite json.RawMessage `json:"satellite"`
+				}
+				if err := json.Unmarshal(v, &d); err != nil {
+					return fmt.Errorf("device %q: %w", k, err)
+				}
+				if len(d.Satellite) == 0 || string(d.Satellite) == "null" {
+					return nil
+				}
+				return settings.Put([]byte(SatelliteIndexPrefix+string(k)), []byte{})
+			})
 		},
 	}
 }

@@ -347,8 +347,8 @@ func TestSchema1To2(t *testing.T) {
 	}
 	defer st.Close()
 	assertBuckets(t, st)
-	if got := schemaOf(t, st); got != "2" {
-		t.Errorf("schema after migration = %q, want 2", got)
+	if got := schemaOf(t, st); got != current {
+		t.Errorf("schema after migration = %q, want %s", got, current)
 	}
 	st.View(func(tx *bolt.Tx) error {
 		if tx.Bucket(store.BucketDevices).Get([]byte("dev1")) == nil {
@@ -356,4 +356,41 @@ func TestSchema1To2(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// Schema 3 indexes the devices that hold satellite roles.
+func TestSchema2To3(t *testing.T) {
+	path := boltFile(t, func(tx *bolt.Tx) error {
+		for _, b := range buckets {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		if err := tx.Bucket(store.BucketMeta).Put([]byte("schema"), []byte("2")); err != nil {
+			return err
+		}
+		devs := tx.Bucket(store.BucketDevices)
+		if err := devs.Put([]byte("plain"), []byte(`{"id":"plain"}`)); err != nil {
+			return err
+		}
+		if err := devs.Put([]byte("nulled"), []byte(`{"id":"nulled","satellite":null}`)); err != nil {
+			return err
+		}
+		return devs.Put([]byte("sat"), []byte(`{"id":"sat","satellite":{"roles":["Content"]}}`))
+	})
+	st, err := store.Open(path, store.Options{})
+	if err != nil {
+		t.Fatalf("Open of a schema-2 store: %v", err)
+	}
+	defer st.Close()
+	var keys []string
+	st.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(store.BucketSettings).ForEach(func(k, _ []byte) error {
+			keys = append(keys, string(k))
+			return nil
+		})
+	})
+	if len(keys) != 1 || keys[0] != store.SatelliteIndexPrefix+"sat" {
+		t.Errorf("settings after migration = %q, want only the satellite's index entry", keys)
+	}
 }

@@ -267,6 +267,9 @@ func apply(tx *bolt.Tx, c Command) (string, error) {
 		if err := tx.Bucket(store.BucketSettings).Delete([]byte(inventoryPrefix + d.Name)); err != nil {
 			return "", err
 		}
+		if err := tx.Bucket(store.BucketSettings).Delete([]byte(store.SatelliteIndexPrefix + d.Name)); err != nil {
+			return "", err
+		}
 		if err := removeDeviceDeployments(tx, d.Name); err != nil {
 			return "", err
 		}

@@ -1,6 +1,7 @@
 package zone
 
 import (
+	"bytes"
 	"slices"
 	"time"
 
@@ -142,5 +143,41 @@ func applySatellite(tx *bolt.Tx, c Command) (string, bool, error) {
 			dev.Satellite = nil
 		}
 	}
+	if err := indexSatellite(tx, dev); err != nil {
+		return "", true, err
+	}
 	return dev.ID, true, put(tx, store.BucketDevices, dev.ID, dev)
+}
+
+// indexSatellite keeps the satellite index in step with dev's roles.
+func indexSatellite(tx *bolt.Tx, dev Device) error {
+	key := []byte(store.SatelliteIndexPrefix + dev.ID)
+	if dev.Satellite == nil {
+		return tx.Bucket(store.BucketSettings).Delete(key)
+	}
+	return tx.Bucket(store.BucketSettings).Put(key, []byte{})
+}
+
+// SatelliteDevices lists the devices holding satellite roles, by id,
+// through the index: it does not read the other devices.
+func (d *DB) SatelliteDevices() ([]Device, error) {
+	var out []Device
+	err := d.st.View(func(tx *bolt.Tx) error {
+		prefix := []byte(store.SatelliteIndexPrefix)
+		c := tx.Bucket(store.BucketSettings).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			var dev Device
+			if err := get(tx, store.BucketDevices, string(k[len(prefix):]), &dev, "device"); err != nil {
+				if errkind.Of(err) == errkind.NotFound {
+					continue
+				}
+				return err
+			}
+			if dev.Satellite != nil {
+				out = append(out, dev)
+			}
+		}
+		return nil
+	})
+	return out, err
 }

@@ -443,3 +443,46 @@ func TestConcurrentRegistrationsKeyLimit(t *testing.T) {
 		t.Errorf("%d accepted, %d stored, key used %d times; want %d of each", ok, count, keys[0].Uses, limit)
 	}
 }
+
+// The satellite index follows role changes and device deletion.
+func TestSatelliteDevicesIndex(t *testing.T) {
+	db := newDB(t)
+	for _, id := range []string{"a1", "b2", "c3"} {
+		if err := db.Exec("t", zone.CmdDeviceRegister, map[string]any{"device": zone.Device{ID: id, Name: "pc-" + id}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add := func(id string) {
+		t.Helper()
+		err := db.Exec("t", zone.CmdSatelliteAddRole, zone.SatelliteRoleChange(id, zone.SatelliteRole{Role: zone.SatelliteContent, ContentURL: "http://" + id + ":8080/content"}, time.Now()))
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := func() []string {
+		t.Helper()
+		devs, err := db.SatelliteDevices()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, d := range devs {
+			out = append(out, d.ID)
+		}
+		return out
+	}
+	add("a1")
+	add("c3")
+	if got := ids(); len(got) != 2 || got[0] != "a1" || got[1] != "c3" {
+		t.Fatalf("satellites %v, want a1 c3", got)
+	}
+	if err := db.Exec("t", zone.CmdSatelliteRemoveRole, zone.SatelliteRoleChange("a1", zone.SatelliteRole{Role: zone.SatelliteContent}, time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Exec("t", zone.CmdDeviceDelete, map[string]string{"name": "c3"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(); len(got) != 0 {
+		t.Fatalf("satellites %v after removal and deletion, want none", got)
+	}
+}
