@@ -101,7 +101,10 @@ func setupScript(env *testscript.Env) error {
 	}
 	// A script that fails half way must not leave a zone server behind.
 	work := env.WorkDir
-	env.Defer(func() { stopServers(env.T(), work) })
+	env.Defer(func() {
+		stopServers(env.T(), work)
+		checkRaces(env.T(), work)
+	})
 	return nil
 }
 

@@ -514,7 +514,9 @@ func (s *Server) replicationOf(ctx context.Context, servers []zone.Server) map[s
 	for _, sv := range servers {
 		if sv.ID == s.self.ID {
 			st := s.rep.Status()
+			mu.Lock() // the peers' answers may be arriving already
 			out[sv.ID] = &st
+			mu.Unlock()
 			continue
 		}
 		addr := sv.Address
