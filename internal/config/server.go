@@ -40,6 +40,10 @@ type Cluster struct {
 	// HeartbeatTimeout is how long a follower waits for the leader before
 	// it calls an election.
 	HeartbeatTimeout time.Duration
+	// Bootstrap forces a server without replication state to start a
+	// cluster of its own even though the store lists other servers (every
+	// server of the zone lost its replication log).
+	Bootstrap bool
 }
 
 // OCS configures the endpoint for OCS Inventory NG agents (/ocsinventory).
@@ -81,6 +85,7 @@ func Properties() []Property {
 		{"cluster.advertise", "", "host:port where the zone's other servers reach this one; empty for server.address or the server's name, and server.port", anyValue},
 		{"cluster.join", "", "zone server (https://host:port) a joined server asks to make it a member at its first start (set by JoinZone)", anyValue},
 		{"cluster.heartbeat-timeout", "1s", "how long a server waits for the replication leader before it calls an election", duration},
+		{"cluster.bootstrap", "false", "start a new replication cluster of this server alone although the zone lists others (all lost their replication logs)", boolean},
 	}
 }
 
@@ -225,7 +230,7 @@ func LoadServer(p Paths) (Server, error) {
 		RequireClientCert: v.GetBool("ocs.require-client-cert"), PrologFreq: v.GetInt("ocs.prolog-freq"), InventoryEvery: v.GetInt("ocs.inventory-hours")}
 	s.OCS.Networks, _ = parseCIDRs(v.GetString("ocs.networks"))
 	s.Cluster = Cluster{Advertise: v.GetString("cluster.advertise"), Join: v.GetString("cluster.join"),
-		HeartbeatTimeout: v.GetDuration("cluster.heartbeat-timeout")}
+		HeartbeatTimeout: v.GetDuration("cluster.heartbeat-timeout"), Bootstrap: v.GetBool("cluster.bootstrap")}
 	if s.OCS.User != "" && s.OCS.PasswordFile == "" {
 		return Server{}, fmt.Errorf("%s: ocs.user is set but ocs.password-file is not", p.ConfigFile())
 	}

@@ -56,7 +56,7 @@ func Serve(ctx context.Context, p config.Paths, stderr io.Writer) error {
 	// Replication starts before the port opens and stops after it closes.
 	node, err := replica.Start(replica.Options{
 		Dir: p.Raft(), ID: cfg.ServerID, Advertise: srv.Advertise(), Store: st,
-		TLSConfig: srv.PeerTLSConfig, Forward: srv.Forward, Bootstrap: cfg.Cluster.Join == "",
+		TLSConfig: srv.PeerTLSConfig, Forward: srv.Forward, Bootstrap: srv.MayBootstrap(),
 		LogOutput: logFile, HeartbeatTimeout: cfg.Cluster.HeartbeatTimeout, ElectionTimeout: cfg.Cluster.HeartbeatTimeout,
 	})
 	if err != nil {

@@ -52,6 +52,30 @@ func (s *Server) Advertise() string {
 	return net.JoinHostPort(host, strconv.Itoa(s.opts.Config.Port))
 }
 
+// MayBootstrap says whether this server, should it have no replication
+// state, may start a cluster of its own: only when the zone lists no other
+// server (a new zone, or a zone of one restored from a backup), or when
+// the administrator says so (cluster.bootstrap). Any other server without
+// state (a joined server's first start, a restored one) joins the others.
+func (s *Server) MayBootstrap() bool {
+	if s.opts.Config.Cluster.Join != "" {
+		return false
+	}
+	if s.opts.Config.Cluster.Bootstrap {
+		return true
+	}
+	servers, err := s.db.Servers()
+	if err != nil {
+		return false
+	}
+	for _, sv := range servers {
+		if sv.ID != s.self.ID {
+			return false
+		}
+	}
+	return true
+}
+
 // PeerTLSConfig is the client side of links to other zone servers: this
 // server's current certificate, and a peer accepted when its certificate
 // is a server certificate from the zone CA. Names are not checked: peers
@@ -583,21 +607,46 @@ func (s *Server) joinOnce(ctx context.Context, join string) error {
 	if s.rep.IsLeader() {
 		return s.rep.AddVoter(s.self.ID, s.Advertise())
 	}
-	var u string
+	var targets []string
 	if _, leader := s.rep.Leader(); leader != "" {
-		u = leader
+		targets = []string{leader}
 	} else if join != "" {
-		if u, err = joinAddress(join); err != nil {
+		u, err := joinAddress(join)
+		if err != nil {
 			return err
 		}
+		targets = []string{u}
 	} else {
+		// A restored server: any other server of the zone forwards the
+		// request to the leader.
+		servers, err := s.db.Servers()
+		if err != nil {
+			return err
+		}
+		for _, sv := range servers {
+			if sv.ID != s.self.ID && sv.Address != "" {
+				targets = append(targets, sv.Address)
+			}
+		}
+	}
+	if len(targets) == 0 {
 		return nil
 	}
+	err = errors.New("no server of the zone answered")
+	for _, u := range targets {
+		if err = s.askMembership(ctx, u); err == nil {
+			return nil
+		}
+	}
+	return err
+}
+
+func (s *Server) askMembership(ctx context.Context, u string) error {
 	cctx, cancel := context.WithTimeout(ctx, 40*time.Second)
 	defer cancel()
-	err = s.peerCall(cctx, u, http.MethodPost, "/cluster/members", api.ClusterMember{ID: s.self.ID, Address: s.Advertise()}, nil)
+	err := s.peerCall(cctx, u, http.MethodPost, "/cluster/members", api.ClusterMember{ID: s.self.ID, Address: s.Advertise()}, nil)
 	if err == nil {
-		s.log.Info("replication: added to the zone's cluster", "via", join)
+		s.log.Info("replication: a member of the zone's cluster", "via", u)
 	}
 	return err
 }
