@@ -23,7 +23,9 @@ import (
 	"zonekit/internal/credstore"
 	"zonekit/internal/errkind"
 	"zonekit/internal/pki"
+	"zonekit/internal/store"
 	"zonekit/internal/ui"
+	"zonekit/internal/zone"
 )
 
 // Global holds zman's global flags.
@@ -65,6 +67,7 @@ type Factory struct {
 	expiryNoted bool
 	staleNoted  bool
 	bases       []string // every server --host names, in the order to try
+	localHome   string   // the zone home zman runs in, when --host was not given
 }
 
 // NewFactory returns a factory on the given streams.
@@ -96,6 +99,18 @@ func (f *Factory) endpoint() (string, []*x509.Certificate, error) {
 		v.SetDefault("cacert", home.CACert())
 	}
 	host, port, caPath := v.GetString("host"), v.GetInt("port"), v.GetString("cacert")
+	// On a zone server with no --host, the zone's other servers stand in
+	// when this one is down (see reachable).
+	f.localHome = ""
+	hostGiven := os.Getenv("ZMAN_HOST") != ""
+	if fl := f.Global.flags; fl != nil && fl.Lookup("host") != nil && fl.Lookup("host").Changed {
+		hostGiven = true
+	}
+	if !hostGiven {
+		if _, err := os.Stat(home.Store()); err == nil {
+			f.localHome = home.Home
+		}
+	}
 	if caPath == "" {
 		return "", nil, errkind.New(errkind.Usage, "no zone CA certificate: pass --cacert FILE (or set ZMAN_CACERT); it is conf/zone-ca.pem in the zone server's home")
 	}
@@ -131,13 +146,40 @@ func (f *Factory) endpoint() (string, []*x509.Certificate, error) {
 
 // reachable returns the first of the servers --host names that accepts a
 // connection, so that a command goes to a live server of the zone when
-// the first one is down. Only the connection is tried: a request is never
-// sent twice.
+// the first one is down; on a zone server without --host, the zone's
+// other servers when the local one is down. Only the connection is tried:
+// a request is never sent twice.
 func (f *Factory) reachable() string {
-	if len(f.bases) < 2 {
+	if len(f.bases) == 1 && f.localHome == "" {
 		return f.bases[0]
 	}
-	for _, b := range f.bases {
+	if len(f.bases) > 1 {
+		if b, ok := f.firstAnswering(f.bases); ok {
+			return b
+		}
+		return f.bases[0]
+	}
+	// One server, the local one: a failure is reported as before unless
+	// the zone has other servers to try.
+	if u, err := client.ParseServerURL(f.bases[0]); err == nil {
+		if conn, err := net.DialTimeout("tcp", u.Host, 3*time.Second); err == nil {
+			conn.Close()
+			return f.bases[0]
+		}
+	}
+	if others := localPeers(f.localHome); len(others) > 0 {
+		fmt.Fprintf(f.IO.ErrOut, "zman: the zone server here does not answer; trying the zone's other servers\n")
+		if b, ok := f.firstAnswering(others); ok {
+			return b
+		}
+	}
+	return f.bases[0]
+}
+
+// firstAnswering dials each server in turn and returns the first that
+// accepts a connection.
+func (f *Factory) firstAnswering(bases []string) (string, bool) {
+	for _, b := range bases {
 		u, err := client.ParseServerURL(b)
 		if err != nil {
 			continue
@@ -145,11 +187,36 @@ func (f *Factory) reachable() string {
 		conn, err := net.DialTimeout("tcp", u.Host, 3*time.Second)
 		if err == nil {
 			conn.Close()
-			return b
+			return b, true
 		}
-		fmt.Fprintf(f.IO.ErrOut, "zman: %s does not answer (%v); trying the next server\n", u.Host, err)
+		fmt.Fprintf(f.IO.ErrOut, "zman: %s does not answer (%v)\n", u.Host, err)
 	}
-	return f.bases[0]
+	return "", false
+}
+
+// localPeers lists the other servers of the zone at home, read from its
+// store: possible only while its own zone server is down (it holds the
+// store otherwise), which is exactly when they are needed.
+func localPeers(home string) []string {
+	p := config.Paths{Home: home}
+	st, err := store.Open(p.Store(), store.Options{ReadOnly: true, LockTimeout: 300 * time.Millisecond})
+	if err != nil {
+		return nil
+	}
+	defer st.Close()
+	cfg, _ := config.LoadServer(p)
+	servers, err := zone.New(st, nil).Servers()
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, sv := range servers {
+		if sv.ID == cfg.ServerID || sv.Address == "" {
+			continue
+		}
+		out = append(out, "https://"+sv.Address)
+	}
+	return out
 }
 
 // Client returns a client authenticated as an administrator.
