@@ -345,3 +345,32 @@ func cmdRegexCapture(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	ts.Setenv(args[1], regexp.QuoteMeta(m[1]))
 }
+
+// checkRaces fails the script when a daemon it started (a zone server, a
+// preboot service, a satellite) reported a data race in its output: under
+// -race they run as the race-built test binary, but their exit status is
+// nobody's to check.
+func checkRaces(t testscript.T, dir string) {
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		switch filepath.Ext(path) {
+		case ".out", ".log", ".err":
+		default:
+			return nil
+		}
+		if fi, err := d.Info(); err != nil || fi.Size() > 8<<20 {
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil
+		}
+		if i := bytes.Index(data, []byte("WARNING: DATA RACE")); i >= 0 {
+			end := min(len(data), i+3000)
+			t.Fatal(fmt.Sprintf("data race reported in %s:\n%s", path, data[i:end]))
+		}
+		return nil
+	})
+}

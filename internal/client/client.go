@@ -142,7 +142,7 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 		return errkind.Wrap(errkind.Unavailable, fmt.Errorf("read response from %s: %w", c.base.Host, err))
 	}
 	if resp.StatusCode >= 300 {
-		return apiError(resp.StatusCode, data)
+		return AnswerError(resp.StatusCode, data)
 	}
 	if out != nil && len(data) > 0 {
 		if err := json.Unmarshal(data, out); err != nil {
@@ -152,7 +152,9 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 	return nil
 }
 
-func apiError(status int, data []byte) error {
+// AnswerError turns a zone server's error answer (status and body) into an
+// error of the kind the server named, with its message.
+func AnswerError(status int, data []byte) error {
 	var e api.Error
 	if json.Unmarshal(data, &e) != nil || e.Error.Message == "" {
 		return fmt.Errorf("zone server answered %d %s", status, http.StatusText(status))
@@ -233,7 +235,7 @@ func (c *Client) Stream(ctx context.Context, method, path string, body io.Reader
 	if resp.StatusCode >= 300 {
 		defer resp.Body.Close()
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		return nil, apiError(resp.StatusCode, data)
+		return nil, AnswerError(resp.StatusCode, data)
 	}
 	return resp, nil
 }

@@ -374,20 +374,6 @@ func (n *Node) Members() ([]Member, error) {
 	return out, nil
 }
 
-// IsMember reports whether id is in the cluster's configuration.
-func (n *Node) IsMember(id string) bool {
-	ms, err := n.Members()
-	if err != nil {
-		return false
-	}
-	for _, m := range ms {
-		if m.ID == id {
-			return true
-		}
-	}
-	return false
-}
-
 // Status is this server's view of replication.
 type Status struct {
 	ID          string    `json:"id"`

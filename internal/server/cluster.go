@@ -23,6 +23,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"zonekit/internal/api"
+	"zonekit/internal/client"
 	"zonekit/internal/errkind"
 	"zonekit/internal/pki"
 	"zonekit/internal/replica"
@@ -270,7 +271,7 @@ func (s *Server) peerCallRetry(ctx context.Context, addr, method, path string, i
 		return fmt.Errorf("%w: %s is no longer the leader", replica.ErrNotDelivered, addr)
 	}
 	if resp.StatusCode >= 300 {
-		return peerError(addr, resp.StatusCode, data)
+		return client.AnswerError(resp.StatusCode, data)
 	}
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {
@@ -278,18 +279,6 @@ func (s *Server) peerCallRetry(ctx context.Context, addr, method, path string, i
 		}
 	}
 	return nil
-}
-
-func peerError(addr string, status int, data []byte) error {
-	var e api.Error
-	if json.Unmarshal(data, &e) != nil || e.Error.Message == "" {
-		return errkind.New(errkind.Unavailable, "zone server %s answered %d %s", addr, status, http.StatusText(status))
-	}
-	kinds := map[string]errkind.Kind{
-		"auth": errkind.Auth, "not_found": errkind.NotFound, "exists": errkind.Exists,
-		"usage": errkind.Usage, "unavailable": errkind.Unavailable, "invalid": errkind.Invalid,
-	}
-	return errkind.New(kinds[e.Error.Code], "%s", e.Error.Message)
 }
 
 // Forward is the replica's route to the leader for commands proposed here.
@@ -434,10 +423,7 @@ func (s *Server) sign(ctx context.Context, req api.ClusterSign) (*x509.Certifica
 		if !sv.HasRole(zone.RoleCertAuth) || sv.ID == s.self.ID {
 			continue
 		}
-		addr := sv.Address
-		if addr == "" {
-			addr = net.JoinHostPort(sv.Name, strconv.Itoa(sv.Port))
-		}
+		addr := peerAddr(sv)
 		var out api.ClusterSigned
 		if err := s.peerCall(ctx, addr, http.MethodPost, "/cluster/sign", req, &out); err != nil {
 			if errors.Is(err, replica.ErrNotDelivered) {
@@ -543,10 +529,7 @@ func (s *Server) replicationOf(ctx context.Context, servers []zone.Server) map[s
 			mu.Unlock()
 			continue
 		}
-		addr := sv.Address
-		if addr == "" {
-			continue
-		}
+		addr := peerAddr(sv)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -624,8 +607,8 @@ func (s *Server) joinOnce(ctx context.Context, join string) error {
 			return err
 		}
 		for _, sv := range servers {
-			if sv.ID != s.self.ID && sv.Address != "" {
-				targets = append(targets, sv.Address)
+			if sv.ID != s.self.ID {
+				targets = append(targets, peerAddr(sv))
 			}
 		}
 	}
@@ -654,6 +637,15 @@ func (s *Server) askMembership(ctx context.Context, u string) error {
 func sameCert(recordPEM string, leaf *x509.Certificate) bool {
 	c, err := pki.ParseCertPEM([]byte(recordPEM))
 	return err == nil && c.Equal(leaf)
+}
+
+// peerAddr is where peers reach sv (host:port): its replication address,
+// else its name and port.
+func peerAddr(sv zone.Server) string {
+	if sv.Address != "" {
+		return sv.Address
+	}
+	return net.JoinHostPort(sv.Name, strconv.Itoa(sv.Port))
 }
 
 // joinAddress turns https://host:port into host:port.
@@ -714,7 +706,11 @@ func (s *Server) moveLeader(w http.ResponseWriter, r *http.Request, actor string
 		return nil
 	}
 	member := api.ClusterMember{ID: target.ID}
-	for _, m := range mustMembers(s.rep) {
+	members, err := s.rep.Members()
+	if err != nil {
+		return err
+	}
+	for _, m := range members {
 		if m.ID == target.ID {
 			member.Address = m.Address
 		}
@@ -750,11 +746,6 @@ func (s *Server) clusterMoveLeader(w http.ResponseWriter, r *http.Request, _ zon
 	}
 	writeJSON(w, http.StatusOK, req)
 	return nil
-}
-
-func mustMembers(n *replica.Node) []replica.Member {
-	ms, _ := n.Members()
-	return ms
 }
 
 // staleAfter is how long a follower may go without word from the leader

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -472,13 +471,7 @@ func (s *Server) pullImage(ctx context.Context, c *http.Client, peer zone.Server
 
 // peerURL is where peers reach sv: its replication address, else its
 // name and port.
-func peerURL(sv zone.Server) string {
-	addr := sv.Address
-	if addr == "" {
-		addr = net.JoinHostPort(sv.Name, strconv.Itoa(sv.Port))
-	}
-	return "https://" + addr
-}
+func peerURL(sv zone.Server) string { return "https://" + peerAddr(sv) }
 
 func validImageName(name string) bool {
 	return policy.ValidName(name) && !strings.HasSuffix(name, ".sha256")

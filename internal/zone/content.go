@@ -266,20 +266,7 @@ func (d *DB) SetContentPort(id string, port int) error {
 
 // ContentStates lists every record, by server id then package.
 func (d *DB) ContentStates() ([]ContentState, error) {
-	var out []ContentState
-	err := d.st.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(store.BucketSettings).Cursor()
-		p := []byte(contentStatePrefix)
-		for k, v := c.Seek(p); k != nil && strings.HasPrefix(string(k), string(p)); k, v = c.Next() {
-			var s ContentState
-			if err := json.Unmarshal(v, &s); err != nil {
-				return err
-			}
-			out = append(out, s)
-		}
-		return nil
-	})
-	return out, err
+	return listSettings[ContentState](d.st, contentStatePrefix)
 }
 
 // ContentHolders lists the servers (ids) that hold package pkg present,
@@ -318,25 +305,9 @@ func (d *DB) ReplicationSchedule() (ReplicationSchedule, error) {
 
 // ClosestServerRules lists the rules: zone first, then groups, then devices.
 func (d *DB) ClosestServerRules() ([]ClosestServerRule, error) {
-	var out []ClosestServerRule
-	err := d.st.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(store.BucketSettings).Cursor()
-		p := []byte(closestRulePrefix)
-		for k, v := c.Seek(p); k != nil && strings.HasPrefix(string(k), string(p)); k, v = c.Next() {
-			var r ClosestServerRule
-			if err := json.Unmarshal(v, &r); err != nil {
-				return err
-			}
-			out = append(out, r)
-		}
-		return nil
-	})
-	rank := map[string]int{ScopeZone: 0, ScopeGroup: 1, ScopeDevice: 2}
+	out, err := listSettings[ClosestServerRule](d.st, closestRulePrefix)
 	sort.SliceStable(out, func(i, j int) bool {
-		if rank[out[i].Scope] != rank[out[j].Scope] {
-			return rank[out[i].Scope] < rank[out[j].Scope]
-		}
-		return out[i].Target < out[j].Target
+		return scopeLess(out[i].Scope, out[i].Target, out[j].Scope, out[j].Target)
 	})
 	return out, err
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -220,6 +221,34 @@ func (d *DB) Audit(n int) ([]AuditRecord, error) {
 		out[i], out[j] = out[j], out[i]
 	}
 	return out, err
+}
+
+// listSettings decodes the settings values whose keys start with prefix,
+// in key order.
+func listSettings[T any](st *store.Store, prefix string) ([]T, error) {
+	out := []T{}
+	err := st.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(store.BucketSettings).Cursor()
+		for k, v := c.Seek([]byte(prefix)); k != nil && strings.HasPrefix(string(k), prefix); k, v = c.Next() {
+			var x T
+			if err := json.Unmarshal(v, &x); err != nil {
+				return fmt.Errorf("setting %q: corrupt record: %w", k, err)
+			}
+			out = append(out, x)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// scopeLess orders scoped records zone first, then groups, then devices,
+// each by target.
+func scopeLess(scopeA, targetA, scopeB, targetB string) bool {
+	rank := map[string]int{ScopeZone: 0, ScopeGroup: 1, ScopeDevice: 2}
+	if rank[scopeA] != rank[scopeB] {
+		return rank[scopeA] < rank[scopeB]
+	}
+	return targetA < targetB
 }
 
 // list decodes every value of a bucket, in key order.

@@ -107,25 +107,9 @@ func (d *DB) SetSPKValues(actor, scope, target string, set map[string]SPKValue, 
 
 // AllSPKValues lists every scope's values: zone first, then groups, then devices.
 func (d *DB) AllSPKValues() ([]SPKValues, error) {
-	var out []SPKValues
-	err := d.st.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(store.BucketSettings).Cursor()
-		p := []byte(spkValuesPrefix)
-		for k, v := c.Seek(p); k != nil && strings.HasPrefix(string(k), string(p)); k, v = c.Next() {
-			var s SPKValues
-			if err := json.Unmarshal(v, &s); err != nil {
-				return err
-			}
-			out = append(out, s)
-		}
-		return nil
-	})
-	rank := map[string]int{ScopeZone: 0, ScopeGroup: 1, ScopeDevice: 2}
+	out, err := listSettings[SPKValues](d.st, spkValuesPrefix)
 	sort.SliceStable(out, func(i, j int) bool {
-		if rank[out[i].Scope] != rank[out[j].Scope] {
-			return rank[out[i].Scope] < rank[out[j].Scope]
-		}
-		return out[i].Target < out[j].Target
+		return scopeLess(out[i].Scope, out[i].Target, out[j].Scope, out[j].Target)
 	})
 	return out, err
 }

@@ -3,7 +3,6 @@ package zconfigure
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -121,18 +120,7 @@ func joinZoneRun(ctx context.Context, o *JoinZoneOptions) error {
 	if len(o.IPs) == 0 {
 		o.IPs = provision.DefaultIPs()
 	}
-	file, env := o.PasswordFile, o.PasswordEnv
-	if file == "" && env == "" {
-		if _, ok := os.LookupEnv(AdminPasswordEnvDefault); ok {
-			env = AdminPasswordEnvDefault
-		}
-	}
-	io := o.IO
-	if o.NoPrompt {
-		io = &ui.IOStreams{In: o.IO.In, Out: o.IO.Out, ErrOut: o.IO.ErrOut}
-	}
-	pw, err := ui.SecretSource{File: file, FD: -1, Env: env}.Read(ctx, io, o.Prompter, ui.SecretPrompt{What: "password",
-		Prompt: "Password for " + o.AdminName + ":", FlagHint: "--admin-password-file, --admin-password-env or $" + AdminPasswordEnvDefault})
+	pw, err := o.adminPassword(ctx, o.PasswordFile, o.PasswordEnv, AdminPasswordEnvDefault, o.AdminName, false)
 	if err != nil {
 		return err
 	}

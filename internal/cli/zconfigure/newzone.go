@@ -1,6 +1,7 @@
 package zconfigure
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strconv"
@@ -185,18 +186,24 @@ func (o *NewZoneOptions) defaults() {
 }
 
 func (o *NewZoneOptions) password() (string, error) {
-	file, env := o.PasswordFile, o.PasswordEnv
+	return o.adminPassword(context.Background(), o.PasswordFile, o.PasswordEnv, PasswordEnvDefault, o.AdminName, true)
+}
+
+// adminPassword reads an administrator's password from the file or
+// variable given, else from defaultEnv when it is set, else from a prompt
+// (not with -Z). confirm asks twice, for a new password.
+func (o *Options) adminPassword(ctx context.Context, file, env, defaultEnv, admin string, confirm bool) (string, error) {
 	if file == "" && env == "" {
-		if _, ok := os.LookupEnv(PasswordEnvDefault); ok {
-			env = PasswordEnvDefault
+		if _, ok := os.LookupEnv(defaultEnv); ok {
+			env = defaultEnv
 		}
 	}
 	io := o.IO
 	if o.NoPrompt {
 		io = &ui.IOStreams{In: o.IO.In, Out: o.IO.Out, ErrOut: o.IO.ErrOut}
 	}
-	return ui.ReadSecret(io, o.Prompter, file, env, "Password for "+o.AdminName+":",
-		"--admin-password-file, --admin-password-env or $"+PasswordEnvDefault)
+	return ui.SecretSource{File: file, FD: -1, Env: env}.Read(ctx, io, o.Prompter, ui.SecretPrompt{What: "password",
+		Prompt: "Password for " + admin + ":", Confirm: confirm, FlagHint: "--admin-password-file, --admin-password-env or $" + defaultEnv})
 }
 
 func splitList(s string) []string {
