@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"zonekit/internal/atomicfile"
@@ -119,7 +118,7 @@ func (p *Processor) Run(ctx context.Context, cpk *Opened, vals Values) (*Result,
 		// Files are renamed into place unsynced, one per step; a single
 		// sync here makes the whole run (or its rollback) durable: a
 		// thousand fsyncs would cost seconds.
-		syscall.Sync()
+		syncAll()
 	}
 	r.logf("package %s: %s (%d change(s))", cpk.Package.Name, r.res.Status, r.res.Changes)
 	if err != nil {

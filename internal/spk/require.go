@@ -7,11 +7,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 )
 
 // errCannotEvaluate marks a requirement that could not be checked at all
@@ -175,23 +173,6 @@ func (h Host) memTotal() (uint64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no MemTotal in %s", h.MemInfo)
-}
-
-// freeSpace is the space available to unprivileged users under path (or
-// its nearest existing parent: the directory may be created by the package).
-func freeSpace(path string) (uint64, error) {
-	p := filepath.Clean(path)
-	for {
-		var st syscall.Statfs_t
-		err := syscall.Statfs(p, &st)
-		if err == nil {
-			return st.Bavail * uint64(st.Bsize), nil
-		}
-		if !errors.Is(err, os.ErrNotExist) || p == filepath.Dir(p) {
-			return 0, err
-		}
-		p = filepath.Dir(p)
-	}
 }
 
 // readSetting finds key (in section, if given) in a key=value or ini file.
