@@ -3,7 +3,6 @@ package atomicfile_test
 import (
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 
 	"zonekit/internal/atomicfile"
@@ -23,8 +22,7 @@ func TestWriteFile(t *testing.T) {
 		{"replaces and changes mode", []byte("old"), []byte("new"), 0o644},
 	}
 	// The umask must not loosen or tighten what the caller asked for.
-	old := syscall.Umask(0o077)
-	t.Cleanup(func() { syscall.Umask(old) })
+	setUmask(t, 0o077)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()

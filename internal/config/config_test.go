@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -238,8 +237,7 @@ func TestSetProperties(t *testing.T) {
 }
 
 func TestLayout(t *testing.T) {
-	old := syscall.Umask(0o022)
-	t.Cleanup(func() { syscall.Umask(old) })
+	setUmask(t, 0o022)
 	p := config.Paths{Home: filepath.Join(t.TempDir(), "zone")}
 	// A security directory left too open by hand is tightened.
 	if err := os.MkdirAll(p.Security(), 0o777); err != nil {

@@ -1,0 +1,14 @@
+//go:build unix
+
+package atomicfile_test
+
+import (
+	"syscall"
+	"testing"
+)
+
+// setUmask sets the process umask for the test and restores it after.
+func setUmask(t *testing.T, mask int) {
+	old := syscall.Umask(mask)
+	t.Cleanup(func() { syscall.Umask(old) })
+}
