@@ -368,15 +368,16 @@ func Answer(cfg *Config, req *dhcpv4.DHCPv4, pxePort bool, local netip.Addr) (*d
 	reply.ClientIPAddr = req.ClientIPAddr
 	reply.BootFileName = file
 	if !ipxe && !httpClient {
-		reply.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionVendorSpecificInformation, vendorOptions(cfg, typ, tftp, bootItem)))
+		reply.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionVendorSpecificInformation, vendorOptions(cfg, typ, local, bootItem)))
 	}
 	return reply, ""
 }
 
 // vendorOptions builds option 43. With a menu timeout the client shows
 // the F8 menu with this server as its first (and default) entry and asks
-// the listed boot server (this one) on port 4011; without one it loads
-// the boot file at once.
+// the listed boot server on port 4011; without one it loads the boot file
+// at once. server is the proxy's own address, never TFTPServer: the boot
+// server request is a DHCP message that only the proxy answers.
 func vendorOptions(cfg *Config, typ dhcpv4.MessageType, server netip.Addr, bootItem []byte) []byte {
 	var v []byte
 	add := func(code byte, data []byte) {

@@ -231,3 +231,23 @@ func FuzzAnswer(f *testing.F) {
 		subOption(req.Options.Get(dhcpv4.OptionVendorSpecificInformation), pxeBootItem)
 	})
 }
+
+// TestBootServerListNamesProxy: with a separate TFTP server, option 43's
+// boot server list still names the proxy (which answers on port 4011);
+// only siaddr names the TFTP server. OVMF sends its boot server request
+// to the listed address.
+func TestBootServerListNamesProxy(t *testing.T) {
+	cfg := testConfig()
+	cfg.TFTPServer = netip.MustParseAddr("10.99.0.9")
+	reply, why := Answer(cfg, discover(t, "PXEClient:Arch:00007:UNDI:003000", iana.EFI_X86_64, ""), false, local)
+	if reply == nil {
+		t.Fatal(why)
+	}
+	if !reply.ServerIPAddr.Equal(net.ParseIP("10.99.0.9")) {
+		t.Errorf("siaddr %s, want the TFTP server", reply.ServerIPAddr)
+	}
+	servers := subOption(reply.GetOneOption(dhcpv4.OptionVendorSpecificInformation), pxeBootServers)
+	if want := []byte{0x80, 0, 1, 10, 99, 0, 2}; string(servers) != string(want) {
+		t.Errorf("boot servers %v, want %v (the proxy)", servers, want)
+	}
+}
