@@ -1,5 +1,6 @@
 // Package conf reads and writes the preboot services' .conf files: one
-// "Name = Value" per line, '#' comments, every parameter listed in the
+// "Name = Value" per line, '#' comments (whole lines, or after a value
+// following a space), every parameter listed in the
 // file with its default, and the ones the reference leaves commented out
 // written as comments. A parameter present with an empty value takes its
 // default, as the reference says.
@@ -85,7 +86,7 @@ func (s *Spec) Parse(data []byte) (*Values, error) {
 		if !ok {
 			return nil, errkind.New(errkind.Invalid, "line %d: %q is not Name = Value", n, line)
 		}
-		name, val = strings.TrimSpace(name), strings.TrimSpace(val)
+		name, val = strings.TrimSpace(name), stripComment(strings.TrimSpace(val))
 		p := s.param(name)
 		if p == nil {
 			return nil, errkind.New(errkind.Invalid, "line %d: unknown parameter %q for %s", n, name, s.Service)
@@ -103,6 +104,21 @@ func (s *Spec) Parse(data []byte) (*Values, error) {
 		return nil, fmt.Errorf("read configuration: %w", err)
 	}
 	return v, nil
+}
+
+// stripComment removes a trailing comment from a value: a '#' that
+// follows a space or tab starts one, so "69  # the port" is 69. A
+// '#' inside a word (a path such as /srv/tftp#1) stays.
+func stripComment(val string) string {
+	for i := 1; i < len(val); i++ {
+		if val[i] == '#' && (val[i-1] == ' ' || val[i-1] == '\t') {
+			return strings.TrimSpace(val[:i])
+		}
+	}
+	if val != "" && val[0] == '#' {
+		return "" // "Name = # comment": no value, the default
+	}
+	return val
 }
 
 // Check validates one value for p.

@@ -67,8 +67,8 @@ func TestParse(t *testing.T) {
 		}
 	}
 	pspec, _ := l.Spec(Policy)
-	if _, err := pspec.Parse([]byte("PolicyLogLevel = 0")); err == nil {
-		t.Error("policy level 0 accepted (its levels are 1-4)")
+	if _, err := pspec.Parse([]byte("PolicyLogLevel = 5")); err == nil {
+		t.Error("policy level 5 accepted (the reference allows 0-4)")
 	}
 	if _, err := pspec.Parse([]byte("PrebootServer = 10.0.0.5:8070\nEnableAMTSupport = Yes")); err != nil {
 		t.Error(err)
@@ -97,5 +97,25 @@ func TestLoadAndWriteDefault(t *testing.T) {
 	}
 	if _, err := l.Spec("dhcpd"); err == nil {
 		t.Fatal("unknown service accepted")
+	}
+}
+
+// TestTrailingComment: "Name = Value  # why" is Value; a '#' inside a
+// word stays; a value that is only a comment is the default.
+func TestTrailingComment(t *testing.T) {
+	spec, _ := Layout{Home: "/h"}.Spec(TFTP)
+	v, err := spec.Parse([]byte("TFTPPort = 6969   # tests move it\nTFTPDirectory = /srv/tftp#1\t# odd name\nTFTPLogLevel = # default\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Int("TFTPPort") != 6969 || v.String("TFTPDirectory") != "/srv/tftp#1" || v.Int("TFTPLogLevel") != 2 {
+		t.Fatalf("got %q %q %q", v.String("TFTPPort"), v.String("TFTPDirectory"), v.String("TFTPLogLevel"))
+	}
+	if _, err := spec.Parse([]byte("TFTPPort = 69x # bad\n")); err == nil {
+		t.Fatal("bad value before a comment accepted")
+	}
+	pspec, _ := Layout{Home: "/h"}.Spec(Policy)
+	if v, err := pspec.Parse([]byte("PolicyLogLevel = 0\n")); err != nil || v.Int("PolicyLogLevel") != 0 {
+		t.Fatalf("PolicyLogLevel 0: %v", err)
 	}
 }

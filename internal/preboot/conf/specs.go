@@ -105,12 +105,15 @@ func (l Layout) Spec(service string) (*Spec, error) {
 			{Name: "TFTPLogFileSize", Default: "15", Kind: Int, Min: 1, Max: 4096, Commented: true, Help: []string{sizeHelp}},
 			{Name: "TFTPPort", Default: "69", Kind: Int, Min: 1, Max: 65535, Commented: true, Help: []string{"zonekit: the UDP port of the service."}},
 			{Name: "TFTPMaxTransfers", Default: "256", Kind: Int, Min: 1, Max: 10000, Commented: true, Help: []string{"zonekit: transfers served at once; further requests are told to retry later."}},
+			{Name: "TFTPMaxClientTransfers", Default: "8", Kind: Int, Min: 1, Max: 10000, Commented: true, Help: []string{"zonekit: transfers one client address may have at once, so that a", "misbehaving client cannot take every slot."}},
+			{Name: "TFTPClientSilence", Default: "15", Kind: Int, Min: 1, Max: 600, Commented: true, Help: []string{"zonekit: seconds a transfer waits for a client that stopped answering", "before it gives up and frees its slot."}},
 			{Name: "TFTPMaxWindowSize", Default: "64", Kind: Int, Min: 1, Max: 1024, Commented: true, Help: []string{"zonekit: the largest window (RFC 7440) granted to a client."}},
 		}}, nil
 	case Policy:
 		return &Spec{Service: Policy, Title: "zonekit preboot policy service configuration", Params: []Param{
 			{Name: "LocalInterface", Kind: IP, Commented: true, Help: []string{"The address the policy service uses, for servers with several interfaces."}},
-			{Name: "PolicyLogLevel", Default: "2", Kind: Int, Min: 1, Max: 4, Help: logLevelHelp([]string{
+			{Name: "PolicyLogLevel", Default: "2", Kind: Int, Min: 0, Max: 4, Help: logLevelHelp([]string{
+				"  0 nothing is logged",
 				"  1 critical: service start, stop and errors",
 				"  2 normal: also every completed client request",
 				"  3 debug: also what helps troubleshooting",

@@ -75,6 +75,9 @@ func (s *Server) Start() error {
 }
 
 func (s *Server) open(cfg *Config) error {
+	if err := netx.CheckLocal(cfg.Addr); err != nil {
+		return fmt.Errorf("LocalInterface: %w", err)
+	}
 	var conns []*net.UDPConn
 	for _, port := range s.ports(cfg) {
 		c, err := netx.Listen(netip.Addr{}, port, true)
@@ -111,6 +114,9 @@ func (s *Server) Reload(cfg Config) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := s.cfg.Load()
+	if err := netx.CheckLocal(cfg.Addr); err != nil {
+		return fmt.Errorf("LocalInterface: %w", err)
+	}
 	if fmt.Sprint(s.ports(old)) != fmt.Sprint(s.ports(&cfg)) {
 		for _, c := range s.conns {
 			c.Close()
@@ -162,7 +168,8 @@ func (s *Server) handle(c *net.UDPConn, port int, b []byte, p netx.Packet) {
 		return
 	}
 	if s.log.Enabled(plog.Debug) {
-		s.log.Logf(plog.Debug, "received on port %d from %s:\n%s", port, p.Src, req.Summary())
+		s.log.Logf(plog.Debug, "received on port %d from %s:", port, p.Src)
+		logLines(s.log, req.Summary())
 	}
 	local := p.Local
 	if cfg.Addr.IsValid() {
@@ -193,7 +200,16 @@ func (s *Server) handle(c *net.UDPConn, port int, b []byte, p netx.Packet) {
 	s.Stats.Answered.Add(1)
 	s.log.Logf(plog.Transaction, "%s to %s at %s: boot file %q from %s", reply.MessageType(), req.ClientHWAddr, dst, reply.BootFileName, reply.ServerIPAddr)
 	if s.log.Enabled(plog.Debug) {
-		s.log.Logf(plog.Debug, "sent:\n%s", reply.Summary())
+		s.log.Logf(plog.Debug, "sent:")
+		logLines(s.log, reply.Summary())
+	}
+}
+
+// logLines logs a packet's decoded form one line per entry; each line is
+// escaped on its own, so an option string cannot add lines.
+func logLines(log *plog.Logger, text string) {
+	for _, line := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
+		log.Logf(plog.Debug, "  %s", line)
 	}
 }
 
@@ -368,7 +384,12 @@ func Answer(cfg *Config, req *dhcpv4.DHCPv4, pxePort bool, local netip.Addr) (*d
 	reply.ClientIPAddr = req.ClientIPAddr
 	reply.BootFileName = file
 	if !ipxe && !httpClient {
-		reply.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionVendorSpecificInformation, vendorOptions(cfg, typ, local, bootItem)))
+		// The F8 menu sends the firmware to a boot server on port 4011,
+		// and EDK2 then loads the boot file from that server, whatever
+		// siaddr says. So with boot files on another server there is no
+		// menu: the offer names the file, and siaddr its server.
+		menu := cfg.MenuTimeout > 0 && tftp == local
+		reply.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionVendorSpecificInformation, vendorOptions(cfg, typ, local, bootItem, menu)))
 	}
 	return reply, ""
 }
@@ -378,7 +399,7 @@ func Answer(cfg *Config, req *dhcpv4.DHCPv4, pxePort bool, local netip.Addr) (*d
 // the listed boot server on port 4011; without one it loads the boot file
 // at once. server is the proxy's own address, never TFTPServer: the boot
 // server request is a DHCP message that only the proxy answers.
-func vendorOptions(cfg *Config, typ dhcpv4.MessageType, server netip.Addr, bootItem []byte) []byte {
+func vendorOptions(cfg *Config, typ dhcpv4.MessageType, server netip.Addr, bootItem []byte, menu bool) []byte {
 	var v []byte
 	add := func(code byte, data []byte) {
 		v = append(v, code, byte(len(data)))
@@ -386,7 +407,7 @@ func vendorOptions(cfg *Config, typ dhcpv4.MessageType, server netip.Addr, bootI
 	}
 	if typ == dhcpv4.MessageTypeAck && bootItem != nil {
 		add(pxeBootItem, bootItem)
-	} else if cfg.MenuTimeout > 0 {
+	} else if menu {
 		// Broadcast and multicast discovery off, only the listed server.
 		add(pxeDiscoveryControl, []byte{0x07})
 		ip := server.As4()

@@ -232,11 +232,12 @@ func FuzzAnswer(f *testing.F) {
 	})
 }
 
-// TestBootServerListNamesProxy: with a separate TFTP server, option 43's
-// boot server list still names the proxy (which answers on port 4011);
-// only siaddr names the TFTP server. OVMF sends its boot server request
-// to the listed address.
-func TestBootServerListNamesProxy(t *testing.T) {
+// TestSeparateTFTPServer: with boot files on another server the offer
+// carries no F8 menu (EDK2 would load the file from the boot server it
+// asked on port 4011, not from siaddr): it names the file, and siaddr the
+// TFTP server. When TFTPServer is the proxy's own address, the menu's
+// boot server list names the proxy.
+func TestSeparateTFTPServer(t *testing.T) {
 	cfg := testConfig()
 	cfg.TFTPServer = netip.MustParseAddr("10.99.0.9")
 	reply, why := Answer(cfg, discover(t, "PXEClient:Arch:00007:UNDI:003000", iana.EFI_X86_64, ""), false, local)
@@ -246,8 +247,38 @@ func TestBootServerListNamesProxy(t *testing.T) {
 	if !reply.ServerIPAddr.Equal(net.ParseIP("10.99.0.9")) {
 		t.Errorf("siaddr %s, want the TFTP server", reply.ServerIPAddr)
 	}
+	vendor := reply.GetOneOption(dhcpv4.OptionVendorSpecificInformation)
+	if dc := subOption(vendor, pxeDiscoveryControl); string(dc) != "\x08" || subOption(vendor, pxeBootServers) != nil {
+		t.Errorf("option 43 %v: want discovery control 8 and no boot servers", vendor)
+	}
+	cfg.TFTPServer = local
+	reply, _ = Answer(cfg, discover(t, "PXEClient:Arch:00007:UNDI:003000", iana.EFI_X86_64, ""), false, local)
 	servers := subOption(reply.GetOneOption(dhcpv4.OptionVendorSpecificInformation), pxeBootServers)
 	if want := []byte{0x80, 0, 1, 10, 99, 0, 2}; string(servers) != string(want) {
 		t.Errorf("boot servers %v, want %v (the proxy)", servers, want)
+	}
+}
+
+// TestLocalInterfaceMustBeLocal: an address this server does not have is
+// refused at start, not accepted to wait for requests that never come.
+func TestLocalInterfaceMustBeLocal(t *testing.T) {
+	cfg := *testConfig()
+	cfg.DHCPPort, cfg.PXEPort = freeUDP(t), freeUDP(t)
+	cfg.Addr = netip.MustParseAddr("192.0.2.77") // TEST-NET-1, on no interface here
+	s := New(cfg, nil)
+	if err := s.Start(); err == nil || !strings.Contains(err.Error(), "192.0.2.77 is not an address of this server") {
+		s.Stop()
+		t.Fatalf("start: %v", err)
+	}
+	cfg.Addr = netip.MustParseAddr("127.0.0.1")
+	s = New(cfg, nil)
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	bad := cfg
+	bad.Addr = netip.MustParseAddr("192.0.2.77")
+	if err := s.Reload(bad); err == nil {
+		t.Fatal("reload to a foreign address accepted")
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -27,6 +28,7 @@ import (
 	"zonekit/internal/atomicfile"
 	"zonekit/internal/preboot/plog"
 	"zonekit/internal/preboot/policy"
+	"zonekit/internal/preboot/regfile"
 )
 
 // DigestHeader carries an image's SHA-256 (hex) both ways.
@@ -69,9 +71,10 @@ type Server struct {
 	cfg  Config // Dir is read through dir()
 	work WorkSource
 
-	mu     sync.Mutex
-	stats  Stats
-	dirNow string
+	mu        sync.Mutex
+	stats     Stats
+	dirNow    string
+	uploading map[string]bool // image paths with an upload under way
 
 	srv  *http.Server
 	ln   net.Listener
@@ -80,7 +83,33 @@ type Server struct {
 
 // New returns a service; work may be nil (every device gets no work).
 func New(cfg Config, work WorkSource, log *plog.Logger) *Server {
-	return &Server{cfg: cfg, work: work, log: log}
+	return &Server{cfg: cfg, work: work, log: log, uploading: map[string]bool{}}
+}
+
+// tempName matches atomicfile's temporary files: ".NAME.tmp-" and digits.
+var tempName = regexp.MustCompile(`^\..+\.tmp-[0-9]+$`)
+
+// sweep removes what uploads cut off by a crash or a kill left in dir:
+// temporary files, and checksum files whose image never arrived. It runs
+// before the service listens, so no upload of this daemon owns them.
+func (s *Server) sweep(dir string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		name := e.Name()
+		orphan := false
+		if img, ok := strings.CutSuffix(name, ".sha256"); ok && e.Type().IsRegular() {
+			_, err := os.Lstat(filepath.Join(dir, img))
+			orphan = errors.Is(err, fs.ErrNotExist)
+		}
+		if (e.Type().IsRegular() && tempName.MatchString(name)) || orphan {
+			if os.Remove(filepath.Join(dir, name)) == nil {
+				s.log.Logf(plog.Warning, "removed %q, left by an upload that did not finish", name)
+			}
+		}
+	}
 }
 
 // Start creates the image directory, resets the statistics and serves.
@@ -89,6 +118,7 @@ func (s *Server) Start() error {
 		return fmt.Errorf("create ImageDirectory: %w", err)
 	}
 	s.dirNow = s.cfg.Dir
+	s.sweep(s.cfg.Dir)
 	ln, err := net.Listen("tcp", net.JoinHostPort(s.cfg.Addr, fmt.Sprint(s.cfg.Port)))
 	if err != nil {
 		return fmt.Errorf("listen for imaging requests: %w", err)
@@ -238,7 +268,24 @@ func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, typ, http.StatusBadRequest, "the %s header (the image's SHA-256) is required", DigestHeader)
 		return
 	}
-	if _, err := os.Stat(path); err == nil && r.URL.Query().Get("replace") != "1" {
+	// One upload per name at a time: of two concurrent uploads of a new
+	// name, the second is told the image exists, as it will.
+	s.mu.Lock()
+	busy := s.uploading[path]
+	if !busy {
+		s.uploading[path] = true
+	}
+	s.mu.Unlock()
+	if busy {
+		s.fail(w, r, typ, http.StatusConflict, "image %s already exists (another upload of it is under way)", name)
+		return
+	}
+	defer func() {
+		s.mu.Lock()
+		delete(s.uploading, path)
+		s.mu.Unlock()
+	}()
+	if _, err := os.Lstat(path); err == nil && r.URL.Query().Get("replace") != "1" {
 		s.fail(w, r, typ, http.StatusConflict, "image %s already exists", name)
 		return
 	}
@@ -290,9 +337,9 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, typ, http.StatusBadRequest, "bad image name %q", name)
 		return
 	}
-	f, err := os.Open(path)
+	f, fi, err := regfile.OpenPath(path)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, regfile.ErrNotRegular) {
 			s.fail(w, r, typ, http.StatusNotFound, "no image %s", name)
 			return
 		}
@@ -300,11 +347,6 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		s.fail(w, r, typ, http.StatusInternalServerError, "%v", err)
-		return
-	}
 	sum, err := s.digest(path)
 	if err != nil {
 		s.fail(w, r, typ, http.StatusInternalServerError, "image %s has no checksum: %v", name, err)

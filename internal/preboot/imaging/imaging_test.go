@@ -3,9 +3,16 @@ package imaging
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"zonekit/internal/errkind"
 	"zonekit/internal/preboot/plog"
@@ -61,5 +68,106 @@ func TestRoundTripAndIntegrity(t *testing.T) {
 	}
 	if _, err := c.Upload(ctx, "../x", src, false); err == nil {
 		t.Fatal("a path as image name was accepted")
+	}
+}
+
+func startService(t *testing.T) (*Server, string) {
+	t.Helper()
+	dir := t.TempDir()
+	s := New(Config{Addr: "127.0.0.1", Dir: filepath.Join(dir, "images")}, nil, nil)
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s, dir
+}
+
+// TestConcurrentUploadOfNewName: while one upload of a new name is under
+// way, a second one of the same name is told that it exists; the first
+// completes.
+func TestConcurrentUploadOfNewName(t *testing.T) {
+	s, dir := startService(t)
+	data := bytes.Repeat([]byte("x"), 1<<20)
+	sum := sha256.Sum256(data)
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest("PUT", "http://"+s.Addr().String()+"/images/new.img", pr)
+	req.ContentLength = int64(len(data))
+	req.Header.Set(DigestHeader, hex.EncodeToString(sum[:]))
+	first := make(chan *http.Response, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Error(err)
+		}
+		first <- resp
+	}()
+	pw.Write(data[:1000])
+	for deadline := time.Now().Add(10 * time.Second); ; { // the first upload is now under way
+		s.mu.Lock()
+		n := len(s.uploading)
+		s.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first upload did not start")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	src := filepath.Join(dir, "other")
+	os.WriteFile(src, []byte("other"), 0o644)
+	c := NewClient("http://" + s.Addr().String())
+	if _, err := c.Upload(context.Background(), "new.img", src, false); errkind.Of(err) != errkind.Exists || !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("second upload: %v", err)
+	}
+	pw.Write(data[1000:])
+	pw.Close()
+	resp := <-first
+	if resp == nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("first upload: %v", resp)
+	}
+	resp.Body.Close()
+	if got, _ := os.ReadFile(filepath.Join(dir, "images", "new.img")); !bytes.Equal(got, data) {
+		t.Fatal("stored image is not the first upload's")
+	}
+}
+
+// TestSweep: temporary files of killed uploads, and checksum files whose
+// image never arrived, are removed at start.
+func TestSweep(t *testing.T) {
+	dir := t.TempDir()
+	images := filepath.Join(dir, "images")
+	os.MkdirAll(images, 0o750)
+	for _, n := range []string{".a.img.tmp-123456", ".a.img.sha256.tmp-99", "gone.img.sha256", "kept.img", "kept.img.sha256", ".other"} {
+		os.WriteFile(filepath.Join(images, n), []byte("x"), 0o640)
+	}
+	s := New(Config{Addr: "127.0.0.1", Dir: images}, nil, nil)
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s.Stop()
+	ents, _ := os.ReadDir(images)
+	var left []string
+	for _, e := range ents {
+		left = append(left, e.Name())
+	}
+	if strings.Join(left, " ") != ".other kept.img kept.img.sha256" {
+		t.Fatalf("left %v", left)
+	}
+}
+
+// TestFIFOImage: a FIFO named like an image is not served (and does not
+// block the handler).
+func TestFIFOImage(t *testing.T) {
+	s, dir := startService(t)
+	if err := syscall.Mkfifo(filepath.Join(dir, "images", "fifo.img"), 0o644); err != nil {
+		t.Skip(err)
+	}
+	os.WriteFile(filepath.Join(dir, "images", "fifo.img.sha256"), []byte(strings.Repeat("0", 64)), 0o640)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := NewClient("http://"+s.Addr().String()).Download(ctx, "fifo.img", filepath.Join(dir, "out"))
+	if errkind.Of(err) != errkind.NotFound {
+		t.Fatalf("download of a FIFO: %v", err)
 	}
 }

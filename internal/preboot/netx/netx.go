@@ -118,3 +118,24 @@ func InterfaceAddr(ifindex int) (netip.Addr, error) {
 	}
 	return netip.Addr{}, fmt.Errorf("interface %s has no IPv4 address", ifc.Name)
 }
+
+// CheckLocal refuses an address that no interface of this server has: a
+// service told to use it would otherwise wait for requests that never
+// come (the proxy binds every address and filters by arrival address).
+func CheckLocal(a netip.Addr) error {
+	if !a.IsValid() {
+		return nil
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return fmt.Errorf("list this server's addresses: %w", err)
+	}
+	for _, ia := range addrs {
+		if p, ok := ia.(*net.IPNet); ok {
+			if b, ok := netip.AddrFromSlice(p.IP); ok && b.Unmap() == a.Unmap() {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("%s is not an address of this server", a)
+}

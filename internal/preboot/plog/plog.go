@@ -9,8 +9,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // Priorities of the proxy DHCP and TFTP services (0-4).
@@ -43,20 +45,68 @@ func Open(path, service string, level, limitMB int, extra io.Writer) (*Logger, e
 	if path == "" {
 		return l, nil
 	}
+	f, size, err := openFile(path)
+	if err != nil {
+		return nil, err
+	}
+	l.f, l.size = f, size
+	return l, nil
+}
+
+// Configure applies a reloaded configuration: the level, the size rule and
+// the file, which may move or (path "") stop. The new file is opened
+// before the old one is closed, so on an error nothing changes.
+func (l *Logger) Configure(path string, level, limitMB int) error {
+	if l == nil {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if path != l.path {
+		var f *os.File
+		var size int64
+		if path != "" {
+			var err error
+			if f, size, err = openFile(path); err != nil {
+				return err
+			}
+		}
+		if l.f != nil {
+			l.f.Close()
+		}
+		l.f, l.size, l.path = f, size, path
+	}
+	l.level, l.limit = level, int64(limitMB)<<20
+	return nil
+}
+
+// Check reports whether a log file could be opened at path, creating it
+// as Open would.
+func Check(path string) error {
+	if path == "" {
+		return nil
+	}
+	f, _, err := openFile(path)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+func openFile(path string) (*os.File, int64, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return nil, fmt.Errorf("create log directory: %w", err)
+		return nil, 0, fmt.Errorf("create log directory: %w", err)
 	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
 	if err != nil {
-		return nil, fmt.Errorf("open log: %w", err)
+		return nil, 0, fmt.Errorf("open log: %w", err)
 	}
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("open log: %w", err)
+		return nil, 0, fmt.Errorf("open log: %w", err)
 	}
-	l.f, l.size = f, st.Size()
-	return l, nil
+	return f, st.Size(), nil
 }
 
 // SetLevel changes the level (on a configuration reload).
@@ -90,7 +140,7 @@ func (l *Logger) Logf(p int, format string, args ...any) {
 	if p > l.level {
 		return
 	}
-	line := fmt.Sprintf("%s %s [%d] %s\n", l.now().Format("2006-01-02 15:04:05.000"), l.service, p, fmt.Sprintf(format, args...))
+	line := fmt.Sprintf("%s %s [%d] %s\n", l.now().Format("2006-01-02 15:04:05.000"), l.service, p, Escape(fmt.Sprintf(format, args...)))
 	if l.extra != nil {
 		io.WriteString(l.extra, line)
 	}
@@ -102,6 +152,50 @@ func (l *Logger) Logf(p int, format string, args ...any) {
 	}
 	n, _ := l.f.WriteString(line)
 	l.size += int64(n)
+}
+
+// Escape makes a message one line that says what it holds: control
+// characters (C0, DEL, C1, the Unicode line and paragraph separators) and
+// invalid UTF-8 become \n, \r, \t or \xNN / \uNNNN. Values in log messages come from clients (image names, DHCP
+// option strings, file names), and a line break in one would let a client
+// write a line of its own choosing into the log.
+func Escape(s string) string {
+	clean := true
+	for _, r := range s {
+		if needsEscape(r) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, "\\x%02x", s[i])
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r < 0x100 && needsEscape(r):
+			fmt.Fprintf(&b, "\\x%02x", r)
+		case needsEscape(r):
+			fmt.Fprintf(&b, "\\u%04x", r)
+		default:
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
+}
+
+func needsEscape(r rune) bool {
+	return r < 0x20 || (r >= 0x7f && r < 0xa0) || r == 0x2028 || r == 0x2029 || r == utf8.RuneError
 }
 
 // restart deletes the log and begins a new one (the size rule).

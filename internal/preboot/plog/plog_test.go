@@ -55,3 +55,23 @@ func TestSizeRule(t *testing.T) {
 		t.Fatalf("log:\n%s", data)
 	}
 }
+
+// TestEscape: a value from a client cannot start a line of its own in the
+// log, nor hide behind terminal control sequences.
+func TestEscape(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.log")
+	l, _ := Open(path, "pbserv", Debug, 15, nil)
+	l.now = func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
+	l.Logf(Transaction, "upload of %s: stored", "a.img\n2026-01-02 03:04:05.000 pbserv [0] forged\r\x1b[2K\u2028\x85\xff")
+	l.Close()
+	data, _ := os.ReadFile(path)
+	want := `2026-01-02 03:04:05.000 pbserv [2] upload of a.img\n2026-01-02 03:04:05.000 pbserv [0] forged\r\x1b[2K\u2028\x85\xff: stored` + "\n"
+	if string(data) != want {
+		t.Fatalf("log:\n%q\nwant:\n%q", data, want)
+	}
+	for _, s := range []string{"plain", "ünïcode ok", `C:\path`} {
+		if Escape(s) != s {
+			t.Errorf("%q changed to %q", s, Escape(s))
+		}
+	}
+}

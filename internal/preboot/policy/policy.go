@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"zonekit/internal/preboot/plog"
+	"zonekit/internal/preboot/regfile"
 )
 
 // Priorities of the policy service's log (1-4, as the reference numbers them).
@@ -39,13 +40,21 @@ type Work struct {
 	Menu   string `json:"menu,omitempty"`  // the menu's name, for "menu"
 	Image  string `json:"image,omitempty"` // the image's name, for the image actions
 	Device string `json:"device,omitempty"`
+	// Error is set (by the policy service only) when the work could not be
+	// resolved and the default menu is served instead.
+	Error string `json:"-"`
 }
 
 // Config is the service's resolved configuration.
 type Config struct {
-	Addr          string // LocalInterface, or "" for every address
-	Port          int
-	PrebootServer string // imaging service base URL, e.g. http://10.0.0.5:8070
+	Addr string // LocalInterface, or "" for every address
+	Port int
+	// PrebootServer is the imaging service's base URL, e.g.
+	// http://10.0.0.5:8070. Empty: the imaging service of this server, at
+	// the address the client's request arrived on and ImagingPort, so a
+	// machine is never sent to its own loopback.
+	PrebootServer string
+	ImagingPort   int
 	MenuDir       string // the menus: default.ipxe, imaging.ipxe, NAME.ipxe
 	TFTPDirectory string // boot files served under /boot/
 	AMT           bool
@@ -134,16 +143,17 @@ func (s *Server) script(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	work, werr := s.resolve(r.Context(), cfg, mac)
-	if werr != nil {
-		s.log.Logf(Critical, "work for %s: %v; serving the default menu", mac, werr)
-		work = Work{Action: "none"}
-	}
 	host, _, err := net.SplitHostPort(r.Host)
 	if err != nil {
 		host = r.Host
 	}
-	body, err := Script(cfg, work, mac, host)
+	imaging := ImagingURL(cfg, localAddr(r))
+	work, werr := s.resolve(r.Context(), imaging, mac)
+	if werr != nil {
+		s.log.Logf(Critical, "work for %s: %v; serving the default menu", mac, werr)
+		work = Work{Action: "none", Error: werr.Error()}
+	}
+	body, err := Script(cfg, work, mac, host, imaging)
 	if err != nil {
 		s.log.Logf(Critical, "script for %s (%s): %v", mac, work.Action, err)
 		http.Error(w, "no boot script", http.StatusInternalServerError)
@@ -167,12 +177,35 @@ func (s *Server) script(w http.ResponseWriter, r *http.Request) {
 	s.log.Logf(Normal, "%s from %s: %s", who, r.RemoteAddr, what)
 }
 
-// resolve asks the imaging service for the device's work.
-func (s *Server) resolve(ctx context.Context, cfg *Config, mac string) (Work, error) {
-	if cfg.PrebootServer == "" {
-		return Work{Action: "none"}, nil
+// localAddr is the address of this server that the request arrived on.
+func localAddr(r *http.Request) string {
+	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		if host, _, err := net.SplitHostPort(a.String()); err == nil {
+			return host
+		}
 	}
-	req, err := http.NewRequestWithContext(ctx, "GET", cfg.PrebootServer+"/work/"+mac, nil)
+	return ""
+}
+
+// ImagingURL is the imaging service a client is sent to (and that
+// resolves its work): PrebootServer, or else this server's imaging port
+// on the address the request arrived on.
+func ImagingURL(cfg *Config, local string) string {
+	if cfg.PrebootServer != "" {
+		return cfg.PrebootServer
+	}
+	if local == "" {
+		return ""
+	}
+	return "http://" + net.JoinHostPort(local, fmt.Sprint(cfg.ImagingPort))
+}
+
+// resolve asks the imaging service for the device's work.
+func (s *Server) resolve(ctx context.Context, base, mac string) (Work, error) {
+	if base == "" {
+		return Work{}, errors.New("no imaging service address")
+	}
+	req, err := http.NewRequestWithContext(ctx, "GET", base+"/work/"+mac, nil)
 	if err != nil {
 		return Work{}, err
 	}
@@ -195,7 +228,7 @@ func (s *Server) resolve(ctx context.Context, cfg *Config, mac string) (Work, er
 
 // Script builds the iPXE script for a device's work: a prelude that sets
 // zonekit-* variables, then the menu file.
-func Script(cfg *Config, work Work, mac, bootServer string) (string, error) {
+func Script(cfg *Config, work Work, mac, bootServer, imaging string) (string, error) {
 	menu := "default"
 	switch work.Action {
 	case "menu":
@@ -218,8 +251,13 @@ func Script(cfg *Config, work Work, mac, bootServer string) (string, error) {
 	if work.Image != "" {
 		fmt.Fprintf(&b, "set zonekit-image %s\n", work.Image)
 	}
-	if cfg.PrebootServer != "" {
-		fmt.Fprintf(&b, "set zonekit-server %s\n", cfg.PrebootServer)
+	if imaging != "" {
+		fmt.Fprintf(&b, "set zonekit-server %s\n", imaging)
+	}
+	if work.Error != "" {
+		// Shown on the machine's console, so a failure is not a silent
+		// local boot.
+		fmt.Fprintf(&b, "echo zonekit: the imaging service could not be asked for this machine's work; see the policy service's log\n")
 	}
 	body := strings.TrimPrefix(string(data), "#!ipxe\n")
 	b.WriteString(body)
@@ -235,18 +273,13 @@ func (s *Server) bootFile(w http.ResponseWriter, r *http.Request) {
 	}
 	defer root.Close()
 	name := r.PathValue("file")
-	f, err := root.Open(name)
+	f, fi, err := regfile.Open(root, name)
 	if err != nil {
 		s.log.Logf(Normal, "boot file %q for %s: %v", name, r.RemoteAddr, err)
 		http.NotFound(w, r)
 		return
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() {
-		http.NotFound(w, r)
-		return
-	}
 	http.ServeContent(w, r, filepath.Base(name), fi.ModTime(), f)
 	s.log.Logf(Normal, "boot file %q sent to %s (%d bytes)", name, r.RemoteAddr, fi.Size())
 }

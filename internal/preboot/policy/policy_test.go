@@ -2,7 +2,9 @@ package policy
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -69,7 +71,7 @@ func TestService(t *testing.T) {
 	if code, body := get("/ipxe/52-54-00-12-34-56"); code != 200 || !strings.Contains(body, "set zonekit-image win11.img\n") || !strings.Contains(body, "zonekit-imaging/vmlinuz") || !strings.HasPrefix(body, "#!ipxe\n") {
 		t.Errorf("image work: %d\n%s", code, body)
 	}
-	if code, body := get("/ipxe/52-54-00-00-00-02"); code != 200 || !strings.Contains(body, "set zonekit-action none") {
+	if code, body := get("/ipxe/52-54-00-00-00-02"); code != 200 || !strings.Contains(body, "set zonekit-action none") || !strings.Contains(body, "echo zonekit: the imaging service could not be asked") {
 		t.Errorf("failing imaging service: %d\n%s", code, body)
 	}
 	if code, _ := get("/ipxe/not-a-mac"); code != 400 {
@@ -80,5 +82,46 @@ func TestService(t *testing.T) {
 	}
 	if code, _ := get("/boot/../../etc/passwd"); code == 200 {
 		t.Error("boot file outside the TFTP directory")
+	}
+}
+
+// TestImagingURL: without PrebootServer a machine is sent to the address
+// its request arrived on, never to loopback; the same URL resolves its
+// work.
+func TestImagingURL(t *testing.T) {
+	cfg := &Config{ImagingPort: 8070}
+	if got := ImagingURL(cfg, "10.99.0.2"); got != "http://10.99.0.2:8070" {
+		t.Errorf("got %q", got)
+	}
+	if got := ImagingURL(cfg, "fd99::2"); got != "http://[fd99::2]:8070" {
+		t.Errorf("got %q", got)
+	}
+	cfg.PrebootServer = "http://10.0.0.7:8070"
+	if got := ImagingURL(cfg, "10.99.0.2"); got != cfg.PrebootServer {
+		t.Errorf("got %q", got)
+	}
+	// End to end: the imaging port of the address the request came to.
+	menus := t.TempDir()
+	for name, text := range DefaultMenus() {
+		os.WriteFile(filepath.Join(menus, name), []byte(text), 0o644)
+	}
+	imaging := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(Work{Action: "image", Image: "win11.img"})
+	}))
+	defer imaging.Close()
+	port := imaging.Listener.Addr().(*net.TCPAddr).Port
+	s := New(Config{Addr: "127.0.0.1", ImagingPort: port, MenuDir: menus}, nil)
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	resp, err := http.Get("http://" + s.Addr().String() + "/ipxe/52-54-00-12-34-56")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := fmt.Sprintf("set zonekit-server http://127.0.0.1:%d\n", port); !strings.Contains(string(body), want) || !strings.Contains(string(body), "set zonekit-image win11.img\n") {
+		t.Errorf("script lacks %q:\n%s", want, body)
 	}
 }

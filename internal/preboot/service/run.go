@@ -127,16 +127,31 @@ func Run(ctx context.Context, o Options) error {
 		case <-hup:
 			reloads++
 			nv, err := l.Load(service)
+			var npath string
+			var level, size int
+			if err == nil {
+				// Every setting is applied, the log's too, or none is.
+				npath, level, size = logSettings(l, service, nv)
+				err = plog.Check(npath)
+			}
 			if err == nil {
 				err = d.reload(nv)
+			}
+			if err == nil && npath != path {
+				log.Logf(critical(service), "log moves to %s", orNone(npath))
+			}
+			if err == nil {
+				err = log.Configure(npath, level, size)
 			}
 			if err != nil {
 				log.Logf(critical(service), "configuration not reloaded, the previous one stays: %v", err)
 				writeReloaded(l, service, reloads, err)
 				continue
 			}
-			_, level, size := logSettings(l, service, nv)
-			log.SetLevel(level, size)
+			if npath != path {
+				log.Logf(critical(service), "log moved here from %s", orNone(path))
+				path = npath
+			}
 			log.Logf(critical(service), "configuration reloaded from %s", l.File(service))
 			writeReloaded(l, service, reloads, nil)
 		}
@@ -214,6 +229,8 @@ func TFTPConfig(v *conf.Values) (tftp.Config, error) {
 		AllowWrites:     writes,
 		AllowOverwrites: writes && v.Int("TFTPAllowOverwrites") == 1,
 		MaxTransfers:    v.Int("TFTPMaxTransfers"),
+		MaxPerClient:    v.Int("TFTPMaxClientTransfers"),
+		Silence:         time.Duration(v.Int("TFTPClientSilence")) * time.Second,
 		MaxWindow:       v.Int("TFTPMaxWindowSize"),
 	}, nil
 }
@@ -240,24 +257,28 @@ func ProxyConfig(l conf.Layout, v *conf.Values) (dhcp.Config, error) {
 }
 
 // PolicyConfig turns zmgprebootpolicy.conf into the service's
-// configuration. Without a PrebootServer it asks this server's imaging
-// service.
+// configuration. Without a PrebootServer it uses this server's imaging
+// service: at its IPAddress when set, else at the address each request
+// arrived on.
 func PolicyConfig(l conf.Layout, v *conf.Values) (policy.Config, error) {
 	cfg := policy.Config{Port: v.Int("PolicyPort"), MenuDir: l.MenuDir(), AMT: v.Bool("EnableAMTSupport")}
 	if a := addr(v, "LocalInterface"); a.IsValid() {
 		cfg.Addr = a.String()
 	}
-	ps := v.String("PrebootServer")
-	if ps == "" {
-		port := conf.DefaultImagingPort
-		if iv, err := l.Load(conf.Imaging); err == nil {
-			port = iv.Int("ImagingPort")
-		}
-		ps = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	} else if _, _, err := net.SplitHostPort(ps); err != nil {
-		ps = net.JoinHostPort(ps, strconv.Itoa(conf.DefaultImagingPort))
+	cfg.ImagingPort = conf.DefaultImagingPort
+	iv, err := l.Load(conf.Imaging)
+	if err == nil {
+		cfg.ImagingPort = iv.Int("ImagingPort")
 	}
-	cfg.PrebootServer = "http://" + ps
+	if ps := v.String("PrebootServer"); ps != "" {
+		if _, _, err := net.SplitHostPort(ps); err != nil {
+			ps = net.JoinHostPort(ps, strconv.Itoa(conf.DefaultImagingPort))
+		}
+		cfg.PrebootServer = "http://" + ps
+	} else if iv != nil && iv.String("IPAddress") != "" {
+		// The imaging service listens on that address only.
+		cfg.PrebootServer = "http://" + net.JoinHostPort(iv.String("IPAddress"), strconv.Itoa(cfg.ImagingPort))
+	}
 	if tv, err := l.Load(conf.TFTP); err == nil {
 		cfg.TFTPDirectory = tv.String("TFTPDirectory")
 	}

@@ -79,3 +79,28 @@ func TestRun(t *testing.T) {
 		t.Fatalf("stderr: %s", errOut.String())
 	}
 }
+
+// TestPolicyImagingAddress: the policy service never sends a machine to
+// 127.0.0.1. Without PrebootServer it names pbserv's IPAddress when set,
+// or else the address each request arrived on.
+func TestPolicyImagingAddress(t *testing.T) {
+	l := conf.Layout{Home: t.TempDir()}
+	os.MkdirAll(l.Dir(), 0o755)
+	pv, _ := l.Load(conf.Policy)
+	cfg, err := PolicyConfig(l, pv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.PrebootServer != "" || cfg.ImagingPort != conf.DefaultImagingPort {
+		t.Fatalf("default: %+v", cfg)
+	}
+	os.WriteFile(l.File(conf.Imaging), []byte("IPAddress = 10.99.0.2\nImagingPort = 9000\n"), 0o644)
+	if cfg, _ = PolicyConfig(l, pv); cfg.PrebootServer != "http://10.99.0.2:9000" {
+		t.Fatalf("with IPAddress: %q", cfg.PrebootServer)
+	}
+	os.WriteFile(l.File(conf.Policy), []byte("PrebootServer = 10.0.0.7\n"), 0o644)
+	pv, _ = l.Load(conf.Policy)
+	if cfg, _ = PolicyConfig(l, pv); cfg.PrebootServer != "http://10.0.0.7:8070" {
+		t.Fatalf("with PrebootServer: %q", cfg.PrebootServer)
+	}
+}

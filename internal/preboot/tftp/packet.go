@@ -145,3 +145,29 @@ func parseReply(b []byte) (reply, error) {
 	}
 	return r, nil
 }
+
+// describe says what a packet is, for the debugging log (level 4).
+func describe(b []byte) string {
+	if len(b) < 2 {
+		return fmt.Sprintf("%d-byte fragment", len(b))
+	}
+	op := binary.BigEndian.Uint16(b)
+	var num uint16
+	if len(b) >= 4 {
+		num = binary.BigEndian.Uint16(b[2:])
+	}
+	switch op {
+	case opDATA:
+		return fmt.Sprintf("DATA block %d, %d bytes", num, max(len(b)-4, 0))
+	case opACK:
+		return fmt.Sprintf("ACK block %d", num)
+	case opERROR:
+		msg, _, _ := bytes.Cut(b[min(4, len(b)):], []byte{0})
+		return fmt.Sprintf("ERROR %d %q", num, msg)
+	case opOACK:
+		return fmt.Sprintf("OACK %q", bytes.ReplaceAll(bytes.TrimRight(b[2:], "\x00"), []byte{0}, []byte{' '}))
+	case opRRQ, opWRQ:
+		return fmt.Sprintf("request %q", bytes.ReplaceAll(bytes.TrimRight(b[2:], "\x00"), []byte{0}, []byte{' '}))
+	}
+	return fmt.Sprintf("opcode %d, %d bytes", op, len(b))
+}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
+	"regexp"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +27,8 @@ type Config struct {
 	AllowWrites     bool
 	AllowOverwrites bool // only with AllowWrites
 	MaxTransfers    int
+	MaxPerClient    int           // transfers one client address may have at once
+	Silence         time.Duration // a transfer whose client says nothing this long ends
 	MaxWindow       int
 }
 
@@ -35,6 +39,9 @@ const (
 	minRTO       = 50 * time.Millisecond
 	maxRTO       = 60 * time.Second
 	maxRetries   = 8
+	// DefaultSilence bounds how long a client that stopped answering holds
+	// a transfer slot (the backoff alone would take about 4 minutes).
+	DefaultSilence = 15 * time.Second
 )
 
 type state struct {
@@ -61,6 +68,8 @@ type Server struct {
 	loops  sync.WaitGroup // listener loops
 	xfers  sync.WaitGroup // transfers
 	active atomic.Int64
+	perMu  sync.Mutex
+	per    map[netip.Addr]int // transfers under way by client address
 }
 
 // New checks cfg and opens the root; Start begins serving.
@@ -69,7 +78,7 @@ func New(cfg Config, log *plog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{log: log}
+	s := &Server{log: log, per: map[netip.Addr]int{}}
 	s.st.Store(st)
 	return s, nil
 }
@@ -98,6 +107,12 @@ func openState(cfg Config) (*state, error) {
 	if cfg.MaxWindow <= 0 {
 		cfg.MaxWindow = 1
 	}
+	if cfg.MaxPerClient <= 0 {
+		cfg.MaxPerClient = cfg.MaxTransfers
+	}
+	if cfg.Silence <= 0 {
+		cfg.Silence = DefaultSilence
+	}
 	return &state{cfg: cfg, root: root}, nil
 }
 
@@ -112,6 +127,7 @@ func (s *Server) Start() error {
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.conn = conn
+	s.sweep(s.st.Load().root)
 	s.loops.Add(1)
 	go s.listen(conn)
 	return nil
@@ -219,12 +235,56 @@ func (s *Server) handle(conn *net.UDPConn, b []byte, p netx.Packet) {
 	if st.cfg.Addr.IsValid() {
 		local = st.cfg.Addr
 	}
+	client := p.Src.Addr().Unmap()
+	s.perMu.Lock()
+	if s.per[client] >= st.cfg.MaxPerClient {
+		s.perMu.Unlock()
+		s.Stats.Busy.Add(1)
+		s.log.Logf(plog.Warning, "%s of %q from %s refused: %s has %d transfers under way", kind, req.Filename, p.Src, client, st.cfg.MaxPerClient)
+		netx.WriteFrom(conn, appendError(nil, errUndefined, "too many transfers from your address, try again later"), p.Src, 0, p.Local)
+		return
+	}
+	s.per[client]++
+	s.perMu.Unlock()
 	s.active.Add(1)
 	s.xfers.Add(1)
 	go func() {
 		defer s.xfers.Done()
 		defer s.active.Add(-1)
+		defer func() {
+			s.perMu.Lock()
+			if s.per[client]--; s.per[client] <= 0 {
+				delete(s.per, client)
+			}
+			s.perMu.Unlock()
+		}()
 		t := &transfer{srv: s, st: st, req: req, peer: p.Src, local: local, ctx: s.ctx}
 		t.run()
 	}()
+}
+
+// tempName matches the temporary files of uploads: ".NAME.tftp-" and 12
+// hex digits.
+var tempName = regexp.MustCompile(`^\..+\.tftp-[0-9a-f]{12}$`)
+
+// sweep removes the temporary files that uploads cut off by a crash or a
+// kill left behind. It runs before the first request is served, so no
+// transfer of this daemon owns them.
+func (s *Server) sweep(root *os.Root) {
+	n := 0
+	fs.WalkDir(root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if d.Type().IsRegular() && tempName.MatchString(d.Name()) {
+			if root.Remove(p) == nil {
+				n++
+				s.log.Logf(plog.Transaction, "removed %q, left by an upload that did not finish", p)
+			}
+		}
+		return nil
+	})
+	if n > 0 {
+		s.log.Logf(plog.Warning, "removed %d temporary files of unfinished uploads", n)
+	}
 }

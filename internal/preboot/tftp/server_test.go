@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -329,5 +330,129 @@ func TestReloadKeepsTransfers(t *testing.T) {
 	c.WriteToUDPAddrPort([]byte("\x00\x01f\x00octet\x00"), s.Addr())
 	if p := readPacket(t, c); p[1] != opERROR || p[3] != errNotFound {
 		t.Fatalf("after reload: %q", p)
+	}
+}
+
+// TestFIFO: a FIFO in the directory is refused at once; it neither holds
+// a transfer nor keeps the server from stopping.
+func TestFIFO(t *testing.T) {
+	s, root := startServer(t, nil)
+	if err := syscall.Mkfifo(filepath.Join(root, "fifo"), 0o644); err != nil {
+		t.Skip(err)
+	}
+	c := dial(t, s)
+	c.WriteToUDPAddrPort([]byte("\x00\x01fifo\x00octet\x00"), s.Addr())
+	if p := readPacket(t, c); p[1] != opERROR || p[3] != errAccess || !strings.Contains(string(p), "not a regular file") {
+		t.Fatalf("fifo: got %q", p)
+	}
+	stopped := make(chan struct{})
+	go func() { s.Stop(5 * time.Second); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Stop hangs")
+	}
+}
+
+// TestPerClientLimit: one address cannot take every transfer slot; the
+// others stay free for other clients.
+func TestPerClientLimit(t *testing.T) {
+	s, root := startServer(t, func(c *Config) { c.MaxPerClient = 2 })
+	os.WriteFile(filepath.Join(root, "f"), make([]byte, 2000), 0o644)
+	for i := range 3 {
+		c := dial(t, s)
+		c.WriteToUDPAddrPort([]byte("\x00\x01f\x00octet\x00"), s.Addr())
+		p := readPacket(t, c)
+		if i < 2 && p[1] != opDATA {
+			t.Fatalf("transfer %d: got %q", i, p)
+		}
+		if i == 2 && (p[1] != opERROR || !strings.Contains(string(p), "too many transfers from your address")) {
+			t.Fatalf("third transfer from one address: got %q", p)
+		}
+	}
+	if s.Active() != 2 {
+		t.Fatalf("%d transfers under way, want 2", s.Active())
+	}
+}
+
+// TestSilentClient: a client that never acknowledges frees its slot after
+// the configured silence, not after the whole backoff.
+func TestSilentClient(t *testing.T) {
+	s, root := startServer(t, func(c *Config) { c.Silence = 400 * time.Millisecond; c.Timeout = 100 * time.Millisecond })
+	os.WriteFile(filepath.Join(root, "f"), make([]byte, 2000), 0o644)
+	c := dial(t, s)
+	c.WriteToUDPAddrPort([]byte("\x00\x01f\x00octet\x00"), s.Addr())
+	readPacket(t, c)
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Active() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the silent client still holds its slot")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if s.Stats.Failed.Load() != 1 {
+		t.Fatalf("failed count %d", s.Stats.Failed.Load())
+	}
+}
+
+// TestSweep: temporary files of uploads that a kill cut off are removed
+// when the server starts; other dot files stay.
+func TestSweep(t *testing.T) {
+	root := t.TempDir()
+	os.Mkdir(filepath.Join(root, "sub"), 0o755)
+	for _, n := range []string{".a.bin.tftp-0123456789ab", "sub/.b.tftp-ba9876543210", ".keep", ".c.tftp-short"} {
+		os.WriteFile(filepath.Join(root, n), []byte("x"), 0o644)
+	}
+	log, _ := plog.Open("", "tftp", plog.Debug, 15, nil)
+	s, err := New(Config{Root: root, Addr: netip.MustParseAddr("127.0.0.1")}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s.Stop(time.Second)
+	for n, want := range map[string]bool{".a.bin.tftp-0123456789ab": false, "sub/.b.tftp-ba9876543210": false, ".keep": true, ".c.tftp-short": true} {
+		if _, err := os.Stat(filepath.Join(root, n)); (err == nil) != want {
+			t.Errorf("%s: exists %v, want %v", n, err == nil, want)
+		}
+	}
+}
+
+// TestDebugLogsEveryPacket: at level 4 every packet of a transfer is in
+// the log, both ways.
+func TestDebugLogsEveryPacket(t *testing.T) {
+	root := t.TempDir()
+	os.WriteFile(filepath.Join(root, "f"), make([]byte, 1000), 0o644)
+	logPath := filepath.Join(t.TempDir(), "tftp.log")
+	log, _ := plog.Open(logPath, "tftp", plog.Debug, 15, nil)
+	s, err := New(Config{Root: root, Addr: netip.MustParseAddr("127.0.0.1")}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, s)
+	c.WriteToUDPAddrPort([]byte("\x00\x01f\x00octet\x00"), s.Addr())
+	for block := byte(1); block <= 2; block++ {
+		buf := make([]byte, 600)
+		c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		_, from, err := c.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.WriteToUDPAddrPort([]byte{0, opACK, 0, block}, from)
+	}
+	for s.Active() != 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.Stop(time.Second)
+	log.Close()
+	data, _ := os.ReadFile(logPath)
+	for _, want := range []string{"sent to 127.0.0.1:", ": DATA block 1, 512 bytes", ": DATA block 2, 488 bytes", "ACK block 1", "ACK block 2"} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("log lacks %q:\n%s", want, data)
+		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"zonekit/internal/preboot/plog"
+	"zonekit/internal/preboot/regfile"
 )
 
 // protoError is a failure the client is told about with an ERROR packet.
@@ -59,10 +60,12 @@ type transfer struct {
 	bytes             int64
 	dallying          bool // a write is stored: answer repeats of its last block for a while
 	buf               []byte
+	heard             time.Time // when the client last sent a valid packet
 }
 
 func (t *transfer) run() {
 	start := time.Now()
+	t.heard = start
 	conn, err := dialUDP(t.local, t.peer)
 	if err != nil {
 		t.srv.Stats.Failed.Add(1)
@@ -103,7 +106,7 @@ func (t *transfer) run() {
 		t.srv.Stats.Failed.Add(1)
 		var perr *protoError
 		if errors.As(err, &perr) {
-			conn.write(appendError(nil, perr.code, perr.msg))
+			t.write(appendError(nil, perr.code, perr.msg))
 		}
 		what := "read"
 		if t.req.Write {
@@ -209,9 +212,14 @@ func (t *transfer) backoff() {
 // errTimeout is returned by recv when the timeout passed.
 var errTimeout = errors.New("timeout")
 
-// recv waits up to the current timeout for a packet from the client.
+// recv waits up to the current timeout for a packet from the client, and
+// no longer than the client may stay silent.
 func (t *transfer) recv() (reply, error) {
-	if err := t.conn.setTimeout(t.rto); err != nil {
+	wait := t.rto
+	if left := t.st.cfg.Silence - time.Since(t.heard); left < wait {
+		wait = max(left, minRTO)
+	}
+	if err := t.conn.setTimeout(wait); err != nil {
 		return reply{}, err
 	}
 	for {
@@ -229,6 +237,10 @@ func (t *transfer) recv() (reply, error) {
 		if err != nil {
 			continue // garbage from the client's port: ignore it
 		}
+		t.heard = time.Now()
+		if t.srv.log.Enabled(plog.Debug) {
+			t.srv.log.Logf(plog.Debug, "received from %s: %s", t.peer, describe(t.buf[:n]))
+		}
 		if r.op == opERROR {
 			return r, &peerError{r.code, r.msg}
 		}
@@ -236,8 +248,22 @@ func (t *transfer) recv() (reply, error) {
 	}
 }
 
+// write sends one packet, logged at the debugging level.
+func (t *transfer) write(pkt []byte) error {
+	if t.srv.log.Enabled(plog.Debug) {
+		t.srv.log.Logf(plog.Debug, "sent to %s: %s", t.peer, describe(pkt))
+	}
+	return t.conn.write(pkt)
+}
+
+// silent reports whether the client has been silent too long: after
+// maxRetries retransmissions, or past the configured silence.
+func (t *transfer) silent(tries int) bool {
+	return tries > maxRetries || time.Since(t.heard) >= t.st.cfg.Silence
+}
+
 func (t *transfer) giveUp() error {
-	return fmt.Errorf("no answer after %d retransmissions", maxRetries)
+	return fmt.Errorf("no answer for %s (%d retransmissions)", time.Since(t.heard).Round(100*time.Millisecond), t.retransmits)
 }
 
 // send serves a read request.
@@ -247,17 +273,18 @@ func (t *transfer) send() error {
 		t.negotiate(-1)
 		return err
 	}
-	f, err := t.st.root.Open(name)
+	// Regular files only, opened without blocking: a FIFO must not hold
+	// the transfer (and the daemon's stop) forever.
+	f, fi, err := regfile.Open(t.st.root, name)
+	if errors.Is(err, regfile.ErrNotRegular) {
+		t.negotiate(-1)
+		return &protoError{errAccess, "not a regular file"}
+	}
 	if err != nil {
 		t.negotiate(-1)
 		return fsError(err)
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() {
-		t.negotiate(-1)
-		return &protoError{errAccess, "not a regular file"}
-	}
 	var r io.Reader = bufio.NewReaderSize(f, 256<<10) // one read per many blocks
 	size := fi.Size()
 	if t.req.Mode == "netascii" {
@@ -278,7 +305,7 @@ func (t *transfer) sendOACK() error {
 	sent := time.Now()
 	retried := false
 	for tries := 0; ; {
-		if err := t.conn.write(pkt); err != nil {
+		if err := t.write(pkt); err != nil {
 			return err
 		}
 		for {
@@ -296,7 +323,7 @@ func (t *transfer) sendOACK() error {
 				return nil
 			}
 		}
-		if tries++; tries > maxRetries {
+		if tries++; t.silent(tries) {
 			return t.giveUp()
 		}
 		t.backoff()
@@ -349,6 +376,11 @@ func (t *transfer) sendData(r io.Reader) error {
 			n := min(int(end-i)+1, int(w)-first)
 			runEnd := first + n - 1
 			b := ring[first*slot : runEnd*slot+lens[runEnd]]
+			if t.srv.log.Enabled(plog.Debug) {
+				for off := 0; off < len(b); off += slot {
+					t.srv.log.Logf(plog.Debug, "sent to %s: %s", t.peer, describe(b[off:min(off+slot, len(b))]))
+				}
+			}
 			if err := t.conn.writeSegments(b, slot); err != nil {
 				return err
 			}
@@ -363,7 +395,7 @@ func (t *transfer) sendData(r io.Reader) error {
 	for {
 		rep, err := t.recv()
 		if err == errTimeout {
-			if tries++; tries > maxRetries {
+			if tries++; t.silent(tries) {
 				return t.giveUp()
 			}
 			t.backoff()
@@ -452,9 +484,9 @@ func (t *transfer) receive() error {
 	expected := uint64(1)
 	ack := func() error {
 		if expected == 1 {
-			return t.conn.write(first)
+			return t.write(first)
 		}
-		return t.conn.write(appendACK(nil, uint16(expected-1)))
+		return t.write(appendACK(nil, uint16(expected-1)))
 	}
 	if err := ack(); err != nil {
 		return err
@@ -463,7 +495,7 @@ func (t *transfer) receive() error {
 	for {
 		rep, err := t.recv()
 		if err == errTimeout {
-			if tries++; tries > maxRetries {
+			if tries++; t.silent(tries) {
 				return t.giveUp()
 			}
 			t.backoff()
@@ -546,7 +578,7 @@ func (t *transfer) dally() {
 			return
 		}
 		if rep.op == opDATA {
-			t.conn.write(appendACK(nil, rep.block))
+			t.write(appendACK(nil, rep.block))
 		}
 	}
 }
