@@ -46,21 +46,24 @@ type LocalPackage struct {
 	PackLocations []string `json:"pack_locations,omitempty"`
 	// PackFrom is the location that served the last fragment: the next
 	// one is asked there first.
-	PackFrom  string            `json:"pack_from,omitempty"`
-	Fragments int               `json:"fragments"`
-	Size      int64             `json:"size"`
-	SHA256    string            `json:"sha256,omitempty"`
-	Phase     string            `json:"phase"`
-	Info      string            `json:"info,omitempty"` // the info file as fetched over HTTPS
-	Manifest  *content.Manifest `json:"manifest,omitempty"`
-	Have      int               `json:"have"` // fragments complete and checked, from 1 up (counted every few)
-	Result    string            `json:"result,omitempty"`
-	Reported  bool              `json:"reported"`
-	Cancel    bool              `json:"cancel,omitempty"`
-	LastError string            `json:"last_error,omitempty"`
-	FirstSeen time.Time         `json:"first_seen"`
-	Updated   time.Time         `json:"updated"`
-	Finished  time.Time         `json:"finished,omitzero"`
+	PackFrom string `json:"pack_from,omitempty"`
+	// DigestRounds counts the turns in a row whose fragment failed its
+	// SHA-256 somewhere (fetchFragment).
+	DigestRounds int               `json:"digest_rounds,omitempty"`
+	Fragments    int               `json:"fragments"`
+	Size         int64             `json:"size"`
+	SHA256       string            `json:"sha256,omitempty"`
+	Phase        string            `json:"phase"`
+	Info         string            `json:"info,omitempty"` // the info file as fetched over HTTPS
+	Manifest     *content.Manifest `json:"manifest,omitempty"`
+	Have         int               `json:"have"` // fragments complete and checked, from 1 up (counted every few)
+	Result       string            `json:"result,omitempty"`
+	Reported     bool              `json:"reported"`
+	Cancel       bool              `json:"cancel,omitempty"`
+	LastError    string            `json:"last_error,omitempty"`
+	FirstSeen    time.Time         `json:"first_seen"`
+	Updated      time.Time         `json:"updated"`
+	Finished     time.Time         `json:"finished,omitzero"`
 }
 
 // Done reports whether nothing is left to do for p: its result is known
@@ -103,6 +106,23 @@ func (a *Agent) Packages() ([]*LocalPackage, error) {
 		return err
 	})
 	return out, err
+}
+
+// FragmentsIn is how many of p's fragments are in place from the first
+// on: the record counts them only every few (and not at all in a killed
+// engine's last batch), so a listing asks the files.
+func (a *Agent) FragmentsIn(p *LocalPackage) int {
+	n := p.Have
+	if p.Phase != PhaseDownload {
+		return n
+	}
+	for n < p.Fragments {
+		if _, err := os.Stat(filepath.Join(a.packageDir(p.ID), content.FragmentName(p.ID, n+1))); err != nil {
+			break
+		}
+		n++
+	}
+	return n
 }
 
 func readPackages(tx *bolt.Tx) ([]*LocalPackage, error) {
@@ -199,6 +219,10 @@ type DeployResult struct {
 	Contacted bool            `json:"contacted"` // the zone answered
 	Packages  []*LocalPackage `json:"packages"`
 	Pending   int             `json:"pending"` // packages not finished or not yet reported
+	// Failed counts the packages this run finished with an ERR_ result.
+	Failed int `json:"failed"`
+	// Disabled says the zone has turned downloads off.
+	Disabled bool `json:"downloads_disabled,omitempty"`
 }
 
 // engine is one run of the download engine.
@@ -237,6 +261,7 @@ func (e *engine) logf(format string, args ...any) {
 // progress (the zone or the content server is down: the next run goes on
 // from where this one stopped). Only one engine runs at a time per home.
 func (a *Agent) Deploy(ctx context.Context, o DeployOptions) (DeployResult, error) {
+	runStart := a.Now().UTC()
 	unlock, err := a.lockEngine()
 	if err != nil {
 		return DeployResult{}, err
@@ -289,9 +314,13 @@ func (a *Agent) Deploy(ctx context.Context, o DeployOptions) (DeployResult, erro
 		return DeployResult{}, err
 	}
 	res.Packages = pkgs
+	res.Disabled = !e.cfg.Enabled
 	for _, p := range pkgs {
 		if !p.Done() {
 			res.Pending++
+		}
+		if p.Phase == PhaseDone && !p.Finished.Before(runStart) && !installed(p.Result) {
+			res.Failed++
 		}
 	}
 	return res, ctx.Err()
@@ -651,6 +680,7 @@ func (e *engine) step(ctx context.Context, p *LocalPackage) (ok bool, err error)
 			p.Phase = PhaseReady
 			return true, e.a.savePackage(p)
 		}
+		from := p.PackFrom
 		res, err := e.fetchFragment(ctx, p)
 		if res != "" {
 			return true, e.finish(p, res)
@@ -666,7 +696,10 @@ func (e *engine) step(ctx context.Context, p *LocalPackage) (ok bool, err error)
 		// The fragment files are the truth (renamed into place once checked):
 		// the record is written every few fragments, not after each, and
 		// fragmentsOnDisk catches up after a crash.
-		save := p.LastError != "" || p.Have%16 == 0
+		// A new PackFrom is written at once: the records are read again
+		// between turns, and a forgotten one sends the next fragment to a
+		// dead location first.
+		save := p.LastError != "" || p.Have%16 == 0 || p.PackFrom != from
 		p.LastError = ""
 		if p.Have >= p.Fragments {
 			p.Phase, save = PhaseReady, true

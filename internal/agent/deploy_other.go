@@ -17,7 +17,7 @@ func (a *Agent) lockEngine() (func(), error) {
 	path := filepath.Join(a.Home, "deploy.lock")
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if errors.Is(err, os.ErrExist) {
-		return nil, errkind.New(errkind.Unavailable, "another zac is deploying packages on this device (%s)", path)
+		return nil, errkind.New(errkind.Busy, "another zac is deploying packages on this device (%s)", path)
 	}
 	if err != nil {
 		return nil, err

@@ -30,7 +30,7 @@ func (a *Agent) lockEngine() (func(), error) {
 		data, _ := os.ReadFile(path)
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, errkind.New(errkind.Unavailable, "another zac (pid %s) is deploying packages on this device; it will take this work too", strings.TrimSpace(string(data)))
+			return nil, errkind.New(errkind.Busy, "another zac (pid %s) is deploying packages on this device; it will take this work too", strings.TrimSpace(string(data)))
 		}
 		return nil, fmt.Errorf("engine lock: %w", err)
 	}

@@ -153,15 +153,16 @@ func TestFetchFragmentResumesAtTheNextLocation(t *testing.T) {
 	}
 }
 
-// Found nowhere is the package's failure; unreachable everywhere is a
-// retry; no list is the single location of an older zone.
+// Found nowhere and unreachable everywhere are retries; no list is the
+// single location of an older zone.
 func TestFetchFragmentOutcomes(t *testing.T) {
 	frags := [][]byte{[]byte("hello")}
 	empty1, empty2 := newFragServer(t, nil, nil), newFragServer(t, nil, nil)
 	e, _ := testEngine(t)
 	p := &LocalPackage{ID: "42", Fragments: 1, Manifest: manifestOf(frags), PackLocations: []string{empty1.loc(), empty2.loc()}}
-	if res, err := e.fetchFragment(context.Background(), p); res != "ERR_DOWNLOAD_PACK" || err != nil {
-		t.Errorf("404 everywhere: %q %v", res, err)
+	// A mirror may still be syncing: 404 everywhere is asked again later.
+	if res, err := e.fetchFragment(context.Background(), p); res != "" || err == nil {
+		t.Errorf("404 everywhere: %q %v, want a retry", res, err)
 	}
 	p.PackLocations = []string{deadLocation(t), empty1.loc()}
 	if res, err := e.fetchFragment(context.Background(), p); res != "" || err == nil {
@@ -246,5 +247,79 @@ func TestServerOrder(t *testing.T) {
 		if got := strings.Join(serverOrder(tt.sats, tt.servers, tt.via), ","); got != tt.want {
 			t.Errorf("serverOrder(%v, %v, %s) = %s, want %s", tt.sats, tt.servers, tt.via, got, tt.want)
 		}
+	}
+}
+
+// A fragment that fails its digest from every location is ERR_BAD_DIGEST
+// at once, after a bounded number of tries; one that fails where the
+// others cannot be reached is ERR_BAD_DIGEST after maxDigestRounds turns.
+func TestFetchFragmentBadDigest(t *testing.T) {
+	frags := [][]byte{[]byte("hello, world")}
+	bad := [][]byte{[]byte("hellO, world")}
+	bad1, bad2 := newFragServer(t, bad, nil), newFragServer(t, bad, nil)
+	e, log := testEngine(t)
+	p := &LocalPackage{ID: "42", Fragments: 1, Manifest: manifestOf(frags), PackLocations: []string{bad1.loc(), bad2.loc()}}
+	if res, err := e.fetchFragment(context.Background(), p); res != "ERR_BAD_DIGEST" || err != nil {
+		t.Fatalf("bad everywhere: %q %v\n%s", res, err, log)
+	}
+	if n1, n2 := len(bad1.requests()), len(bad2.requests()); n1 != digestTries || n2 != digestTries {
+		t.Errorf("asked %d and %d times, want %d each", n1, n2, digestTries)
+	}
+	if _, err := os.Stat(filepath.Join(e.a.packageDir("42"), "42-1.part")); err == nil {
+		t.Error("a bad fragment was kept")
+	}
+
+	p = &LocalPackage{ID: "42", Fragments: 1, Manifest: manifestOf(frags), PackLocations: []string{bad1.loc(), deadLocation(t)}}
+	for turn := 1; turn < maxDigestRounds; turn++ {
+		if res, err := e.fetchFragment(context.Background(), p); res != "" || err == nil {
+			t.Fatalf("turn %d, bad and unreachable: %q %v, want a retry", turn, res, err)
+		}
+	}
+	if res, _ := e.fetchFragment(context.Background(), p); res != "ERR_BAD_DIGEST" {
+		t.Errorf("turn %d: %q, want ERR_BAD_DIGEST", maxDigestRounds, res)
+	}
+
+	// A good location resets the count.
+	good := newFragServer(t, frags, nil)
+	p = &LocalPackage{ID: "42", Fragments: 1, Manifest: manifestOf(frags), PackLocations: []string{bad1.loc(), good.loc()}}
+	if res, err := e.fetchFragment(context.Background(), p); res != "" || err != nil || p.DigestRounds != 0 {
+		t.Errorf("bad then good: %q %v rounds %d", res, err, p.DigestRounds)
+	}
+}
+
+// The location that served a fragment is remembered in the record: with a
+// latency between fragments the engine reads its records again, and a
+// forgotten location would send every fragment to a dead one first.
+func TestPackFromSurvivesReread(t *testing.T) {
+	frags := [][]byte{[]byte("one"), []byte("two"), []byte("three")}
+	good := newFragServer(t, frags, nil)
+	var deadAsked int
+	var mu sync.Mutex
+	dead := newFragServer(t, nil, func(w http.ResponseWriter, r *http.Request) bool {
+		mu.Lock()
+		deadAsked++
+		mu.Unlock()
+		http.Error(w, "down", http.StatusServiceUnavailable)
+		return true
+	})
+	e, log := testEngine(t)
+	e.o.Sleep = func(context.Context, time.Duration) error { return nil }
+	e.cfg = defaultDownloadConfig()
+	m := manifestOf(frags)
+	start := &LocalPackage{ID: "42", Phase: PhaseDownload, FirstSeen: time.Now(), Fragments: 3, Manifest: m, PackLocations: []string{dead.loc(), good.loc()}}
+	if err := e.a.savePackage(start); err != nil {
+		t.Fatal(err)
+	}
+	for turn := 0; turn < 3; turn++ {
+		pkgs, err := e.a.Packages() // what active() does after a latency
+		if err != nil || len(pkgs) != 1 {
+			t.Fatal(pkgs, err)
+		}
+		if ok, err := e.step(context.Background(), pkgs[0]); !ok || err != nil {
+			t.Fatalf("turn %d: %v %v\n%s", turn, ok, err, log)
+		}
+	}
+	if deadAsked != 1 {
+		t.Errorf("the dead location was asked %d times, want once", deadAsked)
 	}
 }

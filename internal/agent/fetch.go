@@ -183,6 +183,18 @@ func (e *engine) fetchInfoFrom(ctx context.Context, p *LocalPackage, loc string)
 	return "", true, nil
 }
 
+// Digest failures: a location whose fragment fails its SHA-256 is asked
+// again once at once (a transfer damaged on the way); a fragment that fails
+// from every location is ERR_BAD_DIGEST at once, and one that fails at
+// some while the others cannot be reached is ERR_BAD_DIGEST after
+// maxDigestRounds turns. A fragment found nowhere (404) is retried at the
+// package's next turns: a mirror may still be syncing; the download
+// timeout ends it.
+const (
+	digestTries     = 2
+	maxDigestRounds = 3
+)
+
 // fetchFragment gets fragment p.Have+1 into the package's directory from
 // the first of p's locations that serves it, starting with the one that
 // served the last fragment: a refused connection, a timeout, a 5xx, a 404,
@@ -193,9 +205,14 @@ func (e *engine) fetchFragment(ctx context.Context, p *LocalPackage) (string, er
 	n := p.Have + 1
 	locs := p.packLocations()
 	var errs []error
-	missing := 0
+	missing, bad := 0, 0
 	for i, loc := range locs {
-		err := e.fetchFragmentFrom(ctx, p, loc)
+		var err error
+		for try := 1; try <= digestTries; try++ {
+			if err = e.fetchFragmentFrom(ctx, p, loc); !errors.Is(err, errBadDigest) {
+				break
+			}
+		}
 		if err == nil {
 			if p.PackFrom != loc {
 				if p.PackFrom != "" || i > 0 {
@@ -203,22 +220,35 @@ func (e *engine) fetchFragment(ctx context.Context, p *LocalPackage) (string, er
 				}
 				p.PackFrom = loc
 			}
+			p.DigestRounds = 0
 			return "", nil
 		}
 		if ctx.Err() != nil {
 			return "", ctx.Err()
 		}
-		if errors.Is(err, errFragmentMissing) {
+		switch {
+		case errors.Is(err, errFragmentMissing):
 			missing++
+		case errors.Is(err, errBadDigest):
+			bad++
 		}
 		errs = append(errs, err)
 		if i+1 < len(locs) {
 			e.logf("package %s: fragment %d/%d: %v; trying %s", p.ID, n, p.Fragments, err, locs[i+1])
 		}
 	}
-	if missing == len(locs) {
-		e.logf("package %s: fragment %d/%d found nowhere", p.ID, n, p.Fragments)
-		return "ERR_DOWNLOAD_PACK", nil
+	if bad > 0 {
+		p.DigestRounds++
+	}
+	switch {
+	case bad == len(locs):
+		e.logf("package %s: fragment %d/%d fails its SHA-256 from every location; nothing runs", p.ID, n, p.Fragments)
+		return "ERR_BAD_DIGEST", nil
+	case bad > 0 && p.DigestRounds >= maxDigestRounds:
+		e.logf("package %s: fragment %d/%d failed its SHA-256 in %d turns, and no other location served it", p.ID, n, p.Fragments, p.DigestRounds)
+		return "ERR_BAD_DIGEST", nil
+	case missing == len(locs):
+		e.logf("package %s: fragment %d/%d found nowhere yet; asked again at the next turn", p.ID, n, p.Fragments)
 	}
 	msgs := make([]string, len(errs))
 	for i, err := range errs {
@@ -227,7 +257,10 @@ func (e *engine) fetchFragment(ctx context.Context, p *LocalPackage) (string, er
 	return "", fmt.Errorf("fragment %d/%d: %s", n, p.Fragments, strings.Join(msgs, "; "))
 }
 
-var errFragmentMissing = errors.New("not found")
+var (
+	errFragmentMissing = errors.New("not found")
+	errBadDigest       = errors.New("bad SHA-256")
+)
 
 // fetchFragmentFrom gets fragment p.Have+1 from one location, continuing
 // a partial file left by an earlier attempt (a dropped connection, a
@@ -324,7 +357,7 @@ func (e *engine) fetchFragmentFrom(ctx context.Context, p *LocalPackage, loc str
 		if got := have; got != want || hex.EncodeToString(h.Sum(nil)) != wantSum {
 			f.Close()
 			os.Remove(part)
-			return fmt.Errorf("bad SHA-256 from %s (%d bytes); fetched again", loc, got)
+			return fmt.Errorf("%w from %s (%d bytes)", errBadDigest, loc, got)
 		}
 	}
 	f.Close()

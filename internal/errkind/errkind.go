@@ -11,31 +11,35 @@ import (
 type Kind int
 
 const (
-	Failure     Kind = iota // anything else
-	Usage                   // bad flags or arguments
-	Auth                    // wrong credentials or not allowed
-	NotFound                // the named object does not exist
-	Exists                  // the object already exists
-	Passphrase              // wrong passphrase for an encrypted file
-	Cancelled               // the user interrupted a prompt or the run
-	Unavailable             // the server or store could not be reached
-	Invalid                 // input data (an archive, a request) is damaged or refused
-	Pending                 // the command worked but work remains (packages not yet deployed)
+	Failure      Kind = iota // anything else
+	Usage                    // bad flags or arguments
+	Auth                     // wrong credentials or not allowed
+	NotFound                 // the named object does not exist
+	Exists                   // the object already exists
+	Passphrase               // wrong passphrase for an encrypted file
+	Cancelled                // the user interrupted a prompt or the run
+	Unavailable              // the server or store could not be reached
+	Invalid                  // input data (an archive, a request) is damaged or refused
+	Pending                  // the command worked but work remains (packages not yet deployed)
+	PartlyFailed             // the command ran to its end, but some of its items failed (zac: package results)
+	Busy                     // another process holds the resource (zac: the download engine)
 )
 
 // The one table of exit statuses. Auth shares 1 with Failure on purpose: a
 // failed login must not tell a guesser more than "it failed".
 var exitCodes = map[Kind]int{
-	Failure:     1,
-	Auth:        1,
-	Usage:       2,
-	NotFound:    3,
-	Exists:      4,
-	Unavailable: 5,
-	Invalid:     1,
-	Pending:     6,
-	Passphrase:  12,
-	Cancelled:   130,
+	Failure:      1,
+	Auth:         1,
+	Usage:        2,
+	NotFound:     3,
+	Exists:       4,
+	Unavailable:  5,
+	Invalid:      1,
+	Pending:      6,
+	PartlyFailed: 7,
+	Busy:         8,
+	Passphrase:   12,
+	Cancelled:    130,
 }
 
 // ExitStatusHelp is the EXIT STATUS text carried by every command's help.
@@ -47,6 +51,8 @@ const ExitStatusHelp = `EXIT STATUS
   4    the object already exists
   5    the zone server or store could not be reached
   6    work remains (zac: assigned packages not all deployed yet)
+  7    done, but some items failed (zac: a package ended with an ERR_ result)
+  8    busy: another process holds the work (zac: another engine is deploying)
   12   wrong passphrase
   130  cancelled by the user`
 

@@ -276,8 +276,17 @@ func TestPrimaryLocationsAndServerOrder(t *testing.T) {
 	if strings.Join(info, " ") != "b.example:443/content localhost:443/content" || strings.Join(pack, " ") != "localhost:8080/content" {
 		t.Fatalf("default: %v %v", info, pack)
 	}
+	// The activation's fragment location is no Primary Server's content
+	// port (a site's web server): the admin chose it, so it comes first.
+	if _, pack := s.packLocations(dev, p); strings.Join(pack, " ") != "b.example:80/content localhost:8080/content" {
+		t.Fatalf("activation's own fragment location: %v", pack)
+	}
 	if err := b.db.Exec("test", zone.CmdClosestServerRuleSet, zone.ClosestServerRule{Scope: zone.ScopeZone, Servers: []string{idA}}); err != nil {
 		t.Fatal(err)
+	}
+	// The activation's info location is a Primary Server: the rule orders it.
+	if info, _ := s.packLocations(dev, p); strings.Join(info, " ") != "localhost:443/content b.example:443/content" {
+		t.Fatalf("zone rule, packLocations: %v", info)
 	}
 	info, _ = s.primaryLocations(dev, p)
 	if strings.Join(info, " ") != "localhost:443/content b.example:443/content" {

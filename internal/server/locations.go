@@ -11,9 +11,9 @@ import (
 
 // packLocations says where dev fetches package p, in the order its agent
 // tries them (api.DevicePackage.InfoLocations/PackLocations): the content
-// satellites closest to the device first, then the Primary Servers that
-// hold the package in closest-server-rule order (primaryLocations), then
-// the activation's own locations. Info files and manifests need HTTPS, so
+// satellites closest to the device first, then the activation's own
+// locations when they are not Primary Servers, then the Primary Servers
+// that hold the package in closest-server-rule order (primaryLocations). Info files and manifests need HTTPS, so
 // a satellite is an info location only when it serves HTTPS too (its
 // Authentication role URL); fragments travel over plain HTTP from its
 // content URL. Locations are OCS-style host[:port]/path.
@@ -39,14 +39,21 @@ func (s *Server) packLocations(dev zone.Device, p zone.Package) (info, pack []st
 		}
 	}
 	pi, pp := s.primaryLocations(dev, p)
+	// The activation's location is the admin's choice (a site's own web
+	// server): it comes before the Primary Servers. When it names a
+	// Primary Server, the closest-server rules order it among them.
+	if !slices.Contains(pi, strings.TrimRight(p.Activation.InfoLocation, "/")) {
+		info = add(info, p.Activation.InfoLocation)
+	}
+	if !slices.Contains(pp, strings.TrimRight(p.Activation.PackLocation, "/")) {
+		pack = add(pack, p.Activation.PackLocation)
+	}
 	for _, l := range pi {
 		info = add(info, l)
 	}
 	for _, l := range pp {
 		pack = add(pack, l)
 	}
-	info = add(info, p.Activation.InfoLocation)
-	pack = add(pack, p.Activation.PackLocation)
 	return info, pack
 }
 

@@ -35,8 +35,17 @@ deployed, or until a whole period made no progress (a server is down; the
 next refresh or 'zac agent' resumes where this one stopped, at the byte).
 
 Meant for cron and login scripts: nothing prompts, and the exit status says
-whether anything is left: 0 when every assigned package is deployed and its
-result is with the zone, 6 when some are not (zac package-list shows them).
+what is left:
+  0  every assigned package is deployed and its result is with the zone
+  6  work is still pending: packages not deployed yet, or results not sent
+     (a server is down, downloads are turned off, or the latencies below
+     spread the work over more time than one run); run it again later
+  7  every package is finished, but some that finished in this run failed
+  8  another zac (zac agent, or a refresh) is deploying on this device: it
+     takes this work too; nothing was done
+  5  no zone server could be reached (the engine still worked offline
+     with the packages it knew)
+zac package-list shows where each package stands.
 The engine's log is logs/deploy.log in the agent's home (-v: also stderr).`,
 		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -89,12 +98,20 @@ func refreshRun(ctx context.Context, o *RefreshOptions) error {
 	if rerr != nil {
 		return rerr
 	}
-	return pendingError(res)
+	return resultError(res)
 }
 
-func pendingError(res agent.DeployResult) error {
-	if res.Pending > 0 {
+// resultError turns a run's outcome into refresh's exit status: work
+// still pending (6) before failures (7), so that a script that runs zac
+// refresh until it stops answering 6 sees the failures at the end.
+func resultError(res agent.DeployResult) error {
+	switch {
+	case res.Pending > 0 && res.Disabled:
+		return errkind.New(errkind.Pending, "%d assigned package(s) wait: downloads are turned off in this zone (zman package-download-config --enabled=true)", res.Pending)
+	case res.Pending > 0:
 		return errkind.New(errkind.Pending, "%d assigned package(s) not deployed yet (zac package-list)", res.Pending)
+	case res.Failed > 0:
+		return errkind.New(errkind.PartlyFailed, "%d package(s) failed on this device (zac package-list)", res.Failed)
 	}
 	return nil
 }
@@ -137,9 +154,13 @@ without the zone, and while 'zac agent' runs.`,
 			if err != nil {
 				return err
 			}
-			pkgs, err := opts.Agent().Packages()
+			a := opts.Agent()
+			pkgs, err := a.Packages()
 			if err != nil {
 				return err
+			}
+			for _, p := range pkgs {
+				p.Have = a.FragmentsIn(p)
 			}
 			if format == ui.FormatJSON {
 				if pkgs == nil {
