@@ -275,7 +275,7 @@ func (e *engine) runCPK(ctx context.Context, p *LocalPackage, arch *fragments) s
 		return "ERR_BAD_DIGEST"
 	}
 	defer c.Close()
-	zoneVals, err := e.a.SPKValues(ctx)
+	zoneVals, zoneSecret, err := e.a.SPKValues(ctx)
 	if err != nil {
 		e.logf("package %s: %v", p.ID, err)
 		return "ERR_BAD_PARAM"
@@ -302,14 +302,34 @@ func (e *engine) runCPK(ctx context.Context, p *LocalPackage, arch *fragments) s
 		return "ERR_EXECUTE"
 	}
 	defer lf.Close()
-	proc := &spk.Processor{Log: lf, BackupDir: filepath.Join(e.a.Home, "spk-backup"), Host: spk.LocalHost()}
+	// Each step is bounded by the zone's execution timeout; stopping the
+	// agent does not stop a run half way (as for other actions).
+	limit := time.Duration(e.cfg.ExecutionTimeout) * time.Minute
+	proc := &spk.Processor{Log: lf, StateDir: e.a.SPKStateDir(), Host: spk.LocalHost(), StepTimeout: limit, SecretNames: zoneSecret}
+	runCtx := context.WithoutCancel(ctx)
+	unlock, err := spk.Lock(ctx, proc.StateDir)
+	if err != nil {
+		e.logf("package %s: %v", p.ID, err)
+		return "ERR_EXECUTE"
+	}
+	defer unlock()
+	if rec, err := proc.Recover(runCtx); err != nil {
+		e.logf("package %s: recovering an interrupted CPK run: %v", p.ID, err)
+	} else {
+		for _, r := range rec {
+			e.logf("recovery: %s", r)
+		}
+	}
 	res := "SUCCESS"
-	r, err := proc.Run(context.WithoutCancel(ctx), c, vals)
+	r, err := proc.Run(runCtx, c, vals)
 	if err != nil {
 		e.logf("package %s: CPK failed: %v", p.ID, err)
+		for _, l := range r.Output {
+			e.logf("package %s:   | %s", p.ID, l)
+		}
 		res = "ERR_EXECUTE"
 	} else {
-		e.logf("package %s: CPK %s %s (%d change(s))", p.ID, r.Package, r.Status, r.Changes)
+		e.logf("package %s: CPK %s %s (ok=%d changed=%d)", p.ID, r.Package, r.Status, r.OK, r.Changes)
 	}
 	c.Close()
 	arch.Close()
@@ -387,3 +407,25 @@ func (f *fragments) Close() error {
 
 // errNoSpace marks an extraction that ran out of room.
 var errNoSpace = fmt.Errorf("not enough free space")
+
+// SPKStateDir holds the journals and snapshots of CPK runs.
+func (a *Agent) SPKStateDir() string { return filepath.Join(a.Home, "spk-backup") }
+
+// RecoverSPK rolls back a CPK run that was interrupted (killed, or the
+// machine went down) and removes its leftovers; the agent calls it when
+// it starts, as every CPK run does first. log receives the step log.
+func (a *Agent) RecoverSPK(ctx context.Context, log io.Writer) ([]spk.Recovered, error) {
+	proc := &spk.Processor{Log: log, StateDir: a.SPKStateDir()}
+	unlock, err := spk.Lock(ctx, proc.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	rec, err := proc.Recover(ctx)
+	// Unpacked CPKs of killed runs: nothing uses them once the lock is ours.
+	old, _ := filepath.Glob(filepath.Join(a.Home, "spk-work", "cpk-*"))
+	for _, d := range old {
+		os.RemoveAll(d)
+	}
+	return rec, err
+}

@@ -355,17 +355,18 @@ func fetchTrust(ctx context.Context, srv string) (api.Trust, error) {
 
 // SPKValues asks the zone for the values of CPK variables that apply to
 // this device (zone, its groups, itself: the most specific wins).
-func (a *Agent) SPKValues(ctx context.Context) (map[string]string, error) {
+// The second result names the values the zone holds as secret.
+func (a *Agent) SPKValues(ctx context.Context) (map[string]string, []string, error) {
 	st, err := a.State()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var out api.DeviceSPKValues
 	err = a.firstAnswer(st, func(c *client.Client) error {
 		return c.Get(ctx, api.Prefix+"/device/spk-values", &out)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("values from the zone: %w", err)
+		return nil, nil, fmt.Errorf("values from the zone: %w", err)
 	}
-	return out.Values, nil
+	return out.Values, out.Secret, nil
 }

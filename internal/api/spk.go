@@ -26,4 +26,7 @@ type SPKValuesChange struct {
 // apply to the calling device, most specific scope winning.
 type DeviceSPKValues struct {
 	Values map[string]string `json:"values"`
+	// Secret names the values set secret at some scope: the agent masks
+	// them whatever the package declares.
+	Secret []string `json:"secret,omitempty"`
 }

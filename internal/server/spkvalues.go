@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"sort"
 
 	"zonekit/internal/api"
 	"zonekit/internal/errkind"
@@ -64,6 +65,14 @@ func (s *Server) deviceSPKValues(w http.ResponseWriter, r *http.Request, dev zon
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, api.DeviceSPKValues{Values: vals})
+	out := api.DeviceSPKValues{Values: map[string]string{}}
+	for k, v := range vals {
+		out.Values[k] = v.Value
+		if v.Secret {
+			out.Secret = append(out.Secret, k)
+		}
+	}
+	sort.Strings(out.Secret)
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }

@@ -302,56 +302,58 @@ type OpenOptions struct {
 	Trusted []*x509.Certificate // CAs whose signatures are accepted
 	// RequireSignature refuses an unsigned CPK.
 	RequireSignature bool
+	// MaxContent bounds the content a CPK may hold (0: DefaultMaxContent).
+	MaxContent int64
 }
+
+// DefaultMaxContent bounds a CPK's content unless the caller says otherwise.
+const DefaultMaxContent = 8 << 30
 
 // maxLogic bounds the logic and manifest entries, read into memory.
 const maxLogic = 16 << 20
 
-// Open reads a CPK, unpacking its content into a private directory and
-// checking every digest, the manifest and, if present, the signature
-// (which must come from a trusted CA). Nothing is run here, and nothing
-// unpacked is used unless everything checks out.
-func Open(r io.Reader, o OpenOptions) (_ *Opened, err error) {
-	dir, err := os.MkdirTemp(o.TempDir, "cpk-")
+// maxEntries bounds the number of entries of a CPK.
+const maxEntries = 1 << 20
+
+// Open reads a CPK in two passes. The first reads only the logic, the
+// manifest and the signature (content is skipped, never written) and
+// checks them: the signature (which must come from a trusted CA), the
+// logic's digest, the manifest's sizes against MaxContent and the free
+// space. Only then does the second pass unpack the content into a
+// private directory, writing no more than the manifest's size of each
+// entry and checking each digest. Nothing is run here.
+func Open(r io.ReadSeeker, o OpenOptions) (_ *Opened, err error) {
+	limit := o.MaxContent
+	if limit <= 0 {
+		limit = DefaultMaxContent
+	}
+	start, err := r.Seek(0, io.SeekCurrent)
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		if err != nil {
-			os.RemoveAll(dir)
-		}
-	}()
-	zr, err := zstd.NewReader(r, zstd.WithDecoderMaxWindow(64<<20), zstd.WithDecoderConcurrency(1))
-	if err != nil {
-		return nil, fmt.Errorf("not a CPK: %w", err)
-	}
-	defer zr.Close()
-	tr := tar.NewReader(zr)
+	// Pass 1: logic, manifest, signature.
 	var logic, mdata, sdata []byte
-	got := map[string]Entry{}
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("not a CPK or truncated: %w", err)
-		}
-		if h.Typeflag != tar.TypeReg {
-			return nil, fmt.Errorf("CPK entry %q is not a regular file", h.Name)
-		}
+	sizes := map[string]int64{} // content entries as the tar headers declare them
+	var skipped int64
+	err = walkCPK(r, func(h *tar.Header, tr *tar.Reader) error {
 		name := h.Name
 		switch {
 		case name == manifestName || name == signatureName || name == logicName:
 			if mdata != nil && name != signatureName {
-				return nil, fmt.Errorf("CPK entry %q comes after the manifest", name)
+				return fmt.Errorf("CPK entry %q comes after the manifest", name)
+			}
+			if (name == logicName && logic != nil) || (name == signatureName && sdata != nil) {
+				return fmt.Errorf("CPK entry %q appears twice", name)
+			}
+			if h.Size > maxLogic {
+				return fmt.Errorf("CPK entry %s is too large", name)
 			}
 			data, err := io.ReadAll(io.LimitReader(tr, maxLogic+1))
 			if err != nil {
-				return nil, fmt.Errorf("read %s: %w", name, err)
+				return fmt.Errorf("read %s: %w", name, err)
 			}
 			if len(data) > maxLogic {
-				return nil, fmt.Errorf("CPK entry %s is too large", name)
+				return fmt.Errorf("CPK entry %s is too large", name)
 			}
 			switch name {
 			case manifestName:
@@ -360,41 +362,33 @@ func Open(r io.Reader, o OpenOptions) (_ *Opened, err error) {
 				sdata = data
 			default:
 				logic = data
-				sum := sha256.Sum256(data)
-				got[name] = Entry{Path: name, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}
 			}
 		case strings.HasPrefix(name, contentPrefix):
 			if mdata != nil {
-				return nil, fmt.Errorf("CPK entry %q comes after the manifest", name)
+				return fmt.Errorf("CPK entry %q comes after the manifest", name)
 			}
 			rel := strings.TrimPrefix(name, contentPrefix)
 			if err := checkContentPath(rel); err != nil || path.Clean(rel) != rel {
-				return nil, fmt.Errorf("CPK entry %q: unsafe path", name)
+				return fmt.Errorf("CPK entry %q: unsafe path", name)
 			}
-			if _, dup := got[name]; dup {
-				return nil, fmt.Errorf("CPK entry %q appears twice", name)
+			if _, dup := sizes[name]; dup {
+				return fmt.Errorf("CPK entry %q appears twice", name)
 			}
-			dst := filepath.Join(dir, "content", filepath.FromSlash(rel))
-			if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
-				return nil, err
+			if len(sizes) >= maxEntries {
+				return fmt.Errorf("the CPK has more than %d entries", maxEntries)
 			}
-			f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, os.FileMode(h.Mode).Perm()|0o600)
-			if err != nil {
-				return nil, err
+			// Skipping still decompresses: bound that work too.
+			if skipped += h.Size; h.Size < 0 || skipped > limit {
+				return fmt.Errorf("the CPK holds more than %d bytes of content", limit)
 			}
-			hh := sha256.New()
-			n, err := io.Copy(io.MultiWriter(f, hh), tr)
-			cerr := f.Close()
-			if err != nil {
-				return nil, fmt.Errorf("unpack %s: %w", name, err)
-			}
-			if cerr != nil {
-				return nil, cerr
-			}
-			got[name] = Entry{Path: name, Size: n, SHA256: hex.EncodeToString(hh.Sum(nil))}
+			sizes[name] = h.Size
 		default:
-			return nil, fmt.Errorf("CPK entry %q is not part of the format", name)
+			return fmt.Errorf("CPK entry %q is not part of the format", name)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if mdata == nil || logic == nil {
 		return nil, errors.New("not a CPK or truncated: no manifest or logic")
@@ -406,17 +400,8 @@ func Open(r io.Reader, o OpenOptions) (_ *Opened, err error) {
 	if m.Format != FormatVersion {
 		return nil, fmt.Errorf("CPK format %d is not supported (want %d)", m.Format, FormatVersion)
 	}
-	if len(m.Entries) != len(got) {
-		return nil, fmt.Errorf("the CPK has been altered: the manifest lists %d entries, the archive holds %d", len(m.Entries), len(got))
-	}
-	for _, e := range m.Entries {
-		g, ok := got[e.Path]
-		if !ok || g.SHA256 != e.SHA256 || g.Size != e.Size {
-			return nil, fmt.Errorf("the CPK has been altered: %s does not match its manifest digest", e.Path)
-		}
-	}
 	digest := sha256.Sum256(mdata)
-	out := &Opened{Manifest: m, Digest: hex.EncodeToString(digest[:]), Dir: dir}
+	out := &Opened{Manifest: m, Digest: hex.EncodeToString(digest[:])}
 	if sdata != nil {
 		var sig Signature
 		if err := json.Unmarshal(sdata, &sig); err != nil {
@@ -429,6 +414,33 @@ func Open(r io.Reader, o OpenOptions) (_ *Opened, err error) {
 		out.Signature, out.SignedBy = &sig, ca
 	} else if o.RequireSignature {
 		return nil, errors.New("the CPK is not signed by the zone CA (compile it with 'zman spk-compile')")
+	}
+	// The manifest, now trusted as far as the signature goes, must list
+	// exactly the archive's entries, with their sizes.
+	want := map[string]Entry{}
+	var total int64
+	for _, e := range m.Entries {
+		if _, dup := want[e.Path]; dup {
+			return nil, fmt.Errorf("the CPK manifest lists %s twice", e.Path)
+		}
+		want[e.Path] = e
+		if e.Path == logicName {
+			continue
+		}
+		if e.Size < 0 || total+e.Size > limit || total+e.Size < total {
+			return nil, fmt.Errorf("the CPK holds more than %d bytes of content", limit)
+		}
+		total += e.Size
+		if size, ok := sizes[e.Path]; !ok || size != e.Size {
+			return nil, fmt.Errorf("the CPK has been altered: %s does not match its manifest", e.Path)
+		}
+	}
+	if len(m.Entries) != len(sizes)+1 {
+		return nil, fmt.Errorf("the CPK has been altered: the manifest lists %d entries, the archive holds %d", len(m.Entries), len(sizes)+1)
+	}
+	lsum := sha256.Sum256(logic)
+	if e, ok := want[logicName]; !ok || e.SHA256 != hex.EncodeToString(lsum[:]) || e.Size != int64(len(logic)) {
+		return nil, fmt.Errorf("the CPK has been altered: %s does not match its manifest digest", logicName)
 	}
 	var p Package
 	dec := json.NewDecoder(bytes.NewReader(logic))
@@ -448,13 +460,118 @@ func Open(r io.Reader, o OpenOptions) (_ *Opened, err error) {
 			if f.FromPackage == "" {
 				continue
 			}
-			if _, err := os.Stat(out.ContentPath(f.FromPackage)); err != nil {
+			if !inContent(want, f.FromPackage) {
 				return nil, stepErr(c.CompName, fmt.Sprintf("files step %d", i+1), "the package does not contain %s", f.FromPackage)
 			}
 		}
 	}
+	dir, err := os.MkdirTemp(o.TempDir, "cpk-")
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(dir)
+		}
+	}()
+	if total > 0 {
+		if free, err := freeSpace(dir); err == nil && uint64(total) > free {
+			return nil, fmt.Errorf("the CPK's %d bytes of content do not fit in %s (%d bytes free)", total, dir, free)
+		}
+	}
+	// Pass 2: the content, bounded by the manifest's sizes.
+	if err := os.Mkdir(filepath.Join(dir, "content"), 0o700); err != nil {
+		return nil, err
+	}
+	if _, err := r.Seek(start, io.SeekStart); err != nil {
+		return nil, err
+	}
+	done := 0
+	err = walkCPK(r, func(h *tar.Header, tr *tar.Reader) error {
+		if !strings.HasPrefix(h.Name, contentPrefix) {
+			return nil
+		}
+		e, ok := want[h.Name]
+		if !ok || h.Size != e.Size {
+			return fmt.Errorf("the CPK changed while it was read: %s", h.Name)
+		}
+		rel := strings.TrimPrefix(h.Name, contentPrefix)
+		if err := checkContentPath(rel); err != nil || path.Clean(rel) != rel {
+			return fmt.Errorf("CPK entry %q: unsafe path", h.Name)
+		}
+		dst := filepath.Join(dir, "content", filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+			return err
+		}
+		f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, os.FileMode(e.Mode).Perm()|0o600)
+		if err != nil {
+			return err
+		}
+		hh := sha256.New()
+		n, err := io.Copy(io.MultiWriter(f, hh), io.LimitReader(tr, e.Size))
+		cerr := f.Close()
+		if err != nil {
+			return fmt.Errorf("unpack %s: %w", h.Name, err)
+		}
+		if cerr != nil {
+			return cerr
+		}
+		if n != e.Size || hex.EncodeToString(hh.Sum(nil)) != e.SHA256 {
+			return fmt.Errorf("the CPK has been altered: %s does not match its manifest digest", h.Name)
+		}
+		done++
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if done != len(sizes) {
+		return nil, errors.New("the CPK changed while it was read")
+	}
+	out.Dir = dir
 	out.Package = &p
 	return out, nil
+}
+
+// inContent says whether a from_package path names a manifest entry or
+// a directory holding some.
+func inContent(want map[string]Entry, rel string) bool {
+	if _, ok := want[contentPrefix+rel]; ok {
+		return true
+	}
+	prefix := contentPrefix + strings.TrimSuffix(rel, "/") + "/"
+	for p := range want {
+		if strings.HasPrefix(p, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// walkCPK calls fn for every entry of a CPK stream; every entry must be a
+// regular file.
+func walkCPK(r io.Reader, fn func(*tar.Header, *tar.Reader) error) error {
+	zr, err := zstd.NewReader(r, zstd.WithDecoderMaxWindow(64<<20), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(256<<20))
+	if err != nil {
+		return fmt.Errorf("not a CPK: %w", err)
+	}
+	defer zr.Close()
+	tr := tar.NewReader(zr)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("not a CPK or truncated: %w", err)
+		}
+		if h.Typeflag != tar.TypeReg {
+			return fmt.Errorf("CPK entry %q is not a regular file", h.Name)
+		}
+		if err := fn(h, tr); err != nil {
+			return err
+		}
+	}
 }
 
 func verifySignature(sig Signature, manifest []byte, trusted []*x509.Certificate) (*x509.Certificate, error) {

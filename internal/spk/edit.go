@@ -7,7 +7,10 @@ import (
 )
 
 // applyEdit performs one (already expanded) edit on a file's text and
-// says what it did. An edit whose anchor is not found is an error: a
+// says what it did. Edits are idempotent: text already appended, lines
+// already inserted, a key already set and a replacement already made
+// leave the text as it is (the caller reports the step ok). An edit
+// whose anchor is not found, and not already applied, is an error: a
 // silent no-op would leave a half-configured machine.
 func applyEdit(text []byte, e Edit) ([]byte, string, error) {
 	nl := "\n"
@@ -19,49 +22,106 @@ func applyEdit(text []byte, e Edit) ([]byte, string, error) {
 		s = strings.TrimSuffix(s, "\n")
 		return strings.ReplaceAll(s, "\n", nl)
 	}
+	// hasBlock: the block is already in the text as whole lines.
+	hasBlock := func(block string) bool {
+		t := nl + string(text)
+		if !strings.HasSuffix(t, nl) {
+			t += nl
+		}
+		return strings.Contains(t, nl+block+nl)
+	}
 	switch {
 	case e.Replace != nil:
-		n := bytes.Count(text, []byte(e.Replace.Search))
-		if n == 0 {
-			return nil, "", fmt.Errorf("%q is not in the file", e.Replace.Search)
+		search, with := []byte(e.Replace.Search), []byte(e.Replace.With)
+		if len(with) > 0 && bytes.Contains(with, search) {
+			// The replacement holds the search text: occurrences inside
+			// replacements already made are not replaced again.
+			parts := bytes.Split(text, with)
+			n := 0
+			for i, p := range parts {
+				n += bytes.Count(p, search)
+				parts[i] = bytes.ReplaceAll(p, search, with)
+			}
+			if n == 0 {
+				return text, fmt.Sprintf("%q is already replaced", e.Replace.Search), nil
+			}
+			return bytes.Join(parts, with), fmt.Sprintf("replaced %d occurrence(s) of %q", n, e.Replace.Search), nil
 		}
-		return bytes.ReplaceAll(text, []byte(e.Replace.Search), []byte(e.Replace.With)), fmt.Sprintf("replaced %d occurrence(s) of %q", n, e.Replace.Search), nil
+		n := bytes.Count(text, search)
+		if n == 0 {
+			if len(with) == 0 || bytes.Contains(text, with) {
+				return text, fmt.Sprintf("%q is already replaced", e.Replace.Search), nil
+			}
+			return nil, "", fmt.Errorf("%q is not in the file (nor its replacement)", e.Replace.Search)
+		}
+		return bytes.ReplaceAll(text, search, with), fmt.Sprintf("replaced %d occurrence(s) of %q", n, e.Replace.Search), nil
 	case e.Append != nil:
+		block := lines(*e.Append)
+		if hasBlock(block) {
+			return text, "the text is already there", nil
+		}
 		out := append([]byte(nil), text...)
 		if len(out) > 0 && !bytes.HasSuffix(out, []byte("\n")) {
 			out = append(out, nl...)
 		}
-		out = append(out, lines(*e.Append)+nl...)
+		out = append(out, block+nl...)
 		return out, "appended text", nil
 	case e.Prepend != nil:
-		return append([]byte(lines(*e.Prepend)+nl), text...), "prepended text", nil
+		block := lines(*e.Prepend)
+		if hasBlock(block) {
+			return text, "the text is already there", nil
+		}
+		return append([]byte(block+nl), text...), "prepended text", nil
 	case e.InsertBefore != nil || e.InsertAfter != nil:
 		ins, after := e.InsertBefore, false
 		if e.InsertAfter != nil {
 			ins, after = e.InsertAfter, true
 		}
+		block := strings.Split(lines(ins.Lines), nl)
 		src := strings.Split(string(text), nl)
+		equalAt := func(ls []string, at int) bool {
+			if at < 0 || at+len(block) > len(ls) {
+				return false
+			}
+			for k, b := range block {
+				if ls[at+k] != b {
+					return false
+				}
+			}
+			return true
+		}
 		var out []string
-		n := 0
+		n, already := 0, 0
 		for i, l := range src {
 			last := i == len(src)-1 && l == ""
 			match := !last && strings.Contains(l, ins.Match)
 			if match && !after {
-				out = append(out, lines(ins.Lines))
-				n++
+				if equalAt(out, len(out)-len(block)) {
+					already++
+				} else {
+					out = append(out, block...)
+					n++
+				}
 			}
 			out = append(out, l)
 			if match && after {
-				out = append(out, lines(ins.Lines))
-				n++
+				if equalAt(src, i+1) {
+					already++
+				} else {
+					out = append(out, block...)
+					n++
+				}
 			}
 		}
-		if n == 0 {
+		if n+already == 0 {
 			return nil, "", fmt.Errorf("no line contains %q", ins.Match)
 		}
 		where := "before"
 		if after {
 			where = "after"
+		}
+		if n == 0 {
+			return text, fmt.Sprintf("the lines are already %s every line containing %q", where, ins.Match), nil
 		}
 		return []byte(strings.Join(out, nl)), fmt.Sprintf("inserted lines %s %d line(s) containing %q", where, n, ins.Match), nil
 	case e.Set != nil:
@@ -101,8 +161,11 @@ func setINI(text []byte, s *SetKey, nl string) ([]byte, string, error) {
 		if t != "" && !strings.HasPrefix(t, "#") && !strings.HasPrefix(t, ";") {
 			insertAt = i + 1
 		}
-		k, _, ok := strings.Cut(l, "=")
+		k, v, ok := strings.Cut(l, "=")
 		if ok && strings.EqualFold(strings.TrimSpace(k), s.Key) {
+			if strings.TrimSpace(v) == s.Value {
+				return text, fmt.Sprintf("%s is already set in [%s]", s.Key, s.Section), nil
+			}
 			sep := "="
 			if strings.HasSuffix(k, " ") {
 				sep = " = "

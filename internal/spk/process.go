@@ -10,59 +10,162 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
-	"zonekit/internal/atomicfile"
+	"github.com/rogpeppe/go-internal/diff"
 )
+
+// DefaultStepTimeout bounds a step when neither the step nor the caller
+// says otherwise (the agent passes the zone's execution timeout).
+const DefaultStepTimeout = 2 * time.Hour
 
 // Processor runs CPKs on this machine.
 type Processor struct {
 	Log    io.Writer // one line per step; secrets are masked
 	DryRun bool      // say what would change, change nothing
-	// BackupDir keeps the files a run replaces (for rollback, and kept
-	// afterwards so an administrator can restore them by hand).
-	BackupDir string
-	Host      Host
-	Now       func() time.Time
+	// Diff, with DryRun, receives a unified diff of every file that would change.
+	Diff io.Writer
+	// StateDir holds one directory per run: its journal and the files it
+	// replaced (for rollback). A successful run's directory is removed,
+	// or kept without secret-bearing files when KeepRuns > 0.
+	StateDir string
+	KeepRuns int
+	// StepTimeout bounds each pre/post-install command whose step sets
+	// no timeout; its process group is killed when it expires.
+	StepTimeout time.Duration
+	Host        Host
+	Now         func() time.Time
 	// Systemctl is the service manager command ("systemctl").
 	Systemctl string
+	// SecretNames are variables whose values are secret whatever the
+	// package declares (the zone's secret values): masked in the log.
+	SecretNames []string
+	// Failpoint, when set, is called before and after each change with
+	// a name such as "before-change-3"; an error stops the run there as
+	// a crash would: no rollback, no end in the journal (tests).
+	Failpoint func(name string) error
 }
 
 // Result is what a run did.
 type Result struct {
-	Package    string   `json:"package"`
-	Digest     string   `json:"sha256"`
-	Status     string   `json:"status"` // installed, skipped, would-install, failed
-	Components []string `json:"components"`
-	Skipped    []string `json:"skipped_components,omitempty"`
-	Changes    int      `json:"changes"`
-	RolledBack int      `json:"rolled_back,omitempty"`
-	BackupDir  string   `json:"backup_dir,omitempty"`
-	Reason     string   `json:"reason,omitempty"`
+	Package    string       `json:"package"`
+	Digest     string       `json:"sha256"`
+	Status     string       `json:"status"` // installed, unchanged, skipped, would-install, failed
+	Components []string     `json:"components"`
+	Skipped    []string     `json:"skipped_components,omitempty"`
+	OK         int          `json:"ok"`
+	Changes    int          `json:"changed"`
+	Failed     int          `json:"failed"`
+	Steps      []StepResult `json:"steps"`
+	RolledBack int          `json:"rolled_back,omitempty"`
+	KeptIn     string       `json:"kept_in,omitempty"` // the run's snapshots, when kept
+	Reason     string       `json:"reason,omitempty"`
+	// Output is the last lines of the failed step's command output.
+	Output []string `json:"output,omitempty"`
 }
+
+// StepResult is one step's outcome.
+type StepResult struct {
+	Component string `json:"component"`
+	Step      string `json:"step"`
+	Status    string `json:"status"` // ok, changed, failed
+	What      string `json:"what"`
+}
+
+// errCrash stops a run the way a crash would (Failpoint).
+type errCrash struct{ err error }
+
+func (e errCrash) Error() string { return e.err.Error() }
 
 // run is the state of one package run.
 type run struct {
-	p         *Processor
-	cpk       *Opened
-	vals      Values
-	secrets   []string
-	undo      []undoStep
-	overlay   map[string]*virtual // dry run: files as they would be
-	backup    string
-	comp      string
-	step      string
-	res       *Result
-	ctx       context.Context
-	nbackups  int
-	indexFile *os.File
-	dirs      map[string]bool // directories known to exist
+	p        *Processor
+	cpk      *Opened
+	vals     Values
+	env      []string // os.Environ plus the package's values
+	secrets  []string
+	undo     []undoRec
+	overlay  map[string]*virtual // dry run: files as they would be
+	dir      string              // the run's state directory
+	j        *journal
+	comp     string
+	step     string
+	res      *Result
+	ctx      context.Context
+	nkept    int
+	nchanges int
+	dirs     map[string]bool // directories known to exist
+	// secretPaths are files a step wrote a secret into: their snapshots
+	// are never kept after the run.
+	secretPaths map[string]bool
+	lastOutput  []string
+	secretVars  map[string]bool
+	secretStep  bool // the current step's text names a secret variable
+	// settled are the files the component's copies and edits leave as
+	// they already are: their steps are ok, not done again (a copy
+	// then an edit of the same file changes nothing on a second run).
+	settled      map[string]bool
+	settledValid bool
+	comps        []*Component
 }
 
-type undoStep struct {
-	what string
-	fn   func() error
+// settledPaths simulates (as a dry run does) the copies and edits from
+// component i on, up to the next command step, and returns the files
+// whose final content and mode are what they already hold.
+func (r *run) settledPaths(comps []*Component, i int) map[string]bool {
+	sim := &run{p: &Processor{DryRun: true, Host: r.p.Host}, cpk: r.cpk, vals: r.vals, res: &Result{}, ctx: r.ctx,
+		overlay: map[string]*virtual{}, secretVars: r.secretVars, secretPaths: map[string]bool{}}
+	for k, v := range r.overlay {
+		sim.overlay[k] = v
+	}
+	for k := i; k < len(comps); k++ {
+		c := comps[k]
+		sim.comp = c.CompName
+		if k > i {
+			if len(c.PreInstall) > 0 {
+				break
+			}
+			ok, err := sim.requirements(c)
+			if err != nil {
+				break
+			}
+			if !ok {
+				continue
+			}
+		}
+		for _, f := range c.Files {
+			if f.Move != "" || sim.file(f) != nil {
+				return nil
+			}
+		}
+		for _, e := range c.Edits {
+			if sim.edit(e) != nil {
+				return nil
+			}
+		}
+		if len(c.PostInstall) > 0 {
+			break
+		}
+	}
+	out := map[string]bool{}
+	for p, v := range sim.overlay {
+		if old, ok := r.overlay[p]; v.removed || ok && old == v {
+			continue
+		}
+		if v.mode != 0 {
+			if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != v.mode.Perm() {
+				continue
+			}
+		}
+		final, err1 := sim.content(p)
+		now, err2 := r.content(p)
+		if err1 == nil && err2 == nil && bytes.Equal(final, now) {
+			out[p] = true
+		}
+	}
+	return out
 }
 
 // virtual is a dry run's view of a file: its content, where to read it,
@@ -71,64 +174,164 @@ type virtual struct {
 	data    []byte
 	src     string
 	removed bool
+	mode    os.FileMode // asked for by a copy (0: any)
 }
 
-// Run applies an opened CPK with the given values (already resolved with
-// Resolve). On failure everything it changed is put back, in reverse
-// order, and the error names the component and step.
-func (p *Processor) Run(ctx context.Context, cpk *Opened, vals Values) (*Result, error) {
-	now := time.Now
-	if p.Now != nil {
-		now = p.Now
+func (v *virtual) modeOr() os.FileMode {
+	if v == nil {
+		return 0
 	}
+	return v.mode
+}
+
+func (p *Processor) defaults() {
 	if p.Host.LookupEnv == nil {
 		p.Host = LocalHost()
 	}
 	if p.Systemctl == "" {
 		p.Systemctl = "systemctl"
 	}
-	r := &run{p: p, cpk: cpk, vals: vals, secrets: Secrets(cpk.Package, vals), ctx: ctx,
-		res: &Result{Package: cpk.Package.Name, Digest: cpk.Digest}}
+	if p.StepTimeout <= 0 {
+		p.StepTimeout = DefaultStepTimeout
+	}
+	if p.StateDir == "" {
+		p.StateDir = filepath.Join(os.TempDir(), "zonekit-spk")
+	}
+	if p.Now == nil {
+		p.Now = time.Now
+	}
+}
+
+func (p *Processor) logLine(s string) {
+	if p.Log != nil {
+		fmt.Fprintf(p.Log, "%s %s\n", time.Now().UTC().Format("2006-01-02T15:04:05Z"), s)
+	}
+}
+
+// Run applies an opened CPK with the given values (already resolved with
+// Resolve). Each step is ok (already as wanted) or changed; on failure
+// everything it changed is put back, in reverse order, and the error
+// names the component and step. Callers hold Lock and call Recover first.
+func (p *Processor) Run(ctx context.Context, cpk *Opened, vals Values) (*Result, error) {
+	p.defaults()
+	r := &run{p: p, cpk: cpk, vals: vals, secrets: Secrets(cpk.Package, vals, p.SecretNames...), ctx: ctx,
+		res: &Result{Package: cpk.Package.Name, Digest: cpk.Digest, Steps: []StepResult{}}, secretPaths: map[string]bool{}}
+	r.secretVars = map[string]bool{}
+	for _, d := range cpk.Package.Declared() {
+		if d.Secret {
+			r.secretVars[d.Name] = true
+		}
+	}
+	for _, n := range p.SecretNames {
+		r.secretVars[n] = true
+	}
+	r.env = os.Environ()
+	names := make([]string, 0, len(vals))
+	for k := range vals {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		r.env = append(r.env, k+"="+vals[k])
+	}
 	if p.DryRun {
 		r.overlay = map[string]*virtual{}
-	} else if p.BackupDir != "" {
-		r.backup = filepath.Join(p.BackupDir, fmt.Sprintf("%s-%s", cpk.Package.Name, now().UTC().Format("20060102T150405.000")))
+	} else {
+		r.dir = filepath.Join(p.StateDir, fmt.Sprintf("%s-%s", cpk.Package.Name, p.Now().UTC().Format("20060102T150405.000000000")))
+		j, err := createJournal(r.dir, journalBegin{Package: cpk.Package.Name, Version: cpk.Package.Version, Digest: cpk.Digest, Started: p.Now().UTC(), PID: os.Getpid()})
+		if err != nil {
+			return r.res, fmt.Errorf("package %s: %w", cpk.Package.Name, err)
+		}
+		r.j = j
 	}
 	r.logf("package %s %s (CPK SHA-256 %s)%s", cpk.Package.Name, cpk.Package.Version, cpk.Digest, map[bool]string{true: ", dry run", false: ""}[p.DryRun])
 	err := r.all()
+	var crash errCrash
+	if errors.As(err, &crash) {
+		r.j.close()
+		return r.res, err
+	}
+	end := "installed"
 	switch {
 	case err == nil && r.res.Status == "":
 		r.res.Status = "installed"
+		if r.res.Changes == 0 {
+			r.res.Status = "unchanged"
+		}
 		if p.DryRun {
 			r.res.Status = "would-install"
 		}
 	case err != nil:
 		r.res.Status = "failed"
+		r.res.Failed++
 		r.res.Reason = r.redact(err.Error())
+		r.res.Output = r.lastOutput
+		r.res.Steps = append(r.res.Steps, StepResult{Component: r.comp, Step: r.step, Status: "failed", What: r.res.Reason})
 		r.logf("FAILED: %s", r.res.Reason)
-		r.rollback()
-	}
-	if r.nbackups > 0 {
-		r.res.BackupDir = r.backup
-	}
-	if r.indexFile != nil {
-		r.indexFile.Close()
+		if r.rollback() {
+			end = "rolled-back"
+		} else {
+			end = "rollback-incomplete"
+		}
 	}
 	if !p.DryRun {
+		r.finish(end)
 		// Files are renamed into place unsynced, one per step; a single
 		// sync here makes the whole run (or its rollback) durable: a
 		// thousand fsyncs would cost seconds.
 		syncAll()
 	}
-	r.logf("package %s: %s (%d change(s))", cpk.Package.Name, r.res.Status, r.res.Changes)
+	r.comp, r.step = "", ""
+	r.logf("package %s: %s (ok=%d changed=%d failed=%d)", cpk.Package.Name, r.res.Status, r.res.OK, r.res.Changes, r.res.Failed)
 	if err != nil {
 		return r.res, fmt.Errorf("package %s: %w (%d change(s) rolled back)", cpk.Package.Name, errors.New(r.res.Reason), r.res.RolledBack)
 	}
 	return r.res, nil
 }
 
+// finish ends the journal and removes what the run no longer needs: all
+// of it after a success (or a complete rollback), except the newest
+// KeepRuns successful runs' snapshots of files that never held a secret.
+func (r *run) finish(end string) {
+	var sp []string
+	for p := range r.secretPaths {
+		sp = append(sp, p)
+	}
+	r.j.write(journalLine{End: end, Secrets: sp})
+	r.j.close()
+	switch {
+	case end == "rollback-incomplete":
+		r.res.KeptIn = r.dir
+		r.logf("the files this run replaced are kept in %s", r.dir)
+	case end == "installed" && r.p.KeepRuns > 0 && r.nkept > 0:
+		for _, u := range r.undo {
+			if u.Op == "restore" && (r.secretPaths[u.Path] || r.holdsSecret(u.Kept)) {
+				os.Remove(u.Kept)
+			}
+		}
+		r.res.KeptIn = r.dir
+		pruneHistory(r.p.StateDir, r.p.KeepRuns)
+	default:
+		os.RemoveAll(r.dir)
+	}
+}
+
+func (r *run) holdsSecret(path string) bool {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return true
+	}
+	for _, s := range r.secrets {
+		if bytes.Contains(data, []byte(s)) {
+			return true
+		}
+	}
+	return false
+}
+
 func (r *run) all() error {
 	comps := r.cpk.Package.All()
+	r.comps = comps
 	for i, c := range comps {
 		r.comp, r.step = c.CompName, ""
 		ok, err := r.requirements(c)
@@ -143,7 +346,7 @@ func (r *run) all() error {
 			r.res.Skipped = append(r.res.Skipped, c.CompName)
 			continue
 		}
-		if err := r.component(c); err != nil {
+		if err := r.component(i, c); err != nil {
 			return err
 		}
 		r.res.Components = append(r.res.Components, c.CompName)
@@ -155,6 +358,75 @@ func (r *run) fail(format string, a ...any) error {
 	return &StepError{Component: r.comp, Step: r.step, Err: fmt.Errorf(format, a...)}
 }
 
+// ok and changed record a step's outcome.
+func (r *run) ok(what string) {
+	r.res.OK++
+	r.res.Steps = append(r.res.Steps, StepResult{Component: r.comp, Step: r.step, Status: "ok", What: r.redact(what)})
+	r.logf("ok: %s", what)
+}
+
+func (r *run) changed(what string) {
+	r.res.Changes++
+	r.res.Steps = append(r.res.Steps, StepResult{Component: r.comp, Step: r.step, Status: "changed", What: r.redact(what)})
+	r.logf("changed: %s", what)
+}
+
+// failpoint stops the run as a crash would when the test hook says so.
+func (r *run) failpoint(name string) error {
+	if r.p.Failpoint == nil {
+		return nil
+	}
+	if err := r.p.Failpoint(name); err != nil {
+		return errCrash{err}
+	}
+	return nil
+}
+
+// record journals how to undo a change, before the change is made.
+func (r *run) record(u undoRec) error {
+	r.nchanges++
+	if err := r.failpoint(fmt.Sprintf("before-change-%d", r.nchanges)); err != nil {
+		return err
+	}
+	j := u
+	if u.Op == "exec" && r.mentionsSecret(strings.Join(u.Argv, "\x00")) {
+		// The journal holds no secrets: after a crash this undo cannot run.
+		j = undoRec{Op: "none", What: "(cannot undo after a crash: " + u.What + " needs secret values)"}
+	}
+	if err := r.j.write(journalLine{Undo: &j}); err != nil {
+		return r.fail("%v", err)
+	}
+	r.undo = append(r.undo, u)
+	return nil
+}
+
+func (r *run) afterChange() error {
+	return r.failpoint(fmt.Sprintf("after-change-%d", r.nchanges))
+}
+
+// refersToSecret says whether raw step text names a secret variable.
+func (r *run) refersToSecret(texts ...string) bool {
+	found := false
+	for _, t := range texts {
+		scanRefs(t, func(_, _ int, name string) bool {
+			if r.secretVars[name] {
+				found = true
+			}
+			return false
+		})
+	}
+	return found
+}
+
+func (r *run) mentionsSecret(s string) bool {
+	for _, sec := range r.secrets {
+		if strings.Contains(s, sec) {
+			return true
+		}
+	}
+	return false
+}
+
 func (r *run) expand(s string) (string, error) {
 	x, err := r.vals.Expand(s)
 	if err != nil {
@@ -163,12 +435,7 @@ func (r *run) expand(s string) (string, error) {
 	return x, nil
 }
 
-func (r *run) redact(s string) string {
-	for _, sec := range r.secrets {
-		s = strings.ReplaceAll(s, sec, "********")
-	}
-	return s
-}
+func (r *run) redact(s string) string { return redact(s, r.secrets) }
 
 func (r *run) logf(format string, a ...any) {
 	if r.p.Log == nil {
@@ -182,7 +449,7 @@ func (r *run) logf(format string, a ...any) {
 		}
 		where += "] "
 	}
-	fmt.Fprintf(r.p.Log, "%s %s%s\n", time.Now().UTC().Format("2006-01-02T15:04:05Z"), where, r.redact(fmt.Sprintf(format, a...)))
+	r.p.logLine(where + r.redact(fmt.Sprintf(format, a...)))
 }
 
 // requirements says whether the component runs: a failed "skip"
@@ -235,21 +502,40 @@ func (r *run) expandRequirement(q Requirement) (Requirement, error) {
 		ex(&f.Path)
 		q.File = &f
 	}
+	if q.Env != nil {
+		e := *q.Env
+		if e.Value != nil {
+			v := *e.Value
+			ex(&v)
+			e.Value = &v
+		}
+		q.Env = &e
+	}
 	if q.Setting != nil {
 		s := *q.Setting
 		ex(&s.File)
+		ex(&s.Section)
+		ex(&s.Key)
+		if s.Value != nil {
+			v := *s.Value
+			ex(&v)
+			s.Value = &v
+		}
 		q.Setting = &s
 	}
 	return q, err
 }
 
-func (r *run) component(c *Component) error {
+func (r *run) component(idx int, c *Component) error {
 	r.logf("component %s", c.CompName)
 	for i, a := range c.PreInstall {
 		r.step = fmt.Sprintf("pre_install step %d", i+1)
 		if err := r.action(a); err != nil {
 			return err
 		}
+	}
+	if len(c.PreInstall) > 0 || !r.settledValid {
+		r.settled, r.settledValid = r.settledPaths(r.comps, idx), true
 	}
 	for i, f := range c.Files {
 		r.step = fmt.Sprintf("files step %d", i+1)
@@ -263,6 +549,9 @@ func (r *run) component(c *Component) error {
 			return err
 		}
 	}
+	if len(c.PostInstall) > 0 {
+		r.settled, r.settledValid = nil, false
+	}
 	for i, a := range c.PostInstall {
 		r.step = fmt.Sprintf("post_install step %d", i+1)
 		if err := r.action(a); err != nil {
@@ -275,19 +564,20 @@ func (r *run) component(c *Component) error {
 
 // ---- actions ----
 
-func (r *run) action(a Action) error {
-	var argv []string
-	var err error
-	expandAll := func(ss []string) ([]string, error) {
-		out := make([]string, len(ss))
-		for i, s := range ss {
-			if out[i], err = r.expand(s); err != nil {
-				return nil, err
-			}
+func (r *run) expandAll(ss []string) ([]string, error) {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		var err error
+		if out[i], err = r.expand(s); err != nil {
+			return nil, err
 		}
-		return out, nil
 	}
-	var undo []string
+	return out, nil
+}
+
+func (r *run) action(a Action) error {
+	var argv, undo []string
+	var err error
 	switch {
 	case a.Service != nil:
 		name, err := r.expand(a.Service.Name)
@@ -302,30 +592,32 @@ func (r *run) action(a Action) error {
 			undo = []string{r.p.Systemctl, "start", name}
 		}
 	case a.Script != "":
+		// Values reach scripts as environment variables, never as text
+		// (Check refuses %NAME% in a script); this only turns %% into %.
 		script, err := r.expand(a.Script)
 		if err != nil {
 			return err
 		}
 		argv = []string{"/bin/sh", "-e", "-c", script}
 	case len(a.Run) > 0:
-		if argv, err = expandAll(a.Run); err != nil {
+		if argv, err = r.expandAll(a.Run); err != nil {
 			return err
 		}
 	case len(a.Dpkg) > 0:
-		rest, err := expandAll(a.Dpkg)
+		rest, err := r.expandAll(a.Dpkg)
 		if err != nil {
 			return err
 		}
 		argv = append([]string{"dpkg"}, rest...)
 	case len(a.RPM) > 0:
-		rest, err := expandAll(a.RPM)
+		rest, err := r.expandAll(a.RPM)
 		if err != nil {
 			return err
 		}
 		argv = append([]string{"rpm"}, rest...)
 	}
 	if len(a.Undo) > 0 {
-		if undo, err = expandAll(a.Undo); err != nil {
+		if undo, err = r.expandAll(a.Undo); err != nil {
 			return err
 		}
 	}
@@ -335,26 +627,86 @@ func (r *run) action(a Action) error {
 			return err
 		}
 	}
+	timeout := r.p.StepTimeout
+	if a.Timeout != "" {
+		timeout, _ = time.ParseDuration(a.Timeout)
+	}
 	shown := strings.Join(argv, " ")
 	if a.Script != "" {
-		shown = "script: " + firstLine(argv[3])
+		shown = "script: " + firstLine(a.Script)
+	}
+	// Guards: a step whose work is already done is ok, not run again.
+	if a.Creates != "" {
+		c, err := r.expand(a.Creates)
+		if err != nil {
+			return err
+		}
+		if r.exists(c) {
+			r.ok(fmt.Sprintf("%s (%s exists)", shown, c))
+			return nil
+		}
+	}
+	if len(a.Unless) > 0 {
+		u, err := r.expandAll(a.Unless)
+		if err != nil {
+			return err
+		}
+		if _, err := runCommand(r.ctx, u, dir, r.env, timeout, r.dir); err == nil {
+			r.ok(fmt.Sprintf("%s (unless: %s succeeded)", shown, strings.Join(u, " ")))
+			return nil
+		}
+	}
+	if a.Service != nil && (a.Service.Action == "start" || a.Service.Action == "stop") {
+		_, err := runCommand(r.ctx, []string{r.p.Systemctl, "is-active", "--quiet", argv[2]}, dir, r.env, timeout, r.dir)
+		if active := err == nil; active == (a.Service.Action == "start") {
+			r.ok(fmt.Sprintf("service %s is %s", argv[2], map[bool]string{true: "active", false: "inactive"}[active]))
+			return nil
+		}
 	}
 	if r.p.DryRun {
-		r.logf("would run %s", shown)
-		r.res.Changes++
+		r.changed("would run " + shown)
 		return nil
 	}
+	u := undoRec{Op: "none", What: "(cannot undo: " + shown + ")"}
+	if undo != nil {
+		u = undoRec{Op: "exec", Argv: undo, Dir: dir, What: "run " + strings.Join(undo, " ")}
+	}
+	if err := r.record(u); err != nil {
+		return err
+	}
 	r.logf("run %s", shown)
-	if err := r.exec(argv, dir); err != nil {
+	out, err := runCommand(r.ctx, argv, dir, r.env, timeout, r.dir)
+	r.logOutput(out)
+	if err != nil {
+		// The command failed: its undo is for a command that worked.
+		r.undo = r.undo[:len(r.undo)-1]
 		return r.fail("%s: %v", shown, err)
 	}
-	r.res.Changes++
-	if undo != nil {
-		r.undo = append(r.undo, undoStep{what: "run " + strings.Join(undo, " "), fn: func() error { return r.exec(undo, dir) }})
-	} else {
-		r.undo = append(r.undo, undoStep{what: "(cannot undo: " + shown + ")"})
+	if err := r.afterChange(); err != nil {
+		return err
 	}
+	r.changed("ran " + shown)
 	return nil
+}
+
+// logOutput logs a command's output and keeps its last lines for the
+// result (a failure's details go to the zone).
+func (r *run) logOutput(out []byte) {
+	lines := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
+	r.lastOutput = nil
+	for _, l := range lines {
+		if l != "" {
+			r.logf("  | %s", l)
+		}
+	}
+	if n := len(lines); n > 10 {
+		lines = lines[n-10:]
+	}
+	for _, l := range lines {
+		if l != "" {
+			r.lastOutput = append(r.lastOutput, r.redact(l))
+		}
+	}
 }
 
 func firstLine(s string) string {
@@ -365,26 +717,56 @@ func firstLine(s string) string {
 	return s
 }
 
-func (r *run) exec(argv []string, dir string) error {
-	cmd := exec.CommandContext(r.ctx, argv[0], argv[1:]...)
-	cmd.Dir = dir
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.Env = os.Environ()
-	err := cmd.Run()
-	for _, l := range strings.Split(strings.TrimRight(out.String(), "\n"), "\n") {
-		if l != "" {
-			r.logf("  | %s", l)
-		}
+// maxOutput bounds how much of a command's output is read back.
+const maxOutput = 1 << 20
+
+// runCommand runs argv in dir with env in its own process group, killed
+// whole after timeout or when ctx ends. Output goes to an unlinked file,
+// not a pipe, so a background child that keeps it open never holds the
+// run; the last maxOutput bytes are returned.
+func runCommand(ctx context.Context, argv []string, dir string, env []string, timeout time.Duration, tmpDir string) ([]byte, error) {
+	if timeout <= 0 {
+		timeout = DefaultStepTimeout
 	}
+	if tmpDir == "" {
+		tmpDir = os.TempDir()
+	}
+	f, err := os.CreateTemp(tmpDir, "output-*")
 	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return fmt.Errorf("exit status %d", ee.ExitCode())
-		}
-		return err
+		return nil, err
 	}
-	return nil
+	os.Remove(f.Name())
+	defer f.Close()
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, argv[0], argv[1:]...)
+	cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = dir, env, f, f
+	ownGroup(cmd)
+	cmd.WaitDelay = 5 * time.Second
+	err = cmd.Run()
+	var out []byte
+	if size, serr := f.Seek(0, io.SeekEnd); serr == nil {
+		off := size - maxOutput
+		if off < 0 {
+			off = 0
+		}
+		out = make([]byte, size-off)
+		n, _ := f.ReadAt(out, off)
+		out = out[:n]
+	}
+	switch {
+	case err == nil:
+		return out, nil
+	case ctx.Err() != nil:
+		return out, fmt.Errorf("cancelled (%v); its process group was killed", context.Cause(ctx))
+	case cctx.Err() != nil:
+		return out, fmt.Errorf("killed after the step timeout of %s", timeout)
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && ee.ExitCode() >= 0 {
+		return out, fmt.Errorf("exit status %d", ee.ExitCode())
+	}
+	return out, err
 }
 
 // ---- files ----
@@ -450,74 +832,172 @@ func (r *run) exists(p string) bool {
 	return err == nil
 }
 
-// place copies (or moves) src to dst, keeping any file it replaces.
+// content reads a file as the run sees it (a dry run's overlay first).
+func (r *run) content(p string) ([]byte, error) {
+	if v, ok := r.overlay[p]; ok {
+		switch {
+		case v.removed:
+			return nil, fmt.Errorf("%s would have been moved away", p)
+		case v.data != nil:
+			return v.data, nil
+		default:
+			p = v.src
+		}
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size() > 64<<20 {
+		return nil, fmt.Errorf("%s: %d bytes is too large to compare or edit", p, fi.Size())
+	}
+	return os.ReadFile(p)
+}
+
+// sameFile says whether dst already has src's content (and mode, when
+// one is asked for): a copy that would change nothing.
+func (r *run) sameFile(src, dst string, mode os.FileMode) bool {
+	if _, ok := r.overlay[dst]; !ok {
+		sfi, err1 := os.Stat(src)
+		dfi, err2 := os.Stat(dst)
+		if _, virt := r.overlay[src]; !virt && (err1 != nil || err2 != nil || sfi.Size() != dfi.Size() || !dfi.Mode().IsRegular()) {
+			return false
+		}
+		if err2 == nil && mode != 0 && dfi.Mode().Perm() != mode.Perm() {
+			return false
+		}
+	}
+	a, err := r.content(src)
+	if err != nil {
+		return false
+	}
+	b, err := r.content(dst)
+	return err == nil && bytes.Equal(a, b)
+}
+
+// place copies (or moves) src to dst. A symbolic link at dst stays: its
+// target gets the content. A file it replaces keeps its owner and mode
+// (unless a mode is given) and is kept for rollback.
 func (r *run) place(src, dst string, mode os.FileMode, move bool) error {
 	verb := "copy"
 	if move {
 		verb = "move"
 	}
-	if !r.exists(src) {
-		return r.fail("cannot %s %s: it does not exist", verb, src)
-	}
-	replacing := r.exists(dst)
-	note := ""
-	if replacing {
-		note = " (replacing it; the old file is kept for rollback)"
-	}
-	if r.p.DryRun {
-		r.logf("would %s %s to %s%s", verb, src, dst, note)
-		v := &virtual{src: src}
-		if old, ok := r.overlay[src]; ok {
-			v = &virtual{data: old.data, src: old.src}
-		}
-		r.overlay[dst] = v
-		if move {
-			r.overlay[src] = &virtual{removed: true}
-		}
-		r.res.Changes++
-		return nil
-	}
-	if mode == 0 {
-		if fi, err := os.Stat(src); err == nil {
-			mode = fi.Mode().Perm()
-		} else {
-			mode = 0o644
-		}
-	}
-	if err := r.mkdirs(filepath.Dir(dst)); err != nil {
-		return r.fail("%v", err)
-	}
-	restore, err := r.keep(dst)
+	real, err := realPath(dst)
 	if err != nil {
 		return r.fail("%v", err)
 	}
+	via := ""
+	if real != dst {
+		via = " (through the symbolic link " + dst + ")"
+	}
+	if !r.exists(src) {
+		if move && r.exists(real) {
+			r.ok(fmt.Sprintf("%s is already moved to %s", src, dst))
+			return nil
+		}
+		return r.fail("cannot %s %s: it does not exist", verb, src)
+	}
+	replacing := r.exists(real)
+	if replacing && !move && (r.settled[real] || r.sameFile(src, real, mode)) {
+		r.ok(fmt.Sprintf("%s already has the content of %s", dst, src))
+		return nil
+	}
+	what := fmt.Sprintf("%s %s to %s%s", verb, src, real, via)
+	if replacing {
+		what += " (replacing it)"
+	}
+	if r.p.DryRun {
+		var old []byte
+		if replacing {
+			old, _ = r.content(real)
+		}
+		v := &virtual{src: src, mode: mode}
+		if o, ok := r.overlay[src]; ok {
+			v = &virtual{data: o.data, src: o.src, mode: mode}
+		}
+		r.overlay[real] = v
+		if move {
+			r.overlay[src] = &virtual{removed: true}
+		}
+		if r.p.Diff != nil {
+			nw, _ := r.content(real)
+			r.diff(real, old, nw, replacing)
+		}
+		r.changed("would " + what)
+		return nil
+	}
+	sfi, err := os.Stat(src)
+	if err != nil {
+		return r.fail("%v", err)
+	}
+	meta := &fileMeta{Mode: sfi.Mode().Perm()}
+	if replacing {
+		fi, err := os.Stat(real)
+		if err != nil {
+			return r.fail("%v", err)
+		}
+		if fi.IsDir() {
+			return r.fail("%s is a directory", real)
+		}
+		meta = metaOf(fi)
+	}
+	if mode != 0 {
+		meta.Mode = mode
+	}
+	if err := r.mkdirs(filepath.Dir(real)); err != nil {
+		return err
+	}
+	if replacing {
+		if err := r.keep(real); err != nil {
+			return err
+		}
+	}
 	if move {
-		if err := os.Rename(src, dst); err != nil {
-			if err := copyFile(src, dst, mode); err != nil {
-				restore()
-				return r.fail("move %s to %s: %v", src, dst, err)
+		err = r.record(undoRec{Op: "unmove", Path: real, From: src, What: "move " + real + " back to " + src})
+	} else if !replacing {
+		err = r.record(undoRec{Op: "remove", Path: real, What: "remove " + real})
+	}
+	if err != nil {
+		return err
+	}
+	if move {
+		if err := os.Rename(src, real); err != nil {
+			if err := copyMeta(src, real, meta); err != nil {
+				return r.fail("move %s to %s: %v", src, real, err)
 			}
 			if err := os.Remove(src); err != nil {
 				return r.fail("move %s: %v", src, err)
 			}
 		}
-		os.Chmod(dst, mode)
-	} else if err := copyFile(src, dst, mode); err != nil {
-		restore()
-		return r.fail("copy %s to %s: %v", src, dst, err)
-	}
-	r.logf("%s %s to %s%s", map[bool]string{false: "copied", true: "moved"}[move], src, dst, note)
-	r.res.Changes++
-	r.undo = append(r.undo, undoStep{what: fmt.Sprintf("undo %s of %s", verb, dst), fn: func() error {
-		if move {
-			if err := os.Rename(dst, src); err != nil {
+		if mode != 0 || replacing {
+			if err := r.setMeta(real, meta); err != nil {
 				return err
 			}
-		} else if err := os.Remove(dst); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
 		}
-		return restore()
-	}})
+	} else if err := copyMeta(src, real, meta); err != nil {
+		return r.fail("copy %s to %s: %v", src, real, err)
+	}
+	if err := r.afterChange(); err != nil {
+		return err
+	}
+	if move {
+		r.changed("moved " + strings.TrimPrefix(what, "move "))
+	} else {
+		r.changed("copied " + strings.TrimPrefix(what, "copy "))
+	}
+	return nil
+}
+
+func (r *run) setMeta(p string, m *fileMeta) error {
+	if m.HasOwner {
+		if err := os.Lchown(p, m.UID, m.GID); err != nil {
+			return r.fail("keep the owner of %s: %v", p, err)
+		}
+	}
+	if err := os.Chmod(p, m.Mode); err != nil {
+		return r.fail("%v", err)
+	}
 	return nil
 }
 
@@ -536,107 +1016,37 @@ func (r *run) mkdirs(dir string) error {
 		}
 		missing = append(missing, d)
 	}
+	// Shallowest first, so that rollback (newest first) removes the
+	// deepest first.
+	for i := len(missing) - 1; i >= 0; i-- {
+		d := missing[i]
+		if err := r.record(undoRec{Op: "rmdir", Path: d, What: "remove directory " + d}); err != nil {
+			return err
+		}
+		if err := os.Mkdir(d, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			return r.fail("%v", err)
+		}
+	}
 	r.dirs[dir] = true
-	if len(missing) == 0 {
-		return nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	for _, d := range missing { // deepest first, so undo (reversed) removes deepest first too
-		d := d
-		r.undo = append(r.undo, undoStep{what: "remove directory " + d, fn: func() error { return os.Remove(d) }})
-	}
-	// The directories were appended deepest first; undo runs in reverse,
-	// which would try the shallowest first: reorder.
-	n := len(r.undo)
-	seg := r.undo[n-len(missing):]
-	for i, j := 0, len(seg)-1; i < j; i, j = i+1, j-1 {
-		seg[i], seg[j] = seg[j], seg[i]
-	}
 	return nil
 }
 
-// keep moves an existing dst into the backup directory and returns how to
-// put it back.
-func (r *run) keep(dst string) (func() error, error) {
-	fi, err := os.Lstat(dst)
-	if errors.Is(err, os.ErrNotExist) {
-		return func() error { return nil }, nil
-	}
+// keep copies an existing file into the run's directory and journals how
+// to put it back (content, mode and owner) before it is changed.
+func (r *run) keep(real string) error {
+	fi, err := os.Stat(real)
 	if err != nil {
-		return nil, err
+		return r.fail("%v", err)
 	}
-	if fi.IsDir() {
-		return nil, fmt.Errorf("%s is a directory", dst)
-	}
-	r.nbackups++
+	r.nkept++
 	// Numbered, because one run may replace the same file several times
 	// (a copy, then edits): each version is kept, and rollback restores
 	// them newest first, ending with the original.
-	// Flat names and an index (kept.txt) rather than the original tree:
-	// one directory, however many files a package replaces.
-	kept := filepath.Join(r.backup, fmt.Sprintf("%05d-%s", r.nbackups, filepath.Base(dst)))
-	if r.backup == "" {
-		kept = fmt.Sprintf("%s.spk-orig.%d", dst, r.nbackups)
-	} else {
-		if r.nbackups == 1 {
-			if err := os.MkdirAll(r.backup, 0o700); err != nil {
-				return nil, err
-			}
-		}
-		if err := r.index(fmt.Sprintf("%s\t%s\n", filepath.Base(kept), dst)); err != nil {
-			return nil, err
-		}
+	kept := filepath.Join(r.dir, fmt.Sprintf("%05d-%s", r.nkept, filepath.Base(real)))
+	if err := copyMeta(real, kept, &fileMeta{Mode: 0o600}); err != nil {
+		return r.fail("keep %s for rollback: %v", real, err)
 	}
-	if err := copyFile(dst, kept, fi.Mode().Perm()); err != nil {
-		return nil, fmt.Errorf("keep %s for rollback: %w", dst, err)
-	}
-	return func() error { return copyFile(kept, dst, fi.Mode().Perm()) }, nil
-}
-
-// index records which original each kept file was.
-func (r *run) index(line string) error {
-	if r.indexFile == nil {
-		f, err := os.OpenFile(filepath.Join(r.backup, "kept.txt"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-		if err != nil {
-			return err
-		}
-		r.indexFile = f
-	}
-	_, err := r.indexFile.WriteString(line)
-	return err
-}
-
-// copyFile writes src's content to dst atomically.
-func copyFile(src, dst string, mode os.FileMode) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := atomicfile.New(dst, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Abort()
-		return err
-	}
-	// Durability comes from one sync at the end of the run (see Run).
-	return out.CommitUnsynced()
-}
-
-func writeUnsynced(path string, data []byte, mode os.FileMode) error {
-	out, err := atomicfile.New(path, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := out.Write(data); err != nil {
-		out.Abort()
-		return err
-	}
-	return out.CommitUnsynced()
+	return r.record(undoRec{Op: "restore", Path: real, Kept: kept, Meta: metaOf(fi), What: "restore " + real})
 }
 
 // ---- edits ----
@@ -688,7 +1098,16 @@ func (r *run) edit(e Edit) error {
 	if err != nil {
 		return err
 	}
-	text, mode, err := r.read(x.File)
+	real, err := realPath(x.File)
+	if err != nil {
+		return r.fail("edit %v", err)
+	}
+	r.secretStep = r.refersToSecret(e.texts()...)
+	if r.settled[real] {
+		r.ok(fmt.Sprintf("%s is already as the package leaves it", x.File))
+		return nil
+	}
+	text, err := r.content(real)
 	if err != nil {
 		return r.fail("edit %s: %v", x.File, err)
 	}
@@ -696,61 +1115,87 @@ func (r *run) edit(e Edit) error {
 	if err != nil {
 		return r.fail("edit %s: %v", x.File, err)
 	}
-	if r.p.DryRun {
-		r.overlay[x.File] = &virtual{data: out}
-		r.logf("would edit %s: %s", x.File, what)
-		r.res.Changes++
+	if bytes.Equal(out, text) {
+		r.ok(fmt.Sprintf("%s: %s", x.File, what))
 		return nil
 	}
-	restore, err := r.keep(x.File)
-	if err != nil {
-		return r.fail("%v", err)
+	if r.secretStep || r.mentionsSecret(string(out)) || r.mentionsSecret(string(text)) {
+		r.secretPaths[real] = true
 	}
-	if err := writeUnsynced(x.File, out, mode); err != nil {
+	if r.p.DryRun {
+		r.overlay[real] = &virtual{data: out, mode: r.overlay[real].modeOr()}
+		if r.p.Diff != nil {
+			r.diff(real, text, out, true)
+		}
+		r.changed(fmt.Sprintf("would edit %s: %s", x.File, what))
+		return nil
+	}
+	fi, err := os.Stat(real)
+	if err != nil {
 		return r.fail("edit %s: %v", x.File, err)
 	}
-	r.logf("edited %s: %s", x.File, what)
-	r.res.Changes++
-	r.undo = append(r.undo, undoStep{what: "restore " + x.File, fn: restore})
+	if err := r.keep(real); err != nil {
+		return err
+	}
+	if err := writeMeta(real, bytes.NewReader(out), metaOf(fi)); err != nil {
+		return r.fail("edit %s: %v", x.File, err)
+	}
+	if err := r.afterChange(); err != nil {
+		return err
+	}
+	r.changed(fmt.Sprintf("edited %s: %s", x.File, what))
 	return nil
 }
 
-func (r *run) read(p string) ([]byte, os.FileMode, error) {
-	if v, ok := r.overlay[p]; ok {
-		switch {
-		case v.removed:
-			return nil, 0, fmt.Errorf("it would have been moved away")
-		case v.data != nil:
-			return v.data, 0o644, nil
-		default:
-			p = v.src
-		}
+// rollback undoes the run's changes, newest first; false when some could
+// not be undone.
+func (r *run) rollback() bool {
+	all := true
+	ctx := context.WithoutCancel(r.ctx)
+	run := func(argv []string, dir string) error {
+		out, err := runCommand(ctx, argv, dir, r.env, r.p.StepTimeout, r.dir)
+		r.logOutputOnly(out)
+		return err
 	}
-	fi, err := os.Stat(p)
-	if err != nil {
-		return nil, 0, err
-	}
-	if fi.Size() > 64<<20 {
-		return nil, 0, fmt.Errorf("%d bytes is too large for a text edit", fi.Size())
-	}
-	data, err := os.ReadFile(p)
-	return data, fi.Mode().Perm(), err
-}
-
-// rollback undoes the run's changes, newest first.
-func (r *run) rollback() {
 	for i := len(r.undo) - 1; i >= 0; i-- {
 		u := r.undo[i]
-		if u.fn == nil {
-			r.logf("rollback: %s", u.what)
+		if u.Op == "none" {
+			r.logf("rollback: %s", u.What)
 			continue
 		}
-		if err := u.fn(); err != nil {
-			r.logf("rollback: %s FAILED: %v", u.what, err)
+		if err := applyUndo(u, run); err != nil {
+			r.logf("rollback: %s FAILED: %v", u.What, err)
+			all = false
 			continue
 		}
-		r.logf("rollback: %s", u.what)
+		r.logf("rollback: %s", u.What)
 		r.res.RolledBack++
 	}
 	r.undo = nil
+	return all
+}
+
+func (r *run) logOutputOnly(out []byte) {
+	for _, l := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
+		if l != "" {
+			r.logf("  | %s", l)
+		}
+	}
+}
+
+// diff writes a unified diff of a file a dry run would change, secrets
+// masked.
+func (r *run) diff(path string, old, nw []byte, existed bool) {
+	oldName := path
+	if !existed {
+		oldName = "/dev/null"
+	}
+	d := diff.Diff(oldName, old, path, nw)
+	var b strings.Builder
+	for _, l := range strings.SplitAfter(string(d), "\n") {
+		if l != "" {
+			b.WriteString(r.redact(strings.TrimSuffix(l, "\n")) + "\n")
+		}
+	}
+	io.WriteString(r.p.Diff, b.String())
 }

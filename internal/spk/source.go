@@ -13,6 +13,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -118,6 +119,15 @@ type Action struct {
 	RPM     []string       `yaml:"rpm,omitempty" json:"rpm,omitempty"`       // rpm with these arguments
 	// Undo runs if a later step fails, to reverse this one.
 	Undo []string `yaml:"undo,omitempty" json:"undo,omitempty"`
+	// Creates names a file the step makes: when it exists, the step's
+	// work is done and it does not run again (ok, not changed).
+	Creates string `yaml:"creates,omitempty" json:"creates,omitempty"`
+	// Unless is a command (argv) that succeeds when the step's work is
+	// already done: then the step does not run.
+	Unless []string `yaml:"unless,omitempty" json:"unless,omitempty"`
+	// Timeout bounds the command ("30m"); the default is the caller's
+	// (the zone's execution timeout for the agent).
+	Timeout string `yaml:"timeout,omitempty" json:"timeout,omitempty"`
 	// Dir is the working directory ("" means the package's unpacked content).
 	Dir string `yaml:"dir,omitempty" json:"dir,omitempty"`
 }
@@ -276,6 +286,9 @@ func (p *Package) Check() error {
 			if declared[v.Name] {
 				return stepErr(comp, "variables", "variable %s is declared twice", v.Name)
 			}
+			if reservedEnv(v.Name) {
+				return stepErr(comp, "variables", "%s cannot be a package variable: values are handed to steps as environment variables and %s changes how commands run", v.Name, v.Name)
+			}
 			declared[v.Name] = true
 		}
 		return nil
@@ -347,7 +360,12 @@ func (c *Component) check(vars map[string]bool) error {
 			}
 		}
 		if r.Setting != nil {
-			if err := refs(step, r.Setting.File); err != nil {
+			if err := refs(step, r.Setting.File, r.Setting.Section, r.Setting.Key, deref(r.Setting.Value)); err != nil {
+				return err
+			}
+		}
+		if r.Env != nil {
+			if err := refs(step, deref(r.Env.Value)); err != nil {
 				return err
 			}
 		}
@@ -381,7 +399,22 @@ func (c *Component) check(vars map[string]bool) error {
 					return stepErr(name, step, "service needs a name")
 				}
 			}
-			all := append(append(append(append([]string{a.Script, a.Dir}, a.Run...), a.Dpkg...), a.RPM...), a.Undo...)
+			if a.Timeout != "" {
+				if d, err := time.ParseDuration(a.Timeout); err != nil || d <= 0 {
+					return stepErr(name, step, "timeout %q: want a duration such as 30m", a.Timeout)
+				}
+			}
+			// Values pasted into shell text would be parsed as shell
+			// (TREE='x; rm -rf /'): scripts read them from the environment.
+			var inScript []string
+			scanRefs(a.Script, func(_, _ int, v string) bool {
+				inScript = append(inScript, v)
+				return true
+			})
+			if len(inScript) > 0 {
+				return stepErr(name, step, "%%%s%% in a script: values reach scripts as environment variables, write \"$%s\" (or use run: [argv], where values are single arguments)", inScript[0], inScript[0])
+			}
+			all := append(append(append(append(append([]string{a.Dir, a.Creates}, a.Run...), a.Dpkg...), a.RPM...), a.Undo...), a.Unless...)
 			if a.Service != nil {
 				all = append(all, a.Service.Name)
 			}
@@ -425,21 +458,16 @@ func (c *Component) check(vars map[string]bool) error {
 	for i, e := range c.Edits {
 		step := fmt.Sprintf("edits step %d (%s)", i+1, e.File)
 		n := 0
-		texts := []string{e.File}
 		if e.Replace != nil {
 			n++
 			if e.Replace.Search == "" {
 				return stepErr(name, step, "replace needs a search string")
 			}
-			texts = append(texts, e.Replace.Search, e.Replace.With)
 		}
-		if e.Append != nil {
-			n++
-			texts = append(texts, *e.Append)
-		}
-		if e.Prepend != nil {
-			n++
-			texts = append(texts, *e.Prepend)
+		for _, set := range []bool{e.Append != nil, e.Prepend != nil, e.Set != nil} {
+			if set {
+				n++
+			}
 		}
 		for _, ins := range []*InsertAt{e.InsertBefore, e.InsertAfter} {
 			if ins != nil {
@@ -447,16 +475,12 @@ func (c *Component) check(vars map[string]bool) error {
 				if ins.Match == "" {
 					return stepErr(name, step, "insert needs a match string")
 				}
-				texts = append(texts, ins.Match, ins.Lines)
 			}
 		}
-		if e.Set != nil {
-			n++
-			if e.Set.Key == "" {
-				return stepErr(name, step, "set needs a key")
-			}
-			texts = append(texts, e.Set.Section, e.Set.Key, e.Set.Value)
+		if e.Set != nil && e.Set.Key == "" {
+			return stepErr(name, step, "set needs a key")
 		}
+		texts := e.texts()
 		if n != 1 {
 			return stepErr(name, step, "give exactly one of replace, append, prepend, insert_before, insert_after, set")
 		}
@@ -468,6 +492,36 @@ func (c *Component) check(vars map[string]bool) error {
 		}
 	}
 	return checkActions("post_install", c.PostInstall)
+}
+
+// texts are every string of the edit that variables expand in.
+func (e Edit) texts() []string {
+	out := []string{e.File}
+	if e.Replace != nil {
+		out = append(out, e.Replace.Search, e.Replace.With)
+	}
+	if e.Append != nil {
+		out = append(out, *e.Append)
+	}
+	if e.Prepend != nil {
+		out = append(out, *e.Prepend)
+	}
+	for _, ins := range []*InsertAt{e.InsertBefore, e.InsertAfter} {
+		if ins != nil {
+			out = append(out, ins.Match, ins.Lines)
+		}
+	}
+	if e.Set != nil {
+		out = append(out, e.Set.Section, e.Set.Key, e.Set.Value)
+	}
+	return out
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 func versionOf(o *OSReq) string {
@@ -482,6 +536,17 @@ func pkgVersionOf(p *PkgReq) string {
 		return ""
 	}
 	return p.Version
+}
+
+// reservedEnv are environment variables that change how the shell,
+// the loader or commands behave: a package value must not replace them.
+func reservedEnv(name string) bool {
+	switch strings.ToUpper(name) {
+	case "PATH", "IFS", "ENV", "BASH_ENV", "CDPATH", "HOME", "SHELL", "PS4", "SHELLOPTS", "BASHOPTS", "GLOBIGNORE", "PWD", "OLDPWD", "TMPDIR", "LANG", "LC_ALL", "TZ", "PYTHONPATH", "PERL5LIB", "PERL5OPT", "RUBYOPT", "NODE_OPTIONS", "GCONV_PATH":
+		return true
+	}
+	u := strings.ToUpper(name)
+	return strings.HasPrefix(u, "LD_") || strings.HasPrefix(u, "DYLD_") || strings.HasPrefix(u, "BASH_FUNC") || strings.HasPrefix(u, "LC_")
 }
 
 // checkContentPath keeps package content references inside the package.

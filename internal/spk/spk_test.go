@@ -71,7 +71,7 @@ func TestEdits(t *testing.T) {
 			t.Errorf("case %d: %q, %v\nwant %q", i, got, err, c.want)
 		}
 	}
-	for _, e := range []Edit{{Replace: &Replace{Search: "nope", With: "x"}}, {InsertAfter: &InsertAt{Match: "nope", Lines: "x"}}} {
+	for _, e := range []Edit{{Replace: &Replace{Search: "nope", With: "zzz"}}, {InsertAfter: &InsertAt{Match: "nope", Lines: "x"}}} {
 		if _, _, err := applyEdit(text, e); err == nil {
 			t.Errorf("an edit whose anchor is missing succeeded: %+v", e)
 		}
@@ -274,7 +274,7 @@ components:
 		t.Fatal(err)
 	}
 	var log bytes.Buffer
-	res, err := (&Processor{Log: &log, BackupDir: t.TempDir()}).Run(context.Background(), o, vals)
+	res, err := (&Processor{Log: &log, StateDir: t.TempDir()}).Run(context.Background(), o, vals)
 	if err == nil || !strings.Contains(err.Error(), "component WORK, edits step 2") {
 		t.Fatalf("run: %v", err)
 	}
@@ -316,4 +316,67 @@ func FuzzParseSource(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A CPK of zeros without a manifest, or whose manifest understates or
+// overstates its content, is refused before a byte is unpacked.
+func TestHostileCPKRefusedBeforeExtraction(t *testing.T) {
+	zeros := make([]byte, 64<<20)
+	good, _ := compileTest(t, simpleSPK, map[string]string{"a.txt": "hello"})
+	cases := map[string]map[string][]byte{}
+	noManifest := readTar(t, good)
+	delete(noManifest, manifestName)
+	noManifest["content/zeros"] = zeros
+	cases["no manifest"] = noManifest
+	extra := readTar(t, good)
+	extra["content/zeros"] = zeros
+	cases["content the manifest does not list"] = extra
+	for name, entries := range cases {
+		data := writeTarNoManifest(t, entries)
+		tmp := t.TempDir()
+		_, err := Open(bytes.NewReader(data), OpenOptions{TempDir: tmp})
+		if err == nil {
+			t.Fatalf("%s: accepted", name)
+		}
+		if left, _ := os.ReadDir(tmp); len(left) != 0 {
+			t.Errorf("%s: %v written before refusing (%v)", name, left, err)
+		}
+	}
+	// Content beyond the caller's bound is refused while skipping it.
+	if _, err := Open(bytes.NewReader(writeTarNoManifest(t, noManifest)), OpenOptions{TempDir: t.TempDir(), MaxContent: 1 << 20}); err == nil || !strings.Contains(err.Error(), "more than 1048576 bytes") {
+		t.Errorf("bound: %v", err)
+	}
+	// An unsigned CPK is refused before its content is read when a
+	// signature is required.
+	tmp := t.TempDir()
+	if _, err := Open(bytes.NewReader(good), OpenOptions{TempDir: tmp, RequireSignature: true}); err == nil {
+		t.Fatal("unsigned accepted")
+	}
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Errorf("unsigned: %v written", left)
+	}
+}
+
+// writeTarNoManifest writes entries in the CPK order, the manifest (if
+// any) last.
+func writeTarNoManifest(t *testing.T, entries map[string][]byte) []byte {
+	var buf bytes.Buffer
+	zw, _ := zstd.NewWriter(&buf, zstd.WithEncoderLevel(zstd.SpeedFastest))
+	tw := tar.NewWriter(zw)
+	order := []string{logicName}
+	for n := range entries {
+		if strings.HasPrefix(n, contentPrefix) {
+			order = append(order, n)
+		}
+	}
+	if _, ok := entries[manifestName]; ok {
+		order = append(order, manifestName)
+	}
+	for _, n := range order {
+		tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(entries[n])), Typeflag: tar.TypeReg})
+		tw.Write(entries[n])
+	}
+	tw.Close()
+	zw.Close()
+	return buf.Bytes()
 }

@@ -141,15 +141,49 @@ func Resolve(p *Package, given Values) (Values, error) {
 	return out, nil
 }
 
-// Secrets returns the values of secret variables, for redaction in logs.
-func Secrets(p *Package, v Values) []string {
-	var out []string
+// Secrets returns the values of secret variables, and those of names
+// the caller knows to be secret whatever the package says (the zone's
+// secret values), longest first so that masking one never leaves part of
+// another.
+func Secrets(p *Package, v Values, alsoSecret ...string) []string {
+	secret := map[string]bool{}
+	for _, n := range alsoSecret {
+		secret[n] = true
+	}
 	for _, d := range p.Declared() {
-		if d.Secret && v[d.Name] != "" {
-			out = append(out, v[d.Name])
+		if d.Secret {
+			secret[d.Name] = true
 		}
 	}
+	var out []string
+	for n := range secret {
+		if v[n] != "" {
+			out = append(out, v[n])
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) || len(out[i]) == len(out[j]) && out[i] < out[j] })
 	return out
+}
+
+// minMask is the shortest secret masked inside a line: masking a
+// shorter one would reveal it (every matching character of the log
+// turned into stars); a line holding it is withheld whole instead.
+const minMask = 4
+
+const withheld = "[line withheld: it may contain a secret value]"
+
+// redact masks secret values in s (one log line or message).
+func redact(s string, secrets []string) string {
+	for _, sec := range secrets {
+		if sec == "" || !strings.Contains(s, sec) {
+			continue
+		}
+		if len(sec) < minMask {
+			return withheld
+		}
+		s = strings.ReplaceAll(s, sec, "********")
+	}
+	return s
 }
 
 func sortedNames(m map[string]Variable) []string {

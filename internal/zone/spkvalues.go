@@ -115,8 +115,10 @@ func (d *DB) AllSPKValues() ([]SPKValues, error) {
 }
 
 // DeviceSPKValues merges the values that apply to a device: zone, then
-// its groups in name order, then its own.
-func (d *DB) DeviceSPKValues(deviceID string) (map[string]string, error) {
+// its groups in name order, then its own. A name set secret at any scope
+// that applies stays secret: the device masks its value whatever the
+// package declares.
+func (d *DB) DeviceSPKValues(deviceID string) (map[string]SPKValue, error) {
 	groups, err := d.Groups()
 	if err != nil {
 		return nil, err
@@ -133,11 +135,12 @@ func (d *DB) DeviceSPKValues(deviceID string) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]string{}
+	out := map[string]SPKValue{}
 	for _, s := range all {
 		if s.Scope == ScopeZone || (s.Scope == ScopeGroup && member[s.Target]) || (s.Scope == ScopeDevice && s.Target == deviceID) {
 			for k, v := range s.Values {
-				out[k] = v.Value
+				v.Secret = v.Secret || out[k].Secret
+				out[k] = v
 			}
 		}
 	}

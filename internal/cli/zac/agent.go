@@ -54,6 +54,10 @@ func agentRun(ctx context.Context, o *AgentOptions) error {
 		return errkind.New(errkind.Usage, "--interval must be positive")
 	}
 	a := o.Agent()
+	// A CPK run that was killed is rolled back before anything else.
+	if _, err := a.RecoverSPK(ctx, o.IO.ErrOut); err != nil {
+		fmt.Fprintf(o.IO.ErrOut, "zac: %v\n", err)
+	}
 	if _, err := a.State(); err != nil {
 		return err
 	}

@@ -70,6 +70,9 @@ func printCompile(io *ui.IOStreams, output string, res *spk.CompileResult, out s
 type SPKProcessOptions struct {
 	*Options
 	DryRun           bool
+	Diff             bool
+	StepTimeout      time.Duration
+	KeepRuns         int
 	ValuesFile       string
 	LogFile          string
 	CACert           string
@@ -94,13 +97,25 @@ log. Each value goes to every package that declares the variable.
 spk-values-set: zone, then its groups, then the device itself; the
 arguments and --values override them).
 
-Every CPK is checked before anything runs: its digests, and its signature
-when it has one (it must be from a CA in the agent's trust store or
---cacert). --require-signature refuses unsigned ones. --dry-run lists every
-change without making it. Each step is logged (stdout and --log, by default
-logs/spk-process.log in the agent's home); when a step fails, the changes
-already made by that package are undone, newest first, and files it
-replaced are kept under spk-backup/ in the agent's home.`,
+Every CPK is checked before anything runs: its signature when it has one
+(it must be from a CA in the agent's trust store or --cacert) and its
+manifest, before any content is unpacked; then its digests.
+--require-signature refuses unsigned ones.
+
+Steps are idempotent: each reports ok (already as wanted) or changed, and
+a second run of the same package changes nothing. --dry-run (or --check)
+lists every change without making it, with the counts the real run would
+give; --diff adds a unified diff of every file it would change. Each step
+is logged (stdout and --log, by default logs/spk-process.log in the
+agent's home). Commands are bounded by --step-timeout (or the step's
+timeout:) and killed with their process group.
+
+A run keeps a journal and the files it replaces under spk-backup/ in the
+agent's home. When a step fails, the package's changes are undone, newest
+first. A run that was killed is rolled back by the next spk-process or
+'zac agent', which says so. After a success the snapshots are removed;
+--keep-backups N keeps those of the last N runs, except files that held
+secret values.`,
 		Example: `  zac spk-process --dry-run edir-install.cpk TREE_NAME=ACME
   zac spk-process nici.cpk edir-install.cpk imanager.cpk --values /root/edir.values`,
 		Args: cmdutil.MinimumArgs(1, "at least one CPK file"),
@@ -110,6 +125,10 @@ replaced are kept under spk-backup/ in the agent's home.`,
 	}
 	f := cmd.Flags()
 	f.BoolVar(&o.DryRun, "dry-run", false, "list every change without making it")
+	f.BoolVar(&o.DryRun, "check", false, "the same as --dry-run")
+	f.BoolVar(&o.Diff, "diff", false, "with --dry-run: print a unified diff of every file that would change")
+	f.DurationVar(&o.StepTimeout, "step-timeout", spk.DefaultStepTimeout, "kill a step's commands after this long (a step's timeout: wins)")
+	f.IntVar(&o.KeepRuns, "keep-backups", 0, "keep the snapshots of the last N successful runs (without files that held secrets)")
 	f.StringVar(&o.ValuesFile, "values", "", "read NAME=value lines from this file (0600 if it holds secrets)")
 	f.StringVar(&o.LogFile, "log", "", "append the step log to this file (default logs/spk-process.log in the agent home)")
 	f.StringVar(&o.CACert, "cacert", "", "also trust CPK signatures by this CA certificate")
@@ -157,6 +176,23 @@ func spkProcessRun(ctx context.Context, o *SPKProcessOptions, args []string) err
 			c.Close()
 		}
 	}()
+	if o.Diff && !o.DryRun {
+		return errkind.New(errkind.Usage, "--diff goes with --dry-run (or --check)")
+	}
+	format, err := ui.ParseFormat(o.Output)
+	if err != nil {
+		return err
+	}
+	// One run at a time per machine; a run that was killed is rolled back
+	// first (and its unpacked CPKs removed).
+	if _, err := a.RecoverSPK(ctx, o.IO.ErrOut); err != nil {
+		return err
+	}
+	unlock, err := spk.Lock(ctx, a.SPKStateDir())
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	tmp := filepath.Join(a.Home, "spk-work")
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return err
@@ -180,8 +216,9 @@ func spkProcessRun(ctx context.Context, o *SPKProcessOptions, args []string) err
 	}
 	all := spk.Values{}
 	zoneVals := map[string]string{}
+	var zoneSecret []string
 	if o.ZoneValues {
-		if zoneVals, err = a.SPKValues(ctx); err != nil {
+		if zoneVals, zoneSecret, err = a.SPKValues(ctx); err != nil {
 			return err
 		}
 	}
@@ -230,15 +267,15 @@ func spkProcessRun(ctx context.Context, o *SPKProcessOptions, args []string) err
 		return err
 	}
 	defer lf.Close()
-	format, err := ui.ParseFormat(o.Output)
-	if err != nil {
-		return err
-	}
 	var log io.Writer = lf
 	if format != ui.FormatJSON {
 		log = io.MultiWriter(lf, o.IO.Out)
 	}
-	proc := &spk.Processor{Log: log, DryRun: o.DryRun, BackupDir: filepath.Join(a.Home, "spk-backup"), Host: spk.LocalHost()}
+	proc := &spk.Processor{Log: log, DryRun: o.DryRun, StateDir: a.SPKStateDir(), KeepRuns: o.KeepRuns,
+		StepTimeout: o.StepTimeout, Host: spk.LocalHost(), SecretNames: zoneSecret}
+	if o.Diff {
+		proc.Diff = o.IO.Out
+	}
 	var results []*spk.Result
 	var runErr error
 	for i, c := range opened {
