@@ -135,13 +135,19 @@ func (e *engine) act(ctx context.Context, p *LocalPackage, info content.Info, ar
 			return "ERR_EXECUTE_PACK"
 		}
 	}
-	if err := os.MkdirAll(target, 0o755); err != nil {
-		e.logf("package %s: %v", p.ID, err)
-		return "ERR_BAD_PARAM"
-	}
-	if arch != nil {
-		if res := e.extract(p, arch, format, target); res != "" {
+	if info.Action == "STORE" {
+		if res := e.store(p, arch, format, target); res != "" {
 			return res
+		}
+	} else {
+		if err := os.MkdirAll(target, 0o755); err != nil {
+			e.logf("package %s: %v", p.ID, err)
+			return "ERR_BAD_PARAM"
+		}
+		if arch != nil {
+			if res := e.extract(p, arch, format, target); res != "" {
+				return res
+			}
 		}
 	}
 	if info.NotifyUser {
@@ -168,7 +174,11 @@ func (e *engine) act(ctx context.Context, p *LocalPackage, info content.Info, ar
 		os.Chmod(filepath.Join(work, exe), fi.Mode().Perm()|0o700)
 		res = e.command(p, work, "./"+strings.TrimSpace(info.Name))
 	case "EXECUTE":
-		res = e.command(p, work, info.Command)
+		// The exit code is logged (and goes home with the output); the
+		// status is the OCS agent's: SUCCESS or ERR_EXECUTE.
+		if res = e.command(p, work, info.Command); strings.HasPrefix(res, "ERR_EXIT_CODE_") {
+			res = "ERR_EXECUTE"
+		}
 	case "STORE":
 		e.logf("package %s: files stored in %s", p.ID, target)
 		res = "SUCCESS"
@@ -223,6 +233,7 @@ func (e *engine) command(p *LocalPackage, dir, line string) string {
 	case err == nil:
 		return "SUCCESS"
 	case errors.As(err, &ee) && ee.ExitCode() >= 0:
+		e.logf("package %s: exit code %d", p.ID, ee.ExitCode())
 		return "ERR_EXIT_CODE_" + strconv.Itoa(ee.ExitCode())
 	default:
 		e.logf("package %s: %v", p.ID, err)

@@ -474,7 +474,7 @@ func (e *engine) sync(ctx context.Context) error {
 			case p.Done():
 				// Installed before and assigned again: do not run it twice.
 				e.logf("package %s: already installed here (%s)", id, p.Result)
-				p.Result, p.Reported, p.Finished = "ERR_ALREADY_SETUP", false, now
+				p.Result, p.Reported, p.Finished = "SUCCESS_ALREADY_SETUP", false, now
 			case p.Phase == PhaseDone || p.Phase == PhaseRunning:
 				continue
 			}
@@ -495,7 +495,7 @@ func (e *engine) sync(ctx context.Context) error {
 		os.RemoveAll(e.a.packageDir(id))
 	}
 	if err == nil {
-		// ERR_ALREADY_SETUP answers go out at once.
+		// SUCCESS_ALREADY_SETUP answers go out at once.
 		e.report(ctx)
 	}
 	return err
@@ -517,7 +517,7 @@ func cleanLocations(list []string) []string {
 
 // installed says whether a result means the package is on this device.
 func installed(result string) bool {
-	return strings.HasPrefix(result, "SUCCESS") || result == "ERR_ALREADY_SETUP"
+	return strings.HasPrefix(result, "SUCCESS") || result == "ERR_ALREADY_SETUP" // from zac before SUCCESS_ALREADY_SETUP
 }
 
 // syncChanges tells whether the zone's answer changes anything here (a

@@ -255,30 +255,13 @@ func (e *ocsEndpoint) result(req *ocs.Request) (int, string) {
 	if _, err := e.s.db.Device(id); err != nil {
 		return http.StatusForbidden, "unknown OCS agent: send a PROLOG first"
 	}
-	st := normalizeOCSResult(req.Err)
+	st := zone.CanonicalStatus(req.Err)
 	err := e.s.db.ExecBatch("ocs:"+id, zone.CmdPackageStatus, zone.PackageStatus{Device: id, Package: strings.TrimSpace(req.PackageID), Status: st, Time: e.s.db.Now()})
 	if err != nil {
 		return http.StatusBadRequest, err.Error()
 	}
 	e.s.log.Info("OCS result", "device", id, "package", req.PackageID, "status", st)
 	return 0, ""
-}
-
-// normalizeOCSResult maps an OCS agent's result onto zonekit's statuses:
-// for LAUNCH the Unix agent reports the exit code as SUCCESS_<n>, which
-// zonekit agents report as SUCCESS (0) or ERR_EXIT_CODE_<n>; the rest is
-// the same vocabulary.
-func normalizeOCSResult(s string) string {
-	s = strings.ToUpper(strings.TrimSpace(s))
-	if n, ok := strings.CutPrefix(s, "SUCCESS_"); ok {
-		if code, err := strconv.Atoi(n); err == nil {
-			if code == 0 {
-				return "SUCCESS"
-			}
-			return "ERR_EXIT_CODE_" + strconv.Itoa(code)
-		}
-	}
-	return s
 }
 
 func (s *Server) getInventory(w http.ResponseWriter, r *http.Request, _ string) error {

@@ -623,7 +623,7 @@ func (s *Server) devicePackageStatus(w http.ResponseWriter, r *http.Request, dev
 	if !content.ValidID(id) {
 		return errkind.New(errkind.NotFound, "package %q not found", id)
 	}
-	st := strings.ToUpper(strings.TrimSpace(req.Status))
+	st := zone.CanonicalStatus(req.Status)
 	if err := s.db.ExecBatch("device:"+dev.ID, zone.CmdPackageStatus, zone.PackageStatus{Device: dev.ID, Package: id, Status: st, Time: s.db.Now()}); err != nil {
 		return err
 	}

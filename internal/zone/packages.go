@@ -74,6 +74,32 @@ func ReportableStatus(s string) bool {
 	return false
 }
 
+// CanonicalStatus is the one mapping of agents' results onto the statuses
+// the zone keeps, whichever agent sent them (docs/content-repo.md):
+//   - LAUNCH: the OCS Unix agent reports the exit code as SUCCESS_<n>;
+//     the zone keeps SUCCESS for 0 and ERR_EXIT_CODE_<n> otherwise, as
+//     zac reports it.
+//   - EXECUTE: SUCCESS or ERR_EXECUTE from both (the OCS agent reports no
+//     code; zac's goes home with the command's output).
+//   - A package assigned again after it succeeded: SUCCESS_ALREADY_SETUP,
+//     the OCS agent's word (older zac versions said ERR_ALREADY_SETUP), so
+//     that package-validate --success clears both.
+func CanonicalStatus(s string) string {
+	s = strings.ToUpper(strings.TrimSpace(s))
+	if n, ok := strings.CutPrefix(s, "SUCCESS_"); ok {
+		if code, err := strconv.Atoi(n); err == nil {
+			if code == 0 {
+				return "SUCCESS"
+			}
+			return "ERR_EXIT_CODE_" + strconv.Itoa(code)
+		}
+	}
+	if s == "ERR_ALREADY_SETUP" {
+		return "SUCCESS_ALREADY_SETUP"
+	}
+	return s
+}
+
 // IsSuccess reports whether a status is a success of any kind.
 func IsSuccess(s string) bool { return strings.HasPrefix(s, "SUCCESS") }
 

@@ -89,6 +89,20 @@ func TestReportableStatus(t *testing.T) {
 	}
 }
 
+// One mapping for both agents: the OCS agent's and zac's words for the
+// same outcome land as the same status.
+func TestCanonicalStatus(t *testing.T) {
+	for in, want := range map[string]string{
+		"SUCCESS_0": "SUCCESS", "success_3": "ERR_EXIT_CODE_3", "ERR_EXIT_CODE_3": "ERR_EXIT_CODE_3",
+		"ERR_ALREADY_SETUP": "SUCCESS_ALREADY_SETUP", "SUCCESS_ALREADY_SETUP": "SUCCESS_ALREADY_SETUP",
+		" ERR_EXECUTE\n": "ERR_EXECUTE", "SUCCESS": "SUCCESS", "ERR_BAD_DIGEST": "ERR_BAD_DIGEST",
+	} {
+		if got := zone.CanonicalStatus(in); got != want {
+			t.Errorf("CanonicalStatus(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
 func TestDownloadConfig(t *testing.T) {
 	db := newDB(t)
 	c, err := db.DownloadConfig()

@@ -564,7 +564,8 @@ func newPackageStats(f *Factory, runF func(*packageStatsOptions) error) *cobra.C
 		Long: `Show the deployment statuses of a package's devices, with counts and
 percentages: WAITING NOTIFICATION (the device has not contacted the zone
 since the assignment), NOTIFIED (it was told, no result yet), SUCCESS, and
-the errors agents report (ERR_EXIT_CODE_n, ERR_ALREADY_SETUP, ERR_BAD_ID,
+SUCCESS_ALREADY_SETUP (assigned again after it succeeded), and the errors
+agents report (ERR_EXIT_CODE_n for a launch, ERR_BAD_ID,
 ERR_BAD_DIGEST, ERR_DOWNLOAD_INFO, ERR_DOWNLOAD_PACK, ERR_BUILD, ERR_UNZIP,
 ERR_OUT_OF_SPACE, ERR_BAD_PARAM, ERR_EXECUTE_PACK, ERR_EXECUTE, ERR_CLEAN,
 ERR_DONE_FAILED, ERR_TIMEOUT, ERR_ABORTED). With --status, list the devices
