@@ -27,6 +27,8 @@ type ClusterJoined struct {
 type ClusterMember struct {
 	ID      string `json:"id"`
 	Address string `json:"address,omitempty"`
+	Version string `json:"version,omitempty"` // the asking server's zonekit version
+	Voter   bool   `json:"voter,omitempty"`   // in answers: a voter now
 }
 
 // ClusterApplied answers a forwarded command with its log index.

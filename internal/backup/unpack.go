@@ -2,6 +2,7 @@ package backup
 
 import (
 	"archive/tar"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -61,6 +62,24 @@ func Verify(r io.Reader, progress func(n int64)) (*Manifest, error) {
 	return x.run(r)
 }
 
+// maxKept bounds each file VerifyKeep holds in memory.
+const maxKept = 1 << 20
+
+// VerifyKeep is Verify that also returns the content of the entries named
+// in keep (small configuration files, up to 1 MiB each; a larger one is an
+// error), so that a caller can check what a server would read of them.
+func VerifyKeep(r io.Reader, progress func(n int64), keep []string) (*Manifest, map[string][]byte, error) {
+	x := &extractor{progress: progress, keep: map[string]bool{}, kept: map[string][]byte{}}
+	for _, k := range keep {
+		x.keep[k] = true
+	}
+	m, err := x.run(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, x.kept, nil
+}
+
 func checkEmpty(root *os.Root, staging string) error {
 	d, err := root.Open(".")
 	if err != nil {
@@ -87,6 +106,8 @@ type extractor struct {
 	seen     map[string]*seen
 	order    []string // entries in archive order, implicit directories left out
 	buf      []byte   // one copy buffer, large so a big store takes few write calls
+	keep     map[string]bool
+	kept     map[string][]byte
 }
 
 type seen struct {
@@ -342,6 +363,14 @@ func (x *extractor) writeFile(name string, tr *tar.Reader, size int64) (int64, s
 		}
 		out.w = io.MultiWriter(fw, h)
 	}
+	var kept *bytes.Buffer
+	if x.keep[name] {
+		if size > maxKept {
+			return 0, "", damaged("%q: %d bytes is too large for a configuration file", name, size)
+		}
+		kept = &bytes.Buffer{}
+		out.w = io.MultiWriter(out.w, kept)
+	}
 	if x.buf == nil {
 		x.buf = make([]byte, 512<<10)
 	}
@@ -356,6 +385,9 @@ func (x *extractor) writeFile(name string, tr *tar.Reader, size int64) (int64, s
 		if err := f.Close(); err != nil {
 			return 0, "", fmt.Errorf("unpack %s: %w", name, err)
 		}
+	}
+	if kept != nil {
+		x.kept[name] = kept.Bytes()
 	}
 	return n, h.Sum(), nil
 }

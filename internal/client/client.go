@@ -230,7 +230,7 @@ func (c *Client) Stream(ctx context.Context, method, path string, body io.Reader
 	resp, err := c.stream.Do(req)
 	c.traceRequest(req, resp, err, "streaming")
 	if err != nil {
-		return nil, c.explain(err)
+		return nil, noAnswer{c.explain(err)}
 	}
 	if resp.StatusCode >= 300 {
 		defer resp.Body.Close()
@@ -278,4 +278,17 @@ func (c *Client) Post(ctx context.Context, path string, in, out any) error {
 // Delete is Do with DELETE.
 func (c *Client) Delete(ctx context.Context, path string) error {
 	return c.Do(ctx, http.MethodDelete, path, nil, nil)
+}
+
+// noAnswer marks an error after which the server sent no answer at all
+// (connection refused, closed or timed out), as opposed to one it sent.
+type noAnswer struct{ error }
+
+func (e noAnswer) Unwrap() error { return e.error }
+
+// NoAnswer reports whether err (from Stream) means the server sent no
+// answer: it may have died while it handled the request.
+func NoAnswer(err error) bool {
+	var n noAnswer
+	return errors.As(err, &n)
 }

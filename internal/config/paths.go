@@ -63,6 +63,11 @@ func (p Paths) Store() string { return filepath.Join(p.Data(), "zone.db") }
 // Raft holds this server's replication log and snapshots.
 func (p Paths) Raft() string { return filepath.Join(p.Data(), "raft") }
 
+// RecoverMarker is the one-shot order, left by 'zconfigure -c
+// RecoverCluster' (or a restore of a zone's only server), to start a new
+// replication cluster of this server alone at the next start.
+func (p Paths) RecoverMarker() string { return filepath.Join(p.Data(), "raft-recover") }
+
 // CACert is the zone CA certificate (public; zman and install packs read it).
 func (p Paths) CACert() string { return filepath.Join(p.Conf(), "zone-ca.pem") }
 

@@ -245,6 +245,27 @@ func ReadProperties(p Paths) (map[string]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", p.ConfigFile(), err)
 	}
+	return ParseProperties(p.ConfigFile(), data)
+}
+
+// CheckProperties checks every property a start reads: a known value for
+// each, and a server.id. name is the file's name, for messages.
+func CheckProperties(name string, props map[string]string) error {
+	for _, prop := range Properties() {
+		v, ok := props[prop.Name]
+		if !ok {
+			v = prop.Default
+		}
+		if err := prop.check(v); err != nil {
+			return fmt.Errorf("%s: %s: %v", name, prop.Name, err)
+		}
+	}
+	return nil
+}
+
+// ParseProperties reads a configuration file's content; file names it in
+// messages.
+func ParseProperties(file string, data []byte) (map[string]string, error) {
 	out := map[string]string{}
 	for i, line := range strings.Split(string(data), "\n") {
 		line = strings.TrimSpace(line)
@@ -254,7 +275,7 @@ func ReadProperties(p Paths) (map[string]string, error) {
 		name, value, ok := strings.Cut(line, "=")
 		name = strings.ToLower(strings.TrimSpace(name))
 		if !ok || name == "" {
-			return nil, fmt.Errorf("%s:%d: want name=value", p.ConfigFile(), i+1)
+			return nil, fmt.Errorf("%s:%d: want name=value", file, i+1)
 		}
 		out[name] = strings.TrimSpace(value)
 	}

@@ -19,6 +19,7 @@ import (
 	"zonekit/internal/config"
 	"zonekit/internal/errkind"
 	"zonekit/internal/replica"
+	"zonekit/internal/restore"
 	"zonekit/internal/server"
 	"zonekit/internal/store"
 	"zonekit/internal/zone"
@@ -27,6 +28,15 @@ import (
 // Serve runs the zone server of the zone at p until ctx is cancelled.
 // Progress for people goes to stderr; the structured log to logs/.
 func Serve(ctx context.Context, p config.Paths, stderr io.Writer) error {
+	// A restore that a crash interrupted is finished or undone before
+	// anything reads the configuration or the store it swaps.
+	did, err := restore.Recover(p)
+	if err != nil {
+		return fmt.Errorf("zone server cannot start: %w", err)
+	}
+	if did != "" {
+		fmt.Fprintf(stderr, "restore: %s\n", did)
+	}
 	if err := p.CheckZone(); err != nil {
 		return err
 	}
@@ -40,6 +50,9 @@ func Serve(ctx context.Context, p config.Paths, stderr io.Writer) error {
 	}
 	defer logFile.Close()
 	log := slog.New(slog.NewJSONHandler(logFile, &slog.HandlerOptions{Level: levelOf(cfg.LogLevel)}))
+	if did != "" {
+		log.Warn("restore: "+did, "home", p.Home)
+	}
 
 	st, err := store.Open(p.Store(), store.Options{})
 	if err != nil {
@@ -54,10 +67,12 @@ func Serve(ctx context.Context, p config.Paths, stderr io.Writer) error {
 		return err
 	}
 	// Replication starts before the port opens and stops after it closes.
+	bootstrap := srv.MayBootstrap()
 	node, err := replica.Start(replica.Options{
 		Dir: p.Raft(), ID: cfg.ServerID, Advertise: srv.Advertise(), Store: st,
-		TLSConfig: srv.PeerTLSConfig, Forward: srv.Forward, Bootstrap: srv.MayBootstrap(),
+		TLSConfig: srv.PeerTLSConfig, Forward: srv.Forward, Bootstrap: bootstrap,
 		LogOutput: logFile, HeartbeatTimeout: cfg.Cluster.HeartbeatTimeout, ElectionTimeout: cfg.Cluster.HeartbeatTimeout,
+		ZoneID: srv.ZoneID(), FetchStore: srv.FetchStore, Log: log,
 	})
 	if err != nil {
 		log.Error("zone server cannot start", "err", err)
@@ -65,6 +80,9 @@ func Serve(ctx context.Context, p config.Paths, stderr io.Writer) error {
 	}
 	defer node.Shutdown()
 	srv.SetReplica(node)
+	if node.Bootstrapped() {
+		srv.Bootstrapped()
+	}
 	node.WaitSingleLeader(5 * time.Second)
 	addr := net.JoinHostPort(cfg.Address, strconv.Itoa(cfg.Port))
 	ln, err := net.Listen("tcp", addr)

@@ -2,11 +2,14 @@ package replica
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -23,6 +26,7 @@ import (
 
 	"zonekit/internal/errkind"
 	"zonekit/internal/store"
+	"zonekit/internal/version"
 	"zonekit/internal/zone"
 )
 
@@ -42,6 +46,16 @@ type Options struct {
 	// cluster; a joining server waits for the leader to add it instead.
 	Bootstrap bool
 	LogOutput io.Writer // raft's own log; nil discards it
+	// ZoneID is the zone's id: every raft stream carries it, and one from
+	// another zone is refused.
+	ZoneID string
+	// FetchStore reads a consistent copy of the zone store from the zone
+	// server at addr (host:port), to re-seed a store that follows an older
+	// cluster incarnation.
+	FetchStore func(ctx context.Context, addr string) (io.ReadCloser, error)
+	// Log receives this node's own events (refused streams, re-seeding);
+	// nil discards them.
+	Log *slog.Logger
 	// Timing; zero values take defaults suited to a LAN.
 	HeartbeatTimeout time.Duration
 	ElectionTimeout  time.Duration
@@ -66,8 +80,12 @@ type Node struct {
 	applied chan struct{} // closed and replaced whenever the FSM applies
 
 	nudging  atomic.Bool           // a Barrier is on its way to the followers
+	inc      atomic.Value          // store.Incarnation the store follows
+	reseedMu sync.Mutex            // one re-seed at a time
+	problem  atomic.Value          // problemNote: the last refusal, for Status
 	normal   raft.ReloadableConfig // timeouts for a cluster of several servers
 	single   bool                  // started as the only voter
+	booted   bool                  // started a new cluster
 	shutdown sync.Once
 }
 
@@ -134,7 +152,7 @@ func Start(o Options) (*Node, error) {
 		n.logs.Close()
 		return nil, fmt.Errorf("replication snapshots: %w", err)
 	}
-	if n.layer, err = newStreamLayer(o.Advertise, o.TLSConfig); err != nil {
+	if n.layer, err = newStreamLayer(o.Advertise, o.TLSConfig, n.hello, n.refused); err != nil {
 		n.logs.Close()
 		return nil, err
 	}
@@ -149,12 +167,27 @@ func Start(o Options) (*Node, error) {
 	}
 	if !has && o.Bootstrap {
 		// A new cluster numbers its log from 1: whatever index the store
-		// remembers (a restored backup) belongs to a log that is gone.
-		if err := o.Store.Update(func(tx *bolt.Tx) error { return store.SetAppliedIndex(tx, 0) }); err != nil {
+		// remembers (a restored backup) belongs to a log that is gone. Its
+		// new incarnation tells every peer whose store followed the old
+		// log that it must be re-seeded, never replay from index 1.
+		err := o.Store.Update(func(tx *bolt.Tx) error {
+			old := store.IncarnationOf(tx)
+			b := make([]byte, 8)
+			rand.Read(b)
+			if err := store.SetIncarnation(tx, store.Incarnation{Gen: old.Gen + 1, ID: hex.EncodeToString(b)}); err != nil {
+				return err
+			}
+			return store.SetAppliedIndex(tx, 0)
+		})
+		if err != nil {
 			n.close()
 			return nil, fmt.Errorf("replication: %w", err)
 		}
 		n.fsm.applied.Store(0)
+	}
+	if err := n.loadIncarnation(); err != nil {
+		n.close()
+		return nil, err
 	}
 	n.normal = raft.ReloadableConfig{TrailingLogs: cfg.TrailingLogs, SnapshotInterval: cfg.SnapshotInterval,
 		SnapshotThreshold: cfg.SnapshotThreshold, HeartbeatTimeout: cfg.HeartbeatTimeout, ElectionTimeout: cfg.ElectionTimeout}
@@ -173,6 +206,7 @@ func Start(o Options) (*Node, error) {
 		return nil, fmt.Errorf("start replication: %w", err)
 	}
 	if !has && o.Bootstrap {
+		n.booted = true
 		f := n.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{
 			{Suffrage: raft.Voter, ID: raft.ServerID(o.ID), Address: raft.ServerAddress(o.Advertise)}}})
 		if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
@@ -244,6 +278,9 @@ func (n *Node) WaitSingleLeader(timeout time.Duration) {
 	}
 }
 
+// Bootstrapped reports whether this start made a new cluster.
+func (n *Node) Bootstrapped() bool { return n.booted }
+
 // IsLeader reports whether this server leads the cluster now.
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 
@@ -270,7 +307,10 @@ func (n *Node) Propose(c zone.Command) error {
 			idx, err := n.opts.Forward(fctx, addr, c)
 			cancel()
 			if err == nil {
-				return n.WaitApplied(ctx, idx)
+				if err := n.WaitApplied(ctx, idx); err != nil {
+					return err
+				}
+				return n.checkApplied(c, idx)
 			}
 			if !errors.Is(err, ErrNotDelivered) {
 				return err
@@ -282,6 +322,26 @@ func (n *Node) Propose(c zone.Command) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// checkApplied makes sure that a command the leader applied at idx is in
+// this server's store too, before this server answers success for it: a
+// store out of step with the log (it skipped the entry) must say so.
+func (n *Node) checkApplied(c zone.Command, idx uint64) error {
+	if c.ID == "" {
+		return nil
+	}
+	var ok bool
+	if err := n.opts.Store.View(func(tx *bolt.Tx) error { ok = store.CommandApplied(tx, c.ID); return nil }); err != nil {
+		return err
+	}
+	if !ok {
+		n.note(fmt.Sprintf("change %d (%s) was applied by the leader but is not in this server's store", idx, c.Name))
+		return errkind.New(errkind.Unavailable, "the leader applied %s as change %d but this server's store does not hold it: "+
+			"its store is out of step with the zone's replication log (see docs/cluster.md, 'Lost replication logs'); "+
+			"the change is in the zone, read it from the leader", c.Name, idx)
+	}
+	return nil
 }
 
 // ApplyLeader applies c on the leader and returns its log index. It fails
@@ -323,6 +383,18 @@ func (n *Node) AddVoter(id, addr string) error {
 		return fmt.Errorf("replication timeouts: %w", err)
 	}
 	if err := n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, 30*time.Second).Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) {
+			return err
+		}
+		return errkind.Wrap(errkind.Unavailable, fmt.Errorf("add server to replication: %w", err))
+	}
+	return nil
+}
+
+// AddNonvoter makes the server id at addr a member that receives the log
+// but does not vote (leader only): a joining server, until it caught up.
+func (n *Node) AddNonvoter(id, addr string) error {
+	if err := n.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(addr), 0, 30*time.Second).Error(); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) {
 			return err
 		}
@@ -384,6 +456,9 @@ type Status struct {
 	CommitIndex uint64    `json:"commit_index"`
 	Applied     uint64    `json:"applied_index"`
 	LastContact time.Time `json:"last_contact,omitzero"` // followers: last word from the leader
+	Voter       bool      `json:"voter"`
+	Incarnation string    `json:"incarnation,omitempty"`
+	Problem     string    `json:"problem,omitempty"` // the last replication problem, within 5 minutes
 }
 
 // Status reports this server's replication state.
@@ -393,6 +468,17 @@ func (n *Node) Status() Status {
 	s := Status{ID: n.opts.ID, State: n.raft.State().String(), Term: num("term"), LastIndex: num("last_log_index"),
 		CommitIndex: num("commit_index"), Applied: max(n.AppliedIndex(), num("applied_index"))}
 	s.LeaderID, _ = n.Leader()
+	s.Incarnation = n.Incarnation().String()
+	if m, err := n.Members(); err == nil {
+		for _, x := range m {
+			if x.ID == n.opts.ID {
+				s.Voter = x.Voter
+			}
+		}
+	}
+	if p, ok := n.problem.Load().(problemNote); ok && time.Since(p.at) < 5*time.Minute {
+		s.Problem = p.msg
+	}
 	if t := n.raft.LastContact(); !t.IsZero() && s.State != raft.Leader.String() {
 		s.LastContact = t.UTC()
 	}
@@ -400,5 +486,145 @@ func (n *Node) Status() Status {
 }
 
 // ServeUpgrade turns an authorized peer's HTTP request into a raft stream.
-// The caller has checked the peer's certificate.
-func (n *Node) ServeUpgrade(w http.ResponseWriter, r *http.Request) { n.layer.serveUpgrade(w, r) }
+// The caller has checked the peer's certificate; this checks that the peer
+// belongs to the same zone and cluster incarnation.
+func (n *Node) ServeUpgrade(w http.ResponseWriter, r *http.Request) {
+	if code, msg := n.admit(r.Header); code != 0 {
+		w.Header().Set(HeaderIncarnation, n.Incarnation().String())
+		http.Error(w, msg, code)
+		return
+	}
+	n.layer.serveUpgrade(w, r)
+}
+
+// Headers of a raft stream's upgrade request.
+const (
+	HeaderZone        = "X-Zonekit-Zone"
+	HeaderIncarnation = "X-Zonekit-Incarnation"
+	HeaderFrom        = "X-Zonekit-From" // where the dialing server is reached
+	HeaderVersion     = "X-Zonekit-Version"
+)
+
+// Incarnation is the cluster incarnation this server's store follows.
+func (n *Node) Incarnation() store.Incarnation {
+	inc, _ := n.inc.Load().(store.Incarnation)
+	return inc
+}
+
+func (n *Node) loadIncarnation() error {
+	var inc store.Incarnation
+	if err := n.opts.Store.View(func(tx *bolt.Tx) error { inc = store.IncarnationOf(tx); return nil }); err != nil {
+		return fmt.Errorf("replication: %w", err)
+	}
+	n.inc.Store(inc)
+	return nil
+}
+
+// hello is what this server says of itself when it opens a raft stream.
+func (n *Node) hello() http.Header {
+	h := http.Header{}
+	h.Set(HeaderZone, n.opts.ZoneID)
+	h.Set(HeaderIncarnation, n.Incarnation().String())
+	h.Set(HeaderFrom, n.opts.Advertise)
+	h.Set(HeaderVersion, version.String())
+	return h
+}
+
+// admit decides whether a peer's raft stream may open: same zone, same
+// incarnation. A peer of a newer incarnation while this server has no
+// log of its own (it lost it, or was restored) re-seeds this server's
+// store from that peer; the stream is taken on a later attempt.
+func (n *Node) admit(h http.Header) (int, string) {
+	if z := h.Get(HeaderZone); z != n.opts.ZoneID {
+		n.note(fmt.Sprintf("refused a replication stream from %s of zone %q", h.Get(HeaderFrom), z))
+		return http.StatusForbidden, fmt.Sprintf("this server belongs to zone %s, not %s", n.opts.ZoneID, z)
+	}
+	if err := version.Compatible(h.Get(HeaderVersion), version.String()); err != nil {
+		n.note(fmt.Sprintf("refused a replication stream from %s: %v", h.Get(HeaderFrom), err))
+		return http.StatusConflict, err.Error()
+	}
+	remote, err := store.ParseIncarnation(h.Get(HeaderIncarnation))
+	if err != nil {
+		return http.StatusBadRequest, err.Error()
+	}
+	local := n.Incarnation()
+	if remote == local {
+		return 0, ""
+	}
+	from := h.Get(HeaderFrom)
+	if remote.Gen > local.Gen && n.logEmpty() && from != "" && n.opts.FetchStore != nil {
+		go n.reseed(from, remote)
+		return http.StatusConflict, fmt.Sprintf("this server follows cluster incarnation %q and is copying the store of incarnation %q: try again shortly", local, remote)
+	}
+	msg := fmt.Sprintf("refused a replication stream from %s: it follows cluster incarnation %q, this server %q", from, remote, local)
+	if remote.Gen > local.Gen {
+		msg += " (this server's replication log is older: run 'zconfigure -c RecoverCluster --rejoin' here)"
+	}
+	n.note(msg)
+	return http.StatusConflict, fmt.Sprintf("this server follows cluster incarnation %q, not %q", local, remote)
+}
+
+// refused is called when a peer refused a stream this server opened.
+func (n *Node) refused(addr string, status int, msg string, remote string) {
+	inc, _ := store.ParseIncarnation(remote)
+	m := fmt.Sprintf("replication stream to %s refused (%d): %s", addr, status, msg)
+	if inc.Gen > n.Incarnation().Gen {
+		m += fmt.Sprintf("; %s follows a newer cluster incarnation (%q): this server's log is out of date, run 'zconfigure -c RecoverCluster --rejoin' here", addr, inc)
+	}
+	n.note(m)
+}
+
+type problemNote struct {
+	msg string
+	at  time.Time
+}
+
+// note records a replication problem for Status and the log (once per
+// message and minute, so a refused peer retrying does not flood it).
+func (n *Node) note(msg string) {
+	if p, ok := n.problem.Load().(problemNote); ok && p.msg == msg && time.Since(p.at) < time.Minute {
+		return
+	}
+	n.problem.Store(problemNote{msg: msg, at: time.Now()})
+	if n.opts.Log != nil {
+		n.opts.Log.Warn("replication: " + msg)
+	}
+}
+
+func (n *Node) logEmpty() bool {
+	last, err := n.logs.LastIndex()
+	return err == nil && last == 0
+}
+
+// reseed replaces the store with a copy from the server at addr, which
+// follows the newer incarnation want. Entries of the new log are then
+// applied on top of that copy: none is skipped because of an index that
+// belonged to an older log.
+func (n *Node) reseed(addr string, want store.Incarnation) {
+	if !n.reseedMu.TryLock() {
+		return
+	}
+	defer n.reseedMu.Unlock()
+	if n.Incarnation() == want || !n.logEmpty() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	rc, err := n.opts.FetchStore(ctx, addr)
+	if err != nil {
+		n.note(fmt.Sprintf("re-seeding the store from %s failed: %v", addr, err))
+		return
+	}
+	if err := n.fsm.Restore(rc); err != nil {
+		n.note(fmt.Sprintf("re-seeding the store from %s failed: %v", addr, err))
+		return
+	}
+	if err := n.loadIncarnation(); err != nil {
+		n.note(err.Error())
+		return
+	}
+	if n.opts.Log != nil {
+		n.opts.Log.Warn("replication: re-seeded the zone store from a server of a newer cluster incarnation", "from", addr,
+			"incarnation", n.Incarnation().String(), "applied_index", n.AppliedIndex())
+	}
+}

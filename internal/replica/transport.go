@@ -6,8 +6,10 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,17 +30,20 @@ const (
 type streamLayer struct {
 	addr      net.Addr
 	tlsConfig func() *tls.Config
+	hello     func() http.Header                             // headers of an upgrade request
+	refused   func(addr string, status int, msg, inc string) // a peer refused a stream
 	conns     chan net.Conn
 	closed    chan struct{}
 	closeOnce sync.Once
 }
 
-func newStreamLayer(advertise string, tlsConfig func() *tls.Config) (*streamLayer, error) {
+func newStreamLayer(advertise string, tlsConfig func() *tls.Config, hello func() http.Header, refused func(string, int, string, string)) (*streamLayer, error) {
 	if _, _, err := net.SplitHostPort(advertise); err != nil {
 		return nil, fmt.Errorf("replication address %q: want host:port: %w", advertise, err)
 	}
 	// Not resolved here: the name may only resolve for the peers.
-	return &streamLayer{addr: advertiseAddr(advertise), tlsConfig: tlsConfig, conns: make(chan net.Conn), closed: make(chan struct{})}, nil
+	return &streamLayer{addr: advertiseAddr(advertise), tlsConfig: tlsConfig, hello: hello, refused: refused,
+		conns: make(chan net.Conn), closed: make(chan struct{})}, nil
 }
 
 // advertiseAddr is the address peers dial, as given.
@@ -57,9 +62,14 @@ func (l *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 		return nil, err
 	}
 	conn.SetDeadline(time.Now().Add(timeout))
-	req := "GET " + UpgradePath + " HTTP/1.1\r\nHost: " + string(address) +
-		"\r\nConnection: Upgrade\r\nUpgrade: " + UpgradeProto + "\r\n\r\n"
-	if _, err := conn.Write([]byte(req)); err != nil {
+	var req strings.Builder
+	req.WriteString("GET " + UpgradePath + " HTTP/1.1\r\nHost: " + string(address) +
+		"\r\nConnection: Upgrade\r\nUpgrade: " + UpgradeProto + "\r\n")
+	if l.hello != nil {
+		l.hello().Write(&req)
+	}
+	req.WriteString("\r\n")
+	if _, err := conn.Write([]byte(req.String())); err != nil {
 		conn.Close()
 		return nil, err
 	}
@@ -69,11 +79,17 @@ func (l *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 		conn.Close()
 		return nil, fmt.Errorf("raft stream to %s: %w", address, err)
 	}
-	resp.Body.Close()
 	if resp.StatusCode != http.StatusSwitchingProtocols {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
 		conn.Close()
-		return nil, fmt.Errorf("raft stream to %s refused: %s", address, resp.Status)
+		msg := strings.TrimSpace(string(body))
+		if l.refused != nil && (resp.StatusCode == http.StatusConflict || resp.StatusCode == http.StatusForbidden) {
+			l.refused(string(address), resp.StatusCode, msg, resp.Header.Get(HeaderIncarnation))
+		}
+		return nil, fmt.Errorf("raft stream to %s refused: %s: %s", address, resp.Status, msg)
 	}
+	resp.Body.Close()
 	if br.Buffered() > 0 {
 		// The peer speaks only after we do; anything here is a protocol error.
 		conn.Close()

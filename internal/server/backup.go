@@ -12,18 +12,14 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
-	"time"
-
-	"golang.org/x/sys/unix"
 
 	"zonekit/internal/api"
 	"zonekit/internal/backup"
 	"zonekit/internal/config"
 	"zonekit/internal/errkind"
-	"zonekit/internal/store"
+	"zonekit/internal/failpoint"
+	"zonekit/internal/restore"
 	"zonekit/internal/version"
-	"zonekit/internal/zone"
 )
 
 // RestartCommand is what an administrator runs after a restore.
@@ -42,7 +38,7 @@ func backupExcluded(rel string) bool {
 }
 
 // storeEntry is where the store snapshot sits inside a backup.
-const storeEntry = "data/zone.db"
+const storeEntry = restore.StoreEntry
 
 func (s *Server) getBackup(w http.ResponseWriter, r *http.Request, actor string) error {
 	p := s.opts.Paths
@@ -96,7 +92,7 @@ func (s *Server) postRestore(w http.ResponseWriter, r *http.Request, actor strin
 	defer s.restoreMu.Unlock()
 	dryRun := r.URL.Query().Get("dry_run") == "1"
 	p := s.opts.Paths
-	staging, err := os.MkdirTemp(p.Home, ".restore-staging-")
+	staging, err := os.MkdirTemp(p.Home, restore.StagingPrefix)
 	if err != nil {
 		return fmt.Errorf("restore staging area: %w", err)
 	}
@@ -109,8 +105,10 @@ func (s *Server) postRestore(w http.ResponseWriter, r *http.Request, actor strin
 	if err := sameMajor(m.Info.ZonekitVersion, version.String()); err != nil {
 		return err
 	}
-	if err := checkStagedStore(filepath.Join(staging, filepath.FromSlash(storeEntry))); err != nil {
-		return err
+	// Everything a start needs is checked before anything moves: a
+	// restore that leaves a server unable to start has lost its old state.
+	if err := restore.CheckStaged(staging); err != nil {
+		return errkind.Wrap(errkind.Invalid, fmt.Errorf("backup refused, nothing restored: %w", err))
 	}
 	changes, err := restoreChanges(p, staging, m)
 	if err != nil {
@@ -119,27 +117,43 @@ func (s *Server) postRestore(w http.ResponseWriter, r *http.Request, actor strin
 	res := api.RestoreResult{DryRun: dryRun, Zone: m.Info.Zone, Server: m.Info.Server, ZonekitVersion: m.Info.ZonekitVersion,
 		Created: m.Info.Created, Files: len(m.Entries), Changes: changes}
 	if !dryRun {
-		if err := swapIn(p, staging); err != nil {
-			return err
-		}
-		// The replication log describes the store just replaced: it goes,
-		// and the restarted server starts replication afresh from the
-		// restored store (or, with cluster.join set, catches up from the
-		// zone's other servers).
+		// Replication stops first: its log goes with the store it
+		// describes, and this process must not apply entries to a store
+		// that is being replaced. The restarted server starts replication
+		// afresh from the restored store: it never leads a cluster of its
+		// own unless told to (docs/cluster.md).
 		if s.rep != nil {
+			// Restoring the zone's only server over itself: it leads
+			// again at its restart. In any other case (a scratch zone on
+			// new hardware, a zone of several servers) the restored server
+			// waits for the zone's other servers, which may be alive.
+			if members, err := s.rep.Members(); err == nil && len(members) == 1 && members[0].ID == s.self.ID &&
+				m.Info.ZoneID == s.zone.ID && s.onlyServer() {
+				marker := filepath.Join(staging, "data", filepath.Base(p.RecoverMarker()))
+				if err := os.WriteFile(marker, []byte("restored the zone's only server\n"), 0o600); err != nil {
+					return fmt.Errorf("restore: %w", err)
+				}
+			}
 			s.rep.Shutdown()
 		}
-		if err := os.RemoveAll(p.Raft()); err != nil {
-			s.log.Error("restore: remove the replication log", "err", err)
-		}
-		// This process still holds the old store and certificates: it must
-		// not serve another request until it is restarted on the new ones.
+		// From here this process holds state that is not the one on
+		// disk (or no replication): it serves nothing until restarted.
 		s.restored.Store(true)
+		if err := restore.Swap(p, staging, failpoint.Crash); err != nil {
+			s.log.Error("restore failed", "actor", actor, "err", err)
+			return fmt.Errorf("%w; restart the zone server (%s)", err, RestartCommand)
+		}
 		res.Restart = RestartCommand
 		s.log.Warn("server restored from backup; restart required", "actor", actor, "zone", m.Info.Zone, "server", m.Info.Server, "backup_created", m.Info.Created)
 	}
 	writeJSON(w, http.StatusOK, res)
 	return nil
+}
+
+// onlyServer reports whether the zone lists no server but this one.
+func (s *Server) onlyServer() bool {
+	servers, err := s.db.Servers()
+	return err == nil && len(servers) == 1 && servers[0].ID == s.self.ID
 }
 
 // sameMajor refuses a backup from another major version.
@@ -151,20 +165,6 @@ func sameMajor(backupVersion, ours string) error {
 	}
 	if major(backupVersion) != major(ours) {
 		return errkind.New(errkind.Invalid, "backup is from zonekit %s and this server runs %s: restore it with zonekit %s.x", backupVersion, ours, major(backupVersion))
-	}
-	return nil
-}
-
-// checkStagedStore opens the staged store, which also migrates an older
-// schema in the staging copy and refuses a newer one, before anything moves.
-func checkStagedStore(path string) error {
-	st, err := store.Open(path, store.Options{LockTimeout: time.Second})
-	if err != nil {
-		return errkind.Wrap(errkind.Invalid, fmt.Errorf("backup refused, nothing restored: its zone store: %w", err))
-	}
-	defer st.Close()
-	if _, err := zone.New(st, nil).Zone(); err != nil {
-		return errkind.Wrap(errkind.Invalid, fmt.Errorf("backup refused, nothing restored: its zone store holds no zone: %w", err))
 	}
 	return nil
 }
@@ -232,62 +232,4 @@ func fileSHA256(path string) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// swapIn replaces conf/ and the store with the staged ones. The previous
-// state is kept aside until both moves succeeded and put back if either fails.
-func swapIn(p config.Paths, staging string) (err error) {
-	// The staged files were written without an fsync each; one syncfs makes
-	// them all durable before they replace anything.
-	if err := syncFS(staging); err != nil {
-		return fmt.Errorf("restore: flush the staged files: %w", err)
-	}
-	aside, err := os.MkdirTemp(p.Home, ".pre-restore-")
-	if err != nil {
-		return fmt.Errorf("restore: %w", err)
-	}
-	oldConf := filepath.Join(aside, "conf")
-	oldStore := filepath.Join(aside, "zone.db")
-	if err := os.Rename(p.Conf(), oldConf); err != nil {
-		os.RemoveAll(aside)
-		return fmt.Errorf("restore: set the current configuration aside: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			os.RemoveAll(p.Conf())
-			os.Rename(oldConf, p.Conf())
-			if _, statErr := os.Stat(oldStore); statErr == nil {
-				os.Rename(oldStore, p.Store())
-			}
-			err = fmt.Errorf("%w (the previous state was put back)", err)
-		}
-		os.RemoveAll(aside)
-	}()
-	if err := os.Rename(filepath.Join(staging, "conf"), p.Conf()); err != nil {
-		return fmt.Errorf("restore configuration: %w", err)
-	}
-	// A hard link keeps the current store whole while the new one is renamed
-	// over its name; the running server holds it open until its restart.
-	if err := os.Link(p.Store(), oldStore); err != nil && !errors.Is(err, syscall.EXDEV) {
-		return fmt.Errorf("restore: keep the current store: %w", err)
-	}
-	if err := os.Rename(filepath.Join(staging, filepath.FromSlash(storeEntry)), p.Store()); err != nil {
-		return fmt.Errorf("restore zone store: %w", err)
-	}
-	for _, dir := range []string{p.Home, p.Data()} {
-		if d, err := os.Open(dir); err == nil {
-			d.Sync()
-			d.Close()
-		}
-	}
-	return nil
-}
-
-func syncFS(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return unix.Syncfs(int(d.Fd()))
 }

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	neturl "net/url"
+	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -54,16 +55,24 @@ func (s *Server) Advertise() string {
 }
 
 // MayBootstrap says whether this server, should it have no replication
-// state, may start a cluster of its own: only when the zone lists no other
-// server (a new zone, or a zone of one restored from a backup), or when
-// the administrator says so (cluster.bootstrap). Any other server without
-// state (a joined server's first start, a restored one) joins the others.
+// state, may start a cluster of its own. Only when told so (the one-shot
+// marker of 'zconfigure -c RecoverCluster' or of the restore of a zone's
+// only server, or cluster.bootstrap), or at the first start of a new
+// zone: a store that never replicated and lists no other server. A store
+// that replicated before (a restored backup, a lost log) never does by
+// itself, whatever servers it lists: other servers of the zone may be
+// alive and leading, and two clusters would split the zone. It waits for
+// them (they reach it while they count it as a member) or asks to join.
 func (s *Server) MayBootstrap() bool {
+	if s.opts.Config.Cluster.Bootstrap || fileExists(s.opts.Paths.RecoverMarker()) {
+		return true
+	}
 	if s.opts.Config.Cluster.Join != "" {
 		return false
 	}
-	if s.opts.Config.Cluster.Bootstrap {
-		return true
+	inc, applied, err := s.db.ReplicationState()
+	if err != nil || inc.Gen != 0 || applied != 0 {
+		return false
 	}
 	servers, err := s.db.Servers()
 	if err != nil {
@@ -75,6 +84,41 @@ func (s *Server) MayBootstrap() bool {
 		}
 	}
 	return true
+}
+
+// Bootstrapped is called once replication started: a one-shot order to
+// start a new cluster has been carried out.
+func (s *Server) Bootstrapped() {
+	if err := os.Remove(s.opts.Paths.RecoverMarker()); err == nil {
+		s.log.Warn("replication: started a new cluster of this server alone, as ordered (zconfigure -c RecoverCluster or the restore of the zone's only server)",
+			"incarnation", s.rep.Incarnation().String())
+	}
+}
+
+// FetchStore reads a consistent copy of the zone store from the zone
+// server at addr, over the peer link: a store of an older cluster
+// incarnation is re-seeded from it.
+func (s *Server) FetchStore(ctx context.Context, addr string) (io.ReadCloser, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+api.Prefix+"/cluster/snapshot", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := s.peerHTTPStream().Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("zone server %s: %w", addr, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return nil, client.AnswerError(resp.StatusCode, data)
+	}
+	return resp.Body, nil
+}
+
+// clusterSnapshot streams a consistent copy of the store to a peer.
+func (s *Server) clusterSnapshot(w http.ResponseWriter, r *http.Request, peer zone.Server) error {
+	s.log.Info("store copy sent to a peer", "peer", peer.Name)
+	return s.clusterStore(w, r, "server:"+peer.Name)
 }
 
 // PeerTLSConfig is the client side of links to other zone servers: this
@@ -159,6 +203,7 @@ func (s *Server) clusterRoutes(mux *http.ServeMux, admin func(string, func(http.
 	mux.HandleFunc("POST "+api.Prefix+"/cluster/members/remove", s.peer(s.clusterRemoveMember))
 	mux.HandleFunc("GET "+api.Prefix+"/cluster/status", s.peer(s.clusterStatus))
 	mux.HandleFunc("POST "+api.Prefix+"/cluster/sign", s.peer(s.clusterSign))
+	mux.HandleFunc("GET "+api.Prefix+"/cluster/snapshot", s.peer(s.clusterSnapshot))
 	admin("POST "+api.Prefix+"/cluster/join", s.clusterJoin)
 	admin("GET "+api.Prefix+"/cluster/store", s.clusterStore)
 	admin("DELETE "+api.Prefix+"/servers/{name}", s.deleteServer)
@@ -214,6 +259,13 @@ func (s *Server) clusterApply(w http.ResponseWriter, r *http.Request, _ zone.Ser
 type peerClient struct {
 	once sync.Once
 	http *http.Client
+}
+
+// peerHTTPStream is peerHTTP without an overall timeout, for store copies.
+func (s *Server) peerHTTPStream() *http.Client {
+	c := *s.peerHTTP()
+	c.Timeout = 0
+	return &c
 }
 
 func (s *Server) peerHTTP() *http.Client {
@@ -294,6 +346,11 @@ func (s *Server) Forward(ctx context.Context, leader string, c zone.Command) (ui
 // toLeader runs fn here when this server leads, else sends the request to
 // the leader, retrying through an election.
 func (s *Server) toLeader(ctx context.Context, path string, in any, local func() error) error {
+	return s.toLeaderOut(ctx, path, in, nil, local)
+}
+
+// toLeaderOut is toLeader that decodes the leader's answer into out.
+func (s *Server) toLeaderOut(ctx context.Context, path string, in, out any, local func() error) error {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		if s.rep.IsLeader() {
@@ -302,7 +359,7 @@ func (s *Server) toLeader(ctx context.Context, path string, in any, local func()
 				return err
 			}
 		} else if _, addr := s.rep.Leader(); addr != "" {
-			err := s.peerCall(ctx, addr, http.MethodPost, path, in, nil)
+			err := s.peerCall(ctx, addr, http.MethodPost, path, in, out)
 			if !errors.Is(err, replica.ErrNotDelivered) {
 				return err
 			}
@@ -318,26 +375,92 @@ func (s *Server) toLeader(ctx context.Context, path string, in any, local func()
 	}
 }
 
-// clusterAddMember makes the calling server (or the one a follower speaks
-// for) a voting member.
+// clusterAddMember takes the calling server (or the one a follower speaks
+// for) into the replication cluster: first as a non-voter, which receives
+// the log but counts for no majority, then, once it has caught up and its
+// advertised address answers this leader, as a voter. A server joined with
+// a wrong address therefore never costs the zone its majority, and can be
+// removed without it.
 func (s *Server) clusterAddMember(w http.ResponseWriter, r *http.Request, _ zone.Server) error {
 	var req api.ClusterMember
 	if err := readJSON(w, r, &req); err != nil {
 		return err
 	}
-	if _, err := s.db.Server(req.ID); err != nil {
+	sv, err := s.db.Server(req.ID)
+	if err != nil {
 		return errkind.New(errkind.NotFound, "server id %s is not in the zone: join it with zconfigure -c JoinZone", req.ID)
+	}
+	if req.Version != "" {
+		if err := version.Compatible(req.Version, version.String()); err != nil {
+			return errkind.Wrap(errkind.Invalid, fmt.Errorf("server %s may not replicate: %w", sv.Name, err))
+		}
 	}
 	if s.rep == nil {
 		return errkind.New(errkind.Unavailable, "server %s does not replicate", s.self.Name)
 	}
-	err := s.toLeader(r.Context(), "/cluster/members", req, func() error { return s.rep.AddVoter(req.ID, req.Address) })
+	var out api.ClusterMember
+	err = s.toLeaderOut(r.Context(), "/cluster/members", req, &out, func() error {
+		out = req
+		var err error
+		out.Voter, err = s.admitMember(r.Context(), sv.Name, req)
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	s.log.Info("replication member added", "id", req.ID, "address", req.Address)
-	writeJSON(w, http.StatusOK, req)
+	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// promoteLag is how many log entries a non-voter may still lack when it
+// is made a voter.
+const promoteLag = 64
+
+// admitMember, on the leader, adds a server as a non-voter, or promotes
+// it to voter once it caught up; it reports whether it votes now.
+func (s *Server) admitMember(ctx context.Context, name string, req api.ClusterMember) (bool, error) {
+	members, err := s.rep.Members()
+	if err != nil {
+		return false, err
+	}
+	i := slices.IndexFunc(members, func(m replica.Member) bool { return m.ID == req.ID })
+	switch {
+	case i >= 0 && members[i].Voter && members[i].Address == req.Address:
+		return true, nil
+	case i < 0 || members[i].Address != req.Address:
+		if i >= 0 && members[i].Voter {
+			// A voter that moved: its new address is checked like a
+			// newcomer's before it votes again.
+			if err := s.rep.RemoveServer(req.ID); err != nil {
+				return false, err
+			}
+		}
+		if err := s.rep.AddNonvoter(req.ID, req.Address); err != nil {
+			return false, err
+		}
+		s.log.Info("replication: server added as a non-voter until it catches up", "server", name, "address", req.Address)
+	}
+	// Promote only a server that answers at its advertised address from
+	// here and holds (almost) everything committed.
+	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	var st replica.Status
+	if err := s.peerCall(cctx, req.Address, http.MethodGet, "/cluster/status", nil, &st); err != nil {
+		return false, errkind.New(errkind.Unavailable, "server %s does not answer the leader at its advertised address %s (%v): it stays a non-voter; "+
+			"correct its cluster.advertise (or zman server-address-set --advertise), or remove it with zman server-delete", name, req.Address, err)
+	}
+	if st.ID != req.ID {
+		return false, errkind.New(errkind.Unavailable, "the advertised address %s of server %s answers as another server (%s): it stays a non-voter", req.Address, name, st.ID)
+	}
+	commit := s.rep.Status().CommitIndex
+	if st.Applied+promoteLag < commit {
+		return false, errkind.New(errkind.Unavailable, "server %s is catching up (change %d of %d): it becomes a voter once it has", name, st.Applied, commit)
+	}
+	if err := s.rep.AddVoter(req.ID, req.Address); err != nil {
+		return false, err
+	}
+	s.log.Info("replication: server caught up and now votes", "server", name, "address", req.Address)
+	return true, nil
 }
 
 func (s *Server) clusterRemoveMember(w http.ResponseWriter, r *http.Request, _ zone.Server) error {
@@ -446,6 +569,9 @@ func (s *Server) clusterJoin(w http.ResponseWriter, r *http.Request, actor strin
 	}
 	if len(req.DNSNames) == 0 || req.Port < 1 || req.Port > 65535 || req.CSR == "" {
 		return errkind.New(errkind.Usage, "joining needs the server's DNS names, port and certificate request")
+	}
+	if err := version.Compatible(req.Version, version.String()); err != nil {
+		return errkind.Wrap(errkind.Invalid, fmt.Errorf("server %s may not join zone %s: %w", req.DNSNames[0], s.zone.Name, err))
 	}
 	servers, err := s.db.Servers()
 	if err != nil {
@@ -581,12 +707,13 @@ func (s *Server) joinOnce(ctx context.Context, join string) error {
 		return err
 	}
 	for _, m := range members {
-		if m.ID == s.self.ID && m.Address == s.Advertise() {
+		if m.ID == s.self.ID && m.Address == s.Advertise() && m.Voter {
 			return nil
 		}
 	}
-	// Not a member yet (a joined server's first start), or a member at
-	// an address that changed: ask the zone, which adds or updates it.
+	// Not a member yet (a joined server's first start), not yet a voter,
+	// or a member at an address that changed: ask the zone, which adds,
+	// promotes or updates it.
 	if s.rep.IsLeader() {
 		return s.rep.AddVoter(s.self.ID, s.Advertise())
 	}
@@ -627,11 +754,16 @@ func (s *Server) joinOnce(ctx context.Context, join string) error {
 func (s *Server) askMembership(ctx context.Context, u string) error {
 	cctx, cancel := context.WithTimeout(ctx, 40*time.Second)
 	defer cancel()
-	err := s.peerCall(cctx, u, http.MethodPost, "/cluster/members", api.ClusterMember{ID: s.self.ID, Address: s.Advertise()}, nil)
-	if err == nil {
-		s.log.Info("replication: a member of the zone's cluster", "via", u)
+	var out api.ClusterMember
+	err := s.peerCall(cctx, u, http.MethodPost, "/cluster/members", api.ClusterMember{ID: s.self.ID, Address: s.Advertise(), Version: version.String()}, &out)
+	if err != nil {
+		return err
 	}
-	return err
+	if !out.Voter {
+		return errors.New("a non-voting member of the zone's cluster until it catches up")
+	}
+	s.log.Info("replication: a member of the zone's cluster", "via", u)
+	return nil
 }
 
 func sameCert(recordPEM string, leaf *x509.Certificate) bool {

@@ -101,6 +101,9 @@ func New(opts Options) (*Server, error) {
 // Handler returns the API's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.handler }
 
+// ZoneID is the id of the zone this server belongs to.
+func (s *Server) ZoneID() string { return s.zone.ID }
+
 // Serve answers on ln until ctx is cancelled, then lets in-flight requests
 // finish (up to the shutdown timeout) before returning.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {

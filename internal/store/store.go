@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -307,6 +308,56 @@ func SetAppliedIndex(tx *bolt.Tx, i uint64) error {
 	var v [8]byte
 	binary.BigEndian.PutUint64(v[:], i)
 	return b.Put(keyApplied, v[:])
+}
+
+var keyIncarnation = []byte("replication-incarnation")
+
+// Incarnation identifies the replication cluster whose log this store
+// follows: a generation, raised each time a cluster is started afresh
+// (a new zone, a recovery), and a random id. A store that never
+// replicated has generation 0 and no id.
+type Incarnation struct {
+	Gen uint64 `json:"gen"`
+	ID  string `json:"id"`
+}
+
+// String is the form peers exchange: "GEN-ID".
+func (i Incarnation) String() string {
+	if i.Gen == 0 && i.ID == "" {
+		return ""
+	}
+	return strconv.FormatUint(i.Gen, 10) + "-" + i.ID
+}
+
+// ParseIncarnation reads the form String writes ("" is generation 0).
+func ParseIncarnation(s string) (Incarnation, error) {
+	if s == "" {
+		return Incarnation{}, nil
+	}
+	g, id, ok := strings.Cut(s, "-")
+	n, err := strconv.ParseUint(g, 10, 64)
+	if !ok || err != nil || id == "" {
+		return Incarnation{}, fmt.Errorf("malformed cluster incarnation %q", s)
+	}
+	return Incarnation{Gen: n, ID: id}, nil
+}
+
+// IncarnationOf returns the store's replication incarnation.
+func IncarnationOf(tx *bolt.Tx) Incarnation {
+	var inc Incarnation
+	if b := tx.Bucket(BucketMeta); b != nil {
+		inc, _ = ParseIncarnation(string(b.Get(keyIncarnation)))
+	}
+	return inc
+}
+
+// SetIncarnation records the replication cluster the store now follows.
+func SetIncarnation(tx *bolt.Tx, inc Incarnation) error {
+	b, err := tx.CreateBucketIfNotExists(BucketMeta)
+	if err != nil {
+		return err
+	}
+	return b.Put(keyIncarnation, []byte(inc.String()))
 }
 
 var bucketApplied = []byte("replication-commands")

@@ -116,6 +116,16 @@ func (d *DB) Zone() (Zone, error) {
 	return z, err
 }
 
+// ReplicationState returns the cluster incarnation the store follows and
+// the last log index applied to it.
+func (d *DB) ReplicationState() (inc store.Incarnation, applied uint64, err error) {
+	err = d.st.View(func(tx *bolt.Tx) error {
+		inc, applied = store.IncarnationOf(tx), store.AppliedIndex(tx)
+		return nil
+	})
+	return inc, applied, err
+}
+
 // Server returns one server by id.
 func (d *DB) Server(id string) (Server, error) {
 	var s Server

@@ -104,7 +104,7 @@ root and ~/.local/share/zonekit for other users.`,
 	root.Flags().StringP("configure", "c", "", "run configuration `ACTION` (see -l)")
 
 	root.AddCommand(newNewZone(opts, nil), newStart(opts, nil), newServe(opts), newSSL(opts, nil),
-		newCreatePacks(opts, nil), newRebuildPacks(opts, nil), newJoinZone(opts, nil))
+		newCreatePacks(opts, nil), newRebuildPacks(opts, nil), newJoinZone(opts, nil), newRecoverCluster(opts, nil))
 	return root
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"sync"
 
 	"github.com/spf13/cobra"
@@ -15,6 +16,9 @@ import (
 	"zonekit/internal/atomicfile"
 	"zonekit/internal/backup"
 	"zonekit/internal/cli/cmdutil"
+	"zonekit/internal/client"
+	"zonekit/internal/errkind"
+	"zonekit/internal/restore"
 	"zonekit/internal/ui"
 )
 
@@ -145,11 +149,19 @@ func verifyRun(ctx context.Context, o *backupOptions) error {
 		return err
 	}
 	defer done()
-	m, err := backup.Verify(dec, nil)
+	m, files, err := backup.VerifyKeep(dec, nil, restore.ConfFiles())
 	if err != nil {
 		return fmt.Errorf("%s: %w", o.File, err)
 	}
 	done()
+	// The checks a restore makes before it swaps anything in, but those
+	// of the store's content, which only the staged copy allows.
+	if _, err := restore.CheckConf(files); err != nil {
+		return errkind.Wrap(errkind.Invalid, fmt.Errorf("%s is intact but cannot be restored: %w", o.File, err))
+	}
+	if !slices.ContainsFunc(m.Entries, func(e backup.Entry) bool { return e.Path == restore.StoreEntry }) {
+		return errkind.New(errkind.Invalid, "%s is intact but cannot be restored: it holds no zone store (%s)", o.File, restore.StoreEntry)
+	}
 	fmt.Fprintf(o.f.IO.Out, "%s is intact: server %s of zone %s, zonekit %s, taken %s, %d entries.\n",
 		o.File, m.Info.Server, m.Info.Zone, m.Info.ZonekitVersion, ui.Date(m.Info.Created), len(m.Entries))
 	return nil
@@ -217,8 +229,22 @@ func restoreRun(ctx context.Context, o *restoreOptions) error {
 	}
 	resp, err := c.Stream(ctx, http.MethodPost, path, pr, "application/zstd")
 	pr.CloseWithError(errors.New("upload ended"))
-	if cerr := <-copyErr; cerr != nil && !errors.Is(cerr, io.ErrClosedPipe) {
+	cerr := <-copyErr
+	sent := cerr == nil
+	if ctx.Err() != nil {
+		if sent && !o.DryRun {
+			return errkind.New(errkind.Cancelled, "interrupted after the whole backup was sent: the zone server goes on with the restore; its log says when it is done (then restart it: zconfigure -c Start --action restart)")
+		}
+		return errkind.New(errkind.Cancelled, "interrupted before the whole backup was sent: nothing was restored")
+	}
+	if cerr != nil && !errors.Is(cerr, io.ErrClosedPipe) {
 		return fmt.Errorf("%s: %w (nothing was restored)", o.File, cerr)
+	}
+	if err != nil && sent && !o.DryRun && client.NoAnswer(err) {
+		// The server had it all and never answered: it may have died in
+		// the middle of the swap. Its next start decides.
+		return errkind.Wrap(errkind.Unavailable, fmt.Errorf("the zone server stopped answering after it received the whole backup (%v): it may have died during the restore. "+
+			"Start it (zconfigure -c Start --action start): its start finishes the restore or puts the previous state back, and its log says which", err))
 	}
 	if err != nil {
 		return err
