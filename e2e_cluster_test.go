@@ -1,6 +1,11 @@
 package zonekit_test
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"net/http"
 	"os"
 	"regexp"
 	"strconv"
@@ -63,5 +68,95 @@ func cmdUntil(ts *testscript.TestScript, neg bool, args []string) {
 			ts.Fatalf("after %ds, no match for %q in the output of %s: %s%s", secs, args[1], args[2], out, ts.ReadFile("stderr"))
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+type leaderWatchKey struct{}
+
+// leaderWatch polls every server's own replication state while a script
+// runs, to prove that the zone never has two leaders.
+type leaderWatch struct {
+	stop   chan struct{}
+	done   chan struct{}
+	rounds int
+	errs   []string
+}
+
+type peerStatus struct {
+	ID          string `json:"id"`
+	State       string `json:"state"`
+	Term        uint64 `json:"term"`
+	Incarnation string `json:"incarnation"`
+}
+
+// cmdLeaders watches for split brains: leaders start CERT KEY CA ADDR...
+// polls each zone server's replication state (with a server's certificate,
+// as a peer) every 50 ms; leaders check stops and fails if two servers
+// ever led at once in the same term or in different cluster incarnations,
+// or if two leaders were seen in two polls in a row (a transfer of
+// leadership settles faster than that).
+func cmdLeaders(ts *testscript.TestScript, neg bool, args []string) {
+	w := ts.Value(leaderWatchKey{}).(*leaderWatch)
+	switch {
+	case len(args) >= 5 && args[0] == "start":
+		cert, err := tls.LoadX509KeyPair(ts.MkAbs(args[1]), ts.MkAbs(args[2]))
+		ts.Check(err)
+		caPEM, err := os.ReadFile(ts.MkAbs(args[3]))
+		ts.Check(err)
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(caPEM)
+		hc := &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+			Certificates: []tls.Certificate{cert}, RootCAs: pool, InsecureSkipVerify: true}}}
+		addrs := args[4:]
+		w.stop, w.done = make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(w.done)
+			prevDouble := false
+			for {
+				select {
+				case <-w.stop:
+					return
+				case <-time.After(50 * time.Millisecond):
+				}
+				var leaders []peerStatus
+				for _, a := range addrs {
+					resp, err := hc.Get("https://" + a + "/api/v1/cluster/status")
+					if err != nil {
+						continue
+					}
+					var st peerStatus
+					if resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(&st) == nil && st.State == "Leader" {
+						leaders = append(leaders, st)
+					}
+					resp.Body.Close()
+				}
+				w.rounds++
+				double := len(leaders) > 1
+				if double {
+					for _, l := range leaders[1:] {
+						if l.Term == leaders[0].Term || l.Incarnation != leaders[0].Incarnation || prevDouble {
+							w.errs = append(w.errs, fmt.Sprintf("round %d: two leaders: %+v and %+v", w.rounds, leaders[0], l))
+						}
+					}
+				}
+				prevDouble = double
+			}
+		}()
+	case len(args) == 1 && args[0] == "check":
+		if w.stop == nil {
+			ts.Fatalf("leaders check without leaders start")
+		}
+		close(w.stop)
+		<-w.done
+		w.stop = nil
+		ts.Logf("%d polls of every server", w.rounds)
+		if len(w.errs) > 0 {
+			ts.Fatalf("split brain:\n%s", strings.Join(w.errs, "\n"))
+		}
+		if w.rounds < 5 {
+			ts.Fatalf("only %d polls: the watch proved nothing", w.rounds)
+		}
+	default:
+		ts.Fatalf("usage: leaders start CERT KEY CA ADDR... | leaders check")
 	}
 }

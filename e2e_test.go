@@ -72,6 +72,7 @@ func TestScripts(t *testing.T) {
 			"zacage":       cmdZacAge,
 			"signal":       cmdSignal,
 			"until":        cmdUntil,
+			"leaders":      cmdLeaders,
 		},
 	})
 }
@@ -99,6 +100,7 @@ func setupScript(env *testscript.Env) error {
 		// the scripts run hundreds of them.
 		env.Setenv("GORACE", "atexit_sleep_ms=10")
 	}
+	env.Values[leaderWatchKey{}] = &leaderWatch{}
 	// A script that fails half way must not leave a zone server behind.
 	work := env.WorkDir
 	env.Defer(func() {

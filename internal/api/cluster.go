@@ -53,10 +53,15 @@ type ClusterSigned struct {
 // Replication is one server's replication state in server listings.
 type Replication struct {
 	State       string    `json:"state"` // Leader, Follower, Candidate, unreachable
-	Term        uint64    `json:"term,omitempty"`
-	Applied     uint64    `json:"applied_index,omitempty"`
+	Term        uint64    `json:"term"`
+	Commit      uint64    `json:"commit_index"`
+	Applied     uint64    `json:"applied_index"`
 	Behind      uint64    `json:"behind"` // entries behind the leader's commit index
 	LastContact time.Time `json:"last_contact,omitzero"`
+	Voter       bool      `json:"voter"`
+	LeaderID    string    `json:"leader_id,omitempty"` // the leader this server follows
+	Incarnation string    `json:"incarnation,omitempty"`
+	Problem     string    `json:"problem,omitempty"` // the last replication problem it saw
 }
 
 // ServerAddress is the body of POST /api/v1/servers/{name}/address: what

@@ -567,6 +567,9 @@ func (n *Node) admit(h http.Header) (int, string) {
 // refused is called when a peer refused a stream this server opened.
 func (n *Node) refused(addr string, status int, msg string, remote string) {
 	inc, _ := store.ParseIncarnation(remote)
+	if status == http.StatusConflict && inc.Gen < n.Incarnation().Gen {
+		return // a peer of an older incarnation: it re-seeds itself or says why in its own log
+	}
 	m := fmt.Sprintf("replication stream to %s refused (%d): %s", addr, status, msg)
 	if inc.Gen > n.Incarnation().Gen {
 		m += fmt.Sprintf("; %s follows a newer cluster incarnation (%q): this server's log is out of date, run 'zconfigure -c RecoverCluster --rejoin' here", addr, inc)
@@ -590,6 +593,10 @@ func (n *Node) note(msg string) {
 		n.opts.Log.Warn("replication: " + msg)
 	}
 }
+
+// LogEmpty reports whether this server holds no replication log entry:
+// a new member, a restored server, or one that lost its log.
+func (n *Node) LogEmpty() bool { return n.logEmpty() }
 
 func (n *Node) logEmpty() bool {
 	last, err := n.logs.LastIndex()

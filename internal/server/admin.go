@@ -109,7 +109,8 @@ func (s *Server) apiServersWith(repl map[string]*replica.Status) ([]api.Server, 
 		if repl != nil {
 			a.Replication = &api.Replication{State: "unreachable"}
 			if st := repl[sv.ID]; st != nil {
-				a.Replication = &api.Replication{State: st.State, Term: st.Term, Applied: st.Applied, LastContact: st.LastContact}
+				a.Replication = &api.Replication{State: st.State, Term: st.Term, Commit: st.CommitIndex, Applied: st.Applied, LastContact: st.LastContact,
+					Voter: st.Voter, LeaderID: st.LeaderID, Incarnation: st.Incarnation, Problem: st.Problem}
 				if commit > st.Applied {
 					a.Replication.Behind = commit - st.Applied
 				}

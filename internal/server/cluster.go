@@ -215,14 +215,24 @@ func (s *Server) clusterRoutes(mux *http.ServeMux, admin func(string, func(http.
 // serveRaft hands a peer's upgraded connection to raft. It runs outside
 // the access log's wrapper, which cannot be hijacked.
 func (s *Server) serveRaft(w http.ResponseWriter, r *http.Request) {
+	if s.rep == nil {
+		s.fail(w, r, errkind.New(errkind.Unavailable, "server %s does not replicate", s.self.Name))
+		return
+	}
 	p, err := s.peerFromTLS(r)
+	if err != nil && s.rep.LogEmpty() && r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		// A server with no log of its own (restored from a backup, or
+		// that lost its log) may hold a store older than the zone's
+		// servers: it takes the stream of any server certificate of the
+		// zone CA, whose zone and incarnation the replica then checks.
+		if _, verr := s.verifyServerCert(r.TLS.PeerCertificates[0], r.TLS.PeerCertificates[1:]); verr == nil {
+			p, err = zone.Server{Name: r.TLS.PeerCertificates[0].Subject.CommonName}, nil
+			s.log.Info("replication link from a server this store does not list yet (it has no log of its own)", "peer", p.Name, "remote", r.RemoteAddr)
+		}
+	}
 	if err != nil {
 		s.log.Warn("replication link refused", "remote", r.RemoteAddr, "err", err)
 		s.fail(w, r, err)
-		return
-	}
-	if s.rep == nil {
-		s.fail(w, r, errkind.New(errkind.Unavailable, "server %s does not replicate", s.self.Name))
 		return
 	}
 	s.log.Debug("replication link", "peer", p.Name, "remote", r.RemoteAddr)

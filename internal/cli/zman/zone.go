@@ -108,13 +108,17 @@ func serverListRun(ctx context.Context, o *serverListOptions) error {
 // replicationCell says how a server keeps up: its raft state and, for a
 // follower, how many changes it has yet to apply.
 func replicationCell(r *api.Replication) string {
-	switch {
-	case r == nil:
+	if r == nil {
 		return "-"
-	case r.State == "Follower" && r.Behind > 0:
-		return fmt.Sprintf("Follower, %d behind", r.Behind)
 	}
-	return r.State
+	out := r.State
+	if r.State == "Follower" && !r.Voter {
+		out += ", non-voter"
+	}
+	if r.State == "Follower" && r.Behind > 0 {
+		out += fmt.Sprintf(", %d behind", r.Behind)
+	}
+	return out
 }
 
 type serverDeleteOptions struct {
