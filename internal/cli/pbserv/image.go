@@ -3,16 +3,21 @@ package pbserv
 import (
 	"fmt"
 	"net"
+	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 
 	"github.com/spf13/cobra"
 
 	"zonekit/internal/cli/cmdutil"
+	"zonekit/internal/config"
 	"zonekit/internal/errkind"
+	"zonekit/internal/pki"
 	"zonekit/internal/preboot/conf"
 	"zonekit/internal/preboot/imaging"
 	"zonekit/internal/preboot/policy"
+	"zonekit/internal/preboot/ptls"
 	"zonekit/internal/ui"
 )
 
@@ -24,29 +29,49 @@ type ImageOptions struct {
 	File    string
 	Replace bool
 	Output  string
+	CACert  string
 }
 
-// server is the imaging service's URL: --server, else this server's.
-func (o *ImageOptions) server() (string, error) {
-	if o.Server != "" {
-		if _, _, err := net.SplitHostPort(o.Server); err != nil {
-			return "http://" + net.JoinHostPort(o.Server, strconv.Itoa(conf.DefaultImagingPort)), nil
-		}
-		return "http://" + o.Server, nil
-	}
-	v, err := o.Layout().Load(conf.Imaging)
-	if err != nil {
-		return "", err
-	}
-	host := v.String("IPAddress")
+// client is a client of the imaging service: --server, else this
+// server's (from pbserv.conf), over HTTPS trusting the zone CA (--cacert,
+// else this home's), as the administrator in ZMAN_USER/ZMAN_PASSWORD.
+func (o *ImageOptions) client() (*imaging.Client, string, error) {
+	host := o.Server
 	if host == "" {
-		host = "127.0.0.1"
+		v, err := o.Layout().Load(conf.Imaging)
+		if err != nil {
+			return nil, "", err
+		}
+		h := v.String("IPAddress")
+		if h == "" {
+			h = "127.0.0.1"
+		}
+		host = net.JoinHostPort(h, strconv.Itoa(v.Int("ImagingPort")))
+	} else if _, _, err := net.SplitHostPort(host); err != nil {
+		host = net.JoinHostPort(host, strconv.Itoa(conf.DefaultImagingPort))
 	}
-	return "http://" + net.JoinHostPort(host, strconv.Itoa(v.Int("ImagingPort"))), nil
+	caFile := o.CACert
+	if caFile == "" {
+		caFile = config.Paths{Home: config.ResolveHome(o.Home)}.CACert()
+	}
+	ca, err := pki.ReadCertFile(caFile)
+	if err != nil {
+		return nil, "", errkind.New(errkind.Usage, "the zone CA certificate (%v): pass --cacert FILE", err)
+	}
+	user, pass := os.Getenv("ZMAN_USER"), os.Getenv("ZMAN_PASSWORD")
+	if user == "" || pass == "" {
+		return nil, "", ui.RequiredError("ZMAN_USER and ZMAN_PASSWORD (a zone administrator)")
+	}
+	base := "https://" + host
+	req := http.Request{Header: http.Header{}}
+	req.SetBasicAuth(user, pass)
+	c := imaging.NewClient(base, ptls.ClientConfig(ca, nil), req.Header.Get("Authorization"))
+	return c, base, nil
 }
 
 func addServerFlag(cmd *cobra.Command, o *ImageOptions) {
 	cmd.Flags().StringVarP(&o.Server, "server", "s", "", "the imaging service, HOST[:PORT] (default: this server's, from pbserv.conf)")
+	cmd.Flags().StringVar(&o.CACert, "cacert", "", "the zone CA certificate (default: this zone home's)")
 }
 
 func newImageUpload(opts *Options, runF func(*ImageOptions) error) *cobra.Command {
@@ -58,7 +83,12 @@ func newImageUpload(opts *Options, runF func(*ImageOptions) error) *cobra.Comman
 		Long: `Send FILE to the imaging service as an image (named --name, by default the
 file's name). The service checks the data against the SHA-256 computed here
 and stores it only when they match; an image of the same name is replaced
-only with --replace.`,
+only with --replace (exit 4 without it, also when another upload of the
+name is under way).
+
+The service is reached over HTTPS and trusted through the zone CA
+(--cacert, default this zone home's); it admits zone administrators only:
+set ZMAN_USER and ZMAN_PASSWORD.`,
 		Args: cmdutil.ExactArgs(1, "the image file"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.File = args[0]
@@ -71,11 +101,11 @@ only with --replace.`,
 			if !policy.ValidName(o.Name) {
 				return errkind.New(errkind.Usage, "image name %q: use letters, digits, '.', '_' and '-'", o.Name)
 			}
-			base, err := o.server()
+			c, base, err := o.client()
 			if err != nil {
 				return err
 			}
-			img, err := imaging.NewClient(base).Upload(cmd.Context(), o.Name, o.File, o.Replace)
+			img, err := c.Upload(cmd.Context(), o.Name, o.File, o.Replace)
 			if err != nil {
 				return err
 			}
@@ -97,7 +127,8 @@ func newImageDownload(opts *Options, runF func(*ImageOptions) error) *cobra.Comm
 		Short:   "Fetch an image from an imaging service",
 		Long: `Fetch image NAME into --file (default: NAME in the current directory). The
 file appears only when the data matches the SHA-256 the service holds for
-the image; otherwise nothing is written.`,
+the image; otherwise nothing is written. Credentials and trust as for
+image-upload (ZMAN_USER, ZMAN_PASSWORD, --cacert).`,
 		Args: cmdutil.ExactArgs(1, "the image name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Name = args[0]
@@ -107,11 +138,11 @@ the image; otherwise nothing is written.`,
 			if runF != nil {
 				return runF(o)
 			}
-			base, err := o.server()
+			c, _, err := o.client()
 			if err != nil {
 				return err
 			}
-			img, err := imaging.NewClient(base).Download(cmd.Context(), o.Name, o.File)
+			img, err := c.Download(cmd.Context(), o.Name, o.File)
 			if err != nil {
 				return err
 			}
@@ -130,7 +161,9 @@ func newImageList(opts *Options, runF func(*ImageOptions) error) *cobra.Command 
 		Use:     "image-list",
 		Aliases: []string{"il"},
 		Short:   "List the images an imaging service holds",
-		Args:    cmdutil.NoArgs,
+		Long: `List the images an imaging service holds. Credentials and trust as for
+image-upload (ZMAN_USER, ZMAN_PASSWORD, --cacert).`,
+		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if runF != nil {
 				return runF(o)
@@ -139,11 +172,11 @@ func newImageList(opts *Options, runF func(*ImageOptions) error) *cobra.Command 
 			if err != nil {
 				return err
 			}
-			base, err := o.server()
+			c, _, err := o.client()
 			if err != nil {
 				return err
 			}
-			imgs, err := imaging.NewClient(base).List(cmd.Context())
+			imgs, err := c.List(cmd.Context())
 			if err != nil {
 				return err
 			}

@@ -208,10 +208,12 @@ func installService(o *ServiceOptions, l conf.Layout) error {
 }
 
 func runDaemon(cmd *cobra.Command, o *ServiceOptions) error {
-	return service.Run(cmd.Context(), service.Options{
-		Layout:  o.Layout(),
-		Service: o.Service,
-		Stderr:  o.IO.ErrOut,
-		Work:    workSource(o.Options),
-	})
+	opts := service.Options{Layout: o.Layout(), Service: o.Service, Stderr: o.IO.ErrOut}
+	// Only the imaging and policy services speak to the zone.
+	if o.Service == conf.Imaging || o.Service == conf.Policy {
+		if z := zoneOf(o.Options); z != nil {
+			opts.Zone, opts.TLS = z, &z.tls
+		}
+	}
+	return service.Run(cmd.Context(), opts)
 }

@@ -45,6 +45,9 @@ func (l Layout) Log(service string) string { return filepath.Join(l.LogDir(), se
 // PidFile is written by a running service.
 func (l Layout) PidFile(service string) string { return filepath.Join(l.RunDir(), service+".pid") }
 
+// TokenKeyFile is the imaging service's key for task tokens (private).
+func (l Layout) TokenKeyFile() string { return filepath.Join(l.RunDir(), "imaging-token.key") }
+
 // StatsFile holds the imaging service's statistics since it started.
 func (l Layout) StatsFile() string { return filepath.Join(l.RunDir(), "pbserv.stats.json") }
 
@@ -76,6 +79,7 @@ func (l Layout) Spec(service string) (*Spec, error) {
 			{Name: "PrebootServiceLogFileSize", Default: "15", Kind: Int, Min: 1, Max: 4096, Help: []string{sizeHelp}},
 			{Name: "ImagingPort", Default: fmt.Sprint(DefaultImagingPort), Kind: Int, Min: 1, Max: 65535, Help: []string{"zonekit: the TCP port of the imaging service (image upload and download)."}},
 			{Name: "ImageDirectory", Default: l.Images(), Kind: Path, Help: []string{"zonekit: where images are stored."}},
+			{Name: "MaxImageSize", Default: "1024", Kind: Int, Min: 1, Max: 1 << 20, Commented: true, Help: []string{"zonekit: the largest image accepted, in GiB. An upload is refused too when", "it would not fit in ImageDirectory's free space."}},
 		}}, nil
 	case ProxyDHCP:
 		return &Spec{Service: ProxyDHCP, Title: "zonekit proxy DHCP service configuration (RFC 2131, RFC 2132, PXE 2.1)", Params: []Param{

@@ -3,6 +3,7 @@ package imaging
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -20,17 +21,26 @@ import (
 // Client is an imaging client: it sends images to an imaging service and
 // fetches them back, checking each against its SHA-256.
 type Client struct {
-	Base string // http://host:port
+	Base string // https://host:port
 	HTTP *http.Client
+	Auth string // the Authorization header: an administrator's or a task token
 }
 
-// NewClient returns a client of the service at base.
-func NewClient(base string) *Client {
-	return &Client{Base: strings.TrimRight(base, "/"), HTTP: &http.Client{
+// NewClient returns a client of the service at base; tlsCfg trusts the
+// zone CA (ptls.ClientConfig), authz is sent as the Authorization header.
+func NewClient(base string, tlsCfg *tls.Config, authz string) *Client {
+	return &Client{Base: strings.TrimRight(base, "/"), Auth: authz, HTTP: &http.Client{
 		// No overall timeout: images are large. Connecting and the
 		// server's first answer are bounded.
-		Transport: &http.Transport{Proxy: nil, ResponseHeaderTimeout: 60 * time.Second, TLSHandshakeTimeout: 10 * time.Second},
+		Transport: &http.Transport{Proxy: nil, ResponseHeaderTimeout: 60 * time.Second, TLSHandshakeTimeout: 10 * time.Second, TLSClientConfig: tlsCfg},
 	}}
+}
+
+func (c *Client) do(req *http.Request) (*http.Response, error) {
+	if c.Auth != "" {
+		req.Header.Set("Authorization", c.Auth)
+	}
+	return c.HTTP.Do(req)
 }
 
 func (c *Client) url(name string) string { return c.Base + "/images/" + url.PathEscape(name) }
@@ -45,6 +55,10 @@ func answerError(resp *http.Response) error {
 		return errkind.New(errkind.Exists, "%s (replace it with --replace)", text)
 	case http.StatusUnprocessableEntity:
 		return errkind.New(errkind.Invalid, "%s", text)
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return errkind.New(errkind.Auth, "imaging service: %s", text)
+	case http.StatusRequestEntityTooLarge:
+		return errkind.New(errkind.Invalid, "imaging service: %s", text)
 	}
 	return fmt.Errorf("imaging service: %s: %s", resp.Status, text)
 }
@@ -75,7 +89,7 @@ func (c *Client) Upload(ctx context.Context, name, path string, replace bool) (I
 	}
 	req.ContentLength = n
 	req.Header.Set(DigestHeader, sum)
-	resp, err := c.HTTP.Do(req)
+	resp, err := c.do(req)
 	if err != nil {
 		return Image{}, errkind.Wrap(errkind.Unavailable, fmt.Errorf("upload %s: %w", name, err))
 	}
@@ -93,7 +107,7 @@ func (c *Client) Download(ctx context.Context, name, path string) (Image, error)
 	if err != nil {
 		return Image{}, err
 	}
-	resp, err := c.HTTP.Do(req)
+	resp, err := c.do(req)
 	if err != nil {
 		return Image{}, errkind.Wrap(errkind.Unavailable, fmt.Errorf("download %s: %w", name, err))
 	}
@@ -130,7 +144,7 @@ func (c *Client) List(ctx context.Context) ([]Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.HTTP.Do(req)
+	resp, err := c.do(req)
 	if err != nil {
 		return nil, errkind.Wrap(errkind.Unavailable, fmt.Errorf("list images: %w", err))
 	}

@@ -9,6 +9,7 @@ package imaging
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -28,6 +29,7 @@ import (
 	"zonekit/internal/atomicfile"
 	"zonekit/internal/preboot/plog"
 	"zonekit/internal/preboot/policy"
+	"zonekit/internal/preboot/ptls"
 	"zonekit/internal/preboot/regfile"
 )
 
@@ -39,6 +41,14 @@ type WorkSource interface {
 	Work(ctx context.Context, mac string) (policy.Work, error)
 }
 
+// Zone is the zone this service belongs to: it answers what a device is
+// to do, and whether a request's Authorization header (Basic or Bearer)
+// is a zone administrator's, returning the name.
+type Zone interface {
+	WorkSource
+	Admin(ctx context.Context, authorization string) (string, error)
+}
+
 // Config is the service's resolved configuration.
 type Config struct {
 	Addr      string // IPAddress, or "" for every address
@@ -46,7 +56,21 @@ type Config struct {
 	Dir       string // ImageDirectory
 	StatsFile string
 	Library   string // LIBRARY_NAME, logged as ignored
+	// TLS is this zone server's certificate and zone CA: the service
+	// serves HTTPS with it. Nil (no zone here): plain HTTP, and images
+	// are refused to everyone, since no credential can be checked.
+	TLS *ptls.Material
+	// TokenKey is the file of the key that signs task tokens.
+	TokenKey string
+	// MaxImageBytes bounds one upload; 0 means DefaultMaxImageBytes.
+	MaxImageBytes int64
 }
+
+// DefaultMaxImageBytes is the largest upload by default: 1 TiB.
+const DefaultMaxImageBytes = 1 << 40
+
+// freeSpaceMargin is left free on the image directory's file system.
+const freeSpaceMargin = 64 << 20
 
 // Stats are the reference's imaging statistics since the service started.
 type Stats struct {
@@ -69,7 +93,9 @@ type Image struct {
 type Server struct {
 	log  *plog.Logger
 	cfg  Config // Dir is read through dir()
-	work WorkSource
+	zone Zone
+	key  tokenKey
+	now  func() time.Time
 
 	mu        sync.Mutex
 	stats     Stats
@@ -81,9 +107,13 @@ type Server struct {
 	done chan error
 }
 
-// New returns a service; work may be nil (every device gets no work).
-func New(cfg Config, work WorkSource, log *plog.Logger) *Server {
-	return &Server{cfg: cfg, work: work, log: log, uploading: map[string]bool{}}
+// New returns a service; zone may be nil (every device gets no work, and
+// nobody gets images).
+func New(cfg Config, zone Zone, log *plog.Logger) *Server {
+	if cfg.MaxImageBytes <= 0 {
+		cfg.MaxImageBytes = DefaultMaxImageBytes
+	}
+	return &Server{cfg: cfg, zone: zone, log: log, uploading: map[string]bool{}, now: time.Now}
 }
 
 // tempName matches atomicfile's temporary files: ".NAME.tmp-" and digits.
@@ -119,9 +149,21 @@ func (s *Server) Start() error {
 	}
 	s.dirNow = s.cfg.Dir
 	s.sweep(s.cfg.Dir)
+	if s.cfg.TokenKey != "" {
+		key, err := loadTokenKey(s.cfg.TokenKey)
+		if err != nil {
+			return err
+		}
+		s.key = key
+	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(s.cfg.Addr, fmt.Sprint(s.cfg.Port)))
 	if err != nil {
 		return fmt.Errorf("listen for imaging requests: %w", err)
+	}
+	if s.cfg.TLS != nil {
+		ln = tls.NewListener(ln, s.cfg.TLS.ServerConfig())
+	} else {
+		s.log.Logf(plog.Critical, "no zone certificate here: serving plain HTTP, and refusing every image request")
 	}
 	if s.cfg.Library != "" {
 		s.log.Logf(plog.Critical, "LIBRARY_NAME %s ignored: zonekit's imaging is built in", s.cfg.Library)
@@ -236,11 +278,20 @@ func (s *Server) handleWork(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	work := policy.Work{Action: "none"}
-	if s.work != nil {
-		work, err = s.work.Work(r.Context(), mac)
+	if s.zone != nil {
+		// Assignments are the zone's business: only its servers (the policy
+		// service presents this server's certificate) and administrators
+		// may read them.
+		if _, ok := s.authorize(w, r, "work request for "+mac, op{}); !ok {
+			return
+		}
+		work, err = s.zone.Work(r.Context(), mac)
 		if err != nil {
 			s.fail(w, r, "work request for "+mac, http.StatusBadGateway, "%v", err)
 			return
+		}
+		if (work.Action == "image" || work.Action == "take-image") && s.key != nil {
+			work.Token = s.key.Mint(Claims{MAC: mac, Action: work.Action, Image: work.Image, Expires: s.now().Add(TokenTTL).Unix()})
 		}
 	}
 	writeJSON(w, work)
@@ -263,9 +314,18 @@ func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, typ, http.StatusBadRequest, "bad image name %q", name)
 		return
 	}
+	who, ok := s.authorize(w, r, typ, op{put: true, image: name})
+	if !ok {
+		return
+	}
+	typ += " by " + who
 	want := strings.ToLower(r.Header.Get(DigestHeader))
 	if len(want) != 64 {
 		s.fail(w, r, typ, http.StatusBadRequest, "the %s header (the image's SHA-256) is required", DigestHeader)
+		return
+	}
+	if err := s.checkSize(r.ContentLength); err != nil {
+		s.fail(w, r, typ, http.StatusRequestEntityTooLarge, "%v", err)
 		return
 	}
 	// One upload per name at a time: of two concurrent uploads of a new
@@ -297,7 +357,12 @@ func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) {
 	}
 	defer f.Abort()
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), r.Body)
+	n, err := io.Copy(io.MultiWriter(f, h), http.MaxBytesReader(w, r.Body, s.cfg.MaxImageBytes))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		s.fail(w, r, typ, http.StatusRequestEntityTooLarge, "the image is larger than the limit of %d bytes", s.cfg.MaxImageBytes)
+		return
+	}
 	if err != nil {
 		s.fail(w, r, typ, http.StatusBadRequest, "receive: %v", err)
 		return
@@ -337,6 +402,11 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, typ, http.StatusBadRequest, "bad image name %q", name)
 		return
 	}
+	who, ok := s.authorize(w, r, typ, op{get: true, image: name})
+	if !ok {
+		return
+	}
+	typ += " by " + who
 	f, fi, err := regfile.OpenPath(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, regfile.ErrNotRegular) {
@@ -383,6 +453,9 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
+	if _, ok := s.authorize(w, r, "image list", op{get: true}); !ok {
+		return
+	}
 	imgs, err := List(s.dir())
 	if err != nil {
 		s.fail(w, r, "image list", http.StatusInternalServerError, "%v", err)

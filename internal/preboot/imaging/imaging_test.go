@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -15,19 +18,75 @@ import (
 	"time"
 
 	"zonekit/internal/errkind"
+	"zonekit/internal/pki"
 	"zonekit/internal/preboot/plog"
+	"zonekit/internal/preboot/policy"
+	"zonekit/internal/preboot/ptls"
 )
 
-func TestRoundTripAndIntegrity(t *testing.T) {
+// testZone is a zone with one administrator (admin / secret) and the
+// work of one machine.
+type testZone struct {
+	work map[string]policy.Work
+}
+
+func (z *testZone) Work(_ context.Context, mac string) (policy.Work, error) {
+	if w, ok := z.work[mac]; ok {
+		return w, nil
+	}
+	return policy.Work{Action: "none"}, nil
+}
+
+func (z *testZone) Admin(_ context.Context, authz string) (string, error) {
+	r := http.Request{Header: http.Header{"Authorization": {authz}}}
+	if u, p, ok := r.BasicAuth(); ok && u == "admin" && p == "secret" {
+		return u, nil
+	}
+	return "", errors.New("not a zone administrator's credential")
+}
+
+// testTLS makes a zone CA, a server certificate and a device certificate.
+func testTLS(t *testing.T) (m *ptls.Material, device tls.Certificate) {
+	t.Helper()
+	now := time.Now()
+	ca, err := pki.NewCA("Test", pki.ECDSAP256, 1, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := pki.GenerateKey(pki.ECDSAP256)
+	cert, err := ca.IssueServer(pki.ServerRequest{CommonName: "imaging.test", PublicKey: key.Public()}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dkey, _ := pki.GenerateKey(pki.ECDSAP256)
+	csr, _ := pki.NewCSR(dkey, "dev")
+	dcert, err := ca.SignDeviceCSR(csr, "device-1", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &ptls.Material{CA: ca.Cert, Cert: tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: key, Leaf: cert}},
+		tls.Certificate{Certificate: [][]byte{dcert.Raw}, PrivateKey: dkey, Leaf: dcert}
+}
+
+const adminAuth = "Basic YWRtaW46c2VjcmV0" // admin:secret
+
+func startZoneService(t *testing.T, z *testZone) (*Server, string, *ptls.Material, tls.Certificate) {
+	t.Helper()
 	dir := t.TempDir()
-	log, _ := plog.Open(filepath.Join(t.TempDir(), "i.log"), "pbserv", plog.Request, 15, nil)
-	defer log.Close()
-	s := New(Config{Addr: "127.0.0.1", Dir: filepath.Join(dir, "images"), StatsFile: filepath.Join(dir, "stats.json")}, nil, log)
+	m, dev := testTLS(t)
+	log, _ := plog.Open(filepath.Join(dir, "i.log"), "pbserv", plog.Request, 15, nil)
+	t.Cleanup(func() { log.Close() })
+	s := New(Config{Addr: "127.0.0.1", Dir: filepath.Join(dir, "images"), StatsFile: filepath.Join(dir, "stats.json"), TLS: m, TokenKey: filepath.Join(dir, "token.key")}, z, log)
 	if err := s.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer s.Stop()
-	c := NewClient("http://" + s.Addr().String())
+	t.Cleanup(s.Stop)
+	return s, dir, m, dev
+}
+
+func TestRoundTripAndIntegrity(t *testing.T) {
+	s, dir, m, _ := startZoneService(t, &testZone{})
+	c := NewClient("https://"+s.Addr().String(), ptls.ClientConfig(m.CA, nil), adminAuth)
 	ctx := context.Background()
 	src := filepath.Join(dir, "disk.img")
 	data := bytes.Repeat([]byte("zonekit image "), 100000)
@@ -71,31 +130,22 @@ func TestRoundTripAndIntegrity(t *testing.T) {
 	}
 }
 
-func startService(t *testing.T) (*Server, string) {
-	t.Helper()
-	dir := t.TempDir()
-	s := New(Config{Addr: "127.0.0.1", Dir: filepath.Join(dir, "images")}, nil, nil)
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Stop)
-	return s, dir
-}
-
 // TestConcurrentUploadOfNewName: while one upload of a new name is under
 // way, a second one of the same name is told that it exists; the first
 // completes.
 func TestConcurrentUploadOfNewName(t *testing.T) {
-	s, dir := startService(t)
+	s, dir, m, _ := startZoneService(t, &testZone{})
 	data := bytes.Repeat([]byte("x"), 1<<20)
 	sum := sha256.Sum256(data)
 	pr, pw := io.Pipe()
-	req, _ := http.NewRequest("PUT", "http://"+s.Addr().String()+"/images/new.img", pr)
+	req, _ := http.NewRequest("PUT", "https://"+s.Addr().String()+"/images/new.img", pr)
 	req.ContentLength = int64(len(data))
 	req.Header.Set(DigestHeader, hex.EncodeToString(sum[:]))
+	req.Header.Set("Authorization", adminAuth)
 	first := make(chan *http.Response, 1)
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: ptls.ClientConfig(m.CA, nil)}}
 	go func() {
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := hc.Do(req)
 		if err != nil {
 			t.Error(err)
 		}
@@ -116,7 +166,7 @@ func TestConcurrentUploadOfNewName(t *testing.T) {
 	}
 	src := filepath.Join(dir, "other")
 	os.WriteFile(src, []byte("other"), 0o644)
-	c := NewClient("http://" + s.Addr().String())
+	c := NewClient("https://"+s.Addr().String(), ptls.ClientConfig(m.CA, nil), adminAuth)
 	if _, err := c.Upload(context.Background(), "new.img", src, false); errkind.Of(err) != errkind.Exists || !strings.Contains(err.Error(), "already exists") {
 		t.Fatalf("second upload: %v", err)
 	}
@@ -159,15 +209,173 @@ func TestSweep(t *testing.T) {
 // TestFIFOImage: a FIFO named like an image is not served (and does not
 // block the handler).
 func TestFIFOImage(t *testing.T) {
-	s, dir := startService(t)
+	s, dir, m, _ := startZoneService(t, &testZone{})
 	if err := syscall.Mkfifo(filepath.Join(dir, "images", "fifo.img"), 0o644); err != nil {
 		t.Skip(err)
 	}
 	os.WriteFile(filepath.Join(dir, "images", "fifo.img.sha256"), []byte(strings.Repeat("0", 64)), 0o640)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, err := NewClient("http://"+s.Addr().String()).Download(ctx, "fifo.img", filepath.Join(dir, "out"))
+	_, err := NewClient("https://"+s.Addr().String(), ptls.ClientConfig(m.CA, nil), adminAuth).Download(ctx, "fifo.img", filepath.Join(dir, "out"))
 	if errkind.Of(err) != errkind.NotFound {
 		t.Fatalf("download of a FIFO: %v", err)
+	}
+}
+
+// TestAccess: nothing about images without a zone credential; a zone
+// server reads work and images; a task token opens the one image its
+// task names, in its one direction, until it expires.
+func TestAccess(t *testing.T) {
+	z := &testZone{work: map[string]policy.Work{
+		"52:54:00:00:00:01": {Action: "image", Image: "a.img"},
+		"52:54:00:00:00:02": {Action: "take-image", Image: "new.img"},
+	}}
+	s, dir, m, device := startZoneService(t, z)
+	base := "https://" + s.Addr().String()
+	admin := NewClient(base, ptls.ClientConfig(m.CA, nil), adminAuth)
+	src := filepath.Join(dir, "a")
+	os.WriteFile(src, []byte("image a"), 0o644)
+	ctx := context.Background()
+	for _, n := range []string{"a.img", "b.img"} {
+		if _, err := admin.Upload(ctx, n, src, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	call := func(cert *tls.Certificate, method, path, authz string, body string) (int, string) {
+		t.Helper()
+		hc := &http.Client{Transport: &http.Transport{TLSClientConfig: ptls.ClientConfig(m.CA, cert)}}
+		var rd io.Reader
+		if body != "" {
+			rd = strings.NewReader(body)
+		}
+		req, _ := http.NewRequest(method, base+path, rd)
+		if authz != "" {
+			req.Header.Set("Authorization", authz)
+		}
+		if body != "" {
+			sum := sha256.Sum256([]byte(body))
+			req.Header.Set(DigestHeader, hex.EncodeToString(sum[:]))
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	// Nobody without a credential, a wrong one, or a device's certificate.
+	for _, c := range []struct {
+		cert         *tls.Certificate
+		method, path string
+		authz        string
+	}{
+		{nil, "GET", "/images", ""}, {nil, "GET", "/images/a.img", ""}, {nil, "GET", "/work/52:54:00:00:00:01", ""},
+		{nil, "GET", "/images/a.img", "Basic YWRtaW46d3Jvbmc="}, {&device, "GET", "/images/a.img", ""},
+		{&device, "GET", "/work/52:54:00:00:00:01", ""}, {&m.Cert, "PUT", "/images/c.img", ""},
+	} {
+		body := ""
+		if c.method == "PUT" {
+			body = "data"
+		}
+		if code, msg := call(c.cert, c.method, c.path, c.authz, body); code != http.StatusUnauthorized {
+			t.Errorf("%s %s: %d %s, want 401", c.method, c.path, code, msg)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "images", "c.img")); err == nil {
+		t.Fatal("an unauthenticated upload was stored")
+	}
+	// A zone server (the policy service) gets the work, with a task token.
+	code, body := call(&m.Cert, "GET", "/work/52:54:00:00:00:01", "", "")
+	var w policy.Work
+	if code != 200 || json.Unmarshal([]byte(body), &w) != nil || !strings.HasPrefix(w.Token, tokenPrefix) {
+		t.Fatalf("work: %d %s", code, body)
+	}
+	restore := "Bearer " + w.Token
+	if code, _ := call(&m.Cert, "GET", "/images", "", ""); code != 200 {
+		t.Errorf("server list: %d", code)
+	}
+	if code, body := call(nil, "GET", "/images/a.img", restore, ""); code != 200 || body != "image a" {
+		t.Errorf("restore token, its image: %d %q", code, body)
+	}
+	if code, _ := call(nil, "GET", "/images/b.img", restore, ""); code != http.StatusForbidden {
+		t.Errorf("restore token, another image: %d", code)
+	}
+	if code, _ := call(nil, "PUT", "/images/a.img?replace=1", restore, "other"); code != http.StatusForbidden {
+		t.Errorf("restore token used to upload: %d", code)
+	}
+	if code, _ := call(nil, "GET", "/images/a.img", restore[:len(restore)-2]+"xx", ""); code != http.StatusUnauthorized {
+		t.Errorf("altered token: %d", code)
+	}
+	_, body = call(&m.Cert, "GET", "/work/52:54:00:00:00:02", "", "")
+	json.Unmarshal([]byte(body), &w)
+	capture := "Bearer " + w.Token
+	if code, msg := call(nil, "PUT", "/images/new.img", capture, "captured"); code != http.StatusCreated {
+		t.Errorf("capture token, its image: %d %s", code, msg)
+	}
+	if code, _ := call(nil, "GET", "/images/new.img", capture, ""); code != http.StatusForbidden {
+		t.Errorf("capture token used to download: %d", code)
+	}
+	s.now = func() time.Time { return time.Now().Add(TokenTTL + time.Minute) }
+	if code, msg := call(nil, "GET", "/images/a.img", restore, ""); code != http.StatusUnauthorized || !strings.Contains(msg, "expired") {
+		t.Errorf("expired token: %d %s", code, msg)
+	}
+}
+
+// TestNoZoneNoImages: without a zone to check credentials against, the
+// service refuses every image request, whatever is presented.
+func TestNoZoneNoImages(t *testing.T) {
+	dir := t.TempDir()
+	s := New(Config{Addr: "127.0.0.1", Dir: filepath.Join(dir, "images")}, nil, nil)
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	for _, path := range []string{"/images", "/images/a.img"} {
+		req, _ := http.NewRequest("GET", "http://"+s.Addr().String()+path, nil)
+		req.Header.Set("Authorization", adminAuth)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			t.Errorf("%s: %d", path, resp.StatusCode)
+		}
+	}
+}
+
+// TestUploadBound: an upload past MaxImageBytes is refused, announced or
+// not, and nothing is kept.
+func TestUploadBound(t *testing.T) {
+	dir := t.TempDir()
+	m, _ := testTLS(t)
+	s := New(Config{Addr: "127.0.0.1", Dir: filepath.Join(dir, "images"), TLS: m, MaxImageBytes: 1000}, &testZone{}, nil)
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: ptls.ClientConfig(m.CA, nil)}}
+	data := bytes.Repeat([]byte("y"), 5000)
+	sum := sha256.Sum256(data)
+	for _, chunked := range []bool{false, true} {
+		req, _ := http.NewRequest("PUT", "https://"+s.Addr().String()+"/images/big.img", io.NopCloser(bytes.NewReader(data)))
+		req.ContentLength = int64(len(data))
+		if chunked {
+			req.ContentLength = -1
+		}
+		req.Header.Set("Authorization", adminAuth)
+		req.Header.Set(DigestHeader, hex.EncodeToString(sum[:]))
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Errorf("chunked %v: %d", chunked, resp.StatusCode)
+		}
+	}
+	if ents, _ := os.ReadDir(filepath.Join(dir, "images")); len(ents) != 0 {
+		t.Fatalf("left %v", ents)
 	}
 }

@@ -8,6 +8,7 @@ package policy
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,6 +41,9 @@ type Work struct {
 	Menu   string `json:"menu,omitempty"`  // the menu's name, for "menu"
 	Image  string `json:"image,omitempty"` // the image's name, for the image actions
 	Device string `json:"device,omitempty"`
+	// Token is the task token that lets the machine fetch or send this
+	// one image (image actions only).
+	Token string `json:"token,omitempty"`
 	// Error is set (by the policy service only) when the work could not be
 	// resolved and the default menu is served instead.
 	Error string `json:"-"`
@@ -55,6 +59,10 @@ type Config struct {
 	// machine is never sent to its own loopback.
 	PrebootServer string
 	ImagingPort   int
+	// Scheme is https when the imaging service serves with the zone's
+	// certificate; TLS then authenticates this service to it.
+	Scheme        string
+	TLS           *tls.Config
 	MenuDir       string // the menus: default.ipxe, imaging.ipxe, NAME.ipxe
 	TFTPDirectory string // boot files served under /boot/
 	AMT           bool
@@ -72,7 +80,7 @@ type Server struct {
 
 // New returns a service with cfg; Start begins serving.
 func New(cfg Config, log *plog.Logger) *Server {
-	s := &Server{log: log, client: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil}}}
+	s := &Server{log: log, client: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil, TLSClientConfig: cfg.TLS}}}
 	s.cfg.Store(&cfg)
 	return s
 }
@@ -197,7 +205,11 @@ func ImagingURL(cfg *Config, local string) string {
 	if local == "" {
 		return ""
 	}
-	return "http://" + net.JoinHostPort(local, fmt.Sprint(cfg.ImagingPort))
+	scheme := cfg.Scheme
+	if scheme == "" {
+		scheme = "http"
+	}
+	return scheme + "://" + net.JoinHostPort(local, fmt.Sprint(cfg.ImagingPort))
 }
 
 // resolve asks the imaging service for the device's work.
@@ -250,6 +262,9 @@ func Script(cfg *Config, work Work, mac, bootServer, imaging string) (string, er
 	fmt.Fprintf(&b, "set zonekit-boot-server %s\n", bootServer)
 	if work.Image != "" {
 		fmt.Fprintf(&b, "set zonekit-image %s\n", work.Image)
+	}
+	if work.Token != "" {
+		fmt.Fprintf(&b, "set zonekit-token %s\n", work.Token)
 	}
 	if imaging != "" {
 		fmt.Fprintf(&b, "set zonekit-server %s\n", imaging)
@@ -309,7 +324,7 @@ shell
 # image) or to take (take-image). Place the imaging environment's kernel
 # and initrd in the TFTP directory under zonekit-imaging/.
 echo zonekit: ${zonekit-action} ${zonekit-image} for ${zonekit-mac}
-kernel tftp://${zonekit-boot-server}/zonekit-imaging/vmlinuz zonekit.action=${zonekit-action} zonekit.image=${zonekit-image} zonekit.server=${zonekit-server} zonekit.mac=${zonekit-mac}
+kernel tftp://${zonekit-boot-server}/zonekit-imaging/vmlinuz zonekit.action=${zonekit-action} zonekit.image=${zonekit-image} zonekit.server=${zonekit-server} zonekit.mac=${zonekit-mac} zonekit.token=${zonekit-token}
 initrd tftp://${zonekit-boot-server}/zonekit-imaging/initrd
 boot
 `,

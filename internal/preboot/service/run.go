@@ -20,6 +20,7 @@ import (
 	"zonekit/internal/preboot/imaging"
 	"zonekit/internal/preboot/plog"
 	"zonekit/internal/preboot/policy"
+	"zonekit/internal/preboot/ptls"
 	"zonekit/internal/preboot/tftp"
 )
 
@@ -36,9 +37,14 @@ type Options struct {
 	Layout  conf.Layout
 	Service string
 	Stderr  io.Writer
-	// Work answers the imaging service's work requests; nil gives every
-	// device the default menu.
-	Work imaging.WorkSource
+	// Zone answers the imaging service's work requests and checks
+	// administrators' credentials; nil gives every device the default
+	// menu and nobody images.
+	Zone imaging.Zone
+	// TLS is this zone server's certificate and the zone CA: the imaging
+	// service serves HTTPS with it, the policy service presents it to the
+	// imaging service. Nil without a zone.
+	TLS *ptls.Material
 	// Ready, when set, is called once the service listens (tests).
 	Ready func()
 }
@@ -88,7 +94,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer log.Close()
-	d, err := build(l, service, v, log, o.Work)
+	d, err := build(l, service, v, log, o)
 	if err != nil {
 		log.Logf(critical(service), "not started: %v", err)
 		return err
@@ -179,7 +185,7 @@ func orNone(path string) string {
 	return path
 }
 
-func build(l conf.Layout, service string, v *conf.Values, log *plog.Logger, work imaging.WorkSource) (daemon, error) {
+func build(l conf.Layout, service string, v *conf.Values, log *plog.Logger, o Options) (daemon, error) {
 	switch service {
 	case conf.TFTP:
 		cfg, err := TFTPConfig(v)
@@ -198,16 +204,16 @@ func build(l conf.Layout, service string, v *conf.Values, log *plog.Logger, work
 		}
 		return &proxyDaemon{s: dhcp.New(cfg, log), l: l}, nil
 	case conf.Policy:
-		cfg, err := PolicyConfig(l, v)
+		cfg, err := PolicyConfig(l, v, o.TLS)
 		if err != nil {
 			return nil, err
 		}
 		if err := writeMenus(l); err != nil {
 			return nil, err
 		}
-		return &policyDaemon{s: policy.New(cfg, log), l: l}, nil
+		return &policyDaemon{s: policy.New(cfg, log), l: l, tls: o.TLS}, nil
 	case conf.Imaging:
-		return &imagingDaemon{s: imaging.New(ImagingConfig(l, v), work, log), l: l}, nil
+		return &imagingDaemon{s: imaging.New(ImagingConfig(l, v, o.TLS), o.Zone, log), l: l, tls: o.TLS}, nil
 	}
 	return nil, fmt.Errorf("unknown service %q", service)
 }
@@ -260,8 +266,12 @@ func ProxyConfig(l conf.Layout, v *conf.Values) (dhcp.Config, error) {
 // configuration. Without a PrebootServer it uses this server's imaging
 // service: at its IPAddress when set, else at the address each request
 // arrived on.
-func PolicyConfig(l conf.Layout, v *conf.Values) (policy.Config, error) {
-	cfg := policy.Config{Port: v.Int("PolicyPort"), MenuDir: l.MenuDir(), AMT: v.Bool("EnableAMTSupport")}
+func PolicyConfig(l conf.Layout, v *conf.Values, m *ptls.Material) (policy.Config, error) {
+	cfg := policy.Config{Port: v.Int("PolicyPort"), MenuDir: l.MenuDir(), AMT: v.Bool("EnableAMTSupport"), Scheme: "http"}
+	if m != nil {
+		cfg.Scheme = "https"
+		cfg.TLS = ptls.ClientConfig(m.CA, &m.Cert)
+	}
 	if a := addr(v, "LocalInterface"); a.IsValid() {
 		cfg.Addr = a.String()
 	}
@@ -274,10 +284,10 @@ func PolicyConfig(l conf.Layout, v *conf.Values) (policy.Config, error) {
 		if _, _, err := net.SplitHostPort(ps); err != nil {
 			ps = net.JoinHostPort(ps, strconv.Itoa(conf.DefaultImagingPort))
 		}
-		cfg.PrebootServer = "http://" + ps
+		cfg.PrebootServer = cfg.Scheme + "://" + ps
 	} else if iv != nil && iv.String("IPAddress") != "" {
 		// The imaging service listens on that address only.
-		cfg.PrebootServer = "http://" + net.JoinHostPort(iv.String("IPAddress"), strconv.Itoa(cfg.ImagingPort))
+		cfg.PrebootServer = cfg.Scheme + "://" + net.JoinHostPort(iv.String("IPAddress"), strconv.Itoa(cfg.ImagingPort))
 	}
 	if tv, err := l.Load(conf.TFTP); err == nil {
 		cfg.TFTPDirectory = tv.String("TFTPDirectory")
@@ -286,13 +296,16 @@ func PolicyConfig(l conf.Layout, v *conf.Values) (policy.Config, error) {
 }
 
 // ImagingConfig turns pbserv.conf into the imaging service's configuration.
-func ImagingConfig(l conf.Layout, v *conf.Values) imaging.Config {
+func ImagingConfig(l conf.Layout, v *conf.Values, m *ptls.Material) imaging.Config {
 	return imaging.Config{
-		Addr:      v.String("IPAddress"),
-		Port:      v.Int("ImagingPort"),
-		Dir:       v.String("ImageDirectory"),
-		StatsFile: l.StatsFile(),
-		Library:   v.String("LIBRARY_NAME"),
+		TLS:           m,
+		TokenKey:      l.TokenKeyFile(),
+		MaxImageBytes: int64(v.Int("MaxImageSize")) << 30,
+		Addr:          v.String("IPAddress"),
+		Port:          v.Int("ImagingPort"),
+		Dir:           v.String("ImageDirectory"),
+		StatsFile:     l.StatsFile(),
+		Library:       v.String("LIBRARY_NAME"),
 	}
 }
 
@@ -346,8 +359,9 @@ func (d *proxyDaemon) reload(v *conf.Values) error {
 }
 
 type policyDaemon struct {
-	s *policy.Server
-	l conf.Layout
+	s   *policy.Server
+	l   conf.Layout
+	tls *ptls.Material
 }
 
 func (d *policyDaemon) start() error { return d.s.Start() }
@@ -356,7 +370,7 @@ func (d *policyDaemon) describe() string {
 	return "boot scripts on http://" + d.s.Addr().String() + "/ipxe/MAC"
 }
 func (d *policyDaemon) reload(v *conf.Values) error {
-	cfg, err := PolicyConfig(d.l, v)
+	cfg, err := PolicyConfig(d.l, v, d.tls)
 	if err != nil {
 		return err
 	}
@@ -364,15 +378,19 @@ func (d *policyDaemon) reload(v *conf.Values) error {
 }
 
 type imagingDaemon struct {
-	s *imaging.Server
-	l conf.Layout
+	s   *imaging.Server
+	l   conf.Layout
+	tls *ptls.Material
 }
 
 func (d *imagingDaemon) start() error { return d.s.Start() }
 func (d *imagingDaemon) stop()        { d.s.Stop() }
 func (d *imagingDaemon) describe() string {
-	return "imaging on http://" + d.s.Addr().String()
+	if d.tls != nil {
+		return "imaging on https://" + d.s.Addr().String()
+	}
+	return "imaging on http://" + d.s.Addr().String() + " (no zone: images refused)"
 }
 func (d *imagingDaemon) reload(v *conf.Values) error {
-	return d.s.Reload(ImagingConfig(d.l, v))
+	return d.s.Reload(ImagingConfig(d.l, v, d.tls))
 }

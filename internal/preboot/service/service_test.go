@@ -87,7 +87,7 @@ func TestPolicyImagingAddress(t *testing.T) {
 	l := conf.Layout{Home: t.TempDir()}
 	os.MkdirAll(l.Dir(), 0o755)
 	pv, _ := l.Load(conf.Policy)
-	cfg, err := PolicyConfig(l, pv)
+	cfg, err := PolicyConfig(l, pv, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,12 +95,12 @@ func TestPolicyImagingAddress(t *testing.T) {
 		t.Fatalf("default: %+v", cfg)
 	}
 	os.WriteFile(l.File(conf.Imaging), []byte("IPAddress = 10.99.0.2\nImagingPort = 9000\n"), 0o644)
-	if cfg, _ = PolicyConfig(l, pv); cfg.PrebootServer != "http://10.99.0.2:9000" {
+	if cfg, _ = PolicyConfig(l, pv, nil); cfg.PrebootServer != "http://10.99.0.2:9000" {
 		t.Fatalf("with IPAddress: %q", cfg.PrebootServer)
 	}
 	os.WriteFile(l.File(conf.Policy), []byte("PrebootServer = 10.0.0.7\n"), 0o644)
 	pv, _ = l.Load(conf.Policy)
-	if cfg, _ = PolicyConfig(l, pv); cfg.PrebootServer != "http://10.0.0.7:8070" {
+	if cfg, _ = PolicyConfig(l, pv, nil); cfg.PrebootServer != "http://10.0.0.7:8070" {
 		t.Fatalf("with PrebootServer: %q", cfg.PrebootServer)
 	}
 }
