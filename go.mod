@@ -62,3 +62,5 @@ require (
 	golang.org/x/text v0.43.0 // indirect
 	golang.org/x/tools v0.51.0 // indirect
 )
+
+replace software.sslmate.com/src/go-pkcs12 => ./third_party/go-pkcs12

@@ -95,7 +95,7 @@ type pbeParams struct {
 	Iterations int
 }
 
-func pbeCipherFor(algorithm pkix.AlgorithmIdentifier, password []byte) (cipher.Block, []byte, error) {
+func pbeCipherFor(algorithm pkix.AlgorithmIdentifier, password []byte, maxIterations int) (cipher.Block, []byte, error) {
 	var cipherType pbeCipher
 
 	switch {
@@ -115,7 +115,7 @@ func pbeCipherFor(algorithm pkix.AlgorithmIdentifier, password []byte) (cipher.B
 			return nil, nil, err
 		}
 		utf8Password := []byte(originalPassword)
-		return pbes2CipherFor(algorithm, utf8Password)
+		return pbes2CipherFor(algorithm, utf8Password, maxIterations)
 	default:
 		return nil, nil, NotImplementedError("pbe algorithm " + algorithm.Algorithm.String() + " is not supported")
 	}
@@ -125,6 +125,9 @@ func pbeCipherFor(algorithm pkix.AlgorithmIdentifier, password []byte) (cipher.B
 		return nil, nil, err
 	}
 
+	if err := checkIterations(params.Iterations, maxIterations); err != nil {
+		return nil, nil, err
+	}
 	key := cipherType.deriveKey(params.Salt, password, params.Iterations)
 	iv := cipherType.deriveIV(params.Salt, password, params.Iterations)
 
@@ -136,8 +139,8 @@ func pbeCipherFor(algorithm pkix.AlgorithmIdentifier, password []byte) (cipher.B
 	return block, iv, nil
 }
 
-func pbDecrypterFor(algorithm pkix.AlgorithmIdentifier, password []byte) (cipher.BlockMode, int, error) {
-	block, iv, err := pbeCipherFor(algorithm, password)
+func pbDecrypterFor(algorithm pkix.AlgorithmIdentifier, password []byte, maxIterations int) (cipher.BlockMode, int, error) {
+	block, iv, err := pbeCipherFor(algorithm, password, maxIterations)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -145,8 +148,8 @@ func pbDecrypterFor(algorithm pkix.AlgorithmIdentifier, password []byte) (cipher
 	return cipher.NewCBCDecrypter(block, iv), block.BlockSize(), nil
 }
 
-func pbDecrypt(info decryptable, password []byte) (decrypted []byte, err error) {
-	cbc, blockSize, err := pbDecrypterFor(info.Algorithm(), password)
+func pbDecrypt(info decryptable, password []byte, maxIterations int) (decrypted []byte, err error) {
+	cbc, blockSize, err := pbDecrypterFor(info.Algorithm(), password, maxIterations)
 	if err != nil {
 		return nil, err
 	}
@@ -205,7 +208,7 @@ type pbkdf2Params struct {
 	Prf        pkix.AlgorithmIdentifier `asn1:"optional"`
 }
 
-func pbes2CipherFor(algorithm pkix.AlgorithmIdentifier, password []byte) (cipher.Block, []byte, error) {
+func pbes2CipherFor(algorithm pkix.AlgorithmIdentifier, password []byte, maxIterations int) (cipher.Block, []byte, error) {
 	var params pbes2Params
 	if err := unmarshal(algorithm.Parameters.FullBytes, &params); err != nil {
 		return nil, nil, err
@@ -250,6 +253,9 @@ func pbes2CipherFor(algorithm pkix.AlgorithmIdentifier, password []byte) (cipher
 		return nil, nil, NotImplementedError("pbes2 algorithm " + params.EncryptionScheme.Algorithm.String() + " is not supported")
 	}
 
+	if err := checkIterations(kdfParams.Iterations, maxIterations); err != nil {
+		return nil, nil, err
+	}
 	key := pbkdf2.Key(password, kdfParams.Salt.Bytes, kdfParams.Iterations, keyLen, prf)
 	iv := params.EncryptionScheme.Parameters.Bytes
 
@@ -270,7 +276,7 @@ type decryptable interface {
 }
 
 func pbEncrypterFor(algorithm pkix.AlgorithmIdentifier, password []byte) (cipher.BlockMode, int, error) {
-	block, iv, err := pbeCipherFor(algorithm, password)
+	block, iv, err := pbeCipherFor(algorithm, password, 0)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -4,7 +4,10 @@
 
 package pkcs12
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 var (
 	// ErrDecryption represents a failure to decrypt the input.
@@ -20,4 +23,17 @@ type NotImplementedError string
 
 func (e NotImplementedError) Error() string {
 	return "pkcs12: " + string(e)
+}
+
+// ErrIterationCount is returned by DecodeChainMaxIterations when a KDF
+// iteration count is out of bounds. (zonekit patch)
+var ErrIterationCount = errors.New("pkcs12: iteration count out of bounds")
+
+// checkIterations refuses a count below 1 or above max (0: no check)
+// before any key derivation. (zonekit patch)
+func checkIterations(n, max int) error {
+	if max > 0 && (n < 1 || n > max) {
+		return fmt.Errorf("%w: %d (at most %d)", ErrIterationCount, n, max)
+	}
+	return nil
 }

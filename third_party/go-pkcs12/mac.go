@@ -71,7 +71,7 @@ var (
 // PBMAC1 (RFC 8018) uses PBKDF2 for key derivation and supports various HMAC algorithms.
 // Unlike traditional PKCS#12 MAC algorithms, PBMAC1 gets all its parameters from
 // the Algorithm.Parameters field, ignoring macData.MacSalt and macData.Iterations.
-func doPBMAC1(algorithm pkix.AlgorithmIdentifier, message, password []byte) ([]byte, error) {
+func doPBMAC1(algorithm pkix.AlgorithmIdentifier, message, password []byte, maxIterations int) ([]byte, error) {
 	var params pbmac1Params
 	if err := unmarshal(algorithm.Parameters.FullBytes, &params); err != nil {
 		return nil, fmt.Errorf("error decoding PBMAC1 parameters: %w", err)
@@ -138,6 +138,9 @@ func doPBMAC1(algorithm pkix.AlgorithmIdentifier, message, password []byte) ([]b
 	keyLen := kdfParams.KeyLength
 
 	// Derive key using PBKDF2
+	if err := checkIterations(kdfParams.Iterations, maxIterations); err != nil {
+		return nil, err
+	}
 	key := pbkdf2.Key(password, kdfParams.Salt.Bytes, kdfParams.Iterations, keyLen, prf)
 
 	// Compute HMAC
@@ -146,7 +149,7 @@ func doPBMAC1(algorithm pkix.AlgorithmIdentifier, message, password []byte) ([]b
 	return mac.Sum(nil), nil
 }
 
-func doMac(macData *macData, message, password []byte) ([]byte, error) {
+func doMac(macData *macData, message, password []byte, maxIterations int) ([]byte, error) {
 	// Handle PBMAC1 separately - it uses its own parameters structure from Algorithm.Parameters
 	// and ignores macData.MacSalt and macData.Iterations fields
 	if macData.Mac.Algorithm.Algorithm.Equal(oidPBMAC1) {
@@ -157,9 +160,12 @@ func doMac(macData *macData, message, password []byte) ([]byte, error) {
 			return nil, err
 		}
 		utf8Password := []byte(originalPassword)
-		return doPBMAC1(macData.Mac.Algorithm, message, utf8Password)
+		return doPBMAC1(macData.Mac.Algorithm, message, utf8Password, maxIterations)
 	}
 
+	if err := checkIterations(macData.Iterations, maxIterations); err != nil {
+		return nil, err
+	}
 	var hFn func() hash.Hash
 	var key []byte
 	switch {
@@ -181,8 +187,8 @@ func doMac(macData *macData, message, password []byte) ([]byte, error) {
 	return mac.Sum(nil), nil
 }
 
-func verifyMac(macData *macData, message, password []byte) error {
-	expectedMAC, err := doMac(macData, message, password)
+func verifyMac(macData *macData, message, password []byte, maxIterations int) error {
+	expectedMAC, err := doMac(macData, message, password, maxIterations)
 	if err != nil {
 		return err
 	}
@@ -193,7 +199,7 @@ func verifyMac(macData *macData, message, password []byte) error {
 }
 
 func computeMac(macData *macData, message, password []byte) error {
-	digest, err := doMac(macData, message, password)
+	digest, err := doMac(macData, message, password, 0)
 	if err != nil {
 		return err
 	}

@@ -320,7 +320,7 @@ func ToPEM(pfxData []byte, password string) ([]*pem.Block, error) {
 		return nil, ErrIncorrectPassword
 	}
 
-	bags, encodedPassword, err := getSafeContents(pfxData, encodedPassword, 2, 2)
+	bags, encodedPassword, err := getSafeContents(pfxData, encodedPassword, 2, 2, 0)
 
 	if err != nil {
 		return nil, err
@@ -328,7 +328,7 @@ func ToPEM(pfxData []byte, password string) ([]*pem.Block, error) {
 
 	blocks := make([]*pem.Block, 0, len(bags))
 	for _, bag := range bags {
-		block, err := convertBag(&bag, encodedPassword)
+		block, err := convertBag(&bag, encodedPassword, 0)
 		if err != nil {
 			return nil, err
 		}
@@ -338,7 +338,7 @@ func ToPEM(pfxData []byte, password string) ([]*pem.Block, error) {
 	return blocks, nil
 }
 
-func convertBag(bag *safeBag, password []byte) (*pem.Block, error) {
+func convertBag(bag *safeBag, password []byte, maxIterations int) (*pem.Block, error) {
 	block := &pem.Block{
 		Headers: make(map[string]string),
 	}
@@ -362,7 +362,7 @@ func convertBag(bag *safeBag, password []byte) (*pem.Block, error) {
 	case bag.Id.Equal(oidPKCS8ShroundedKeyBag):
 		block.Type = privateKeyType
 
-		key, err := decodePkcs8ShroudedKeyBag(bag.Value.Bytes, password)
+		key, err := decodePkcs8ShroudedKeyBag(bag.Value.Bytes, password, maxIterations)
 		if err != nil {
 			return nil, err
 		}
@@ -438,12 +438,20 @@ func Decode(pfxData []byte, password string) (privateKey interface{}, certificat
 // be the leaf certificate, and subsequent certificates, if any, are assumed to
 // comprise the CA certificate chain.
 func DecodeChain(pfxData []byte, password string) (privateKey interface{}, certificate *x509.Certificate, caCerts []*x509.Certificate, err error) {
+	return DecodeChainMaxIterations(pfxData, password, 0)
+}
+
+// DecodeChainMaxIterations is DecodeChain that refuses, before deriving
+// any key, a MAC or encryption whose KDF iteration count exceeds
+// maxIterations (0: no limit), so that a hostile file cannot make the
+// caller spin. The error wraps ErrIterationCount. (zonekit patch)
+func DecodeChainMaxIterations(pfxData []byte, password string, maxIterations int) (privateKey interface{}, certificate *x509.Certificate, caCerts []*x509.Certificate, err error) {
 	encodedPassword, err := bmpStringZeroTerminated(password)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 
-	bags, encodedPassword, err := getSafeContents(pfxData, encodedPassword, 1, 2)
+	bags, encodedPassword, err := getSafeContents(pfxData, encodedPassword, 1, 2, maxIterations)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -484,7 +492,7 @@ func DecodeChain(pfxData []byte, password string) (privateKey interface{}, certi
 				return nil, nil, nil, err
 			}
 
-			if privateKey, err = decodePkcs8ShroudedKeyBag(bag.Value.Bytes, encodedPassword); err != nil {
+			if privateKey, err = decodePkcs8ShroudedKeyBag(bag.Value.Bytes, encodedPassword, maxIterations); err != nil {
 				return nil, nil, nil, err
 			}
 		}
@@ -512,7 +520,7 @@ func DecodeTrustStore(pfxData []byte, password string) (certs []*x509.Certificat
 		return nil, err
 	}
 
-	bags, encodedPassword, err := getSafeContents(pfxData, encodedPassword, 1, 1)
+	bags, encodedPassword, err := getSafeContents(pfxData, encodedPassword, 1, 1, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -547,7 +555,7 @@ func DecodeTrustStore(pfxData []byte, password string) (certs []*x509.Certificat
 	return
 }
 
-func getSafeContents(p12Data, password []byte, expectedItemsMin int, expectedItemsMax int) (bags []safeBag, updatedPassword []byte, err error) {
+func getSafeContents(p12Data, password []byte, expectedItemsMin int, expectedItemsMax int, maxIterations int) (bags []safeBag, updatedPassword []byte, err error) {
 	pfx := new(pfxPdu)
 	if err := unmarshal(p12Data, pfx); err != nil {
 		return nil, nil, errors.New("pkcs12: error reading P12 data: " + err.Error())
@@ -570,13 +578,13 @@ func getSafeContents(p12Data, password []byte, expectedItemsMin int, expectedIte
 		if !(len(password) == 2 && password[0] == 0 && password[1] == 0) {
 			return nil, nil, errors.New("pkcs12: no MAC in data")
 		}
-	} else if err := verifyMac(&pfx.MacData, pfx.AuthSafe.Content.Bytes, password); err != nil {
+	} else if err := verifyMac(&pfx.MacData, pfx.AuthSafe.Content.Bytes, password, maxIterations); err != nil {
 		if err == ErrIncorrectPassword && len(password) == 2 && password[0] == 0 && password[1] == 0 {
 			// some implementations use an empty byte array
 			// for the empty string password try one more
 			// time with empty-empty password
 			password = nil
-			err = verifyMac(&pfx.MacData, pfx.AuthSafe.Content.Bytes, password)
+			err = verifyMac(&pfx.MacData, pfx.AuthSafe.Content.Bytes, password, maxIterations)
 		}
 		if err != nil {
 			return nil, nil, err
@@ -611,7 +619,7 @@ func getSafeContents(p12Data, password []byte, expectedItemsMin int, expectedIte
 			if encryptedData.Version != 0 {
 				return nil, nil, NotImplementedError("only version 0 of EncryptedData is supported")
 			}
-			if data, err = pbDecrypt(encryptedData.EncryptedContentInfo, password); err != nil {
+			if data, err = pbDecrypt(encryptedData.EncryptedContentInfo, password, maxIterations); err != nil {
 				return nil, nil, err
 			}
 		default:

@@ -25,13 +25,13 @@ type certBag struct {
 	Data []byte `asn1:"tag:0,explicit"`
 }
 
-func decodePkcs8ShroudedKeyBag(asn1Data, password []byte) (privateKey interface{}, err error) {
+func decodePkcs8ShroudedKeyBag(asn1Data, password []byte, maxIterations int) (privateKey interface{}, err error) {
 	pkinfo := new(encryptedPrivateKeyInfo)
 	if err = unmarshal(asn1Data, pkinfo); err != nil {
 		return nil, errors.New("pkcs12: error decoding PKCS#8 shrouded key bag: " + err.Error())
 	}
 
-	pkData, err := pbDecrypt(pkinfo, password)
+	pkData, err := pbDecrypt(pkinfo, password, maxIterations)
 	if err != nil {
 		return nil, errors.New("pkcs12: error decrypting PKCS#8 shrouded key bag: " + err.Error())
 	}

@@ -152,7 +152,7 @@ func importAuthCertRun(ctx context.Context, o *SatCertOptions) error {
 		if err != nil {
 			return err
 		}
-		k, leaf, chain, err := pkcs12.DecodeChain(data, pass)
+		k, leaf, chain, err := pkcs12.DecodeChainMaxIterations(data, pass, pki.MaxPKCS12Iterations)
 		if err != nil {
 			if errors.Is(err, pkcs12.ErrIncorrectPassword) || errors.Is(err, pkcs12.ErrDecryption) {
 				return errkind.New(errkind.Passphrase, "wrong passphrase for %s", o.Keystore)
