@@ -163,11 +163,23 @@ func (s *Server) importCA(w http.ResponseWriter, r *http.Request, actor string) 
 		if err != nil {
 			return err
 		}
-		if err := atomicfile.WriteFile(s.opts.Paths.CAKey(), keyPEM, 0o600); err != nil {
+		// The role first: when the zone refuses it (another server holds
+		// it) nothing is written, so no key lies where the role is not.
+		self, err := s.db.Server(s.self.ID)
+		if err != nil {
 			return err
 		}
+		hadRole := self.HasRole(zone.RoleCertAuth)
 		if err := s.setCertAuth(actor, true); err != nil {
 			return err
+		}
+		if err := atomicfile.WriteFile(s.opts.Paths.CAKey(), keyPEM, 0o600); err != nil {
+			if !hadRole {
+				if rerr := s.setCertAuth(actor, false); rerr != nil {
+					s.log.Error("CA import: key not written and the CertAuth role not taken back", "err", rerr)
+				}
+			}
+			return fmt.Errorf("write the CA key: %w", err)
 		}
 		s.ca.Store(ca)
 		s.log.Info("CA imported; this server holds the CertAuth role", "actor", actor)

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 
@@ -157,9 +159,10 @@ func newCAExport(f *Factory, runF func(*caExportOptions) error) *cobra.Command {
 		Aliases: []string{"cae"},
 		Short:   "Export the zone CA key pair as a passphrase-protected PKCS#12 file",
 		Long: `Export the zone CA's key pair and certificate from the server holding the
-CertAuth role into FILE, a PKCS#12 file encrypted with AES-256 (PBES2) under
-a passphrase of at least 10 characters. --legacy writes the weak 3DES
-encoding that some old tools need.
+CertAuth role into FILE, a PKCS#12 file encrypted with AES-256 (PBES2,
+PBKDF2-HMAC-SHA-256 with 600,000 iterations) under a passphrase of at least
+10 characters. --legacy writes the weak 3DES encoding that some old tools
+need.
 
 With -d the CertAuth role is then removed from the server and its copy of
 the key deleted, but only after FILE was written and read back with the
@@ -249,7 +252,12 @@ func newCAImport(f *Factory, runF func(*caImportOptions) error) *cobra.Command {
 		Long: `Import the zone CA key pair from FILE (as written by
 certificate-authority-export) into the server zman talks to, which then
 holds the CertAuth role. The file must hold this zone's CA: another CA is
-refused. A wrong passphrase exits 12.`,
+refused. A wrong passphrase exits 12, a missing FILE 3.
+
+A file larger than 512 KiB, or whose MAC or encryption asks for more than
+2,000,000 key-derivation iterations, is refused before any work on it (by
+zman and again by the server): no CA backup needs that, a hostile file
+uses it to keep a CPU busy. A refused import writes nothing.`,
 		Args: cmdutil.ExactArgs(1, "the PKCS#12 FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.File = args[0]
@@ -264,9 +272,9 @@ refused. A wrong passphrase exits 12.`,
 }
 
 func caImportRun(ctx context.Context, o *caImportOptions) error {
-	data, err := os.ReadFile(o.File)
+	data, err := readPKCS12File(o.File)
 	if err != nil {
-		return errkind.Wrap(errkind.Usage, fmt.Errorf("read %s: %w", o.File, err))
+		return err
 	}
 	pass, err := o.pass.read(ctx, o.f.IO, o.f.Prompter, "Passphrase of the CA file", false)
 	if err != nil {
@@ -345,4 +353,29 @@ first (certificate-authority-export).`,
 	}
 	cmd.Flags().BoolVar(&o.DeleteKey, "delete-key", false, "also delete the server's copy of the CA key")
 	return cmd
+}
+
+// readPKCS12File reads a CA backup, refusing before it is all read a file
+// larger than any CA backup (`cai /dev/zero` must not read for ever) and
+// saying plainly when it is PEM rather than PKCS#12.
+func readPKCS12File(name string) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, errkind.New(errkind.NotFound, "%s does not exist", name)
+		}
+		return nil, errkind.Wrap(errkind.Usage, fmt.Errorf("read %s: %w", name, err))
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, pki.MaxPKCS12Size+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	if len(data) > pki.MaxPKCS12Size {
+		return nil, errkind.New(errkind.Invalid, "%s is larger than %d bytes: not a CA backup", name, pki.MaxPKCS12Size)
+	}
+	if bytes.HasPrefix(bytes.TrimSpace(data), []byte("-----BEGIN")) {
+		return nil, errkind.New(errkind.Invalid, "%s is PEM, not PKCS#12: make a PKCS#12 file of the CA certificate and key with openssl pkcs12 -export -in CA.pem -inkey CA.key -out CA.p12", name)
+	}
+	return data, nil
 }
