@@ -101,6 +101,11 @@ func LoadCA(certPath, keyPath string) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("CA key %s: %w", keyPath, err)
 	}
+	// A key left behind by an earlier CA would sign certificates nobody
+	// can verify; refuse it here rather than at the next registration.
+	if !SameKey(cert.PublicKey, key) {
+		return nil, fmt.Errorf("%s is not the key of the zone CA in %s (SHA-256 %s): it belongs to another CA", keyPath, certPath, Fingerprint(cert, "sha256"))
+	}
 	return &CA{Cert: cert, Key: key}, nil
 }
 

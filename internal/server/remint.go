@@ -401,6 +401,17 @@ func (s *Server) finishActivation() error {
 				}
 			}
 		}
+		// The key of the replaced CA never stays where the zone CA's key
+		// belongs (an external CA, or the role moved to another server):
+		// it is kept aside like the one above.
+		if keyData, err := os.ReadFile(p.CAKey()); err == nil {
+			if k, err := pki.ParseKeyPEM(keyData); err != nil || !pki.SameKey(ca.PublicKey, k) {
+				if err := os.Rename(p.CAKey(), filepath.Join(p.Security(), "zone-ca.previous.key")); err != nil {
+					return err
+				}
+				s.log.Info("the replaced CA's key was moved aside", "file", filepath.Join(p.Security(), "zone-ca.previous.key"))
+			}
+		}
 		if err := atomicfile.WriteFile(p.CACert(), []byte(z.CACertPEM), 0o644); err != nil {
 			return err
 		}

@@ -2,6 +2,7 @@ package zman
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"zonekit/internal/cli/cmdutil"
 	"zonekit/internal/client"
 	"zonekit/internal/errkind"
+	"zonekit/internal/pki"
 	"zonekit/internal/ui"
 )
 
@@ -217,11 +219,11 @@ Activation and cancel work as for certificate-authority-remint.`,
 			req.Organization, req.OrganizationalUnit, req.Locality, req.State, req.Country =
 				subj.Organization, subj.OrganizationalUnit, subj.Locality, subj.State, subj.Country
 			if external != "" {
-				data, err := os.ReadFile(external)
+				chainPEM, err := readChainAsPEM(external)
 				if err != nil {
-					return errkind.Wrap(errkind.Usage, err)
+					return err
 				}
-				req.External, req.ChainPEM = true, string(data)
+				req.External, req.ChainPEM = true, chainPEM
 			}
 			return f.startChange(cmd.Context(), "/certificate-authority/change", req)
 		},
@@ -430,4 +432,23 @@ next refresh.`,
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "accept a certificate whose names do not include the server's FQDN")
 	return cmd
+}
+
+// readChainAsPEM reads a CA certificate or chain in any form an external
+// CA hands out (PEM, DER, PKCS#7 in DER or PEM) and gives it as PEM: the
+// API carries the chain as a JSON string, which binary DER would not
+// survive.
+func readChainAsPEM(name string) (string, error) {
+	data, err := os.ReadFile(name)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return "", errkind.New(errkind.NotFound, "%s does not exist", name)
+		}
+		return "", errkind.Wrap(errkind.Usage, err)
+	}
+	certs, err := pki.ParseCertificates(data)
+	if err != nil {
+		return "", errkind.New(errkind.Invalid, "%s: %v", name, err)
+	}
+	return string(pki.EncodeChainPEM(certs...)), nil
 }
