@@ -24,6 +24,14 @@ func ownerOf(fi os.FileInfo) (uid, gid int, ok bool) {
 	return int(st.Uid), int(st.Gid), true
 }
 
+// linkCount is a file's number of hard links (0 when unknown).
+func linkCount(fi os.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Nlink)
+	}
+	return 0
+}
+
 // ownGroup puts a step's command in its own process group, killed whole
 // on timeout or cancel: an installer's children go with it.
 func ownGroup(cmd *exec.Cmd) {

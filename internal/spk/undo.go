@@ -97,7 +97,21 @@ func copyMeta(src, dst string, m *fileMeta) error {
 func applyUndo(u undoRec, runCmd func(argv []string, dir string) error) error {
 	switch u.Op {
 	case "restore":
-		return copyMeta(u.Kept, u.Path, u.Meta)
+		// The snapshot is the original file itself (a hard link) or a
+		// copy: renamed back, then given its owner and mode; a snapshot
+		// already renamed back by an interrupted rollback is done.
+		if _, err := os.Lstat(u.Kept); errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		if err := os.Rename(u.Kept, u.Path); err != nil {
+			return copyMeta(u.Kept, u.Path, u.Meta)
+		}
+		if u.Meta.HasOwner {
+			if err := os.Lchown(u.Path, u.Meta.UID, u.Meta.GID); err != nil {
+				return err
+			}
+		}
+		return os.Chmod(u.Path, u.Meta.Mode)
 	case "remove":
 		if err := os.Remove(u.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
