@@ -73,6 +73,7 @@ func TestScripts(t *testing.T) {
 			"signal":       cmdSignal,
 			"until":        cmdUntil,
 			"leaders":      cmdLeaders,
+			"writes":       cmdWrites,
 		},
 	})
 }
@@ -101,6 +102,7 @@ func setupScript(env *testscript.Env) error {
 		env.Setenv("GORACE", "atexit_sleep_ms=10")
 	}
 	env.Values[leaderWatchKey{}] = &leaderWatch{}
+	env.Values[writerKey{}] = &writer{}
 	// A script that fails half way must not leave a zone server behind.
 	work := env.WorkDir
 	env.Defer(func() {

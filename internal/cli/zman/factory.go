@@ -2,6 +2,7 @@ package zman
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
@@ -162,8 +163,7 @@ func (f *Factory) reachable() string {
 	// One server, the local one: a failure is reported as before unless
 	// the zone has other servers to try.
 	if u, err := client.ParseServerURL(f.bases[0]); err == nil {
-		if conn, err := net.DialTimeout("tcp", u.Host, 3*time.Second); err == nil {
-			conn.Close()
+		if probe(u.Host) == nil {
 			return f.bases[0]
 		}
 	}
@@ -176,22 +176,44 @@ func (f *Factory) reachable() string {
 	return f.bases[0]
 }
 
-// firstAnswering dials each server in turn and returns the first that
-// accepts a connection.
+// firstAnswering tries each server in turn and returns the first that
+// completes a TLS handshake within probeWait. A server that accepts the
+// connection but never completes the handshake (frozen, overloaded) is
+// passed over: no request has been sent to it, so trying the next one is
+// safe.
 func (f *Factory) firstAnswering(bases []string) (string, bool) {
 	for _, b := range bases {
 		u, err := client.ParseServerURL(b)
 		if err != nil {
 			continue
 		}
-		conn, err := net.DialTimeout("tcp", u.Host, 3*time.Second)
-		if err == nil {
-			conn.Close()
-			return b, true
+		if err := probe(u.Host); err != nil {
+			fmt.Fprintf(f.IO.ErrOut, "zman: %s does not answer (%v)\n", u.Host, err)
+			continue
 		}
-		fmt.Fprintf(f.IO.ErrOut, "zman: %s does not answer (%v)\n", u.Host, err)
+		return b, true
 	}
 	return "", false
+}
+
+// probeWait bounds the connection and TLS handshake of a probe.
+const probeWait = 3 * time.Second
+
+// probe connects to host and completes a TLS handshake. The certificate is
+// not judged here (the request that follows does, with a clear message):
+// only whether the server answers.
+func probe(host string) error {
+	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: probeWait}, Config: &tls.Config{InsecureSkipVerify: true}}
+	ctx, cancel := context.WithTimeout(context.Background(), probeWait)
+	defer cancel()
+	conn, err := d.DialContext(ctx, "tcp", host)
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("no TLS handshake within %s", probeWait)
+		}
+		return err
+	}
+	return conn.Close()
 }
 
 // localPeers lists the other servers of the zone at home, read from its
