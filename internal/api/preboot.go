@@ -23,4 +23,19 @@ type PrebootWork struct {
 	DeviceName string    `json:"device_name,omitempty"` // its name, when it is registered
 	Assigned   time.Time `json:"assigned"`
 	Actor      string    `json:"actor"`
+	// An imaging task's state: queued, running, done or failed (menus
+	// have none), with when it ran, the bytes moved and the error.
+	Status   string    `json:"status,omitempty"`
+	Started  time.Time `json:"started,omitzero"`
+	Finished time.Time `json:"finished,omitzero"`
+	Bytes    int64     `json:"bytes,omitempty"`
+	Error    string    `json:"error,omitempty"`
+}
+
+// PrebootReport is the body of POST /api/v1/preboot/work/{mac}/report,
+// sent by an imaging service (server certificate) for a machine's task.
+type PrebootReport struct {
+	Status string `json:"status"` // running, done or failed
+	Bytes  int64  `json:"bytes,omitempty"`
+	Error  string `json:"error,omitempty"`
 }

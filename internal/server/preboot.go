@@ -1,10 +1,18 @@
 package server
 
 import (
+	"errors"
+	"fmt"
+	"io/fs"
 	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
 
 	"zonekit/internal/api"
 	"zonekit/internal/errkind"
+	"zonekit/internal/preboot/conf"
+	"zonekit/internal/preboot/imaging"
 	"zonekit/internal/preboot/policy"
 	"zonekit/internal/zone"
 )
@@ -15,14 +23,95 @@ type adminRoute = func(pattern string, h func(w http.ResponseWriter, r *http.Req
 // assign and list it; the imaging services of the zone's servers (their
 // server certificate) or administrators read one machine's.
 func (s *Server) prebootRoutes(mux *http.ServeMux, admin adminRoute) {
-	admin("GET "+api.Prefix+"/preboot/work", s.listPrebootWork)
+	mux.HandleFunc("GET "+api.Prefix+"/preboot/work", s.wrap(s.serverOrAdmin(s.listPrebootWork)))
 	admin("PUT "+api.Prefix+"/preboot/work/{mac}", s.assignPrebootWork)
 	admin("DELETE "+api.Prefix+"/preboot/work/{mac}", s.clearPrebootWork)
 	mux.HandleFunc("GET "+api.Prefix+"/preboot/work/{mac}", s.wrap(s.getPrebootWork))
+	mux.HandleFunc("POST "+api.Prefix+"/preboot/work/{mac}/report", s.wrap(s.reportPrebootTask))
+}
+
+// serverOrAdmin admits the zone's servers (pbserv status lists tasks with
+// its server's certificate) and administrators.
+func (s *Server) serverOrAdmin(h func(http.ResponseWriter, *http.Request, string) error) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if s.isZoneServer(r) {
+			return h(w, r, "")
+		}
+		actor, err := s.auth.authenticate(r)
+		if err != nil {
+			return err
+		}
+		setActor(r, actor)
+		return h(w, r, actor)
+	}
+}
+
+// reportPrebootTask records an imaging task's progress. Only the zone's
+// imaging services report (their server certificate): a machine reports
+// to its imaging service with its task token, which this server never
+// sees.
+func (s *Server) reportPrebootTask(w http.ResponseWriter, r *http.Request) error {
+	if !s.isZoneServer(r) {
+		return errkind.New(errkind.Auth, "only the zone's servers report imaging tasks")
+	}
+	mac, err := policy.NormalizeMAC(r.PathValue("mac"))
+	if err != nil {
+		return errkind.Wrap(errkind.Usage, err)
+	}
+	var req api.PrebootReport
+	if err := readJSON(w, r, &req); err != nil {
+		return err
+	}
+	if len(req.Error) > 4096 {
+		req.Error = req.Error[:4096]
+	}
+	actor := "server:" + r.TLS.VerifiedChains[0][0].Subject.CommonName
+	if err := s.db.Exec(actor, zone.CmdPrebootReport, zone.PrebootReport{MAC: mac, Status: req.Status, Bytes: req.Bytes, Error: req.Error}); err != nil {
+		return err
+	}
+	saved, err := s.db.PrebootWork(mac)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, s.prebootOut(saved))
+	return nil
+}
+
+// checkPrebootNames refuses work that cannot run: a restore of an image
+// this server's imaging service does not hold, a capture onto a name it
+// already holds, or a menu the policy service does not have. The image
+// directory and menus are this server's (pbserv runs beside the zone
+// server); a zone whose imaging runs elsewhere assigns there.
+func (s *Server) checkPrebootNames(work zone.PrebootWork) error {
+	l := conf.Layout{Home: s.opts.Paths.Home}
+	switch work.Action {
+	case zone.PrebootMenu:
+		if _, err := os.Stat(filepath.Join(l.MenuDir(), work.Menu+".ipxe")); err != nil {
+			return errkind.New(errkind.NotFound, "no preboot menu %s on this server (%s)", work.Menu, filepath.Join(l.MenuDir(), work.Menu+".ipxe"))
+		}
+	case zone.PrebootImage, zone.PrebootTakeImage:
+		v, err := l.Load(conf.Imaging)
+		if err != nil {
+			return err
+		}
+		imgs, err := imaging.List(v.String("ImageDirectory"))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("list this server's images: %w", err)
+		}
+		have := slices.ContainsFunc(imgs, func(i imaging.Image) bool { return i.Name == work.Image })
+		if work.Action == zone.PrebootImage && !have {
+			return errkind.New(errkind.NotFound, "no image %s on this server's imaging service", work.Image)
+		}
+		if work.Action == zone.PrebootTakeImage && have {
+			return errkind.New(errkind.Exists, "image %s already exists on this server's imaging service; take the image under another name", work.Image)
+		}
+	}
+	return nil
 }
 
 func (s *Server) prebootOut(w zone.PrebootWork) api.PrebootWork {
-	out := api.PrebootWork{MAC: w.MAC, Action: w.Action, Image: w.Image, Menu: w.Menu, Device: w.Device, Assigned: w.Assigned, Actor: w.Actor}
+	out := api.PrebootWork{MAC: w.MAC, Action: w.Action, Image: w.Image, Menu: w.Menu, Device: w.Device, Assigned: w.Assigned, Actor: w.Actor,
+		Status: w.State(), Started: w.Started, Finished: w.Finished, Bytes: w.Bytes, Error: w.Error}
 	if w.Device != "" {
 		if dev, err := s.db.Device(w.Device); err == nil {
 			out.DeviceName = dev.Name
@@ -67,6 +156,9 @@ func (s *Server) assignPrebootWork(w http.ResponseWriter, r *http.Request, actor
 		work.Image = req.Image
 	default:
 		return errkind.New(errkind.Usage, "preboot action %q: want menu, image or take-image", req.Action)
+	}
+	if err := s.checkPrebootNames(work); err != nil {
+		return err
 	}
 	if req.Device != "" {
 		dev, err := s.db.ResolveDevice(req.Device)

@@ -19,6 +19,16 @@ var bucketPreboot = []byte("preboot-work")
 const (
 	CmdPrebootAssign = "preboot.assign"
 	CmdPrebootClear  = "preboot.clear"
+	CmdPrebootReport = "preboot.report" // an imaging task's progress
+)
+
+// States of an imaging task (image and take-image work). A task is
+// served to the machine only while queued, so it runs once.
+const (
+	TaskQueued  = "queued"
+	TaskRunning = "running"
+	TaskDone    = "done"
+	TaskFailed  = "failed"
 )
 
 // Preboot actions.
@@ -38,10 +48,56 @@ type PrebootWork struct {
 	Device   string    `json:"device,omitempty"` // the registered device's ID, when named
 	Assigned time.Time `json:"assigned"`
 	Actor    string    `json:"actor"`
+	// The task's state (image actions only; an assignment from before
+	// tasks had states reads as queued).
+	Status   string    `json:"status,omitempty"`
+	Started  time.Time `json:"started,omitzero"`
+	Finished time.Time `json:"finished,omitzero"`
+	Bytes    int64     `json:"bytes,omitempty"`
+	Error    string    `json:"error,omitempty"`
+}
+
+// IsTask reports whether the work is an imaging task (it has a state).
+func (w PrebootWork) IsTask() bool {
+	return w.Action == PrebootImage || w.Action == PrebootTakeImage
+}
+
+// State is the task's state, queued for an assignment stored before
+// tasks had one.
+func (w PrebootWork) State() string {
+	if w.IsTask() && w.Status == "" {
+		return TaskQueued
+	}
+	return w.Status
+}
+
+// PrebootReport is an imaging task's progress, reported by the imaging
+// service for the machine: running when the imaging environment begins,
+// then done or failed with the bytes moved and the error.
+type PrebootReport struct {
+	MAC    string `json:"mac"`
+	Status string `json:"status"`
+	Bytes  int64  `json:"bytes,omitempty"`
+	Error  string `json:"error,omitempty"`
 }
 
 type prebootClear struct {
 	MAC string `json:"mac"`
+}
+
+// nextState checks a task's move: queued -> running -> done or failed
+// (queued -> failed too, for a machine that fails before it starts).
+// A finished task does not move again.
+func nextState(from, to string) bool {
+	switch to {
+	case TaskRunning:
+		return from == TaskQueued
+	case TaskDone:
+		return from == TaskRunning
+	case TaskFailed:
+		return from == TaskQueued || from == TaskRunning
+	}
+	return false
 }
 
 func applyPreboot(tx *bolt.Tx, c Command) (target string, ok bool, err error) {
@@ -56,6 +112,10 @@ func applyPreboot(tx *bolt.Tx, c Command) (target string, ok bool, err error) {
 			return "", true, err
 		}
 		w.Assigned, w.Actor = c.Time, c.Actor
+		w.Status, w.Started, w.Finished, w.Bytes, w.Error = "", time.Time{}, time.Time{}, 0, ""
+		if w.IsTask() {
+			w.Status = TaskQueued
+		}
 		data, err := json.Marshal(w)
 		if err != nil {
 			return "", true, err
@@ -71,6 +131,44 @@ func applyPreboot(tx *bolt.Tx, c Command) (target string, ok bool, err error) {
 			return "", true, errkind.New(errkind.NotFound, "no preboot work is assigned to %s", d.MAC)
 		}
 		return d.MAC, true, b.Delete([]byte(d.MAC))
+	case CmdPrebootReport:
+		var rep PrebootReport
+		if err := decode(c, &rep); err != nil {
+			return "", true, err
+		}
+		b := tx.Bucket(bucketPreboot)
+		var data []byte
+		if b != nil {
+			data = b.Get([]byte(rep.MAC))
+		}
+		if data == nil {
+			return "", true, errkind.New(errkind.NotFound, "no preboot work is assigned to %s", rep.MAC)
+		}
+		var w PrebootWork
+		if err := json.Unmarshal(data, &w); err != nil {
+			return "", true, err
+		}
+		if !w.IsTask() {
+			return "", true, errkind.New(errkind.Invalid, "the preboot work of %s is a menu, not an imaging task", rep.MAC)
+		}
+		if !nextState(w.State(), rep.Status) {
+			return "", true, errkind.New(errkind.Exists, "the imaging task of %s is %s; it cannot become %s", rep.MAC, w.State(), rep.Status)
+		}
+		w.Status = rep.Status
+		switch rep.Status {
+		case TaskRunning:
+			w.Started = c.Time
+		default:
+			w.Finished, w.Bytes, w.Error = c.Time, rep.Bytes, rep.Error
+			if w.Started.IsZero() {
+				w.Started = c.Time
+			}
+		}
+		out, err := json.Marshal(w)
+		if err != nil {
+			return "", true, err
+		}
+		return rep.MAC, true, b.Put([]byte(rep.MAC), out)
 	}
 	return "", false, nil
 }

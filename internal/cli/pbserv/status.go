@@ -1,12 +1,15 @@
 package pbserv
 
 import (
+	"context"
 	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"zonekit/internal/api"
 	"zonekit/internal/cli/cmdutil"
+	"zonekit/internal/config"
 	"zonekit/internal/preboot/conf"
 	"zonekit/internal/preboot/imaging"
 	"zonekit/internal/preboot/service"
@@ -49,8 +52,10 @@ type serviceStatus struct {
 }
 
 type statusJSON struct {
-	Services   []serviceStatus `json:"services"`
-	Statistics *imaging.Stats  `json:"statistics,omitempty"`
+	Services   []serviceStatus   `json:"services"`
+	Statistics *imaging.Stats    `json:"statistics,omitempty"`
+	Tasks      []api.PrebootWork `json:"tasks,omitempty"`
+	TasksError string            `json:"tasks_error,omitempty"`
 }
 
 func statusRun(o *StatusOptions) error {
@@ -69,6 +74,15 @@ func statusRun(o *StatusOptions) error {
 			res.Statistics = &st
 		}
 	}
+	// The zone's imaging tasks, asked as this server (its certificate).
+	if z, err := newZoneWork(config.Paths{Home: config.ResolveHome(o.Home)}); err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		res.Tasks, err = z.Tasks(ctx)
+		cancel()
+		if err != nil {
+			res.TasksError = err.Error()
+		}
+	}
 	if format == ui.FormatJSON {
 		return ui.JSON(o.IO.Out, res)
 	}
@@ -85,7 +99,35 @@ func statusRun(o *StatusOptions) error {
 	}
 	fmt.Fprintln(o.IO.Out)
 	printStats(o.Options, l)
+	switch {
+	case res.TasksError != "":
+		fmt.Fprintf(o.IO.Out, "\nImaging tasks: the zone server did not answer: %s\n", res.TasksError)
+	case len(res.Tasks) > 0:
+		fmt.Fprintln(o.IO.Out, "\nImaging tasks:")
+		return ui.Table(o.IO.Out, TaskHeaders(), TaskRows(res.Tasks))
+	}
 	return nil
+}
+
+// TaskHeaders and TaskRows lay out imaging tasks (here and in zman).
+func TaskHeaders() []string {
+	return []string{"MAC", "ACTION", "IMAGE", "STATUS", "BYTES", "DURATION", "ERROR"}
+}
+
+// TaskRows is one row per task.
+func TaskRows(tasks []api.PrebootWork) [][]string {
+	rows := [][]string{}
+	for _, t := range tasks {
+		dur, bytes := "-", "-"
+		if !t.Started.IsZero() && !t.Finished.IsZero() {
+			dur = t.Finished.Sub(t.Started).Round(time.Second).String()
+		}
+		if t.Bytes > 0 {
+			bytes = fmt.Sprint(t.Bytes)
+		}
+		rows = append(rows, []string{t.MAC, t.Action, t.Image, t.Status, bytes, dur, t.Error})
+	}
+	return rows
 }
 
 // printStats prints the imaging statistics of the reference.

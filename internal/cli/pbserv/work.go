@@ -13,7 +13,9 @@ import (
 	"zonekit/internal/api"
 	"zonekit/internal/client"
 	"zonekit/internal/config"
+	"zonekit/internal/errkind"
 	"zonekit/internal/pki"
+	"zonekit/internal/preboot/imaging"
 	"zonekit/internal/preboot/policy"
 	"zonekit/internal/preboot/ptls"
 )
@@ -70,7 +72,32 @@ func (z *zoneWork) Work(ctx context.Context, mac string) (policy.Work, error) {
 	if dev == "" {
 		dev = w.Device
 	}
-	return policy.Work{Action: w.Action, Image: w.Image, Menu: w.Menu, Device: dev}, nil
+	return policy.Work{Action: w.Action, Image: w.Image, Menu: w.Menu, Device: dev, Status: w.Status}, nil
+}
+
+// Report records an imaging task's progress in the zone, as this server.
+func (z *zoneWork) Report(ctx context.Context, mac string, r imaging.Report) error {
+	var out api.PrebootWork
+	err := z.c.Post(ctx, api.Prefix+"/preboot/work/"+url.PathEscape(mac)+"/report", api.PrebootReport{Status: r.Status, Bytes: r.Bytes, Error: r.Error}, &out)
+	if client.IsStatus(err, http.StatusConflict) {
+		return errkind.Wrap(errkind.Exists, err)
+	}
+	return err
+}
+
+// Tasks lists the zone's imaging tasks (pbserv status), as this server.
+func (z *zoneWork) Tasks(ctx context.Context) ([]api.PrebootWork, error) {
+	var works []api.PrebootWork
+	if err := z.c.Get(ctx, api.Prefix+"/preboot/work", &works); err != nil {
+		return nil, err
+	}
+	tasks := works[:0]
+	for _, w := range works {
+		if w.Status != "" {
+			tasks = append(tasks, w)
+		}
+	}
+	return tasks, nil
 }
 
 // zoneOf is where the imaging service learns a machine's work and checks

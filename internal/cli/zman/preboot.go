@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -55,7 +56,14 @@ func newPrebootAssignImage(f *Factory, runF func(*prebootAssignOptions) error) *
 boot the preboot policy service hands it the imaging script, which restores
 IMAGE from the imaging service (pbserv), or with --take sends an image of
 the machine to the imaging service under that name. --device records the
-registered device the machine is.`,
+registered device the machine is.
+
+The assignment is an imaging task that runs once: it is queued until the
+machine's imaging environment starts it, then running, then done or
+failed (zman preboot-list shows which, with the bytes moved, the time taken
+and the error). A started or finished task is not served again; assign it
+anew to repeat it. An image to restore must exist on the zone server's
+imaging service, and an image to take must not (exit 3 and 4).`,
 		Args: cmdutil.ExactArgs(2, "the machine's MAC address and the IMAGE name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.MAC, opts.Name = args[0], args[1]
@@ -82,7 +90,8 @@ func newPrebootAssignMenu(f *Factory, runF func(*prebootAssignOptions) error) *c
 		Short:   "Show a machine a preboot menu at its next network boot",
 		Long: `Assign a preboot menu to the machine with the MAC address: at its next
 network boot the preboot policy service hands it the iPXE menu MENU
-(conf/preboot/menus/MENU.ipxe on the server running the policy service).`,
+(conf/preboot/menus/MENU.ipxe on the server running the policy service).
+A menu that server does not have is refused (exit 3).`,
 		Args: cmdutil.ExactArgs(2, "the machine's MAC address and the MENU name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.MAC, opts.Name = args[0], args[1]
@@ -114,20 +123,33 @@ func newPrebootList(f *Factory, runF func(*prebootListOptions) error) *cobra.Com
 				if err := c.Get(ctx, api.Prefix+"/preboot/work", &works); err != nil {
 					return err
 				}
-				return opts.f.print(works, []string{"MAC", "ACTION", "IMAGE OR MENU", "DEVICE", "ASSIGNED", "BY"}, func() [][]string {
+				return opts.f.print(works, []string{"MAC", "ACTION", "IMAGE OR MENU", "STATUS", "DEVICE", "ASSIGNED", "BY", "RESULT"}, func() [][]string {
 					rows := make([][]string, 0, len(works))
 					for _, w := range works {
 						name := w.Image
 						if w.Action == "menu" {
 							name = w.Menu
 						}
-						rows = append(rows, []string{w.MAC, w.Action, name, w.DeviceName, ui.Date(w.Assigned), w.Actor})
+						rows = append(rows, []string{w.MAC, w.Action, name, w.Status, w.DeviceName, ui.Date(w.Assigned), w.Actor, taskResult(w)})
 					}
 					return rows
 				})
 			})
 		},
 	}
+}
+
+// taskResult says how a finished imaging task went: the bytes moved and
+// how long it took, and the error of a failed one.
+func taskResult(w api.PrebootWork) string {
+	if w.Finished.IsZero() {
+		return ""
+	}
+	r := fmt.Sprintf("%d bytes in %s", w.Bytes, w.Finished.Sub(w.Started).Round(time.Second))
+	if w.Error != "" {
+		r += ": " + w.Error
+	}
+	return r
 }
 
 type prebootClearOptions struct {

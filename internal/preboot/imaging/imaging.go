@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"zonekit/internal/atomicfile"
+	"zonekit/internal/errkind"
 	"zonekit/internal/preboot/plog"
 	"zonekit/internal/preboot/policy"
 	"zonekit/internal/preboot/ptls"
@@ -47,6 +48,16 @@ type WorkSource interface {
 type Zone interface {
 	WorkSource
 	Admin(ctx context.Context, authorization string) (string, error)
+	// Report records an imaging task's progress for the machine.
+	Report(ctx context.Context, mac string, r Report) error
+}
+
+// Report is an imaging task's progress, as the imaging environment sends
+// it (POST /tasks/report with its task token).
+type Report struct {
+	Status string `json:"status"` // running, done or failed
+	Bytes  int64  `json:"bytes,omitempty"`
+	Error  string `json:"error,omitempty"`
 }
 
 // Config is the service's resolved configuration.
@@ -178,6 +189,7 @@ func (s *Server) Start() error {
 	mux.HandleFunc("GET /images", s.handleList)
 	mux.HandleFunc("GET /images/{name}", s.handleGet)
 	mux.HandleFunc("PUT /images/{name}", s.handlePut)
+	mux.HandleFunc("POST /tasks/report", s.handleReport)
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.Stats()) })
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	s.ln = ln
@@ -290,7 +302,13 @@ func (s *Server) handleWork(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, "work request for "+mac, http.StatusBadGateway, "%v", err)
 			return
 		}
-		if (work.Action == "image" || work.Action == "take-image") && s.key != nil {
+		isTask := work.Action == "image" || work.Action == "take-image"
+		if isTask && work.Status != "" && work.Status != "queued" {
+			// A task runs once: started or finished, it is not served again.
+			s.log.Logf(plog.Request, "work request for %s: its %s task of %s is %s; not served again", mac, work.Action, work.Image, work.Status)
+			work = policy.Work{Action: "none", Device: work.Device}
+		}
+		if isTask && work.Action != "none" && s.key != nil {
 			work.Token = s.key.Mint(Claims{MAC: mac, Action: work.Action, Image: work.Image, Expires: s.now().Add(TokenTTL).Unix()})
 		}
 	}
@@ -489,4 +507,53 @@ func List(dir string) ([]Image, error) {
 	}
 	sort.Slice(imgs, func(i, j int) bool { return imgs[i].Name < imgs[j].Name })
 	return imgs, nil
+}
+
+// handleReport takes an imaging task's progress from the imaging
+// environment, authenticated by its task token, and records it in the
+// zone. The token must be for the machine's current task.
+func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
+	typ := "task report"
+	if s.zone == nil || s.key == nil {
+		s.fail(w, r, typ, http.StatusServiceUnavailable, "no zone here to record tasks in")
+		return
+	}
+	tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	c, err := s.key.Verify(tok, s.now())
+	if err != nil {
+		s.refuse(w, r, typ, http.StatusUnauthorized, "%v", err)
+		return
+	}
+	typ += " of " + c.MAC
+	var rep Report
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<10)).Decode(&rep); err != nil {
+		s.fail(w, r, typ, http.StatusBadRequest, "report: %v", err)
+		return
+	}
+	cur, err := s.zone.Work(r.Context(), c.MAC)
+	if err != nil {
+		s.fail(w, r, typ, http.StatusBadGateway, "%v", err)
+		return
+	}
+	if cur.Action != c.Action || cur.Image != c.Image {
+		s.fail(w, r, typ, http.StatusConflict, "the token is for an earlier task of %s (%s %s)", c.MAC, c.Action, c.Image)
+		return
+	}
+	if err := s.zone.Report(r.Context(), c.MAC, rep); err != nil {
+		code := http.StatusBadGateway
+		if errkind.Of(err) == errkind.Exists {
+			code = http.StatusConflict
+		}
+		s.fail(w, r, typ, code, "%v", err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+	msg := rep.Status
+	if rep.Bytes > 0 {
+		msg += fmt.Sprintf(", %d bytes", rep.Bytes)
+	}
+	if rep.Error != "" {
+		msg += ": " + rep.Error
+	}
+	s.log.Logf(plog.Transaction, "%s (%s %s) from %s: %s", typ, c.Action, c.Image, r.RemoteAddr, msg)
 }

@@ -27,7 +27,16 @@ import (
 // testZone is a zone with one administrator (admin / secret) and the
 // work of one machine.
 type testZone struct {
-	work map[string]policy.Work
+	work    map[string]policy.Work
+	reports []Report
+}
+
+func (z *testZone) Report(_ context.Context, mac string, r Report) error {
+	z.reports = append(z.reports, r)
+	w := z.work[mac]
+	w.Status = r.Status
+	z.work[mac] = w
+	return nil
 }
 
 func (z *testZone) Work(_ context.Context, mac string) (policy.Work, error) {
@@ -377,5 +386,50 @@ func TestUploadBound(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(filepath.Join(dir, "images")); len(ents) != 0 {
 		t.Fatalf("left %v", ents)
+	}
+}
+
+// TestTaskRunsOnce: a task is served (with a token) while queued; the
+// token reports its progress; once started it is no longer served.
+func TestTaskRunsOnce(t *testing.T) {
+	mac := "52:54:00:00:00:01"
+	z := &testZone{work: map[string]policy.Work{mac: {Action: "image", Image: "a.img", Status: "queued"}}}
+	s, _, m, _ := startZoneService(t, z)
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: ptls.ClientConfig(m.CA, &m.Cert)}}
+	work := func() policy.Work {
+		resp, err := hc.Get("https://" + s.Addr().String() + "/work/" + mac)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var w policy.Work
+		json.NewDecoder(resp.Body).Decode(&w)
+		return w
+	}
+	w := work()
+	if w.Action != "image" || w.Token == "" {
+		t.Fatalf("queued task not served: %+v", w)
+	}
+	req, _ := http.NewRequest("POST", "https://"+s.Addr().String()+"/tasks/report", strings.NewReader(`{"status":"running"}`))
+	req.Header.Set("Authorization", "Bearer "+w.Token)
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent || len(z.reports) != 1 || z.reports[0].Status != "running" {
+		t.Fatalf("report: %d %+v", resp.StatusCode, z.reports)
+	}
+	if w := work(); w.Action != "none" || w.Token != "" {
+		t.Fatalf("started task served again: %+v", w)
+	}
+	// A token of an earlier task does not report on a new one.
+	z.work[mac] = policy.Work{Action: "take-image", Image: "b.img", Status: "queued"}
+	req, _ = http.NewRequest("POST", "https://"+s.Addr().String()+"/tasks/report", strings.NewReader(`{"status":"failed"}`))
+	req.Header.Set("Authorization", "Bearer "+w.Token)
+	resp, _ = hc.Do(req)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusConflict || len(z.reports) != 1 {
+		t.Fatalf("stale token report: %d", resp.StatusCode)
 	}
 }

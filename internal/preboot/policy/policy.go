@@ -41,6 +41,9 @@ type Work struct {
 	Menu   string `json:"menu,omitempty"`  // the menu's name, for "menu"
 	Image  string `json:"image,omitempty"` // the image's name, for the image actions
 	Device string `json:"device,omitempty"`
+	// Status is an imaging task's state (queued, running, done, failed);
+	// only a queued task is served.
+	Status string `json:"status,omitempty"`
 	// Token is the task token that lets the machine fetch or send this
 	// one image (image actions only).
 	Token string `json:"token,omitempty"`
