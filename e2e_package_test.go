@@ -95,6 +95,21 @@ func cmdOCSServer(ts *testscript.TestScript, neg bool, args []string) {
 	ocsResults.Store(ts, results)
 }
 
+// httpdir DIR VAR serves DIR over plain HTTP from the test process (a
+// mirror on a plain web server, as sites run for fragments) until the
+// script ends; $VAR gets its host:port.
+func cmdHTTPDir(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: httpdir DIR VAR")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ts.Check(err)
+	srv := &http.Server{Handler: http.FileServer(http.Dir(ts.MkAbs(args[0])))}
+	go srv.Serve(ln)
+	ts.Defer(func() { srv.Close() })
+	ts.Setenv(args[1], ln.Addr().String())
+}
+
 var ocsResults sync.Map // *testscript.TestScript -> chan string
 
 // ocswait waits up to 120 seconds for the agent's result report and

@@ -67,6 +67,7 @@ func TestScripts(t *testing.T) {
 			"pack":         cmdPack,
 			"ocsserver":    cmdOCSServer,
 			"ocswait":      cmdOCSWait,
+			"httpdir":      cmdHTTPDir,
 			"preboot":      cmdPreboot,
 			"slipgz":       cmdSlipGz,
 			"zacage":       cmdZacAge,

@@ -118,7 +118,12 @@ func (e *engine) act(ctx context.Context, p *LocalPackage, info content.Info, ar
 	switch info.Action {
 	case "STORE":
 		target = os.ExpandEnv(info.Path)
-		if !filepath.IsAbs(target) {
+		pkgOS := content.OSLinux
+		if runtime.GOOS == "windows" {
+			pkgOS = content.OSWindows
+		}
+		// The rule zman's build applies, then the same once expanded.
+		if !content.StorePathOK(info.Path, pkgOS) || !filepath.IsAbs(target) {
 			e.logf("package %s: store path %q is not absolute", p.ID, info.Path)
 			return "ERR_BAD_PARAM"
 		}

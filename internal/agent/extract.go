@@ -9,7 +9,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -22,7 +21,6 @@ import (
 // Extraction limits: an archive is untrusted until it is out, digest or not
 // (the digest says who made it, not that it is sane).
 const (
-	maxEntries = 1 << 20
 	// spaceMargin is kept free on the target's file system.
 	spaceMargin = 16 << 20
 )
@@ -92,31 +90,13 @@ func unpackedSize(arch *fragments, format string) (int64, error) {
 	return 0, fmt.Errorf("format %s cannot be unpacked", format)
 }
 
-// safePath joins an archive member's name to dir, refusing names that are
-// absolute or climb out.
+// safePath joins a clean member name (content.MemberCheck) to dir.
 func safePath(dir, name string) (string, error) {
-	name = strings.TrimPrefix(strings.ReplaceAll(name, `\`, "/"), "./")
-	clean := path.Clean(name)
-	if name == "" || clean == "." {
-		return dir, nil
-	}
-	if path.IsAbs(name) || !filepath.IsLocal(filepath.FromSlash(clean)) {
-		return "", fmt.Errorf("member %q would land outside the target directory", name)
+	clean, err := content.CleanMember(name)
+	if err != nil {
+		return "", err
 	}
 	return filepath.Join(dir, filepath.FromSlash(clean)), nil
-}
-
-// checkLink refuses a link whose target, seen from the link's place,
-// leaves dir.
-func checkLink(dir, linkPath, target string) error {
-	if filepath.IsAbs(target) || path.IsAbs(strings.ReplaceAll(target, `\`, "/")) {
-		return fmt.Errorf("link %s points outside the target directory (%s)", linkPath, target)
-	}
-	rel, err := filepath.Rel(dir, filepath.Join(filepath.Dir(linkPath), filepath.FromSlash(target)))
-	if err != nil || !filepath.IsLocal(rel) && rel != "." {
-		return fmt.Errorf("link %s points outside the target directory (%s)", linkPath, target)
-	}
-	return nil
 }
 
 // underLink refuses to write through a link already in place: an earlier
@@ -180,7 +160,9 @@ func extractTarGz(r io.Reader, dir string, limit int64) error {
 	defer zr.Close()
 	tr := tar.NewReader(zr)
 	left := limit
-	for n := 0; ; n++ {
+	// The rules zman's build applies too: what passes there passes here.
+	var mc content.MemberCheck
+	for {
 		h, err := tr.Next()
 		if err == io.EOF {
 			return nil
@@ -188,13 +170,15 @@ func extractTarGz(r io.Reader, dir string, limit int64) error {
 		if err != nil {
 			return err
 		}
-		if n >= maxEntries {
-			return fmt.Errorf("more than %d members", maxEntries)
+		kind, skip := content.TarKind(h.Typeflag)
+		if skip {
+			continue
 		}
-		dest, err := safePath(dir, h.Name)
+		clean, err := mc.Add(h.Name, kind, h.Linkname)
 		if err != nil {
 			return err
 		}
+		dest := filepath.Join(dir, filepath.FromSlash(clean))
 		if err := underLink(dir, dest); err != nil {
 			return err
 		}
@@ -203,14 +187,11 @@ func extractTarGz(r io.Reader, dir string, limit int64) error {
 			if err := os.MkdirAll(dest, 0o755); err != nil {
 				return err
 			}
-		case tar.TypeReg:
+		case tar.TypeReg, tar.TypeRegA:
 			if err := writeFile(dest, fs.FileMode(h.Mode), tr, &left); err != nil {
 				return err
 			}
 		case tar.TypeSymlink:
-			if err := checkLink(dir, dest, h.Linkname); err != nil {
-				return err
-			}
 			os.Remove(dest)
 			if err := os.Symlink(h.Linkname, dest); err != nil {
 				return err
@@ -227,7 +208,6 @@ func extractTarGz(r io.Reader, dir string, limit int64) error {
 			if err := os.Link(src, dest); err != nil {
 				return err
 			}
-		case tar.TypeXGlobalHeader:
 		default:
 			return fmt.Errorf("member %s: type %q is not unpacked (devices, fifos)", h.Name, h.Typeflag)
 		}
@@ -239,11 +219,18 @@ func extractZip(ra io.ReaderAt, size int64, dir string, limit int64) error {
 	if err != nil {
 		return err
 	}
-	if len(zr.File) > maxEntries {
-		return fmt.Errorf("more than %d members", maxEntries)
+	if len(zr.File) > content.MaxMembers {
+		return fmt.Errorf("more than %d members", content.MaxMembers)
 	}
 	left := limit
+	var mc content.MemberCheck
 	for _, f := range zr.File {
+		kind := content.ZipKind(f.Mode())
+		if kind != content.MemberSymlink {
+			if _, err := mc.Add(f.Name, kind, ""); err != nil {
+				return err
+			}
+		}
 		dest, err := safePath(dir, f.Name)
 		if err != nil {
 			return err
@@ -267,7 +254,7 @@ func extractZip(ra io.ReaderAt, size int64, dir string, limit int64) error {
 			if err != nil {
 				return err
 			}
-			if err := checkLink(dir, dest, string(target)); err != nil {
+			if _, err := mc.Add(f.Name, kind, string(target)); err != nil {
 				return err
 			}
 			os.Remove(dest)

@@ -73,6 +73,9 @@ type PackageAssignResult struct {
 	Package string   `json:"package"`
 	Changed []string `json:"changed"` // device ids newly assigned or unassigned
 	Already int      `json:"already"` // devices that were already in the wanted state
+	// OtherOS counts the devices of a group or filter left out because
+	// they run another OS than the package's.
+	OtherOS int `json:"other_os,omitempty"`
 }
 
 // Deployment statuses of the reference. A device's record starts WAITING

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"zonekit/internal/spk"
 )
@@ -80,6 +81,7 @@ func ListTarGz(r io.Reader) (map[string]bool, error) {
 	}
 	tr := tar.NewReader(gz)
 	entries := 0
+	var mc MemberCheck
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
@@ -89,6 +91,11 @@ func ListTarGz(r io.Reader) (map[string]bool, error) {
 			return top, invalid("the archive is not a valid tar.gz (damaged after %d entries): %v", entries, err)
 		}
 		entries++
+		if kind, skip := TarKind(h.Typeflag); !skip {
+			if _, err := mc.Add(h.Name, kind, h.Linkname); err != nil {
+				return top, invalid("agents would refuse this archive: %v", err)
+			}
+		}
 		if h.Typeflag == tar.TypeReg {
 			if name, ok := topLevel(h.Name); ok {
 				top[name] = true
@@ -141,15 +148,26 @@ func ListZip(ra io.ReaderAt, size int64) (map[string]bool, error) {
 	if err != nil {
 		return top, invalid("the archive is not a valid zip: %v", err)
 	}
+	var mc MemberCheck
 	for _, f := range zr.File {
 		rc, err := f.Open()
 		if err != nil {
 			return top, invalid("the zip archive is damaged at %q: %v", f.Name, err)
 		}
-		_, err = io.Copy(io.Discard, rc)
+		// A link's target is its content (the first 4 KiB, as zac reads it).
+		var target strings.Builder
+		kind := ZipKind(f.Mode())
+		w := io.Discard
+		if kind == MemberSymlink {
+			w = &limitWriter{w: &target, n: 4096}
+		}
+		_, err = io.Copy(w, rc)
 		rc.Close()
 		if err != nil {
 			return top, invalid("the zip archive is damaged at %q: %v", f.Name, err)
+		}
+		if _, err := mc.Add(f.Name, kind, target.String()); err != nil {
+			return top, invalid("agents would refuse this archive: %v", err)
 		}
 		if f.Mode().IsRegular() {
 			if name, ok := topLevel(f.Name); ok {
@@ -219,4 +237,18 @@ func (r *Repo) checkCPK(dir string, m *Manifest) error {
 		return invalid("the CPK is refused: %v", err)
 	}
 	return c.Close()
+}
+
+// limitWriter keeps the first n bytes written and discards the rest.
+type limitWriter struct {
+	w io.Writer
+	n int
+}
+
+func (l *limitWriter) Write(p []byte) (int, error) {
+	if k := min(len(p), l.n); k > 0 {
+		l.w.Write(p[:k])
+		l.n -= k
+	}
+	return len(p), nil
 }

@@ -125,7 +125,7 @@ func (r *Repo) buildArchive(dir, id string, s Spec, archive io.Reader, m *Manife
 	m.Format = format
 
 	md5h, shah := md5.New(), sha256.New()
-	fw := &fragmentWriter{dir: dir, id: id, size: s.FragmentSize}
+	fw := &fragmentWriter{dir: dir, id: id, size: s.FragmentSize, max: MaxFragments}
 	stages := []*stage{hashStage(md5h), hashStage(shah), {write: fw.write, finish: fw.finish}}
 	var check *tarCheck
 	if format == FormatTarGz {
@@ -235,6 +235,7 @@ type fragmentWriter struct {
 	dir  string
 	id   string
 	size int64
+	max  int // fragments at most
 
 	cur    *os.File
 	left   int64
@@ -264,6 +265,9 @@ func (w *fragmentWriter) write(p []byte) error {
 	}
 	for len(p) > 0 {
 		if w.cur == nil {
+			if len(w.frags) >= w.max {
+				return invalid("the archive makes more than %d fragments of %d bytes: give a larger --fragment-size", w.max, w.size)
+			}
 			name := FragmentName(w.id, len(w.frags)+1)
 			f, err := os.OpenFile(filepath.Join(w.dir, name), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 			if err != nil {

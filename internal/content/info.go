@@ -143,7 +143,7 @@ func ParseInfo(data []byte) (Info, error) {
 	if i.Priority, err = strconv.Atoi(a["PRI"]); err != nil || i.Priority < 0 || i.Priority > MaxPriority {
 		return Info{}, invalid("info file: PRI %q is not 0 to 10", a["PRI"])
 	}
-	if i.Frags, err = strconv.Atoi(a["FRAGS"]); err != nil || i.Frags < 0 || i.Frags > 1<<24 {
+	if i.Frags, err = strconv.Atoi(a["FRAGS"]); err != nil || i.Frags < 0 || i.Frags > MaxFragments {
 		return Info{}, invalid("info file: FRAGS %q is not a fragment count", a["FRAGS"])
 	}
 	switch i.Action {

@@ -38,6 +38,10 @@ const (
 	MaxPriority     = 10
 	DefaultPriority = 5
 	MaxFragmentSize = 1 << 30
+	// MaxFragments bounds a package's fragments: each is a file on every
+	// server and device and a request per device, and agents keep the
+	// list in memory (10 GiB at the default fragment size).
+	MaxFragments = 10000
 	DefaultFragment = 1 << 20
 	maxText         = 4096
 )
@@ -127,6 +131,9 @@ func (s Spec) Validate() error {
 		if s.Command != "" {
 			return bad("action store takes --path, not --command")
 		}
+		if !StorePathOK(s.Path, s.OS) {
+			return bad("--path %q is not absolute: agents refuse a relative store path (start it with / on Linux, C:\\ on Windows, or an environment variable)", s.Path)
+		}
 	case ActionCPK:
 		if s.Command != "" || s.Path != "" {
 			return bad("action cpk takes neither --command nor --path: the CPK says what it does")
@@ -138,6 +145,51 @@ func (s Spec) Validate() error {
 		return bad("--path is for action store only")
 	}
 	return nil
+}
+
+// OSFamily names the family of an operating system as a device reports it
+// (zac: runtime.GOOS; the OCS agent: "Debian GNU/Linux 12", "Microsoft
+// Windows 11 Pro"): linux, windows, darwin, or "" when it cannot tell.
+func OSFamily(os string) string {
+	l := strings.ToLower(os)
+	switch {
+	case strings.Contains(l, "windows"):
+		return OSWindows
+	case strings.Contains(l, "darwin") || strings.Contains(l, "mac"):
+		return "darwin"
+	case strings.Contains(l, "linux") || strings.Contains(l, "debian") || strings.Contains(l, "ubuntu") ||
+		strings.Contains(l, "red hat") || strings.Contains(l, "suse") || strings.Contains(l, "centos") || strings.Contains(l, "fedora"):
+		return OSLinux
+	}
+	return ""
+}
+
+// RunsOn says whether a package built for pkgOS can deploy on a device
+// reporting deviceOS: the same family, or a device that does not say.
+// A Linux package runs on macOS agents too (the same shell, tar.gz).
+func RunsOn(pkgOS, deviceOS string) bool {
+	switch f := OSFamily(deviceOS); f {
+	case "":
+		return true
+	case "darwin":
+		return pkgOS == OSLinux
+	default:
+		return f == pkgOS
+	}
+}
+
+// StorePathOK says whether a store path is absolute for the package's OS,
+// before the agent expands environment variables: a path that starts
+// with one ($VAR, ${VAR}, %VAR%) is taken as it will be absolute there.
+// zac refuses a path that is not absolute once expanded (ERR_BAD_PARAM).
+func StorePathOK(p, os string) bool {
+	switch {
+	case strings.HasPrefix(p, "$") || strings.HasPrefix(p, "%"):
+		return true
+	case os == OSWindows:
+		return (len(p) >= 3 && p[1] == ':' && (p[2] == '\\' || p[2] == '/')) || strings.HasPrefix(p, `\\`)
+	}
+	return strings.HasPrefix(p, "/")
 }
 
 // LaunchFile is the file a launch command runs: its first word.

@@ -337,15 +337,48 @@ func (s *Server) checkLocations(ctx context.Context, p zone.Package, infoLoc, pa
 	if err != nil {
 		return err
 	}
-	fragURL := "http://" + packLoc + "/" + p.ID + "/" + content.FragmentName(p.ID, 1)
-	resp, _, err := fetch(http.MethodHead, fragURL)
-	if err != nil {
-		return err
+	// Every fragment, not only the first: a mirror half copied would
+	// otherwise pass here and fail on every device. HEAD requests, a few
+	// at a time (the fragment count is bounded, content.MaxFragments).
+	var (
+		mu      sync.Mutex
+		first   error
+		firstAt int
+		next    int
+		wg      sync.WaitGroup
+	)
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				i := next
+				next++
+				stop := first != nil || i >= len(m.Fragments)
+				mu.Unlock()
+				if stop {
+					return
+				}
+				fragURL := "http://" + packLoc + "/" + p.ID + "/" + content.FragmentName(p.ID, i+1)
+				resp, _, err := fetch(http.MethodHead, fragURL)
+				if err == nil && resp.ContentLength != m.Fragments[i].Size {
+					err = errkind.New(errkind.Invalid, "cannot activate package %s: %s is %d bytes, want %d (copy the package directory there first)", p.ID, fragURL, resp.ContentLength, m.Fragments[i].Size)
+				}
+				if err != nil {
+					// The lowest fragment that failed is the one named.
+					mu.Lock()
+					if first == nil || i < firstAt {
+						first, firstAt = err, i
+					}
+					mu.Unlock()
+					return
+				}
+			}
+		}()
 	}
-	if resp.ContentLength != m.Fragments[0].Size {
-		return errkind.New(errkind.Invalid, "cannot activate package %s: %s is %d bytes, want %d (copy the package directory there first)", p.ID, fragURL, resp.ContentLength, m.Fragments[0].Size)
-	}
-	return nil
+	wg.Wait()
+	return first
 }
 
 func (s *Server) deactivatePackage(w http.ResponseWriter, r *http.Request, actor string) error {
@@ -448,6 +481,11 @@ func (s *Server) assignPackage(assign bool) func(http.ResponseWriter, *http.Requ
 			have[d.Device] = true
 		}
 		res := api.PackageAssignResult{Package: p.ID, Changed: []string{}}
+		if assign {
+			if ids, err = s.sameOS(p, req, ids, &res); err != nil {
+				return err
+			}
+		}
 		for _, id := range ids {
 			if have[id] == assign {
 				res.Already++
@@ -467,6 +505,31 @@ func (s *Server) assignPackage(assign bool) func(http.ResponseWriter, *http.Requ
 		writeJSON(w, http.StatusOK, res)
 		return nil
 	}
+}
+
+// sameOS keeps the devices whose OS can run p (content.RunsOn), the rule
+// zac applies: a device named in the request that cannot is an error,
+// one reached through a group or filter is left out and counted.
+func (s *Server) sameOS(p zone.Package, req api.PackageAssign, ids []string, res *api.PackageAssignResult) ([]string, error) {
+	named := map[string]bool{}
+	for _, ref := range req.Devices {
+		if dev, err := s.db.ResolveDevice(ref); err == nil {
+			named[dev.ID] = true
+		}
+	}
+	var keep []string
+	for _, id := range ids {
+		dev, err := s.db.Device(id)
+		if err != nil || content.RunsOn(p.Spec.OS, dev.OS) {
+			keep = append(keep, id)
+			continue
+		}
+		if named[id] {
+			return nil, errkind.New(errkind.Invalid, "package %s is for %s; device %s runs %s: its agent would refuse it", p.ID, p.Spec.OS, dev.Name, dev.OS)
+		}
+		res.OtherOS++
+	}
+	return keep, nil
 }
 
 // statusRank orders statuses for display: the pipeline first, then results.

@@ -538,6 +538,9 @@ deployment records go; devices that installed the package keep it.`
 					state = "not assigned"
 				}
 				fmt.Fprintf(o.f.IO.Out, "%s package %s: %d device(s) (%d already %s).\n", verb, res.Package, len(res.Changed), res.Already, state)
+				if res.OtherOS > 0 {
+					fmt.Fprintf(o.f.IO.Out, "Left out %d device(s) running another OS than the package's.\n", res.OtherOS)
+				}
 				return nil
 			})
 		},
