@@ -99,6 +99,7 @@ func (s *Server) routes() http.Handler {
 	device("DELETE "+api.Prefix+"/device", s.deviceUnregister)
 	device("POST "+api.Prefix+"/device/certificate", s.deviceCertificate)
 	device("GET "+api.Prefix+"/device/spk-values", s.deviceSPKValues)
+	mux.HandleFunc("GET "+api.Prefix+"/cluster/spk-values-key", s.peer(s.clusterSPKKey))
 	s.packageRoutes(admin, device)
 	s.satelliteRoutes(admin, device)
 	s.prebootRoutes(mux, admin)

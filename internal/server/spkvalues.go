@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"net/http"
 	"sort"
 
@@ -51,7 +52,15 @@ func (s *Server) changeSPKValues(w http.ResponseWriter, r *http.Request, actor s
 		if _, err := spk.ParseValues([]string{k + "=x"}); err != nil {
 			return errkind.New(errkind.Usage, "%q is not a variable name (letters, digits, _)", k)
 		}
-		set[k] = zone.SPKValue{Value: v.Value, Secret: v.Secret}
+		sv := zone.SPKValue{Value: v.Value, Secret: v.Secret}
+		if v.Secret {
+			sealed, err := s.sealSPK(r.Context(), k, v.Value)
+			if err != nil {
+				return fmt.Errorf("seal the secret value of %s: %w", k, err)
+			}
+			sv = zone.SPKValue{Secret: true, Sealed: sealed}
+		}
+		set[k] = sv
 	}
 	if err := s.db.SetSPKValues(actor, req.Scope, target, set, req.Unset); err != nil {
 		return err
@@ -67,6 +76,13 @@ func (s *Server) deviceSPKValues(w http.ResponseWriter, r *http.Request, dev zon
 	}
 	out := api.DeviceSPKValues{Values: map[string]string{}}
 	for k, v := range vals {
+		if v.Sealed != "" {
+			clear, err := s.unsealSPK(r.Context(), k, v.Sealed)
+			if err != nil {
+				return err
+			}
+			v.Value = clear
+		}
 		out.Values[k] = v.Value
 		if v.Secret {
 			out.Secret = append(out.Secret, k)

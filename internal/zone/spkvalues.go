@@ -27,6 +27,10 @@ const (
 type SPKValue struct {
 	Value  string `json:"value"`
 	Secret bool   `json:"secret,omitempty"` // masked in listings
+	// Sealed is a secret value encrypted with the zone's SPK values key
+	// (Value is then empty): the store and the raft log never hold it
+	// in clear. Values set secret before sealing existed stay in Value.
+	Sealed string `json:"sealed,omitempty"`
 }
 
 // SPKValues are the values of one scope.

@@ -56,7 +56,10 @@ func newSPKValuesSet(f *Factory) *cobra.Command {
 		Long: `Set values that CPKs deployed through the zone receive for their variables.
 A device gets the zone's values, overridden by those of its groups (in
 name order), overridden by its own: the most specific wins. --secret marks
-the values as secret: listings mask them. Agents fetch their values with
+the values as secret: the zone server seals them with the zone's SPK
+values key before storing them (the store and the replication log never
+hold them in clear), listings mask them, and agents mask them in their
+logs whatever the package declares. Agents fetch their values with
 'zac spk-process --zone-values'.`,
 		Example: `  zman spk-values-set TREE_NAME=ACME ADMIN_CONTEXT=corp
   zman spk-values-set --group branch SITE=branch
