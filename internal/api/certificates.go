@@ -40,6 +40,12 @@ type CertificateChange struct {
 	FutureCA   *CertSummary   `json:"future_ca,omitempty"`
 	Servers    []FutureServer `json:"servers"`
 	LastError  string         `json:"last_error,omitempty"`
+	// ActivatedAt once: with kind "activated", the kind of the change that
+	// took effect before the answer (activation now, or an expired CA),
+	// and whether devices must re-establish trust (a new CA).
+	Activated string `json:"activated,omitempty"`
+	Retrust   bool   `json:"retrust,omitempty"`
+	CAExpired bool   `json:"ca_expired,omitempty"`
 }
 
 // CertSummary describes a certificate briefly.

@@ -524,6 +524,12 @@ func (s *Server) startChange(w http.ResponseWriter, r *http.Request, actor strin
 	if err := s.reconcileLocked(); err != nil {
 		s.log.Error("certificate change", "err", err)
 	}
+	if cur, err := s.db.Remint(); err == nil && cur == nil {
+		// Already done: activation now (or an expired CA) took effect.
+		writeJSON(w, http.StatusCreated, api.CertificateChange{Kind: "activated", ID: rm.ID, Name: rm.Name, Servers: []api.FutureServer{},
+			Activated: string(rm.Kind), Retrust: rm.Kind != zone.RemintServers, CAExpired: rm.Immediate})
+		return nil
+	}
 	return s.writeChange(w, http.StatusCreated)
 }
 

@@ -95,7 +95,16 @@ func (f *Factory) printChange(ch api.CertificateChange) error {
 		return ui.JSON(f.IO.Out, ch)
 	}
 	if ch.Kind == "activated" {
-		fmt.Fprintln(f.IO.Out, "The change was activated at once (the zone CA had expired): every device must run 'zac retrust'.")
+		why := "activation now"
+		if ch.CAExpired {
+			why = "the zone CA had expired"
+		}
+		switch {
+		case ch.Activated == "" || ch.Retrust:
+			fmt.Fprintf(f.IO.Out, "The change was activated at once (%s): the zone has a new CA, and devices that did not receive it beforehand must run 'zac retrust'.\n", why)
+		default:
+			fmt.Fprintf(f.IO.Out, "The change was activated at once (%s): the servers use their new certificates under the same zone CA; devices need do nothing.\n", why)
+		}
 		return nil
 	}
 	activation := ui.LocalDate(ch.Activation)
