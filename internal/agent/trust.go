@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -214,9 +215,14 @@ func (a *Agent) Retrust(ctx context.Context, o RetrustOptions) (RetrustResult, e
 	trusted, _ := a.TrustedCAs()
 	var errs []string
 	for _, srv := range servers {
-		res, err := a.retrustWith(ctx, srv, st, trusted, o)
+		res, err := a.retrustWith(ctx, srv, &st, trusted, o)
 		if err == nil {
 			st.LastContact = a.Now().UTC()
+			if o.Server != "" {
+				// The server named is where the zone is now (a device that
+				// missed a rename): it is tried first from now on.
+				st.Servers = append([]string{srv}, slices.DeleteFunc(st.Servers, func(s string) bool { return s == srv })...)
+			}
 			if err := writeState(db, &st); err != nil {
 				return RetrustResult{}, err
 			}
@@ -230,7 +236,7 @@ func (a *Agent) Retrust(ctx context.Context, o RetrustOptions) (RetrustResult, e
 	return RetrustResult{}, errkind.New(errkind.Unavailable, "retrust: no zone server answered: %s", strings.Join(errs, "; "))
 }
 
-func (a *Agent) retrustWith(ctx context.Context, srv string, st State, trusted []*x509.Certificate, o RetrustOptions) (RetrustResult, error) {
+func (a *Agent) retrustWith(ctx context.Context, srv string, st *State, trusted []*x509.Certificate, o RetrustOptions) (RetrustResult, error) {
 	t, err := fetchTrust(ctx, srv)
 	if err != nil {
 		return RetrustResult{}, err
@@ -293,7 +299,7 @@ func (a *Agent) retrustWith(ctx context.Context, srv string, st State, trusted [
 	if err := c.Post(ctx, api.Prefix+"/device/retrust", api.DeviceCertificateRequest{DeviceID: st.DeviceID, CSR: string(csr)}, &out); err != nil {
 		return RetrustResult{}, err
 	}
-	if err := a.installDeviceCert(&st, key, out); err != nil {
+	if err := a.installDeviceCert(st, key, out); err != nil {
 		return RetrustResult{}, err
 	}
 	return res, nil
