@@ -46,6 +46,9 @@ type CertificateChange struct {
 	Activated string `json:"activated,omitempty"`
 	Retrust   bool   `json:"retrust,omitempty"`
 	CAExpired bool   `json:"ca_expired,omitempty"`
+	// Warnings of the request that answered this (a certificate accepted
+	// with -f that drops names in use).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // CertSummary describes a certificate briefly.
@@ -57,6 +60,7 @@ type CertSummary struct {
 	Key       string    `json:"key"`
 	SHA256    string    `json:"sha256_fingerprint"`
 	PEM       string    `json:"pem,omitempty"`
+	Warnings  []string  `json:"warnings,omitempty"`
 }
 
 // FutureServer is one server's part in a certificate change.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/smallstep/pkcs7"
@@ -222,4 +223,59 @@ func CheckServerCert(certs []*x509.Certificate, chk ServerCertCheck) (leaf *x509
 	// every client already holds.
 	full := chains[0]
 	return leaf, full[:len(full)-1], nil
+}
+
+// UncoveredNames returns the names and addresses in use that c does not
+// cover, in the order given and without repeats: what clients reaching
+// the server by those names would be refused at once. A wildcard in use
+// is covered only by the same wildcard, since any name under it may be
+// the one a client dials.
+func UncoveredNames(c *x509.Certificate, inUse []string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, n := range inUse {
+		n = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(n)), ".")
+		if n == "" || seen[n] {
+			continue
+		}
+		seen[n] = true
+		if !covers(c, n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func covers(c *x509.Certificate, name string) bool {
+	if ip := net.ParseIP(name); ip != nil {
+		for _, a := range c.IPAddresses {
+			if a.Equal(ip) {
+				return true
+			}
+		}
+		return false
+	}
+	if strings.HasPrefix(name, "*.") {
+		for _, d := range c.DNSNames {
+			if strings.EqualFold(strings.TrimSuffix(d, "."), name) {
+				return true
+			}
+		}
+		return false
+	}
+	return c.VerifyHostname(name) == nil
+}
+
+// NamesOf are the names and addresses c is valid for: its DNS and IP
+// subject alternative names, or its common name when it has none.
+func NamesOf(c *x509.Certificate) []string {
+	var out []string
+	out = append(out, c.DNSNames...)
+	for _, ip := range c.IPAddresses {
+		out = append(out, ip.String())
+	}
+	if len(out) == 0 && c.Subject.CommonName != "" {
+		out = append(out, c.Subject.CommonName)
+	}
+	return out
 }

@@ -5,6 +5,8 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"math/big"
+	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -189,3 +191,25 @@ func FuzzParseCertificates(f *testing.F) {
 }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// The preflight of a new server certificate lists every name and address
+// in use it drops; a wildcard in use needs the same wildcard.
+func TestUncoveredNames(t *testing.T) {
+	root := subCA(t, nil, "Corp Root")
+	key, _ := pki.GenerateKey(pki.ECDSAP256)
+	cert, err := root.IssueServer(pki.ServerRequest{CommonName: "zone1.acme.test", DNSNames: []string{"*.corp.test", "localhost"},
+		IPs: []net.IP{net.ParseIP("127.0.10.3")}, PublicKey: key.Public()}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inUse := []string{"zone1.acme.test", "ZONE1.acme.test.", "localhost", "127.0.10.3", "a.corp.test", "*.corp.test",
+		"127.0.10.4", "zone2.acme.test", "*.acme.test", "::1", "127.0.10.4"}
+	got := pki.UncoveredNames(cert, inUse)
+	want := []string{"127.0.10.4", "zone2.acme.test", "*.acme.test", "::1"}
+	if !slices.Equal(got, want) {
+		t.Errorf("UncoveredNames = %q, want %q", got, want)
+	}
+	if got := pki.NamesOf(cert); !slices.Equal(got, []string{"zone1.acme.test", "*.corp.test", "localhost", "127.0.10.3"}) {
+		t.Errorf("NamesOf = %q", got)
+	}
+}

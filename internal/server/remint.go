@@ -295,6 +295,14 @@ func (s *Server) pickUpManual(r *zone.Remint, f zone.FutureCert) error {
 		}
 		return key.Public(), nil
 	})
+	if err == nil {
+		// No -f here: the administrator places a certificate that covers
+		// every name in use (the error says which are missing).
+		var sv zone.Server
+		if sv, err = s.db.Server(f.Server); err == nil {
+			_, err = checkNamesInUse(chain[0], sv, false, false)
+		}
+	}
 	if err != nil {
 		if f.Error != err.Error() {
 			f.Error = err.Error()
@@ -330,12 +338,48 @@ func (s *Server) checkFuture(r *zone.Remint, f zone.FutureCert, data []byte, pub
 	if err != nil {
 		return nil, errkind.Wrap(errkind.Invalid, err)
 	}
-	leaf, chain, err := pki.CheckServerCert(certs, pki.ServerCertCheck{Root: root, Intermediates: inter, PublicKey: key, Name: f.Name, At: r.Activation})
+	_, chain, err := pki.CheckServerCert(certs, pki.ServerCertCheck{Root: root, Intermediates: inter, PublicKey: key, Name: f.Name, At: r.Activation})
 	if err != nil {
 		return nil, errkind.Wrap(errkind.Invalid, err)
 	}
-	_ = leaf
 	return chain, nil
+}
+
+// namesInUse are the names and addresses by which agents, zman and peer
+// servers reach sv: its record's names and addresses, the host peers dial
+// and every name its current certificate covers (an agent may have been
+// given any of them).
+func namesInUse(sv zone.Server) []string {
+	names := append([]string{sv.Name}, sv.DNSNames...)
+	names = append(names, sv.IPs...)
+	if host, _, err := net.SplitHostPort(sv.Address); err == nil && host != "" {
+		names = append(names, host)
+	}
+	if cur, err := pki.ParseCertPEM([]byte(sv.CertPEM)); err == nil {
+		names = append(names, pki.NamesOf(cur)...)
+	}
+	return names
+}
+
+// checkNamesInUse is the preflight of a new certificate for sv: one that
+// drops a name or address in use would lock out whoever uses it at
+// activation. It is refused, or with force accepted with a warning that
+// lists what breaks.
+func checkNamesInUse(leaf *x509.Certificate, sv zone.Server, force, canForce bool) (warning string, err error) {
+	missing := pki.UncoveredNames(leaf, namesInUse(sv))
+	if len(missing) == 0 {
+		return "", nil
+	}
+	what := fmt.Sprintf("the certificate for %s does not cover %s, which agents, zman or peer servers use to reach it: they would be refused at activation",
+		sv.Name, strings.Join(missing, ", "))
+	if !force {
+		hint := ""
+		if canForce {
+			hint = ", or give -f to accept it anyway"
+		}
+		return "", errkind.New(errkind.Invalid, "%s. Have it issued for these names too%s", what, hint)
+	}
+	return "accepted with -f: " + what, nil
 }
 
 // intermediates are the CA certificates between this server's
@@ -800,6 +844,12 @@ func (s *Server) changeInfo(r *zone.Remint) api.CertificateChange {
 }
 
 func (s *Server) writeChange(w http.ResponseWriter, status int) error {
+	return s.writeChangeWarnings(w, status, nil)
+}
+
+// writeChangeWarnings answers with the change under way and the
+// request's warnings.
+func (s *Server) writeChangeWarnings(w http.ResponseWriter, status int, warnings []string) error {
 	r, err := s.db.Remint()
 	if err != nil {
 		return err
@@ -809,7 +859,9 @@ func (s *Server) writeChange(w http.ResponseWriter, status int) error {
 		writeJSON(w, status, api.CertificateChange{Kind: "activated", Servers: []api.FutureServer{}})
 		return nil
 	}
-	writeJSON(w, status, s.changeInfo(r))
+	out := s.changeInfo(r)
+	out.Warnings = warnings
+	writeJSON(w, status, out)
 	return nil
 }
 
@@ -949,11 +1001,23 @@ func (s *Server) importFuture(w http.ResponseWriter, r *http.Request, actor stri
 	if err != nil {
 		return err
 	}
+	sv, err := s.db.Server(f.Server)
+	if err != nil {
+		return err
+	}
+	warning, err := checkNamesInUse(chain[0], sv, up.Force, true)
+	if err != nil {
+		return err
+	}
 	f.Status, f.Error, f.CertPEM = zone.FutureUploaded, "", string(pki.EncodeChainPEM(chain...))
 	if err := s.db.SetFuture(actor, rm.ID, f); err != nil {
 		return err
 	}
 	s.log.Info("future certificate imported", "actor", actor, "server", f.Name, "sha256", pki.Fingerprint(chain[0], "sha256"))
+	if warning != "" {
+		s.log.Warn("future certificate drops names in use", "actor", actor, "server", f.Name, "warning", warning)
+		return s.writeChangeWarnings(w, http.StatusOK, []string{warning})
+	}
 	return s.writeChange(w, http.StatusOK)
 }
 
@@ -989,6 +1053,8 @@ func (s *Server) addServerCertificate(w http.ResponseWriter, r *http.Request, ac
 	if err != nil {
 		return err
 	}
+	// The names in use are checked below (with a list of what breaks);
+	// -f also lets a certificate without the server's FQDN through.
 	name := sv.Name
 	if up.Force {
 		name = ""
@@ -1011,6 +1077,10 @@ func (s *Server) addServerCertificate(w http.ResponseWriter, r *http.Request, ac
 	if err != nil {
 		return errkind.Wrap(errkind.Invalid, err)
 	}
+	warning, err := checkNamesInUse(chain[0], sv, up.Force, true)
+	if err != nil {
+		return err
+	}
 	if sv.ID == s.self.ID {
 		if err := atomicfile.WriteFile(s.futureChainPath(), pki.EncodeChainPEM(chain...), 0o644); err != nil {
 			return err
@@ -1031,7 +1101,12 @@ func (s *Server) addServerCertificate(w http.ResponseWriter, r *http.Request, ac
 		}
 	}
 	s.log.Info("server certificate replaced", "actor", actor, "server", sv.Name, "sha256", pki.Fingerprint(chain[0], "sha256"))
-	writeJSON(w, http.StatusOK, summary(chain[0], false))
+	out := summary(chain[0], false)
+	if warning != "" {
+		s.log.Warn("server certificate drops names in use", "actor", actor, "server", sv.Name, "warning", warning)
+		out.Warnings = []string{warning}
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 

@@ -383,6 +383,9 @@ SERVER.csr each, in a zip file.`,
 func (f *Factory) uploadCertificate(ctx context.Context, server, file, op string, force bool, out any) error {
 	data, err := os.ReadFile(file)
 	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return errkind.New(errkind.NotFound, "%s does not exist", file)
+		}
 		return errkind.Wrap(errkind.Usage, err)
 	}
 	return f.withClient(ctx, func(ctx context.Context, c *client.Client) error {
@@ -391,22 +394,40 @@ func (f *Factory) uploadCertificate(ctx context.Context, server, file, op string
 }
 
 func newServerCertImport(f *Factory) *cobra.Command {
-	return &cobra.Command{
-		Use:     "server-certificate-import SERVER FILE",
+	var force bool
+	cmd := &cobra.Command{
+		Use:     "server-certificate-import [-f] SERVER FILE",
 		Aliases: []string{"sci"},
 		Short:   "Import a server's future certificate signed by the external CA",
 		Long: `Import the certificate an external CA issued for SERVER's CSR (PEM, DER or
 PKCS#7, with its chain if the CA is an intermediate). It must certify the
 key of the CSR and chain to the future CA; wildcard certificates that
-cover the server's name are accepted.`,
+cover the server's name are accepted.
+
+It must also cover every name and address by which agents, zman and peer
+servers reach the server (its FQDN, its DNS names and addresses, the
+address peers use, every name its current certificate covers): one that
+drops any is refused with the list, since they would be locked out at
+activation. -f accepts it anyway, with a warning that lists what breaks.`,
 		Args: cmdutil.ExactArgs(2, "the server and the certificate file"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var ch api.CertificateChange
-			if err := f.uploadCertificate(cmd.Context(), args[0], args[1], "import", false, &ch); err != nil {
+			if err := f.uploadCertificate(cmd.Context(), args[0], args[1], "import", force, &ch); err != nil {
 				return err
 			}
+			f.printWarnings(ch.Warnings)
 			return f.printChange(ch)
 		},
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "accept a certificate that drops names or addresses in use (a warning lists them)")
+	return cmd
+}
+
+// printWarnings puts the server's warnings on stderr, where a script's
+// log keeps them apart from the output.
+func (f *Factory) printWarnings(warnings []string) {
+	for _, w := range warnings {
+		fmt.Fprintf(f.IO.ErrOut, "zman: warning: %s\n", w)
 	}
 }
 
@@ -419,8 +440,12 @@ func newServerAddCert(f *Factory) *cobra.Command {
 		Long: `Replace SERVER's certificate at once with CERTFILE (PEM, DER or PKCS#7, with
 its chain). It must chain to the zone CA and certify the server's current
 key, or on the server itself the key placed in remint-repo/key.der. Its
-names must include the server's FQDN unless -f is given (after a change of
-DNS name). The server switches without a restart; agents follow at their
+names must include the server's FQDN, and every name and address by which
+agents, zman and peer servers reach it (its DNS names and addresses, the
+address peers use, every name its current certificate covers): one that
+drops any is refused with the list, since they would be locked out. -f
+accepts it anyway (after a change of DNS name), with a warning that lists
+what breaks. The server switches without a restart; agents follow at their
 next refresh.`,
 		Args: cmdutil.ExactArgs(2, "the server and the certificate file"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -428,6 +453,7 @@ next refresh.`,
 			if err := f.uploadCertificate(cmd.Context(), args[0], args[1], "certificate", force, &sum); err != nil {
 				return err
 			}
+			f.printWarnings(sum.Warnings)
 			format, err := f.Format()
 			if err != nil {
 				return err
@@ -439,7 +465,7 @@ next refresh.`,
 			return nil
 		},
 	}
-	cmd.Flags().BoolVarP(&force, "force", "f", false, "accept a certificate whose names do not include the server's FQDN")
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "accept a certificate that drops the server's FQDN or other names in use (a warning lists them)")
 	return cmd
 }
 
