@@ -53,8 +53,7 @@ func adminCreateRun(ctx context.Context, o *adminCreateOptions) error {
 		if err := c.Post(ctx, api.Prefix+"/admins", api.AdminCreate{Name: o.Name, Password: pw}, &a); err != nil {
 			return err
 		}
-		fmt.Fprintf(o.f.IO.Out, "Created administrator %s.\n", a.Name)
-		return nil
+		return o.f.done(a, "Created administrator %s.\n", a.Name)
 	})
 }
 
@@ -116,13 +115,28 @@ func newAdminDelete(f *Factory, runF func(*adminDeleteOptions) error) *cobra.Com
 
 // deleteEach deletes named objects one by one, stopping at the first failure.
 func deleteEach(ctx context.Context, f *Factory, path, what string, names []string) error {
-	return f.withClient(ctx, func(ctx context.Context, c *client.Client) error {
+	format, err := f.Format()
+	if err != nil {
+		return err
+	}
+	deleted := []string{}
+	err = f.withClient(ctx, func(ctx context.Context, c *client.Client) error {
 		for _, n := range names {
 			if err := c.Delete(ctx, api.Prefix+path+url.PathEscape(n)); err != nil {
 				return err
 			}
-			fmt.Fprintf(f.IO.Out, "Deleted %s %s.\n", what, n)
+			deleted = append(deleted, n)
+			if format != ui.FormatJSON {
+				fmt.Fprintf(f.IO.Out, "Deleted %s %s.\n", what, n)
+			}
 		}
 		return nil
 	})
+	if format == ui.FormatJSON {
+		// Also after a failure: the script learns what is gone.
+		if jerr := ui.JSON(f.IO.Out, map[string]any{"deleted": deleted, "kind": what}); err == nil {
+			err = jerr
+		}
+	}
+	return err
 }

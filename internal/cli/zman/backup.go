@@ -162,9 +162,10 @@ func verifyRun(ctx context.Context, o *backupOptions) error {
 	if !slices.ContainsFunc(m.Entries, func(e backup.Entry) bool { return e.Path == restore.StoreEntry }) {
 		return errkind.New(errkind.Invalid, "%s is intact but cannot be restored: it holds no zone store (%s)", o.File, restore.StoreEntry)
 	}
-	fmt.Fprintf(o.f.IO.Out, "%s is intact: server %s of zone %s, zonekit %s, taken %s, %d entries.\n",
+	return o.f.done(map[string]any{"file": o.File, "intact": true, "server": m.Info.Server, "zone": m.Info.Zone,
+		"zonekit_version": m.Info.ZonekitVersion, "created": m.Info.Created, "entries": len(m.Entries)},
+		"%s is intact: server %s of zone %s, zonekit %s, taken %s, %d entries.\n",
 		o.File, m.Info.Server, m.Info.Zone, m.Info.ZonekitVersion, ui.Date(m.Info.Created), len(m.Entries))
-	return nil
 }
 
 type restoreOptions struct {

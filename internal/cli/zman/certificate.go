@@ -221,9 +221,12 @@ func caExportRun(ctx context.Context, o *caExportOptions) error {
 		if err := out.Commit(); err != nil {
 			return err
 		}
-		fmt.Fprintf(o.f.IO.Out, "Exported the zone CA (%s, SHA-256 %s) to %s.\n", ca.Cert.Subject, pki.Fingerprint(ca.Cert, "sha256"), o.File)
+		res := map[string]any{"file": o.File, "subject": ca.Cert.Subject.String(), "sha256": pki.Fingerprint(ca.Cert, "sha256")}
 		if !o.Delete {
-			return nil
+			return o.f.done(res, "Exported the zone CA (%s, SHA-256 %s) to %s.\n", ca.Cert.Subject, pki.Fingerprint(ca.Cert, "sha256"), o.File)
+		}
+		if format, _ := o.f.Format(); format != ui.FormatJSON {
+			fmt.Fprintf(o.f.IO.Out, "Exported the zone CA (%s, SHA-256 %s) to %s.\n", ca.Cert.Subject, pki.Fingerprint(ca.Cert, "sha256"), o.File)
 		}
 		if written, err := os.ReadFile(o.File); err != nil || !bytes.Equal(written, data) {
 			return errkind.New(errkind.Failure, "%s does not hold what was exported; the CertAuth role was kept", o.File)
@@ -232,8 +235,8 @@ func caExportRun(ctx context.Context, o *caExportOptions) error {
 		if err := c.Post(ctx, api.Prefix+"/certificate-authority/role-disable", api.CARoleDisable{DeleteKey: true}, &role); err != nil {
 			return fmt.Errorf("remove the CertAuth role: %w", err)
 		}
-		fmt.Fprintf(o.f.IO.Out, "Removed the CertAuth role and the CA key from %s.\n", role.Server)
-		return nil
+		res["role_removed_from"] = role.Server
+		return o.f.done(res, "Removed the CertAuth role and the CA key from %s.\n", role.Server)
 	})
 }
 
@@ -289,8 +292,7 @@ func caImportRun(ctx context.Context, o *caImportOptions) error {
 		if err := c.Post(ctx, api.Prefix+"/certificate-authority/import", api.CAImport{PKCS12: data, Passphrase: string(pass)}, &role); err != nil {
 			return err
 		}
-		fmt.Fprintf(o.f.IO.Out, "Imported the zone CA; %s holds the CertAuth role.\n", role.Server)
-		return nil
+		return o.f.done(role, "Imported the zone CA; %s holds the CertAuth role.\n", role.Server)
 	})
 }
 
@@ -315,8 +317,7 @@ func newCARoleEnable(f *Factory, runF func(*caRoleOptions) error) *cobra.Command
 				if err := c.Post(ctx, api.Prefix+"/certificate-authority/role-enable", struct{}{}, &role); err != nil {
 					return err
 				}
-				fmt.Fprintf(o.f.IO.Out, "%s holds the CertAuth role.\n", role.Server)
-				return nil
+				return o.f.done(role, "%s holds the CertAuth role.\n", role.Server)
 			})
 		},
 	}
@@ -346,8 +347,7 @@ first (certificate-authority-export).`,
 				if !role.KeyKept {
 					kept = "deleted"
 				}
-				fmt.Fprintf(o.f.IO.Out, "%s no longer holds the CertAuth role; its CA key was %s.\n", role.Server, kept)
-				return nil
+				return o.f.done(role, "%s no longer holds the CertAuth role; its CA key was %s.\n", role.Server, kept)
 			})
 		},
 	}

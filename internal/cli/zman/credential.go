@@ -59,8 +59,8 @@ func storeCredentialRun(ctx context.Context, o *storeCredentialOptions) error {
 	if err := st.Put(base, credstore.Credential{Admin: tok.Admin, Token: tok.Token}); err != nil {
 		return err
 	}
-	fmt.Fprintf(o.f.IO.Out, "Stored a credential for %s on %s in %s.\n", tok.Admin, base, st.Path())
-	return nil
+	return o.f.done(map[string]any{"admin": tok.Admin, "server": base, "file": st.Path()},
+		"Stored a credential for %s on %s in %s.\n", tok.Admin, base, st.Path())
 }
 
 type clearCredentialOptions struct{ f *Factory }
@@ -107,10 +107,9 @@ func clearCredentialRun(ctx context.Context, o *clearCredentialOptions) error {
 	if _, _, err := st.Delete(base); err != nil {
 		return err
 	}
+	res := map[string]any{"admin": cred.Admin, "server": base, "revoked": revoked, "cleared": true}
 	if revoked {
-		fmt.Fprintf(o.f.IO.Out, "Revoked and cleared the credential for %s on %s.\n", cred.Admin, base)
-	} else {
-		fmt.Fprintf(o.f.IO.Out, "Cleared the local credential for %s on %s.\n", cred.Admin, base)
+		return o.f.done(res, "Revoked and cleared the credential for %s on %s.\n", cred.Admin, base)
 	}
-	return nil
+	return o.f.done(res, "Cleared the local credential for %s on %s.\n", cred.Admin, base)
 }

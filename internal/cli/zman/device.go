@@ -95,8 +95,7 @@ func newGroupCreate(f *Factory, runF func(*groupCreateOptions) error) *cobra.Com
 				if err := c.Post(ctx, api.Prefix+"/groups", api.GroupCreate{Name: opts.Name, Description: opts.Description}, nil); err != nil {
 					return err
 				}
-				fmt.Fprintf(opts.f.IO.Out, "Created group %s.\n", opts.Name)
-				return nil
+				return opts.f.done(api.GroupCreate{Name: opts.Name, Description: opts.Description}, "Created group %s.\n", opts.Name)
 			})
 		},
 	}
@@ -126,8 +125,8 @@ func newGroupAddDevice(f *Factory, runF func(*groupAddDeviceOptions) error) *cob
 				if err := c.Post(ctx, api.Prefix+"/groups/"+url.PathEscape(opts.Group)+"/devices", api.GroupAddDevices{Devices: opts.Devices}, nil); err != nil {
 					return err
 				}
-				fmt.Fprintf(opts.f.IO.Out, "Added %d device(s) to group %s.\n", len(opts.Devices), opts.Group)
-				return nil
+				return opts.f.done(map[string]any{"group": opts.Group, "added": opts.Devices},
+					"Added %d device(s) to group %s.\n", len(opts.Devices), opts.Group)
 			})
 		},
 	}

@@ -306,6 +306,20 @@ func (f *Factory) credentials(base string, allowStored bool) (func(*http.Request
 	return client.Basic(user, pass), user, nil
 }
 
+// done tells the outcome of a command that changes something: v as JSON
+// with -o json (scripts read fields, never sentences), else the sentence.
+func (f *Factory) done(v any, format string, args ...any) error {
+	fm, err := f.Format()
+	if err != nil {
+		return err
+	}
+	if fm == ui.FormatJSON {
+		return ui.JSON(f.IO.Out, v)
+	}
+	_, err = fmt.Fprintf(f.IO.Out, format, args...)
+	return err
+}
+
 // print writes v as JSON, or the table made by rows.
 func (f *Factory) print(v any, headers []string, rows func() [][]string) error {
 	format, err := f.Format()

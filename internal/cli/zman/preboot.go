@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -41,8 +42,7 @@ func (o *prebootAssignOptions) run(ctx context.Context, req api.PrebootAssign) e
 		case "take-image":
 			what = "taking of image " + out.Image
 		}
-		fmt.Fprintf(o.f.IO.Out, "Assigned %s to %s; it happens at the machine's next network boot.\n", what, out.MAC)
-		return nil
+		return o.f.done(out, "Assigned %s to %s; it happens at the machine's next network boot.\n", what, out.MAC)
 	})
 }
 
@@ -174,9 +174,12 @@ func newPrebootClear(f *Factory, runF func(*prebootClearOptions) error) *cobra.C
 					if err := c.Delete(ctx, api.Prefix+"/preboot/work/"+url.PathEscape(mac)); err != nil {
 						return err
 					}
-					fmt.Fprintf(opts.f.IO.Out, "Cleared the preboot work of %s.\n", mac)
 				}
-				return nil
+				var lines strings.Builder
+				for _, mac := range opts.MACs {
+					fmt.Fprintf(&lines, "Cleared the preboot work of %s.\n", mac)
+				}
+				return opts.f.done(map[string]any{"cleared": opts.MACs}, "%s", lines.String())
 			})
 		},
 	}

@@ -327,8 +327,7 @@ activation.`,
 				if err := c.Do(ctx, http.MethodDelete, api.Prefix+"/certificate-changes/current", nil, &ch); err != nil {
 					return err
 				}
-				fmt.Fprintf(f.IO.Out, "Cancelled %s %q.\n", ch.Kind, ch.Name)
-				return nil
+				return f.done(ch, "Cancelled %s %q.\n", ch.Kind, ch.Name)
 			})
 		},
 	}

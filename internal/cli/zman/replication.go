@@ -220,8 +220,7 @@ given again replaces the old one.`,
 				if err := c.Do(ctx, http.MethodPut, api.Prefix+"/closest-server-rules", req, nil); err != nil {
 					return err
 				}
-				fmt.Fprintf(o.f.IO.Out, "Closest-server rule of %s: %s.\n", strings.TrimSpace(scope+" "+target), strings.Join(o.Servers, ", "))
-				return nil
+				return o.f.done(req, "Closest-server rule of %s: %s.\n", strings.TrimSpace(scope+" "+target), strings.Join(o.Servers, ", "))
 			})
 		},
 	}
@@ -294,8 +293,8 @@ default order.`,
 				if err := c.Delete(ctx, api.Prefix+"/closest-server-rules?"+q.Encode()); err != nil {
 					return err
 				}
-				fmt.Fprintf(o.f.IO.Out, "Closest-server rule of %s removed.\n", strings.TrimSpace(scope+" "+target))
-				return nil
+				return o.f.done(map[string]any{"scope": scope, "target": target, "removed": true},
+					"Closest-server rule of %s removed.\n", strings.TrimSpace(scope+" "+target))
 			})
 		},
 	}

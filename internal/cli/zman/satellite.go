@@ -2,7 +2,6 @@ package zman
 
 import (
 	"context"
-	"fmt"
 	"net/url"
 	"strings"
 
@@ -69,8 +68,8 @@ Adding a role the device holds changes its URLs.`,
 				if err := c.Post(ctx, api.Prefix+"/satellites/"+url.PathEscape(opts.Device)+"/roles", req, nil); err != nil {
 					return err
 				}
-				fmt.Fprintf(opts.f.IO.Out, "Device %s holds the %s satellite role.\n", opts.Device, opts.Role)
-				return nil
+				return opts.f.done(map[string]any{"device": opts.Device, "role": req},
+					"Device %s holds the %s satellite role.\n", opts.Device, opts.Role)
 			})
 		},
 	}
@@ -109,8 +108,8 @@ managed device again. Agents stop using it at their next refresh; stop its
 				if err := c.Delete(ctx, api.Prefix+"/satellites/"+url.PathEscape(opts.Device)+"/roles/"+url.PathEscape(opts.Role)); err != nil {
 					return err
 				}
-				fmt.Fprintf(opts.f.IO.Out, "Device %s no longer holds the %s satellite role.\n", opts.Device, opts.Role)
-				return nil
+				return opts.f.done(map[string]any{"device": opts.Device, "role": opts.Role, "removed": true},
+					"Device %s no longer holds the %s satellite role.\n", opts.Device, opts.Role)
 			})
 		},
 	}

@@ -2,7 +2,6 @@ package zman
 
 import (
 	"context"
-	"fmt"
 	"sort"
 
 	"github.com/spf13/cobra"
@@ -82,8 +81,14 @@ logs whatever the package declares. Agents fetch their values with
 				if err := c.Post(ctx, api.Prefix+"/spk-values", req, nil); err != nil {
 					return err
 				}
-				fmt.Fprintf(f.IO.Out, "Set %d value(s) at %s scope.\n", len(vals), scopeName(scope, target))
-				return nil
+				names := make([]string, 0, len(req.Set))
+				for k := range req.Set {
+					names = append(names, k)
+				}
+				sort.Strings(names)
+				// Names only: a value may be secret.
+				return f.done(map[string]any{"scope": scope, "target": target, "set": names},
+					"Set %d value(s) at %s scope.\n", len(vals), scopeName(scope, target))
 			})
 		},
 	}
@@ -115,8 +120,8 @@ func newSPKValuesUnset(f *Factory) *cobra.Command {
 				if err := c.Post(ctx, api.Prefix+"/spk-values", api.SPKValuesChange{Scope: scope, Target: target, Unset: args}, nil); err != nil {
 					return err
 				}
-				fmt.Fprintf(f.IO.Out, "Removed %d value(s) at %s scope.\n", len(args), scopeName(scope, target))
-				return nil
+				return f.done(map[string]any{"scope": scope, "target": target, "removed": args},
+					"Removed %d value(s) at %s scope.\n", len(args), scopeName(scope, target))
 			})
 		},
 	}

@@ -155,8 +155,7 @@ func serverDeleteRun(ctx context.Context, o *serverDeleteOptions) error {
 		if err := c.Delete(ctx, api.Prefix+"/servers/"+url.PathEscape(o.Name)); err != nil {
 			return err
 		}
-		fmt.Fprintf(o.f.IO.Out, "Removed server %s from the zone.\n", o.Name)
-		return nil
+		return o.f.done(map[string]any{"server": o.Name, "removed": true}, "Removed server %s from the zone.\n", o.Name)
 	})
 }
 
@@ -204,9 +203,8 @@ func serverAddressRun(ctx context.Context, o *serverAddressOptions) error {
 		if err := c.Post(ctx, api.Prefix+"/servers/"+url.PathEscape(o.Name)+"/address", o.Req, &sv); err != nil {
 			return err
 		}
-		fmt.Fprintf(o.f.IO.Out, "Recorded server %s: names %s; addresses %s; peers reach it at %s.\n", sv.Name,
+		return o.f.done(sv, "Recorded server %s: names %s; addresses %s; peers reach it at %s.\n", sv.Name,
 			strings.Join(sv.DNSNames, ", "), strings.Join(sv.IPs, ", "), sv.Address)
-		return nil
 	})
 }
 
@@ -256,7 +254,6 @@ func serverRoleMoveRun(ctx context.Context, o *serverRoleMoveOptions) error {
 		if err := c.Post(ctx, api.Prefix+"/servers/"+url.PathEscape(o.Server)+"/leader", nil, &sv); err != nil {
 			return err
 		}
-		fmt.Fprintf(o.f.IO.Out, "Server %s holds the Database and MasterPrimary roles.\n", sv.Name)
-		return nil
+		return o.f.done(sv, "Server %s holds the Database and MasterPrimary roles.\n", sv.Name)
 	})
 }
