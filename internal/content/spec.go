@@ -41,7 +41,7 @@ const (
 	// MaxFragments bounds a package's fragments: each is a file on every
 	// server and device and a request per device, and agents keep the
 	// list in memory (10 GiB at the default fragment size).
-	MaxFragments = 10000
+	MaxFragments    = 10000
 	DefaultFragment = 1 << 20
 	maxText         = 4096
 )
