@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"zonekit/internal/api"
 	"zonekit/internal/content"
 	"zonekit/internal/spk"
 )
@@ -279,6 +280,7 @@ func (e *engine) tellUser(id, text string) bool {
 // CA of the agent's trust store; its variables take the zone's values for
 // this device (zone, groups, device: most specific wins).
 func (e *engine) runCPK(ctx context.Context, p *LocalPackage, arch *fragments) string {
+	p.Detail = ""
 	cas, err := e.a.TrustedCAs()
 	if err != nil {
 		e.logf("package %s: %v", p.ID, err)
@@ -288,6 +290,7 @@ func (e *engine) runCPK(ctx context.Context, p *LocalPackage, arch *fragments) s
 	c, err := spk.Open(io.NewSectionReader(arch, 0, arch.size), spk.OpenOptions{TempDir: dir, Trusted: cas, RequireSignature: true})
 	if err != nil {
 		e.logf("package %s: CPK refused: %v", p.ID, err)
+		p.Detail = truncDetail("CPK refused: " + err.Error())
 		return "ERR_BAD_DIGEST"
 	}
 	defer c.Close()
@@ -305,6 +308,7 @@ func (e *engine) runCPK(ctx context.Context, p *LocalPackage, arch *fragments) s
 	vals, err := spk.Resolve(c.Package, mine)
 	if err != nil {
 		e.logf("package %s: values: %v", p.ID, err)
+		p.Detail = truncDetail("values: " + err.Error())
 		return "ERR_BAD_PARAM"
 	}
 	p.Phase = PhaseRunning
@@ -343,6 +347,7 @@ func (e *engine) runCPK(ctx context.Context, p *LocalPackage, arch *fragments) s
 		for _, l := range r.Output {
 			e.logf("package %s:   | %s", p.ID, l)
 		}
+		p.Detail = r.Detail(api.MaxStatusDetail)
 		res = "ERR_EXECUTE"
 	} else {
 		e.logf("package %s: CPK %s %s (ok=%d changed=%d)", p.ID, r.Package, r.Status, r.OK, r.Changes)
@@ -423,6 +428,13 @@ func (f *fragments) Close() error {
 
 // errNoSpace marks an extraction that ran out of room.
 var errNoSpace = fmt.Errorf("not enough free space")
+
+func truncDetail(s string) string {
+	if len(s) > api.MaxStatusDetail {
+		s = s[:api.MaxStatusDetail]
+	}
+	return strings.ToValidUTF8(s, "")
+}
 
 // SPKStateDir holds the journals and snapshots of CPK runs.
 func (a *Agent) SPKStateDir() string { return filepath.Join(a.Home, "spk-backup") }

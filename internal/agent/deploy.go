@@ -58,6 +58,7 @@ type LocalPackage struct {
 	Manifest     *content.Manifest `json:"manifest,omitempty"`
 	Have         int               `json:"have"` // fragments complete and checked, from 1 up (counted every few)
 	Result       string            `json:"result,omitempty"`
+	Detail       string            `json:"detail,omitempty"` // why it failed, sent with the result
 	Reported     bool              `json:"reported"`
 	Cancel       bool              `json:"cancel,omitempty"`
 	LastError    string            `json:"last_error,omitempty"`
@@ -387,7 +388,7 @@ func (e *engine) report(ctx context.Context) {
 			continue
 		}
 		err := e.a.firstAnswer(e.st, func(c *client.Client) error {
-			return c.Post(ctx, api.Prefix+"/device/packages/"+p.ID+"/status", api.PackageStatusReport{Status: p.Result}, nil)
+			return c.Post(ctx, api.Prefix+"/device/packages/"+p.ID+"/status", api.PackageStatusReport{Status: p.Result, Detail: p.Detail}, nil)
 		})
 		if client.IsStatus(err, http.StatusNotFound) {
 			// Unassigned meanwhile: nobody is waiting for this result.

@@ -95,6 +95,7 @@ type Deployment struct {
 	Status     string    `json:"status"`
 	Assigned   time.Time `json:"assigned"`
 	Updated    time.Time `json:"updated"`
+	Detail     string    `json:"detail,omitempty"` // why it failed, as the agent said
 }
 
 // PackageStats answers GET /api/v1/packages/{id}/stats.
@@ -177,4 +178,10 @@ type DevicePackage struct {
 // /api/v1/device/packages/{id}/status: the result an agent reports.
 type PackageStatusReport struct {
 	Status string `json:"status"`
+	// Detail says why a deployment failed (a CPK's step, message and last
+	// lines of output), secrets masked; at most MaxStatusDetail bytes.
+	Detail string `json:"detail,omitempty"`
 }
+
+// MaxStatusDetail bounds a reported failure's detail.
+const MaxStatusDetail = 2048

@@ -573,7 +573,7 @@ func (s *Server) packageStats(w http.ResponseWriter, r *http.Request, actor stri
 		counts[d.Status]++
 		if want != "" && strings.EqualFold(d.Status, want) {
 			out.Devices = append(out.Devices, api.Deployment{Package: d.Package, DeviceID: d.Device, DeviceName: names[d.Device],
-				Status: d.Status, Assigned: d.Assigned, Updated: d.Updated})
+				Status: d.Status, Assigned: d.Assigned, Updated: d.Updated, Detail: d.Detail})
 		}
 	}
 	for st, n := range counts {
@@ -687,7 +687,11 @@ func (s *Server) devicePackageStatus(w http.ResponseWriter, r *http.Request, dev
 		return errkind.New(errkind.NotFound, "package %q not found", id)
 	}
 	st := zone.CanonicalStatus(req.Status)
-	if err := s.db.ExecBatch("device:"+dev.ID, zone.CmdPackageStatus, zone.PackageStatus{Device: dev.ID, Package: id, Status: st, Time: s.db.Now()}); err != nil {
+	detail := strings.ToValidUTF8(req.Detail, "?")
+	if len(detail) > api.MaxStatusDetail {
+		detail = strings.ToValidUTF8(detail[:api.MaxStatusDetail], "")
+	}
+	if err := s.db.ExecBatch("device:"+dev.ID, zone.CmdPackageStatus, zone.PackageStatus{Device: dev.ID, Package: id, Status: st, Time: s.db.Now(), Detail: detail}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -1216,3 +1216,20 @@ func (r *run) diff(path string, old, nw []byte, existed bool) {
 	}
 	io.WriteString(r.p.Diff, b.String())
 }
+
+// Detail is a failed run's account in one bounded text: where and why it
+// failed, what was rolled back, and the last lines of the step's output
+// (secrets already masked), for the zone.
+func (res *Result) Detail(max int) string {
+	if res == nil || res.Status != "failed" {
+		return ""
+	}
+	s := fmt.Sprintf("%s: %s (%d change(s) rolled back)", res.Package, res.Reason, res.RolledBack)
+	if len(res.Output) > 0 {
+		s += "; output: " + strings.Join(res.Output, " | ")
+	}
+	if len(s) > max {
+		s = s[:max-3] + "..."
+	}
+	return strings.ToValidUTF8(s, "")
+}

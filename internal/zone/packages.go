@@ -46,6 +46,9 @@ type Deployment struct {
 	Status   string    `json:"status"`
 	Assigned time.Time `json:"assigned"`
 	Updated  time.Time `json:"updated"`
+	// Detail is the agent's account of a failure (a CPK's step, message
+	// and last lines of output); cleared by the next status.
+	Detail string `json:"detail,omitempty"`
 }
 
 // Deployment statuses set by the server; agents report the others.
@@ -178,6 +181,7 @@ type PackageStatus struct {
 	Package string    `json:"package"`
 	Status  string    `json:"status"`
 	Time    time.Time `json:"time"`
+	Detail  string    `json:"detail,omitempty"`
 }
 
 // Validate modes.
@@ -311,7 +315,7 @@ func applyPackage(tx *bolt.Tx, c Command) (target string, ok bool, err error) {
 		if err := getDeployment(tx, d.Package, d.Device, &dep); err != nil {
 			return "", true, err
 		}
-		dep.Status, dep.Updated = d.Status, d.Time
+		dep.Status, dep.Updated, dep.Detail = d.Status, d.Time, d.Detail
 		return d.Package, true, putDeployment(tx, dep)
 
 	case CmdPackageValidate:

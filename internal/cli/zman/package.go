@@ -572,7 +572,8 @@ agents report (ERR_EXIT_CODE_n for a launch, ERR_BAD_ID,
 ERR_BAD_DIGEST, ERR_DOWNLOAD_INFO, ERR_DOWNLOAD_PACK, ERR_BUILD, ERR_UNZIP,
 ERR_OUT_OF_SPACE, ERR_BAD_PARAM, ERR_EXECUTE_PACK, ERR_EXECUTE, ERR_CLEAN,
 ERR_DONE_FAILED, ERR_TIMEOUT, ERR_ABORTED). With --status, list the devices
-that have it.`,
+that have it, with the detail their agent gave for a failure (for a CPK:
+the component and step, the message and the last lines of output).`,
 		Example: `  zman package-stats 1700000002
   zman pks 1700000002 --status ERR_BAD_DIGEST`,
 		Args: cmdutil.ExactArgs(1, "the package ID"),
@@ -591,10 +592,10 @@ that have it.`,
 					return err
 				}
 				if o.Status != "" {
-					return o.f.print(st.Devices, []string{"DEVICE", "ID", "STATUS", "ASSIGNED", "UPDATED"}, func() [][]string {
+					return o.f.print(st.Devices, []string{"DEVICE", "ID", "STATUS", "ASSIGNED", "UPDATED", "DETAIL"}, func() [][]string {
 						rows := [][]string{}
 						for _, d := range st.Devices {
-							rows = append(rows, []string{d.DeviceName, d.DeviceID, d.Status, ui.Date(d.Assigned), ui.Date(d.Updated)})
+							rows = append(rows, []string{d.DeviceName, d.DeviceID, d.Status, ui.Date(d.Assigned), ui.Date(d.Updated), d.Detail})
 						}
 						return rows
 					})
