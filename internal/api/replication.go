@@ -33,6 +33,31 @@ type ReplicationEntry struct {
 	Peer     string    `json:"peer,omitempty"` // server it is pulled from
 	Error    string    `json:"error,omitempty"`
 	Updated  time.Time `json:"updated,omitzero"`
+	// Stale marks an in-flight record without progress for a minute: the
+	// pull died with its server, or hangs.
+	Stale bool `json:"stale,omitempty"`
+}
+
+// ScrubReport answers POST /api/v1/content/scrub: what a scrub of one
+// server's stored packages and images found and did.
+type ScrubReport struct {
+	Server   string        `json:"server"`
+	Started  time.Time     `json:"started"`
+	Finished time.Time     `json:"finished"`
+	Packages int           `json:"packages"`
+	Images   int           `json:"images"`
+	Bytes    int64         `json:"bytes"`
+	Damaged  []ScrubDamage `json:"damaged"`
+}
+
+// ScrubDamage is one damaged copy: its fragments (packages), whether a
+// good copy was pulled from a peer, and why not.
+type ScrubDamage struct {
+	Kind      string   `json:"kind"` // package or image
+	Item      string   `json:"item"` // package id or image name
+	Fragments []string `json:"fragments,omitempty"`
+	Repaired  bool     `json:"repaired"`
+	Error     string   `json:"error,omitempty"`
 }
 
 // ReplicationStatus answers GET /api/v1/content-replication.

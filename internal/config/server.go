@@ -24,7 +24,8 @@ type Server struct {
 	LogLevel                string
 	RegistrationRequiresKey bool
 	ShutdownTimeout         time.Duration
-	ContentPort             int // plain-HTTP port for package fragments; 0 for none
+	ContentPort             int           // plain-HTTP port for package fragments; 0 for none
+	ScrubInterval           time.Duration // between scrubs of stored content; 0 for none
 	OCS                     OCS
 	Cluster                 Cluster
 }
@@ -85,6 +86,7 @@ func Properties() []Property {
 		{"cluster.advertise", "", "host:port where the zone's other servers reach this one; empty for server.address or the server's name, and server.port", anyValue},
 		{"cluster.join", "", "zone server (https://host:port) a joined server asks to make it a member at its first start (set by JoinZone)", anyValue},
 		{"cluster.heartbeat-timeout", "1s", "how long a server waits for the replication leader before it calls an election", duration},
+		{"content.scrub-interval", "168h", "how often the zone server re-reads its stored packages and images to find damaged copies (and repair them from a peer); 0 never", duration},
 		{"cluster.bootstrap", "false", "start a new replication cluster of this server alone although the zone lists others (all lost their replication logs)", boolean},
 	}
 }
@@ -226,6 +228,7 @@ func LoadServer(p Paths) (Server, error) {
 	s.RegistrationRequiresKey = v.GetBool("registration.require-key")
 	s.ShutdownTimeout = v.GetDuration("server.shutdown-timeout")
 	s.ContentPort = v.GetInt("server.content-port")
+	s.ScrubInterval = v.GetDuration("content.scrub-interval")
 	s.OCS = OCS{Enabled: v.GetBool("ocs.enabled"), User: v.GetString("ocs.user"), PasswordFile: v.GetString("ocs.password-file"),
 		RequireClientCert: v.GetBool("ocs.require-client-cert"), PrologFreq: v.GetInt("ocs.prolog-freq"), InventoryEvery: v.GetInt("ocs.inventory-hours")}
 	s.OCS.Networks, _ = parseCIDRs(v.GetString("ocs.networks"))

@@ -80,7 +80,8 @@ type PullStats struct {
 // archive, which then needs only its manifest).
 func (r *Repo) Has(id, want string) bool {
 	m, err := r.Manifest(id)
-	return err == nil && m.SHA256 == want && fileExists(filepath.Join(r.PackageDir(id), InfoFile))
+	return err == nil && m.SHA256 == want && fileExists(filepath.Join(r.PackageDir(id), InfoFile)) &&
+		!fileExists(filepath.Join(r.PackageDir(id), damagedFile))
 }
 
 // Pull makes package req.ID complete in the repository, fetching from the

@@ -78,6 +78,15 @@ func (s *Server) replicationLoop(ctx context.Context) {
 	var lastReq time.Time
 	tick := time.NewTicker(replicationPoll)
 	defer tick.Stop()
+	// A pull that this server was running when it stopped is over.
+	if _, _, mine, err := s.replicationView(); err == nil {
+		for k, st := range mine {
+			if st.State == zone.ContentInFlight {
+				s.recordState(mine, zone.ContentState{Package: k, State: zone.ContentMissing, Bytes: st.Bytes, Size: st.Size, Peer: st.Peer,
+					Error: "pull interrupted: the server stopped"})
+			}
+		}
+	}
 	first := true
 	for {
 		kicked := first
@@ -195,7 +204,11 @@ func (s *Server) replicationPass(ctx context.Context) (missing bool) {
 		if err := s.pullPackage(ctx, p, peers, holders[p.ID], mine); err != nil {
 			missing = true
 			s.log.Warn("content replication: package not pulled", "package", p.ID, "err", err)
-			s.recordState(mine, zone.ContentState{Package: p.ID, State: zone.ContentMissing, Size: p.Size, Error: err.Error()})
+			state := zone.ContentMissing
+			if len(repo.Damaged(p.ID)) > 0 {
+				state = zone.ContentDamaged
+			}
+			s.recordState(mine, zone.ContentState{Package: p.ID, State: state, Size: p.Size, Error: err.Error()})
 			continue
 		}
 		pulled++
@@ -316,11 +329,19 @@ func (s *Server) pullPackage(ctx context.Context, p zone.Package, peers map[stri
 		close(stop)
 		wg.Wait()
 		if err == nil {
+			if st.Refetched > 0 {
+				s.reportDamaged(peer, p.ID)
+			}
 			s.log.Info("content replication: package pulled", "package", p.ID, "peer", peer.Name, "received", st.Received,
 				"fragments", st.Fetched, "reused", st.Reused, "resumed", st.Resumed, "refetched", st.Refetched,
 				"duration_ms", time.Since(start).Milliseconds())
 			s.recordState(mine, zone.ContentState{Package: p.ID, State: zone.ContentPresent, Bytes: p.Size, Size: p.Size, Peer: peer.ID})
 			return nil
+		}
+		if st.Refetched > 0 || errors.Is(err, content.ErrDigest) {
+			// Damage is never silent: this server logs it and the peer
+			// that sent it checks its copy.
+			s.reportDamaged(peer, p.ID)
 		}
 		errs = append(errs, peer.Name+": "+err.Error())
 		if ctx.Err() != nil {
@@ -418,6 +439,9 @@ func (s *Server) replicateImages(ctx context.Context, peers map[string]zone.Serv
 		var done atomic.Int64
 		s.recordState(mine, zone.ContentState{Package: key, State: zone.ContentInFlight, Size: o.img.Size, Peer: o.peer.ID})
 		err := s.pullImage(ctx, client, o.peer, o.img, dir, &done)
+		if errors.Is(err, content.ErrDigest) {
+			s.reportDamaged(o.peer, key)
+		}
 		if err != nil {
 			missing = true
 			s.log.Warn("content replication: image not pulled", "image", name, "peer", o.peer.Name, "err", err)

@@ -75,6 +75,7 @@ func (s *Server) replicationStatus(w http.ResponseWriter, r *http.Request, _ str
 		e := api.ReplicationEntry{Server: sv.Name, ServerID: sv.ID, Kind: kind, Package: pkg, Name: name, State: api.ContentMissing, Size: size}
 		if st, ok := have[sv.ID+"/"+key]; ok {
 			e.State, e.Bytes, e.Error, e.Updated, e.Peer = st.State, st.Bytes, st.Error, st.Updated, names[st.Peer]
+			e.Stale = st.State == zone.ContentInFlight && s.now().Sub(st.Updated) > inFlightStale
 			if st.Size > 0 {
 				e.Size = st.Size
 			}

@@ -52,6 +52,7 @@ type Server struct {
 	remintMu  sync.Mutex // one certificate change step at a time on this server
 	remintErr atomic.Pointer[string]
 	restoreMu sync.Mutex
+	scrubMu   sync.Mutex // one scrub at a time
 	restored  atomic.Bool // set after a restore: answer nothing until restarted
 }
 
@@ -129,6 +130,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		go s.startReplicating(loopCtx)
 	}
 	go s.replicationLoop(loopCtx)
+	go s.scrubLoop(loopCtx)
 	s.log.Info("zone server started", "zone", s.zone.Name, "server", s.self.Name, "addr", ln.Addr().String(), "version", version.String())
 	select {
 	case err := <-errc:

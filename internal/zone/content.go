@@ -34,6 +34,9 @@ const (
 	ContentPresent  = "present"
 	ContentMissing  = "missing"
 	ContentInFlight = "in-flight"
+	// ContentDamaged: a scrub found the copy damaged and it could not (yet)
+	// be repaired from a peer; it is offered to no one.
+	ContentDamaged = "damaged"
 )
 
 // ImagePrefix marks the content-state records of preboot images (which
@@ -115,9 +118,9 @@ func applyContent(tx *bolt.Tx, c Command) (string, bool, error) {
 			return "", true, err
 		}
 		switch d.State {
-		case ContentPresent, ContentMissing, ContentInFlight:
+		case ContentPresent, ContentMissing, ContentInFlight, ContentDamaged:
 		default:
-			return "", true, errkind.New(errkind.Usage, "content state %q: want present, missing or in-flight", d.State)
+			return "", true, errkind.New(errkind.Usage, "content state %q: want present, missing, in-flight or damaged", d.State)
 		}
 		if !exists(tx, store.BucketServers, d.Server) {
 			return "", true, errkind.New(errkind.NotFound, "server %q not found", d.Server)

@@ -18,7 +18,7 @@ import (
 )
 
 func replicationCommands(f *Factory) []*cobra.Command {
-	return []*cobra.Command{newReplicationStatus(f, nil), newReplicationSchedule(f, nil),
+	return []*cobra.Command{newReplicationStatus(f, nil), newReplicationSchedule(f, nil), newContentScrub(f, nil),
 		newClosestRuleSet(f, nil), newClosestRuleList(f, nil), newClosestRuleClear(f, nil)}
 }
 
@@ -35,8 +35,10 @@ func newReplicationStatus(f *Factory, runF func(*replicationStatusOptions) error
 		Aliases: []string{"crs"},
 		Short:   "List what each Primary Server holds of each package and image",
 		Long: `List, for every Primary Server of the zone and every package (and preboot
-image), whether the server holds it (present), lacks it (missing) or is
-pulling it from a peer (in-flight, with the bytes received so far). Each
+image), whether the server holds it (present), lacks it (missing), is
+pulling it from a peer (in-flight, with the bytes received so far; "stale"
+when no progress was recorded for a minute), or found its copy damaged
+(see content-scrub) and has not yet repaired it. Each
 server records its own state as it works, so any server answers for all.
 ERROR is why the last pull of a missing package failed; PEER is the server
 it came or is coming from.`,
@@ -66,7 +68,11 @@ it came or is coming from.`,
 				return o.f.print(st, []string{"SERVER", "KIND", "PACKAGE", "NAME", "STATE", "BYTES", "SIZE", "PEER", "UPDATED", "ERROR"}, func() [][]string {
 					rows := make([][]string, 0, len(st.Entries))
 					for _, e := range st.Entries {
-						rows = append(rows, []string{e.Server, e.Kind, dash(e.Package), e.Name, e.State, fmt.Sprint(e.Bytes), fmt.Sprint(e.Size),
+						state := e.State
+						if e.Stale {
+							state += " (stale)"
+						}
+						rows = append(rows, []string{e.Server, e.Kind, dash(e.Package), e.Name, state, fmt.Sprint(e.Bytes), fmt.Sprint(e.Size),
 							dash(e.Peer), ui.Date(e.Updated), dash(e.Error)})
 					}
 					return rows

@@ -1,0 +1,225 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"zonekit/internal/api"
+	"zonekit/internal/content"
+	"zonekit/internal/errkind"
+	"zonekit/internal/preboot/imaging"
+	"zonekit/internal/zone"
+)
+
+// inFlightStale is how long an in-flight record may go without progress
+// (recorded every few seconds while a pull runs) before it is shown stale.
+const inFlightStale = time.Minute
+
+// scrub re-reads every package and image this server stores (only, when
+// not empty: one package id or image:NAME) and checks them against their
+// SHA-256 digests, as 'restic check --read-data' or a ZFS scrub does. A
+// damaged copy is reported, logged, taken out of service and pulled again
+// from a peer that holds a good one (the next replication pass, run at
+// once here).
+func (s *Server) scrub(ctx context.Context, only string) (api.ScrubReport, error) {
+	s.scrubMu.Lock()
+	defer s.scrubMu.Unlock()
+	rep := api.ScrubReport{Server: s.self.Name, Started: s.now().UTC(), Damaged: []api.ScrubDamage{}}
+	repo := s.pkg.repo
+	ids, err := repo.IDs()
+	if err != nil {
+		return rep, err
+	}
+	_, _, mine, err := s.replicationView()
+	if err != nil {
+		return rep, err
+	}
+	for _, id := range ids {
+		if only != "" && only != id {
+			continue
+		}
+		if s.pkg.isBuilding(id) {
+			continue
+		}
+		res, err := repo.Verify(ctx, id)
+		rep.Bytes += res.Bytes
+		if ctx.Err() != nil {
+			return rep, ctx.Err()
+		}
+		if err != nil {
+			s.log.Warn("scrub: package unreadable", "package", id, "err", err)
+			continue
+		}
+		rep.Packages++
+		if len(res.Damaged) == 0 {
+			continue
+		}
+		d := api.ScrubDamage{Kind: "package", Item: id, Fragments: res.Damaged}
+		s.log.Error("scrub: damaged package copy taken out of service", "package", id, "fragments", strings.Join(res.Damaged, ","))
+		if err := repo.MarkDamaged(id, res.Damaged); err != nil {
+			d.Error = err.Error()
+		}
+		s.recordState(mine, zone.ContentState{Package: id, State: zone.ContentDamaged, Size: mine[id].Size,
+			Error: "scrub: damaged fragments " + strings.Join(res.Damaged, ", ")})
+		rep.Damaged = append(rep.Damaged, d)
+	}
+	dir := s.imagesDir()
+	imgs, err := imaging.List(dir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return rep, err
+	}
+	for _, im := range imgs {
+		if only != "" && only != zone.ImagePrefix+im.Name {
+			continue
+		}
+		sum, n, err := fileSum(ctx, filepath.Join(dir, im.Name))
+		rep.Bytes += n
+		if ctx.Err() != nil {
+			return rep, ctx.Err()
+		}
+		if err != nil {
+			s.log.Warn("scrub: image unreadable", "image", im.Name, "err", err)
+			continue
+		}
+		rep.Images++
+		if sum == im.SHA256 {
+			continue
+		}
+		d := api.ScrubDamage{Kind: "image", Item: im.Name}
+		s.log.Error("scrub: damaged image taken out of service", "image", im.Name, "sha256", sum, "want", im.SHA256)
+		// Set aside (names starting with a dot are not images), so that the
+		// replication pass pulls a good copy under its name.
+		if err := os.Rename(filepath.Join(dir, im.Name), filepath.Join(dir, ".damaged-"+im.Name)); err != nil {
+			d.Error = err.Error()
+		}
+		key := zone.ImagePrefix + im.Name
+		s.recordState(mine, zone.ContentState{Package: key, State: zone.ContentDamaged, Size: im.Size, Error: "scrub: SHA-256 does not match"})
+		rep.Damaged = append(rep.Damaged, d)
+	}
+	if len(rep.Damaged) > 0 {
+		// Repair now: the pass pulls what is no longer held, from peers
+		// that hold a good copy.
+		s.replicationPass(ctx)
+		_, _, mine, _ = s.replicationView()
+		for i, d := range rep.Damaged {
+			key := d.Item
+			if d.Kind == "image" {
+				key = zone.ImagePrefix + d.Item
+			}
+			st := mine[key]
+			rep.Damaged[i].Repaired = st.State == zone.ContentPresent
+			if !rep.Damaged[i].Repaired {
+				rep.Damaged[i].Error = "no peer sent a good copy: " + st.Error
+				if d.Kind == "package" {
+					// The pass recorded it missing; it stays marked damaged.
+					s.recordState(mine, zone.ContentState{Package: key, State: zone.ContentDamaged, Size: st.Size, Error: rep.Damaged[i].Error})
+				}
+			} else {
+				s.log.Info("scrub: damaged copy repaired from a peer", "item", d.Item, "peer", st.Peer)
+			}
+		}
+	}
+	rep.Finished = s.now().UTC()
+	s.log.Info("scrub finished", "packages", rep.Packages, "images", rep.Images, "bytes", rep.Bytes, "damaged", len(rep.Damaged))
+	return rep, nil
+}
+
+func fileSum(ctx context.Context, path string) (string, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, ctxReader{ctx, f})
+	if err != nil {
+		return "", n, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// scrubLoop scrubs every interval (content.scrub-interval; 0 never).
+func (s *Server) scrubLoop(ctx context.Context) {
+	every := s.opts.Config.ScrubInterval
+	if every <= 0 {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := s.scrub(ctx, ""); err != nil && ctx.Err() == nil {
+			s.log.Error("scheduled scrub", "err", err)
+		}
+	}
+}
+
+// postScrub runs a scrub on this server now (zman content-scrub).
+func (s *Server) postScrub(w http.ResponseWriter, r *http.Request, actor string) error {
+	only := r.URL.Query().Get("package")
+	if only != "" && !content.ValidID(only) && !strings.HasPrefix(only, zone.ImagePrefix) {
+		return errkind.New(errkind.Usage, "package %q: want a package id or image:NAME", only)
+	}
+	s.log.Info("scrub requested", "actor", actor, "only", only)
+	rep, err := s.scrub(r.Context(), only)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, rep)
+	return nil
+}
+
+// peerSuspect is told by a peer that a copy it pulled from here arrived
+// damaged: this server scrubs that item at once, in the background.
+func (s *Server) peerSuspect(w http.ResponseWriter, r *http.Request, peer zone.Server) error {
+	item := r.URL.Query().Get("package")
+	if !content.ValidID(item) && !(strings.HasPrefix(item, zone.ImagePrefix) && validImageName(strings.TrimPrefix(item, zone.ImagePrefix))) {
+		return errkind.New(errkind.Usage, "package %q: want a package id or image:NAME", item)
+	}
+	s.log.Warn("scrub: a peer received a damaged copy from here", "peer", peer.Name, "item", item)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+		defer cancel()
+		if _, err := s.scrub(ctx, item); err != nil {
+			s.log.Error("scrub after a peer's report", "item", item, "err", err)
+		}
+	}()
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+// reportDamaged tells peer that item arrived damaged from it.
+func (s *Server) reportDamaged(peer zone.Server, item string) {
+	s.log.Warn("content replication: a peer sent a damaged copy", "peer", peer.Name, "item", item)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.peerCall(ctx, peerAddr(peer), http.MethodPost, "/cluster/content/suspect?package="+item, nil, nil); err != nil {
+			s.log.Warn("content replication: report a damaged copy to its server", "peer", peer.Name, "err", err)
+		}
+	}()
+}
