@@ -52,7 +52,7 @@ type Server struct {
 	remintMu  sync.Mutex // one certificate change step at a time on this server
 	remintErr atomic.Pointer[string]
 	restoreMu sync.Mutex
-	scrubMu   sync.Mutex // one scrub at a time
+	scrubMu   sync.Mutex  // one scrub at a time
 	restored  atomic.Bool // set after a restore: answer nothing until restarted
 }
 
