@@ -104,8 +104,9 @@ type DeviceCertificate struct {
 	TrustedCAs  []string `json:"trusted_ca_pems"`
 }
 
-// HeaderCertExpiry, on admin answers, names the zone certificate that
-// expires first when one does within 90 days: "RFC3339-time what".
+// HeaderCertExpiry, on admin answers, names each zone certificate that
+// expires within 90 days or has expired, one header value each, earliest
+// first: "RFC3339-time what".
 const HeaderCertExpiry = "X-Zonekit-Certificate-Expiry"
 
 // CPKSignRequest asks the zone CA to sign a CPK's manifest digest:

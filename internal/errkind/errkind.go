@@ -90,10 +90,41 @@ func Of(err error) Kind {
 // Is reports whether err is of kind k.
 func Is(err error, k Kind) bool { return err != nil && Of(err) == k }
 
-// ExitCode maps err to a process exit status; nil is 0.
+// ExitCode maps err to a process exit status; nil is 0. An error from
+// WithStatus keeps its own status.
 func ExitCode(err error) int {
 	if err == nil {
 		return 0
 	}
+	var st *statusError
+	if errors.As(err, &st) {
+		return st.code
+	}
 	return exitCodes[Of(err)]
+}
+
+// statusError carries an exit status of another convention.
+type statusError struct {
+	code int
+	err  error
+}
+
+func (e *statusError) Error() string { return e.err.Error() }
+func (e *statusError) Unwrap() error { return e.err }
+
+// HasStatus reports whether err carries a status from WithStatus.
+func HasStatus(err error) bool {
+	var st *statusError
+	return errors.As(err, &st)
+}
+
+// WithStatus gives err the exit status code, for the few commands that
+// speak another convention than the table above (certificate-expiry-check
+// speaks the monitoring plugins': 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).
+// err keeps its kind for everything else.
+func WithStatus(code int, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &statusError{code: code, err: err}
 }

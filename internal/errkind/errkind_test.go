@@ -93,3 +93,13 @@ func TestWrap(t *testing.T) {
 		t.Error("Is disagrees with the kind")
 	}
 }
+
+func TestWithStatus(t *testing.T) {
+	err := errkind.WithStatus(3, errkind.New(errkind.Usage, "bad flag"))
+	if errkind.ExitCode(err) != 3 || errkind.Of(err) != errkind.Usage || !errkind.HasStatus(err) {
+		t.Errorf("WithStatus: exit %d kind %v", errkind.ExitCode(err), errkind.Of(err))
+	}
+	if errkind.HasStatus(errkind.New(errkind.Auth, "x")) || errkind.WithStatus(2, nil) != nil {
+		t.Error("HasStatus or WithStatus(nil) wrong")
+	}
+}

@@ -29,8 +29,8 @@ func (s *Server) routes() http.Handler {
 				return
 			}
 			setActor(r, actor)
-			if e := s.certExpiry(); e != "" {
-				w.Header().Set(api.HeaderCertExpiry, e)
+			for _, e := range s.certExpiry() {
+				w.Header().Add(api.HeaderCertExpiry, e)
 			}
 			if st := s.staleSince(); st != "" {
 				w.Header().Set(api.HeaderStale, st)

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"os"
+	"sort"
 	"time"
 
 	"zonekit/internal/errkind"
@@ -20,7 +21,7 @@ type trustState struct {
 	cert    tls.Certificate
 	leaf    *x509.Certificate
 	config  *tls.Config
-	expiry  string // HeaderCertExpiry value, or "" when nothing expires soon
+	expiry  []string // HeaderCertExpiry values, earliest first; none when nothing expires soon
 	checked time.Time
 }
 
@@ -99,26 +100,35 @@ func (s *Server) TLSConfig() *tls.Config {
 	}
 }
 
-// certExpiry names the zone certificate that expires first, if one does
-// within pki.ExpiringWithin; recomputed at most once a minute.
-func (s *Server) certExpiry() string {
+// certExpiry names every zone certificate that expires within
+// pki.ExpiringWithin (or has expired), earliest first; recomputed at most
+// once a minute.
+func (s *Server) certExpiry() []string {
 	st := s.trust.Load()
 	now := s.now()
 	if now.Sub(st.checked) < time.Minute && !st.checked.IsZero() {
 		return st.expiry
 	}
-	first, what := st.ca.NotAfter, "zone CA "+st.ca.Subject.CommonName
+	type expiring struct {
+		at   time.Time
+		what string
+	}
+	var list []expiring
+	if st.ca.NotAfter.Sub(now) < pki.ExpiringWithin {
+		list = append(list, expiring{st.ca.NotAfter, "zone CA " + st.ca.Subject.CommonName})
+	}
 	if servers, err := s.db.Servers(); err == nil {
 		for _, sv := range servers {
-			if !sv.CertNotAfter.IsZero() && sv.CertNotAfter.Before(first) {
-				first, what = sv.CertNotAfter, "server certificate of "+sv.Name
+			if !sv.CertNotAfter.IsZero() && sv.CertNotAfter.Sub(now) < pki.ExpiringWithin {
+				list = append(list, expiring{sv.CertNotAfter, "server certificate of " + sv.Name})
 			}
 		}
 	}
+	sort.SliceStable(list, func(i, j int) bool { return list[i].at.Before(list[j].at) })
 	next := *st
-	next.checked, next.expiry = now, ""
-	if first.Sub(now) < pki.ExpiringWithin {
-		next.expiry = first.UTC().Format(time.RFC3339) + " " + what
+	next.checked, next.expiry = now, nil
+	for _, e := range list {
+		next.expiry = append(next.expiry, e.at.UTC().Format(time.RFC3339)+" "+e.what)
 	}
 	s.trust.CompareAndSwap(st, &next)
 	return next.expiry
