@@ -532,3 +532,26 @@ requirements:
 		}
 	}
 }
+
+// Built-in host variables need no declaring and cannot be declared or given.
+func TestHostVariables(t *testing.T) {
+	p, err := ParseSource(strings.NewReader("spk: 1\nname: h\nvariables: [{name: DIR, default: \"/srv/%HOST_NAME%\"}]\nrequirements: [{file: {path: \"%DIR%/%HOST_ARCH%\", absent: true}}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := Host{Vars: Values{"HOST_NAME": "web1", "HOST_ARCH": "amd64"}}
+	v, err := ResolveOn(h, p, nil)
+	if err != nil || v["DIR"] != "/srv/web1" || v["HOST_ARCH"] != "amd64" {
+		t.Fatalf("%v %v", v, err)
+	}
+	if _, err := ResolveOn(h, p, Values{"HOST_NAME": "x"}); err == nil || !strings.Contains(err.Error(), "built-in") {
+		t.Errorf("given a host variable: %v", err)
+	}
+	if _, err := ParseSource(strings.NewReader("spk: 1\nname: h\nvariables: [{name: HOST_IP}]\n")); err == nil || !strings.Contains(err.Error(), "built-in") {
+		t.Errorf("declared a host variable: %v", err)
+	}
+	local := LocalHost().Values(p)
+	if local["HOST_OS"] == "" || local["HOST_NAME"] == "" || local["HOST_ARCH"] == "" {
+		t.Errorf("local host variables: %v", local)
+	}
+}

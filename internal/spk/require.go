@@ -25,6 +25,8 @@ type Host struct {
 	LookupEnv func(string) (string, bool)
 	// PackageVersion returns an installed package's version, or ok=false.
 	PackageVersion func(ctx context.Context, name string) (version string, ok bool, err error)
+	// Vars, when set, are the built-in host variables (tests).
+	Vars Values
 }
 
 // LocalHost is this machine.

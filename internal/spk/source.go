@@ -278,8 +278,14 @@ func (p *Package) Check() error {
 		return fmt.Errorf("the package needs a name without spaces or slashes (got %q)", p.Name)
 	}
 	declared := map[string]bool{}
+	for name := range builtinVars {
+		declared[name] = true
+	}
 	declare := func(comp string, vs []Variable) error {
 		for _, v := range vs {
+			if _, ok := builtinVars[v.Name]; ok {
+				return stepErr(comp, "variables", "%s is a built-in host variable: refer to it without declaring it", v.Name)
+			}
 			if !nameRE.MatchString(v.Name) {
 				return stepErr(comp, "variables", "%q is not a variable name (letters, digits, _)", v.Name)
 			}

@@ -98,14 +98,23 @@ func (v Values) Expand(s string) (string, error) {
 
 // Resolve checks the values given against the declared variables: every
 // required one has a value, defaults fill the rest, and nothing unknown
-// is given. Values may themselves refer to other variables.
+// is given. Values may themselves refer to other variables. This
+// machine's built-in host variables are added.
 func Resolve(p *Package, given Values) (Values, error) {
+	return ResolveOn(LocalHost(), p, given)
+}
+
+// ResolveOn is Resolve with the host variables of h.
+func ResolveOn(h Host, p *Package, given Values) (Values, error) {
 	decl := map[string]Variable{}
 	for _, vv := range p.Declared() {
 		decl[vv.Name] = vv
 	}
 	out := Values{}
 	for name, val := range given {
+		if _, ok := builtinVars[name]; ok {
+			return nil, fmt.Errorf("%s is a built-in host variable: it cannot be given", name)
+		}
 		if _, ok := decl[name]; !ok {
 			return nil, fmt.Errorf("%s is not a variable of package %s (it has %s)", name, p.Name, strings.Join(sortedNames(decl), ", "))
 		}
@@ -129,9 +138,16 @@ func Resolve(p *Package, given Values) (Values, error) {
 		sort.Strings(missing)
 		return nil, fmt.Errorf("package %s needs a value for %s", p.Name, strings.Join(missing, ", "))
 	}
+	hostVals := h.Values(p)
+	for name, val := range hostVals {
+		out[name] = val
+	}
 	// Values that refer to others are expanded once here, so that steps
 	// see final values and cycles are found before anything runs.
 	for name, val := range out {
+		if _, host := hostVals[name]; host {
+			continue // taken as they are: a host name holding % is no reference
+		}
 		x, err := out.Expand(val)
 		if err != nil {
 			return nil, fmt.Errorf("variable %s: %w", name, err)

@@ -78,6 +78,8 @@ type SPKProcessOptions struct {
 	CACert           string
 	RequireSignature bool
 	ZoneValues       bool
+	// Prompter asks for missing values on a terminal (nil: survey).
+	Prompter ui.Prompter
 }
 
 func newSPKProcess(opts *Options) *cobra.Command {
@@ -91,7 +93,10 @@ first that fails (the reference's ordered installs, without batch files).
 Values for the packages' variables come from NAME=value arguments and
 --values FILE (NAME=value lines; the arguments win). A file holding a value
 for a secret variable must be mode 0600; secret values never appear in the
-log. Each value goes to every package that declares the variable.
+log. Each value goes to every package that declares the variable. On a
+terminal, a required value nobody gave is asked for (a secret without
+echo). Built-in host variables (HOST_NAME, HOST_FQDN, HOST_OS, HOST_OS_ID,
+HOST_OS_VERSION, HOST_ARCH, HOST_IP, HOST_IPS) need no value.
 
 --zone-values takes the values the zone holds for this device (zman
 spk-values-set: zone, then its groups, then the device itself; the
@@ -241,6 +246,12 @@ func spkProcessRun(ctx context.Context, o *SPKProcessOptions, args []string) err
 				used[d.Name] = true
 			}
 		}
+		if err := promptMissing(o, c.Package, mine, all); err != nil {
+			return err
+		}
+		for k := range mine {
+			used[k] = true
+		}
 		v, err := spk.Resolve(c.Package, mine)
 		if err != nil {
 			return errkind.Wrap(errkind.Usage, err)
@@ -295,6 +306,41 @@ func spkProcessRun(ctx context.Context, o *SPKProcessOptions, args []string) err
 		}
 	}
 	return runErr
+}
+
+// promptMissing asks, on a terminal, for each required value no argument,
+// file or zone gave (secrets without echo); an answer goes to every
+// later package declaring the same variable. Without a terminal, Resolve
+// names what is missing.
+func promptMissing(o *SPKProcessOptions, p *spk.Package, mine, all spk.Values) error {
+	if !o.IO.CanPrompt() {
+		return nil
+	}
+	pr := o.Prompter
+	for _, d := range p.Declared() {
+		if _, ok := mine[d.Name]; ok || d.Default != nil || !d.Required {
+			continue
+		}
+		if pr == nil {
+			pr = ui.NewPrompter(o.IO)
+		}
+		msg := fmt.Sprintf("%s (package %s)", d.Name, p.Name)
+		if d.Description != "" {
+			msg = fmt.Sprintf("%s, %s (package %s)", d.Name, d.Description, p.Name)
+		}
+		var v string
+		var err error
+		if d.Secret {
+			v, err = pr.Password(msg + ":")
+		} else {
+			v, err = pr.Input(msg+":", "")
+		}
+		if err != nil {
+			return err
+		}
+		mine[d.Name], all[d.Name] = v, v
+	}
+	return nil
 }
 
 func openCPK(path string, oo spk.OpenOptions) (*spk.Opened, error) {
