@@ -27,14 +27,17 @@ func (f *fakePrompter) ask(m string) (string, error) {
 	}
 	return "", errors.New("unexpected prompt " + m)
 }
-func (f *fakePrompter) Input(m, _ string) (string, error) { f.asked = append(f.asked, m); return f.ask(m) }
+func (f *fakePrompter) Input(m, _ string) (string, error) {
+	f.asked = append(f.asked, m)
+	return f.ask(m)
+}
 func (f *fakePrompter) Password(m string) (string, error) {
 	f.secret = append(f.secret, m)
 	return f.ask(m)
 }
 func (f *fakePrompter) Select(string, []string, string) (string, error) { return "", errors.New("no") }
-func (f *fakePrompter) Confirm(string, bool) (bool, error)               { return false, errors.New("no") }
-func (f *fakePrompter) Menu(string, []string) (int, error)               { return 0, errors.New("no") }
+func (f *fakePrompter) Confirm(string, bool) (bool, error)              { return false, errors.New("no") }
+func (f *fakePrompter) Menu(string, []string) (int, error)              { return 0, errors.New("no") }
 
 // On a terminal, spk-process asks for required values nobody gave (the
 // secret without echo), and built-in host variables need no declaring.
