@@ -34,6 +34,14 @@ import (
 //	preboot boot bios|uefi MARKER SECONDS
 //	                         network-boot a QEMU client on tap0 and wait for MARKER on its
 //	                         serial console
+//	preboot vm DIR DISK MAC APPEND MARKER SECONDS
+//	                         boot DIR/vmlinuz and DIR/initrd in QEMU (user networking: the
+//	                         host's 127.0.0.1 is 10.0.2.2) with DISK as its virtio disk and
+//	                         APPEND (or the contents of FILE for @FILE) on the kernel
+//	                         command line, and wait for MARKER
+//	preboot ext4disk DISK MiB DIR
+//	                         write DISK: a DOS partition table and one ext4 partition from
+//	                         1 MiB holding DIR's files (mke2fs -d)
 func cmdPreboot(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) == 0 {
 		ts.Fatalf("usage: preboot cleanup|freeport|mkfile|netns|boot ...")
@@ -103,6 +111,43 @@ func cmdPreboot(ts *testscript.TestScript, neg bool, args []string) {
 			}
 			ts.Fatalf("%s boot reached %q", args[1], args[2])
 		}
+	case "vm":
+		if len(args) != 7 {
+			ts.Fatalf("usage: preboot vm DIR DISK MAC APPEND MARKER SECONDS")
+		}
+		secs, err := strconv.Atoi(args[6])
+		ts.Check(err)
+		out, err := qemuKernel(ts, args[1:6], time.Duration(secs)*time.Second)
+		ts.Logf("serial console:\n%s", out)
+		if (err == nil) == neg {
+			if err != nil {
+				ts.Fatalf("vm: %v", err)
+			}
+			ts.Fatalf("vm reached %q", args[5])
+		}
+	case "ext4disk":
+		if len(args) != 4 {
+			ts.Fatalf("usage: preboot ext4disk DISK MiB DIR")
+		}
+		mib, err := strconv.Atoi(args[2])
+		ts.Check(err)
+		disk, part := ts.MkAbs(args[1]), ts.MkAbs(args[1]+".part")
+		ts.Check(os.WriteFile(disk, nil, 0o644))
+		ts.Check(os.Truncate(disk, int64(mib)<<20))
+		sf := exec.Command("sfdisk", "-q", disk)
+		sf.Stdin = strings.NewReader("label: dos\nstart=2048, type=83\n")
+		if out, err := sf.CombinedOutput(); err != nil {
+			ts.Fatalf("sfdisk: %v: %s", err, out)
+		}
+		ts.Check(os.WriteFile(part, nil, 0o644))
+		ts.Check(os.Truncate(part, int64(mib-1)<<20))
+		if out, err := exec.Command("mke2fs", "-q", "-t", "ext4", "-b", "4096", "-L", "zonekit", "-d", ts.MkAbs(args[3]), part).CombinedOutput(); err != nil {
+			ts.Fatalf("mke2fs: %v: %s", err, out)
+		}
+		if out, err := exec.Command("dd", "if="+part, "of="+disk, "bs=1M", "seek=1", "conv=notrunc", "status=none").CombinedOutput(); err != nil {
+			ts.Fatalf("dd: %v: %s", err, out)
+		}
+		ts.Check(os.Remove(part))
 	default:
 		ts.Fatalf("preboot: unknown subcommand %q", args[0])
 	}
@@ -240,6 +285,58 @@ func qemuBoot(ts *testscript.TestScript, kind, marker string, limit time.Duratio
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "ip", args...)
 	cmd.Stdin = nil
+	stdout, err := cmd.StdoutPipe()
+	ts.Check(err)
+	cmd.Stderr = cmd.Stdout
+	ts.Check(cmd.Start())
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	var seen strings.Builder
+	r := bufio.NewReader(stdout)
+	for {
+		line, err := r.ReadString('\n')
+		seen.WriteString(line)
+		if strings.Contains(line, marker) {
+			return seen.String(), nil
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return seen.String(), fmt.Errorf("no %q within %s", marker, limit)
+			}
+			return seen.String(), fmt.Errorf("qemu ended before %q: %v", marker, err)
+		}
+	}
+}
+
+// imagingEnvOK is the [imagingenv] condition: QEMU and the packages that
+// pbserv imaging-build takes its files from, and mke2fs for test disks.
+func imagingEnvOK() bool {
+	for _, p := range []string{"/bin/busybox", "/usr/sbin/partclone.extfs", "/usr/bin/zstd", "/usr/bin/udp-sender", "/usr/sbin/sfdisk", "/usr/sbin/mke2fs"} {
+		if _, err := os.Stat(p); err != nil {
+			return false
+		}
+	}
+	if k, _ := filepath.Glob("/boot/vmlinuz-*"); len(k) == 0 {
+		return false
+	}
+	_, err := exec.LookPath("qemu-system-x86_64")
+	return err == nil
+}
+
+// qemuKernel boots a kernel and initrd directly (no firmware PXE) with a
+// disk and user networking, and reads the serial console until the marker.
+func qemuKernel(ts *testscript.TestScript, a []string, limit time.Duration) (string, error) {
+	dir, disk, mac, appendLine, marker := ts.MkAbs(a[0]), ts.MkAbs(a[1]), a[2], a[3], a[4]
+	if f, ok := strings.CutPrefix(appendLine, "@"); ok {
+		appendLine = strings.TrimSpace(ts.ReadFile(f))
+	}
+	args := []string{"-accel", "tcg", "-m", "384M", "-nographic", "-no-reboot",
+		"-kernel", filepath.Join(dir, "vmlinuz"), "-initrd", filepath.Join(dir, "initrd"),
+		"-append", "console=ttyS0 panic=-1 " + appendLine,
+		"-drive", "file=" + disk + ",format=raw,if=virtio",
+		"-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0,mac=" + mac}
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", args...)
 	stdout, err := cmd.StdoutPipe()
 	ts.Check(err)
 	cmd.Stderr = cmd.Stdout

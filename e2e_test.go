@@ -331,6 +331,8 @@ func condition(cond string) (bool, error) {
 		return canMount(), nil
 	case "netns":
 		return netnsOK(), nil
+	case "imagingenv":
+		return imagingEnvOK(), nil
 	}
 	return false, fmt.Errorf("unknown condition %q", cond)
 }

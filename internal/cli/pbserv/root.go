@@ -45,6 +45,7 @@ data/preboot/SERVICE.pid, and images in data/images.`,
 	for _, svc := range conf.Services() {
 		root.AddCommand(newServiceCmd(opts, svc, nil))
 	}
-	root.AddCommand(newStatus(opts, nil), newImageUpload(opts, nil), newImageDownload(opts, nil), newImageList(opts, nil))
+	root.AddCommand(newStatus(opts, nil), newImageUpload(opts, nil), newImageDownload(opts, nil), newImageList(opts, nil),
+		newImagingBuild(opts, nil), newImagingClient(opts))
 	return root
 }

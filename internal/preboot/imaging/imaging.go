@@ -337,9 +337,12 @@ func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	typ += " by " + who
+	// The SHA-256 comes before the body, or (a one-pass capture that
+	// learns it only at the end) as a trailer after it.
 	want := strings.ToLower(r.Header.Get(DigestHeader))
-	if len(want) != 64 {
-		s.fail(w, r, typ, http.StatusBadRequest, "the %s header (the image's SHA-256) is required", DigestHeader)
+	_, inTrailer := r.Trailer[http.CanonicalHeaderKey(DigestHeader)]
+	if len(want) != 64 && !inTrailer {
+		s.fail(w, r, typ, http.StatusBadRequest, "the %s header or trailer (the image's SHA-256) is required", DigestHeader)
 		return
 	}
 	if err := s.checkSize(r.ContentLength); err != nil {
@@ -384,6 +387,13 @@ func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.fail(w, r, typ, http.StatusBadRequest, "receive: %v", err)
 		return
+	}
+	if len(want) != 64 {
+		want = strings.ToLower(r.Trailer.Get(DigestHeader))
+		if len(want) != 64 {
+			s.fail(w, r, typ, http.StatusBadRequest, "no %s trailer after the body", DigestHeader)
+			return
+		}
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != want {
 		s.fail(w, r, typ, http.StatusUnprocessableEntity, "integrity check failed: received data has SHA-256 %s, the client announced %s", got, want)

@@ -433,3 +433,40 @@ func TestTaskRunsOnce(t *testing.T) {
 		t.Fatalf("stale token report: %d", resp.StatusCode)
 	}
 }
+
+// TestTrailerDigest: a chunked upload may send its SHA-256 as a trailer
+// (the imaging environment reads the disk once); a wrong or missing one
+// keeps nothing.
+func TestTrailerDigest(t *testing.T) {
+	s, dir, m, _ := startZoneService(t, &testZone{})
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: ptls.ClientConfig(m.CA, nil)}}
+	data := bytes.Repeat([]byte("disk"), 100000)
+	sum := sha256.Sum256(data)
+	for _, c := range []struct {
+		name, digest string
+		code         int
+	}{{"good.img", hex.EncodeToString(sum[:]), 201}, {"bad.img", strings.Repeat("0", 64), 422}, {"none.img", "", 400}} {
+		pr, pw := io.Pipe()
+		req, _ := http.NewRequest("PUT", "https://"+s.Addr().String()+"/images/"+c.name, pr)
+		req.ContentLength = -1
+		req.Header.Set("Authorization", adminAuth)
+		req.Trailer = http.Header{DigestHeader: nil}
+		go func() {
+			pw.Write(data)
+			req.Trailer.Set(DigestHeader, c.digest)
+			pw.Close()
+		}()
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.code {
+			t.Errorf("%s: %d, want %d", c.name, resp.StatusCode, c.code)
+		}
+		_, err = os.Stat(filepath.Join(dir, "images", c.name))
+		if (err == nil) != (c.code == 201) {
+			t.Errorf("%s stored: %v", c.name, err == nil)
+		}
+	}
+}
