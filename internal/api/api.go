@@ -56,6 +56,9 @@ type Server struct {
 	Address      string    `json:"address,omitempty"` // where peers reach it
 	// Replication is the server's own report, absent when it did not answer.
 	Replication *Replication `json:"replication,omitempty"`
+	// Warnings, in answers to changes, are what the change affects
+	// elsewhere (server-delete: satellites that pulled from it).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // ZoneInfo answers GET /api/v1/zone.

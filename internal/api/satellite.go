@@ -11,7 +11,11 @@ type Satellite struct {
 	Roles      []string `json:"roles"`
 	ContentURL string   `json:"content_url,omitempty"`
 	Parent     string   `json:"parent,omitempty"`
-	Prefetch   string   `json:"prefetch_interval,omitempty"` // Go duration; empty: on first request only
+	// Parents are where the satellite pulls from, in order: its Parent,
+	// then the content ports of the zone's Primary Servers, so that a
+	// parent deleted from the zone (or down) is not the end of it.
+	Parents  []string `json:"parents,omitempty"`
+	Prefetch string   `json:"prefetch_interval,omitempty"` // Go duration; empty: on first request only
 	AuthURL    string   `json:"auth_url,omitempty"`          // https://HOST:PORT of the Authentication role
 	// CertNotAfter is when the certificate the zone CA last issued for it
 	// expires (zero: none issued; an imported one is not known here).

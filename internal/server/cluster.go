@@ -18,6 +18,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -646,7 +647,13 @@ func (s *Server) deleteServer(w http.ResponseWriter, r *http.Request, actor stri
 		}
 	}
 	s.log.Info("server deleted from the zone", "server", sv.Name, "actor", actor)
-	writeJSON(w, http.StatusOK, api.Server{ID: sv.ID, Name: sv.Name})
+	out := api.Server{ID: sv.ID, Name: sv.Name}
+	if sats := s.satellitesOf(sv); len(sats) > 0 {
+		out.Warnings = append(out.Warnings, fmt.Sprintf("content satellites %s pulled from %s: they now pull from the zone's other servers; give them a new parent with 'zman satellite-add-role DEVICE Content --parent URL'",
+			strings.Join(sats, ", "), sv.Name))
+		s.log.Warn("satellites lost their parent server", "server", sv.Name, "satellites", strings.Join(sats, ","))
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -39,8 +40,56 @@ func (s *Server) deviceSatellite(w http.ResponseWriter, r *http.Request, d zone.
 	if d.Satellite == nil {
 		return errkind.New(errkind.NotFound, "device %s holds no satellite role (zman satellite-add-role)", d.Name)
 	}
-	writeJSON(w, http.StatusOK, satelliteOf(d))
+	out := satelliteOf(d)
+	if slices.Contains(out.Roles, zone.SatelliteContent) {
+		servers, err := s.db.Servers()
+		if err != nil {
+			return err
+		}
+		out.Parents = satelliteParents(out.Parent, servers)
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// satelliteParents is the satellite's own parent, then every Primary
+// Server's content port.
+func satelliteParents(parent string, servers []zone.Server) []string {
+	var out []string
+	if parent != "" {
+		out = append(out, parent)
+	}
+	for _, sv := range servers {
+		if sv.ContentPort > 0 {
+			if u := fmt.Sprintf("http://%s%s", net.JoinHostPort(sv.Name, strconv.Itoa(sv.ContentPort)), api.ContentPrefix); !slices.Contains(out, u) {
+				out = append(out, u)
+			}
+		}
+	}
+	return out
+}
+
+// satellitesOf lists the satellites whose parent is server sv (by any of
+// its names or addresses): deleting sv leaves them to the other servers.
+func (s *Server) satellitesOf(sv zone.Server) []string {
+	devs, err := s.satellites()
+	if err != nil {
+		return nil
+	}
+	hosts := append(append([]string{sv.Name}, sv.DNSNames...), sv.IPs...)
+	if h, _, err := net.SplitHostPort(sv.Address); err == nil {
+		hosts = append(hosts, h)
+	}
+	var out []string
+	for _, d := range devs {
+		if d.Satellite == nil || d.Satellite.Parent == "" {
+			continue
+		}
+		if u, err := url.Parse(d.Satellite.Parent); err == nil && slices.Contains(hosts, u.Hostname()) {
+			out = append(out, d.Name)
+		}
+	}
+	return out
 }
 
 func satelliteOf(d zone.Device) api.Satellite {

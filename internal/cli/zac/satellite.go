@@ -159,8 +159,11 @@ func satelliteRun(ctx context.Context, o *SatelliteOptions) error {
 	}
 	content := slices.Contains(sat.Roles, zone.SatelliteContent)
 	auth := slices.Contains(sat.Roles, zone.SatelliteAuthentication)
-	if len(o.Parents) == 0 && sat.Parent != "" {
-		o.Parents = []string{sat.Parent}
+	if len(o.Parents) == 0 {
+		o.Parents = sat.Parents
+		if len(o.Parents) == 0 && sat.Parent != "" {
+			o.Parents = []string{sat.Parent} // a zone server of an older version
+		}
 	}
 	if content && len(o.Parents) == 0 {
 		return errkind.New(errkind.Usage, "no parent to pull from: pass --parent URL or set one with 'zman satellite-add-role %s --parent URL'", sat.DeviceName)

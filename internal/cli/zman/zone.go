@@ -3,6 +3,7 @@ package zman
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -152,10 +153,14 @@ on the new holder). Stop the removed server's zone server afterwards.`,
 
 func serverDeleteRun(ctx context.Context, o *serverDeleteOptions) error {
 	return o.f.withClient(ctx, func(ctx context.Context, c *client.Client) error {
-		if err := c.Delete(ctx, api.Prefix+"/servers/"+url.PathEscape(o.Name)); err != nil {
+		var out api.Server
+		if err := c.Do(ctx, http.MethodDelete, api.Prefix+"/servers/"+url.PathEscape(o.Name), nil, &out); err != nil {
 			return err
 		}
-		return o.f.done(map[string]any{"server": o.Name, "removed": true}, "Removed server %s from the zone.\n", o.Name)
+		for _, w := range out.Warnings {
+			fmt.Fprintf(o.f.IO.ErrOut, "zman: warning: %s\n", w)
+		}
+		return o.f.done(map[string]any{"server": o.Name, "removed": true, "warnings": out.Warnings}, "Removed server %s from the zone.\n", o.Name)
 	})
 }
 
