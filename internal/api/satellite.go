@@ -16,7 +16,7 @@ type Satellite struct {
 	// parent deleted from the zone (or down) is not the end of it.
 	Parents  []string `json:"parents,omitempty"`
 	Prefetch string   `json:"prefetch_interval,omitempty"` // Go duration; empty: on first request only
-	AuthURL    string   `json:"auth_url,omitempty"`          // https://HOST:PORT of the Authentication role
+	AuthURL  string   `json:"auth_url,omitempty"`          // https://HOST:PORT of the Authentication role
 	// CertNotAfter is when the certificate the zone CA last issued for it
 	// expires (zero: none issued; an imported one is not known here).
 	CertNotAfter time.Time `json:"cert_not_after,omitzero"`
