@@ -126,8 +126,48 @@ func applyEdit(text []byte, e Edit) ([]byte, string, error) {
 		return []byte(strings.Join(out, nl)), fmt.Sprintf("inserted lines %s %d line(s) containing %q", where, n, ins.Match), nil
 	case e.Set != nil:
 		return setINI(text, e.Set, nl)
+	case e.RemoveLines != nil:
+		src := strings.Split(string(text), nl)
+		var out []string
+		n := 0
+		for _, l := range src {
+			if strings.Contains(l, *e.RemoveLines) {
+				n++
+				continue
+			}
+			out = append(out, l)
+		}
+		if n == 0 {
+			return text, fmt.Sprintf("no line contains %q", *e.RemoveLines), nil
+		}
+		return []byte(strings.Join(out, nl)), fmt.Sprintf("removed %d line(s) containing %q", n, *e.RemoveLines), nil
+	case e.Unset != nil:
+		return unsetINI(text, e.Unset, nl)
 	}
 	return nil, "", fmt.Errorf("empty edit")
+}
+
+// unsetINI removes key's lines (in section, or before any section when
+// none is given); a key already absent leaves the text as it is.
+func unsetINI(text []byte, u *UnsetKey, nl string) ([]byte, string, error) {
+	src := strings.Split(string(text), nl)
+	inTarget := u.Section == ""
+	var out []string
+	n := 0
+	for _, l := range src {
+		t := strings.TrimSpace(l)
+		if strings.HasPrefix(t, "[") && strings.HasSuffix(t, "]") {
+			inTarget = strings.EqualFold(strings.TrimSpace(t[1:len(t)-1]), u.Section)
+		} else if k, _, ok := strings.Cut(l, "="); inTarget && ok && strings.EqualFold(strings.TrimSpace(k), u.Key) {
+			n++
+			continue
+		}
+		out = append(out, l)
+	}
+	if n == 0 {
+		return text, fmt.Sprintf("%s is not set in [%s]", u.Key, u.Section), nil
+	}
+	return []byte(strings.Join(out, nl)), fmt.Sprintf("removed %s from [%s]", u.Key, u.Section), nil
 }
 
 // setINI sets key=value in section (or before any section when none is

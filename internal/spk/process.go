@@ -784,6 +784,13 @@ func runCommand(ctx context.Context, argv []string, dir string, env []string, ti
 // ---- files ----
 
 func (r *run) file(f FileStep) error {
+	if f.Delete != "" {
+		p, err := r.expand(f.Delete)
+		if err != nil {
+			return err
+		}
+		return r.delete(p)
+	}
 	to, err := r.expand(f.To)
 	if err != nil {
 		return err
@@ -1013,6 +1020,92 @@ func (r *run) setMeta(p string, m *fileMeta) error {
 	return nil
 }
 
+// delete removes a file, symbolic link or tree, each entry journaled for
+// rollback (files kept as hard links, directories and links recorded
+// with their owner and mode). One already gone is ok.
+func (r *run) delete(p string) error {
+	p = filepath.Clean(p)
+	if !filepath.IsAbs(p) || p == filepath.Dir(p) {
+		return r.fail("delete %q: give an absolute path below /", p)
+	}
+	if !r.exists(p) {
+		r.ok(p + " is already absent")
+		return nil
+	}
+	fi, err := os.Lstat(p)
+	if r.p.DryRun {
+		r.overlay[p] = &virtual{removed: true}
+		if err == nil && fi.IsDir() {
+			filepath.WalkDir(p, func(q string, _ fs.DirEntry, err error) error {
+				if err == nil {
+					r.overlay[q] = &virtual{removed: true}
+				}
+				return nil
+			})
+		}
+		r.changed("would delete " + p)
+		return nil
+	}
+	if err != nil {
+		return r.fail("delete %s: %v", p, err)
+	}
+	// Children before their directory: rollback (newest first) then
+	// makes each directory before what it held.
+	var entries []string
+	if fi.IsDir() {
+		err = filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			entries = append(entries, q)
+			return nil
+		})
+		if err != nil {
+			return r.fail("delete %s: %v", p, err)
+		}
+	} else {
+		entries = []string{p}
+	}
+	n := 0
+	for i := len(entries) - 1; i >= 0; i-- {
+		q := entries[i]
+		qi, err := os.Lstat(q)
+		if err != nil {
+			return r.fail("delete %s: %v", q, err)
+		}
+		switch {
+		case qi.IsDir():
+			err = r.record(undoRec{Op: "mkdir", Path: q, Meta: metaOf(qi), What: "make directory " + q})
+		case qi.Mode()&os.ModeSymlink != 0:
+			link, lerr := os.Readlink(q)
+			if lerr != nil {
+				return r.fail("delete %s: %v", q, lerr)
+			}
+			err = r.record(undoRec{Op: "relink", Path: q, From: link, Meta: metaOf(qi), What: "link " + q + " to " + link})
+		case qi.Mode().IsRegular():
+			err = r.keep(q)
+		default:
+			return r.fail("delete %s: not a file, link or directory", q)
+		}
+		if err != nil {
+			return err
+		}
+		if err := os.Remove(q); err != nil {
+			return r.fail("delete %s: %v", q, err)
+		}
+		n++
+	}
+	if err := r.afterChange(); err != nil {
+		return err
+	}
+	if n > 1 {
+		r.changed(fmt.Sprintf("deleted %s (%d entries)", p, n))
+	} else {
+		r.changed("deleted " + p)
+	}
+	return nil
+}
+
 // mkdirs creates dir and its missing parents, to be removed on rollback.
 func (r *run) mkdirs(dir string) error {
 	if r.dirs[dir] {
@@ -1111,6 +1204,17 @@ func (r *run) edit(e Edit) error {
 		ex(&c.Key)
 		ex(&c.Value)
 		x.Set = &c
+	}
+	if e.RemoveLines != nil {
+		c := *e.RemoveLines
+		ex(&c)
+		x.RemoveLines = &c
+	}
+	if e.Unset != nil {
+		c := *e.Unset
+		ex(&c.Section)
+		ex(&c.Key)
+		x.Unset = &c
 	}
 	if err != nil {
 		return err

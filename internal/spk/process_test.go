@@ -555,3 +555,85 @@ func TestHostVariables(t *testing.T) {
 		t.Errorf("local host variables: %v", local)
 	}
 }
+
+const deleteSPK = `spk: 1
+name: del
+variables: [{name: DIR, required: true}]
+components:
+  - component: C
+    files:
+      - delete: "%DIR%/tree"
+      - delete: "%DIR%/gone-already"
+    edits:
+      - file: "%DIR%/app.ini"
+        unset: {section: db, key: password}
+      - file: "%DIR%/hosts"
+        remove_lines: "old.example"
+`
+
+func deleteFixture(t *testing.T) string {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "tree", "sub"), 0o750)
+	os.WriteFile(filepath.Join(dir, "tree", "a.txt"), []byte("a"), 0o640)
+	os.WriteFile(filepath.Join(dir, "tree", "sub", "b.txt"), []byte("b"), 0o600)
+	os.Symlink("../a.txt", filepath.Join(dir, "tree", "sub", "link"))
+	os.WriteFile(filepath.Join(dir, "app.ini"), []byte("[db]\nhost=db1\npassword=x\n[web]\npassword=y\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "hosts"), []byte("127.0.0.1 localhost\n10.0.0.9 old.example\n"), 0o644)
+	if os.Geteuid() == 0 {
+		os.Lchown(filepath.Join(dir, "tree", "sub"), 65534, 65534)
+		os.Lchown(filepath.Join(dir, "tree", "a.txt"), 65534, 65534)
+		os.Lchown(filepath.Join(dir, "tree", "sub", "link"), 65534, 65534)
+	}
+	return dir
+}
+
+// delete, unset and remove_lines: done once, ok the second time, and
+// put back whole (modes, owners, links) by a rollback or a recovery.
+func TestDeleteAndRemoveOperations(t *testing.T) {
+	o := openTest(t, deleteSPK, nil)
+	dir := deleteFixture(t)
+	res, err := runTest(t, &Processor{}, o, Values{"DIR": dir})
+	if err != nil || res.Changes != 3 || res.OK != 1 {
+		t.Fatalf("%v: %+v", err, res)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "tree")); err == nil {
+		t.Error("the tree is still there")
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "app.ini")); string(b) != "[db]\nhost=db1\n[web]\npassword=y\n" {
+		t.Errorf("unset: %q", b)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "hosts")); string(b) != "127.0.0.1 localhost\n" {
+		t.Errorf("remove_lines: %q", b)
+	}
+	if res, err := runTest(t, &Processor{}, o, Values{"DIR": dir}); err != nil || res.Changes != 0 {
+		t.Fatalf("second run: %v %+v", err, res.Steps)
+	}
+	// Rollback of a failed run.
+	dir = deleteFixture(t)
+	before := snapshot(t, dir)
+	bad := openTest(t, deleteSPK+"    post_install: [{run: [\"false\"]}]\n", nil)
+	if _, err := runTest(t, &Processor{}, bad, Values{"DIR": dir}); err == nil {
+		t.Fatal("succeeded")
+	}
+	compareSnapshots(t, before, snapshot(t, dir))
+	// A crash in the middle of the tree, recovered.
+	for n := 1; n <= 6; n++ {
+		dir = deleteFixture(t)
+		before = snapshot(t, dir)
+		state := t.TempDir()
+		name := fmt.Sprintf("before-change-%d", n)
+		_, err := runTest(t, &Processor{StateDir: state, Failpoint: func(f string) error {
+			if f == name {
+				return errors.New("crash")
+			}
+			return nil
+		}}, o, Values{"DIR": dir})
+		if err == nil {
+			t.Fatalf("%s not reached", name)
+		}
+		if rec, err := (&Processor{StateDir: state}).Recover(context.Background()); err != nil || len(rec) != 1 {
+			t.Fatalf("%s: recover %v %v", name, rec, err)
+		}
+		compareSnapshots(t, before, snapshot(t, dir))
+	}
+}

@@ -144,8 +144,11 @@ type FileStep struct {
 	FromPackage string `yaml:"from_package,omitempty" json:"from_package,omitempty"` // a file or directory in the package content
 	Copy        string `yaml:"copy,omitempty" json:"copy,omitempty"`                 // a file on the machine
 	Move        string `yaml:"move,omitempty" json:"move,omitempty"`                 // a file on the machine
-	To          string `yaml:"to" json:"to"`
-	Mode        string `yaml:"mode,omitempty" json:"mode,omitempty"` // octal, e.g. "0644"
+	// Delete removes a file, symbolic link or directory tree (kept for
+	// rollback); one that is already gone is ok.
+	Delete string `yaml:"delete,omitempty" json:"delete,omitempty"`
+	To     string `yaml:"to,omitempty" json:"to,omitempty"`
+	Mode   string `yaml:"mode,omitempty" json:"mode,omitempty"` // octal, e.g. "0644"
 }
 
 // Edit changes a text file. Exactly one operation per edit.
@@ -157,6 +160,16 @@ type Edit struct {
 	InsertBefore *InsertAt `yaml:"insert_before,omitempty" json:"insert_before,omitempty"`
 	InsertAfter  *InsertAt `yaml:"insert_after,omitempty" json:"insert_after,omitempty"`
 	Set          *SetKey   `yaml:"set,omitempty" json:"set,omitempty"`
+	// RemoveLines removes every line containing the text.
+	RemoveLines *string `yaml:"remove_lines,omitempty" json:"remove_lines,omitempty"`
+	// Unset removes a key (in a section, if given) of an ini-style file.
+	Unset *UnsetKey `yaml:"unset,omitempty" json:"unset,omitempty"`
+}
+
+// UnsetKey names a key of an ini-style file to remove.
+type UnsetKey struct {
+	Section string `yaml:"section,omitempty" json:"section,omitempty"`
+	Key     string `yaml:"key" json:"key"`
 }
 
 // Replace substitutes every occurrence of Search.
@@ -436,15 +449,19 @@ func (c *Component) check(vars map[string]bool) error {
 	for i, f := range c.Files {
 		step := fmt.Sprintf("files step %d", i+1)
 		n := 0
-		for _, s := range []string{f.FromPackage, f.Copy, f.Move} {
+		for _, s := range []string{f.FromPackage, f.Copy, f.Move, f.Delete} {
 			if s != "" {
 				n++
 			}
 		}
 		if n != 1 {
-			return stepErr(name, step, "give exactly one of from_package, copy, move")
+			return stepErr(name, step, "give exactly one of from_package, copy, move, delete")
 		}
-		if f.To == "" {
+		if f.Delete != "" {
+			if f.To != "" || f.Mode != "" {
+				return stepErr(name, step, "delete takes neither to: nor mode:")
+			}
+		} else if f.To == "" {
 			return stepErr(name, step, "a destination (to:) is needed")
 		}
 		if f.Mode != "" {
@@ -457,7 +474,7 @@ func (c *Component) check(vars map[string]bool) error {
 				return stepErr(name, step, "%v", err)
 			}
 		}
-		if err := refs(step, f.Copy, f.Move, f.To); err != nil {
+		if err := refs(step, f.Copy, f.Move, f.Delete, f.To); err != nil {
 			return err
 		}
 	}
@@ -470,7 +487,13 @@ func (c *Component) check(vars map[string]bool) error {
 				return stepErr(name, step, "replace needs a search string")
 			}
 		}
-		for _, set := range []bool{e.Append != nil, e.Prepend != nil, e.Set != nil} {
+		if e.RemoveLines != nil && *e.RemoveLines == "" {
+			return stepErr(name, step, "remove_lines needs a text")
+		}
+		if e.Unset != nil && e.Unset.Key == "" {
+			return stepErr(name, step, "unset needs a key")
+		}
+		for _, set := range []bool{e.Append != nil, e.Prepend != nil, e.Set != nil, e.RemoveLines != nil, e.Unset != nil} {
 			if set {
 				n++
 			}
@@ -488,7 +511,7 @@ func (c *Component) check(vars map[string]bool) error {
 		}
 		texts := e.texts()
 		if n != 1 {
-			return stepErr(name, step, "give exactly one of replace, append, prepend, insert_before, insert_after, set")
+			return stepErr(name, step, "give exactly one of replace, append, prepend, insert_before, insert_after, set, remove_lines, unset")
 		}
 		if e.File == "" {
 			return stepErr(name, step, "an edit needs a file")
@@ -519,6 +542,12 @@ func (e Edit) texts() []string {
 	}
 	if e.Set != nil {
 		out = append(out, e.Set.Section, e.Set.Key, e.Set.Value)
+	}
+	if e.RemoveLines != nil {
+		out = append(out, *e.RemoveLines)
+	}
+	if e.Unset != nil {
+		out = append(out, e.Unset.Section, e.Unset.Key)
 	}
 	return out
 }

@@ -13,7 +13,7 @@ import (
 // undoRec is how to reverse one change. It is data, not a closure, so
 // that the journal can hold it and a later run can apply it after a crash.
 type undoRec struct {
-	Op   string    `json:"op"`             // restore, remove, rmdir, unmove, exec, none
+	Op   string    `json:"op"`             // restore, remove, rmdir, unmove, mkdir, relink, exec, none
 	Path string    `json:"path,omitempty"` // the file changed (never a symlink: its target)
 	Kept string    `json:"kept,omitempty"` // restore: the copy of the original
 	From string    `json:"from,omitempty"` // unmove: where the file came from
@@ -133,6 +133,26 @@ func applyUndo(u undoRec, runCmd func(argv []string, dir string) error) error {
 				return err
 			}
 			return os.Remove(u.Path)
+		}
+	case "mkdir":
+		if err := os.Mkdir(u.Path, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			return err
+		}
+		if u.Meta.HasOwner {
+			if err := os.Lchown(u.Path, u.Meta.UID, u.Meta.GID); err != nil {
+				return err
+			}
+		}
+		return os.Chmod(u.Path, u.Meta.Mode)
+	case "relink":
+		if cur, err := os.Readlink(u.Path); err == nil && cur == u.From {
+			return nil
+		}
+		if err := os.Symlink(u.From, u.Path); err != nil {
+			return err
+		}
+		if u.Meta.HasOwner {
+			return os.Lchown(u.Path, u.Meta.UID, u.Meta.GID)
 		}
 	case "exec":
 		if runCmd == nil {
