@@ -65,6 +65,9 @@ type LocalPackage struct {
 	FirstSeen    time.Time         `json:"first_seen"`
 	Updated      time.Time         `json:"updated"`
 	Finished     time.Time         `json:"finished,omitzero"`
+	// Now is the zone's "deploy now" for this package on this device:
+	// the latencies are ignored while it is not finished.
+	Now bool `json:"now,omitempty"`
 }
 
 // Done reports whether nothing is left to do for p: its result is known
@@ -211,8 +214,15 @@ func (a *Agent) logDir() string              { return filepath.Join(a.Home, "log
 type DeployOptions struct {
 	// Log receives the engine's lines besides logs/deploy.log (nil: the file only).
 	Log io.Writer
-	// Sleep waits between fragments, cycles and periods (tests pass a fast one).
+	// Sleep waits between fragments, cycles and periods (tests pass one
+	// that moves a fake clock).
 	Sleep func(ctx context.Context, d time.Duration) error
+	// Now ignores the zone's latencies (fragment, cycle, period) for this
+	// run: zac refresh --now, for an admin who wants it done while waiting.
+	Now bool
+	// Status receives one line on where the engine stands (package,
+	// fragment n/m, next attempt in Ns), for a terminal; nil: none.
+	Status func(line string)
 }
 
 // DeployResult is what a run left behind.
@@ -247,6 +257,8 @@ type engine struct {
 	// cache holds the records between two reads of the store (active).
 	cache   []*LocalPackage
 	cacheAt time.Time
+	// where is the last package the status line named.
+	where string
 }
 
 func (e *engine) logf(format string, args ...any) {
@@ -481,6 +493,7 @@ func (e *engine) sync(ctx context.Context) error {
 			}
 			p.Priority, p.InfoLocation, p.PackLocation, p.Size, p.SHA256 = l.Priority, l.InfoLocation, l.PackLocation, l.Size, l.SHA256
 			p.InfoLocations, p.PackLocations = cleanLocations(l.InfoLocations), cleanLocations(l.PackLocations)
+			p.Now = l.Now
 			if p.Phase == PhaseNew {
 				p.Fragments = l.Fragments
 			}
@@ -634,17 +647,56 @@ func (e *engine) periods(ctx context.Context) error {
 				e.report(ctx)
 				e.finished = false
 			}
-			if err := e.o.Sleep(ctx, time.Duration(e.cfg.CycleLatency)*time.Second); err != nil {
+			if left, err := e.active(); err != nil || len(left) == 0 {
+				return err // all done: no latency to wait for
+			}
+			if err := e.wait(ctx, e.cfg.CycleLatency, "next cycle"); err != nil {
 				return err
 			}
 		}
-		if err := e.o.Sleep(ctx, time.Duration(e.cfg.PeriodLatency)*time.Second); err != nil {
+		if err := e.wait(ctx, e.cfg.PeriodLatency, "next period"); err != nil {
 			return err
 		}
 		if !progress {
 			e.logf("a period went by without progress; stopping until the next run")
 			return nil
 		}
+	}
+}
+
+// wait sleeps one of the zone's latencies (seconds), unless this run or
+// an unfinished package asks for deployment now; the terminal hears how
+// long.
+func (e *engine) wait(ctx context.Context, seconds int, what string) error {
+	if seconds <= 0 || e.urgent() {
+		return ctx.Err()
+	}
+	e.status("%s: next attempt in %ds (%s; zac refresh --now skips the latencies)", e.where, seconds, what)
+	return e.o.Sleep(ctx, time.Duration(seconds)*time.Second)
+}
+
+// urgent says whether latencies are ignored now: --now, or a package the
+// zone wants deployed now and not finished yet.
+func (e *engine) urgent() bool {
+	if e.o.Now {
+		return true
+	}
+	for _, p := range e.cache {
+		if p.Now && p.Phase != PhaseDone {
+			return true
+		}
+	}
+	return false
+}
+
+// status tells the terminal where the engine stands (DeployOptions.Status).
+func (e *engine) status(format string, args ...any) {
+	line := fmt.Sprintf(format, args...)
+	if strings.HasPrefix(line, "package ") {
+		e.where = strings.SplitN(line, ":", 2)[0]
+	}
+	if e.o.Status != nil {
+		e.o.Status(line)
 	}
 }
 
@@ -663,6 +715,7 @@ func (e *engine) step(ctx context.Context, p *LocalPackage) (ok bool, err error)
 		if err != nil {
 			return false, e.retryLater(p, err)
 		}
+		e.status("package %s: info fetched, %d fragment(s)", p.ID, p.Fragments)
 		if p.Fragments == 0 {
 			p.Phase = PhaseReady
 		} else {
@@ -710,7 +763,8 @@ func (e *engine) step(ctx context.Context, p *LocalPackage) (ok bool, err error)
 				return false, err
 			}
 		}
-		return true, e.o.Sleep(ctx, time.Duration(e.cfg.FragLatency)*time.Second)
+		e.status("package %s: fragment %d/%d in", p.ID, p.Have, p.Fragments)
+		return true, e.wait(ctx, e.cfg.FragLatency, "next fragment")
 	case PhaseReady:
 		if n := e.recheck(p); n > 0 {
 			p.Have, p.Phase = n-1, PhaseDownload
@@ -804,6 +858,7 @@ func (e *engine) finish(p *LocalPackage, result string) error {
 	p.Phase, p.Result, p.Reported, p.Finished = PhaseDone, result, false, e.a.Now().UTC()
 	e.finished = true
 	e.logf("package %s: result %s", p.ID, result)
+	e.status("package %s: %s", p.ID, result)
 	return e.a.savePackage(p)
 }
 

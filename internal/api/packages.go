@@ -172,6 +172,9 @@ type DevicePackage struct {
 	Size          int64    `json:"size"`
 	SHA256        string   `json:"sha256,omitempty"`
 	Status        string   `json:"status"`
+	// Now asks the agent to ignore the download latencies for this
+	// package (zman package-deploy-now).
+	Now bool `json:"now,omitempty"`
 }
 
 // PackageStatusReport is the body of POST

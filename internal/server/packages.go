@@ -106,6 +106,7 @@ func (s *Server) packageRoutes(admin func(string, func(http.ResponseWriter, *htt
 	admin("POST "+api.Prefix+"/packages/{id}/unassign", s.assignPackage(false))
 	admin("GET "+api.Prefix+"/packages/{id}/stats", s.packageStats)
 	admin("POST "+api.Prefix+"/packages/{id}/validate", s.validatePackage)
+	admin("POST "+api.Prefix+"/packages/{id}/deploy-now", s.deployNow)
 	admin("GET "+api.Prefix+"/download-config", s.getDownloadConfig)
 	admin("PUT "+api.Prefix+"/download-config", s.putDownloadConfig)
 	device("GET "+api.Prefix+"/device/packages", s.devicePackages)
@@ -507,6 +508,47 @@ func (s *Server) assignPackage(assign bool) func(http.ResponseWriter, *http.Requ
 	}
 }
 
+// deployNow marks the targets' deployments of a package "deploy now":
+// their agents ignore the download latencies for it at their next
+// refresh. Targets not assigned the package are counted, not changed.
+func (s *Server) deployNow(w http.ResponseWriter, r *http.Request, actor string) error {
+	var req api.PackageAssign
+	if err := readJSON(w, r, &req); err != nil {
+		return err
+	}
+	p, err := s.packageOf(r)
+	if err != nil {
+		return err
+	}
+	ids, err := s.targets(req)
+	if err != nil {
+		return err
+	}
+	deps, err := s.db.Deployments(p.ID)
+	if err != nil {
+		return err
+	}
+	have := map[string]bool{}
+	for _, d := range deps {
+		have[d.Device] = d.Status == zone.StatusWaiting || d.Status == zone.StatusNotified
+	}
+	res := api.PackageAssignResult{Package: p.ID, Changed: []string{}}
+	for _, id := range ids {
+		if have[id] {
+			res.Changed = append(res.Changed, id)
+		} else {
+			res.Already++
+		}
+	}
+	if len(res.Changed) > 0 {
+		if err := s.db.Exec(actor, zone.CmdPackageDeployNow, zone.PackageDevices{Package: p.ID, Devices: res.Changed, Time: s.db.Now()}); err != nil {
+			return err
+		}
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
 // sameOS keeps the devices whose OS can run p (content.RunsOn), the rule
 // zac applies: a device named in the request that cannot is an error,
 // one reached through a group or filter is left out and counted.
@@ -664,7 +706,7 @@ func (s *Server) devicePackages(w http.ResponseWriter, r *http.Request, dev zone
 		info, pack := s.packLocations(dev, p)
 		out.Packages = append(out.Packages, api.DevicePackage{ID: p.ID, Priority: p.Priority, InfoLocation: p.Activation.InfoLocation,
 			PackLocation: p.Activation.PackLocation, InfoLocations: info, PackLocations: pack,
-			Fragments: p.Frags, Size: p.Size, SHA256: p.SHA256, Status: zone.StatusNotified})
+			Fragments: p.Frags, Size: p.Size, SHA256: p.SHA256, Status: zone.StatusNotified, Now: d.Now})
 	}
 	// Priority 0 first, as agents work through them.
 	sort.SliceStable(out.Packages, func(i, j int) bool { return out.Packages[i].Priority < out.Packages[j].Priority })

@@ -49,6 +49,9 @@ type Deployment struct {
 	// Detail is the agent's account of a failure (a CPK's step, message
 	// and last lines of output); cleared by the next status.
 	Detail string `json:"detail,omitempty"`
+	// Now is "deploy now" (zman package-deploy-now): the device's agent
+	// ignores the download latencies for this package.
+	Now bool `json:"now,omitempty"`
 }
 
 // Deployment statuses set by the server; agents report the others.
@@ -151,6 +154,7 @@ const (
 	CmdPackageNotify     = "package.notify"
 	CmdPackageStatus     = "package.status"
 	CmdPackageValidate   = "package.validate"
+	CmdPackageDeployNow  = "package.deploy-now"
 	CmdDownloadConfigure = "download.configure"
 )
 
@@ -263,6 +267,31 @@ func applyPackage(tx *bolt.Tx, c Command) (target string, ok bool, err error) {
 				continue
 			}
 			dep := Deployment{Package: d.Package, Device: dev, Status: StatusWaiting, Assigned: d.Time, Updated: d.Time}
+			if err := putDeployment(tx, dep); err != nil {
+				return "", true, err
+			}
+		}
+		return d.Package, true, nil
+
+	case CmdPackageDeployNow:
+		// Devices not assigned the package are skipped: the request
+		// names targets as assignments do, and may reach more devices.
+		var d PackageDevices
+		if err := decode(c, &d); err != nil {
+			return "", true, err
+		}
+		if !exists(tx, store.BucketPackages, d.Package) {
+			return "", true, errkind.New(errkind.NotFound, "package %s not found", d.Package)
+		}
+		for _, dev := range d.Devices {
+			var dep Deployment
+			if tx.Bucket(store.BucketDeployments).Get(deploymentKey(d.Package, dev)) == nil {
+				continue
+			}
+			if err := getDeployment(tx, d.Package, dev, &dep); err != nil {
+				return "", true, err
+			}
+			dep.Now = true
 			if err := putDeployment(tx, dep); err != nil {
 				return "", true, err
 			}

@@ -49,8 +49,16 @@ func TestPackageLifecycle(t *testing.T) {
 		t.Fatalf("statuses %v, want %v", got, want)
 	}
 	deps, pkgs, err := db.DevicePackages("d3")
-	if err != nil || len(deps) != 1 || pkgs[0].ID != "100" {
+	if err != nil || len(deps) != 1 || pkgs[0].ID != "100" || deps[0].Now {
 		t.Fatalf("DevicePackages(d3) = %v %v %v", deps, pkgs, err)
+	}
+	// Deploy now: marks the assigned, skips the others.
+	mustExec(t, db, zone.CmdPackageDeployNow, zone.PackageDevices{Package: "100", Devices: []string{"d3", "nosuch"}, Time: t0})
+	if deps, _, _ := db.DevicePackages("d3"); len(deps) != 1 || !deps[0].Now {
+		t.Fatalf("after deploy-now: %+v", deps)
+	}
+	if deps, _, _ := db.DevicePackages("d4"); len(deps) != 1 || deps[0].Now {
+		t.Fatalf("deploy-now reached d4: %+v", deps)
 	}
 
 	mustExec(t, db, zone.CmdPackageValidate, zone.PackageValidate{Package: "100", Mode: zone.ValidateSuccess})

@@ -19,6 +19,7 @@ import (
 type RefreshOptions struct {
 	*Options
 	Verbose bool
+	Now     bool
 }
 
 func newRefresh(opts *Options, runF func(*RefreshOptions) error) *cobra.Command {
@@ -46,7 +47,20 @@ what is left:
   5  no zone server could be reached (the engine still worked offline
      with the packages it knew)
 zac package-list shows where each package stands.
-The engine's log is logs/deploy.log in the agent's home (-v: also stderr).`,
+The engine's log is logs/deploy.log in the agent's home (-v: also stderr).
+On a terminal, a status line shows the package, the fragment and how long
+the engine waits before its next attempt.
+
+The zone's download settings (zman package-download-config) pace the
+engine as OCS agents are paced: a package of priority P takes one step
+(its info file, one fragment, or its action) every P cycles; FRAG_LATENCY
+seconds (default 10) follow each fragment, CYCLE_LATENCY seconds (default
+60) each cycle of PERIOD_LENGTH (default 10) cycles, PERIOD_LATENCY each
+period. With the defaults a one-fragment package of priority 5 needs
+about 10 minutes, a 3-fragment one about 20: the latencies spread 1,000
+devices' downloads over time. --now ignores them for this run (the zone's
+'zman package-deploy-now' does the same for a package or device from the
+zone's side).`,
 		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if runF != nil {
@@ -56,6 +70,7 @@ The engine's log is logs/deploy.log in the agent's home (-v: also stderr).`,
 		},
 	}
 	cmd.Flags().BoolVarP(&o.Verbose, "verbose", "v", false, "also write the engine's log to stderr")
+	cmd.Flags().BoolVar(&o.Now, "now", false, "ignore the zone's download latencies in this run: deploy as fast as the servers answer")
 	return cmd
 }
 
@@ -74,7 +89,14 @@ func refreshRun(ctx context.Context, o *RefreshOptions) error {
 		log = o.IO.ErrOut
 	}
 	start := time.Now()
-	res, err := a.Deploy(ctx, agent.DeployOptions{Log: log})
+	do := agent.DeployOptions{Log: log, Now: o.Now}
+	// On a terminal, one line says where the engine stands and how long it
+	// waits, so that the zone's latencies never look like a hang.
+	if o.IO.ErrTTY && !o.Verbose {
+		do.Status = func(line string) { fmt.Fprintf(o.IO.ErrOut, "\r\x1b[K%s", line) }
+		defer fmt.Fprint(o.IO.ErrOut, "\r\x1b[K")
+	}
+	res, err := a.Deploy(ctx, do)
 	if err != nil {
 		return err
 	}

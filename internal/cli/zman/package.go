@@ -552,6 +552,47 @@ deployment records go; devices that installed the package keep it.`
 	return cmd
 }
 
+func newPackageDeployNow(f *Factory, runF func(*packageAssignOptions) error) *cobra.Command {
+	o := &packageAssignOptions{f: f}
+	cmd := &cobra.Command{
+		Use:     "package-deploy-now ID [DEVICE...] [--group GROUP]... [--all] [--os OS] [--name PATTERN]",
+		Aliases: []string{"pkdn"},
+		Short:   "Have devices deploy a package without the download latencies",
+		Long: `Ask devices already assigned a package (chosen as package-assign chooses
+them) to deploy it now: at their next refresh their agents ignore the
+zone's download latencies (fragment, cycle and period latencies of
+package-download-config) for this package, until it is done. The
+priority still orders packages. Devices not assigned the package, or that
+already reported a result, are counted and left alone. zac refresh --now
+does the same from the device.`,
+		Example: `  zman package-deploy-now 1700000002 pc1
+  zman pkdn 1700000002 --group lab`,
+		Args: cmdutil.MinimumArgs(1, "the package ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.ID, o.Target.Devices = args[0], args[1:]
+			t := o.Target
+			if len(t.Devices) == 0 && len(t.Groups) == 0 && !t.All && t.OS == "" && t.NamePattern == "" {
+				return errkind.New(errkind.Usage, "name devices, --group, or a filter (--all, --os, --name)")
+			}
+			if runF != nil {
+				return runF(o)
+			}
+			return o.f.withClient(cmd.Context(), func(ctx context.Context, c *client.Client) error {
+				var res api.PackageAssignResult
+				if err := c.Post(ctx, packagePath(o.ID, "/deploy-now"), o.Target, &res); err != nil {
+					return err
+				}
+				return o.f.done(res, "Package %s: %d device(s) deploy it now (%d not waiting for it).\n", res.Package, len(res.Changed), res.Already)
+			})
+		},
+	}
+	cmd.Flags().StringSliceVarP(&o.Target.Groups, "group", "g", nil, "the members of this group (repeatable)")
+	cmd.Flags().BoolVar(&o.Target.All, "all", false, "every device (narrowed by --os and --name)")
+	cmd.Flags().StringVar(&o.Target.OS, "os", "", "devices whose OS contains this text (case-insensitive)")
+	cmd.Flags().StringVar(&o.Target.NamePattern, "name", "", "devices whose name matches this shell pattern")
+	return cmd
+}
+
 type packageStatsOptions struct {
 	f      *Factory
 	ID     string
@@ -771,6 +812,6 @@ func downloadConfigRun(ctx context.Context, o *downloadConfigOptions) error {
 func packageCommands(f *Factory) []*cobra.Command {
 	return []*cobra.Command{newPackageCreate(f, nil), newPackageList(f, nil), newPackageInfo(f, nil),
 		newPackageDelete(f, nil), newPackageActivate(f, nil), newPackageDeactivate(f, nil),
-		newPackageAssign(f, true, nil), newPackageAssign(f, false, nil), newPackageStats(f, nil),
+		newPackageAssign(f, true, nil), newPackageAssign(f, false, nil), newPackageDeployNow(f, nil), newPackageStats(f, nil),
 		newPackageValidate(f, nil), newDownloadConfig(f, nil)}
 }
