@@ -2,11 +2,14 @@ package provision
 
 import (
 	"crypto"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"zonekit/internal/atomicfile"
@@ -23,6 +26,7 @@ type RepairMode int
 const (
 	RepairServer      RepairMode = 1 // this Primary Server's certificate, under the current CA
 	RepairCAAndServer RepairMode = 2 // a new CA (same subject, cross-signed by the old key) and the server certificate
+	RepairImport      RepairMode = 3 // a certificate for this server the zone CA's owner issued (an external CA)
 )
 
 // RepairOptions are the inputs of RepairSSL.
@@ -33,12 +37,20 @@ type RepairOptions struct {
 	Years    int         // CA validity for RepairCAAndServer; 0 means 10
 	DNSNames []string    // added to the server certificate
 	Now      func() time.Time
+
+	// RepairImport: the certificate (PEM, DER or PKCS#7, with its chain),
+	// the key it certifies (nil: this server's current key), and whether
+	// to accept one that drops names in use.
+	Cert  []byte
+	Key   []byte
+	Force bool
 }
 
 // RepairResult says what was reminted.
 type RepairResult struct {
-	CA     *pki.CA
-	Server *pki.CA // only Cert is set: the new server certificate
+	CA       *pki.CA
+	Server   *pki.CA  // only Cert is set: the new server certificate
+	Warnings []string // what a forced import breaks
 }
 
 // RepairSSL remints certificates with the zone server stopped, for when
@@ -84,6 +96,9 @@ func RepairSSL(o RepairOptions) (*RepairResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.Mode == RepairImport {
+		return importServerCert(p, db, self, caCert, o, now())
+	}
 	oldKey, keyErr := readKey(p.CAKey())
 	if keyErr == nil && !pki.SameKey(caCert.PublicKey, oldKey) {
 		keyErr = fmt.Errorf("%s is not the zone CA's key", p.CAKey())
@@ -99,7 +114,7 @@ func RepairSSL(o RepairOptions) (*RepairResult, error) {
 	switch o.Mode {
 	case RepairServer:
 		if keyErr != nil {
-			return nil, errkind.New(errkind.NotFound, "this server cannot sign with the zone CA (%v): repair on the server holding the CA key, or get a certificate from the CA and use 'zman server-add-certificate'", keyErr)
+			return nil, errkind.New(errkind.NotFound, "this server cannot sign with the zone CA (%v): repair on the server holding the CA key, or have the CA sign a CSR (zconfigure -c SSL --csr FILE) and import its certificate with option 3 (--cert CERTFILE)", keyErr)
 		}
 		if now().After(caCert.NotAfter) {
 			return nil, errkind.New(errkind.Failure, "the zone CA expired on %s too: choose option 2 (remint the CA and the server certificate)", caCert.NotAfter.UTC().Format(time.DateOnly))
@@ -199,6 +214,118 @@ func RepairSSL(o RepairOptions) (*RepairResult, error) {
 	}
 	res.Server = &pki.CA{Cert: cert}
 	return res, nil
+}
+
+// importServerCert installs a server certificate from the zone CA's owner
+// offline: the way out when an external CA's server certificate expired
+// and the server, which 'zman sacert' needs, will not start. It must chain
+// to the zone CA, be valid now, certify the key and cover the names in
+// use (unless forced). The key is written first, only when it changes;
+// the store last, so a run cut short is repeated whole.
+func importServerCert(p config.Paths, db *zone.DB, self zone.Server, caCert *x509.Certificate, o RepairOptions, now time.Time) (*RepairResult, error) {
+	const actor = "zconfigure -c SSL"
+	certs, err := pki.ParseCertificates(o.Cert)
+	if err != nil {
+		return nil, errkind.New(errkind.Invalid, "the certificate file: %v", err)
+	}
+	keyData := o.Key
+	newKey := keyData != nil
+	if !newKey {
+		if keyData, err = os.ReadFile(p.ServerKey()); err != nil {
+			return nil, fmt.Errorf("this server's key: %w", err)
+		}
+	}
+	key, err := pki.ParsePrivateKey(keyData)
+	if err != nil {
+		return nil, errkind.New(errkind.Invalid, "the key: %v", err)
+	}
+	// The intermediates the current certificate was served with are
+	// known; a renewed one usually comes from the same issuing CA.
+	var inter []*x509.Certificate
+	if cur, err := os.ReadFile(p.ServerCert()); err == nil {
+		if cs, err := pki.ParseCertsPEM(cur); err == nil {
+			for _, c := range cs {
+				if c.IsCA && !c.Equal(caCert) {
+					inter = append(inter, c)
+				}
+			}
+		}
+	}
+	leaf, chain, err := pki.CheckServerCert(certs, pki.ServerCertCheck{Root: caCert, Intermediates: inter, PublicKey: key.Public(), At: now})
+	if err != nil {
+		if !newKey && strings.Contains(err.Error(), "does not match the server's key") {
+			return nil, errkind.New(errkind.Invalid, "%v: give the key it certifies with --key FILE", err)
+		}
+		return nil, errkind.Wrap(errkind.Invalid, err)
+	}
+	if now.Before(leaf.NotBefore) || now.After(leaf.NotAfter) {
+		return nil, errkind.New(errkind.Invalid, "the certificate is valid from %s to %s, not now", leaf.NotBefore.UTC().Format(time.DateOnly), leaf.NotAfter.UTC().Format(time.DateOnly))
+	}
+	res := &RepairResult{Server: &pki.CA{Cert: leaf}}
+	if missing := pki.UncoveredNames(leaf, self.NamesInUse()); len(missing) > 0 {
+		what := fmt.Sprintf("the certificate for %s does not cover %s, which agents, zman or peer servers use to reach it: they would be refused", self.Name, strings.Join(missing, ", "))
+		if !o.Force {
+			return nil, errkind.New(errkind.Invalid, "%s. Have it issued for these names too, or give -f to accept it anyway", what)
+		}
+		res.Warnings = append(res.Warnings, "accepted with -f: "+what)
+	}
+	if newKey {
+		keyPEM, err := pki.EncodeKeyPEM(key)
+		if err != nil {
+			return nil, err
+		}
+		if err := atomicfile.WriteFile(p.ServerKey(), keyPEM, 0o600); err != nil {
+			return nil, err
+		}
+	}
+	if err := atomicfile.WriteFile(p.ServerCert(), pki.EncodeChainPEM(chain...), 0o644); err != nil {
+		return nil, err
+	}
+	if err := db.SetServerCert(actor, self.ID, string(pki.EncodeChainPEM(chain...))); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// ServerCSR makes a certificate request for this server's current key,
+// naming everything the server is reached by, for an external CA to
+// renew its certificate while the server is stopped.
+func ServerCSR(p config.Paths) ([]byte, error) {
+	if err := p.CheckZone(); err != nil {
+		return nil, err
+	}
+	cfg, err := config.LoadServer(p)
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(p.Store(), store.Options{})
+	if err != nil {
+		if errors.Is(err, store.ErrLocked) {
+			return nil, errkind.New(errkind.Unavailable, "the zone server is running: use 'zman server-certificate-csr' instead")
+		}
+		return nil, err
+	}
+	defer st.Close()
+	self, err := zone.New(st, nil).Server(cfg.ServerID)
+	if err != nil {
+		return nil, err
+	}
+	key, err := readKey(p.ServerKey())
+	if err != nil {
+		return nil, fmt.Errorf("this server's key: %w", err)
+	}
+	var dns, ips []string
+	for _, n := range self.NamesInUse() {
+		switch {
+		case net.ParseIP(n) != nil:
+			if !slices.Contains(ips, n) {
+				ips = append(ips, n)
+			}
+		case n != self.Name && !slices.Contains(dns, n):
+			dns = append(dns, n)
+		}
+	}
+	return pki.NewServerCSR(key, pki.CSRSubject{CommonName: self.Name, DNSNames: dns}, ips)
 }
 
 func readKey(path string) (crypto.Signer, error) {

@@ -345,28 +345,12 @@ func (s *Server) checkFuture(r *zone.Remint, f zone.FutureCert, data []byte, pub
 	return chain, nil
 }
 
-// namesInUse are the names and addresses by which agents, zman and peer
-// servers reach sv: its record's names and addresses, the host peers dial
-// and every name its current certificate covers (an agent may have been
-// given any of them).
-func namesInUse(sv zone.Server) []string {
-	names := append([]string{sv.Name}, sv.DNSNames...)
-	names = append(names, sv.IPs...)
-	if host, _, err := net.SplitHostPort(sv.Address); err == nil && host != "" {
-		names = append(names, host)
-	}
-	if cur, err := pki.ParseCertPEM([]byte(sv.CertPEM)); err == nil {
-		names = append(names, pki.NamesOf(cur)...)
-	}
-	return names
-}
-
 // checkNamesInUse is the preflight of a new certificate for sv: one that
 // drops a name or address in use would lock out whoever uses it at
 // activation. It is refused, or with force accepted with a warning that
 // lists what breaks.
 func checkNamesInUse(leaf *x509.Certificate, sv zone.Server, force, canForce bool) (warning string, err error) {
-	missing := pki.UncoveredNames(leaf, namesInUse(sv))
+	missing := pki.UncoveredNames(leaf, sv.NamesInUse())
 	if len(missing) == 0 {
 		return "", nil
 	}

@@ -54,6 +54,11 @@ func (s *Server) loadTrust() error {
 			ca.Subject.CommonName, ca.NotAfter.UTC().Format(time.DateOnly))
 	}
 	if now.After(leaf.NotAfter) {
+		if !z.CAInternal {
+			// Option 1 needs the CA key, which an external CA keeps.
+			return errkind.New(errkind.Failure, "server certificate %s expired on %s: while the server is stopped, write a CSR with 'zconfigure -c SSL --csr FILE', have the external CA sign it, and install the certificate with 'zconfigure -c SSL --option 3 --cert CERTFILE'",
+				s.opts.Paths.ServerCert(), leaf.NotAfter.UTC().Format(time.DateOnly))
+		}
 		return errkind.New(errkind.Failure, "server certificate %s expired on %s: repair it with 'zconfigure -c SSL' (option 1) while the server is stopped",
 			s.opts.Paths.ServerCert(), leaf.NotAfter.UTC().Format(time.DateOnly))
 	}

@@ -3,6 +3,7 @@ package zone
 import (
 	"encoding/json"
 	"errors"
+	"net"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -374,4 +375,20 @@ func (d *DB) ReplaceCA(actor, caPEM, crossPEM string, internal bool) error {
 // IsNoRemint reports whether err says that no change is under way.
 func IsNoRemint(err error) bool {
 	return errors.Is(err, errNoRemint) || (err != nil && err.Error() == errNoRemintMessage)
+}
+
+// NamesInUse are the names and addresses by which agents, zman and peer
+// servers reach s: its record's names and addresses, the host peers dial
+// and every name its current certificate covers (an agent may have been
+// given any of them). A new certificate for s must cover them all.
+func (s Server) NamesInUse() []string {
+	names := append([]string{s.Name}, s.DNSNames...)
+	names = append(names, s.IPs...)
+	if host, _, err := net.SplitHostPort(s.Address); err == nil && host != "" {
+		names = append(names, host)
+	}
+	if cur, err := pki.ParseCertPEM([]byte(s.CertPEM)); err == nil {
+		names = append(names, pki.NamesOf(cur)...)
+	}
+	return names
 }
