@@ -327,7 +327,9 @@ func (e *engine) runCPK(ctx context.Context, p *LocalPackage, arch *fragments) s
 	limit := time.Duration(e.cfg.ExecutionTimeout) * time.Minute
 	proc := &spk.Processor{Log: lf, StateDir: e.a.SPKStateDir(), Host: spk.LocalHost(), StepTimeout: limit, SecretNames: zoneSecret}
 	runCtx := context.WithoutCancel(ctx)
-	unlock, err := spk.Lock(ctx, proc.StateDir)
+	unlock, err := spk.Lock(ctx, proc.StateDir, func(holder string) {
+		e.logf("package %s: waiting for %s to end", p.ID, holder)
+	})
 	if err != nil {
 		e.logf("package %s: %v", p.ID, err)
 		return "ERR_EXECUTE"
@@ -441,10 +443,12 @@ func (a *Agent) SPKStateDir() string { return filepath.Join(a.Home, "spk-backup"
 
 // RecoverSPK rolls back a CPK run that was interrupted (killed, or the
 // machine went down) and removes its leftovers; the agent calls it when
-// it starts, as every CPK run does first. log receives the step log.
-func (a *Agent) RecoverSPK(ctx context.Context, log io.Writer) ([]spk.Recovered, error) {
+// it starts, as every CPK run does first. log receives the step log;
+// waiting, if not nil, hears who holds the lock when a run is under way
+// (ctx bounds the wait; undo commands are bounded by their own timeout).
+func (a *Agent) RecoverSPK(ctx context.Context, log io.Writer, waiting func(holder string)) ([]spk.Recovered, error) {
 	proc := &spk.Processor{Log: log, StateDir: a.SPKStateDir()}
-	unlock, err := spk.Lock(ctx, proc.StateDir)
+	unlock, err := spk.Lock(ctx, proc.StateDir, waiting)
 	if err != nil {
 		return nil, err
 	}

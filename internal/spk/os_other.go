@@ -19,7 +19,7 @@ func ownGroup(*exec.Cmd) {}
 
 // Lock creates the state directory; without flock, one run at a time is
 // the administrator's to ensure (the agent's engine lock still holds).
-func Lock(_ context.Context, dir string) (func(), error) {
+func Lock(_ context.Context, dir string, _ func(string)) (func(), error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}

@@ -42,8 +42,8 @@ func ownGroup(cmd *exec.Cmd) {
 // Lock takes the host's SPK lock in dir (a flock, so a killed run never
 // leaves it behind): one run at a time per machine, so that recovering
 // an interrupted run never touches a live one. It waits for the holder
-// until ctx ends.
-func Lock(ctx context.Context, dir string) (unlock func(), err error) {
+// until ctx ends, calling waiting (if not nil) once with who holds it.
+func Lock(ctx context.Context, dir string, waiting func(holder string)) (unlock func(), err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -65,8 +65,13 @@ func Lock(ctx context.Context, dir string) (unlock func(), err error) {
 		if !said {
 			said = true
 			data, _ := os.ReadFile(path)
+			holder := "another package run"
 			if pid := strings.TrimSpace(string(data)); pid != "" {
-				err = fmt.Errorf("another package run (pid %s) holds %s", pid, path)
+				holder = fmt.Sprintf("another package run (pid %s)", pid)
+			}
+			err = fmt.Errorf("%s holds %s", holder, path)
+			if waiting != nil {
+				waiting(holder)
 			}
 		}
 		select {

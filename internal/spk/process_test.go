@@ -637,3 +637,28 @@ func TestDeleteAndRemoveOperations(t *testing.T) {
 		compareSnapshots(t, before, snapshot(t, dir))
 	}
 }
+
+// One run at a time: a second Lock waits (saying for whom) until the
+// first is released or its context ends.
+func TestLockWaits(t *testing.T) {
+	dir := t.TempDir()
+	unlock, err := Lock(context.Background(), dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var holder string
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := Lock(ctx, dir, func(h string) { holder = h }); err == nil {
+		t.Fatal("locked twice")
+	}
+	if !strings.Contains(holder, fmt.Sprintf("pid %d", os.Getpid())) {
+		t.Errorf("holder %q", holder)
+	}
+	unlock()
+	u2, err := Lock(context.Background(), dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u2()
+}

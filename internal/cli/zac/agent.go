@@ -54,10 +54,13 @@ func agentRun(ctx context.Context, o *AgentOptions) error {
 		return errkind.New(errkind.Usage, "--interval must be positive")
 	}
 	a := o.Agent()
-	// A CPK run that was killed is rolled back before anything else.
-	if _, err := a.RecoverSPK(ctx, o.IO.ErrOut); err != nil {
+	// A CPK run that was killed is rolled back before anything else;
+	// one under way (zac spk-process) is left to itself.
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	if _, err := a.RecoverSPK(rctx, o.IO.ErrOut, nil); err != nil && rctx.Err() == nil {
 		fmt.Fprintf(o.IO.ErrOut, "zac: %v\n", err)
 	}
+	cancel()
 	if _, err := a.State(); err != nil {
 		return err
 	}

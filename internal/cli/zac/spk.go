@@ -190,10 +190,13 @@ func spkProcessRun(ctx context.Context, o *SPKProcessOptions, args []string) err
 	}
 	// One run at a time per machine; a run that was killed is rolled back
 	// first (and its unpacked CPKs removed).
-	if _, err := a.RecoverSPK(ctx, o.IO.ErrOut); err != nil {
+	waiting := func(holder string) {
+		fmt.Fprintf(o.IO.ErrOut, "zac: waiting for %s to end (Ctrl-C to give up)\n", holder)
+	}
+	if _, err := a.RecoverSPK(ctx, o.IO.ErrOut, waiting); err != nil {
 		return err
 	}
-	unlock, err := spk.Lock(ctx, a.SPKStateDir())
+	unlock, err := spk.Lock(ctx, a.SPKStateDir(), nil)
 	if err != nil {
 		return err
 	}
