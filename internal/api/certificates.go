@@ -37,6 +37,9 @@ type CertificateChange struct {
 	Activation time.Time      `json:"activation"`
 	Immediate  bool           `json:"immediate,omitempty"`
 	Cancelable bool           `json:"cancelable"`
+	// Stalled: due, but a server still has no future certificate; it can
+	// be cancelled (and a new change started).
+	Stalled bool `json:"stalled,omitempty"`
 	FutureCA   *CertSummary   `json:"future_ca,omitempty"`
 	Servers    []FutureServer `json:"servers"`
 	LastError  string         `json:"last_error,omitempty"`

@@ -801,7 +801,7 @@ func summary(c *x509.Certificate, withPEM bool) *api.CertSummary {
 
 func (s *Server) changeInfo(r *zone.Remint) api.CertificateChange {
 	out := api.CertificateChange{ID: r.ID, Kind: string(r.Kind), Name: r.Name, Actor: r.Actor, Started: r.Started, Activation: r.Activation,
-		Immediate: r.Immediate, Cancelable: r.Activation.After(s.now().Add(zone.CancelCutoff))}
+		Immediate: r.Immediate, Cancelable: r.Cancelable(s.now()), Stalled: r.Stalled(s.now())}
 	if c, err := pki.ParseCertPEM([]byte(r.FutureCA)); err == nil {
 		out.FutureCA = summary(c, true)
 	}

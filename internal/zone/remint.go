@@ -206,8 +206,8 @@ func applyCertificate(tx *bolt.Tx, c Command) (target string, ok bool, err error
 		if err != nil {
 			return "", true, err
 		}
-		if !r.Activation.After(d.Time.Add(CancelCutoff)) {
-			return "", true, errkind.New(errkind.Failure, "certificate change %q activates at %s: it can no longer be cancelled (only until %s before activation)",
+		if !r.Cancelable(d.Time) {
+			return "", true, errkind.New(errkind.Failure, "certificate change %q activates at %s: it can no longer be cancelled (only until %s before activation, or once it is due and still waits for certificates)",
 				r.Name, r.Activation.UTC().Format(time.RFC3339), CancelCutoff)
 		}
 		return r.Name, true, tx.Bucket(store.BucketZone).Delete([]byte(remintKey))
@@ -391,4 +391,28 @@ func (s Server) NamesInUse() []string {
 		names = append(names, pki.NamesOf(cur)...)
 	}
 	return names
+}
+
+// Stalled reports whether r is due (its activation has passed, or it is
+// Immediate) but cannot activate because a server still has no future
+// certificate: typically one waiting for an external CA that never comes.
+// Nothing has switched yet, so it may be cancelled.
+func (r *Remint) Stalled(now time.Time) bool {
+	if !r.Immediate && now.Before(r.Activation) {
+		return false
+	}
+	for _, f := range r.Servers {
+		if !f.Ready() {
+			return true
+		}
+	}
+	return false
+}
+
+// Cancelable reports whether r may be cancelled at now: until CancelCutoff
+// before its activation, and again once it is stalled. In between, and
+// once every server is ready past activation, the servers may be
+// switching.
+func (r *Remint) Cancelable(now time.Time) bool {
+	return r.Activation.After(now.Add(CancelCutoff)) || r.Stalled(now)
 }

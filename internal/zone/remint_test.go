@@ -79,3 +79,32 @@ func TestRemintCancelCutoff(t *testing.T) {
 		}
 	}
 }
+
+// A change past its activation that still waits for a certificate (an
+// external CA that never answered) is stalled: nothing switched, so it
+// can be cancelled and another started. One whose servers are all ready
+// is switching and cannot.
+func TestRemintStalledCancel(t *testing.T) {
+	db := newDB(t) // its clock reads t0
+	waiting := zone.Remint{ID: "r", Kind: zone.ChangeCAExternal, Activation: t0.Add(-time.Hour),
+		Servers: []zone.FutureCert{{Server: "srv1", Status: zone.FutureCSR}}}
+	if !waiting.Stalled(t0) || !waiting.Cancelable(t0) || waiting.Stalled(t0.Add(-2*time.Hour)) {
+		t.Fatal("a change due and waiting for a certificate is not stalled and cancelable")
+	}
+	if err := db.StartRemint("Administrator", waiting); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CancelRemint("Administrator", "r"); err != nil {
+		t.Fatalf("cancel a stalled change: %v", err)
+	}
+	ready := waiting
+	ready.ID = "r2"
+	ready.Servers = []zone.FutureCert{{Server: "srv1", Status: zone.FutureUploaded, CertPEM: "x"}}
+	if ready.Stalled(t0) || ready.Cancelable(t0) {
+		t.Fatal("a change with every certificate ready is stalled or cancelable past its activation")
+	}
+	if err := db.StartRemint("Administrator", ready); err != nil {
+		t.Fatalf("a new change after the stalled one was cancelled: %v", err)
+	}
+	wantErr(t, db.CancelRemint("Administrator", "r2"), errkind.Failure, "can no longer be cancelled")
+}

@@ -185,9 +185,8 @@ func (o *expiryCheckOptions) run(ctx context.Context, c *client.Client) error {
 	return expiryStatus(list, o.Within)
 }
 
-// expiryList grades the zone's certificates at now; a change under way
-// past its activation by more than a minute (the servers act within
-// seconds) is stalled.
+// expiryList grades the zone's certificates at now, and a change under way
+// the server calls stalled (due, but a server has no certificate yet).
 func expiryList(now time.Time, within, critical int, ca api.CertificateAuthority, servers []api.ServerCertificate, change *api.CertificateChange) []expiringCert {
 	var list []expiringCert
 	add := func(what, subject string, notAfter time.Time) {
@@ -207,7 +206,7 @@ func expiryList(now time.Time, within, critical int, ca api.CertificateAuthority
 	for _, s := range servers {
 		add("server "+s.Server, s.Subject, s.NotAfter)
 	}
-	if change != nil && change.Kind != "activated" && !change.Immediate && now.Sub(change.Activation) > time.Minute {
+	if change != nil && change.Stalled {
 		var waiting []string
 		for _, s := range change.Servers {
 			if s.Cert == nil {

@@ -18,7 +18,7 @@ func TestExpiryCheckStatus(t *testing.T) {
 	srv := func(name string, left time.Duration) api.ServerCertificate {
 		return api.ServerCertificate{Server: name, Subject: "CN=" + name, NotAfter: now.Add(left)}
 	}
-	stalled := &api.CertificateChange{Kind: "ca-change", Name: "to Corp", Activation: now.Add(-2 * time.Hour),
+	stalled := &api.CertificateChange{Kind: "ca-change", Name: "to Corp", Activation: now.Add(-2 * time.Hour), Stalled: true,
 		Servers: []api.FutureServer{{Server: "a"}, {Server: "b", Cert: &api.CertSummary{}}}}
 	tests := []struct {
 		name    string

@@ -113,6 +113,9 @@ func (f *Factory) printChange(ch api.CertificateChange) error {
 	}
 	pairs := [][2]string{{"Change", ch.Name}, {"Kind", ch.Kind}, {"Started", ui.LocalDate(ch.Started) + " by " + ch.Actor},
 		{"Activation", activation}, {"Cancelable", strconv.FormatBool(ch.Cancelable)}}
+	if ch.Stalled {
+		pairs = append(pairs, [2]string{"Stalled", "past its activation, waiting for certificates: cancel it with certificate-change-cancel"})
+	}
 	if ch.FutureCA != nil {
 		pairs = append(pairs, [2]string{"Future CA", ch.FutureCA.Subject}, [2]string{"Future CA SHA-256", ch.FutureCA.SHA256},
 			[2]string{"Future CA expires", ui.LocalDate(ch.FutureCA.NotAfter)})
@@ -315,11 +318,15 @@ func newChangeCancel(f *Factory) *cobra.Command {
 	return &cobra.Command{
 		Use:     "certificate-change-cancel",
 		Aliases: []string{"ccc"},
-		Short:   "Cancel the certificate change under way (until ten minutes before activation)",
+		Short:   "Cancel the certificate change under way (until ten minutes before activation, or once stalled)",
 		Long: `Cancel the remint or change of CA under way. The future keys and
 certificates are discarded; agents drop the future CA at their next
 refresh. A change can no longer be cancelled in the ten minutes before its
-activation.`,
+activation, while the servers may be switching; but a change past its
+activation that still waits for a server's certificate (from an external
+CA, say) is stalled: nothing has switched, and it can be cancelled so that
+another change can start. certificate-expiry-check reports a stalled
+change as CRITICAL.`,
 		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return f.withClient(cmd.Context(), func(ctx context.Context, c *client.Client) error {
