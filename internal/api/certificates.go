@@ -29,20 +29,20 @@ type RemintRequest struct {
 // CertificateChange answers GET /api/v1/certificate-changes/current and
 // the routes that start one.
 type CertificateChange struct {
-	ID         string         `json:"id"`
-	Kind       string         `json:"kind"`
-	Name       string         `json:"name"`
-	Actor      string         `json:"actor"`
-	Started    time.Time      `json:"started"`
-	Activation time.Time      `json:"activation"`
-	Immediate  bool           `json:"immediate,omitempty"`
-	Cancelable bool           `json:"cancelable"`
+	ID         string    `json:"id"`
+	Kind       string    `json:"kind"`
+	Name       string    `json:"name"`
+	Actor      string    `json:"actor"`
+	Started    time.Time `json:"started"`
+	Activation time.Time `json:"activation"`
+	Immediate  bool      `json:"immediate,omitempty"`
+	Cancelable bool      `json:"cancelable"`
 	// Stalled: due, but a server still has no future certificate; it can
 	// be cancelled (and a new change started).
-	Stalled bool `json:"stalled,omitempty"`
-	FutureCA   *CertSummary   `json:"future_ca,omitempty"`
-	Servers    []FutureServer `json:"servers"`
-	LastError  string         `json:"last_error,omitempty"`
+	Stalled   bool           `json:"stalled,omitempty"`
+	FutureCA  *CertSummary   `json:"future_ca,omitempty"`
+	Servers   []FutureServer `json:"servers"`
+	LastError string         `json:"last_error,omitempty"`
 	// ActivatedAt once: with kind "activated", the kind of the change that
 	// took effect before the answer (activation now, or an expired CA),
 	// and whether devices must re-establish trust (a new CA).
