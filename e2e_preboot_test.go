@@ -27,18 +27,19 @@ import (
 //	                         append parameters to the service's .conf file
 //	preboot mkfile FILE MiB  write MiB of random data (MiB may be a fraction, e.g. 0.3)
 //	preboot netns up|down    create (or remove) the namespaces of pxe-testing.md: a bridge
-//	                         namespace with tap0 for QEMU, $PXE_DHCP running an ordinary
+//	                         namespace with tap0 and tap1 for QEMU, $PXE_DHCP running an ordinary
 //	                         DHCP server (dnsmasq) at 10.99.0.1, $PXE_SRV at 10.99.0.2, and
 //	                         $PXE_CLIENT with an unconfigured c1 (52:54:00:00:00:99) for other
 //	                         DHCP clients (guard with [!netns] skip)
 //	preboot boot bios|uefi MARKER SECONDS
 //	                         network-boot a QEMU client on tap0 and wait for MARKER on its
 //	                         serial console
-//	preboot vm DIR DISK MAC APPEND MARKER SECONDS
-//	                         boot DIR/vmlinuz and DIR/initrd in QEMU (user networking: the
-//	                         host's 127.0.0.1 is 10.0.2.2) with DISK as its virtio disk and
-//	                         APPEND (or the contents of FILE for @FILE) on the kernel
-//	                         command line, and wait for MARKER
+//	preboot vm DIR MARKER SECONDS DISK,MAC,APPENDFILE,NET...
+//	                         boot DIR/vmlinuz and DIR/initrd in one QEMU per spec, at once,
+//	                         each with DISK as its virtio disk, APPENDFILE's contents on the
+//	                         kernel command line, and NET: user (the host's 127.0.0.1 is
+//	                         10.0.2.2) or tap0/tap1 of the bridge namespace; wait until every
+//	                         one printed MARKER
 //	preboot ext4disk DISK MiB DIR
 //	                         write DISK: a DOS partition table and one ext4 partition from
 //	                         1 MiB holding DIR's files (mke2fs -d)
@@ -112,18 +113,41 @@ func cmdPreboot(ts *testscript.TestScript, neg bool, args []string) {
 			ts.Fatalf("%s boot reached %q", args[1], args[2])
 		}
 	case "vm":
-		if len(args) != 7 {
-			ts.Fatalf("usage: preboot vm DIR DISK MAC APPEND MARKER SECONDS")
+		if len(args) < 5 {
+			ts.Fatalf("usage: preboot vm DIR MARKER SECONDS DISK,MAC,APPENDFILE,NET...")
 		}
-		secs, err := strconv.Atoi(args[6])
+		secs, err := strconv.Atoi(args[3])
 		ts.Check(err)
-		out, err := qemuKernel(ts, args[1:6], time.Duration(secs)*time.Second)
-		ts.Logf("serial console:\n%s", out)
-		if (err == nil) == neg {
-			if err != nil {
-				ts.Fatalf("vm: %v", err)
+		type result struct {
+			out string
+			err error
+		}
+		results := make([]chan result, len(args)-4)
+		for i, spec := range args[4:] {
+			f := strings.Split(spec, ",")
+			if len(f) != 4 {
+				ts.Fatalf("vm spec %q: want DISK,MAC,APPENDFILE,NET", spec)
 			}
-			ts.Fatalf("vm reached %q", args[5])
+			results[i] = make(chan result, 1)
+			appendLine := strings.TrimSpace(ts.ReadFile(f[2]))
+			go func(ch chan result) {
+				out, err := qemuKernel(ts, ts.MkAbs(args[1]), ts.MkAbs(f[0]), f[1], appendLine, f[3], args[2], time.Duration(secs)*time.Second)
+				ch <- result{out, err}
+			}(results[i])
+		}
+		var failed []string
+		for i, ch := range results {
+			r := <-ch
+			ts.Logf("serial console of %s:\n%s", args[4+i], r.out)
+			if r.err != nil {
+				failed = append(failed, fmt.Sprintf("%s: %v", args[4+i], r.err))
+			}
+		}
+		if (len(failed) == 0) == neg {
+			if len(failed) > 0 {
+				ts.Fatalf("vm: %s", strings.Join(failed, "; "))
+			}
+			ts.Fatalf("vm reached %q", args[2])
 		}
 	case "ext4disk":
 		if len(args) != 4 {
@@ -210,6 +234,9 @@ func netnsUp(ts *testscript.TestScript) {
 		{"-n", br, "tuntap", "add", "dev", "tap0", "mode", "tap"},
 		{"-n", br, "link", "set", "tap0", "master", "br0"},
 		{"-n", br, "link", "set", "tap0", "up"},
+		{"-n", br, "tuntap", "add", "dev", "tap1", "mode", "tap"},
+		{"-n", br, "link", "set", "tap1", "master", "br0"},
+		{"-n", br, "link", "set", "tap1", "up"},
 		{"-n", br, "link", "add", "d0", "type", "veth", "peer", "name", "d1", "netns", dh},
 		{"-n", br, "link", "add", "s0", "type", "veth", "peer", "name", "s1", "netns", srv},
 		{"-n", br, "link", "set", "d0", "master", "br0"}, {"-n", br, "link", "set", "d0", "up"},
@@ -220,7 +247,7 @@ func netnsUp(ts *testscript.TestScript) {
 		{"-n", dh, "addr", "add", "10.99.0.1/24", "dev", "d1"},
 		{"-n", dh, "addr", "add", "fd99::1/64", "dev", "d1", "nodad"},
 		{"-n", dh, "link", "set", "d1", "up"}, {"-n", dh, "link", "set", "lo", "up"},
-		{"-n", srv, "addr", "add", "10.99.0.2/24", "dev", "s1"},
+		{"-n", srv, "addr", "add", "10.99.0.2/24", "broadcast", "+", "dev", "s1"}, // udpcast's rendezvous is a broadcast
 		{"-n", srv, "link", "set", "s1", "up"}, {"-n", srv, "link", "set", "lo", "up"},
 	}
 	for _, s := range steps {
@@ -324,19 +351,24 @@ func imagingEnvOK() bool {
 
 // qemuKernel boots a kernel and initrd directly (no firmware PXE) with a
 // disk and user networking, and reads the serial console until the marker.
-func qemuKernel(ts *testscript.TestScript, a []string, limit time.Duration) (string, error) {
-	dir, disk, mac, appendLine, marker := ts.MkAbs(a[0]), ts.MkAbs(a[1]), a[2], a[3], a[4]
-	if f, ok := strings.CutPrefix(appendLine, "@"); ok {
-		appendLine = strings.TrimSpace(ts.ReadFile(f))
+func qemuKernel(ts *testscript.TestScript, dir, disk, mac, appendLine, network, marker string, limit time.Duration) (string, error) {
+	netdev := "user,id=n0"
+	if network != "user" {
+		netdev = "tap,id=n0,ifname=" + network + ",script=no,downscript=no"
 	}
 	args := []string{"-accel", "tcg", "-m", "384M", "-nographic", "-no-reboot",
 		"-kernel", filepath.Join(dir, "vmlinuz"), "-initrd", filepath.Join(dir, "initrd"),
 		"-append", "console=ttyS0 panic=-1 " + appendLine,
 		"-drive", "file=" + disk + ",format=raw,if=virtio",
-		"-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0,mac=" + mac}
+		"-netdev", netdev, "-device", "virtio-net-pci,netdev=n0,mac=" + mac}
+	name := "qemu-system-x86_64"
+	if network != "user" {
+		args = append([]string{"netns", "exec", ts.Getenv("PXE_BR"), name}, args...)
+		name = "ip"
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", args...)
+	cmd := exec.CommandContext(ctx, name, args...)
 	stdout, err := cmd.StdoutPipe()
 	ts.Check(err)
 	cmd.Stderr = cmd.Stdout

@@ -11,6 +11,12 @@ type PrebootAssign struct {
 	Image  string `json:"image,omitempty"`  // for image and take-image
 	Menu   string `json:"menu,omitempty"`   // for menu
 	Device string `json:"device,omitempty"` // optional: a registered device's name or ID
+	// Session makes a restore part of a multicast session: Clients
+	// machines restore together, or those that joined Wait seconds after
+	// the first.
+	Session string `json:"session,omitempty"`
+	Clients int    `json:"clients,omitempty"`
+	Wait    int    `json:"wait,omitempty"`
 }
 
 // PrebootWork is an assignment.
@@ -21,6 +27,9 @@ type PrebootWork struct {
 	Menu       string    `json:"menu,omitempty"`
 	Device     string    `json:"device,omitempty"`      // device ID
 	DeviceName string    `json:"device_name,omitempty"` // its name, when it is registered
+	Session    string    `json:"session,omitempty"`
+	Clients    int       `json:"clients,omitempty"`
+	Wait       int       `json:"wait,omitempty"`
 	Assigned   time.Time `json:"assigned"`
 	Actor      string    `json:"actor"`
 	// An imaging task's state: queued, running, done or failed (menus

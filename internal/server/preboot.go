@@ -111,6 +111,7 @@ func (s *Server) checkPrebootNames(work zone.PrebootWork) error {
 
 func (s *Server) prebootOut(w zone.PrebootWork) api.PrebootWork {
 	out := api.PrebootWork{MAC: w.MAC, Action: w.Action, Image: w.Image, Menu: w.Menu, Device: w.Device, Assigned: w.Assigned, Actor: w.Actor,
+		Session: w.Session, Clients: w.Clients, Wait: w.Wait,
 		Status: w.State(), Started: w.Started, Finished: w.Finished, Bytes: w.Bytes, Error: w.Error}
 	if w.Device != "" {
 		if dev, err := s.db.Device(w.Device); err == nil {
@@ -156,6 +157,24 @@ func (s *Server) assignPrebootWork(w http.ResponseWriter, r *http.Request, actor
 		work.Image = req.Image
 	default:
 		return errkind.New(errkind.Usage, "preboot action %q: want menu, image or take-image", req.Action)
+	}
+	if req.Session != "" {
+		if req.Action != zone.PrebootImage {
+			return errkind.New(errkind.Usage, "a multicast session restores an image; it cannot take one")
+		}
+		if !policy.ValidName(req.Session) {
+			return errkind.New(errkind.Usage, "session name %q: use letters, digits, '.', '_' and '-'", req.Session)
+		}
+		if req.Clients < 1 || req.Clients > 256 {
+			return errkind.New(errkind.Usage, "a multicast session has 1 to 256 clients (got %d)", req.Clients)
+		}
+		if req.Wait == 0 {
+			req.Wait = 300
+		}
+		if req.Wait < 1 || req.Wait > 86400 {
+			return errkind.New(errkind.Usage, "a multicast session waits 1 to 86400 seconds for its clients (got %d)", req.Wait)
+		}
+		work.Session, work.Clients, work.Wait = req.Session, req.Clients, req.Wait
 	}
 	if err := s.checkPrebootNames(work); err != nil {
 		return err

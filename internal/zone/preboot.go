@@ -41,11 +41,17 @@ const (
 // PrebootWork is what a machine (by MAC address, lower case with colons)
 // does at its next network boot.
 type PrebootWork struct {
-	MAC      string    `json:"mac"`
-	Action   string    `json:"action"`
-	Image    string    `json:"image,omitempty"`
-	Menu     string    `json:"menu,omitempty"`
-	Device   string    `json:"device,omitempty"` // the registered device's ID, when named
+	MAC    string `json:"mac"`
+	Action string `json:"action"`
+	Image  string `json:"image,omitempty"`
+	Menu   string `json:"menu,omitempty"`
+	Device string `json:"device,omitempty"` // the registered device's ID, when named
+	// A multicast restore: the machines with the same session restore the
+	// image together, once Clients have joined or Wait seconds after the
+	// first did.
+	Session  string    `json:"session,omitempty"`
+	Clients  int       `json:"clients,omitempty"`
+	Wait     int       `json:"wait,omitempty"`
 	Assigned time.Time `json:"assigned"`
 	Actor    string    `json:"actor"`
 	// The task's state (image actions only; an assignment from before

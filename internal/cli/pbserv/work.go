@@ -72,7 +72,7 @@ func (z *zoneWork) Work(ctx context.Context, mac string) (policy.Work, error) {
 	if dev == "" {
 		dev = w.Device
 	}
-	return policy.Work{Action: w.Action, Image: w.Image, Menu: w.Menu, Device: dev, Status: w.Status}, nil
+	return policy.Work{Action: w.Action, Image: w.Image, Menu: w.Menu, Device: dev, Status: w.Status, Session: w.Session, Clients: w.Clients, Wait: w.Wait}, nil
 }
 
 // Report records an imaging task's progress in the zone, as this server.

@@ -22,11 +22,14 @@ func prebootCommands(f *Factory) []*cobra.Command {
 }
 
 type prebootAssignOptions struct {
-	f      *Factory
-	MAC    string
-	Name   string // image or menu
-	Take   bool
-	Device string
+	f         *Factory
+	MAC       string
+	Name      string // image or menu
+	Take      bool
+	Device    string
+	Multicast string
+	Clients   int
+	Wait      int
 }
 
 func (o *prebootAssignOptions) run(ctx context.Context, req api.PrebootAssign) error {
@@ -39,6 +42,9 @@ func (o *prebootAssignOptions) run(ctx context.Context, req api.PrebootAssign) e
 		switch out.Action {
 		case "image":
 			what = "restore of image " + out.Image
+			if out.Session != "" {
+				what += fmt.Sprintf(" (multicast session %s, %d clients)", out.Session, out.Clients)
+			}
 		case "take-image":
 			what = "taking of image " + out.Image
 		}
@@ -63,7 +69,13 @@ machine's imaging environment starts it, then running, then done or
 failed (zman preboot-list shows which, with the bytes moved, the time taken
 and the error). A started or finished task is not served again; assign it
 anew to repeat it. An image to restore must exist on the zone server's
-imaging service, and an image to take must not (exit 3 and 4).`,
+imaging service, and an image to take must not (exit 3 and 4).
+
+With --multicast SESSION the machines assigned the same session receive the
+image together, sent once by udp-sender: the session starts when --clients
+machines have joined, or --wait seconds after the first one joined. A
+machine that misses the session restores over HTTPS instead; each machine
+reports its own result.`,
 		Args: cmdutil.ExactArgs(2, "the machine's MAC address and the IMAGE name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.MAC, opts.Name = args[0], args[1]
@@ -74,10 +86,17 @@ imaging service, and an image to take must not (exit 3 and 4).`,
 			if opts.Take {
 				action = "take-image"
 			}
-			return opts.run(cmd.Context(), api.PrebootAssign{Action: action, Image: opts.Name, Device: opts.Device})
+			req := api.PrebootAssign{Action: action, Image: opts.Name, Device: opts.Device}
+			if opts.Multicast != "" {
+				req.Session, req.Clients, req.Wait = opts.Multicast, opts.Clients, opts.Wait
+			}
+			return opts.run(cmd.Context(), req)
 		},
 	}
 	cmd.Flags().BoolVar(&opts.Take, "take", false, "take an image of the machine instead of restoring one")
+	cmd.Flags().StringVar(&opts.Multicast, "multicast", "", "restore in the multicast SESSION: assign each machine with the same session name")
+	cmd.Flags().IntVar(&opts.Clients, "clients", 1, "with --multicast: start once this many machines joined")
+	cmd.Flags().IntVar(&opts.Wait, "wait", 300, "with --multicast: or this many seconds after the first joined")
 	cmd.Flags().StringVar(&opts.Device, "device", "", "the registered device (name or ID) the machine is")
 	return cmd
 }

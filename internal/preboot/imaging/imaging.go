@@ -75,6 +75,10 @@ type Config struct {
 	TokenKey string
 	// MaxImageBytes bounds one upload; 0 means DefaultMaxImageBytes.
 	MaxImageBytes int64
+	// Portbase is the first UDP port of multicast sessions (0: the
+	// default); Sender is udp-sender's path ("" looks it up in $PATH).
+	Portbase int
+	Sender   string
 }
 
 // DefaultMaxImageBytes is the largest upload by default: 1 TiB.
@@ -112,6 +116,7 @@ type Server struct {
 	stats     Stats
 	dirNow    string
 	uploading map[string]bool // image paths with an upload under way
+	mc        sessions
 
 	srv  *http.Server
 	ln   net.Listener
@@ -190,6 +195,7 @@ func (s *Server) Start() error {
 	mux.HandleFunc("GET /images/{name}", s.handleGet)
 	mux.HandleFunc("PUT /images/{name}", s.handlePut)
 	mux.HandleFunc("POST /tasks/report", s.handleReport)
+	mux.HandleFunc("GET /tasks/session", s.handleSession)
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.Stats()) })
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	s.ln = ln
@@ -231,6 +237,7 @@ func (s *Server) Stop() {
 	defer cancel()
 	s.srv.Shutdown(ctx)
 	<-s.done
+	s.stopSessions()
 	os.Remove(s.cfg.StatsFile)
 }
 

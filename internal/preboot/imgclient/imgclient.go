@@ -41,6 +41,7 @@ type Task struct {
 	Token  string
 	MAC    string
 	Disk   string // /dev/vda; empty: the first disk found
+	Iface  string // the network interface for multicast; empty: eth0
 	CA     string // the zone CA certificate file
 }
 
@@ -65,6 +66,8 @@ func ParseCmdline(cmdline string) Task {
 			t.MAC = v
 		case "zonekit.disk":
 			t.Disk = v
+		case "zonekit.iface":
+			t.Iface = v
 		}
 	}
 	return t
@@ -329,11 +332,83 @@ func lastLine(out, logPath string) string {
 	return lines[len(lines)-1]
 }
 
-// restore fetches the image and writes it to the disk: the partition
-// table first, then each partition through zstd and partclone (or the raw
-// records). The whole stream's SHA-256 must match the service's before
-// the task is reported done.
+// restore writes the image onto the disk: received from the multicast
+// session when the task has one, else (or when the session cannot be
+// had) fetched over HTTPS.
 func (c *Client) restore(ctx context.Context) (int64, error) {
+	info, err := c.session(ctx)
+	if err != nil {
+		c.logf("no multicast session (%v); restoring over HTTPS", err)
+	} else if info.Session != "" {
+		n, err := c.restoreMulticast(ctx, info)
+		if err == nil {
+			return n, nil
+		}
+		c.logf("multicast session %s: %v; restoring over HTTPS", info.Session, err)
+	}
+	return c.restoreHTTP(ctx)
+}
+
+// SessionInfo is pbserv's answer to GET /tasks/session.
+type SessionInfo struct {
+	Session  string `json:"session"`
+	Portbase int    `json:"portbase"`
+	SHA256   string `json:"sha256"`
+	Size     int64  `json:"size"`
+	Wait     int    `json:"wait"`
+}
+
+func (c *Client) session(ctx context.Context) (SessionInfo, error) {
+	var info SessionInfo
+	req, err := http.NewRequestWithContext(ctx, "GET", c.T.Server+"/tasks/session", nil)
+	if err != nil {
+		return info, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.T.Token)
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return info, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		return info, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(msg)))
+	}
+	return info, json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&info)
+}
+
+// restoreMulticast receives the image with udp-receiver, which joins the
+// session's udp-sender on the network and asks again for what it missed.
+func (c *Client) restoreMulticast(ctx context.Context, info SessionInfo) (int64, error) {
+	iface := c.T.Iface
+	if iface == "" {
+		iface = "eth0"
+	}
+	c.logf("joining multicast session %s (port %d, %d bytes)", info.Session, info.Portbase, info.Size)
+	rc := exec.CommandContext(ctx, "udp-receiver", "--interface", iface, "--portbase", fmt.Sprint(info.Portbase),
+		"--nokbd", "--nosync", "--no-progress", "--start-timeout", fmt.Sprint(info.Wait), "--receive-timeout", "120")
+	var errb bytes.Buffer
+	rc.Stderr = &errb
+	out, err := rc.StdoutPipe()
+	if err != nil {
+		return 0, err
+	}
+	if err := rc.Start(); err != nil {
+		return 0, fmt.Errorf("udp-receiver: %w", err)
+	}
+	n, rerr := c.restoreStream(ctx, out, info.SHA256)
+	io.Copy(io.Discard, out)
+	if err := rc.Wait(); err != nil && rerr == nil {
+		rerr = fmt.Errorf("udp-receiver: %v: %s", err, lastLine(errb.String(), ""))
+	}
+	if rerr == nil && n != info.Size {
+		rerr = fmt.Errorf("received %d bytes of %d", n, info.Size)
+	}
+	return n, rerr
+}
+
+// restoreHTTP fetches the image over HTTPS.
+func (c *Client) restoreHTTP(ctx context.Context) (int64, error) {
 	req, err := http.NewRequestWithContext(ctx, "GET", c.imageURL(), nil)
 	if err != nil {
 		return 0, err
@@ -348,9 +423,16 @@ func (c *Client) restore(ctx context.Context) (int64, error) {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
 		return 0, fmt.Errorf("download: %s: %s", resp.Status, strings.TrimSpace(string(msg)))
 	}
-	want := strings.ToLower(resp.Header.Get(DigestHeader))
+	return c.restoreStream(ctx, resp.Body, strings.ToLower(resp.Header.Get(DigestHeader)))
+}
+
+// restoreStream writes an image read from r onto the disk: the
+// partition table first, then each partition through zstd and partclone
+// (or the raw records). The whole stream's SHA-256 must match want before
+// the restore counts as done.
+func (c *Client) restoreStream(ctx context.Context, r io.Reader, want string) (int64, error) {
 	h := sha256.New()
-	cr := &countReader{r: io.TeeReader(resp.Body, h)}
+	cr := &countReader{r: io.TeeReader(r, h)}
 	m, err := imgformat.ReadHeader(cr)
 	if err != nil {
 		return cr.n, err
@@ -383,7 +465,7 @@ func (c *Client) restore(ctx context.Context) (int64, error) {
 		}
 	}
 	if _, err := io.Copy(io.Discard, cr); err != nil {
-		return cr.n, fmt.Errorf("download: %w", err)
+		return cr.n, fmt.Errorf("image data: %w", err)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != want {
 		return cr.n, fmt.Errorf("integrity check failed: the image read has SHA-256 %s, the service holds %s", got, want)

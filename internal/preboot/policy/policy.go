@@ -41,6 +41,11 @@ type Work struct {
 	Menu   string `json:"menu,omitempty"`  // the menu's name, for "menu"
 	Image  string `json:"image,omitempty"` // the image's name, for the image actions
 	Device string `json:"device,omitempty"`
+	// Session, Clients and Wait make a restore part of a multicast
+	// session (see imaging).
+	Session string `json:"session,omitempty"`
+	Clients int    `json:"clients,omitempty"`
+	Wait    int    `json:"wait,omitempty"`
 	// Status is an imaging task's state (queued, running, done, failed);
 	// only a queued task is served.
 	Status string `json:"status,omitempty"`
