@@ -309,6 +309,13 @@ func (r *run) finish(end string) {
 	for p := range r.secretPaths {
 		sp = append(sp, p)
 	}
+	if end == "installed" {
+		// Before the end line: a crash in between rolls the run back,
+		// and the record's entries for it are then already undone.
+		if err := r.recordInstall(); err != nil {
+			r.logf("install record (for an uninstall) not updated: %v", err)
+		}
+	}
 	r.j.write(journalLine{End: end, Secrets: sp})
 	r.j.close()
 	switch {

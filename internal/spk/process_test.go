@@ -419,7 +419,7 @@ components:
 	if res.KeptIn != "" {
 		t.Errorf("kept in %s", res.KeptIn)
 	}
-	if left, _ := os.ReadDir(state); len(left) != 0 {
+	if left, _ := os.ReadDir(state); len(left) != 1 || left[0].Name() != installedDir {
 		t.Fatalf("snapshots left after success: %v", left)
 	}
 	if strings.Contains(log.String(), "hunter2-long") {
@@ -661,4 +661,54 @@ func TestLockWaits(t *testing.T) {
 		t.Fatal(err)
 	}
 	u2()
+}
+
+// Uninstall brings the machine back to before the package's first run,
+// across several runs, except originals that held a secret.
+func TestUninstall(t *testing.T) {
+	o := openTest(t, editSPK, map[string]string{"conf.txt": "from the package\n"})
+	dir := editFixture(t)
+	os.WriteFile(filepath.Join(dir, "secret.ini"), []byte("pw=hunter22\n"), 0o600)
+	before := snapshot(t, dir)
+	state := t.TempDir()
+	if _, err := runTest(t, &Processor{StateDir: state}, o, Values{"DIR": dir}); err != nil {
+		t.Fatal(err)
+	}
+	// A second package version run: more changes, one on a file holding a secret.
+	o2 := openTest(t, strings.Replace(editSPK, "variables: [{name: DIR, required: true}]", "variables: [{name: DIR, required: true}, {name: PW, secret: true}]", 1)+`      - file: "%DIR%/hosts"
+        append: "10.0.0.3 third"
+      - file: "%DIR%/secret.ini"
+        set: {key: pw, value: "%PW%"}
+`, map[string]string{"conf.txt": "from the package\n"})
+	if _, err := runTest(t, &Processor{StateDir: state}, o2, Values{"DIR": dir, "PW": "hunter33"}); err != nil {
+		t.Fatal(err)
+	}
+	p := &Processor{StateDir: state}
+	if names, _ := p.Installed(); len(names) != 1 || names[0] != "edits" {
+		t.Fatalf("installed: %v", names)
+	}
+	res, err := p.Uninstall(context.Background(), "edits")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Unrestorable) != 1 || !strings.HasSuffix(res.Unrestorable[0], "secret.ini") {
+		t.Errorf("unrestorable: %v", res.Unrestorable)
+	}
+	after := snapshot(t, dir)
+	sec := filepath.Join(dir, "secret.ini")
+	delete(before, sec)
+	delete(after, sec)
+	compareSnapshots(t, before, after)
+	if _, err := p.Uninstall(context.Background(), "edits"); err == nil {
+		t.Error("uninstalled twice")
+	}
+	// No record holds the secret.
+	filepath.Walk(state, func(q string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			if b, _ := os.ReadFile(q); strings.Contains(string(b), "hunter22") || strings.Contains(string(b), "hunter33") {
+				t.Errorf("%s holds the secret", q)
+			}
+		}
+		return nil
+	})
 }

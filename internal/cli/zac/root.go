@@ -54,7 +54,7 @@ for root and ~/.local/share/zonekit-agent for other users.`,
 	root.PersistentFlags().StringVar(&opts.Home, "home", "", "agent home directory (or ZAC_HOME)")
 	root.PersistentFlags().StringVarP(&opts.Output, "output", "o", "table", "output format: table or json")
 	root.AddCommand(newRegister(opts, nil), newUnregister(opts, nil), newZoneConfig(opts, nil), newRefresh(opts, nil),
-		newRetrust(opts, nil), newCertInfo(opts, nil), newSPKCompile(opts), newSPKProcess(opts),
+		newRetrust(opts, nil), newCertInfo(opts, nil), newSPKCompile(opts), newSPKProcess(opts), newSPKUninstall(opts),
 		newAgent(opts), newPackageList(opts), newPackageCancel(opts))
 	root.AddCommand(newSatelliteServe(opts), newAuthServerReconfigure(opts), newRemintSatelliteCert(opts), newImportAuthCert(opts))
 	return root

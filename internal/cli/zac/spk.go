@@ -358,3 +358,83 @@ func openCPK(path string, oo spk.OpenOptions) (*spk.Opened, error) {
 	}
 	return c, nil
 }
+
+// SPKUninstallOptions are spk-uninstall's inputs.
+type SPKUninstallOptions struct {
+	*Options
+	DryRun bool
+	List   bool
+}
+
+func newSPKUninstall(opts *Options) *cobra.Command {
+	o := &SPKUninstallOptions{Options: opts}
+	cmd := &cobra.Command{
+		Use:   "spk-uninstall [--dry-run] PACKAGE | --list",
+		Short: "Reverse what a server software package changed on this machine",
+		Long: `Reverse the recorded changes of a package that spk-process (or the zone)
+installed here, newest first: files it created are removed, files it
+replaced, edited or deleted come back as they were before the package
+first touched them (owner, mode and symbolic links included), directories
+it made go when empty, and its undo: commands run. Changes others made
+since to those files are lost. An original file that held a secret value
+was not kept: it is left as it is, and the output says so.
+
+--dry-run lists what would be reversed. --list names the packages with
+an install record. An interrupted uninstall can be run again.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if o.List {
+				return cmdutil.NoArgs(cmd, args)
+			}
+			return cmdutil.ExactArgs(1, "the package name")(cmd, args)
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return spkUninstallRun(cmd.Context(), o, args)
+		},
+	}
+	cmd.Flags().BoolVar(&o.DryRun, "dry-run", false, "list what would be reversed without doing it")
+	cmd.Flags().BoolVar(&o.List, "list", false, "list the packages that have an install record")
+	return cmd
+}
+
+func spkUninstallRun(ctx context.Context, o *SPKUninstallOptions, args []string) error {
+	a := o.Agent()
+	proc := &spk.Processor{Log: o.IO.Out, StateDir: a.SPKStateDir(), DryRun: o.DryRun}
+	if o.List {
+		names, err := proc.Installed()
+		if err != nil {
+			return err
+		}
+		for _, n := range names {
+			fmt.Fprintln(o.IO.Out, n)
+		}
+		return nil
+	}
+	waiting := func(holder string) {
+		fmt.Fprintf(o.IO.ErrOut, "zac: waiting for %s to end (Ctrl-C to give up)\n", holder)
+	}
+	if _, err := a.RecoverSPK(ctx, o.IO.ErrOut, waiting); err != nil {
+		return err
+	}
+	unlock, err := spk.Lock(ctx, a.SPKStateDir(), nil)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	res, err := proc.Uninstall(ctx, args[0])
+	if res == nil {
+		return errkind.Wrap(errkind.NotFound, err)
+	}
+	if err != nil {
+		return errkind.Wrap(errkind.Failure, err)
+	}
+	verb := "reversed"
+	if o.DryRun {
+		verb = "would reverse"
+	}
+	fmt.Fprintf(o.IO.Out, "package %s: %s %d change(s)", res.Package, verb, res.Reversed)
+	if len(res.Unrestorable) > 0 {
+		fmt.Fprintf(o.IO.Out, "; %d file(s) left as they are (their originals held secrets)", len(res.Unrestorable))
+	}
+	fmt.Fprintln(o.IO.Out)
+	return nil
+}
