@@ -212,6 +212,9 @@ func (e *engine) command(p *LocalPackage, dir, line string) string {
 		return "ERR_EXECUTE"
 	}
 	defer lf.Close()
+	// This run's output starts here: its tail goes home with the result.
+	start, _ := lf.Seek(0, io.SeekEnd)
+	defer func() { p.Output = outputTail(lf.Name(), start, api.MaxStatusOutput) }()
 	limit := time.Duration(e.cfg.ExecutionTimeout) * time.Minute
 	if limit <= 0 {
 		limit = 120 * time.Minute
@@ -237,8 +240,12 @@ func (e *engine) command(p *LocalPackage, dir, line string) string {
 		e.logf("package %s: killed after the execution timeout of %s", p.ID, limit)
 		return "ERR_EXECUTE"
 	case err == nil:
+		code := 0
+		p.ExitCode = &code
 		return "SUCCESS"
 	case errors.As(err, &ee) && ee.ExitCode() >= 0:
+		code := ee.ExitCode()
+		p.ExitCode = &code
 		e.logf("package %s: exit code %d", p.ID, ee.ExitCode())
 		return "ERR_EXIT_CODE_" + strconv.Itoa(ee.ExitCode())
 	default:

@@ -68,6 +68,10 @@ type LocalPackage struct {
 	// Now is the zone's "deploy now" for this package on this device:
 	// the latencies are ignored while it is not finished.
 	Now bool `json:"now,omitempty"`
+	// Output is the tail of the action's output (secrets masked) and
+	// ExitCode its exit code: they go home with the result.
+	Output   string `json:"output,omitempty"`
+	ExitCode *int   `json:"exit_code,omitempty"`
 }
 
 // Done reports whether nothing is left to do for p: its result is known
@@ -400,7 +404,7 @@ func (e *engine) report(ctx context.Context) {
 			continue
 		}
 		err := e.a.firstAnswer(e.st, func(c *client.Client) error {
-			return c.Post(ctx, api.Prefix+"/device/packages/"+p.ID+"/status", api.PackageStatusReport{Status: p.Result, Detail: p.Detail}, nil)
+			return c.Post(ctx, api.Prefix+"/device/packages/"+p.ID+"/status", api.PackageStatusReport{Status: p.Result, Detail: p.Detail, Output: p.Output, ExitCode: p.ExitCode}, nil)
 		})
 		if client.IsStatus(err, http.StatusNotFound) {
 			// Unassigned meanwhile: nobody is waiting for this result.

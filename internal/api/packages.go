@@ -44,6 +44,11 @@ type Package struct {
 	CreatedBy string      `json:"created_by"`
 	Active    *Activation `json:"activation,omitempty"`
 	Assigned  int         `json:"assigned"` // devices with a deployment record
+	// Of those: not notified yet, notified (no result yet), succeeded, failed.
+	NotNotified int `json:"not_notified"`
+	Notified    int `json:"notified"`
+	Succeeded   int `json:"succeeded"`
+	Failed      int `json:"failed"`
 }
 
 // Activation says where agents fetch a package: the info file over HTTPS
@@ -96,6 +101,22 @@ type Deployment struct {
 	Assigned   time.Time `json:"assigned"`
 	Updated    time.Time `json:"updated"`
 	Detail     string    `json:"detail,omitempty"` // why it failed, as the agent said
+	// Output and ExitCode come with a single device's view (package-stats
+	// --device, device-package-list): the tail of the action's output,
+	// secrets masked, and its exit code.
+	Output   string `json:"output,omitempty"`
+	ExitCode *int   `json:"exit_code,omitempty"`
+	// PackageName, Attempts, History and LastError: the per-device view.
+	PackageName string         `json:"package_name,omitempty"`
+	Attempts    int            `json:"attempts,omitempty"`
+	History     []StatusChange `json:"history,omitempty"`
+	LastError   string         `json:"last_error,omitempty"`
+}
+
+// StatusChange is one step of a deployment's history.
+type StatusChange struct {
+	Status string    `json:"status"`
+	Time   time.Time `json:"time"`
 }
 
 // PackageStats answers GET /api/v1/packages/{id}/stats.
@@ -184,7 +205,15 @@ type PackageStatusReport struct {
 	// Detail says why a deployment failed (a CPK's step, message and last
 	// lines of output), secrets masked; at most MaxStatusDetail bytes.
 	Detail string `json:"detail,omitempty"`
+	// Output is the tail of a launch or execute action's output (at most
+	// MaxStatusOutput bytes, secrets masked on the device) and ExitCode
+	// its exit code.
+	Output   string `json:"output,omitempty"`
+	ExitCode *int   `json:"exit_code,omitempty"`
 }
 
 // MaxStatusDetail bounds a reported failure's detail.
 const MaxStatusDetail = 2048
+
+// MaxStatusOutput bounds the output an agent sends home with a result.
+const MaxStatusOutput = 64 << 10

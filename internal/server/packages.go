@@ -107,6 +107,7 @@ func (s *Server) packageRoutes(admin func(string, func(http.ResponseWriter, *htt
 	admin("GET "+api.Prefix+"/packages/{id}/stats", s.packageStats)
 	admin("POST "+api.Prefix+"/packages/{id}/validate", s.validatePackage)
 	admin("POST "+api.Prefix+"/packages/{id}/deploy-now", s.deployNow)
+	admin("GET "+api.Prefix+"/devices/{ref}/packages", s.devicePackageList)
 	admin("GET "+api.Prefix+"/download-config", s.getDownloadConfig)
 	admin("PUT "+api.Prefix+"/download-config", s.putDownloadConfig)
 	device("GET "+api.Prefix+"/device/packages", s.devicePackages)
@@ -177,13 +178,16 @@ func (s *Server) listPackages(w http.ResponseWriter, r *http.Request, actor stri
 	if err != nil {
 		return err
 	}
-	counts, err := s.db.DeploymentCounts()
+	counts, err := s.db.DeploymentStatusCounts()
 	if err != nil {
 		return err
 	}
 	out := make([]api.Package, 0, len(pkgs))
 	for _, p := range pkgs {
-		out = append(out, toAPIPackage(p, counts[p.ID]))
+		c := counts[p.ID]
+		a := toAPIPackage(p, c.NotNotified+c.Notified+c.Success+c.Error)
+		a.NotNotified, a.Notified, a.Succeeded, a.Failed = c.NotNotified, c.Notified, c.Success, c.Error
+		out = append(out, a)
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -597,10 +601,18 @@ func (s *Server) packageStats(w http.ResponseWriter, r *http.Request, actor stri
 		return err
 	}
 	want := r.URL.Query().Get("status")
+	var one string // ?device=: that device's record, with its output
+	if ref := r.URL.Query().Get("device"); ref != "" {
+		dev, err := s.db.ResolveDevice(ref)
+		if err != nil {
+			return err
+		}
+		one = dev.ID
+	}
 	counts := map[string]int{}
 	out := api.PackageStats{Package: p.ID, Name: p.Name, Total: len(deps), Statuses: []api.StatusCount{}}
 	var names map[string]string
-	if want != "" {
+	if want != "" || one != "" {
 		devs, err := s.db.Devices()
 		if err != nil {
 			return err
@@ -613,7 +625,9 @@ func (s *Server) packageStats(w http.ResponseWriter, r *http.Request, actor stri
 	}
 	for _, d := range deps {
 		counts[d.Status]++
-		if want != "" && strings.EqualFold(d.Status, want) {
+		if one != "" && d.Device == one {
+			out.Devices = append(out.Devices, apiDeployment(d, names[d.Device], p.Name))
+		} else if one == "" && want != "" && strings.EqualFold(d.Status, want) {
 			out.Devices = append(out.Devices, api.Deployment{Package: d.Package, DeviceID: d.Device, DeviceName: names[d.Device],
 				Status: d.Status, Assigned: d.Assigned, Updated: d.Updated, Detail: d.Detail})
 		}
@@ -629,6 +643,43 @@ func (s *Server) packageStats(w http.ResponseWriter, r *http.Request, actor stri
 		return a.Status < b.Status
 	})
 	sort.Slice(out.Devices, func(i, j int) bool { return out.Devices[i].DeviceName < out.Devices[j].DeviceName })
+	if one != "" && len(out.Devices) == 0 {
+		return errkind.New(errkind.NotFound, "package %s is not assigned to device %s", p.ID, r.URL.Query().Get("device"))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// apiDeployment is one device's whole record for one package.
+func apiDeployment(d zone.Deployment, deviceName, packageName string) api.Deployment {
+	out := api.Deployment{Package: d.Package, PackageName: packageName, DeviceID: d.Device, DeviceName: deviceName,
+		Status: d.Status, Assigned: d.Assigned, Updated: d.Updated, Detail: d.Detail, Output: d.Output, ExitCode: d.ExitCode,
+		Attempts: d.Attempts, LastError: d.LastError}
+	for _, h := range d.History {
+		out.History = append(out.History, api.StatusChange{Status: h.Status, Time: h.Time})
+	}
+	return out
+}
+
+// devicePackageList is the per-device view (zman device-package-list): every
+// package assigned to the device, with status, attempts, history and last
+// error.
+func (s *Server) devicePackageList(w http.ResponseWriter, r *http.Request, actor string) error {
+	dev, err := s.db.ResolveDevice(r.PathValue("ref"))
+	if err != nil {
+		return err
+	}
+	deps, pkgs, err := s.db.DevicePackages(dev.ID)
+	if err != nil {
+		return err
+	}
+	out := make([]api.Deployment, 0, len(deps))
+	for i, d := range deps {
+		a := apiDeployment(d, dev.Name, pkgs[i].Name)
+		a.Output = "" // per package: zman package-stats ID --device D
+		out = append(out, a)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Package < out[j].Package })
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }
@@ -733,7 +784,13 @@ func (s *Server) devicePackageStatus(w http.ResponseWriter, r *http.Request, dev
 	if len(detail) > api.MaxStatusDetail {
 		detail = strings.ToValidUTF8(detail[:api.MaxStatusDetail], "")
 	}
-	if err := s.db.ExecBatch("device:"+dev.ID, zone.CmdPackageStatus, zone.PackageStatus{Device: dev.ID, Package: id, Status: st, Time: s.db.Now(), Detail: detail}); err != nil {
+	output := req.Output
+	if len(output) > api.MaxStatusOutput {
+		output = output[len(output)-api.MaxStatusOutput:] // the tail is what tells
+	}
+	output = strings.ToValidUTF8(output, "?")
+	if err := s.db.ExecBatch("device:"+dev.ID, zone.CmdPackageStatus, zone.PackageStatus{Device: dev.ID, Package: id, Status: st, Time: s.db.Now(),
+		Detail: detail, Output: output, ExitCode: req.ExitCode}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -52,6 +52,37 @@ type Deployment struct {
 	// Now is "deploy now" (zman package-deploy-now): the device's agent
 	// ignores the download latencies for this package.
 	Now bool `json:"now,omitempty"`
+	// Output is the tail of the action's output (at most
+	// MaxStatusOutput bytes, secrets masked by the agent) and ExitCode its
+	// exit code, from the last result.
+	Output   string `json:"output,omitempty"`
+	ExitCode *int   `json:"exit_code,omitempty"`
+	// Attempts counts the results the device reported since the
+	// assignment; History is the last MaxHistory status changes; LastError
+	// the last ERR_ result (kept when a later one succeeds).
+	Attempts  int            `json:"attempts,omitempty"`
+	History   []StatusChange `json:"history,omitempty"`
+	LastError string         `json:"last_error,omitempty"`
+}
+
+// StatusChange is one step of a deployment's history.
+type StatusChange struct {
+	Status string    `json:"status"`
+	Time   time.Time `json:"time"`
+}
+
+// Bounds of what a deployment record keeps.
+const (
+	MaxStatusOutput = 64 << 10
+	MaxHistory      = 20
+)
+
+// record appends a status change to the history, keeping the last MaxHistory.
+func (d *Deployment) record(status string, t time.Time) {
+	d.History = append(d.History, StatusChange{Status: status, Time: t})
+	if n := len(d.History); n > MaxHistory {
+		d.History = append([]StatusChange(nil), d.History[n-MaxHistory:]...)
+	}
 }
 
 // Deployment statuses set by the server; agents report the others.
@@ -186,6 +217,9 @@ type PackageStatus struct {
 	Status  string    `json:"status"`
 	Time    time.Time `json:"time"`
 	Detail  string    `json:"detail,omitempty"`
+	// Output and ExitCode: the action's output tail and exit code.
+	Output   string `json:"output,omitempty"`
+	ExitCode *int   `json:"exit_code,omitempty"`
 }
 
 // Validate modes.
@@ -325,6 +359,7 @@ func applyPackage(tx *bolt.Tx, c Command) (target string, ok bool, err error) {
 			}
 			if dep.Status == StatusWaiting {
 				dep.Status, dep.Updated = StatusNotified, d.Time
+				dep.record(StatusNotified, d.Time)
 				if err := putDeployment(tx, dep); err != nil {
 					return "", true, err
 				}
@@ -345,6 +380,18 @@ func applyPackage(tx *bolt.Tx, c Command) (target string, ok bool, err error) {
 			return "", true, err
 		}
 		dep.Status, dep.Updated, dep.Detail = d.Status, d.Time, d.Detail
+		dep.Output, dep.ExitCode = d.Output, d.ExitCode
+		if len(dep.Output) > MaxStatusOutput {
+			dep.Output = dep.Output[len(dep.Output)-MaxStatusOutput:]
+		}
+		dep.Attempts++
+		dep.record(d.Status, d.Time)
+		if strings.HasPrefix(d.Status, "ERR_") {
+			dep.LastError = d.Status
+			if d.Detail != "" {
+				dep.LastError += ": " + d.Detail
+			}
+		}
 		return d.Package, true, putDeployment(tx, dep)
 
 	case CmdPackageValidate:
@@ -501,6 +548,44 @@ func (d *DB) DeploymentCounts() (map[string]int, error) {
 		return tx.Bucket(store.BucketDeployments).ForEach(func(k, _ []byte) error {
 			pkg, _, _ := bytes.Cut(k, []byte("/"))
 			out[string(pkg)]++
+			return nil
+		})
+	})
+	return out, err
+}
+
+// StatusCounts counts a package's deployments by where they stand.
+type StatusCounts struct {
+	NotNotified int // WAITING NOTIFICATION
+	Notified    int // NOTIFIED: told, no result yet
+	Success     int // SUCCESS*
+	Error       int // ERR_*
+}
+
+// DeploymentStatusCounts counts every package's deployments by status.
+func (d *DB) DeploymentStatusCounts() (map[string]StatusCounts, error) {
+	out := map[string]StatusCounts{}
+	err := d.st.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(store.BucketDeployments).ForEach(func(k, v []byte) error {
+			pkg, _, _ := bytes.Cut(k, []byte("/"))
+			var dep struct {
+				Status string `json:"status"`
+			}
+			if err := json.Unmarshal(v, &dep); err != nil {
+				return err
+			}
+			c := out[string(pkg)]
+			switch {
+			case dep.Status == StatusWaiting:
+				c.NotNotified++
+			case dep.Status == StatusNotified:
+				c.Notified++
+			case IsSuccess(dep.Status):
+				c.Success++
+			default:
+				c.Error++
+			}
+			out[string(pkg)] = c
 			return nil
 		})
 	})

@@ -291,7 +291,7 @@ func newPackageList(f *Factory, runF func(*packageListOptions) error) *cobra.Com
 				if err := c.Get(ctx, api.Prefix+"/packages", &pkgs); err != nil {
 					return err
 				}
-				return o.f.print(pkgs, []string{"ID", "NAME", "OS", "ACTION", "PRI", "SIZE", "FRAGS", "ACTIVE", "ASSIGNED", "CREATED"}, func() [][]string {
+				return o.f.print(pkgs, []string{"ID", "NAME", "OS", "ACTION", "PRI", "SIZE", "FRAGS", "ACTIVE", "ASSIGNED", "NOT NOTIFIED", "SUCCESS", "ERROR", "CREATED"}, func() [][]string {
 					rows := make([][]string, 0, len(pkgs))
 					for _, p := range pkgs {
 						active := "no"
@@ -299,7 +299,8 @@ func newPackageList(f *Factory, runF func(*packageListOptions) error) *cobra.Com
 							active = "yes"
 						}
 						rows = append(rows, []string{p.ID, p.Name, p.OS, p.Action, strconv.Itoa(p.Priority), humanSize(p.Size),
-							strconv.Itoa(p.Fragments), active, strconv.Itoa(p.Assigned), ui.Date(p.Created)})
+							strconv.Itoa(p.Fragments), active, strconv.Itoa(p.Assigned), strconv.Itoa(p.NotNotified),
+							strconv.Itoa(p.Succeeded), strconv.Itoa(p.Failed), ui.Date(p.Created)})
 					}
 					return rows
 				})
@@ -597,12 +598,13 @@ type packageStatsOptions struct {
 	f      *Factory
 	ID     string
 	Status string
+	Device string
 }
 
 func newPackageStats(f *Factory, runF func(*packageStatsOptions) error) *cobra.Command {
 	o := &packageStatsOptions{f: f}
 	cmd := &cobra.Command{
-		Use:     "package-stats ID [--status STATUS]",
+		Use:     "package-stats ID [--status STATUS | --device DEVICE]",
 		Aliases: []string{"pks"},
 		Short:   "Show how a package's deployment goes: devices per status, or the devices of one status",
 		Long: `Show the deployment statuses of a package's devices, with counts and
@@ -614,9 +616,13 @@ ERR_BAD_DIGEST, ERR_DOWNLOAD_INFO, ERR_DOWNLOAD_PACK, ERR_BUILD, ERR_UNZIP,
 ERR_OUT_OF_SPACE, ERR_BAD_PARAM, ERR_EXECUTE_PACK, ERR_EXECUTE, ERR_CLEAN,
 ERR_DONE_FAILED, ERR_TIMEOUT, ERR_ABORTED). With --status, list the devices
 that have it, with the detail their agent gave for a failure (for a CPK:
-the component and step, the message and the last lines of output).`,
+the component and step, the message and the last lines of output). With
+--device, show that device's whole record: status, exit code, attempts,
+history, and the last 64 KiB of the action's output (secrets masked on the
+device).`,
 		Example: `  zman package-stats 1700000002
-  zman pks 1700000002 --status ERR_BAD_DIGEST`,
+  zman pks 1700000002 --status ERR_BAD_DIGEST
+  zman pks 1700000002 --device pc1`,
 		Args: cmdutil.ExactArgs(1, "the package ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.ID = args[0]
@@ -625,12 +631,18 @@ the component and step, the message and the last lines of output).`,
 			}
 			return o.f.withClient(cmd.Context(), func(ctx context.Context, c *client.Client) error {
 				path := packagePath(o.ID, "/stats")
-				if o.Status != "" {
+				switch {
+				case o.Device != "":
+					path += "?device=" + url.QueryEscape(o.Device)
+				case o.Status != "":
 					path += "?status=" + url.QueryEscape(o.Status)
 				}
 				var st api.PackageStats
 				if err := c.Get(ctx, path, &st); err != nil {
 					return err
+				}
+				if o.Device != "" && len(st.Devices) == 1 {
+					return printDeployment(o.f, st.Devices[0])
 				}
 				if o.Status != "" {
 					return o.f.print(st.Devices, []string{"DEVICE", "ID", "STATUS", "ASSIGNED", "UPDATED", "DETAIL"}, func() [][]string {
@@ -653,6 +665,7 @@ the component and step, the message and the last lines of output).`,
 		},
 	}
 	cmd.Flags().StringVar(&o.Status, "status", "", "list the devices with this status")
+	cmd.Flags().StringVar(&o.Device, "device", "", "show this device's record: status, exit code, history and the action's output")
 	return cmd
 }
 

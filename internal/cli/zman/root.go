@@ -67,7 +67,7 @@ stored with 'zman admin-store-credential', then a prompt on a terminal.`,
 	add("zone", replicationCommands(f)...)
 	add("admin", newAdminCreate(f, nil), newAdminList(f, nil), newAdminDelete(f, nil),
 		newStoreCredential(f, nil), newClearCredential(f, nil))
-	add("device", newDeviceList(f, nil), newDeviceDelete(f, nil), newDeviceInventory(f),
+	add("device", newDeviceList(f, nil), newDeviceDelete(f, nil), newDeviceInventory(f), newDevicePackageList(f),
 		newGroupCreate(f, nil), newGroupAddDevice(f, nil), newGroupList(f, nil),
 		newRegKeyCreate(f, nil), newRegKeyList(f, nil), newRegKeyDelete(f, nil))
 	add("cert", newCAInfo(f, nil), newServerCertList(f, nil), newCAExport(f, nil), newCAImport(f, nil),
