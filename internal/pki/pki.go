@@ -109,6 +109,10 @@ func LoadCA(certPath, keyPath string) (*CA, error) {
 	return &CA{Cert: cert, Key: key}, nil
 }
 
+// MaxCommonName is the longest common name RFC 5280 allows
+// (ub-common-name, 64 characters).
+const MaxCommonName = 64
+
 // ServerRequest describes a server certificate.
 type ServerRequest struct {
 	CommonName string // the server's FQDN

@@ -625,6 +625,20 @@ func (s *Server) planChange(actor string, kind zone.RemintKind, req api.RemintRe
 	if req.CommonName != "" && kind == zone.RemintServers && len(selected) != 1 {
 		return nil, noop, errkind.New(errkind.Usage, "a common name can be given only when one server is reminted")
 	}
+	if n := len(req.CommonName); n > pki.MaxCommonName {
+		return nil, noop, errkind.New(errkind.Usage, "the common name is %d characters long; RFC 5280 allows at most %d", n, pki.MaxCommonName)
+	}
+	if !rm.Immediate {
+		// Each selected server must still have a valid certificate when
+		// the new one activates: one that expires first leaves the server
+		// unreachable in between.
+		for _, sv := range selected {
+			if !sv.CertNotAfter.IsZero() && now.Before(sv.CertNotAfter) && !rm.Activation.Before(sv.CertNotAfter) {
+				return nil, noop, errkind.New(errkind.Usage, "activation %s is after the certificate of %s expires (%s): choose an earlier date",
+					rm.Activation.Format(time.RFC3339), sv.Name, sv.CertNotAfter.UTC().Format(time.RFC3339))
+			}
+		}
+	}
 	for _, sv := range selected {
 		name := sv.Name
 		if kind == zone.RemintServers && req.CommonName != "" {
@@ -666,7 +680,17 @@ func (s *Server) planChange(actor string, kind zone.RemintKind, req api.RemintRe
 			}
 		}
 		rm.CAServer = s.self.ID
-		cn := req.CommonName
+		cn, org := req.CommonName, z.Name
+		if kind == zone.RemintCA {
+			// A remint keeps the CA's subject: a new name is a change of CA.
+			if cn != "" && cn != cur.Subject.CommonName {
+				return nil, noop, errkind.New(errkind.Usage, "a CA remint keeps the subject %q; for a CA named %q use certificate-authority-change --internal --common-name", cur.Subject.CommonName, cn)
+			}
+			cn = cur.Subject.CommonName
+			if len(cur.Subject.Organization) > 0 {
+				org = cur.Subject.Organization[0]
+			}
+		}
 		if cn == "" {
 			cn = z.Name
 			if kind == zone.ChangeCAInternal {
@@ -689,7 +713,7 @@ func (s *Server) planChange(actor string, kind zone.RemintKind, req api.RemintRe
 		if err != nil {
 			return nil, noop, err
 		}
-		next, err := pki.NewCAWith(pki.CAOptions{CommonName: cn, Organization: z.Name, KeyType: kt, Years: years, Now: now, Key: keys[0]})
+		next, err := pki.NewCAWith(pki.CAOptions{CommonName: cn, Organization: org, KeyType: kt, Years: years, Now: now, Key: keys[0]})
 		if err != nil {
 			return nil, noop, err
 		}
