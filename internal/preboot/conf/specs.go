@@ -88,6 +88,7 @@ func (l Layout) Spec(service string) (*Spec, error) {
 			{Name: "NovellPolicyEngine", Kind: HostPort, Commented: true, Help: []string{"Where the preboot policy service runs (address[:port], default port " + fmt.Sprint(DefaultPolicyPort) + ").", "Empty: this server. iPXE clients are sent its boot script."}},
 			{Name: "NBPx86", Default: "undionly.kpxe", Help: []string{"The boot file offered to x86 BIOS clients (option 93 = 0)."}},
 			{Name: "NBPx64", Default: "ipxe.efi", Help: []string{"zonekit: the boot file offered to x86-64 UEFI clients (option 93 = 7 or 9)."}},
+			{Name: "NBParm64", Default: "ipxe-arm64.efi", Help: []string{"zonekit: the boot file offered to ARM64 UEFI clients (option 93 = 11, or 19", "for UEFI HTTP boot)."}},
 			{Name: "TFTPServer", Kind: IP, Commented: true, Help: []string{"zonekit: the TFTP server clients load boot files from. Empty: this server."}},
 			{Name: "MenuTimeout", Default: "2", Kind: Int, Min: 0, Max: 255, Help: []string{"Seconds the F8 boot menu waits before choosing its first entry (this", "server and its boot file). 0 shows no menu."}},
 			{Name: "ProxyLogLevel", Default: "2", Kind: Int, Min: 0, Max: 4, Help: logLevelHelp(levels04())},

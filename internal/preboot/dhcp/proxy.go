@@ -28,6 +28,7 @@ type Config struct {
 	PXEPort    int        // 4011
 	NBPx86     string     // BIOS boot file
 	NBPx64     string     // x86-64 UEFI boot file
+	NBParm64   string     // boot file for ARM64 UEFI clients (option 93 = 11, or 19 over HTTP)
 	TFTPServer netip.Addr // where boot files are; invalid means the answering address
 	// PolicyEngine is address[:port] of the preboot policy service; empty
 	// means the answering address and PolicyPort.
@@ -343,6 +344,8 @@ func Answer(cfg *Config, req *dhcpv4.DHCPv4, pxePort bool, local netip.Addr) (*d
 		switch arch {
 		case iana.EFI_X86_64_HTTP, iana.EFI_X86_64, iana.EFI_BC:
 			nbp = cfg.NBPx64
+		case iana.EFI_ARM64_HTTP, iana.EFI_ARM64:
+			nbp = cfg.NBParm64
 		default:
 			return nil, fmt.Sprintf("no boot file for HTTP client architecture %d", uint16(arch))
 		}
@@ -358,6 +361,8 @@ func Answer(cfg *Config, req *dhcpv4.DHCPv4, pxePort bool, local netip.Addr) (*d
 		file = cfg.NBPx86
 	case arch == iana.EFI_X86_64 || arch == iana.EFI_BC:
 		file = cfg.NBPx64
+	case arch == iana.EFI_ARM64:
+		file = cfg.NBParm64
 	default:
 		return nil, fmt.Sprintf("no boot file for client architecture %d (%s)", uint16(arch), arch)
 	}

@@ -17,7 +17,7 @@ import (
 var mac = net.HardwareAddr{0x52, 0x54, 0, 0x12, 0x34, 0x56}
 
 func testConfig() *Config {
-	return &Config{DHCPPort: 67, PXEPort: 4011, NBPx86: "undionly.kpxe", NBPx64: "ipxe.efi", PolicyPort: 8069, MenuTimeout: 2}
+	return &Config{DHCPPort: 67, PXEPort: 4011, NBPx86: "undionly.kpxe", NBPx64: "ipxe.efi", NBParm64: "ipxe-arm64.efi", PolicyPort: 8069, MenuTimeout: 2}
 }
 
 const noArch = iana.Arch(0xffff)
@@ -64,7 +64,9 @@ func TestAnswer(t *testing.T) {
 		{"http client", discover(t, "HTTPClient:Arch:00016:UNDI:003000", iana.EFI_X86_64_HTTP, ""), false, 0, "http://10.99.0.2:8069/boot/ipxe.efi", "", 0},
 		{"not pxe", discover(t, "", noArch, ""), false, 0, "", "not a PXE client", 0},
 		{"other vendor", discover(t, "MSFT 5.0", noArch, ""), false, 0, "", "not a PXE client", 0},
-		{"arm64", discover(t, "PXEClient:Arch:00011:UNDI:003000", iana.EFI_ARM64, ""), false, 0, "", "no boot file", 0},
+		{"arm64", discover(t, "PXEClient:Arch:00011:UNDI:003000", iana.EFI_ARM64, ""), false, 0, "ipxe-arm64.efi", "", pxeDiscoveryControl},
+		{"arm64 http", discover(t, "HTTPClient:Arch:00019:UNDI:003000", iana.EFI_ARM64_HTTP, ""), false, 0, "http://10.99.0.2:8069/boot/ipxe-arm64.efi", "", 0},
+		{"riscv", discover(t, "PXEClient:Arch:00027:UNDI:003000", iana.Arch(27), ""), false, 0, "", "no boot file", 0},
 		{"discover on 4011", discover(t, "PXEClient", iana.INTEL_X86PC, ""), true, 0, "", "not a boot server request", 0},
 	}
 	for _, c := range cases {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -205,8 +206,37 @@ const SystemdDirEnv = "ZONEKIT_SYSTEMD_DIR"
 // UnitName is a service's systemd unit.
 func UnitName(service string) string { return "zonekit-" + service + ".service" }
 
-// Unit renders the systemd unit that runs a service at boot.
+// Unit renders the systemd unit that runs a service at boot. The daemon
+// runs with no more privilege than it needs: of root's capabilities only
+// CAP_NET_BIND_SERVICE (ports 67 and 69), the file system read-only but
+// for the zonekit home and the directories its configuration writes to
+// (TFTPDirectory, ImageDirectory, log files), no new privileges, no
+// kernel tunables or modules, and only the address families it uses
+// (netlink for the interface addresses).
 func Unit(l conf.Layout, service, exe string) string {
+	rw := []string{l.Home}
+	if v, err := l.Load(service); err == nil {
+		path, _, _ := logSettings(l, service, v)
+		if path != "" {
+			rw = append(rw, filepath.Dir(path))
+		}
+		switch service {
+		case conf.TFTP:
+			rw = append(rw, v.String("TFTPDirectory"))
+		case conf.Imaging:
+			rw = append(rw, v.String("ImageDirectory"))
+		}
+	}
+	var paths []string
+	for _, p := range rw {
+		if p == "" || slices.Contains(paths, "-"+p) {
+			continue
+		}
+		inHome := strings.HasPrefix(p+"/", l.Home+"/") && p != l.Home
+		if !inHome {
+			paths = append(paths, "-"+p) // "-": a missing directory is no error
+		}
+	}
 	return fmt.Sprintf(`[Unit]
 Description=%s
 Documentation=man:pbserv(1)
@@ -220,10 +250,30 @@ ExecReload=/bin/kill -HUP $MAINPID
 KillMode=mixed
 TimeoutStopSec=30
 Restart=on-failure
+CapabilityBoundingSet=CAP_NET_BIND_SERVICE
+AmbientCapabilities=CAP_NET_BIND_SERVICE
+NoNewPrivileges=yes
+ProtectSystem=strict
+ReadWritePaths=%s
+PrivateTmp=yes
+PrivateDevices=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+MemoryDenyWriteExecute=yes
+SystemCallArchitectures=native
 
 [Install]
 WantedBy=multi-user.target
-`, Title(service), exe, service, l.Home)
+`, Title(service), exe, service, l.Home, strings.Join(paths, " "))
 }
 
 // Installed says what Install did.

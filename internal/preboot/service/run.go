@@ -255,6 +255,7 @@ func ProxyConfig(l conf.Layout, v *conf.Values) (dhcp.Config, error) {
 		PXEPort:      v.Int("ProxyPXEPort"),
 		NBPx86:       v.String("NBPx86"),
 		NBPx64:       v.String("NBPx64"),
+		NBParm64:     v.String("NBParm64"),
 		TFTPServer:   addr(v, "TFTPServer"),
 		PolicyEngine: v.String("NovellPolicyEngine"),
 		PolicyPort:   port,

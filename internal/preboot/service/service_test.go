@@ -104,3 +104,22 @@ func TestPolicyImagingAddress(t *testing.T) {
 		t.Fatalf("with PrebootServer: %q", cfg.PrebootServer)
 	}
 }
+
+// TestUnitLeastPrivilege: the unit keeps only the capability to bind low
+// ports and makes the system read-only but for the home and the
+// directories the service's configuration writes to.
+func TestUnitLeastPrivilege(t *testing.T) {
+	l := conf.Layout{Home: t.TempDir()}
+	os.MkdirAll(l.Dir(), 0o755)
+	os.WriteFile(l.File(conf.TFTP), []byte("TFTPDirectory = /srv/tftp\nTFTPLogFile = /var/log/zk/tftp.log\n"), 0o644)
+	u := Unit(l, conf.TFTP, "/usr/bin/pbserv")
+	for _, want := range []string{"CapabilityBoundingSet=CAP_NET_BIND_SERVICE\n", "AmbientCapabilities=CAP_NET_BIND_SERVICE\n", "NoNewPrivileges=yes\n", "ProtectSystem=strict\n",
+		"ReadWritePaths=-" + l.Home + " -/var/log/zk -/srv/tftp\n"} {
+		if !strings.Contains(u, want) {
+			t.Errorf("unit lacks %q:\n%s", want, u)
+		}
+	}
+	if u := Unit(l, conf.Policy, "/usr/bin/pbserv"); !strings.Contains(u, "ReadWritePaths=-"+l.Home+"\n") {
+		t.Errorf("policy unit:\n%s", u)
+	}
+}
