@@ -411,3 +411,14 @@ func sortedMembers(m []member) []member {
 	sort.Slice(m, func(i, j int) bool { return m[i].name < m[j].name })
 	return m
 }
+
+// Place puts a complete pack directory newDir (built or copied beside dir)
+// in place of dir in one step.
+func Place(newDir, dir string) error { return swapDir(newDir, dir) }
+
+// ValidFileName reports whether a manifest's file name is a plain name of
+// a pack directory (manifests from peers are checked before use).
+func ValidFileName(s string) bool {
+	return s != "" && s != ManifestFile && s != SumsFile && !strings.HasPrefix(s, ".") &&
+		!strings.ContainsAny(s, `/\`) && len(s) <= 200
+}

@@ -12,6 +12,9 @@ type Version struct {
 	APIVersions []string `json:"api_versions"`
 	Server      string   `json:"server_version"`
 	Zone        string   `json:"zone"`
+	// Servers are the zone's Primary Servers, https://NAME:PORT (what
+	// agents learn at registration anyway; install packs list them).
+	Servers []string `json:"servers,omitempty"`
 }
 
 // Error is the body of every non-2xx response.

@@ -216,6 +216,9 @@ func (s *Server) replicationPass(ctx context.Context) (missing bool) {
 	if s.replicateImages(ctx, peers, holders, mine) {
 		missing = true
 	}
+	if s.replicatePacks(ctx, peers) {
+		missing = true
+	}
 	if pulled > 0 || missing {
 		s.log.Info("content replication pass", "pulled", pulled, "missing", missing, "duration_ms", time.Since(start).Milliseconds())
 	}

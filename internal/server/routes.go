@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"zonekit/internal/api"
@@ -130,7 +132,13 @@ func (s *Server) wrap(h func(http.ResponseWriter, *http.Request) error) http.Han
 }
 
 func (s *Server) getVersion(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, api.Version{APIVersions: []string{"v1"}, Server: version.String(), Zone: s.zone.Name})
+	v := api.Version{APIVersions: []string{"v1"}, Server: version.String(), Zone: s.zone.Name}
+	if servers, err := s.db.Servers(); err == nil {
+		for _, sv := range servers {
+			v.Servers = append(v.Servers, "https://"+net.JoinHostPort(sv.Name, strconv.Itoa(sv.Port)))
+		}
+	}
+	writeJSON(w, http.StatusOK, v)
 }
 
 // statusOf maps error kinds to HTTP status codes and wire codes.

@@ -290,9 +290,9 @@ func (o *PackOptions) spec(p config.Paths, c agentpack.Custom) (agentpack.Spec, 
 	return spec, nil
 }
 
-// zoneServers lists the zone's servers, this one first. The store is read
-// when the zone server is stopped; while it runs (and holds the store)
-// this server alone goes in, named as its certificate names it.
+// zoneServers lists the zone's servers, this one first (named as its
+// certificate names it). The store is read when the zone server is
+// stopped; while it runs (and holds the store), the server is asked.
 func zoneServers(p config.Paths) (string, []string, error) {
 	cfg, err := config.LoadServer(p)
 	if err != nil {
@@ -307,7 +307,13 @@ func zoneServers(p config.Paths) (string, []string, error) {
 	st, err := store.Open(p.Store(), store.Options{ReadOnly: true, LockTimeout: 100 * time.Millisecond})
 	if err != nil {
 		if errkind.Is(err, errkind.Unavailable) {
-			return runningZoneName(first, self, p), servers, nil
+			name, all := runningZone(first, self, p)
+			for _, u := range all {
+				if u != first {
+					servers = append(servers, u)
+				}
+			}
+			return name, servers, nil
 		}
 		return "", nil, err
 	}
@@ -327,25 +333,25 @@ func zoneServers(p config.Paths) (string, []string, error) {
 	return z.Name, servers, nil
 }
 
-// runningZoneName asks the running zone server for the zone's name; the
-// store is its own while it runs.
-func runningZoneName(url string, self *x509.Certificate, p config.Paths) string {
+// runningZone asks the running zone server for the zone's name and
+// servers; the store is its own while it runs.
+func runningZone(url string, self *x509.Certificate, p config.Paths) (string, []string) {
 	ca, err := pki.ReadCertFile(p.CACert())
 	if err != nil {
-		return ""
+		return "", nil
 	}
 	c, err := client.New(client.Options{BaseURL: url, CA: ca, Timeout: 5 * time.Second})
 	if err != nil {
-		return ""
+		return "", nil
 	}
 	defer c.Close()
 	var v api.Version
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := c.Get(ctx, "/api/version", &v); err != nil {
-		return ""
+		return "", nil
 	}
-	return v.Zone
+	return v.Zone, v.Servers
 }
 
 // findZac finds (or builds) the zac binary for pl.
