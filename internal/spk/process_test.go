@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -266,7 +265,7 @@ components:
 		t.Errorf("the background step did not finish: %+v", res.Steps)
 	}
 	bg := readPid(t, filepath.Join(dir, "bg.pid"))
-	defer syscall.Kill(bg, syscall.SIGKILL)
+	defer killPid(bg)
 	if !alive(bg) {
 		t.Error("the first step's background child was killed: only a timeout kills")
 	}
@@ -328,7 +327,7 @@ func waitDead(t *testing.T, pid int) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	if alive(pid) {
-		syscall.Kill(pid, syscall.SIGKILL)
+		killPid(pid)
 		t.Fatalf("process %d survived its step", pid)
 	}
 }
