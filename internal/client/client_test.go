@@ -270,3 +270,42 @@ func TestUnavailable(t *testing.T) {
 		}
 	})
 }
+
+// Once the zone CA has expired, a running server is refused with what
+// happened and the way out; --allow-expired-ca reaches it (to remint the
+// CA at once), still checking chain and name.
+func TestExpiredZoneCA(t *testing.T) {
+	start := time.Now().Add(-3 * 365 * 24 * time.Hour)
+	ca, err := pki.NewCA("Old", pki.ECDSAP256, 1, start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := pki.GenerateKey(pki.ECDSAP256)
+	cert, err := ca.IssueServer(pki.ServerRequest{CommonName: "localhost", IPs: []net.IP{net.ParseIP("127.0.0.1")}, PublicKey: key.Public()}, start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(ok))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{cert.Raw}, PrivateKey: key}}}
+	srv.Config.ErrorLog = quiet
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+
+	err = newClient(t, srv.URL, ca.Cert, client.Options{}).Get(context.Background(), "/api/version", nil)
+	if errkind.Of(err) != errkind.Auth || !strings.Contains(err.Error(), "the zone CA \"zonekit zone CA Old\"") ||
+		!strings.Contains(err.Error(), "zman --allow-expired-ca certificate-authority-remint") {
+		t.Fatalf("Get = %v; want an Auth error saying the CA expired and how to remint it", err)
+	}
+	var v api.Version
+	if err := newClient(t, srv.URL, ca.Cert, client.Options{AllowExpiredCA: true}).Get(context.Background(), "/api/version", &v); err != nil || v.Zone != "Acme" {
+		t.Fatalf("with AllowExpiredCA: %v %+v", err, v)
+	}
+	// It is no way around the CA: a server of another CA is still refused.
+	other := httptest.NewUnstartedServer(http.HandlerFunc(ok))
+	other.Config.ErrorLog = quiet
+	other.StartTLS()
+	t.Cleanup(other.Close)
+	if err := newClient(t, other.URL, ca.Cert, client.Options{AllowExpiredCA: true}).Get(context.Background(), "/api/version", nil); err == nil {
+		t.Fatal("AllowExpiredCA accepted a server of another CA")
+	}
+}

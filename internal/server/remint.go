@@ -68,8 +68,26 @@ func (s *Server) remintLoop(ctx context.Context) {
 			} else {
 				s.remintErr.Store(nil)
 			}
+			s.noteExpiredCA()
 		}
 	}
+}
+
+// noteExpiredCA logs, once, that the zone CA expired while this server
+// runs: from then on no agent, zman or peer can verify it, and the log is
+// the only place left to say so and name the way out.
+func (s *Server) noteExpiredCA() {
+	ca := s.zoneCA()
+	if ca == nil || !s.now().After(ca.NotAfter) {
+		s.caExpired.Store(false)
+		return
+	}
+	if s.caExpired.Swap(true) {
+		return
+	}
+	s.log.Error("the zone CA has expired: nothing can connect to this server any more",
+		"ca", ca.Subject.String(), "expired", ca.NotAfter.UTC().Format(time.RFC3339),
+		"remedy", "remint it at once with 'zman --allow-expired-ca certificate-authority-remint' (then devices run 'zac retrust'), or stop the server and run 'zconfigure -c SSL' option 2")
 }
 
 // reconcile does whatever step of the change under way this server can do now.

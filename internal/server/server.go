@@ -51,6 +51,7 @@ type Server struct {
 	roleMu    sync.Mutex
 	remintMu  sync.Mutex // one certificate change step at a time on this server
 	remintErr atomic.Pointer[string]
+	caExpired atomic.Bool // logged that the zone CA expired while running
 	restoreMu sync.Mutex
 	scrubMu   sync.Mutex  // one scrub at a time
 	restored  atomic.Bool // set after a restore: answer nothing until restarted

@@ -39,7 +39,10 @@ type Global struct {
 	Output   string
 	Verbose  bool
 	Debug    bool
-	flags    *pflag.FlagSet
+	// AllowExpiredCA reaches a server whose zone CA has expired, to
+	// remint it at once.
+	AllowExpiredCA bool
+	flags          *pflag.FlagSet
 }
 
 // AddFlags registers the global flags.
@@ -53,6 +56,7 @@ func (g *Global) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVarP(&g.Output, "output", "o", "table", "output format: table or json")
 	fs.BoolVarP(&g.Verbose, "verbose", "V", false, "say which server and credential are used")
 	fs.BoolVar(&g.Debug, "debug", false, "trace API requests on stderr")
+	fs.BoolVar(&g.AllowExpiredCA, "allow-expired-ca", false, "trust the server as of the last minute the zone CA was valid, once it has expired (to remint it at once)")
 }
 
 // Factory gives commands what they need: streams, a prompter, and an
@@ -266,7 +270,7 @@ func (f *Factory) Client() (*client.Client, error) {
 }
 
 func (f *Factory) newClient(base string, cas []*x509.Certificate, auth func(*http.Request)) (*client.Client, error) {
-	o := client.Options{BaseURL: base, CA: cas[0], MoreCAs: cas[1:], Auth: auth, Observe: f.watchExpiry()}
+	o := client.Options{BaseURL: base, CA: cas[0], MoreCAs: cas[1:], Auth: auth, Observe: f.watchExpiry(), AllowExpiredCA: f.Global.AllowExpiredCA}
 	if f.Global.Debug {
 		o.Trace = f.IO.ErrOut
 	}
