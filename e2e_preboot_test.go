@@ -38,8 +38,10 @@ import (
 //	                         boot DIR/vmlinuz and DIR/initrd in one QEMU per spec, at once,
 //	                         each with DISK as its virtio disk, APPENDFILE's contents on the
 //	                         kernel command line, and NET: user (the host's 127.0.0.1 is
-//	                         10.0.2.2) or tap0/tap1 of the bridge namespace; wait until every
-//	                         one printed MARKER
+//	                         10.0.2.2) or tap0/tap1 of the bridge namespace; with NET
+//	                         pxe-tap0 the machine network-boots instead (BIOS, the e1000
+//	                         iPXE ROM; DIR and APPENDFILE unused); wait until every one
+//	                         printed MARKER
 //	preboot ext4disk DISK MiB DIR
 //	                         write DISK: a DOS partition table and one ext4 partition from
 //	                         1 MiB holding DIR's files (mke2fs -d)
@@ -129,7 +131,10 @@ func cmdPreboot(ts *testscript.TestScript, neg bool, args []string) {
 				ts.Fatalf("vm spec %q: want DISK,MAC,APPENDFILE,NET", spec)
 			}
 			results[i] = make(chan result, 1)
-			appendLine := strings.TrimSpace(ts.ReadFile(f[2]))
+			appendLine := ""
+			if !strings.HasPrefix(f[3], "pxe-") {
+				appendLine = strings.TrimSpace(ts.ReadFile(f[2]))
+			}
 			go func(ch chan result) {
 				out, err := qemuKernel(ts, ts.MkAbs(args[1]), ts.MkAbs(f[0]), f[1], appendLine, f[3], args[2], time.Duration(secs)*time.Second)
 				ch <- result{out, err}
@@ -353,14 +358,21 @@ func imagingEnvOK() bool {
 // disk and user networking, and reads the serial console until the marker.
 func qemuKernel(ts *testscript.TestScript, dir, disk, mac, appendLine, network, marker string, limit time.Duration) (string, error) {
 	netdev := "user,id=n0"
+	pxe := false
+	if tap, ok := strings.CutPrefix(network, "pxe-"); ok {
+		network, pxe = tap, true
+	}
 	if network != "user" {
 		netdev = "tap,id=n0,ifname=" + network + ",script=no,downscript=no"
 	}
 	args := []string{"-accel", "tcg", "-m", "384M", "-nographic", "-no-reboot",
-		"-kernel", filepath.Join(dir, "vmlinuz"), "-initrd", filepath.Join(dir, "initrd"),
-		"-append", "console=ttyS0 panic=-1 " + appendLine,
-		"-drive", "file=" + disk + ",format=raw,if=virtio",
-		"-netdev", netdev, "-device", "virtio-net-pci,netdev=n0,mac=" + mac}
+		"-drive", "file=" + disk + ",format=raw,if=virtio", "-netdev", netdev}
+	if pxe {
+		args = append(args, "-boot", "n", "-device", "e1000,netdev=n0,mac="+mac)
+	} else {
+		args = append(args, "-kernel", filepath.Join(dir, "vmlinuz"), "-initrd", filepath.Join(dir, "initrd"),
+			"-append", "console=ttyS0 panic=-1 "+appendLine, "-device", "virtio-net-pci,netdev=n0,mac="+mac)
+	}
 	name := "qemu-system-x86_64"
 	if network != "user" {
 		args = append([]string{"netns", "exec", ts.Getenv("PXE_BR"), name}, args...)

@@ -169,7 +169,7 @@ func (s *Server) script(w http.ResponseWriter, r *http.Request) {
 		s.log.Logf(Critical, "work for %s: %v; serving the default menu", mac, werr)
 		work = Work{Action: "none", Error: werr.Error()}
 	}
-	body, err := Script(cfg, work, mac, host, imaging)
+	body, err := Script(cfg, work, mac, host, imaging, "http://"+r.Host)
 	if err != nil {
 		s.log.Logf(Critical, "script for %s (%s): %v", mac, work.Action, err)
 		http.Error(w, "no boot script", http.StatusInternalServerError)
@@ -248,7 +248,7 @@ func (s *Server) resolve(ctx context.Context, base, mac string) (Work, error) {
 
 // Script builds the iPXE script for a device's work: a prelude that sets
 // zonekit-* variables, then the menu file.
-func Script(cfg *Config, work Work, mac, bootServer, imaging string) (string, error) {
+func Script(cfg *Config, work Work, mac, bootServer, imaging, bootURL string) (string, error) {
 	menu := "default"
 	switch work.Action {
 	case "menu":
@@ -268,6 +268,7 @@ func Script(cfg *Config, work Work, mac, bootServer, imaging string) (string, er
 	fmt.Fprintf(&b, "set zonekit-mac %s\n", mac)
 	fmt.Fprintf(&b, "set zonekit-action %s\n", work.Action)
 	fmt.Fprintf(&b, "set zonekit-boot-server %s\n", bootServer)
+	fmt.Fprintf(&b, "set zonekit-boot-url %s\n", bootURL)
 	if work.Image != "" {
 		fmt.Fprintf(&b, "set zonekit-image %s\n", work.Image)
 	}
@@ -315,8 +316,9 @@ func DefaultMenus() map[string]string {
 		"default.ipxe": `#!ipxe
 # zonekit default preboot menu: served to devices with no work assigned.
 # The variables zonekit-mac, zonekit-action, zonekit-boot-server (this
-# server), and zonekit-image and zonekit-server (the imaging service) when
-# set, are defined above this text.
+# server) and zonekit-boot-url (this service's URL), and zonekit-image,
+# zonekit-server (the imaging service) and zonekit-token when set, are
+# defined above this text.
 menu zonekit preboot menu (${zonekit-mac})
 item --default local Boot from the local disk
 item shell iPXE shell
@@ -329,11 +331,14 @@ shell
 `,
 		"imaging.ipxe": `#!ipxe
 # zonekit imaging: served to devices with an image to restore (action
-# image) or to take (take-image). Place the imaging environment's kernel
-# and initrd in the TFTP directory under zonekit-imaging/.
+# image) or to take (take-image). 'pbserv imaging-build' puts the imaging
+# environment's kernel and initrd in the TFTP directory under
+# zonekit-imaging/; they are loaded over HTTP from this policy service
+# (zonekit-boot-url), which serves that directory under /boot/.
+# initrd= hands the initrd over on UEFI too.
 echo zonekit: ${zonekit-action} ${zonekit-image} for ${zonekit-mac}
-kernel tftp://${zonekit-boot-server}/zonekit-imaging/vmlinuz zonekit.action=${zonekit-action} zonekit.image=${zonekit-image} zonekit.server=${zonekit-server} zonekit.mac=${zonekit-mac} zonekit.token=${zonekit-token}
-initrd tftp://${zonekit-boot-server}/zonekit-imaging/initrd
+kernel ${zonekit-boot-url}/boot/zonekit-imaging/vmlinuz initrd=initrd console=tty0 console=ttyS0 panic=-1 zonekit.action=${zonekit-action} zonekit.image=${zonekit-image} zonekit.server=${zonekit-server} zonekit.mac=${zonekit-mac} zonekit.token=${zonekit-token}
+initrd ${zonekit-boot-url}/boot/zonekit-imaging/initrd
 boot
 `,
 	}
