@@ -55,3 +55,20 @@ func TestIncarnationRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// Peers' incarnation headers are parsed before anything else is checked.
+func FuzzParseIncarnation(f *testing.F) {
+	for _, s := range []string{"", "1-abcd", "18446744073709551615-x", "-", "1--", "a-b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		inc, err := store.ParseIncarnation(s)
+		if err != nil {
+			return
+		}
+		back, err := store.ParseIncarnation(inc.String())
+		if err != nil || back != inc {
+			t.Fatalf("%q -> %+v -> %q -> %+v, %v", s, inc, inc.String(), back, err)
+		}
+	})
+}
