@@ -232,6 +232,33 @@ func checkZip(t *testing.T, path, zac string) {
 		strings.Contains(strings.ReplaceAll(cmd, "\r\n", ""), "\n") || !strings.Contains(cmd, "--interval 5m0s") {
 		t.Fatalf("zip %v", keys(files))
 	}
+	// The script is read here, not run (no Windows machine): zac runs as
+	// the zonekit-agent service, created once with its quoted command
+	// line, restarted on failure, stopped for an upgrade of zac.exe (the
+	// service holds it open), and the scheduled task of older packs goes.
+	for _, want := range []string{
+		`sc create zonekit-agent binPath= "\"%ZAC%\" --home \"%AGENT_HOME%\" agent --interval 5m0s" start= auto`,
+		`sc failure zonekit-agent reset= 86400 actions= restart/60000/restart/60000/restart/600000`,
+		`sc query zonekit-agent >nul 2>&1 && (sc stop zonekit-agent >nul 2>&1 & call :waitstop)`,
+		`sc start zonekit-agent`,
+		`schtasks /delete /tn zonekit-agent /f`,
+	} {
+		if !strings.Contains(cmd, want) {
+			t.Errorf("install.cmd lacks %s", want)
+		}
+	}
+	if strings.Contains(cmd, "schtasks /create") {
+		t.Error("install.cmd still schedules a task")
+	}
+	// Every block opened is closed (a stray parenthesis ends cmd.exe's
+	// parse of the whole script).
+	if strings.Count(cmd, "(") != strings.Count(cmd, ")") {
+		t.Errorf("install.cmd: %d ( and %d )", strings.Count(cmd, "("), strings.Count(cmd, ")"))
+	}
+	stop, copyExe := strings.Index(cmd, "sc stop zonekit-agent"), strings.Index(cmd, `copy /y "%SRC%zac.exe"`)
+	if stop < 0 || copyExe < stop {
+		t.Error("install.cmd copies zac.exe before stopping the service")
+	}
 }
 
 func TestBuildRefusesBadInput(t *testing.T) {

@@ -27,7 +27,8 @@ func newAgent(opts *Options) *cobra.Command {
 		Use:   "agent",
 		Short: "Run the agent: refresh and deploy packages, again and again",
 		Long: `Run zac as the device's long-running agent (scripts/zac-agent.service runs
-it under systemd): refresh with the zone, run the download engine until
+it under systemd; on Windows the pack's install.cmd makes it the
+zonekit-agent service, and zac answers the service manager itself): refresh with the zone, run the download engine until
 every package is deployed or a period makes no progress, wait --interval,
 and again. Results the zone could not take wait in the local cache and go
 with the next contact. Only one engine runs per device: a 'zac refresh'
@@ -40,7 +41,13 @@ is logs/deploy.log in the agent's home.
 --exit-when-done ends the loop once every assigned package is deployed and
 its result sent (exit status 0), for scripts that wait for a deployment.`,
 		Args: cmdutil.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error { return agentRun(cmd.Context(), o) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			run := func(ctx context.Context) error { return agentRun(ctx, o) }
+			if ok, err := asService(cmd.Context(), run); ok {
+				return err
+			}
+			return run(cmd.Context())
+		},
 	}
 	f := cmd.Flags()
 	f.DurationVar(&o.Interval, "interval", 10*time.Minute, "time between refreshes")
