@@ -13,8 +13,9 @@ import (
 // whose anchor is not found, and not already applied, is an error: a
 // silent no-op would leave a half-configured machine.
 func applyEdit(text []byte, e Edit) ([]byte, string, error) {
+	// CRLF when every line ends so; a file with a bare LF anywhere is LF.
 	nl := "\n"
-	if bytes.Contains(text, []byte("\r\n")) {
+	if crlf := bytes.Count(text, []byte("\r\n")); crlf > 0 && crlf == bytes.Count(text, []byte("\n")) {
 		nl = "\r\n"
 	}
 	lines := func(s string) string {
@@ -22,13 +23,14 @@ func applyEdit(text []byte, e Edit) ([]byte, string, error) {
 		s = strings.TrimSuffix(s, "\n")
 		return strings.ReplaceAll(s, "\n", nl)
 	}
-	// hasBlock: the block is already in the text as whole lines.
+	// hasBlock: the block is already in the text as whole lines (line
+	// endings compared loosely: a file with mixed endings still matches).
 	hasBlock := func(block string) bool {
-		t := nl + string(text)
-		if !strings.HasSuffix(t, nl) {
-			t += nl
+		t := "\n" + strings.ReplaceAll(string(text), "\r\n", "\n")
+		if !strings.HasSuffix(t, "\n") {
+			t += "\n"
 		}
-		return strings.Contains(t, nl+block+nl)
+		return strings.Contains(t, "\n"+strings.ReplaceAll(block, "\r\n", "\n")+"\n")
 	}
 	switch {
 	case e.Replace != nil:
@@ -90,11 +92,33 @@ func applyEdit(text []byte, e Edit) ([]byte, string, error) {
 			}
 			return true
 		}
+		// Lines of a block already in place next to its match are not
+		// matches themselves (the block may contain the match text).
+		covered := map[int]bool{}
+		isMatch := func(i int) bool {
+			return !(i == len(src)-1 && src[i] == "") && strings.Contains(src[i], ins.Match)
+		}
+		if after {
+			for i := range src {
+				if !covered[i] && isMatch(i) && equalAt(src, i+1) {
+					for k := range block {
+						covered[i+1+k] = true
+					}
+				}
+			}
+		} else {
+			for i := len(src) - 1; i >= 0; i-- {
+				if !covered[i] && isMatch(i) && equalAt(src, i-len(block)) {
+					for k := range block {
+						covered[i-len(block)+k] = true
+					}
+				}
+			}
+		}
 		var out []string
 		n, already := 0, 0
 		for i, l := range src {
-			last := i == len(src)-1 && l == ""
-			match := !last && strings.Contains(l, ins.Match)
+			match := !covered[i] && isMatch(i)
 			if match && !after {
 				if equalAt(out, len(out)-len(block)) {
 					already++
@@ -150,6 +174,7 @@ func applyEdit(text []byte, e Edit) ([]byte, string, error) {
 // unsetINI removes key's lines (in section, or before any section when
 // none is given); a key already absent leaves the text as it is.
 func unsetINI(text []byte, u *UnsetKey, nl string) ([]byte, string, error) {
+	u = &UnsetKey{Section: strings.TrimSpace(u.Section), Key: strings.TrimSpace(u.Key)}
 	src := strings.Split(string(text), nl)
 	inTarget := u.Section == ""
 	var out []string
@@ -175,6 +200,8 @@ func unsetINI(text []byte, u *UnsetKey, nl string) ([]byte, string, error) {
 // Keys compare case-insensitively, as ini readers do; spacing around '='
 // follows the file's existing line.
 func setINI(text []byte, s *SetKey, nl string) ([]byte, string, error) {
+	// Names compare trimmed, as they are read.
+	s = &SetKey{Section: strings.TrimSpace(s.Section), Key: strings.TrimSpace(s.Key), Value: s.Value}
 	src := strings.Split(string(text), nl)
 	if len(src) > 0 && src[len(src)-1] == "" {
 		src = src[:len(src)-1]

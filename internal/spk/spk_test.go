@@ -380,3 +380,42 @@ func writeTarNoManifest(t *testing.T, entries map[string][]byte) []byte {
 	zw.Close()
 	return buf.Bytes()
 }
+
+// FuzzApplyEdit runs every edit on arbitrary file text: never a panic,
+// and an edit applied to its own result changes nothing (what makes a
+// second run report 0 changed).
+func FuzzApplyEdit(f *testing.F) {
+	f.Add([]byte("[a]\nk=1\n# note\n[b]\nx = 2\n"), "k=1", "k=9", "a")
+	f.Add([]byte("a\r\nb\r\n"), "a", "x", "")
+	f.Add([]byte(""), "x", "xy", "s")
+	f.Fuzz(func(t *testing.T, text []byte, a, b, sec string) {
+		if len(text) > 4096 || a == "" || strings.ContainsAny(a+b+sec, "\r\n") {
+			return
+		}
+		edits := []Edit{
+			{Replace: &Replace{Search: a, With: b}},
+			{Append: &b}, {Prepend: &b},
+			{InsertBefore: &InsertAt{Match: a, Lines: b}},
+			{InsertAfter: &InsertAt{Match: a, Lines: b}},
+			{Set: &SetKey{Section: sec, Key: strings.TrimSpace(strings.ReplaceAll(a, "=", "")), Value: strings.TrimSpace(b)}},
+			{Unset: &UnsetKey{Section: sec, Key: a}},
+			{RemoveLines: &a},
+		}
+		for i, e := range edits {
+			if e.Set != nil && (e.Set.Key == "" || strings.ContainsAny(e.Set.Key+sec, "[]")) {
+				continue
+			}
+			once, _, err := applyEdit(text, e)
+			if err != nil {
+				continue
+			}
+			if e.Replace != nil && !strings.Contains(b, a) && strings.Contains(string(once), a) {
+				continue // the replacement made new occurrences (documented: changed again)
+			}
+			twice, what, err := applyEdit(once, e)
+			if err != nil || !bytes.Equal(once, twice) {
+				t.Fatalf("edit %d (%+v) is not idempotent on %q: once %q, twice %q (%s, %v)", i, e, text, once, twice, what, err)
+			}
+		}
+	})
+}
