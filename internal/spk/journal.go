@@ -195,6 +195,37 @@ func (p *Processor) Recover(ctx context.Context) ([]Recovered, error) {
 	return out, nil
 }
 
+// Interrupted lists the runs under StateDir that were interrupted and
+// await Recover, changing nothing (for a dry run).
+func (p *Processor) Interrupted() ([]Recovered, error) {
+	p.defaults()
+	entries, err := os.ReadDir(p.StateDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []Recovered
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		begin, undo, end, err := readJournal(filepath.Join(p.StateDir, e.Name(), journalName))
+		if err != nil || end != "" {
+			continue
+		}
+		n := 0
+		for _, u := range undo {
+			if u.Op != "none" {
+				n++
+			}
+		}
+		out = append(out, Recovered{Package: begin.Package, Digest: begin.Digest, Started: begin.Started, Action: "pending", RolledBack: n})
+	}
+	return out, nil
+}
+
 // pruneHistory keeps the snapshots of the newest keep successful runs
 // (their secret-bearing files already removed) and deletes older ones.
 func pruneHistory(stateDir string, keep int) {

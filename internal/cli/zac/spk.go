@@ -193,7 +193,17 @@ func spkProcessRun(ctx context.Context, o *SPKProcessOptions, args []string) err
 	waiting := func(holder string) {
 		fmt.Fprintf(o.IO.ErrOut, "zac: waiting for %s to end (Ctrl-C to give up)\n", holder)
 	}
-	if _, err := a.RecoverSPK(ctx, o.IO.ErrOut, waiting); err != nil {
+	if o.DryRun {
+		// A dry run changes nothing, recovery included: it says what waits.
+		pending, err := (&spk.Processor{StateDir: a.SPKStateDir()}).Interrupted()
+		if err != nil {
+			return err
+		}
+		for _, r := range pending {
+			fmt.Fprintf(o.IO.ErrOut, "zac: package %s (run started %s) was interrupted: the next run or 'zac agent' rolls back its %d change(s) first\n",
+				r.Package, r.Started.UTC().Format(time.RFC3339), r.RolledBack)
+		}
+	} else if _, err := a.RecoverSPK(ctx, o.IO.ErrOut, waiting); err != nil {
 		return err
 	}
 	unlock, err := spk.Lock(ctx, a.SPKStateDir(), nil)
