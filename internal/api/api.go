@@ -100,18 +100,31 @@ type Device struct {
 	Groups       []string  `json:"groups"`
 }
 
-// Group is a device group as listed.
+// Group is a device group as listed. A dynamic group has a Filter, and
+// its Members are the devices that match it now.
 type Group struct {
-	Name        string    `json:"name"`
-	Description string    `json:"description,omitempty"`
-	Created     time.Time `json:"created"`
-	Members     []string  `json:"members"`
+	Name        string        `json:"name"`
+	Description string        `json:"description,omitempty"`
+	Created     time.Time     `json:"created"`
+	Members     []string      `json:"members"`
+	Filter      *DeviceFilter `json:"filter,omitempty"`
 }
 
-// GroupCreate is the body of POST /api/v1/groups.
+// GroupCreate is the body of POST /api/v1/groups; with a Filter the group
+// is dynamic.
 type GroupCreate struct {
-	Name        string `json:"name"`
-	Description string `json:"description,omitempty"`
+	Name        string        `json:"name"`
+	Description string        `json:"description,omitempty"`
+	Filter      *DeviceFilter `json:"filter,omitempty"`
+}
+
+// DeviceFilter picks devices by their record and inventory (zone.DeviceFilter).
+type DeviceFilter struct {
+	OS          string `json:"os,omitempty"`
+	NamePattern string `json:"name_pattern,omitempty"`
+	Software    string `json:"software,omitempty"`
+	Version     string `json:"version,omitempty"`
+	IPRange     string `json:"ip_range,omitempty"`
 }
 
 // GroupAddDevices is the body of POST /api/v1/groups/{name}/devices; devices

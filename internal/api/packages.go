@@ -71,6 +71,11 @@ type PackageAssign struct {
 	All         bool     `json:"all,omitempty"`
 	OS          string   `json:"os,omitempty"`           // substring of the device's OS, case-insensitive
 	NamePattern string   `json:"name_pattern,omitempty"` // shell pattern (path.Match) on the device name
+	// From the inventory: installed software (a name pattern, optionally a
+	// version constraint), an IP range (zone.DeviceFilter).
+	Software string `json:"software,omitempty"`
+	Version  string `json:"version,omitempty"`
+	IPRange  string `json:"ip_range,omitempty"`
 }
 
 // PackageAssignResult answers assign and unassign.

@@ -242,10 +242,25 @@ func (s *Server) listGroups(w http.ResponseWriter, r *http.Request, _ string) er
 	}
 	out := make([]api.Group, 0, len(groups))
 	for _, g := range groups {
-		out = append(out, api.Group{Name: g.Name, Description: g.Description, Created: g.Created, Members: g.Members})
+		out = append(out, s.apiGroup(g))
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// apiGroup lists a group; a dynamic group's members are the devices its
+// filter matches now.
+func (s *Server) apiGroup(g zone.Group) api.Group {
+	out := api.Group{Name: g.Name, Description: g.Description, Created: g.Created, Members: g.Members}
+	if g.Filter != nil {
+		f := api.DeviceFilter(*g.Filter)
+		out.Filter = &f
+		out.Members, _ = s.matching(*g.Filter)
+		if out.Members == nil {
+			out.Members = []string{}
+		}
+	}
+	return out
 }
 
 func (s *Server) createGroup(w http.ResponseWriter, r *http.Request, actor string) error {
@@ -257,10 +272,14 @@ func (s *Server) createGroup(w http.ResponseWriter, r *http.Request, actor strin
 		return err
 	}
 	g := zone.Group{Name: req.Name, Description: req.Description, Created: s.db.Now(), Members: []string{}}
+	if req.Filter != nil {
+		f := zone.DeviceFilter(*req.Filter)
+		g.Filter = &f
+	}
 	if err := s.db.Exec(actor, zone.CmdGroupCreate, g); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, api.Group{Name: g.Name, Description: g.Description, Created: g.Created, Members: g.Members})
+	writeJSON(w, http.StatusCreated, s.apiGroup(g))
 	return nil
 }
 

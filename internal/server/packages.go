@@ -12,7 +12,6 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"path"
 	"sort"
 	"strconv"
 	"strings"
@@ -423,7 +422,13 @@ func (s *Server) targets(req api.PackageAssign) ([]string, error) {
 			for _, g := range groups {
 				if g.Name == name {
 					found = true
-					for _, m := range g.Members {
+					members := g.Members
+					if g.Filter != nil {
+						if members, err = s.matching(*g.Filter); err != nil {
+							return nil, err
+						}
+					}
+					for _, m := range members {
 						ids[m] = true
 					}
 				}
@@ -433,33 +438,48 @@ func (s *Server) targets(req api.PackageAssign) ([]string, error) {
 			}
 		}
 	}
-	if req.All || req.OS != "" || req.NamePattern != "" {
-		if _, err := path.Match(req.NamePattern, ""); err != nil {
-			return nil, errkind.New(errkind.Usage, "--name %q is not a valid pattern", req.NamePattern)
+	f := zone.DeviceFilter{OS: req.OS, NamePattern: req.NamePattern, Software: req.Software, Version: req.Version, IPRange: req.IPRange}
+	if req.All || !f.Empty() {
+		if err := f.Check(); err != nil {
+			return nil, err
 		}
-		devs, err := s.db.Devices()
+		match, err := s.matching(f)
 		if err != nil {
 			return nil, err
 		}
-		for _, d := range devs {
-			if req.OS != "" && !strings.Contains(strings.ToLower(d.OS), strings.ToLower(req.OS)) {
-				continue
-			}
-			if req.NamePattern != "" {
-				if ok, _ := path.Match(req.NamePattern, d.Name); !ok {
-					continue
-				}
-			}
-			ids[d.ID] = true
+		for _, id := range match {
+			ids[id] = true
 		}
 	} else if len(req.Devices) == 0 && len(req.Groups) == 0 {
-		return nil, errkind.New(errkind.Usage, "name devices, --group, or a filter (--all, --os, --name)")
+		return nil, errkind.New(errkind.Usage, "name devices, --group, or a filter (--all, --os, --name, --software, --ip-range)")
 	}
 	out := make([]string, 0, len(ids))
 	for id := range ids {
 		out = append(out, id)
 	}
 	sort.Strings(out)
+	return out, nil
+}
+
+// matching lists the devices f matches now, reading the inventory only
+// when f asks about software or addresses.
+func (s *Server) matching(f zone.DeviceFilter) ([]string, error) {
+	devs, err := s.db.Devices()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, d := range devs {
+		var inv *zone.Inventory
+		if f.Software != "" || f.IPRange != "" {
+			if inv, err = s.db.Inventory(d.ID); err != nil {
+				return nil, err
+			}
+		}
+		if f.Match(d, inv) {
+			out = append(out, d.ID)
+		}
+	}
 	return out, nil
 }
 

@@ -298,6 +298,13 @@ func apply(tx *bolt.Tx, c Command) (string, error) {
 		if g.Members == nil {
 			g.Members = []string{}
 		}
+		if g.Filter != nil {
+			if g.Filter.Empty() {
+				g.Filter = nil
+			} else if err := g.Filter.Check(); err != nil {
+				return "", err
+			}
+		}
 		return g.Name, put(tx, store.BucketGroups, g.Name, g)
 
 	case CmdGroupAddDevices:
@@ -417,6 +424,9 @@ func addToGroup(tx *bolt.Tx, name string, ids []string) error {
 	var g Group
 	if err := get(tx, store.BucketGroups, name, &g, "group"); err != nil {
 		return err
+	}
+	if g.Filter != nil {
+		return errkind.New(errkind.Usage, "group %s is dynamic: its filter picks its devices", name)
 	}
 	have := map[string]bool{}
 	for _, m := range g.Members {

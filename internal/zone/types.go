@@ -91,6 +91,9 @@ type Group struct {
 	Description string    `json:"description,omitempty"`
 	Created     time.Time `json:"created"`
 	Members     []string  `json:"members"` // device IDs
+	// Filter makes the group dynamic: its devices are those matching it
+	// when the group is used for package targeting; Members stays empty.
+	Filter *DeviceFilter `json:"filter,omitempty"`
 }
 
 // RegistrationKey lets devices register, optionally into a group and a

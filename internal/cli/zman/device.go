@@ -77,6 +77,7 @@ type groupCreateOptions struct {
 	f           *Factory
 	Name        string
 	Description string
+	Filter      api.DeviceFilter
 }
 
 func newGroupCreate(f *Factory, runF func(*groupCreateOptions) error) *cobra.Command {
@@ -84,23 +85,51 @@ func newGroupCreate(f *Factory, runF func(*groupCreateOptions) error) *cobra.Com
 	cmd := &cobra.Command{
 		Use:     "group-create NAME",
 		Aliases: []string{"gc"},
-		Short:   "Create a device group",
-		Args:    cmdutil.ExactArgs(1, "the group's NAME"),
+		Short:   "Create a device group, static or defined by a filter",
+		Long: `Create a device group. Without a filter it is static: add devices with
+group-add-device. With --os, --name, --software (and --version) or
+--ip-range it is dynamic: its devices are those matching every filter
+given, from their records and the inventory their agents report, at the
+moment the group is used to assign a package (as package-assign's own
+filters); group-list shows how many match now.`,
+		Example: `  zman group-create lab
+  zman group-create old-openssl --software 'openssl*' --version '<3.0.13'
+  zman group-create berlin --ip-range 10.20.0.0/16 --os linux`,
+		Args: cmdutil.ExactArgs(1, "the group's NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Name = args[0]
 			if runF != nil {
 				return runF(opts)
 			}
 			return opts.f.withClient(cmd.Context(), func(ctx context.Context, c *client.Client) error {
-				if err := c.Post(ctx, api.Prefix+"/groups", api.GroupCreate{Name: opts.Name, Description: opts.Description}, nil); err != nil {
+				req := api.GroupCreate{Name: opts.Name, Description: opts.Description}
+				if opts.Filter != (api.DeviceFilter{}) {
+					req.Filter = &opts.Filter
+				}
+				var g api.Group
+				if err := c.Post(ctx, api.Prefix+"/groups", req, &g); err != nil {
 					return err
 				}
-				return opts.f.done(api.GroupCreate{Name: opts.Name, Description: opts.Description}, "Created group %s.\n", opts.Name)
+				if g.Filter != nil {
+					return opts.f.done(g, "Created dynamic group %s: %d device(s) match it now.\n", g.Name, len(g.Members))
+				}
+				return opts.f.done(g, "Created group %s.\n", opts.Name)
 			})
 		},
 	}
 	cmd.Flags().StringVarP(&opts.Description, "desc", "d", "", "description")
+	addFilterFlags(cmd, &opts.Filter.OS, &opts.Filter.NamePattern, &opts.Filter.Software, &opts.Filter.Version, &opts.Filter.IPRange)
 	return cmd
+}
+
+// addFilterFlags adds the device filter flags package-assign and
+// group-create share (zone.DeviceFilter).
+func addFilterFlags(cmd *cobra.Command, os, name, software, version, ipRange *string) {
+	cmd.Flags().StringVar(os, "os", "", "devices whose OS contains this text (case-insensitive)")
+	cmd.Flags().StringVar(name, "name", "", "devices whose name matches this shell pattern")
+	cmd.Flags().StringVar(software, "software", "", "devices whose inventory lists software matching this shell pattern (case-insensitive)")
+	cmd.Flags().StringVar(version, "version", "", "with --software: its version, exactly or as <, <=, >, >=, != VERSION")
+	cmd.Flags().StringVar(ipRange, "ip-range", "", "devices whose address is in this prefix (10.1.0.0/16) or range (10.1.2.10-10.1.2.99)")
 }
 
 type groupAddDeviceOptions struct {
@@ -150,10 +179,10 @@ func newGroupList(f *Factory, runF func(*groupListOptions) error) *cobra.Command
 				if err := c.Get(ctx, api.Prefix+"/groups", &groups); err != nil {
 					return err
 				}
-				return opts.f.print(groups, []string{"NAME", "DEVICES", "DESCRIPTION", "CREATED"}, func() [][]string {
+				return opts.f.print(groups, []string{"NAME", "DEVICES", "FILTER", "DESCRIPTION", "CREATED"}, func() [][]string {
 					rows := make([][]string, 0, len(groups))
 					for _, g := range groups {
-						rows = append(rows, []string{g.Name, strconv.Itoa(len(g.Members)), g.Description, ui.Date(g.Created)})
+						rows = append(rows, []string{g.Name, strconv.Itoa(len(g.Members)), filterText(g.Filter), g.Description, ui.Date(g.Created)})
 					}
 					return rows
 				})
@@ -266,4 +295,19 @@ func newRegKeyDelete(f *Factory, runF func(*regKeyDeleteOptions) error) *cobra.C
 			return deleteEach(cmd.Context(), opts.f, "/registration-keys/", "registration key", opts.Keys)
 		},
 	}
+}
+
+// filterText shows a dynamic group's filter as its flags ("" for a
+// static group).
+func filterText(f *api.DeviceFilter) string {
+	if f == nil {
+		return ""
+	}
+	var parts []string
+	for _, kv := range [][2]string{{"--os", f.OS}, {"--name", f.NamePattern}, {"--software", f.Software}, {"--version", f.Version}, {"--ip-range", f.IPRange}} {
+		if kv[1] != "" {
+			parts = append(parts, kv[0]+" "+kv[1])
+		}
+	}
+	return strings.Join(parts, " ")
 }

@@ -491,8 +491,10 @@ func newPackageAssign(f *Factory, assign bool, runF func(*packageAssignOptions) 
 	o := &packageAssignOptions{f: f, Assign: assign}
 	use, alias, short, verb := "package-assign", "pkas", "Assign a package to devices, groups, or every device matching a filter", "Assigned"
 	long := `Assign a package to devices: those named (ids, or names when unambiguous),
-the members of each --group, and with --all, --os or --name every device
-matching all the filters given. Each device's deployment starts as
+the members of each --group (a dynamic group's devices are those its
+filter matches now), and with --all, --os, --name, --software (and
+--version) or --ip-range every device matching all the filters given; the
+software and IP filters read the inventory agents report. Each device's deployment starts as
 WAITING NOTIFICATION and becomes NOTIFIED when the device next contacts the
 zone; the package must be active for devices to deploy it.`
 	if !assign {
@@ -507,13 +509,14 @@ deployment records go; devices that installed the package keep it.`
 		Long:    long,
 		Example: fmt.Sprintf(`  zman %[1]s 1700000002 pc1 pc2
   zman %[1]s 1700000002 --group lab
-  zman %[1]s 1700000002 --os windows --name 'ws-*'`, use),
+  zman %[1]s 1700000002 --os windows --name 'ws-*'
+  zman %[1]s 1700000002 --software 'openssl*' --version '<3.0.13' --ip-range 10.20.0.0/16`, use),
 		Args: cmdutil.MinimumArgs(1, "the package ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.ID, o.Target.Devices = args[0], args[1:]
 			t := o.Target
-			if len(t.Devices) == 0 && len(t.Groups) == 0 && !t.All && t.OS == "" && t.NamePattern == "" {
-				return errkind.New(errkind.Usage, "name devices, --group, or a filter (--all, --os, --name)")
+			if len(t.Devices) == 0 && len(t.Groups) == 0 && !t.All && t.OS == "" && t.NamePattern == "" && t.Software == "" && t.IPRange == "" {
+				return errkind.New(errkind.Usage, "name devices, --group, or a filter (--all, --os, --name, --software, --ip-range)")
 			}
 			if runF != nil {
 				return runF(o)
@@ -547,9 +550,8 @@ deployment records go; devices that installed the package keep it.`
 		},
 	}
 	cmd.Flags().StringSliceVarP(&o.Target.Groups, "group", "g", nil, "the members of this group (repeatable)")
-	cmd.Flags().BoolVar(&o.Target.All, "all", false, "every device (narrowed by --os and --name)")
-	cmd.Flags().StringVar(&o.Target.OS, "os", "", "devices whose OS contains this text (case-insensitive)")
-	cmd.Flags().StringVar(&o.Target.NamePattern, "name", "", "devices whose name matches this shell pattern")
+	cmd.Flags().BoolVar(&o.Target.All, "all", false, "every device (narrowed by the filters)")
+	addFilterFlags(cmd, &o.Target.OS, &o.Target.NamePattern, &o.Target.Software, &o.Target.Version, &o.Target.IPRange)
 	return cmd
 }
 
@@ -572,8 +574,8 @@ does the same from the device.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.ID, o.Target.Devices = args[0], args[1:]
 			t := o.Target
-			if len(t.Devices) == 0 && len(t.Groups) == 0 && !t.All && t.OS == "" && t.NamePattern == "" {
-				return errkind.New(errkind.Usage, "name devices, --group, or a filter (--all, --os, --name)")
+			if len(t.Devices) == 0 && len(t.Groups) == 0 && !t.All && t.OS == "" && t.NamePattern == "" && t.Software == "" && t.IPRange == "" {
+				return errkind.New(errkind.Usage, "name devices, --group, or a filter (--all, --os, --name, --software, --ip-range)")
 			}
 			if runF != nil {
 				return runF(o)
@@ -588,9 +590,8 @@ does the same from the device.`,
 		},
 	}
 	cmd.Flags().StringSliceVarP(&o.Target.Groups, "group", "g", nil, "the members of this group (repeatable)")
-	cmd.Flags().BoolVar(&o.Target.All, "all", false, "every device (narrowed by --os and --name)")
-	cmd.Flags().StringVar(&o.Target.OS, "os", "", "devices whose OS contains this text (case-insensitive)")
-	cmd.Flags().StringVar(&o.Target.NamePattern, "name", "", "devices whose name matches this shell pattern")
+	cmd.Flags().BoolVar(&o.Target.All, "all", false, "every device (narrowed by the filters)")
+	addFilterFlags(cmd, &o.Target.OS, &o.Target.NamePattern, &o.Target.Software, &o.Target.Version, &o.Target.IPRange)
 	return cmd
 }
 
