@@ -152,6 +152,7 @@ type UninstallResult struct {
 	Failed       []string `json:"failed,omitempty"`
 	Unrestorable []string `json:"unrestorable,omitempty"`
 	DryRun       bool     `json:"dry_run,omitempty"`
+	touched      []string
 }
 
 // Uninstall reverses a package's recorded changes, newest first: files it
@@ -206,6 +207,9 @@ func (p *Processor) Uninstall(ctx context.Context, name string) (*UninstallResul
 		}
 		p.logLine(fmt.Sprintf("uninstall %s: %s", rec.Package, u.What))
 		res.Reversed++
+		if u.Path != "" {
+			res.touched = append(res.touched, filepath.Dir(u.Path))
+		}
 	}
 	for _, path := range rec.Unrestorable {
 		p.logLine(fmt.Sprintf("uninstall %s: %s left as it is: its original held a secret value and was not kept", rec.Package, path))
@@ -213,7 +217,7 @@ func (p *Processor) Uninstall(ctx context.Context, name string) (*UninstallResul
 	if p.DryRun {
 		return res, nil
 	}
-	syncAll()
+	syncPaths(res.touched)
 	if len(res.Failed) > 0 {
 		return res, fmt.Errorf("package %s: %d change(s) could not be reversed (the record is kept: run the uninstall again once fixed)", rec.Package, len(res.Failed))
 	}

@@ -141,6 +141,7 @@ func (p *Processor) Recover(ctx context.Context) ([]Recovered, error) {
 		return nil, err
 	}
 	var out []Recovered
+	touched := []string{p.StateDir}
 	for _, e := range entries {
 		if !e.IsDir() {
 			continue
@@ -158,6 +159,11 @@ func (p *Processor) Recover(ctx context.Context) ([]Recovered, error) {
 			continue
 		}
 		rec := Recovered{Package: begin.Package, Digest: begin.Digest, Started: begin.Started}
+		for _, u := range undo {
+			if u.Path != "" {
+				touched = append(touched, filepath.Dir(u.Path))
+			}
+		}
 		run := func(argv []string, d string) error {
 			if _, err := os.Stat(d); err != nil {
 				d = dir // the unpacked package it ran in is gone with the killed run
@@ -191,7 +197,9 @@ func (p *Processor) Recover(ctx context.Context) ([]Recovered, error) {
 		}
 		out = append(out, rec)
 	}
-	syncAll()
+	if len(out) > 0 {
+		syncPaths(touched)
+	}
 	return out, nil
 }
 

@@ -111,6 +111,7 @@ type run struct {
 	settled      map[string]bool
 	settledValid bool
 	comps        []*Component
+	allUndo      []undoRec // every change, kept after a rollback empties undo (to sync)
 }
 
 // settledPaths simulates (as a dry run does) the copies and edits from
@@ -288,10 +289,17 @@ func (p *Processor) Run(ctx context.Context, cpk *Opened, vals Values) (*Result,
 	}
 	if !p.DryRun {
 		r.finish(end)
-		// Files are renamed into place unsynced, one per step; a single
-		// sync here makes the whole run (or its rollback) durable: a
-		// thousand fsyncs would cost seconds.
-		syncAll()
+		// Files are renamed into place unsynced, one per step; one sync
+		// of each file system the run wrote to makes the whole run (or
+		// its rollback) durable: a thousand fsyncs would cost seconds.
+		// Commands see to their own writes (dpkg syncs its own).
+		dirs := []string{r.p.StateDir}
+		for _, u := range r.allUndo {
+			if u.Path != "" {
+				dirs = append(dirs, filepath.Dir(u.Path))
+			}
+		}
+		syncPaths(dirs)
 	}
 	r.comp, r.step = "", ""
 	r.logf("package %s: %s (ok=%d changed=%d failed=%d)", cpk.Package.Name, r.res.Status, r.res.OK, r.res.Changes, r.res.Failed)
@@ -416,6 +424,7 @@ func (r *run) record(u undoRec) error {
 		return r.fail("%v", err)
 	}
 	r.undo = append(r.undo, u)
+	r.allUndo = append(r.allUndo, u)
 	return nil
 }
 

@@ -9,9 +9,6 @@ import (
 	"syscall"
 )
 
-// syncAll flushes every file system: one call makes a whole run durable.
-func syncAll() { syscall.Sync() }
-
 // freeSpace is the space available to unprivileged users under path (or
 // its nearest existing parent: the directory may be created by the package).
 func freeSpace(path string) (uint64, error) {

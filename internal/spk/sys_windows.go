@@ -10,9 +10,9 @@ import (
 	"golang.org/x/sys/windows"
 )
 
-// syncAll does nothing: Windows has no call that flushes every volume
+// syncPaths does nothing: Windows has no call that flushes a volume
 // without administrator rights; each file was renamed into place whole.
-func syncAll() {}
+func syncPaths([]string) {}
 
 // freeSpace is the space available to the caller under path (or its
 // nearest existing parent).
