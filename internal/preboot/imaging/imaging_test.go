@@ -3,6 +3,7 @@ package imaging
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
@@ -468,5 +469,33 @@ func TestTrailerDigest(t *testing.T) {
 		if (err == nil) != (c.code == 201) {
 			t.Errorf("%s stored: %v", c.name, err == nil)
 		}
+	}
+}
+
+// BenchmarkDownload: one image download over HTTPS, as an administrator,
+// into io.Discard (compare scripts/bench/imaging.sh for nginx).
+func BenchmarkDownload(b *testing.B) {
+	t := &testing.T{}
+	s, dir, m, _ := startZoneService(t, &testZone{})
+	data := make([]byte, 64<<20)
+	rand.Read(data)
+	src := filepath.Join(dir, "src")
+	os.WriteFile(src, data, 0o644)
+	c := NewClient("https://"+s.Addr().String(), ptls.ClientConfig(m.CA, nil), adminAuth)
+	if _, err := c.Upload(context.Background(), "b.img", src, false); err != nil {
+		b.Fatal(err)
+	}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: ptls.ClientConfig(m.CA, nil)}}
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	for range b.N {
+		req, _ := http.NewRequest("GET", "https://"+s.Addr().String()+"/images/b.img", nil)
+		req.Header.Set("Authorization", adminAuth)
+		resp, err := hc.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
 	}
 }

@@ -386,6 +386,9 @@ func (c *Client) restoreMulticast(ctx context.Context, info SessionInfo) (int64,
 	}
 	c.logf("joining multicast session %s (port %d, %d bytes)", info.Session, info.Portbase, info.Size)
 	rc := exec.CommandContext(ctx, "udp-receiver", "--interface", iface, "--portbase", fmt.Sprint(info.Portbase),
+		// A receive buffer of 8 MiB: with the default (208 KiB) the sender
+		// outpaces the receiver and a quarter of the data is sent again.
+		"--rcvbuf", "8388608",
 		"--nokbd", "--nosync", "--no-progress", "--start-timeout", fmt.Sprint(info.Wait), "--receive-timeout", "120")
 	var errb bytes.Buffer
 	rc.Stderr = &errb

@@ -34,6 +34,8 @@ func (m *Material) ServerConfig() *tls.Config {
 		ClientAuth:   tls.VerifyClientCertIfGiven,
 		ClientCAs:    m.pool(),
 		MinVersion:   tls.VersionTLS12,
+		// Images are bulk transfers: full-size records from the start.
+		DynamicRecordSizingDisabled: true,
 	}
 }
 
