@@ -113,7 +113,7 @@ func TestPropertiesRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := config.Server{ServerID: "3f2a", Address: "127.0.0.1", Port: 8443, LogLevel: "debug",
-		RegistrationRequiresKey: true, ShutdownTimeout: 5 * time.Second, OCS: config.OCS{Enabled: true, PrologFreq: 10, InventoryEvery: 24}, Cluster: config.Cluster{HeartbeatTimeout: time.Second}}
+		RegistrationRequiresKey: true, ShutdownTimeout: 5 * time.Second, ScrubInterval: 168 * time.Hour, OCS: config.OCS{Enabled: true, PrologFreq: 10, InventoryEvery: 24}, Cluster: config.Cluster{HeartbeatTimeout: time.Second}}
 	if !reflect.DeepEqual(s, want) {
 		t.Errorf("LoadServer = %+v, want %+v", s, want)
 	}
@@ -145,7 +145,7 @@ func TestLoadServerDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := config.Server{ServerID: "abc", Port: 443, LogLevel: "info", ShutdownTimeout: 30 * time.Second,
+	want := config.Server{ServerID: "abc", Port: 443, LogLevel: "info", ShutdownTimeout: 30 * time.Second, ScrubInterval: 168 * time.Hour,
 		OCS: config.OCS{Enabled: true, PrologFreq: 10, InventoryEvery: 24}, Cluster: config.Cluster{HeartbeatTimeout: time.Second}}
 	if !reflect.DeepEqual(s, want) {
 		t.Errorf("LoadServer = %+v, want defaults %+v", s, want)
