@@ -329,10 +329,7 @@ func (e *engine) runCPK(ctx context.Context, p *LocalPackage, arch *fragments) s
 		return "ERR_EXECUTE"
 	}
 	defer lf.Close()
-	// Each step is bounded by the zone's execution timeout; stopping the
-	// agent does not stop a run half way (as for other actions).
-	limit := time.Duration(e.cfg.ExecutionTimeout) * time.Minute
-	proc := &spk.Processor{Log: lf, StateDir: e.a.SPKStateDir(), Host: spk.LocalHost(), StepTimeout: limit, SecretNames: zoneSecret}
+	proc := e.cpkProcessor(lf, zoneSecret)
 	runCtx := context.WithoutCancel(ctx)
 	unlock, err := spk.Lock(ctx, proc.StateDir, func(holder string) {
 		e.logf("package %s: waiting for %s to end", p.ID, holder)
@@ -437,6 +434,18 @@ func (f *fragments) Close() error {
 
 // errNoSpace marks an extraction that ran out of room.
 var errNoSpace = fmt.Errorf("not enough free space")
+
+// cpkProcessor is the SPK processor of a CPK deployment: each step is
+// bounded by the zone's execution timeout (stopping the agent does not
+// stop a run half way, as for other actions), and values the zone holds
+// as secret are masked whatever the package declares.
+func (e *engine) cpkProcessor(log io.Writer, zoneSecret []string) *spk.Processor {
+	limit := time.Duration(e.cfg.ExecutionTimeout) * time.Minute
+	if limit <= 0 {
+		limit = 120 * time.Minute
+	}
+	return &spk.Processor{Log: log, StateDir: e.a.SPKStateDir(), Host: spk.LocalHost(), StepTimeout: limit, SecretNames: zoneSecret}
+}
 
 func truncDetail(s string) string {
 	if len(s) > api.MaxStatusDetail {
