@@ -32,14 +32,8 @@ type RecoverResult struct {
 // next start it copies the store from a server of the newer incarnation.
 // Changes that only the lost servers held are lost; the caller warns.
 func RecoverCluster(p config.Paths, rejoin bool) (*RecoverResult, error) {
-	if err := p.CheckZone(); err != nil {
-		return nil, err
-	}
-	st, err := store.Open(p.Store(), store.Options{})
+	st, err := openStopped(p)
 	if err != nil {
-		if errors.Is(err, store.ErrLocked) {
-			return nil, errkind.New(errkind.Unavailable, "the zone server is running: stop it first (zconfigure -c Start --action stop)")
-		}
 		return nil, err
 	}
 	defer st.Close()
@@ -71,4 +65,18 @@ func RecoverCluster(p config.Paths, rejoin bool) (*RecoverResult, error) {
 		return nil, err
 	}
 	return res, nil
+}
+
+// openStopped opens the store of the zone at p for an offline action; a
+// running zone server (which holds the store's lock) makes it fail
+// cleanly.
+func openStopped(p config.Paths) (*store.Store, error) {
+	if err := p.CheckZone(); err != nil {
+		return nil, err
+	}
+	st, err := store.Open(p.Store(), store.Options{})
+	if errors.Is(err, store.ErrLocked) {
+		return nil, errkind.New(errkind.Unavailable, "the zone server is running: stop it first (zconfigure -c Start --action stop)")
+	}
+	return st, err
 }

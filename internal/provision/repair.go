@@ -63,21 +63,15 @@ func RepairSSL(o RepairOptions) (*RepairResult, error) {
 		now = o.Now
 	}
 	p := o.Paths
-	if err := p.CheckZone(); err != nil {
+	st, err := openStopped(p)
+	if err != nil {
 		return nil, err
 	}
+	defer st.Close()
 	cfg, err := config.LoadServer(p)
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.Open(p.Store(), store.Options{})
-	if err != nil {
-		if errors.Is(err, store.ErrLocked) {
-			return nil, errkind.New(errkind.Unavailable, "the zone server is running: stop it first (zconfigure -c Start --action stop)")
-		}
-		return nil, err
-	}
-	defer st.Close()
 	db := zone.New(st, now)
 	z, err := db.Zone()
 	if err != nil {
