@@ -232,6 +232,7 @@ type ServerCertificate struct {
 	IssuedBy     string    `json:"issued_by"`
 	NotBefore    time.Time `json:"not_before"`
 	NotAfter     time.Time `json:"not_after"`
+	MD5          string    `json:"md5_fingerprint"`
 	SHA1         string    `json:"sha1_fingerprint"`
 	SHA256       string    `json:"sha256_fingerprint"`
 	Status       string    `json:"status"`

@@ -89,7 +89,7 @@ func (s *Server) listServerCertificates(w http.ResponseWriter, r *http.Request, 
 		out = append(out, api.ServerCertificate{
 			Server: sv.Name, IssuedTo: c.Subject.CommonName, Subject: c.Subject.String(), IssuedBy: c.Issuer.String(),
 			NotBefore: c.NotBefore.UTC(), NotAfter: c.NotAfter.UTC(),
-			SHA1: pki.Fingerprint(c, "sha1"), SHA256: pki.Fingerprint(c, "sha256"),
+			MD5: pki.Fingerprint(c, "md5"), SHA1: pki.Fingerprint(c, "sha1"), SHA256: pki.Fingerprint(c, "sha256"),
 			Status: pki.Status(c, s.now()), Version: sv.Version, FutureStatus: future, UpdateStatus: update,
 		})
 	}

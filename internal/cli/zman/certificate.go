@@ -110,7 +110,7 @@ func newServerCertList(f *Factory, runF func(*serverCertListOptions) error) *cob
 		Aliases: []string{"scl"},
 		Short:   "List the Primary Servers' certificates with validity, fingerprints and status",
 		Long: `List each Primary Server's certificate: issued to, subject, issuer, validity
-(in your time zone), SHA-1 and SHA-256 fingerprints, status (valid,
+(in your time zone), MD5, SHA-1 and SHA-256 fingerprints, status (valid,
 expiring within 90 days, or expired), the status of a future certificate
 while a remint is under way, and the server's version. -o json gives every
 field.`,
@@ -124,11 +124,11 @@ field.`,
 				if err := c.Get(ctx, api.Prefix+"/server-certificates", &certs); err != nil {
 					return err
 				}
-				return o.f.print(certs, []string{"SERVER", "ISSUED TO", "ISSUED BY", "VALID FROM", "EXPIRES", "STATUS", "FUTURE CERTIFICATE", "UPDATE", "VERSION", "SHA-256"}, func() [][]string {
+				return o.f.print(certs, []string{"SERVER", "ISSUED TO", "ISSUED BY", "VALID FROM", "EXPIRES", "STATUS", "FUTURE CERTIFICATE", "UPDATE", "VERSION", "SHA-256", "SHA-1", "MD5"}, func() [][]string {
 					rows := make([][]string, 0, len(certs))
 					for _, sc := range certs {
 						rows = append(rows, []string{sc.Server, sc.IssuedTo, sc.IssuedBy, ui.LocalDate(sc.NotBefore), ui.LocalDate(sc.NotAfter),
-							sc.Status, dash(sc.FutureStatus), dash(sc.UpdateStatus), sc.Version, sc.SHA256})
+							sc.Status, dash(sc.FutureStatus), dash(sc.UpdateStatus), sc.Version, sc.SHA256, sc.SHA1, sc.MD5})
 					}
 					return rows
 				})

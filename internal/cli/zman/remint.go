@@ -347,8 +347,8 @@ func newServerCSR(f *Factory) *cobra.Command {
 		Aliases: []string{"scsr"},
 		Short:   "Download the CSR of a server (or all, as a zip) for an external CA",
 		Long: `Download the certificate signing request a server made for the change under
-way: SERVER's to FILE (or stdout), or with --all every server's, one
-SERVER.csr each, in a zip file.`,
+way: SERVER's to FILE (or stdout, also with FILE -), or with --all every
+server's, one SERVER.csr each, in a zip file.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var path, out string
 			switch {
@@ -356,7 +356,7 @@ SERVER.csr each, in a zip file.`,
 				path, out = "/certificate-changes/current/csrs.zip", all
 			case all == "" && (len(args) == 1 || len(args) == 2):
 				path = "/server-certificates/" + url.PathEscape(args[0]) + "/csr"
-				if len(args) == 2 {
+				if len(args) == 2 && args[1] != "-" {
 					out = args[1]
 				}
 			default:
