@@ -125,3 +125,22 @@ type CPKSignature struct {
 	Value     []byte `json:"value"`
 	CAPEM     string `json:"ca_pem"`
 }
+
+// CertificateCheck answers GET /api/v1/certificate-changes/check:
+// what clients would see of each server at At (the activation of the
+// change under way, or now when there is none).
+type CertificateCheck struct {
+	Change  string        `json:"change,omitempty"` // empty: the certificates in use
+	At      time.Time     `json:"at"`
+	CA      string        `json:"ca"`
+	Servers []ServerCheck `json:"servers"`
+}
+
+// ServerCheck is one server's result; no problems means it would work.
+type ServerCheck struct {
+	Server   string    `json:"server"`
+	SHA256   string    `json:"sha256_fingerprint,omitempty"`
+	NotAfter time.Time `json:"not_after,omitzero"`
+	Problems []string  `json:"problems,omitempty"`
+	Warnings []string  `json:"warnings,omitempty"`
+}

@@ -68,6 +68,7 @@ func (s *Server) routes() http.Handler {
 	admin("POST "+api.Prefix+"/certificate-authority/change", s.changeCA)
 	admin("POST "+api.Prefix+"/server-certificates/remint", s.remintServerCerts)
 	admin("GET "+api.Prefix+"/certificate-changes/current", s.getChange)
+	admin("GET "+api.Prefix+"/certificate-changes/check", s.checkChange)
 	admin("DELETE "+api.Prefix+"/certificate-changes/current", s.cancelChange)
 	admin("GET "+api.Prefix+"/certificate-changes/current/csrs.zip", s.getCSRZip)
 	admin("GET "+api.Prefix+"/server-certificates/{server}/csr", s.getCSR)

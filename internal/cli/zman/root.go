@@ -73,7 +73,7 @@ stored with 'zman admin-store-credential', then a prompt on a terminal.`,
 	add("cert", newCAInfo(f, nil), newServerCertList(f, nil), newCAExport(f, nil), newCAImport(f, nil),
 		newCARoleEnable(f, nil), newCARoleDisable(f, nil), newCARemint(f), newCAChange(f), newServerCertRemint(f),
 		newChangeInfo(f), newChangeCancel(f), newServerCSR(f), newServerCertImport(f), newServerAddCert(f),
-		newExpiryCheck(f, nil))
+		newExpiryCheck(f, nil), newChangeCheck(f))
 	add("backup", newBackup(f, nil), newRestore(f, nil))
 	add("spk", newSPKCompile(f), newSPKValuesSet(f), newSPKValuesUnset(f), newSPKValuesList(f))
 	add("package", packageCommands(f)...)
