@@ -263,6 +263,10 @@ type engine struct {
 	cacheAt time.Time
 	// where is the last package the status line named.
 	where string
+	// initial is the records as the run found them (after recoverLost);
+	// idle says the zone's answer changed nothing and nothing is unfinished.
+	initial []*LocalPackage
+	idle    bool
 }
 
 func (e *engine) logf(format string, args ...any) {
@@ -316,9 +320,17 @@ func (a *Agent) Deploy(ctx context.Context, o DeployOptions) (DeployResult, erro
 	if err := e.recoverLost(); err != nil {
 		return DeployResult{}, err
 	}
-	e.report(ctx)
+	if unsent(e.initial) {
+		e.report(ctx)
+	}
 	res := DeployResult{}
 	res.Contacted = e.sync(ctx) == nil
+	if e.idle && !unsent(e.initial) {
+		// Nothing assigned, nothing unfinished, nothing to send: the
+		// common refresh, kept to the two requests and no more store reads.
+		res.Packages, res.Disabled = e.initial, !e.cfg.Enabled
+		return res, ctx.Err()
+	}
 	if ctx.Err() == nil {
 		if err := e.periods(ctx); err != nil && ctx.Err() == nil {
 			return DeployResult{}, err
@@ -360,12 +372,28 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 // recoverLost settles packages whose action started in an engine that
 // died: their result is lost, and running them again would break "exactly
 // once", so the zone hears ERR_DONE_FAILED.
+// unsent says whether a result waits to be sent to the zone.
+func unsent(pkgs []*LocalPackage) bool {
+	for _, p := range pkgs {
+		if p.Phase == PhaseDone && !p.Reported {
+			return true
+		}
+	}
+	return false
+}
+
 func (e *engine) recoverLost() error {
 	// Read first: a write transaction costs an fsync, even when it changes nothing.
 	pkgs, err := e.a.Packages()
 	if err != nil {
 		return err
 	}
+	e.initial = pkgs
+	defer func() {
+		if e.initial == nil {
+			e.initial, _ = e.a.Packages()
+		}
+	}()
 	lost := false
 	for _, p := range pkgs {
 		lost = lost || p.Phase == PhaseRunning || (p.Phase == PhaseDone && p.Result == "")
@@ -373,6 +401,7 @@ func (e *engine) recoverLost() error {
 	if !lost {
 		return nil
 	}
+	e.initial = nil // read again after the update
 	return e.a.update(func(tx *bolt.Tx) error {
 		pkgs, err := readPackages(tx)
 		if err != nil {
@@ -455,6 +484,7 @@ func (e *engine) sync(ctx context.Context) error {
 		}
 	}
 	if !e.syncChanges(listed) {
+		e.idle = true
 		return nil
 	}
 	var dropped []string
