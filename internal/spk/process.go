@@ -118,6 +118,17 @@ type run struct {
 // component i on, up to the next command step, and returns the files
 // whose final content and mode are what they already hold.
 func (r *run) settledPaths(comps []*Component, i int) map[string]bool {
+	files, edits := false, false
+	for k := i; k < len(comps); k++ {
+		files = files || len(comps[k].Files) > 0
+		edits = edits || len(comps[k].Edits) > 0
+		if len(comps[k].PostInstall) > 0 || k > i && len(comps[k].PreInstall) > 0 {
+			break
+		}
+	}
+	if !files || !edits {
+		return nil // without both, each step's own check is exact
+	}
 	sim := &run{p: &Processor{DryRun: true, Host: r.p.Host}, cpk: r.cpk, vals: r.vals, res: &Result{}, ctx: r.ctx,
 		overlay: map[string]*virtual{}, secretVars: r.secretVars, secretPaths: map[string]bool{}}
 	for k, v := range r.overlay {
@@ -154,7 +165,9 @@ func (r *run) settledPaths(comps []*Component, i int) map[string]bool {
 	}
 	out := map[string]bool{}
 	for p, v := range sim.overlay {
-		if old, ok := r.overlay[p]; v.removed || ok && old == v {
+		// Only files the segment edits: a file only copied is checked
+		// exactly by its own step (streamed, any size).
+		if old, ok := r.overlay[p]; v.removed || v.data == nil || ok && old == v {
 			continue
 		}
 		if v.mode != 0 {
@@ -902,12 +915,47 @@ func (r *run) sameFile(src, dst string, mode os.FileMode) bool {
 			return false
 		}
 	}
+	_, vs := r.overlay[src]
+	_, vd := r.overlay[dst]
+	if !vs && !vd {
+		return sameContent(src, dst) // streamed: any size
+	}
 	a, err := r.content(src)
 	if err != nil {
 		return false
 	}
 	b, err := r.content(dst)
 	return err == nil && bytes.Equal(a, b)
+}
+
+// sameContent compares two files' bytes without reading either whole.
+func sameContent(a, b string) bool {
+	fa, err := os.Open(a)
+	if err != nil {
+		return false
+	}
+	defer fa.Close()
+	fb, err := os.Open(b)
+	if err != nil {
+		return false
+	}
+	defer fb.Close()
+	ba, bb := make([]byte, 64<<10), make([]byte, 64<<10)
+	for {
+		na, ea := io.ReadFull(fa, ba)
+		nb, eb := io.ReadFull(fb, bb)
+		if na != nb || !bytes.Equal(ba[:na], bb[:nb]) {
+			return false
+		}
+		aEnd := ea == io.EOF || ea == io.ErrUnexpectedEOF
+		bEnd := eb == io.EOF || eb == io.ErrUnexpectedEOF
+		if aEnd || bEnd {
+			return aEnd && bEnd
+		}
+		if ea != nil || eb != nil {
+			return false
+		}
+	}
 }
 
 // place copies (or moves) src to dst. A symbolic link at dst stays: its
@@ -944,7 +992,7 @@ func (r *run) place(src, dst string, mode os.FileMode, move bool) error {
 	}
 	if r.p.DryRun {
 		var old []byte
-		if replacing {
+		if replacing && r.p.Diff != nil {
 			old, _ = r.content(real)
 		}
 		v := &virtual{src: src, mode: mode}

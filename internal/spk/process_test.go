@@ -711,3 +711,26 @@ func TestUninstall(t *testing.T) {
 		return nil
 	})
 }
+
+func TestSameContent(t *testing.T) {
+	dir := t.TempDir()
+	big := bytes.Repeat([]byte("0123456789abcdef"), 20000) // several read buffers
+	w := func(n string, b []byte) string {
+		p := filepath.Join(dir, n)
+		os.WriteFile(p, b, 0o644)
+		return p
+	}
+	a := w("a", big)
+	changedEnd := append(append([]byte(nil), big[:len(big)-1]...), 'X')
+	for name, c := range map[string]struct {
+		b    []byte
+		same bool
+	}{"equal": {big, true}, "last byte": {changedEnd, false}, "shorter": {big[:len(big)-1], false}, "longer": {append(append([]byte(nil), big...), 'x'), false}, "empty": {nil, false}} {
+		if got := sameContent(a, w(name, c.b)); got != c.same {
+			t.Errorf("%s: %v", name, got)
+		}
+	}
+	if !sameContent(w("e1", nil), w("e2", nil)) {
+		t.Error("two empty files differ")
+	}
+}
