@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -185,9 +186,21 @@ image-upload (ZMAN_USER, ZMAN_PASSWORD, --cacert).`,
 			}
 			rows := [][]string{}
 			for _, i := range imgs {
-				rows = append(rows, []string{i.Name, strconv.FormatInt(i.Size, 10), i.SHA256, ui.LocalDate(i.Modified)})
+				var parts []string
+				for _, p := range i.Partitions {
+					fs := p.FS
+					if fs == "" {
+						fs = "raw"
+					}
+					parts = append(parts, fmt.Sprintf("%d:%s:%dMiB", p.Number, fs, p.Size>>20))
+				}
+				layout := "-"
+				if len(parts) > 0 {
+					layout = strings.Join(parts, " ")
+				}
+				rows = append(rows, []string{i.Name, strconv.FormatInt(i.Size, 10), i.SHA256, ui.LocalDate(i.Modified), layout})
 			}
-			return ui.Table(o.IO.Out, []string{"NAME", "SIZE", "SHA-256", "MODIFIED"}, rows)
+			return ui.Table(o.IO.Out, []string{"NAME", "SIZE", "SHA-256", "MODIFIED", "PARTITIONS"}, rows)
 		},
 	}
 	addServerFlag(cmd, o)

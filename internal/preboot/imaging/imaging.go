@@ -29,6 +29,7 @@ import (
 
 	"zonekit/internal/atomicfile"
 	"zonekit/internal/errkind"
+	"zonekit/internal/preboot/imgformat"
 	"zonekit/internal/preboot/plog"
 	"zonekit/internal/preboot/policy"
 	"zonekit/internal/preboot/ptls"
@@ -103,6 +104,10 @@ type Image struct {
 	Size     int64     `json:"size"`
 	SHA256   string    `json:"sha256"`
 	Modified time.Time `json:"modified"`
+	// The partition layout, for a disk image (imgformat): the disk's
+	// size and its partitions as captured.
+	DiskBytes  int64                 `json:"disk_bytes,omitempty"`
+	Partitions []imgformat.Partition `json:"partitions,omitempty"`
 }
 
 // Server is the running imaging service.
@@ -538,7 +543,14 @@ func List(dir string) ([]Image, error) {
 		if err != nil {
 			continue
 		}
-		imgs = append(imgs, Image{Name: name, Size: fi.Size(), SHA256: strings.TrimSpace(string(sum)), Modified: fi.ModTime().UTC()})
+		img := Image{Name: name, Size: fi.Size(), SHA256: strings.TrimSpace(string(sum)), Modified: fi.ModTime().UTC()}
+		if f, err := os.Open(filepath.Join(dir, name)); err == nil {
+			if m, err := imgformat.ReadHeader(io.LimitReader(f, 2<<20)); err == nil {
+				img.DiskBytes, img.Partitions = m.DiskBytes, m.Partitions
+			}
+			f.Close()
+		}
+		imgs = append(imgs, img)
 	}
 	sort.Slice(imgs, func(i, j int) bool { return imgs[i].Name < imgs[j].Name })
 	return imgs, nil
