@@ -55,6 +55,14 @@ func (a *Agent) adoptTrust(pems []string) error {
 		}
 		certs = append(certs, c)
 	}
+	// Roots the administrator added (zac cert-info) stay beside the
+	// zone's: the zone does not know them, and a refresh must not drop
+	// them.
+	for _, c := range a.addedCAs() {
+		if !containsCert(certs, c) {
+			certs = append(certs, c)
+		}
+	}
 	want := pki.EncodeChainPEM(certs...)
 	if have, err := os.ReadFile(a.CACertPath()); err == nil && bytes.Equal(have, want) {
 		return nil
@@ -125,8 +133,24 @@ func (a *Agent) installDeviceCert(st *State, key crypto.Signer, out api.DeviceCe
 	return nil
 }
 
+// addedPath keeps the roots added with zac cert-info, so that the trust
+// store the zone refreshes can keep them.
+func (a *Agent) addedPath() string { return filepath.Join(a.Home, "added-ca.pem") }
+
+// addedCAs are the roots added with zac cert-info; an unreadable file
+// adds none (the zone's CAs are still trusted).
+func (a *Agent) addedCAs() []*x509.Certificate {
+	data, err := os.ReadFile(a.addedPath())
+	if err != nil {
+		return nil
+	}
+	certs, _ := pki.ParseCertsPEM(data)
+	return certs
+}
+
 // AddTrustedCA adds the CA certificates in file (PEM, DER or PKCS#7) to
-// the trust store (zac cert-info). It returns those that were new.
+// the trust store (zac cert-info), where they stay across refreshes. It
+// returns those that were new to the trust store.
 func (a *Agent) AddTrustedCA(file string) ([]*x509.Certificate, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
@@ -141,20 +165,30 @@ func (a *Agent) AddTrustedCA(file string) ([]*x509.Certificate, error) {
 		return nil, err
 	}
 	var added []*x509.Certificate
+	kept := a.addedCAs()
+	keptBefore := len(kept)
 	for _, c := range certs {
 		if !c.IsCA {
 			return nil, errkind.New(errkind.Invalid, "%s: %s is not a CA certificate", file, c.Subject)
+		}
+		if !containsCert(kept, c) {
+			kept = append(kept, c)
 		}
 		if containsCert(have, c) || containsCert(added, c) {
 			continue
 		}
 		added = append(added, c)
 	}
-	if len(added) == 0 {
-		return nil, nil
-	}
 	if err := os.MkdirAll(a.Home, 0o755); err != nil {
 		return nil, err
+	}
+	if len(kept) > keptBefore {
+		if err := atomicfile.WriteFile(a.addedPath(), pki.EncodeChainPEM(kept...), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	if len(added) == 0 {
+		return nil, nil
 	}
 	return added, atomicfile.WriteFile(a.CACertPath(), pki.EncodeChainPEM(append(have, added...)...), 0o644)
 }

@@ -111,13 +111,23 @@ func retrustRun(ctx context.Context, cmd *cobra.Command, o *RetrustOptions) erro
 }
 
 func newCertInfo(opts *Options, runF func(*Options, string) error) *cobra.Command {
-	return &cobra.Command{
-		Use:   "cert-info FILE",
-		Short: "Add a root certificate to this device's trust store",
+	var user, pass string
+	cmd := &cobra.Command{
+		Use:     "cert-info FILE [-u ADMIN -p PASSWORD]",
+		Aliases: []string{"cin"},
+		Short:   "Add a root certificate to this device's trust store",
 		Long: `Add the CA certificate(s) in FILE (PEM, DER or PKCS#7) to the agent's trust
 store (cacert.pem in its home), so that the device trusts zone servers
 whose certificates they issued: for example the root of an external CA the
-zone is changing to. Certificates already trusted are skipped.`,
+zone is changing to. Certificates already trusted are skipped. Roots added
+this way are kept (in added-ca.pem) when the zone refreshes the trust
+store.
+
+-u and -p, which the reference's command line carries, are accepted but
+not needed: the trust store is this device's, guarded by its file
+permissions, and no zone server is asked.`,
+		Example: `  zac cert-info corp-root.der
+  zac cert-info corp-root.pem -u admin -p "$PW"`,
 		Args: cmdutil.ExactArgs(1, "the certificate file"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if runF != nil {
@@ -137,4 +147,7 @@ zone is changing to. Certificates already trusted are skipped.`,
 			return nil
 		},
 	}
+	cmd.Flags().StringVarP(&user, "user", "u", "", "accepted for the reference's command line; not needed")
+	cmd.Flags().StringVarP(&pass, "password", "p", "", "accepted for the reference's command line; not needed")
+	return cmd
 }
