@@ -519,6 +519,11 @@ func Open(r io.ReadSeeker, o OpenOptions) (_ *Opened, err error) {
 		if n != e.Size || hex.EncodeToString(hh.Sum(nil)) != e.SHA256 {
 			return fmt.Errorf("the CPK has been altered: %s does not match its manifest digest", h.Name)
 		}
+		// The manifest's mode exactly (the umask would narrow it), still
+		// readable here: copies without mode: take it.
+		if err := os.Chmod(dst, os.FileMode(e.Mode).Perm()|0o400); err != nil {
+			return err
+		}
 		done++
 		return nil
 	})

@@ -734,3 +734,30 @@ func TestSameContent(t *testing.T) {
 		t.Error("two empty files differ")
 	}
 }
+
+// A copy without mode: takes the packaged file's mode, whatever the umask.
+func TestCopyKeepsPackagedMode(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "tool"), []byte("#!/bin/sh\n"), 0o644)
+	os.Chmod(filepath.Join(dir, "tool"), 0o775)
+	p, err := ParseSource(strings.NewReader("spk: 1\nname: m\nvariables: [{name: D}]\ncomponents: [{component: C, files: [{from_package: tool, to: \"%D%/tool\"}]}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if _, err := Compile(p, dir, &buf, nil, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	o, err := Open(bytes.NewReader(buf.Bytes()), OpenOptions{TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	dest := t.TempDir()
+	if _, err := runTest(t, &Processor{}, o, Values{"D": dest}); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(filepath.Join(dest, "tool")); fi.Mode().Perm() != 0o775 {
+		t.Errorf("mode %v", fi.Mode())
+	}
+}
