@@ -18,7 +18,7 @@ import (
 	"zonekit/internal/cli/cmdutil"
 	"zonekit/internal/client"
 	"zonekit/internal/errkind"
-	"zonekit/internal/restore"
+	"zonekit/internal/serverfiles"
 	"zonekit/internal/ui"
 )
 
@@ -149,18 +149,18 @@ func verifyRun(ctx context.Context, o *backupOptions) error {
 		return err
 	}
 	defer done()
-	m, files, err := backup.VerifyKeep(dec, nil, restore.ConfFiles())
+	m, files, err := backup.VerifyKeep(dec, nil, serverfiles.ConfFiles())
 	if err != nil {
 		return fmt.Errorf("%s: %w", o.File, err)
 	}
 	done()
 	// The checks a restore makes before it swaps anything in, but those
 	// of the store's content, which only the staged copy allows.
-	if _, err := restore.CheckConf(files); err != nil {
+	if _, err := serverfiles.CheckConf(files); err != nil {
 		return errkind.Wrap(errkind.Invalid, fmt.Errorf("%s is intact but cannot be restored: %w", o.File, err))
 	}
-	if !slices.ContainsFunc(m.Entries, func(e backup.Entry) bool { return e.Path == restore.StoreEntry }) {
-		return errkind.New(errkind.Invalid, "%s is intact but cannot be restored: it holds no zone store (%s)", o.File, restore.StoreEntry)
+	if !slices.ContainsFunc(m.Entries, func(e backup.Entry) bool { return e.Path == serverfiles.StoreEntry }) {
+		return errkind.New(errkind.Invalid, "%s is intact but cannot be restored: it holds no zone store (%s)", o.File, serverfiles.StoreEntry)
 	}
 	return o.f.done(map[string]any{"file": o.File, "intact": true, "server": m.Info.Server, "zone": m.Info.Zone,
 		"zonekit_version": m.Info.ZonekitVersion, "created": m.Info.Created, "entries": len(m.Entries)},
