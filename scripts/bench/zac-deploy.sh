@@ -3,13 +3,14 @@
 # in a temporary directory:
 #  1. `zac refresh` with nothing to do, whole process (hyperfine -N, median
 #     of RUNS), beside curl asking the same device route with the same
-#     client certificate. Target: < 50 ms.
+#     client certificate. Target: < 20 ms (issue 18; issue 6 had 50 ms).
 #  2. AGENTS (default 200) agents on this machine, each with its own home,
 #     deploying one PKG_MIB (default 100) MiB package (random data, launch
 #     of a no-op) in FRAGMENT_SIZE fragments with every latency 0, all at
 #     once: `zac refresh` processes until every one has reported SUCCESS;
-#     then AGENTS curl processes fetching the same fragments into their own
-#     directories. Target: agents within 1.5 x curl's time.
+#     then AGENTS `curl | tar xz` pipelines fetching the same fragments and
+#     unpacking them into their own directories (issue 18: what an agent
+#     does, less the checks). Target: agents within 1.5 x the pipelines.
 #
 #   scripts/bench/zac-deploy.sh            # AGENTS=200 PKG_MIB=100 FRAGMENT_SIZE=1M RUNS=50
 # Disk: AGENTS x PKG_MIB for curl, and up to twice that for the agents
@@ -87,11 +88,11 @@ echo "agents: ${zac_s}s, ${ok:-0} of $((agents + 1)) devices SUCCESS (bench0 inc
 rm -rf "$work/curl"
 sync
 start=$(date +%s.%N)
-seq 1 "$agents" | xargs -P "$agents" -I{} sh -c 'mkdir -p "$1" && curl -s --fail --remote-name-all --output-dir "$1" "$2"' - "$work/curl/c{}" "http://127.0.0.1:$cport/content/$id/$id-[1-$frags]"
+seq 1 "$agents" | xargs -P "$agents" -I{} sh -c 'mkdir -p "$1" && curl -s --fail "$2" | tar xzf - -C "$1"' - "$work/curl/c{}" "http://127.0.0.1:$cport/content/$id/$id-[1-$frags]"
 end=$(date +%s.%N)
 curl_s=$(echo "$end - $start" | bc)
 got=$(du -sm "$work/curl" | cut -f1)
-echo "curl: ${curl_s}s ($got MiB fetched)"
+echo "curl | tar xz: ${curl_s}s ($got MiB unpacked)"
 ratio=$(echo "scale=2; $zac_s / $curl_s" | bc)
 echo "agents / curl: $ratio (download phase alone: ${dl_s}s, $(echo "scale=2; $dl_s / $curl_s" | bc) x curl)"
 {
@@ -99,7 +100,7 @@ echo "agents / curl: $ratio (download phase alone: ${dl_s}s, $(echo "scale=2; $d
   echo "$agents agents x $pkg_mib MiB ($frags fragments of $frag): zac ${zac_s}s (downloads done at ${dl_s}s), curl ${curl_s}s, ratio $ratio"
 } >"$out/zac-deploy.txt"
 fail=0
-awk -v m="$ref_ms" 'BEGIN{exit !(m < 50)}' || { echo "MISSED: refresh >= 50 ms"; fail=1; }
+awk -v m="$ref_ms" 'BEGIN{exit !(m < 20)}' || { echo "MISSED: refresh >= 20 ms"; fail=1; }
 awk -v r="$ratio" 'BEGIN{exit !(r <= 1.5)}' || { echo "MISSED: agents > 1.5 x curl"; fail=1; }
 [ "${ok:-0}" -ge "$agents" ] || { echo "MISSED: not every agent succeeded"; fail=1; }
 exit $fail
