@@ -149,8 +149,18 @@ func (p *Processor) Recover(ctx context.Context) ([]Recovered, error) {
 		dir := filepath.Join(p.StateDir, e.Name())
 		jpath := filepath.Join(dir, journalName)
 		begin, undo, end, err := readJournal(jpath)
-		if errors.Is(err, os.ErrNotExist) || err != nil && begin == nil {
-			continue // not a run directory, or one whose begin never reached the disk
+		if errors.Is(err, os.ErrNotExist) {
+			// Snapshots of runs of an earlier zac (an index, no journal)
+			// were kept after success, secrets included: they go.
+			if _, kerr := os.Stat(filepath.Join(dir, "kept.txt")); kerr == nil {
+				if os.RemoveAll(dir) == nil {
+					p.logLine("removed " + dir + ": snapshots an earlier version kept after a run (they may hold secrets)")
+				}
+			}
+			continue
+		}
+		if err != nil && begin == nil {
+			continue // a run whose begin never reached the disk
 		}
 		if err != nil {
 			return out, err

@@ -761,3 +761,28 @@ func TestCopyKeepsPackagedMode(t *testing.T) {
 		t.Errorf("mode %v", fi.Mode())
 	}
 }
+
+// Snapshot directories an earlier version left after its runs (kept.txt,
+// no journal) may hold passwords: recovery removes them.
+func TestRecoverRemovesLegacySnapshots(t *testing.T) {
+	state := t.TempDir()
+	old := filepath.Join(state, "edir-20260101T000000.000")
+	os.MkdirAll(old, 0o700)
+	os.WriteFile(filepath.Join(old, "kept.txt"), []byte("00001-response.ni\t/opt/x/response.ni\n"), 0o600)
+	os.WriteFile(filepath.Join(old, "00001-response.ni"), []byte("Admin Password=S3cret\n"), 0o600)
+	other := filepath.Join(state, "not-a-run")
+	os.MkdirAll(other, 0o700)
+	var log bytes.Buffer
+	if _, err := (&Processor{StateDir: state, Log: &log}).Recover(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(old); err == nil {
+		t.Error("legacy snapshots kept")
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Error("an unrelated directory was removed")
+	}
+	if !strings.Contains(log.String(), "snapshots an earlier version kept") {
+		t.Errorf("log: %s", log.String())
+	}
+}
