@@ -178,7 +178,7 @@ func (e *engine) act(ctx context.Context, p *LocalPackage, info content.Info, ar
 			break
 		}
 		os.Chmod(filepath.Join(work, exe), fi.Mode().Perm()|0o700)
-		res = e.command(p, work, "./"+strings.TrimSpace(info.Name))
+		res = e.command(p, work, launchLine(strings.TrimSpace(info.Name)))
 	case "EXECUTE":
 		// The exit code is logged (and goes home with the output); the
 		// status is the OCS agent's: SUCCESS or ERR_EXECUTE.
@@ -223,12 +223,7 @@ func (e *engine) command(p *LocalPackage, dir, line string) string {
 	// execution timeout does.
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
-	var cmd *exec.Cmd
-	if runtime.GOOS == "windows" {
-		cmd = exec.CommandContext(ctx, "cmd", "/C", line)
-	} else {
-		cmd = exec.CommandContext(ctx, "/bin/sh", "-c", line)
-	}
+	cmd := shellCommand(ctx, line)
 	cmd.Dir, cmd.Stdout, cmd.Stderr, cmd.Stdin = dir, lf, lf, nil
 	cmd.Env = append(os.Environ(), "ZONEKIT_PACKAGE_ID="+p.ID)
 	ownGroup(cmd)

@@ -1,8 +1,9 @@
-//go:build !unix
+//go:build !unix && !windows
 
 package agent
 
 import (
+	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -29,3 +30,9 @@ func (a *Agent) lockEngine() (func(), error) {
 func freeSpace(string) (uint64, error) { return 0, errors.New("free space unknown") }
 
 func ownGroup(*exec.Cmd) {}
+
+func shellCommand(ctx context.Context, line string) *exec.Cmd {
+	return exec.CommandContext(ctx, "/bin/sh", "-c", line)
+}
+
+func launchLine(nameAndArgs string) string { return "./" + nameAndArgs }
