@@ -34,10 +34,16 @@ func (s *Server) getCertificateAuthority(w http.ResponseWriter, r *http.Request,
 	if err != nil {
 		return err
 	}
-	c := s.zoneCA()
 	z, err := s.db.Zone()
 	if err != nil {
 		return err
+	}
+	// The store is the truth: during an activation this server's TLS
+	// state follows it a moment later, and the answer must not mix the
+	// old CA with the new CA's type.
+	c := s.zoneCA()
+	if stored, err := pki.ParseCertPEM([]byte(z.CACertPEM)); err == nil {
+		c = stored
 	}
 	out := api.CertificateAuthority{
 		Subject: c.Subject.String(), Issuer: c.Issuer.String(),

@@ -22,10 +22,10 @@ import (
 	"zonekit/internal/zone"
 )
 
-// The zone CA expires while the server runs: the server logs it once,
-// naming the way out, and the Immediate remint that way out needs is
-// accepted (it activates at once).
-func TestZoneCAExpiresWhileRunning(t *testing.T) {
+// newClockedServer provisions a one-server zone (an administrator
+// "tester" with a cheap hash) and builds its server on the clock given.
+func newClockedServer(t *testing.T, clock *atomic.Pointer[time.Time], logs *bytes.Buffer) (*Server, *zone.DB) {
+	t.Helper()
 	p := config.Paths{Home: filepath.Join(t.TempDir(), "zone")}
 	if _, err := provision.NewZone(provision.NewZoneOptions{
 		Paths: p, ZoneName: "Acme", AdminName: "Administrator", AdminPassword: "admin-password",
@@ -38,9 +38,6 @@ func TestZoneCAExpiresWhileRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	var clock atomic.Pointer[time.Time]
-	start := time.Now()
-	clock.Store(&start)
 	now := func() time.Time { return *clock.Load() }
 	db := zone.New(st, now)
 	hash, err := password.Hash("tester-password", password.Params{Memory: 64, Time: 1, Threads: 1})
@@ -54,11 +51,22 @@ func TestZoneCAExpiresWhileRunning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs bytes.Buffer
-	s, err := New(Options{Paths: p, Config: cfg, DB: db, Now: now, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	s, err := New(Options{Paths: p, Config: cfg, DB: db, Now: now, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s, db
+}
+
+// The zone CA expires while the server runs: the server logs it once,
+// naming the way out, and the Immediate remint that way out needs is
+// accepted (it activates at once).
+func TestZoneCAExpiresWhileRunning(t *testing.T) {
+	var clock atomic.Pointer[time.Time]
+	start := time.Now()
+	clock.Store(&start)
+	var logs bytes.Buffer
+	s, _ := newClockedServer(t, &clock, &logs)
 	s.noteExpiredCA()
 	if strings.Contains(logs.String(), "expired") {
 		t.Fatalf("logged an expiry before it happened: %s", logs.String())
@@ -85,5 +93,47 @@ func TestZoneCAExpiresWhileRunning(t *testing.T) {
 	}
 	if !s.zoneCA().NotAfter.After(later) {
 		t.Fatal("the zone CA was not replaced")
+	}
+}
+
+// A change of CA started where the current CA's key is not (cach
+// --internal on the server that will hold the new CA) still gets its cross
+// certificate: the server that holds the key signs it in its loop.
+func TestCrossSignFutureElsewhere(t *testing.T) {
+	var clock atomic.Pointer[time.Time]
+	start := time.Now()
+	clock.Store(&start)
+	var logs bytes.Buffer
+	s, db := newClockedServer(t, &clock, &logs)
+	next, err := pki.NewCA("Acme 2027", pki.ECDSAP256, 2, start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rm := zone.Remint{ID: "r1", Kind: zone.ChangeCAInternal, Name: "elsewhere", Started: start, Activation: start.Add(24 * time.Hour),
+		FutureCA: string(pki.EncodeCertPEM(next.Cert)), CAServer: "another-server",
+		Servers: []zone.FutureCert{{Server: s.self.ID, Name: s.self.Name, Status: "pending"}}}
+	if err := db.StartRemint("tester", rm); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.reconcile(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Remint()
+	if err != nil || got == nil {
+		t.Fatal(got, err)
+	}
+	cross, err := pki.ParseCertPEM([]byte(got.CrossCert))
+	if err != nil {
+		t.Fatalf("no cross certificate recorded: %v", err)
+	}
+	if err := cross.CheckSignatureFrom(s.zoneCA()); err != nil || !pki.SameKey(cross.PublicKey, next.Key) {
+		t.Fatalf("the cross certificate is not the current CA's certification of the new one: %v", err)
+	}
+	// A second pass keeps the first signature.
+	if err := s.reconcile(); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := db.Remint(); again.CrossCert != got.CrossCert {
+		t.Error("the cross certificate was replaced")
 	}
 }

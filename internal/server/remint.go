@@ -108,6 +108,9 @@ func (s *Server) reconcileLocked() error {
 	if err := s.prepareOwn(r); err != nil {
 		return err
 	}
+	if err := s.crossSignFuture(r); err != nil {
+		return err
+	}
 	if r, err = s.db.Remint(); err != nil || r == nil {
 		return err
 	}
@@ -268,6 +271,34 @@ func (s *Server) signPending(r *zone.Remint) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// crossSignFuture has the current CA certify the future one when this
+// server holds the current CA's key and the change was started where it
+// is not (cach --internal on the server that will hold the new CA): the
+// cross certificate is what lets a device that missed the change follow
+// with 'zac retrust' without a fingerprint.
+func (s *Server) crossSignFuture(r *zone.Remint) error {
+	if r.CrossCert != "" || !r.Kind.ChangesCA() {
+		return nil
+	}
+	ca := s.ca.Load()
+	if ca == nil || !ca.Cert.Equal(s.zoneCA()) {
+		return nil
+	}
+	future, err := pki.ParseCertPEM([]byte(r.FutureCA))
+	if err != nil {
+		return fmt.Errorf("the change's future CA: %w", err)
+	}
+	cross, err := ca.CrossSign(future)
+	if err != nil {
+		return err
+	}
+	if err := s.db.SetRemintCross(systemActor, r.ID, string(pki.EncodeCertPEM(cross))); err != nil {
+		return err
+	}
+	s.log.Info("the current CA certified the future one", "change", r.Name, "future", future.Subject.String())
 	return nil
 }
 
@@ -566,6 +597,13 @@ func (s *Server) startChange(w http.ResponseWriter, r *http.Request, actor strin
 		return err
 	}
 	s.log.Info("certificate change started", "actor", actor, "kind", string(kind), "name", rm.Name, "activation", rm.Activation)
+	var warnings []string
+	if kind.ChangesCA() && rm.CrossCert == "" {
+		if holder, err := s.certAuthServer(); err == nil && holder == "" {
+			warnings = append(warnings, "no server holds the CertAuth role with the current CA's key, so nothing certifies the new CA: "+
+				"a device that misses the change must be given its fingerprint (zac retrust --fingerprint, from certificate-authority-info)")
+		}
+	}
 	// The first steps run now, so the answer shows certificates or CSRs.
 	if err := s.reconcileLocked(); err != nil {
 		s.log.Error("certificate change", "err", err)
@@ -576,7 +614,7 @@ func (s *Server) startChange(w http.ResponseWriter, r *http.Request, actor strin
 			Activated: string(rm.Kind), Retrust: rm.Kind != zone.RemintServers, CAExpired: rm.Immediate})
 		return nil
 	}
-	return s.writeChange(w, http.StatusCreated)
+	return s.writeChangeWarnings(w, http.StatusCreated, warnings)
 }
 
 func randomHex(n int) string {

@@ -94,6 +94,7 @@ const (
 	CmdRemintServer    = "certificate.remint-server"
 	CmdRemintCancel    = "certificate.remint-cancel"
 	CmdRemintActivate  = "certificate.remint-activate"
+	CmdRemintSetCross  = "certificate.remint-set-cross"
 	CmdServerSetCert   = "server.set-certificate"
 	CmdZoneReplaceCA   = "zone.replace-ca"
 	CmdDeviceSetCert   = "device.set-certificate"
@@ -104,6 +105,11 @@ const (
 type remintRef struct {
 	ID   string    `json:"id"`
 	Time time.Time `json:"time"`
+}
+
+type remintCross struct {
+	ID        string `json:"id"`
+	CrossCert string `json:"cross_cert_pem"`
 }
 
 type remintServer struct {
@@ -175,6 +181,21 @@ func applyCertificate(tx *bolt.Tx, c Command) (target string, ok bool, err error
 				return "", true, errkind.New(errkind.NotFound, "server %s not found", f.Server)
 			}
 		}
+		return r.Name, true, put(tx, store.BucketZone, remintKey, r)
+
+	case CmdRemintSetCross:
+		var d remintCross
+		if err := decode(c, &d); err != nil {
+			return "", true, err
+		}
+		r, err := activeRemint(tx, d.ID)
+		if err != nil {
+			return "", true, err
+		}
+		if r.CrossCert != "" {
+			return r.Name, true, nil // the first signature stands
+		}
+		r.CrossCert = d.CrossCert
 		return r.Name, true, put(tx, store.BucketZone, remintKey, r)
 
 	case CmdRemintServer:
@@ -348,6 +369,13 @@ func (d *DB) StartRemint(actor string, r Remint) error {
 }
 
 // SetFuture records one server's future certificate, CSR or failure.
+// SetRemintCross records the current CA's certification of the change's
+// future CA, made by the server that holds the current CA's key when the
+// change was started elsewhere. A cross certificate already recorded stays.
+func (d *DB) SetRemintCross(actor, remintID, crossPEM string) error {
+	return d.Exec(actor, CmdRemintSetCross, remintCross{ID: remintID, CrossCert: crossPEM})
+}
+
 func (d *DB) SetFuture(actor, remintID string, f FutureCert) error {
 	return d.Exec(actor, CmdRemintServer, remintServer{ID: remintID, Future: f})
 }

@@ -146,6 +146,7 @@ func (f *Factory) startChange(ctx context.Context, path string, req api.RemintRe
 		if err := c.Post(ctx, api.Prefix+path, req, &ch); err != nil {
 			return err
 		}
+		f.printWarnings(ch.Warnings)
 		return f.printChange(ch)
 	})
 }
