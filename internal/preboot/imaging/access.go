@@ -78,8 +78,8 @@ func (s *Server) checkSize(n int64) error {
 	if n < 0 {
 		return nil
 	}
-	if n > s.cfg.MaxImageBytes {
-		return fmt.Errorf("the image (%d bytes) is larger than the limit of %d bytes", n, s.cfg.MaxImageBytes)
+	if limit := s.maxImage(); n > limit {
+		return fmt.Errorf("the image (%d bytes) is larger than the limit of %d bytes", n, limit)
 	}
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(s.dir(), &st); err == nil {
@@ -88,4 +88,11 @@ func (s *Server) checkSize(n int64) error {
 		}
 	}
 	return nil
+}
+
+// maxImage is the upload limit now in force (force-reload changes it).
+func (s *Server) maxImage() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.maxNow
 }

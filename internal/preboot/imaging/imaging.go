@@ -121,6 +121,7 @@ type Server struct {
 	mu        sync.Mutex
 	stats     Stats
 	dirNow    string
+	maxNow    int64 // MaxImageBytes in force
 	uploading map[string]bool   // image paths with an upload under way
 	verified  map[string]string // image paths whose file was hashed whole when served, by fileKey
 	mc        sessions
@@ -136,7 +137,7 @@ func New(cfg Config, zone Zone, log *plog.Logger) *Server {
 	if cfg.MaxImageBytes <= 0 {
 		cfg.MaxImageBytes = DefaultMaxImageBytes
 	}
-	return &Server{cfg: cfg, zone: zone, log: log, uploading: map[string]bool{}, verified: map[string]string{}, now: time.Now}
+	return &Server{cfg: cfg, zone: zone, log: log, uploading: map[string]bool{}, verified: map[string]string{}, now: time.Now, maxNow: cfg.MaxImageBytes}
 }
 
 // tempName matches atomicfile's temporary files: ".NAME.tmp-" and digits.
@@ -229,8 +230,11 @@ func (s *Server) Reload(cfg Config) error {
 	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
 		return fmt.Errorf("create ImageDirectory: %w", err)
 	}
+	if cfg.MaxImageBytes <= 0 {
+		cfg.MaxImageBytes = DefaultMaxImageBytes
+	}
 	s.mu.Lock()
-	s.dirNow = cfg.Dir
+	s.dirNow, s.maxNow = cfg.Dir, cfg.MaxImageBytes
 	s.mu.Unlock()
 	if cfg.Library != "" {
 		s.log.Logf(plog.Critical, "LIBRARY_NAME %s ignored: zonekit's imaging is built in", cfg.Library)
@@ -392,10 +396,11 @@ func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) {
 	}
 	defer f.Abort()
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), http.MaxBytesReader(w, r.Body, s.cfg.MaxImageBytes))
+	limit := s.maxImage()
+	n, err := io.Copy(io.MultiWriter(f, h), http.MaxBytesReader(w, r.Body, limit))
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		s.fail(w, r, typ, http.StatusRequestEntityTooLarge, "the image is larger than the limit of %d bytes", s.cfg.MaxImageBytes)
+		s.fail(w, r, typ, http.StatusRequestEntityTooLarge, "the image is larger than the limit of %d bytes", limit)
 		return
 	}
 	if err != nil {

@@ -388,6 +388,21 @@ func TestUploadBound(t *testing.T) {
 	if ents, _ := os.ReadDir(filepath.Join(dir, "images")); len(ents) != 0 {
 		t.Fatalf("left %v", ents)
 	}
+	// force-reload raises the limit for new uploads.
+	if err := s.Reload(Config{Addr: "127.0.0.1", Dir: filepath.Join(dir, "images"), MaxImageBytes: 1 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("PUT", "https://"+s.Addr().String()+"/images/big.img", bytes.NewReader(data))
+	req.Header.Set("Authorization", adminAuth)
+	req.Header.Set(DigestHeader, hex.EncodeToString(sum[:]))
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("after reload: %d", resp.StatusCode)
+	}
 }
 
 // TestTaskRunsOnce: a task is served (with a token) while queued; the
