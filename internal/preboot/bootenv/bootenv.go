@@ -8,7 +8,6 @@ package bootenv
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -56,7 +55,7 @@ type Result struct {
 
 func (o *Options) path(p string) string { return filepath.Join(o.Root, p) }
 
-// Build makes Output/vmlinuz and Output/initrd (gzip-compressed newc
+// Build makes Output/vmlinuz and Output/initrd (a zstd-compressed newc
 // cpio), each replaced atomically.
 func Build(o Options) (Result, error) {
 	var res Result
@@ -94,13 +93,24 @@ func Build(o Options) (Result, error) {
 	if err := o.populate(tmp); err != nil {
 		return res, err
 	}
-	var cpio bytes.Buffer
-	gz, _ := gzip.NewWriterLevel(&cpio, gzip.BestCompression)
-	n, err := writeCpio(gz, tmp)
+	// zstd (the kernel unpacks it; Debian's has RD_ZSTD) at level 3: as
+	// small as gzip -9 and fifty times faster.
+	var cpio, zerr bytes.Buffer
+	z := exec.Command(o.path("/usr/bin/zstd"), "-q", "-T0", "-3", "-c")
+	z.Stdout, z.Stderr = &cpio, &zerr
+	zin, err := z.StdinPipe()
 	if err != nil {
 		return res, err
 	}
-	if err := gz.Close(); err != nil {
+	if err := z.Start(); err != nil {
+		return res, fmt.Errorf("zstd: %w", err)
+	}
+	n, err := writeCpio(bufio.NewWriterSize(zin, 1<<20), tmp)
+	zin.Close()
+	if werr := z.Wait(); werr != nil && err == nil {
+		err = fmt.Errorf("zstd: %v: %s", werr, zerr.String())
+	}
+	if err != nil {
 		return res, err
 	}
 	res.Files = n
@@ -301,5 +311,11 @@ func writeCpio(w io.Writer, dir string) (int, error) {
 	if err := entry("dev/console", 0o020600, nil, 5, 1); err != nil {
 		return n, err
 	}
-	return n + 1, entry("TRAILER!!!", 0, nil, 0, 0)
+	if err := entry("TRAILER!!!", 0, nil, 0, 0); err != nil {
+		return n, err
+	}
+	if f, ok := w.(interface{ Flush() error }); ok {
+		return n + 1, f.Flush()
+	}
+	return n + 1, nil
 }
