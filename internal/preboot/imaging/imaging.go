@@ -121,7 +121,7 @@ type Server struct {
 	mu        sync.Mutex
 	stats     Stats
 	dirNow    string
-	maxNow    int64 // MaxImageBytes in force
+	maxNow    int64             // MaxImageBytes in force
 	uploading map[string]bool   // image paths with an upload under way
 	verified  map[string]string // image paths whose file was hashed whole when served, by fileKey
 	mc        sessions
