@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -60,6 +61,22 @@ type State struct {
 type Agent struct {
 	Home string
 	Now  func() time.Time
+	// ReuseConnections keeps the device clients (and their TLS
+	// connections) between calls until Close: zac refresh's contact and
+	// package list then share one handshake. Off, every call connects
+	// afresh (long-running users: an idle connection a server dropped
+	// would fail a POST).
+	ReuseConnections bool
+	clients          []*client.Client
+	clientsFor       string
+}
+
+// Close closes the connections ReuseConnections kept.
+func (a *Agent) Close() {
+	for _, c := range a.clients {
+		c.Close()
+	}
+	a.clients, a.clientsFor = nil, ""
 }
 
 // New returns the agent at home.
@@ -285,6 +302,11 @@ func checkDeviceCert(cert, ca *x509.Certificate, pub any) error {
 
 // deviceClients returns a client per known server, device certificate attached.
 func (a *Agent) deviceClients(st State) ([]*client.Client, error) {
+	key := strings.Join(st.Servers, "\n")
+	if a.ReuseConnections && a.clients != nil && a.clientsFor == key {
+		return a.clients, nil
+	}
+	a.Close()
 	cas, err := a.TrustedCAs()
 	if err != nil {
 		return nil, err
@@ -302,6 +324,9 @@ func (a *Agent) deviceClients(st State) ([]*client.Client, error) {
 		}
 		out = append(out, c)
 	}
+	if a.ReuseConnections {
+		a.clients, a.clientsFor = out, key
+	}
 	return out, nil
 }
 
@@ -317,10 +342,14 @@ func (a *Agent) firstAnswer(st State, fn func(*client.Client) error) error {
 	var errs []error
 	for i, c := range clients {
 		err := fn(c)
-		c.Close()
+		if !a.ReuseConnections {
+			c.Close()
+		}
 		if err == nil || client.IsStatus(err, http.StatusUnauthorized) {
-			for _, rest := range clients[i+1:] {
-				rest.Close()
+			if !a.ReuseConnections {
+				for _, rest := range clients[i+1:] {
+					rest.Close()
+				}
 			}
 			return err
 		}
@@ -357,14 +386,22 @@ func (a *Agent) Refresh(ctx context.Context) (State, error) {
 			return err
 		}
 		// Trust first: a renewed certificate may come from the new CA.
-		if err := a.adoptTrust(r.TrustedCAs); err != nil {
+		changed, err := a.adoptTrust(r.TrustedCAs)
+		if err != nil {
 			return err
 		}
 		if r.RenewCertificate {
 			return a.renewCertificate(ctx, c, &st)
 		}
+		if changed {
+			// Kept clients trust the old CAs: the next call connects afresh.
+			defer a.Close()
+		}
 		return nil
 	})
+	if r.RenewCertificate {
+		a.Close() // kept clients present the old certificate
+	}
 	if err != nil {
 		return State{}, fmt.Errorf("refresh: %w", err)
 	}

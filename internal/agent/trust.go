@@ -43,15 +43,15 @@ func (a *Agent) TrustedCAs() ([]*x509.Certificate, error) {
 
 // adoptTrust replaces the trust store with what the zone says to trust,
 // when that differs. Only an authenticated zone server is asked.
-func (a *Agent) adoptTrust(pems []string) error {
+func (a *Agent) adoptTrust(pems []string) (changed bool, err error) {
 	if len(pems) == 0 {
-		return nil
+		return false, nil
 	}
 	var certs []*x509.Certificate
 	for _, p := range pems {
 		c, err := pki.ParseCertPEM([]byte(p))
 		if err != nil || !c.IsCA {
-			return fmt.Errorf("the zone sent an unusable CA certificate")
+			return false, fmt.Errorf("the zone sent an unusable CA certificate")
 		}
 		certs = append(certs, c)
 	}
@@ -65,9 +65,9 @@ func (a *Agent) adoptTrust(pems []string) error {
 	}
 	want := pki.EncodeChainPEM(certs...)
 	if have, err := os.ReadFile(a.CACertPath()); err == nil && bytes.Equal(have, want) {
-		return nil
+		return false, nil
 	}
-	return atomicfile.WriteFile(a.CACertPath(), want, 0o644)
+	return true, atomicfile.WriteFile(a.CACertPath(), want, 0o644)
 }
 
 // renewCertificate gets a new device certificate over c (the zone asked
@@ -116,7 +116,7 @@ func (a *Agent) installDeviceCert(st *State, key crypto.Signer, out api.DeviceCe
 	// old pair is still whole on disk, and a crash leaves the old pair
 	// (still accepted by the zone) rather than a mismatched one... except
 	// between the last two renames, which a retrust repairs.
-	if err := a.adoptTrust(out.TrustedCAs); err != nil {
+	if _, err := a.adoptTrust(out.TrustedCAs); err != nil {
 		return err
 	}
 	if err := atomicfile.WriteFile(a.keyPath()+".new", keyPEM, 0o600); err != nil {

@@ -75,6 +75,9 @@ func agentRun(ctx context.Context, o *AgentOptions) error {
 	if o.Verbose {
 		log = o.IO.ErrOut
 	}
+	// A round's calls share connections; none is kept across the interval.
+	a.ReuseConnections = true
+	defer a.Close()
 	for {
 		if _, err := a.Refresh(ctx); err != nil {
 			if errkind.Is(err, errkind.NotFound) {
@@ -83,6 +86,7 @@ func agentRun(ctx context.Context, o *AgentOptions) error {
 			fmt.Fprintf(o.IO.ErrOut, "zac: %v\n", err)
 		}
 		res, err := a.Deploy(ctx, agent.DeployOptions{Log: log})
+		a.Close()
 		if ctx.Err() != nil {
 			return nil
 		}

@@ -80,6 +80,9 @@ func refreshRun(ctx context.Context, o *RefreshOptions) error {
 		return err
 	}
 	a := o.Agent()
+	// The contact and the package list share one TLS connection.
+	a.ReuseConnections = true
+	defer a.Close()
 	st, rerr := a.Refresh(ctx)
 	if rerr != nil && errkind.Is(rerr, errkind.NotFound) {
 		return rerr
