@@ -9,6 +9,9 @@
 #     transmitted bytes (its veth's counters) and the time until the last
 #     receiver is done; targets: server bytes for 3 <= 1.1x the image size,
 #     time for 3 <= 1.3x the time for 1.
+#  3. with nftables: the 3-receiver session again with LOSS_PCT (2) % of
+#     the data packets to one receiver dropped: every receiver still gets
+#     the image whole (udpcast retransmits), at what cost in bytes and time.
 #
 # Needs root, ip, curl, nginx, udpcast and Go. Environment: SIZE_MB (image
 # size, default 256), RUNS (3). Results: a table on stdout and
@@ -112,8 +115,8 @@ pbserv_mibs=$(best https://localhost:8070/images/disk.img --resolve localhost:80
 ratio_dl=$(awk -v p="$pbserv_mibs" -v n="$nginx_mibs" 'BEGIN {printf "%.2f", p / n}')
 
 # 2. Multicast: a session of N receivers through pbserv.
-session() { # N: prints "txbytes seconds"
-  local n=$1
+session() { # N [LOSS]: prints "txbytes seconds"
+  local n=$1 loss=${2:-0}
   local s=mc$n$RANDOM
   for i in $(seq "$n"); do
     ip netns exec $srv zman preboot-assign-image --multicast $s --clients "$n" --wait 60 "52:54:00:00:0$n:1$i" disk.img >/dev/null
@@ -127,6 +130,11 @@ session() { # N: prints "txbytes seconds"
       ns=zkir${id}_$i
       info=$(ip netns exec $ns curl -sS --fail --cacert "$home/conf/zone-ca.pem" -H "Authorization: Bearer $(cat "$work/tok$i")" --resolve localhost:8070:10.97.0.2 https://localhost:8070/tasks/session)
       pb=$(printf '%s' "$info" | sed -n 's/.*"portbase":\([0-9]*\).*/\1/p')
+      if [ "$loss" != 0 ] && [ "$i" = 1 ]; then
+        ip netns exec $ns nft add table inet loss
+        ip netns exec $ns nft add chain inet loss in '{ type filter hook input priority 0; }'
+        ip netns exec $ns nft add rule inet loss in udp dport "$pb" numgen random mod 100 '<' "$loss" drop
+      fi
       ip netns exec $ns udp-receiver --interface r${i}1 --portbase "$pb" --nokbd --nosync --no-progress \
         --rcvbuf 8388608 --start-timeout 60 --file "$shm/recv$i" 2>"$work/recv$i.log"
     ) &
@@ -139,6 +147,11 @@ session() { # N: prints "txbytes seconds"
 }
 read -r tx1 s1 < <(session 1)
 read -r tx3 s3 < <(session 3)
+loss_pct=${LOSS_PCT:-2}
+txl= sl=
+if command -v nft >/dev/null; then
+  read -r txl sl < <(session 3 "$loss_pct")
+fi
 bytes_ratio=$(awk -v t="$tx3" -v b="$bytes" 'BEGIN {printf "%.3f", t / b}')
 time_ratio=$(awk -v a="$s3" -v b="$s1" 'BEGIN {printf "%.2f", a / b}')
 
@@ -154,5 +167,8 @@ pass() { awk -v v="$1" -v t="$2" -v d="$3" 'BEGIN {exit !((d == "ge") ? v >= t :
   printf '%-52s %12s %10s\n' "multicast 3 receivers: server bytes, seconds" "$tx3 ${s3}s" "-"
   printf '%-52s %12s %10s %s\n' "multicast 3: server bytes / image size" "$bytes_ratio" "<= 1.1" "$(pass "$bytes_ratio" 1.1 le)"
   printf '%-52s %12s %10s %s\n' "multicast 3 / 1 receiver time" "$time_ratio" "<= 1.3" "$(pass "$time_ratio" 1.3 le)"
+  if [ -n "$txl" ]; then
+    printf '%-52s %12s %10s\n' "multicast 3, $loss_pct% loss at one: bytes ratio, seconds" "$(awk -v t="$txl" -v b="$bytes" 'BEGIN {printf "%.3f", t / b}') ${sl}s" "whole"
+  fi
 } | tee "$out/imaging.txt"
 [ "$ok" = 1 ]
