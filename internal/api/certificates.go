@@ -144,3 +144,10 @@ type ServerCheck struct {
 	Problems []string  `json:"problems,omitempty"`
 	Warnings []string  `json:"warnings,omitempty"`
 }
+
+// CSRRegenerate is the body of POST /api/v1/server-certificates/{server}/csr:
+// the server makes a new key and CSR for the change under way, with these
+// DNS names added.
+type CSRRegenerate struct {
+	DNSNames []string `json:"dns_names,omitempty"`
+}

@@ -176,6 +176,12 @@ func (s *Server) prepareOwn(r *zone.Remint) error {
 	if f.CSRPEM != "" {
 		return nil
 	}
+	if f.NewKey {
+		if err := os.Remove(s.futureKeyPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		f.NewKey = false
+	}
 	key, err := s.futureKey(r.KeyType)
 	if err != nil {
 		f.Status, f.Error = zone.FutureCSRFailed, err.Error()
@@ -996,6 +1002,39 @@ func (s *Server) getCSR(w http.ResponseWriter, r *http.Request, _ string) error 
 	w.Header().Set("Content-Type", "application/pkcs10")
 	w.Write([]byte(f.CSRPEM))
 	return nil
+}
+
+// regenerateCSR discards a server's CSR (and any certificate imported for
+// it) in the change under way; that server makes a new key and CSR, with
+// names added if asked, at its next step. For a CSR the external CA
+// refused, or that lacks a name.
+func (s *Server) regenerateCSR(w http.ResponseWriter, r *http.Request, actor string) error {
+	var req api.CSRRegenerate
+	if err := readJSON(w, r, &req); err != nil {
+		return err
+	}
+	s.remintMu.Lock()
+	defer s.remintMu.Unlock()
+	rm, f, err := s.futureOf(r.PathValue("server"))
+	if err != nil {
+		return err
+	}
+	if !rm.External || rm.Manual {
+		return errkind.New(errkind.Usage, "change %q has no CSRs to regenerate: only a change under an external CA without --manual has them", rm.Name)
+	}
+	f.CSRPEM, f.CertPEM, f.Error, f.NewKey = "", "", "", true
+	f.Status = futurePending
+	f.DNSNames = mergeNames(f.DNSNames, req.DNSNames)
+	if err := s.db.SetFuture(actor, rm.ID, f); err != nil {
+		return err
+	}
+	s.log.Info("CSR regenerated", "actor", actor, "server", f.Name, "dns_names", f.DNSNames)
+	if f.Server == s.self.ID {
+		if err := s.reconcileLocked(); err != nil {
+			s.log.Error("certificate change", "err", err)
+		}
+	}
+	return s.writeChange(w, http.StatusOK)
 }
 
 func (s *Server) getCSRZip(w http.ResponseWriter, r *http.Request, _ string) error {

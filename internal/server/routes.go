@@ -72,6 +72,7 @@ func (s *Server) routes() http.Handler {
 	admin("DELETE "+api.Prefix+"/certificate-changes/current", s.cancelChange)
 	admin("GET "+api.Prefix+"/certificate-changes/current/csrs.zip", s.getCSRZip)
 	admin("GET "+api.Prefix+"/server-certificates/{server}/csr", s.getCSR)
+	admin("POST "+api.Prefix+"/server-certificates/{server}/csr", s.regenerateCSR)
 	admin("POST "+api.Prefix+"/server-certificates/{server}/import", s.importFuture)
 	admin("POST "+api.Prefix+"/server-certificates/{server}/certificate", s.addServerCertificate)
 	admin("POST "+api.Prefix+"/device/retrust", s.deviceRetrust)

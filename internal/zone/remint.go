@@ -73,6 +73,10 @@ type FutureCert struct {
 	CertPEM  string   `json:"cert_pem,omitempty"` // leaf then intermediates
 	CSRPEM   string   `json:"csr_pem,omitempty"`
 	Error    string   `json:"error,omitempty"`
+	// NewKey asks the server to replace its future key before it makes
+	// the next CSR (a CSR regenerated with server-certificate-csr
+	// --regenerate).
+	NewKey bool `json:"new_key,omitempty"`
 }
 
 // Ready reports whether the server has a certificate to switch to.

@@ -343,14 +343,36 @@ change as CRITICAL.`,
 
 func newServerCSR(f *Factory) *cobra.Command {
 	var all string
+	var regenerate bool
+	var dnsNames []string
 	cmd := &cobra.Command{
-		Use:     "server-certificate-csr (SERVER [FILE] | --all FILE.zip)",
+		Use:     "server-certificate-csr (SERVER [FILE] | --all FILE.zip | --regenerate SERVER [--dns-name NAME]...)",
 		Aliases: []string{"scsr"},
 		Short:   "Download the CSR of a server (or all, as a zip) for an external CA",
 		Long: `Download the certificate signing request a server made for the change under
 way: SERVER's to FILE (or stdout, also with FILE -), or with --all every
-server's, one SERVER.csr each, in a zip file.`,
+server's, one SERVER.csr each, in a zip file.
+
+--regenerate discards SERVER's CSR (and a certificate already imported for
+it): the server makes a new key and CSR, with the names --dns-name adds,
+for when the external CA refused the CSR or it lacks a name. Download it
+again afterwards.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if regenerate {
+				if len(args) != 1 || all != "" {
+					return errkind.New(errkind.Usage, "--regenerate takes one SERVER")
+				}
+				return f.withClient(cmd.Context(), func(ctx context.Context, c *client.Client) error {
+					var ch api.CertificateChange
+					if err := c.Post(ctx, api.Prefix+"/server-certificates/"+url.PathEscape(args[0])+"/csr", api.CSRRegenerate{DNSNames: dnsNames}, &ch); err != nil {
+						return err
+					}
+					return f.printChange(ch)
+				})
+			}
+			if len(dnsNames) > 0 {
+				return errkind.New(errkind.Usage, "--dns-name goes with --regenerate")
+			}
 			var path, out string
 			switch {
 			case all != "" && len(args) == 0:
@@ -382,6 +404,8 @@ server's, one SERVER.csr each, in a zip file.`,
 		},
 	}
 	cmd.Flags().StringVar(&all, "all", "", "write every server's CSR into this zip file")
+	cmd.Flags().BoolVar(&regenerate, "regenerate", false, "have SERVER make a new key and CSR for the change under way")
+	cmd.Flags().StringArrayVar(&dnsNames, "dns-name", nil, "with --regenerate: a DNS name to add to the CSR (repeatable)")
 	return cmd
 }
 
