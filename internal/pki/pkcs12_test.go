@@ -171,3 +171,32 @@ func TestImportPKCS12Hostile(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkImportPKCS12 is what a CA import costs: our own export (three
+// PBKDF2 derivations of PKCS12Iterations) against a hostile file refused
+// before any.
+func BenchmarkImportPKCS12(b *testing.B) {
+	ca, err := NewCA("Bench", ECDSAP256, 1, time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	ours, err := ca.ExportPKCS12("a long passphrase", false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("export", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := ImportPKCS12(ours, "a long passphrase"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	hostile := hostileMAC(b, ours)
+	b.Run("hostile", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := ImportPKCS12(hostile, "a long passphrase"); err == nil {
+				b.Fatal("hostile file accepted")
+			}
+		}
+	})
+}
