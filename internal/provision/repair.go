@@ -15,6 +15,7 @@ import (
 	"zonekit/internal/atomicfile"
 	"zonekit/internal/config"
 	"zonekit/internal/errkind"
+	"zonekit/internal/failpoint"
 	"zonekit/internal/pki"
 	"zonekit/internal/store"
 	"zonekit/internal/zone"
@@ -44,6 +45,9 @@ type RepairOptions struct {
 	Cert  []byte
 	Key   []byte
 	Force bool
+	// Hook is called after each step of the import (failpoint.Crash when
+	// nil): tests crash it there.
+	Hook failpoint.Hook
 }
 
 // RepairResult says what was reminted.
@@ -214,8 +218,14 @@ func RepairSSL(o RepairOptions) (*RepairResult, error) {
 // offline: the way out when an external CA's server certificate expired
 // and the server, which 'zman sacert' needs, will not start. It must chain
 // to the zone CA, be valid now, certify the key and cover the names in
-// use (unless forced). The key is written first, only when it changes;
-// the store last, so a run cut short is repeated whole.
+// use (unless forced).
+//
+// It goes the way of a certificate change's activation, so that a run cut
+// short at any step is finished by the server's next start (or undone by
+// nothing having changed): the certificate and key are staged in
+// remint-repo, the store records the certificate (the commit point), then
+// conf/ gets them and remint-repo is cleaned. At start-up a store whose
+// certificate differs from conf/ installs the staged files.
 func importServerCert(p config.Paths, db *zone.DB, self zone.Server, caCert *x509.Certificate, o RepairOptions, now time.Time) (*RepairResult, error) {
 	const actor = "zconfigure -c SSL"
 	certs, err := pki.ParseCertificates(o.Cert)
@@ -263,6 +273,38 @@ func importServerCert(p config.Paths, db *zone.DB, self zone.Server, caCert *x50
 		}
 		res.Warnings = append(res.Warnings, "accepted with -f: "+what)
 	}
+	hook := o.Hook
+	if hook == nil {
+		hook = failpoint.Crash
+	}
+	stagedKey := filepath.Join(p.RemintRepo(), "key.der")
+	stagedChain := filepath.Join(p.RemintRepo(), "server.pem")
+	chainPEM := pki.EncodeChainPEM(chain...)
+	if err := os.MkdirAll(p.RemintRepo(), 0o700); err != nil {
+		return nil, err
+	}
+	os.Remove(stagedKey) // without one, the start-up uses the current key
+	if newKey {
+		der, err := pki.EncodeKeyDER(key)
+		if err != nil {
+			return nil, err
+		}
+		if err := atomicfile.WriteFile(stagedKey, der, 0o600); err != nil {
+			return nil, err
+		}
+	}
+	if err := atomicfile.WriteFile(stagedChain, chainPEM, 0o644); err != nil {
+		return nil, err
+	}
+	if err := hook("ssl-import-staged"); err != nil {
+		return nil, err
+	}
+	if err := db.SetServerCert(actor, self.ID, string(chainPEM)); err != nil {
+		return nil, err
+	}
+	if err := hook("ssl-import-recorded"); err != nil {
+		return nil, err
+	}
 	if newKey {
 		keyPEM, err := pki.EncodeKeyPEM(key)
 		if err != nil {
@@ -271,13 +313,18 @@ func importServerCert(p config.Paths, db *zone.DB, self zone.Server, caCert *x50
 		if err := atomicfile.WriteFile(p.ServerKey(), keyPEM, 0o600); err != nil {
 			return nil, err
 		}
+		if err := hook("ssl-import-key"); err != nil {
+			return nil, err
+		}
 	}
-	if err := atomicfile.WriteFile(p.ServerCert(), pki.EncodeChainPEM(chain...), 0o644); err != nil {
+	if err := atomicfile.WriteFile(p.ServerCert(), append(chainPEM, pki.EncodeCertPEM(caCert)...), 0o644); err != nil {
 		return nil, err
 	}
-	if err := db.SetServerCert(actor, self.ID, string(pki.EncodeChainPEM(chain...))); err != nil {
+	if err := hook("ssl-import-cert"); err != nil {
 		return nil, err
 	}
+	os.Remove(stagedKey)
+	os.Remove(stagedChain)
 	return res, nil
 }
 
