@@ -124,6 +124,9 @@ type Server struct {
 	maxNow    int64             // MaxImageBytes in force
 	uploading map[string]bool   // image paths with an upload under way
 	verified  map[string]string // image paths whose file was hashed whole when served, by fileKey
+	// crash, when set (tests), is asked at each step of storing an upload
+	// and ends the handler there as a crash would: no cleanup, no answer.
+	crash func(step string) bool
 	mc        sessions
 
 	srv  *http.Server
@@ -151,6 +154,28 @@ func (s *Server) sweep(dir string) {
 	if err != nil {
 		return
 	}
+	// An upload stopped between its steps: if the image already holds the
+	// staged digest's data, finish by renaming the digest; otherwise the
+	// old image (or none) stands, and the staged digest goes.
+	for _, e := range ents {
+		img, ok := strings.CutSuffix(e.Name(), ".sha256.new")
+		if !ok || !e.Type().IsRegular() {
+			continue
+		}
+		staged := filepath.Join(dir, e.Name())
+		want, err := os.ReadFile(staged)
+		got, herr := hashFile(filepath.Join(dir, img))
+		if err == nil && herr == nil && strings.TrimSpace(string(want)) == got {
+			if renameSync(staged, filepath.Join(dir, img+".sha256")) == nil {
+				s.log.Logf(plog.Warning, "finished storing %s, cut off after the image took its name", img)
+			}
+			continue
+		}
+		if os.Remove(staged) == nil {
+			s.log.Logf(plog.Warning, "dropped the staged digest of %s: its upload was cut off before the image took its name", img)
+		}
+	}
+	ents, _ = os.ReadDir(dir)
 	for _, e := range ents {
 		name := e.Name()
 		orphan := false
@@ -335,7 +360,7 @@ func (s *Server) handleWork(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) imagePath(name string) (string, bool) {
-	if !policy.ValidName(name) || strings.HasSuffix(name, ".sha256") {
+	if !policy.ValidName(name) || strings.HasSuffix(name, ".sha256") || strings.HasSuffix(name, ".sha256.new") {
 		return "", false
 	}
 	return filepath.Join(s.dir(), name), true
@@ -418,12 +443,27 @@ func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, typ, http.StatusUnprocessableEntity, "integrity check failed: received data has SHA-256 %s, the client announced %s", got, want)
 		return
 	}
-	if err := atomicfile.WriteFile(path+".sha256", []byte(want+"\n"), 0o640); err != nil {
+	// The image and its digest change together: the new digest is staged
+	// (NAME.sha256.new), the image takes its name, the digest takes its
+	// name. A crash between the steps is finished or undone at the next
+	// start (recover), so a name never pairs one upload's data with
+	// another's digest.
+	if err := atomicfile.WriteFile(path+".sha256.new", []byte(want+"\n"), 0o640); err != nil {
 		s.fail(w, r, typ, http.StatusInternalServerError, "%v", err)
 		return
 	}
+	if s.crashAt("digest-staged") {
+		return
+	}
 	if err := f.Commit(); err != nil {
-		os.Remove(path + ".sha256")
+		os.Remove(path + ".sha256.new")
+		s.fail(w, r, typ, http.StatusInternalServerError, "%v", err)
+		return
+	}
+	if s.crashAt("image-renamed") {
+		return
+	}
+	if err := renameSync(path+".sha256.new", path+".sha256"); err != nil {
 		s.fail(w, r, typ, http.StatusInternalServerError, "%v", err)
 		return
 	}
@@ -643,4 +683,32 @@ func fileKey(fi fs.FileInfo) string {
 		ino = st.Ino
 	}
 	return fmt.Sprintf("%d/%d/%d", ino, fi.Size(), fi.ModTime().UnixNano())
+}
+
+func (s *Server) crashAt(step string) bool { return s.crash != nil && s.crash(step) }
+
+// renameSync renames and makes the rename durable.
+func renameSync(from, to string) error {
+	if err := os.Rename(from, to); err != nil {
+		return err
+	}
+	if d, err := os.Open(filepath.Dir(to)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// hashFile is the SHA-256 of a file, in hex.
+func hashFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }

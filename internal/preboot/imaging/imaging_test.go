@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -512,5 +513,70 @@ func BenchmarkDownload(b *testing.B) {
 		}
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
+	}
+}
+
+// TestUploadCrash: an upload cut off after each step of storing it (a
+// crash: no cleanup) leaves, after the next start, either the old image
+// with its digest or the new one with its digest, never a mix; a new
+// name is either absent or whole.
+func TestUploadCrash(t *testing.T) {
+	for _, step := range []string{"digest-staged", "image-renamed"} {
+		for _, replace := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s replace=%v", step, replace), func(t *testing.T) {
+				dir := t.TempDir()
+				m, _ := testTLS(t)
+				images := filepath.Join(dir, "images")
+				start := func(crash func(string) bool) *Server {
+					s := New(Config{Addr: "127.0.0.1", Dir: images, TLS: m, TokenKey: filepath.Join(dir, "key")}, &testZone{}, nil)
+					s.crash = crash
+					if err := s.Start(); err != nil {
+						t.Fatal(err)
+					}
+					return s
+				}
+				old, neu := filepath.Join(dir, "old"), filepath.Join(dir, "new")
+				os.WriteFile(old, []byte("old image"), 0o644)
+				os.WriteFile(neu, []byte("new image, longer"), 0o644)
+				s := start(func(st string) bool { return st == step })
+				c := NewClient("https://"+s.Addr().String(), ptls.ClientConfig(m.CA, nil), adminAuth)
+				if replace {
+					s.crash = nil
+					if _, err := c.Upload(context.Background(), "x.img", old, false); err != nil {
+						t.Fatal(err)
+					}
+					s.crash = func(st string) bool { return st == step }
+				}
+				c.Upload(context.Background(), "x.img", neu, replace) // cut off
+				s.Stop()
+				s = start(nil) // the next start recovers
+				defer s.Stop()
+				imgs, err := List(images)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, img := range imgs {
+					got, _ := hashFile(filepath.Join(images, img.Name))
+					if got != img.SHA256 {
+						t.Fatalf("%s: data %s, digest %s", img.Name, got, img.SHA256)
+					}
+				}
+				data, _ := os.ReadFile(filepath.Join(images, "x.img"))
+				switch {
+				case step == "image-renamed" && string(data) != "new image, longer":
+					t.Fatalf("the stored image is %q, want the new one (its rename happened)", data)
+				case step == "digest-staged" && replace && string(data) != "old image":
+					t.Fatalf("the stored image is %q, want the old one", data)
+				case step == "digest-staged" && !replace && (len(imgs) != 0 || data != nil):
+					t.Fatalf("a cut-off new upload left %v %q", imgs, data)
+				}
+				ents, _ := os.ReadDir(images)
+				for _, e := range ents {
+					if strings.HasPrefix(e.Name(), ".") || strings.HasSuffix(e.Name(), ".new") {
+						t.Errorf("left %s", e.Name())
+					}
+				}
+			})
+		}
 	}
 }
