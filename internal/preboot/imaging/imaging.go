@@ -127,7 +127,7 @@ type Server struct {
 	// crash, when set (tests), is asked at each step of storing an upload
 	// and ends the handler there as a crash would: no cleanup, no answer.
 	crash func(step string) bool
-	mc        sessions
+	mc    sessions
 
 	srv  *http.Server
 	ln   net.Listener
