@@ -123,6 +123,13 @@ func openBackup(ctx context.Context, f *Factory, path string, src *passphraseSou
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	// A FIFO or a device would block the open or the reads beyond the
+	// reach of Ctrl-C: a backup is a regular file.
+	if fi, err := os.Stat(path); err != nil {
+		return nil, nil, nil, fmt.Errorf("open backup: %w", err)
+	} else if !fi.Mode().IsRegular() {
+		return nil, nil, nil, errkind.New(errkind.Invalid, "backup %s is not a regular file", path)
+	}
 	file, err := os.Open(path)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("open backup: %w", err)
@@ -133,7 +140,24 @@ func openBackup(ctx context.Context, f *Factory, path string, src *passphraseSou
 		return nil, nil, nil, err
 	}
 	prog := ui.NewProgress(f.IO, fi.Size(), label)
-	dec, err := backup.Decrypt(prog.Reader(file), pass)
+	// The key derivation (Argon2id, costs from the file's header) runs
+	// apart, so that Ctrl-C ends the command at once.
+	type opened struct {
+		r   io.Reader
+		err error
+	}
+	done := make(chan opened, 1)
+	go func() {
+		r, err := backup.Decrypt(prog.Reader(file), pass)
+		done <- opened{r, err}
+	}()
+	var dec io.Reader
+	select {
+	case o := <-done:
+		dec, err = o.r, o.err
+	case <-ctx.Done():
+		err = errkind.New(errkind.Cancelled, "interrupted while deriving the backup key: nothing was read or restored")
+	}
 	if err != nil {
 		file.Close()
 		prog.Done()
