@@ -83,8 +83,14 @@ type CA struct {
 }
 
 // NewCA creates a self-signed zone CA named after the zone, valid for years.
+// A zone name too long for the prefix within MaxCommonName is the CA's
+// name alone.
 func NewCA(zoneName string, kt KeyType, years int, now time.Time) (*CA, error) {
-	return NewCAWith(CAOptions{CommonName: "zonekit zone CA " + zoneName, Organization: zoneName, KeyType: kt, Years: years, Now: now})
+	cn := "zonekit zone CA " + zoneName
+	if len(cn) > MaxCommonName {
+		cn = zoneName
+	}
+	return NewCAWith(CAOptions{CommonName: cn, Organization: zoneName, KeyType: kt, Years: years, Now: now})
 }
 
 // LoadCA reads a CA certificate and its private key from PEM files.

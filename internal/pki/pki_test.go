@@ -629,3 +629,16 @@ func FuzzParseKeyPEM(f *testing.F) {
 		pki.KeyDescription(k.Public())
 	})
 }
+
+// RFC 5280 bounds a common name (and an organization) at 64 characters:
+// a long zone name makes the CA's name alone, a longer one is refused.
+func TestCANameBounds(t *testing.T) {
+	name := strings.Repeat("z", 60)
+	ca, err := pki.NewCA(name, pki.ECDSAP256, 1, time.Now())
+	if err != nil || ca.Cert.Subject.CommonName != name {
+		t.Fatalf("NewCA(60 characters): %v, CN %q", err, ca.Cert.Subject.CommonName)
+	}
+	if _, err := pki.NewCAWith(pki.CAOptions{CommonName: strings.Repeat("c", 65), KeyType: pki.ECDSAP256, Years: 1, Now: time.Now()}); err == nil {
+		t.Fatal("a 65-character common name was accepted")
+	}
+}

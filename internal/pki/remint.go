@@ -31,6 +31,9 @@ func NewCAWith(o CAOptions) (*CA, error) {
 	if o.CommonName == "" {
 		return nil, fmt.Errorf("the CA needs a common name")
 	}
+	if len(o.CommonName) > MaxCommonName || len(o.Organization) > MaxCommonName {
+		return nil, fmt.Errorf("the CA's common name and organization may have at most %d characters (RFC 5280)", MaxCommonName)
+	}
 	key := o.Key
 	if key == nil {
 		var err error
