@@ -29,6 +29,7 @@ import (
 
 	"zonekit/internal/atomicfile"
 	"zonekit/internal/errkind"
+	"zonekit/internal/failpoint"
 	"zonekit/internal/preboot/imgformat"
 	"zonekit/internal/preboot/plog"
 	"zonekit/internal/preboot/policy"
@@ -124,10 +125,11 @@ type Server struct {
 	maxNow    int64             // MaxImageBytes in force
 	uploading map[string]bool   // image paths with an upload under way
 	verified  map[string]string // image paths whose file was hashed whole when served, by fileKey
-	// crash, when set (tests), is asked at each step of storing an upload
-	// and ends the handler there as a crash would: no cleanup, no answer.
-	crash func(step string) bool
-	mc    sessions
+	// hook is called after each step of storing an upload; an error ends
+	// the handler there as a crash would (failpoint.Crash kills the
+	// process at a step armed in ZONEKIT_FAILPOINTS).
+	hook failpoint.Hook
+	mc   sessions
 
 	srv  *http.Server
 	ln   net.Listener
@@ -140,7 +142,7 @@ func New(cfg Config, zone Zone, log *plog.Logger) *Server {
 	if cfg.MaxImageBytes <= 0 {
 		cfg.MaxImageBytes = DefaultMaxImageBytes
 	}
-	return &Server{cfg: cfg, zone: zone, log: log, uploading: map[string]bool{}, verified: map[string]string{}, now: time.Now, maxNow: cfg.MaxImageBytes}
+	return &Server{cfg: cfg, zone: zone, log: log, uploading: map[string]bool{}, verified: map[string]string{}, now: time.Now, maxNow: cfg.MaxImageBytes, hook: failpoint.Crash}
 }
 
 // tempName matches atomicfile's temporary files: ".NAME.tmp-" and digits.
@@ -685,7 +687,7 @@ func fileKey(fi fs.FileInfo) string {
 	return fmt.Sprintf("%d/%d/%d", ino, fi.Size(), fi.ModTime().UnixNano())
 }
 
-func (s *Server) crashAt(step string) bool { return s.crash != nil && s.crash(step) }
+func (s *Server) crashAt(step string) bool { return s.hook("imaging-upload-"+step) != nil }
 
 // renameSync renames and makes the rename durable.
 func renameSync(from, to string) error {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"zonekit/internal/errkind"
+	"zonekit/internal/failpoint"
 	"zonekit/internal/pki"
 	"zonekit/internal/preboot/plog"
 	"zonekit/internal/preboot/policy"
@@ -527,9 +528,15 @@ func TestUploadCrash(t *testing.T) {
 				dir := t.TempDir()
 				m, _ := testTLS(t)
 				images := filepath.Join(dir, "images")
-				start := func(crash func(string) bool) *Server {
+				crash := func(st string) error {
+					if st == "imaging-upload-"+step {
+						return errors.New("crash")
+					}
+					return nil
+				}
+				start := func(hook failpoint.Hook) *Server {
 					s := New(Config{Addr: "127.0.0.1", Dir: images, TLS: m, TokenKey: filepath.Join(dir, "key")}, &testZone{}, nil)
-					s.crash = crash
+					s.hook = hook
 					if err := s.Start(); err != nil {
 						t.Fatal(err)
 					}
@@ -538,18 +545,18 @@ func TestUploadCrash(t *testing.T) {
 				old, neu := filepath.Join(dir, "old"), filepath.Join(dir, "new")
 				os.WriteFile(old, []byte("old image"), 0o644)
 				os.WriteFile(neu, []byte("new image, longer"), 0o644)
-				s := start(func(st string) bool { return st == step })
+				s := start(crash)
 				c := NewClient("https://"+s.Addr().String(), ptls.ClientConfig(m.CA, nil), adminAuth)
 				if replace {
-					s.crash = nil
+					s.hook = failpoint.Crash
 					if _, err := c.Upload(context.Background(), "x.img", old, false); err != nil {
 						t.Fatal(err)
 					}
-					s.crash = func(st string) bool { return st == step }
+					s.hook = crash
 				}
 				c.Upload(context.Background(), "x.img", neu, replace) // cut off
 				s.Stop()
-				s = start(nil) // the next start recovers
+				s = start(failpoint.Crash) // the next start recovers
 				defer s.Stop()
 				imgs, err := List(images)
 				if err != nil {
