@@ -119,3 +119,24 @@ func TestTrailingComment(t *testing.T) {
 		t.Fatalf("PolicyLogLevel 0: %v", err)
 	}
 }
+
+// FuzzParse: any file either parses into values that pass their checks
+// or is refused with an error; nothing panics.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte("TFTPPort = 69 # comment\nTFTPDirectory = /srv/tftp#1\n"))
+	f.Add([]byte("# only a comment\n\nTransferBlockSize =\n"))
+	spec, _ := Layout{Home: "/h"}.Spec(TFTP)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		v, err := spec.Parse(data)
+		if err != nil {
+			return
+		}
+		for _, p := range spec.Params {
+			if val := v.String(p.Name); val != p.Default {
+				if err := p.Check(val); err != nil {
+					t.Fatalf("%s = %q accepted: %v", p.Name, val, err)
+				}
+			}
+		}
+	})
+}
