@@ -34,11 +34,22 @@ func TestAdmit(t *testing.T) {
 		{"older incarnation", hdr("zone-a", "1-bbbb", version.String()), http.StatusConflict, "incarnation"},
 		{"twin incarnation", hdr("zone-a", "2-cccc", version.String()), http.StatusConflict, "incarnation"},
 		{"malformed", hdr("zone-a", "x", version.String()), http.StatusBadRequest, "malformed"},
+		{"no headers, named log", http.Header{}, http.StatusForbidden, "not "},
 	} {
 		code, msg := n.admit(tc.h)
 		if code != tc.code || !strings.Contains(msg, tc.msgContain) {
 			t.Errorf("%s: admit = %d %q, want %d containing %q", tc.name, code, msg, tc.code, tc.msgContain)
 		}
+	}
+}
+
+// A peer from before incarnations (no headers) is taken only while this
+// store follows the unnamed log too: a rolling upgrade.
+func TestAdmitLegacyPeer(t *testing.T) {
+	n := &Node{opts: Options{ZoneID: "zone-a"}}
+	n.inc.Store(store.Incarnation{})
+	if code, msg := n.admit(http.Header{}); code != 0 {
+		t.Errorf("legacy peer refused: %d %s", code, msg)
 	}
 }
 

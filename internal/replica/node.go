@@ -535,6 +535,11 @@ func (n *Node) hello() http.Header {
 // log of its own (it lost it, or was restored) re-seeds this server's
 // store from that peer; the stream is taken on a later attempt.
 func (n *Node) admit(h http.Header) (int, string) {
+	if h.Get(HeaderZone) == "" && h.Get(HeaderVersion) == "" && n.Incarnation().Gen == 0 {
+		// A server of the same series from before incarnations (a rolling
+		// upgrade): its store and this one follow the same unnamed log.
+		return 0, ""
+	}
 	if z := h.Get(HeaderZone); z != n.opts.ZoneID {
 		n.note(fmt.Sprintf("refused a replication stream from %s of zone %q", h.Get(HeaderFrom), z))
 		return http.StatusForbidden, fmt.Sprintf("this server belongs to zone %s, not %s", n.opts.ZoneID, z)

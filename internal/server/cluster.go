@@ -245,10 +245,16 @@ func (s *Server) serveRaft(w http.ResponseWriter, r *http.Request) {
 var errNotLeader = errkind.New(errkind.Unavailable, "not the replication leader")
 
 // clusterApply applies a command forwarded by a follower.
-func (s *Server) clusterApply(w http.ResponseWriter, r *http.Request, _ zone.Server) error {
+func (s *Server) clusterApply(w http.ResponseWriter, r *http.Request, peer zone.Server) error {
 	if s.rep == nil || !s.rep.IsLeader() {
 		writeJSON(w, http.StatusMisdirectedRequest, api.Error{Error: api.ErrorBody{Code: "not_leader", Message: "not the replication leader"}})
 		return nil
+	}
+	// A follower of another cluster incarnation (a store out of step with
+	// this log) must not have its writes acknowledged through this one.
+	if inc := r.Header.Get(replica.HeaderIncarnation); inc != s.rep.Incarnation().String() {
+		return errkind.New(errkind.Unavailable, "server %s follows cluster incarnation %q, the leader %q: it must be re-seeded (see docs/cluster.md, lost replication logs)",
+			peer.Name, inc, s.rep.Incarnation().String())
 	}
 	var c zone.Command
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxCommand)).Decode(&c); err != nil {
@@ -318,6 +324,11 @@ func (s *Server) peerCallRetry(ctx context.Context, addr, method, path string, i
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if s.rep != nil {
+		// Peers tell the zone and cluster incarnation they speak for.
+		req.Header.Set(replica.HeaderZone, s.zone.ID)
+		req.Header.Set(replica.HeaderIncarnation, s.rep.Incarnation().String())
+	}
 	wrote := false
 	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { wrote = true }}))
 	resp, err := s.peerHTTP().Do(req)
