@@ -25,7 +25,7 @@ func (o *Options) Agent() *agent.Agent { return agent.New(agent.ResolveHome(o.Ho
 // Main runs zac with the process's arguments and streams.
 func Main() int {
 	io := ui.System()
-	return cmdutil.Run(NewRoot(&Options{IO: io}), io, os.Args[1:])
+	return cmdutil.Run(NewRoot(&Options{IO: io}), io, ReferenceArgs(os.Args[1:]))
 }
 
 // NewRoot builds the zac command tree.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -30,6 +31,10 @@ type SatCertOptions struct {
 	Keystore         string
 	KeystorePassFile string
 	Prompter         ui.Prompter
+	// The reference's Java keystore, alias, credentials and restart flag:
+	// accepted so that its command line runs, and not needed here.
+	refKeystore, refKeystorePass, refAlias, refUser, refPassword string
+	refRestart                                                   bool
 }
 
 func newAuthServerReconfigure(opts *Options) *cobra.Command {
@@ -134,10 +139,53 @@ satellite-serve' takes the new one at its next handshake.`,
 	f.StringArrayVar(&o.CAs, "ca", nil, "the signing authority's certificate (repeatable)")
 	f.StringVar(&o.Keystore, "keystore", "", "a PKCS#12 file holding key, certificate and chain, instead of -c/-k")
 	f.StringVar(&o.KeystorePassFile, "keystore-pass-file", "", "read the keystore passphrase from the first line of this file")
+	// The reference's command line (zac iac -pk K -c C -ca CA -ks JKS -ksp P
+	// -a ALIAS -u U -p P -rc): ReferenceArgs turns its single-dash names
+	// into these; the Java keystore, alias and credentials say where the
+	// reference stores the pair, which zac keeps in its own home.
+	f.StringVar(&o.refKeystore, "ref-ks", "", "the reference's -ks (its Java keystore): accepted, not needed")
+	f.StringVar(&o.refKeystorePass, "ref-ksp", "", "the reference's -ksp: accepted, not needed")
+	f.StringVar(&o.refAlias, "ref-a", "", "the reference's -a (alias): accepted, not needed")
+	f.BoolVar(&o.refRestart, "ref-rc", false, "the reference's -rc (restart): not needed, satellite-serve takes the certificate at its next handshake")
+	f.StringVarP(&o.refUser, "user", "u", "", "accepted for the reference's command line; not needed")
+	f.StringVarP(&o.refPassword, "password", "p", "", "accepted for the reference's command line; not needed")
+	for _, n := range []string{"ref-ks", "ref-ksp", "ref-a", "ref-rc"} {
+		f.MarkHidden(n)
+	}
 	return cmd
 }
 
+// referenceIACFlags are the reference's single-dash multi-letter names
+// for zac iac, and ours.
+var referenceIACFlags = map[string]string{
+	"-pk": "--pk", "-ca": "--ca", "-ks": "--ref-ks", "-ksp": "--ref-ksp", "-a": "--ref-a", "-rc": "--ref-rc",
+}
+
+// ReferenceArgs rewrites the reference's single-dash flags of zac iac
+// (-pk, -ca, -ks, -ksp, -a, -rc), which a POSIX parser reads as bundles of
+// one-letter flags, into zac's names; other commands' arguments pass as
+// they are.
+func ReferenceArgs(args []string) []string {
+	i := slices.IndexFunc(args, func(a string) bool { return a == "iac" || a == "import-authentication-cert" })
+	if i < 0 {
+		return args
+	}
+	out := slices.Clone(args)
+	for j := i + 1; j < len(out); j++ {
+		if out[j] == "--" {
+			break
+		}
+		if long, ok := referenceIACFlags[out[j]]; ok {
+			out[j] = long
+		}
+	}
+	return out
+}
+
 func importAuthCertRun(ctx context.Context, o *SatCertOptions) error {
+	if o.refKeystore != "" || o.refAlias != "" || o.refKeystorePass != "" {
+		fmt.Fprintln(o.IO.ErrOut, "zac: note: -ks, -ksp and -a name the Java keystore the reference writes; zac keeps the certificate in its own home, so they were not used")
+	}
 	var certs []*x509.Certificate
 	var key crypto.Signer
 	switch {
