@@ -153,6 +153,9 @@ func (a *Agent) addedCAs() []*x509.Certificate {
 // returns those that were new to the trust store.
 func (a *Agent) AddTrustedCA(file string) ([]*x509.Certificate, error) {
 	data, err := os.ReadFile(file)
+	if os.IsNotExist(err) {
+		return nil, errkind.New(errkind.NotFound, "%s does not exist", file)
+	}
 	if err != nil {
 		return nil, errkind.Wrap(errkind.Usage, err)
 	}
