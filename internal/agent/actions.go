@@ -189,7 +189,7 @@ func (e *engine) act(ctx context.Context, p *LocalPackage, info content.Info, ar
 		e.logf("package %s: files stored in %s", p.ID, target)
 		res = "SUCCESS"
 	}
-	if err := os.RemoveAll(dir); err != nil {
+	if err := e.release(p); err != nil {
 		e.logf("package %s: clean up: %v", p.ID, err)
 		if strings.HasPrefix(res, "SUCCESS") {
 			res = "ERR_CLEAN"
@@ -355,7 +355,7 @@ func (e *engine) runCPK(ctx context.Context, p *LocalPackage, arch *fragments) s
 	}
 	c.Close()
 	arch.Close()
-	if err := os.RemoveAll(dir); err != nil && res == "SUCCESS" {
+	if err := e.release(p); err != nil && res == "SUCCESS" {
 		res = "ERR_CLEAN"
 	}
 	return res

@@ -67,6 +67,9 @@ type Agent struct {
 	// afresh (long-running users: an idle connection a server dropped
 	// would fail a POST).
 	ReuseConnections bool
+	// FragmentCacheMax bounds the fragment cache (bytes): 0 is
+	// DefaultFragmentCacheMax, negative turns the cache off.
+	FragmentCacheMax int64
 	clients          []*client.Client
 	clientsFor       string
 }

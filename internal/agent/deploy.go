@@ -57,14 +57,17 @@ type LocalPackage struct {
 	Info         string            `json:"info,omitempty"` // the info file as fetched over HTTPS
 	Manifest     *content.Manifest `json:"manifest,omitempty"`
 	Have         int               `json:"have"` // fragments complete and checked, from 1 up (counted every few)
-	Result       string            `json:"result,omitempty"`
-	Detail       string            `json:"detail,omitempty"` // why it failed, sent with the result
-	Reported     bool              `json:"reported"`
-	Cancel       bool              `json:"cancel,omitempty"`
-	LastError    string            `json:"last_error,omitempty"`
-	FirstSeen    time.Time         `json:"first_seen"`
-	Updated      time.Time         `json:"updated"`
-	Finished     time.Time         `json:"finished,omitzero"`
+	// Reused counts the fragments taken from the fragment cache or another
+	// package on this device rather than fetched.
+	Reused    int       `json:"reused,omitempty"`
+	Result    string    `json:"result,omitempty"`
+	Detail    string    `json:"detail,omitempty"` // why it failed, sent with the result
+	Reported  bool      `json:"reported"`
+	Cancel    bool      `json:"cancel,omitempty"`
+	LastError string    `json:"last_error,omitempty"`
+	FirstSeen time.Time `json:"first_seen"`
+	Updated   time.Time `json:"updated"`
+	Finished  time.Time `json:"finished,omitzero"`
 	// Now is the zone's "deploy now" for this package on this device:
 	// the latencies are ignored while it is not finished.
 	Now bool `json:"now,omitempty"`
@@ -267,6 +270,8 @@ type engine struct {
 	// idle says the zone's answer changed nothing and nothing is unfinished.
 	initial []*LocalPackage
 	idle    bool
+	// fc is the agent's fragment cache.
+	fc *fragCache
 }
 
 func (e *engine) logf(format string, args ...any) {
@@ -317,6 +322,12 @@ func (a *Agent) Deploy(ctx context.Context, o DeployOptions) (DeployResult, erro
 	defer e.frags.CloseIdleConnections()
 	defer e.info.CloseIdleConnections()
 
+	e.fc = a.fragmentCache()
+	if err := e.fc.open(); err != nil {
+		// Downloads work without it.
+		e.logf("%v", err)
+		e.fc = nil
+	}
 	if err := e.recoverLost(); err != nil {
 		return DeployResult{}, err
 	}
@@ -487,7 +498,7 @@ func (e *engine) sync(ctx context.Context) error {
 		e.idle = true
 		return nil
 	}
-	var dropped []string
+	var dropped []*LocalPackage
 	err = e.a.update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketState)
 		if err != nil {
@@ -506,7 +517,7 @@ func (e *engine) sync(ctx context.Context) error {
 			known[p.ID] = p
 			if _, ok := listed[p.ID]; !ok && p.Phase != PhaseDone && p.Phase != PhaseRunning {
 				// Unassigned or deactivated: stop and forget it.
-				dropped = append(dropped, p.ID)
+				dropped = append(dropped, p)
 				if err := tx.Bucket(bucketPackages).Delete([]byte(p.ID)); err != nil {
 					return err
 				}
@@ -538,9 +549,9 @@ func (e *engine) sync(ctx context.Context) error {
 		}
 		return nil
 	})
-	for _, id := range dropped {
-		e.logf("package %s: no longer assigned; dropped", id)
-		os.RemoveAll(e.a.packageDir(id))
+	for _, p := range dropped {
+		e.logf("package %s: no longer assigned; dropped", p.ID)
+		e.release(p)
 	}
 	if err == nil {
 		// SUCCESS_ALREADY_SETUP answers go out at once.
@@ -764,9 +775,27 @@ func (e *engine) step(ctx context.Context, p *LocalPackage) (ok bool, err error)
 		fallthrough
 	case PhaseDownload:
 		p.Have = max(p.Have, e.fragmentsOnDisk(p))
+		// Fragments this device already holds cost no request and no
+		// fragment latency.
+		reused := 0
+		for p.Have < p.Fragments && e.reuse(p, p.Have+1) {
+			p.Have++
+			p.Reused++
+			reused++
+			e.inHand[p.ID] = p.Have
+			if e.fresh[p.ID] == 0 {
+				e.fresh[p.ID] = p.Have
+			}
+		}
 		if p.Have >= p.Fragments {
 			p.Phase = PhaseReady
+			e.logReuse(p)
 			return true, e.a.savePackage(p)
+		}
+		if reused > 0 {
+			if err := e.a.savePackage(p); err != nil {
+				return false, err
+			}
 		}
 		from := p.PackFrom
 		res, err := e.fetchFragment(ctx, p)
@@ -791,6 +820,7 @@ func (e *engine) step(ctx context.Context, p *LocalPackage) (ok bool, err error)
 		p.LastError = ""
 		if p.Have >= p.Fragments {
 			p.Phase, save = PhaseReady, true
+			e.logReuse(p)
 		}
 		if save {
 			if err := e.a.savePackage(p); err != nil {
@@ -808,6 +838,13 @@ func (e *engine) step(ctx context.Context, p *LocalPackage) (ok bool, err error)
 		return true, e.finish(p, e.install(ctx, p))
 	}
 	return false, nil
+}
+
+// logReuse says how much of a package's download this device had already.
+func (e *engine) logReuse(p *LocalPackage) {
+	if p.Reused > 0 {
+		e.logf("package %s: %d of %d fragment(s) reused (already on this device), %d fetched", p.ID, p.Reused, p.Fragments, p.Fragments-p.Reused)
+	}
 }
 
 // expire ends a package cancelled on this device (ERR_ABORTED) or not
@@ -885,7 +922,7 @@ func (e *engine) retryLater(p *LocalPackage, err error) error {
 func (e *engine) finish(p *LocalPackage, result string) error {
 	if p.Phase != PhaseRunning {
 		// After an action, install has cleaned up (ERR_CLEAN otherwise).
-		if err := os.RemoveAll(e.a.packageDir(p.ID)); err != nil && result == "SUCCESS" {
+		if err := e.release(p); err != nil && result == "SUCCESS" {
 			result = "ERR_CLEAN"
 		}
 	}

@@ -151,6 +151,9 @@ func describe(p *agent.LocalPackage) string {
 		return p.Result + " (result not sent yet)"
 	case agent.PhaseDownload:
 		s := fmt.Sprintf("downloading, %d/%d fragment(s)", p.Have, p.Fragments)
+		if p.Reused > 0 {
+			s += fmt.Sprintf(" (%d reused)", p.Reused)
+		}
 		if p.LastError != "" {
 			s += "; last error: " + p.LastError
 		}
@@ -170,9 +173,11 @@ func newPackageList(opts *Options) *cobra.Command {
 		Aliases: []string{"pkl"},
 		Short:   "List the packages assigned to this device and where each stands",
 		Long: `List every package this device knows: its priority, its phase (new,
-downloading, ready, running, done), the fragments in, its result and
-whether the zone has the result. Read from the local state only: it works
-without the zone, and while 'zac agent' runs.`,
+downloading, ready, running, done), the fragments in (and how many of
+them were reused from the fragment cache or another package on this device
+rather than fetched), its result and whether the zone has the result. Read
+from the local state only: it works without the zone, and while 'zac
+agent' runs.`,
 		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			format, err := ui.ParseFormat(opts.Output)
@@ -199,8 +204,13 @@ without the zone, and while 'zac agent' runs.`,
 				if p.Phase == agent.PhaseDone {
 					sent = map[bool]string{true: "yes", false: "no"}[p.Reported]
 				}
+				frags := fmt.Sprintf("%d/%d", p.Have, p.Fragments)
+				if p.Reused > 0 {
+					// Taken from the fragment cache or another package, not fetched.
+					frags += fmt.Sprintf(" (%d reused)", p.Reused)
+				}
 				rows = append(rows, []string{p.ID, strconv.Itoa(p.Priority), p.Phase,
-					fmt.Sprintf("%d/%d", p.Have, p.Fragments), p.Result, sent, ui.Date(p.Updated)})
+					frags, p.Result, sent, ui.Date(p.Updated)})
 			}
 			return ui.Table(opts.IO.Out, []string{"ID", "Priority", "Phase", "Fragments", "Result", "Sent", "Updated"}, rows)
 		},
