@@ -70,14 +70,15 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	errFailed := errors.New("a command in the batch failed")
 	err := f.st.Update(func(tx *bolt.Tx) error {
 		for i, c := range cmds {
-			if c == nil || store.CommandApplied(tx, c.ID) {
+			if c == nil {
 				continue
 			}
-			if err := zone.Apply(tx, *c); err != nil {
-				out[i] = err
+			refused, err := zone.ApplyOnce(tx, *c, logs[i].Index)
+			if refused != nil {
+				out[i] = refused
 				return errFailed
 			}
-			if err := store.RecordCommand(tx, c.ID, logs[i].Index); err != nil {
+			if err != nil {
 				return err
 			}
 		}
@@ -92,13 +93,11 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 			idx := logs[i].Index
 			var cmdErr error
 			err := f.st.Update(func(tx *bolt.Tx) error {
-				if store.CommandApplied(tx, c.ID) {
-					return nil
-				}
-				if cmdErr = zone.Apply(tx, *c); cmdErr != nil {
+				refused, err := zone.ApplyOnce(tx, *c, idx)
+				if cmdErr = refused; cmdErr != nil {
 					return cmdErr
 				}
-				if err := store.RecordCommand(tx, c.ID, idx); err != nil {
+				if err != nil {
 					return err
 				}
 				return store.SetAppliedIndex(tx, idx)

@@ -126,3 +126,9 @@ func applyCluster(tx *bolt.Tx, c Command) (string, bool, error) {
 	}
 	return "", false, nil
 }
+
+func clusterCommands(t *commandTable) {
+	for _, name := range []string{CmdServerJoin, CmdServerSetAddress, CmdServerDelete} {
+		t.add(name, fromSwitch(applyCluster))
+	}
+}

@@ -1,7 +1,6 @@
 package zone
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -80,293 +79,249 @@ type groupAdd struct {
 	Devices []string `json:"devices"`
 }
 
-// unaudited commands are routine bookkeeping that would drown the audit log.
-func audited(name string) bool {
-	return name != CmdDeviceContact && name != CmdServerStart && name != CmdOCSContact && name != CmdOCSInventory && !packageUnaudited(name) && !contentUnaudited(name)
+func applyZoneCreate(tx *bolt.Tx, c Command) (string, error) {
+	var d zoneCreate
+	if err := decode(c, &d); err != nil {
+		return "", err
+	}
+	if tx.Bucket(store.BucketZone).Get(keyZone) != nil {
+		return "", errkind.New(errkind.Exists, "the store already holds zone")
+	}
+	if err := put(tx, store.BucketZone, string(keyZone), d.Zone); err != nil {
+		return "", err
+	}
+	if err := put(tx, store.BucketServers, d.Server.ID, d.Server); err != nil {
+		return "", err
+	}
+	return d.Zone.Name, put(tx, store.BucketAdmins, d.Admin.Name, d.Admin)
 }
 
-// Apply applies c inside tx and records it in the audit log. It returns the
-// audit target (what the command acted on).
-func Apply(tx *bolt.Tx, c Command) error {
-	target, err := apply(tx, c)
-	if err != nil {
-		return err
+func applyServerStart(tx *bolt.Tx, c Command) (string, error) {
+	var d serverStart
+	if err := decode(c, &d); err != nil {
+		return "", err
 	}
-	if !audited(c.Name) {
-		return nil
+	var s Server
+	if err := get(tx, store.BucketServers, d.ID, &s, "server"); err != nil {
+		return "", err
 	}
-	b := tx.Bucket(store.BucketAudit)
-	seq, err := b.NextSequence()
-	if err != nil {
-		return err
+	s.Version, s.Started = d.Version, d.Time
+	if d.Address != "" {
+		s.Address = d.Address
 	}
-	rec, err := json.Marshal(AuditRecord{Seq: seq, Time: c.Time, Actor: c.Actor, Command: c.Name, Target: target})
-	if err != nil {
-		return err
-	}
-	var k [8]byte
-	binary.BigEndian.PutUint64(k[:], seq)
-	return b.Put(k[:], rec)
+	return s.Name, put(tx, store.BucketServers, s.ID, s)
 }
 
-func apply(tx *bolt.Tx, c Command) (string, error) {
-	switch c.Name {
-	case CmdZoneCreate:
-		var d zoneCreate
-		if err := decode(c, &d); err != nil {
-			return "", err
-		}
-		if tx.Bucket(store.BucketZone).Get(keyZone) != nil {
-			return "", errkind.New(errkind.Exists, "the store already holds zone")
-		}
-		if err := put(tx, store.BucketZone, string(keyZone), d.Zone); err != nil {
-			return "", err
-		}
-		if err := put(tx, store.BucketServers, d.Server.ID, d.Server); err != nil {
-			return "", err
-		}
-		return d.Zone.Name, put(tx, store.BucketAdmins, d.Admin.Name, d.Admin)
-
-	case CmdServerStart:
-		var d serverStart
-		if err := decode(c, &d); err != nil {
-			return "", err
-		}
-		var s Server
-		if err := get(tx, store.BucketServers, d.ID, &s, "server"); err != nil {
-			return "", err
-		}
-		s.Version, s.Started = d.Version, d.Time
-		if d.Address != "" {
-			s.Address = d.Address
-		}
-		return s.Name, put(tx, store.BucketServers, s.ID, s)
-
-	case CmdServerSetRoles:
-		var d serverSetRoles
-		if err := decode(c, &d); err != nil {
-			return "", err
-		}
-		var s Server
-		if err := get(tx, store.BucketServers, d.ID, &s, "server"); err != nil {
-			return "", err
-		}
-		if hasRole(d.Roles, RoleCertAuth) && !s.HasRole(RoleCertAuth) {
-			// One CertAuth per zone: it is the only signer of the zone CA.
-			err := tx.Bucket(store.BucketServers).ForEach(func(k, v []byte) error {
-				var o Server
-				if err := json.Unmarshal(v, &o); err != nil {
-					return err
-				}
-				if o.ID != s.ID && o.HasRole(RoleCertAuth) {
-					return errkind.New(errkind.Exists, "server %s holds the CertAuth role: disable it there first (certificate-authority-role-disable)", o.Name)
-				}
-				return nil
-			})
-			if err != nil {
-				return "", err
+func applyServerSetRoles(tx *bolt.Tx, c Command) (string, error) {
+	var d serverSetRoles
+	if err := decode(c, &d); err != nil {
+		return "", err
+	}
+	var s Server
+	if err := get(tx, store.BucketServers, d.ID, &s, "server"); err != nil {
+		return "", err
+	}
+	if hasRole(d.Roles, RoleCertAuth) && !s.HasRole(RoleCertAuth) {
+		// One CertAuth per zone: it is the only signer of the zone CA.
+		err := tx.Bucket(store.BucketServers).ForEach(func(k, v []byte) error {
+			var o Server
+			if err := json.Unmarshal(v, &o); err != nil {
+				return err
 			}
-		}
-		s.Roles = d.Roles
-		return s.Name, put(tx, store.BucketServers, s.ID, s)
-
-	case CmdAdminCreate:
-		var a Admin
-		if err := decode(c, &a); err != nil {
-			return "", err
-		}
-		if exists(tx, store.BucketAdmins, a.Name) {
-			return "", errkind.New(errkind.Exists, "administrator %q already exists", a.Name)
-		}
-		return a.Name, put(tx, store.BucketAdmins, a.Name, a)
-
-	case CmdAdminDelete:
-		var d byName
-		if err := decode(c, &d); err != nil {
-			return "", err
-		}
-		if !exists(tx, store.BucketAdmins, d.Name) {
-			return "", errkind.New(errkind.NotFound, "administrator %q not found", d.Name)
-		}
-		if tx.Bucket(store.BucketAdmins).Stats().KeyN <= 1 {
-			return "", errkind.New(errkind.Failure, "cannot delete %q: it is the zone's last administrator", d.Name)
-		}
-		if err := tx.Bucket(store.BucketAdmins).Delete([]byte(d.Name)); err != nil {
-			return "", err
-		}
-		// Credentials stored for a deleted administrator die with it.
-		return d.Name, deleteWhere(tx, store.BucketTokens, func(v []byte) bool {
-			var t AdminToken
-			return json.Unmarshal(v, &t) == nil && t.Admin == d.Name
+			if o.ID != s.ID && o.HasRole(RoleCertAuth) {
+				return errkind.New(errkind.Exists, "server %s holds the CertAuth role: disable it there first (certificate-authority-role-disable)", o.Name)
+			}
+			return nil
 		})
+		if err != nil {
+			return "", err
+		}
+	}
+	s.Roles = d.Roles
+	return s.Name, put(tx, store.BucketServers, s.ID, s)
+}
 
-	case CmdTokenCreate:
+func applyAdminCreate(tx *bolt.Tx, c Command) (string, error) {
+	var a Admin
+	if err := decode(c, &a); err != nil {
+		return "", err
+	}
+	if exists(tx, store.BucketAdmins, a.Name) {
+		return "", errkind.New(errkind.Exists, "administrator %q already exists", a.Name)
+	}
+	return a.Name, put(tx, store.BucketAdmins, a.Name, a)
+}
+
+func applyAdminDelete(tx *bolt.Tx, c Command) (string, error) {
+	var d byName
+	if err := decode(c, &d); err != nil {
+		return "", err
+	}
+	if !exists(tx, store.BucketAdmins, d.Name) {
+		return "", errkind.New(errkind.NotFound, "administrator %q not found", d.Name)
+	}
+	if tx.Bucket(store.BucketAdmins).Stats().KeyN <= 1 {
+		return "", errkind.New(errkind.Failure, "cannot delete %q: it is the zone's last administrator", d.Name)
+	}
+	if err := tx.Bucket(store.BucketAdmins).Delete([]byte(d.Name)); err != nil {
+		return "", err
+	}
+	// Credentials stored for a deleted administrator die with it.
+	return d.Name, deleteWhere(tx, store.BucketTokens, func(v []byte) bool {
 		var t AdminToken
-		if err := decode(c, &t); err != nil {
-			return "", err
-		}
-		if !exists(tx, store.BucketAdmins, t.Admin) {
-			return "", errkind.New(errkind.NotFound, "administrator %q not found", t.Admin)
-		}
-		return t.Admin, put(tx, store.BucketTokens, t.Hash, t)
+		return json.Unmarshal(v, &t) == nil && t.Admin == d.Name
+	})
+}
 
-	case CmdTokenDelete:
-		var d byName
-		if err := decode(c, &d); err != nil {
-			return "", err
-		}
-		var t AdminToken
-		if err := get(tx, store.BucketTokens, d.Name, &t, "stored credential"); err != nil {
-			return "", err
-		}
-		return t.Admin, tx.Bucket(store.BucketTokens).Delete([]byte(d.Name))
+func applyTokenCreate(tx *bolt.Tx, c Command) (string, error) {
+	var t AdminToken
+	if err := decode(c, &t); err != nil {
+		return "", err
+	}
+	if !exists(tx, store.BucketAdmins, t.Admin) {
+		return "", errkind.New(errkind.NotFound, "administrator %q not found", t.Admin)
+	}
+	return t.Admin, put(tx, store.BucketTokens, t.Hash, t)
+}
 
-	case CmdDeviceRegister:
-		var d deviceRegister
-		if err := decode(c, &d); err != nil {
-			return "", err
-		}
-		dev := d.Device
-		if exists(tx, store.BucketDevices, dev.ID) {
-			return "", errkind.New(errkind.Exists, "device %s already exists", dev.ID)
-		}
-		if dev.RegKey != "" {
-			var k RegistrationKey
-			if err := get(tx, store.BucketRegKeys, dev.RegKey, &k, "registration key"); err != nil {
-				return "", errkind.New(errkind.Auth, "registration key %q is not valid in this zone", dev.RegKey)
-			}
-			if k.Limit > 0 && k.Uses >= k.Limit {
-				return "", errkind.New(errkind.Auth, "registration key %q has been used its %d allowed times", k.Key, k.Limit)
-			}
-			k.Uses++
-			if err := put(tx, store.BucketRegKeys, k.Key, k); err != nil {
-				return "", err
-			}
-			if k.Group != "" {
-				if err := addToGroup(tx, k.Group, []string{dev.ID}); err != nil {
-					return "", err
-				}
-			}
-		}
-		return dev.ID, put(tx, store.BucketDevices, dev.ID, dev)
+func applyTokenDelete(tx *bolt.Tx, c Command) (string, error) {
+	var d byName
+	if err := decode(c, &d); err != nil {
+		return "", err
+	}
+	var t AdminToken
+	if err := get(tx, store.BucketTokens, d.Name, &t, "stored credential"); err != nil {
+		return "", err
+	}
+	return t.Admin, tx.Bucket(store.BucketTokens).Delete([]byte(d.Name))
+}
 
-	case CmdDeviceDelete:
-		var d byName
-		if err := decode(c, &d); err != nil {
-			return "", err
-		}
-		if !exists(tx, store.BucketDevices, d.Name) {
-			return "", errkind.New(errkind.NotFound, "device %q not found", d.Name)
-		}
-		if err := tx.Bucket(store.BucketDevices).Delete([]byte(d.Name)); err != nil {
-			return "", err
-		}
-		if err := tx.Bucket(store.BucketSettings).Delete(spkKey(ScopeDevice, d.Name)); err != nil {
-			return "", err
-		}
-		if err := tx.Bucket(store.BucketSettings).Delete([]byte(inventoryPrefix + d.Name)); err != nil {
-			return "", err
-		}
-		if err := tx.Bucket(store.BucketSettings).Delete([]byte(store.SatelliteIndexPrefix + d.Name)); err != nil {
-			return "", err
-		}
-		if err := removeDeviceDeployments(tx, d.Name); err != nil {
-			return "", err
-		}
-		return d.Name, removeFromGroups(tx, d.Name)
-
-	case CmdDeviceContact:
-		var d deviceContact
-		if err := decode(c, &d); err != nil {
-			return "", err
-		}
-		var dev Device
-		if err := get(tx, store.BucketDevices, d.ID, &dev, "device"); err != nil {
-			return "", err
-		}
-		dev.LastContact, dev.Address = d.Time, d.Address
-		return dev.ID, put(tx, store.BucketDevices, dev.ID, dev)
-
-	case CmdGroupCreate:
-		var g Group
-		if err := decode(c, &g); err != nil {
-			return "", err
-		}
-		if exists(tx, store.BucketGroups, g.Name) {
-			return "", errkind.New(errkind.Exists, "group %q already exists", g.Name)
-		}
-		if g.Members == nil {
-			g.Members = []string{}
-		}
-		if g.Filter != nil {
-			if g.Filter.Empty() {
-				g.Filter = nil
-			} else if err := g.Filter.Check(); err != nil {
-				return "", err
-			}
-		}
-		return g.Name, put(tx, store.BucketGroups, g.Name, g)
-
-	case CmdGroupAddDevices:
-		var d groupAdd
-		if err := decode(c, &d); err != nil {
-			return "", err
-		}
-		for _, id := range d.Devices {
-			if !exists(tx, store.BucketDevices, id) {
-				return "", errkind.New(errkind.NotFound, "device %q not found", id)
-			}
-		}
-		return d.Group, addToGroup(tx, d.Group, d.Devices)
-
-	case CmdRegKeyCreate:
+func applyDeviceRegister(tx *bolt.Tx, c Command) (string, error) {
+	var d deviceRegister
+	if err := decode(c, &d); err != nil {
+		return "", err
+	}
+	dev := d.Device
+	if exists(tx, store.BucketDevices, dev.ID) {
+		return "", errkind.New(errkind.Exists, "device %s already exists", dev.ID)
+	}
+	if dev.RegKey != "" {
 		var k RegistrationKey
-		if err := decode(c, &k); err != nil {
+		if err := get(tx, store.BucketRegKeys, dev.RegKey, &k, "registration key"); err != nil {
+			return "", errkind.New(errkind.Auth, "registration key %q is not valid in this zone", dev.RegKey)
+		}
+		if k.Limit > 0 && k.Uses >= k.Limit {
+			return "", errkind.New(errkind.Auth, "registration key %q has been used its %d allowed times", k.Key, k.Limit)
+		}
+		k.Uses++
+		if err := put(tx, store.BucketRegKeys, k.Key, k); err != nil {
 			return "", err
 		}
-		if exists(tx, store.BucketRegKeys, k.Key) {
-			return "", errkind.New(errkind.Exists, "registration key %q already exists", k.Key)
+		if k.Group != "" {
+			if err := addToGroup(tx, k.Group, []string{dev.ID}); err != nil {
+				return "", err
+			}
 		}
-		if k.Group != "" && !exists(tx, store.BucketGroups, k.Group) {
-			return "", errkind.New(errkind.NotFound, "group %q not found", k.Group)
-		}
-		return k.Key, put(tx, store.BucketRegKeys, k.Key, k)
+	}
+	return dev.ID, put(tx, store.BucketDevices, dev.ID, dev)
+}
 
-	case CmdRegKeyDelete:
-		var d byName
-		if err := decode(c, &d); err != nil {
+func applyDeviceDelete(tx *bolt.Tx, c Command) (string, error) {
+	var d byName
+	if err := decode(c, &d); err != nil {
+		return "", err
+	}
+	if !exists(tx, store.BucketDevices, d.Name) {
+		return "", errkind.New(errkind.NotFound, "device %q not found", d.Name)
+	}
+	if err := tx.Bucket(store.BucketDevices).Delete([]byte(d.Name)); err != nil {
+		return "", err
+	}
+	if err := tx.Bucket(store.BucketSettings).Delete(spkKey(ScopeDevice, d.Name)); err != nil {
+		return "", err
+	}
+	if err := tx.Bucket(store.BucketSettings).Delete([]byte(inventoryPrefix + d.Name)); err != nil {
+		return "", err
+	}
+	if err := tx.Bucket(store.BucketSettings).Delete([]byte(store.SatelliteIndexPrefix + d.Name)); err != nil {
+		return "", err
+	}
+	if err := removeDeviceDeployments(tx, d.Name); err != nil {
+		return "", err
+	}
+	return d.Name, removeFromGroups(tx, d.Name)
+}
+
+func applyDeviceContact(tx *bolt.Tx, c Command) (string, error) {
+	var d deviceContact
+	if err := decode(c, &d); err != nil {
+		return "", err
+	}
+	var dev Device
+	if err := get(tx, store.BucketDevices, d.ID, &dev, "device"); err != nil {
+		return "", err
+	}
+	dev.LastContact, dev.Address = d.Time, d.Address
+	return dev.ID, put(tx, store.BucketDevices, dev.ID, dev)
+}
+
+func applyGroupCreate(tx *bolt.Tx, c Command) (string, error) {
+	var g Group
+	if err := decode(c, &g); err != nil {
+		return "", err
+	}
+	if exists(tx, store.BucketGroups, g.Name) {
+		return "", errkind.New(errkind.Exists, "group %q already exists", g.Name)
+	}
+	if g.Members == nil {
+		g.Members = []string{}
+	}
+	if g.Filter != nil {
+		if g.Filter.Empty() {
+			g.Filter = nil
+		} else if err := g.Filter.Check(); err != nil {
 			return "", err
 		}
-		if !exists(tx, store.BucketRegKeys, d.Name) {
-			return "", errkind.New(errkind.NotFound, "registration key %q not found", d.Name)
+	}
+	return g.Name, put(tx, store.BucketGroups, g.Name, g)
+}
+
+func applyGroupAddDevices(tx *bolt.Tx, c Command) (string, error) {
+	var d groupAdd
+	if err := decode(c, &d); err != nil {
+		return "", err
+	}
+	for _, id := range d.Devices {
+		if !exists(tx, store.BucketDevices, id) {
+			return "", errkind.New(errkind.NotFound, "device %q not found", id)
 		}
-		return d.Name, tx.Bucket(store.BucketRegKeys).Delete([]byte(d.Name))
 	}
-	if target, ok, err := applyCertificate(tx, c); ok {
-		return target, err
+	return d.Group, addToGroup(tx, d.Group, d.Devices)
+}
+
+func applyRegKeyCreate(tx *bolt.Tx, c Command) (string, error) {
+	var k RegistrationKey
+	if err := decode(c, &k); err != nil {
+		return "", err
 	}
-	if target, ok, err := applyOCS(tx, c); ok {
-		return target, err
+	if exists(tx, store.BucketRegKeys, k.Key) {
+		return "", errkind.New(errkind.Exists, "registration key %q already exists", k.Key)
 	}
-	if target, ok, err := applySPKValues(tx, c); ok {
-		return target, err
+	if k.Group != "" && !exists(tx, store.BucketGroups, k.Group) {
+		return "", errkind.New(errkind.NotFound, "group %q not found", k.Group)
 	}
-	if target, ok, err := applyPackage(tx, c); ok {
-		return target, err
+	return k.Key, put(tx, store.BucketRegKeys, k.Key, k)
+}
+
+func applyRegKeyDelete(tx *bolt.Tx, c Command) (string, error) {
+	var d byName
+	if err := decode(c, &d); err != nil {
+		return "", err
 	}
-	if target, ok, err := applyPreboot(tx, c); ok {
-		return target, err
+	if !exists(tx, store.BucketRegKeys, d.Name) {
+		return "", errkind.New(errkind.NotFound, "registration key %q not found", d.Name)
 	}
-	if target, ok, err := applySatellite(tx, c); ok {
-		return target, err
-	}
-	if target, ok, err := applyCluster(tx, c); ok {
-		return target, err
-	}
-	if target, ok, err := applyContent(tx, c); ok {
-		return target, err
-	}
-	return "", fmt.Errorf("unknown zone command %q", c.Name)
+	return d.Name, tx.Bucket(store.BucketRegKeys).Delete([]byte(d.Name))
 }
 
 var keyZone = []byte("zone")

@@ -95,9 +95,6 @@ type replicateNow struct {
 // busy loop.
 const MinReplicationInterval = time.Minute
 
-// contentUnaudited are the servers' own bookkeeping.
-func contentUnaudited(name string) bool { return name == CmdContentState || name == CmdContentServer }
-
 func contentStateKey(server, pkg string) []byte {
 	return []byte(contentStatePrefix + server + "/" + pkg)
 }
@@ -362,4 +359,14 @@ func ServerOrder(servers []Server, rules []ClosestServerRule, groups []Group, de
 		add(s.ID)
 	}
 	return out
+}
+
+// Content states and content ports are the servers' own bookkeeping, not
+// audited.
+func contentCommands(t *commandTable) {
+	t.addUnaudited(CmdContentState, fromSwitch(applyContent))
+	t.addUnaudited(CmdContentServer, fromSwitch(applyContent))
+	for _, name := range []string{CmdContentScheduleSet, CmdContentReplicateNow, CmdClosestServerRuleSet, CmdClosestServerRuleDrop} {
+		t.add(name, fromSwitch(applyContent))
+	}
 }

@@ -127,3 +127,9 @@ func (d *DB) Inventory(id string) (*Inventory, error) {
 	})
 	return inv, err
 }
+
+// OCS contacts and inventories are routine bookkeeping, not audited.
+func ocsCommands(t *commandTable) {
+	t.addUnaudited(CmdOCSContact, fromSwitch(applyOCS))
+	t.addUnaudited(CmdOCSInventory, fromSwitch(applyOCS))
+}

@@ -237,9 +237,6 @@ type PackageValidate struct {
 
 var keyDownloadConfig = []byte("download")
 
-// packageUnaudited are per-device reports that would drown the audit log.
-func packageUnaudited(name string) bool { return name == CmdPackageNotify || name == CmdPackageStatus }
-
 // applyPackage applies the package commands; ok is false for any other.
 func applyPackage(tx *bolt.Tx, c Command) (target string, ok bool, err error) {
 	switch c.Name {
@@ -637,4 +634,15 @@ func (d *DB) LastPackageID() (uint64, error) {
 		})
 	})
 	return last, err
+}
+
+// Notifications and status reports are per-device reports that would
+// drown the audit log.
+func packageCommands(t *commandTable) {
+	for _, name := range []string{CmdPackageCreate, CmdPackageDelete, CmdPackageActivate, CmdPackageDeactivate,
+		CmdPackageAssign, CmdPackageDeployNow, CmdPackageUnassign, CmdPackageValidate, CmdDownloadConfigure} {
+		t.add(name, fromSwitch(applyPackage))
+	}
+	t.addUnaudited(CmdPackageNotify, fromSwitch(applyPackage))
+	t.addUnaudited(CmdPackageStatus, fromSwitch(applyPackage))
 }

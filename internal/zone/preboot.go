@@ -216,3 +216,9 @@ func (d *DB) PrebootWorks() ([]PrebootWork, error) {
 	sort.Slice(out, func(i, j int) bool { return out[i].MAC < out[j].MAC })
 	return out, err
 }
+
+func prebootCommands(t *commandTable) {
+	for _, name := range []string{CmdPrebootAssign, CmdPrebootClear, CmdPrebootReport} {
+		t.add(name, fromSwitch(applyPreboot))
+	}
+}

@@ -181,3 +181,9 @@ func (d *DB) SatelliteDevices() ([]Device, error) {
 	})
 	return out, err
 }
+
+func satelliteCommands(t *commandTable) {
+	for _, name := range []string{CmdSatelliteAddRole, CmdSatelliteRemoveRole, CmdSatelliteCert} {
+		t.add(name, fromSwitch(applySatellite))
+	}
+}

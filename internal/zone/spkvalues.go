@@ -150,3 +150,5 @@ func (d *DB) DeviceSPKValues(deviceID string) (map[string]SPKValue, error) {
 	}
 	return out, nil
 }
+
+func spkValuesCommands(t *commandTable) { t.add(CmdSPKValuesSet, fromSwitch(applySPKValues)) }
