@@ -307,3 +307,36 @@ func TestFragmentCacheKilledProcess(t *testing.T) {
 		checkNoEntry(t, c, fragOf(data), filepath.Join(dir, "dst"), true)
 	}
 }
+
+// BenchmarkFragmentReuse places a 1 MiB fragment from the cache (a hard
+// link, then its SHA-256 checked), the cost of a reused fragment.
+func BenchmarkFragmentReuse(b *testing.B) {
+	for _, noLink := range []bool{false, true} {
+		name := "link"
+		if noLink {
+			name = "copy"
+		}
+		b.Run(name, func(b *testing.B) {
+			dir := b.TempDir()
+			c := &fragCache{dir: filepath.Join(dir, "cache"), max: 1 << 30, now: time.Now, noLink: noLink, hook: func(string) error { return nil }}
+			if err := c.open(); err != nil {
+				b.Fatal(err)
+			}
+			data := bytes.Repeat([]byte("0123456789abcdef"), 1<<16)
+			os.WriteFile(filepath.Join(dir, "src"), data, 0o600)
+			f := fragOf(data)
+			if err := c.put(filepath.Join(dir, "src"), f); err != nil {
+				b.Fatal(err)
+			}
+			dst := filepath.Join(dir, "dst")
+			b.SetBytes(int64(len(data)))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if ok, err := c.get(f, dst); !ok || err != nil {
+					b.Fatal(ok, err)
+				}
+				os.Remove(dst)
+			}
+		})
+	}
+}
