@@ -6,19 +6,18 @@ package service
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"zonekit/internal/errkind"
 	"zonekit/internal/preboot/conf"
+	"zonekit/internal/proc"
 )
 
 // Title is how status messages name a service.
@@ -37,38 +36,24 @@ func Title(service string) string {
 }
 
 // Status is whether a service runs, and its pid.
-type Status struct {
-	Running bool
-	Pid     int
+type Status = proc.Status
+
+// spec is the background daemon of a service.
+func spec(l conf.Layout, service, exe string) proc.Spec {
+	return proc.Spec{
+		Title: Title(service), Name: Title(service),
+		PidFile: l.PidFile(service), OutFile: OutFile(l, service),
+		Dirs: []string{l.RunDir(), l.LogDir()},
+		Exe:  exe, Args: []string{service, "run", "--home", l.Home},
+		Ours:   func(cmdline []byte) bool { return proc.HasArgs(cmdline, service, "run") },
+		Prefix: "pbserv: ",
+	}
 }
 
 // ReadStatus reads the pid file and checks that the process lives and is
 // this service's daemon, so a stale file after a crash reads as stopped.
 func ReadStatus(l conf.Layout, service string) Status {
-	data, err := os.ReadFile(l.PidFile(service))
-	if err != nil {
-		return Status{}
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-	if err != nil || pid <= 0 || !alive(pid) {
-		return Status{}
-	}
-	if cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil {
-		args := bytes.Split(cmdline, []byte{0})
-		if !containsArg(args, service) || !containsArg(args, "run") {
-			return Status{} // the pid was reused by another program
-		}
-	}
-	return Status{Running: true, Pid: pid}
-}
-
-func containsArg(args [][]byte, s string) bool {
-	for _, a := range args {
-		if string(a) == s {
-			return true
-		}
-	}
-	return false
+	return proc.ReadStatus(spec(l, service, ""))
 }
 
 // OutFile receives a background daemon's stdout and stderr.
@@ -79,78 +64,12 @@ func OutFile(l conf.Layout, service string) string {
 // Start launches 'exe SERVICE run' in the background and waits until its
 // pid file names it, or reports the daemon's last words.
 func Start(l conf.Layout, service, exe string, wait time.Duration) (Status, error) {
-	if s := ReadStatus(l, service); s.Running {
-		return s, errkind.New(errkind.Exists, "%s is already running (pid %d)", Title(service), s.Pid)
-	}
-	for _, d := range []string{l.RunDir(), l.LogDir()} {
-		if err := os.MkdirAll(d, 0o750); err != nil {
-			return Status{}, fmt.Errorf("create %s: %w", d, err)
-		}
-	}
-	os.Remove(l.PidFile(service)) // stale
-	outPath := OutFile(l, service)
-	out, err := os.OpenFile(outPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
-	if err != nil {
-		return Status{}, fmt.Errorf("open %s: %w", outPath, err)
-	}
-	defer out.Close()
-	from, _ := out.Seek(0, 2)
-	cmd := exec.Command(exe, service, "run", "--home", l.Home)
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		return Status{}, fmt.Errorf("start %s: %w", Title(service), err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	deadline := time.NewTimer(wait)
-	defer deadline.Stop()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-exited:
-			return Status{}, errkind.New(errkind.Failure, "%s did not start: %s", Title(service), lastLine(outPath, from))
-		case <-deadline.C:
-			cmd.Process.Kill()
-			return Status{}, errkind.New(errkind.Failure, "%s did not start within %s; see %s", Title(service), wait, outPath)
-		case <-tick.C:
-			if s := ReadStatus(l, service); s.Running && s.Pid == cmd.Process.Pid {
-				return s, nil
-			}
-		}
-	}
-}
-
-func lastLine(path string, from int64) string {
-	data, err := os.ReadFile(path)
-	if err != nil || int64(len(data)) < from {
-		return "see " + path
-	}
-	lines := strings.Split(strings.TrimSpace(string(data[from:])), "\n")
-	if len(lines) == 0 || lines[len(lines)-1] == "" {
-		return "see " + path
-	}
-	return strings.TrimPrefix(lines[len(lines)-1], "pbserv: ")
+	return proc.Start(spec(l, service, exe), wait)
 }
 
 // Stop sends SIGTERM and waits for the daemon to end its transfers and exit.
 func Stop(l conf.Layout, service string, wait time.Duration) (Status, error) {
-	s := ReadStatus(l, service)
-	if !s.Running {
-		return s, nil
-	}
-	if err := syscall.Kill(s.Pid, syscall.SIGTERM); err != nil {
-		return s, fmt.Errorf("stop %s (pid %d): %w", Title(service), s.Pid, err)
-	}
-	deadline := time.Now().Add(wait)
-	for time.Now().Before(deadline) {
-		if !alive(s.Pid) {
-			return s, nil
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return s, errkind.New(errkind.Failure, "%s (pid %d) did not stop within %s", Title(service), s.Pid, wait)
+	return proc.Stop(spec(l, service, ""), wait)
 }
 
 // Reload asks a running daemon to reread its configuration (SIGHUP) and
@@ -183,21 +102,6 @@ func Reload(l conf.Layout, service string, wait time.Duration) (Status, error) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return s, errkind.New(errkind.Failure, "%s (pid %d) did not confirm the reload within %s; see its log", Title(service), s.Pid, wait)
-}
-
-// alive reports whether pid runs and is not a zombie.
-func alive(pid int) bool {
-	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
-		return false
-	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
-		return stat[i+2] != 'Z'
-	}
-	return true
 }
 
 // SystemdDirEnv overrides where install writes units (tests use it).
