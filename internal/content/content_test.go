@@ -313,3 +313,32 @@ func (zeros) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
 }
+
+// Packing the same files twice gives the same archive (no access or change
+// times): packages built from one tree share their fragments, which agents
+// and satellites reuse by digest.
+func TestPackDirDeterministic(t *testing.T) {
+	dir := t.TempDir()
+	for name, data := range map[string]string{"a.txt": "hello\n", "sub/b.sh": "#!/bin/sh\n"} {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, format := range []string{"tar.gz", "zip"} {
+		var a, b bytes.Buffer
+		if err := PackDir(dir, format, &a); err != nil {
+			t.Fatal(err)
+		}
+		os.ReadFile(filepath.Join(dir, "a.txt")) // a read moves the access time
+		if err := PackDir(dir, format, &b); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(a.Bytes(), b.Bytes()) {
+			t.Errorf("%s: two packings of the same tree differ (%d and %d bytes)", format, a.Len(), b.Len())
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	kflate "github.com/klauspost/compress/flate"
 	"github.com/klauspost/compress/gzip"
@@ -69,6 +70,11 @@ func packTarGz(dir string, w io.Writer) error {
 			h.Name += "/"
 		}
 		h.Uname, h.Gname, h.Uid, h.Gid = "", "", 0, 0
+		// Access and change times (PAX records) change with every read of
+		// the tree: without them, packing the same files twice gives the
+		// same archive, so packages share fragments agents already hold.
+		h.AccessTime, h.ChangeTime = time.Time{}, time.Time{}
+		h.Format = tar.FormatUnknown
 		h.Format = tar.FormatPAX
 		if err := tw.WriteHeader(h); err != nil {
 			return err
