@@ -43,92 +43,90 @@ func (d *DB) DeleteServer(actor, id string) error {
 	return d.Exec(actor, CmdServerDelete, byName{Name: id})
 }
 
-func applyCluster(tx *bolt.Tx, c Command) (string, bool, error) {
-	switch c.Name {
-	case CmdServerJoin:
-		var d serverJoin
-		if err := decode(c, &d); err != nil {
-			return "", true, err
-		}
-		if exists(tx, store.BucketServers, d.Server.ID) {
-			return "", true, errkind.New(errkind.Exists, "server id %s is already in the zone", d.Server.ID)
-		}
-		err := tx.Bucket(store.BucketServers).ForEach(func(k, v []byte) error {
-			var o Server
-			if err := json.Unmarshal(v, &o); err != nil {
-				return err
-			}
-			if o.Name == d.Server.Name {
-				return errkind.New(errkind.Exists, "the zone already has a server named %s (zman server-delete it first to replace it)", o.Name)
-			}
-			return nil
-		})
-		if err != nil {
-			return "", true, err
-		}
-		return d.Server.Name, true, put(tx, store.BucketServers, d.Server.ID, d.Server)
-
-	case CmdServerSetAddress:
-		var d serverSetAddress
-		if err := decode(c, &d); err != nil {
-			return "", true, err
-		}
-		var s Server
-		if err := get(tx, store.BucketServers, d.ID, &s, "server"); err != nil {
-			return "", true, err
-		}
-		if len(d.DNSNames) > 0 {
-			// The first DNS name is the server's name: agents are given
-			// it, and its next certificate carries it as the common name.
-			if d.DNSNames[0] != s.Name {
-				err := tx.Bucket(store.BucketServers).ForEach(func(k, v []byte) error {
-					var o Server
-					if err := json.Unmarshal(v, &o); err != nil {
-						return err
-					}
-					if o.ID != s.ID && o.Name == d.DNSNames[0] {
-						return errkind.New(errkind.Exists, "the zone already has a server named %s", o.Name)
-					}
-					return nil
-				})
-				if err != nil {
-					return "", true, err
-				}
-			}
-			s.Name, s.DNSNames = d.DNSNames[0], d.DNSNames
-		}
-		if len(d.IPs) > 0 {
-			s.IPs = d.IPs
-		}
-		if d.Address != "" {
-			s.Address = d.Address
-		}
-		return s.Name, true, put(tx, store.BucketServers, s.ID, s)
-
-	case CmdServerDelete:
-		var d byName
-		if err := decode(c, &d); err != nil {
-			return "", true, err
-		}
-		var s Server
-		if err := get(tx, store.BucketServers, d.Name, &s, "server"); err != nil {
-			return "", true, err
-		}
-		if s.HasRole(RoleCertAuth) {
-			return "", true, errkind.New(errkind.Usage, "server %s holds the CertAuth role: move the zone CA to another server first (certificate-authority-export -d, then certificate-authority-import there)", s.Name)
-		}
-		n := 0
-		tx.Bucket(store.BucketServers).ForEach(func(k, v []byte) error { n++; return nil })
-		if n <= 1 {
-			return "", true, errkind.New(errkind.Usage, "server %s is the zone's only server", s.Name)
-		}
-		return s.Name, true, tx.Bucket(store.BucketServers).Delete([]byte(s.ID))
+func applyServerJoin(tx *bolt.Tx, c Command) (string, error) {
+	var d serverJoin
+	if err := decode(c, &d); err != nil {
+		return "", err
 	}
-	return "", false, nil
+	if exists(tx, store.BucketServers, d.Server.ID) {
+		return "", errkind.New(errkind.Exists, "server id %s is already in the zone", d.Server.ID)
+	}
+	err := tx.Bucket(store.BucketServers).ForEach(func(k, v []byte) error {
+		var o Server
+		if err := json.Unmarshal(v, &o); err != nil {
+			return err
+		}
+		if o.Name == d.Server.Name {
+			return errkind.New(errkind.Exists, "the zone already has a server named %s (zman server-delete it first to replace it)", o.Name)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return d.Server.Name, put(tx, store.BucketServers, d.Server.ID, d.Server)
+}
+
+func applyServerSetAddress(tx *bolt.Tx, c Command) (string, error) {
+	var d serverSetAddress
+	if err := decode(c, &d); err != nil {
+		return "", err
+	}
+	var s Server
+	if err := get(tx, store.BucketServers, d.ID, &s, "server"); err != nil {
+		return "", err
+	}
+	if len(d.DNSNames) > 0 {
+		// The first DNS name is the server's name: agents are given
+		// it, and its next certificate carries it as the common name.
+		if d.DNSNames[0] != s.Name {
+			err := tx.Bucket(store.BucketServers).ForEach(func(k, v []byte) error {
+				var o Server
+				if err := json.Unmarshal(v, &o); err != nil {
+					return err
+				}
+				if o.ID != s.ID && o.Name == d.DNSNames[0] {
+					return errkind.New(errkind.Exists, "the zone already has a server named %s", o.Name)
+				}
+				return nil
+			})
+			if err != nil {
+				return "", err
+			}
+		}
+		s.Name, s.DNSNames = d.DNSNames[0], d.DNSNames
+	}
+	if len(d.IPs) > 0 {
+		s.IPs = d.IPs
+	}
+	if d.Address != "" {
+		s.Address = d.Address
+	}
+	return s.Name, put(tx, store.BucketServers, s.ID, s)
+}
+
+func applyServerDelete(tx *bolt.Tx, c Command) (string, error) {
+	var d byName
+	if err := decode(c, &d); err != nil {
+		return "", err
+	}
+	var s Server
+	if err := get(tx, store.BucketServers, d.Name, &s, "server"); err != nil {
+		return "", err
+	}
+	if s.HasRole(RoleCertAuth) {
+		return "", errkind.New(errkind.Usage, "server %s holds the CertAuth role: move the zone CA to another server first (certificate-authority-export -d, then certificate-authority-import there)", s.Name)
+	}
+	n := 0
+	tx.Bucket(store.BucketServers).ForEach(func(k, v []byte) error { n++; return nil })
+	if n <= 1 {
+		return "", errkind.New(errkind.Usage, "server %s is the zone's only server", s.Name)
+	}
+	return s.Name, tx.Bucket(store.BucketServers).Delete([]byte(s.ID))
 }
 
 func clusterCommands(t *commandTable) {
-	for _, name := range []string{CmdServerJoin, CmdServerSetAddress, CmdServerDelete} {
-		t.add(name, fromSwitch(applyCluster))
-	}
+	t.add(CmdServerJoin, applyServerJoin)
+	t.add(CmdServerSetAddress, applyServerSetAddress)
+	t.add(CmdServerDelete, applyServerDelete)
 }

@@ -106,103 +106,104 @@ func closestRuleKey(scope, target string) []byte {
 	return []byte(closestRulePrefix + scope + "/" + target)
 }
 
-func applyContent(tx *bolt.Tx, c Command) (string, bool, error) {
-	settings := tx.Bucket(store.BucketSettings)
-	switch c.Name {
-	case CmdContentState:
-		var d ContentState
-		if err := decode(c, &d); err != nil {
-			return "", true, err
-		}
-		switch d.State {
-		case ContentPresent, ContentMissing, ContentInFlight, ContentDamaged:
-		default:
-			return "", true, errkind.New(errkind.Usage, "content state %q: want present, missing, in-flight or damaged", d.State)
-		}
-		if !exists(tx, store.BucketServers, d.Server) {
-			return "", true, errkind.New(errkind.NotFound, "server %q not found", d.Server)
-		}
-		// A report racing the package's deletion must not bring it back.
-		if !strings.HasPrefix(d.Package, ImagePrefix) && !exists(tx, store.BucketPackages, d.Package) {
-			return d.Package, true, nil
-		}
-		return d.Package, true, put(tx, store.BucketSettings, string(contentStateKey(d.Server, d.Package)), d)
-
-	case CmdContentServer:
-		var d contentServer
-		if err := decode(c, &d); err != nil {
-			return "", true, err
-		}
-		var s Server
-		if err := get(tx, store.BucketServers, d.ID, &s, "server"); err != nil {
-			return "", true, err
-		}
-		s.ContentPort = d.ContentPort
-		return s.Name, true, put(tx, store.BucketServers, s.ID, s)
-
-	case CmdContentScheduleSet:
-		var d ReplicationSchedule
-		if err := decode(c, &d); err != nil {
-			return "", true, err
-		}
-		if d.Interval < MinReplicationInterval {
-			return "", true, errkind.New(errkind.Usage, "replication interval %s: want at least %s", d.Interval, MinReplicationInterval)
-		}
-		cur, err := replicationSchedule(tx)
-		if err != nil {
-			return "", true, err
-		}
-		cur.Interval = d.Interval
-		return "content-replication", true, put(tx, store.BucketSettings, string(keyReplication), cur)
-
-	case CmdContentReplicateNow:
-		var d replicateNow
-		if err := decode(c, &d); err != nil {
-			return "", true, err
-		}
-		cur, err := replicationSchedule(tx)
-		if err != nil {
-			return "", true, err
-		}
-		cur.Requested = d.Time
-		return "content-replication", true, put(tx, store.BucketSettings, string(keyReplication), cur)
-
-	case CmdClosestServerRuleSet:
-		var d ClosestServerRule
-		if err := decode(c, &d); err != nil {
-			return "", true, err
-		}
-		if err := checkRuleScope(tx, &d); err != nil {
-			return "", true, err
-		}
-		if len(d.Servers) == 0 {
-			return "", true, errkind.New(errkind.Usage, "a closest-server rule names at least one server")
-		}
-		for i, id := range d.Servers {
-			if !exists(tx, store.BucketServers, id) {
-				return "", true, errkind.New(errkind.NotFound, "server %q not found", id)
-			}
-			if slices.Contains(d.Servers[:i], id) {
-				return "", true, errkind.New(errkind.Usage, "server %q is named twice", id)
-			}
-		}
-		return ruleTarget(d.Scope, d.Target), true, put(tx, store.BucketSettings, string(closestRuleKey(d.Scope, d.Target)), d)
-
-	case CmdClosestServerRuleDrop:
-		var d ClosestServerRule
-		if err := decode(c, &d); err != nil {
-			return "", true, err
-		}
-		if d.Scope != ScopeZone && d.Scope != ScopeGroup && d.Scope != ScopeDevice {
-			return "", true, errkind.New(errkind.Usage, "scope %q: want zone, group or device", d.Scope)
-		}
-		key := closestRuleKey(d.Scope, d.Target)
-		if settings.Get(key) == nil {
-			return "", true, errkind.New(errkind.NotFound, "no closest-server rule at %s", ruleTarget(d.Scope, d.Target))
-		}
-		return ruleTarget(d.Scope, d.Target), true, settings.Delete(key)
+func applyContentState(tx *bolt.Tx, c Command) (string, error) {
+	var d ContentState
+	if err := decode(c, &d); err != nil {
+		return "", err
 	}
-	return "", false, nil
+	switch d.State {
+	case ContentPresent, ContentMissing, ContentInFlight, ContentDamaged:
+	default:
+		return "", errkind.New(errkind.Usage, "content state %q: want present, missing, in-flight or damaged", d.State)
+	}
+	if !exists(tx, store.BucketServers, d.Server) {
+		return "", errkind.New(errkind.NotFound, "server %q not found", d.Server)
+	}
+	// A report racing the package's deletion must not bring it back.
+	if !strings.HasPrefix(d.Package, ImagePrefix) && !exists(tx, store.BucketPackages, d.Package) {
+		return d.Package, nil
+	}
+	return d.Package, put(tx, store.BucketSettings, string(contentStateKey(d.Server, d.Package)), d)
+}
+
+func applyContentServer(tx *bolt.Tx, c Command) (string, error) {
+	var d contentServer
+	if err := decode(c, &d); err != nil {
+		return "", err
+	}
+	var s Server
+	if err := get(tx, store.BucketServers, d.ID, &s, "server"); err != nil {
+		return "", err
+	}
+	s.ContentPort = d.ContentPort
+	return s.Name, put(tx, store.BucketServers, s.ID, s)
+}
+
+func applyContentScheduleSet(tx *bolt.Tx, c Command) (string, error) {
+	var d ReplicationSchedule
+	if err := decode(c, &d); err != nil {
+		return "", err
+	}
+	if d.Interval < MinReplicationInterval {
+		return "", errkind.New(errkind.Usage, "replication interval %s: want at least %s", d.Interval, MinReplicationInterval)
+	}
+	cur, err := replicationSchedule(tx)
+	if err != nil {
+		return "", err
+	}
+	cur.Interval = d.Interval
+	return "content-replication", put(tx, store.BucketSettings, string(keyReplication), cur)
+}
+
+func applyContentReplicateNow(tx *bolt.Tx, c Command) (string, error) {
+	var d replicateNow
+	if err := decode(c, &d); err != nil {
+		return "", err
+	}
+	cur, err := replicationSchedule(tx)
+	if err != nil {
+		return "", err
+	}
+	cur.Requested = d.Time
+	return "content-replication", put(tx, store.BucketSettings, string(keyReplication), cur)
+}
+
+func applyClosestServerRuleSet(tx *bolt.Tx, c Command) (string, error) {
+	var d ClosestServerRule
+	if err := decode(c, &d); err != nil {
+		return "", err
+	}
+	if err := checkRuleScope(tx, &d); err != nil {
+		return "", err
+	}
+	if len(d.Servers) == 0 {
+		return "", errkind.New(errkind.Usage, "a closest-server rule names at least one server")
+	}
+	for i, id := range d.Servers {
+		if !exists(tx, store.BucketServers, id) {
+			return "", errkind.New(errkind.NotFound, "server %q not found", id)
+		}
+		if slices.Contains(d.Servers[:i], id) {
+			return "", errkind.New(errkind.Usage, "server %q is named twice", id)
+		}
+	}
+	return ruleTarget(d.Scope, d.Target), put(tx, store.BucketSettings, string(closestRuleKey(d.Scope, d.Target)), d)
+}
+
+func applyClosestServerRuleDrop(tx *bolt.Tx, c Command) (string, error) {
+	settings := tx.Bucket(store.BucketSettings)
+	var d ClosestServerRule
+	if err := decode(c, &d); err != nil {
+		return "", err
+	}
+	if d.Scope != ScopeZone && d.Scope != ScopeGroup && d.Scope != ScopeDevice {
+		return "", errkind.New(errkind.Usage, "scope %q: want zone, group or device", d.Scope)
+	}
+	key := closestRuleKey(d.Scope, d.Target)
+	if settings.Get(key) == nil {
+		return "", errkind.New(errkind.NotFound, "no closest-server rule at %s", ruleTarget(d.Scope, d.Target))
+	}
+	return ruleTarget(d.Scope, d.Target), settings.Delete(key)
 }
 
 func ruleTarget(scope, target string) string { return strings.TrimSuffix(scope+" "+target, " ") }
@@ -364,9 +365,10 @@ func ServerOrder(servers []Server, rules []ClosestServerRule, groups []Group, de
 // Content states and content ports are the servers' own bookkeeping, not
 // audited.
 func contentCommands(t *commandTable) {
-	t.addUnaudited(CmdContentState, fromSwitch(applyContent))
-	t.addUnaudited(CmdContentServer, fromSwitch(applyContent))
-	for _, name := range []string{CmdContentScheduleSet, CmdContentReplicateNow, CmdClosestServerRuleSet, CmdClosestServerRuleDrop} {
-		t.add(name, fromSwitch(applyContent))
-	}
+	t.addUnaudited(CmdContentState, applyContentState)
+	t.addUnaudited(CmdContentServer, applyContentServer)
+	t.add(CmdContentScheduleSet, applyContentScheduleSet)
+	t.add(CmdContentReplicateNow, applyContentReplicateNow)
+	t.add(CmdClosestServerRuleSet, applyClosestServerRuleSet)
+	t.add(CmdClosestServerRuleDrop, applyClosestServerRuleDrop)
 }

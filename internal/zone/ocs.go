@@ -62,46 +62,43 @@ type ocsInventory struct {
 	Inventory Inventory `json:"inventory"`
 }
 
-func applyOCS(tx *bolt.Tx, c Command) (string, bool, error) {
-	switch c.Name {
-	case CmdOCSContact:
-		var d ocsContact
-		if err := decode(c, &d); err != nil {
-			return "", true, err
-		}
-		var dev Device
-		if err := get(tx, store.BucketDevices, d.Device.ID, &dev, "device"); err != nil {
-			dev = d.Device // first contact: the agent becomes a device
-		} else {
-			dev.LastContact, dev.Address = d.Device.LastContact, d.Device.Address
-		}
-		return dev.ID, true, put(tx, store.BucketDevices, dev.ID, dev)
-
-	case CmdOCSInventory:
-		var d ocsInventory
-		if err := decode(c, &d); err != nil {
-			return "", true, err
-		}
-		var dev Device
-		if err := get(tx, store.BucketDevices, d.ID, &dev, "device"); err != nil {
-			return "", true, err
-		}
-		if d.Inventory.Hostname != "" {
-			dev.Name = d.Inventory.Hostname
-		}
-		if d.Inventory.OS != "" {
-			dev.OS = d.Inventory.OS
-		}
-		if err := put(tx, store.BucketDevices, dev.ID, dev); err != nil {
-			return "", true, err
-		}
-		data, err := json.Marshal(d.Inventory)
-		if err != nil {
-			return "", true, err
-		}
-		return dev.ID, true, tx.Bucket(store.BucketSettings).Put([]byte(inventoryPrefix+dev.ID), data)
+func applyOCSContact(tx *bolt.Tx, c Command) (string, error) {
+	var d ocsContact
+	if err := decode(c, &d); err != nil {
+		return "", err
 	}
-	return "", false, nil
+	var dev Device
+	if err := get(tx, store.BucketDevices, d.Device.ID, &dev, "device"); err != nil {
+		dev = d.Device // first contact: the agent becomes a device
+	} else {
+		dev.LastContact, dev.Address = d.Device.LastContact, d.Device.Address
+	}
+	return dev.ID, put(tx, store.BucketDevices, dev.ID, dev)
+}
+
+func applyOCSInventory(tx *bolt.Tx, c Command) (string, error) {
+	var d ocsInventory
+	if err := decode(c, &d); err != nil {
+		return "", err
+	}
+	var dev Device
+	if err := get(tx, store.BucketDevices, d.ID, &dev, "device"); err != nil {
+		return "", err
+	}
+	if d.Inventory.Hostname != "" {
+		dev.Name = d.Inventory.Hostname
+	}
+	if d.Inventory.OS != "" {
+		dev.OS = d.Inventory.OS
+	}
+	if err := put(tx, store.BucketDevices, dev.ID, dev); err != nil {
+		return "", err
+	}
+	data, err := json.Marshal(d.Inventory)
+	if err != nil {
+		return "", err
+	}
+	return dev.ID, tx.Bucket(store.BucketSettings).Put([]byte(inventoryPrefix+dev.ID), data)
 }
 
 // OCSContact records an OCS agent's contact, creating its device the first time.
@@ -130,6 +127,6 @@ func (d *DB) Inventory(id string) (*Inventory, error) {
 
 // OCS contacts and inventories are routine bookkeeping, not audited.
 func ocsCommands(t *commandTable) {
-	t.addUnaudited(CmdOCSContact, fromSwitch(applyOCS))
-	t.addUnaudited(CmdOCSInventory, fromSwitch(applyOCS))
+	t.addUnaudited(CmdOCSContact, applyOCSContact)
+	t.addUnaudited(CmdOCSInventory, applyOCSInventory)
 }

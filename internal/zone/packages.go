@@ -237,197 +237,201 @@ type PackageValidate struct {
 
 var keyDownloadConfig = []byte("download")
 
-// applyPackage applies the package commands; ok is false for any other.
-func applyPackage(tx *bolt.Tx, c Command) (target string, ok bool, err error) {
-	switch c.Name {
-	case CmdPackageCreate:
-		var p Package
-		if err := decode(c, &p); err != nil {
-			return "", true, err
-		}
-		if exists(tx, store.BucketPackages, p.ID) {
-			return "", true, errkind.New(errkind.Exists, "package %s already exists", p.ID)
-		}
-		return p.ID, true, put(tx, store.BucketPackages, p.ID, p)
-
-	case CmdPackageDelete:
-		var d byName
-		if err := decode(c, &d); err != nil {
-			return "", true, err
-		}
-		if !exists(tx, store.BucketPackages, d.Name) {
-			return "", true, errkind.New(errkind.NotFound, "package %s not found", d.Name)
-		}
-		if err := tx.Bucket(store.BucketPackages).Delete([]byte(d.Name)); err != nil {
-			return "", true, err
-		}
-		if err := deleteContentStates(tx, d.Name); err != nil {
-			return "", true, err
-		}
-		return d.Name, true, deleteDeployments(tx, d.Name, func(Deployment) bool { return true })
-
-	case CmdPackageActivate, CmdPackageDeactivate:
-		var d PackageActivate
-		if err := decode(c, &d); err != nil {
-			return "", true, err
-		}
-		var p Package
-		if err := get(tx, store.BucketPackages, d.ID, &p, "package"); err != nil {
-			return "", true, err
-		}
-		p.Activation = nil
-		if c.Name == CmdPackageActivate {
-			a := d.Activation
-			p.Activation = &a
-		}
-		return p.ID, true, put(tx, store.BucketPackages, p.ID, p)
-
-	case CmdPackageAssign:
-		var d PackageDevices
-		if err := decode(c, &d); err != nil {
-			return "", true, err
-		}
-		if !exists(tx, store.BucketPackages, d.Package) {
-			return "", true, errkind.New(errkind.NotFound, "package %s not found", d.Package)
-		}
-		for _, dev := range d.Devices {
-			if !exists(tx, store.BucketDevices, dev) {
-				return "", true, errkind.New(errkind.NotFound, "device %q not found", dev)
-			}
-			if tx.Bucket(store.BucketDeployments).Get(deploymentKey(d.Package, dev)) != nil {
-				continue
-			}
-			dep := Deployment{Package: d.Package, Device: dev, Status: StatusWaiting, Assigned: d.Time, Updated: d.Time}
-			if err := putDeployment(tx, dep); err != nil {
-				return "", true, err
-			}
-		}
-		return d.Package, true, nil
-
-	case CmdPackageDeployNow:
-		// Devices not assigned the package are skipped: the request
-		// names targets as assignments do, and may reach more devices.
-		var d PackageDevices
-		if err := decode(c, &d); err != nil {
-			return "", true, err
-		}
-		if !exists(tx, store.BucketPackages, d.Package) {
-			return "", true, errkind.New(errkind.NotFound, "package %s not found", d.Package)
-		}
-		for _, dev := range d.Devices {
-			var dep Deployment
-			if tx.Bucket(store.BucketDeployments).Get(deploymentKey(d.Package, dev)) == nil {
-				continue
-			}
-			if err := getDeployment(tx, d.Package, dev, &dep); err != nil {
-				return "", true, err
-			}
-			dep.Now = true
-			if err := putDeployment(tx, dep); err != nil {
-				return "", true, err
-			}
-		}
-		return d.Package, true, nil
-
-	case CmdPackageUnassign:
-		var d PackageDevices
-		if err := decode(c, &d); err != nil {
-			return "", true, err
-		}
-		if !exists(tx, store.BucketPackages, d.Package) {
-			return "", true, errkind.New(errkind.NotFound, "package %s not found", d.Package)
-		}
-		for _, dev := range d.Devices {
-			if err := deleteDeployment(tx, d.Package, dev); err != nil {
-				return "", true, err
-			}
-		}
-		return d.Package, true, nil
-
-	case CmdPackageNotify:
-		var d PackageNotify
-		if err := decode(c, &d); err != nil {
-			return "", true, err
-		}
-		for _, id := range d.Packages {
-			var dep Deployment
-			if err := getDeployment(tx, id, d.Device, &dep); err != nil {
-				continue // unassigned meanwhile
-			}
-			if dep.Status == StatusWaiting {
-				dep.Status, dep.Updated = StatusNotified, d.Time
-				dep.record(StatusNotified, d.Time)
-				if err := putDeployment(tx, dep); err != nil {
-					return "", true, err
-				}
-			}
-		}
-		return d.Device, true, nil
-
-	case CmdPackageStatus:
-		var d PackageStatus
-		if err := decode(c, &d); err != nil {
-			return "", true, err
-		}
-		if !ReportableStatus(d.Status) {
-			return "", true, errkind.New(errkind.Usage, "status %q is not a deployment result", d.Status)
-		}
-		var dep Deployment
-		if err := getDeployment(tx, d.Package, d.Device, &dep); err != nil {
-			return "", true, err
-		}
-		dep.Status, dep.Updated, dep.Detail = d.Status, d.Time, d.Detail
-		dep.Output, dep.ExitCode = d.Output, d.ExitCode
-		if len(dep.Output) > MaxStatusOutput {
-			dep.Output = dep.Output[len(dep.Output)-MaxStatusOutput:]
-		}
-		dep.Attempts++
-		dep.record(d.Status, d.Time)
-		if strings.HasPrefix(d.Status, "ERR_") {
-			dep.LastError = d.Status
-			if d.Detail != "" {
-				dep.LastError += ": " + d.Detail
-			}
-		}
-		return d.Package, true, putDeployment(tx, dep)
-
-	case CmdPackageValidate:
-		var d PackageValidate
-		if err := decode(c, &d); err != nil {
-			return "", true, err
-		}
-		if !exists(tx, store.BucketPackages, d.Package) {
-			return "", true, errkind.New(errkind.NotFound, "package %s not found", d.Package)
-		}
-		var match func(Deployment) bool
-		switch d.Mode {
-		case ValidateSuccess:
-			match = func(dep Deployment) bool { return IsSuccess(dep.Status) }
-		case ValidateNotNotified:
-			match = func(dep Deployment) bool { return dep.Status == StatusWaiting }
-		case ValidateAll:
-			// Everything but the devices still working on it.
-			match = func(dep Deployment) bool { return dep.Status != StatusNotified }
-		default:
-			return "", true, errkind.New(errkind.Usage, "validate mode %q: want success, not-notified or all", d.Mode)
-		}
-		return d.Package, true, deleteDeployments(tx, d.Package, match)
-
-	case CmdDownloadConfigure:
-		var d DownloadConfig
-		if err := decode(c, &d); err != nil {
-			return "", true, err
-		}
-		if err := d.Validate(); err != nil {
-			return "", true, err
-		}
-		data, err := json.Marshal(d)
-		if err != nil {
-			return "", true, err
-		}
-		return "download", true, tx.Bucket(store.BucketSettings).Put(keyDownloadConfig, data)
+func applyPackageCreate(tx *bolt.Tx, c Command) (string, error) {
+	var p Package
+	if err := decode(c, &p); err != nil {
+		return "", err
 	}
-	return "", false, nil
+	if exists(tx, store.BucketPackages, p.ID) {
+		return "", errkind.New(errkind.Exists, "package %s already exists", p.ID)
+	}
+	return p.ID, put(tx, store.BucketPackages, p.ID, p)
+}
+
+func applyPackageDelete(tx *bolt.Tx, c Command) (string, error) {
+	var d byName
+	if err := decode(c, &d); err != nil {
+		return "", err
+	}
+	if !exists(tx, store.BucketPackages, d.Name) {
+		return "", errkind.New(errkind.NotFound, "package %s not found", d.Name)
+	}
+	if err := tx.Bucket(store.BucketPackages).Delete([]byte(d.Name)); err != nil {
+		return "", err
+	}
+	if err := deleteContentStates(tx, d.Name); err != nil {
+		return "", err
+	}
+	return d.Name, deleteDeployments(tx, d.Name, func(Deployment) bool { return true })
+}
+
+func applyPackageActivation(tx *bolt.Tx, c Command) (string, error) {
+	var d PackageActivate
+	if err := decode(c, &d); err != nil {
+		return "", err
+	}
+	var p Package
+	if err := get(tx, store.BucketPackages, d.ID, &p, "package"); err != nil {
+		return "", err
+	}
+	p.Activation = nil
+	if c.Name == CmdPackageActivate {
+		a := d.Activation
+		p.Activation = &a
+	}
+	return p.ID, put(tx, store.BucketPackages, p.ID, p)
+}
+
+func applyPackageAssign(tx *bolt.Tx, c Command) (string, error) {
+	var d PackageDevices
+	if err := decode(c, &d); err != nil {
+		return "", err
+	}
+	if !exists(tx, store.BucketPackages, d.Package) {
+		return "", errkind.New(errkind.NotFound, "package %s not found", d.Package)
+	}
+	for _, dev := range d.Devices {
+		if !exists(tx, store.BucketDevices, dev) {
+			return "", errkind.New(errkind.NotFound, "device %q not found", dev)
+		}
+		if tx.Bucket(store.BucketDeployments).Get(deploymentKey(d.Package, dev)) != nil {
+			continue
+		}
+		dep := Deployment{Package: d.Package, Device: dev, Status: StatusWaiting, Assigned: d.Time, Updated: d.Time}
+		if err := putDeployment(tx, dep); err != nil {
+			return "", err
+		}
+	}
+	return d.Package, nil
+}
+
+func applyPackageDeployNow(tx *bolt.Tx, c Command) (string, error) {
+	// Devices not assigned the package are skipped: the request
+	// names targets as assignments do, and may reach more devices.
+	var d PackageDevices
+	if err := decode(c, &d); err != nil {
+		return "", err
+	}
+	if !exists(tx, store.BucketPackages, d.Package) {
+		return "", errkind.New(errkind.NotFound, "package %s not found", d.Package)
+	}
+	for _, dev := range d.Devices {
+		var dep Deployment
+		if tx.Bucket(store.BucketDeployments).Get(deploymentKey(d.Package, dev)) == nil {
+			continue
+		}
+		if err := getDeployment(tx, d.Package, dev, &dep); err != nil {
+			return "", err
+		}
+		dep.Now = true
+		if err := putDeployment(tx, dep); err != nil {
+			return "", err
+		}
+	}
+	return d.Package, nil
+}
+
+func applyPackageUnassign(tx *bolt.Tx, c Command) (string, error) {
+	var d PackageDevices
+	if err := decode(c, &d); err != nil {
+		return "", err
+	}
+	if !exists(tx, store.BucketPackages, d.Package) {
+		return "", errkind.New(errkind.NotFound, "package %s not found", d.Package)
+	}
+	for _, dev := range d.Devices {
+		if err := deleteDeployment(tx, d.Package, dev); err != nil {
+			return "", err
+		}
+	}
+	return d.Package, nil
+}
+
+func applyPackageNotify(tx *bolt.Tx, c Command) (string, error) {
+	var d PackageNotify
+	if err := decode(c, &d); err != nil {
+		return "", err
+	}
+	for _, id := range d.Packages {
+		var dep Deployment
+		if err := getDeployment(tx, id, d.Device, &dep); err != nil {
+			continue // unassigned meanwhile
+		}
+		if dep.Status == StatusWaiting {
+			dep.Status, dep.Updated = StatusNotified, d.Time
+			dep.record(StatusNotified, d.Time)
+			if err := putDeployment(tx, dep); err != nil {
+				return "", err
+			}
+		}
+	}
+	return d.Device, nil
+}
+
+func applyPackageStatus(tx *bolt.Tx, c Command) (string, error) {
+	var d PackageStatus
+	if err := decode(c, &d); err != nil {
+		return "", err
+	}
+	if !ReportableStatus(d.Status) {
+		return "", errkind.New(errkind.Usage, "status %q is not a deployment result", d.Status)
+	}
+	var dep Deployment
+	if err := getDeployment(tx, d.Package, d.Device, &dep); err != nil {
+		return "", err
+	}
+	dep.Status, dep.Updated, dep.Detail = d.Status, d.Time, d.Detail
+	dep.Output, dep.ExitCode = d.Output, d.ExitCode
+	if len(dep.Output) > MaxStatusOutput {
+		dep.Output = dep.Output[len(dep.Output)-MaxStatusOutput:]
+	}
+	dep.Attempts++
+	dep.record(d.Status, d.Time)
+	if strings.HasPrefix(d.Status, "ERR_") {
+		dep.LastError = d.Status
+		if d.Detail != "" {
+			dep.LastError += ": " + d.Detail
+		}
+	}
+	return d.Package, putDeployment(tx, dep)
+}
+
+func applyPackageValidate(tx *bolt.Tx, c Command) (string, error) {
+	var d PackageValidate
+	if err := decode(c, &d); err != nil {
+		return "", err
+	}
+	if !exists(tx, store.BucketPackages, d.Package) {
+		return "", errkind.New(errkind.NotFound, "package %s not found", d.Package)
+	}
+	var match func(Deployment) bool
+	switch d.Mode {
+	case ValidateSuccess:
+		match = func(dep Deployment) bool { return IsSuccess(dep.Status) }
+	case ValidateNotNotified:
+		match = func(dep Deployment) bool { return dep.Status == StatusWaiting }
+	case ValidateAll:
+		// Everything but the devices still working on it.
+		match = func(dep Deployment) bool { return dep.Status != StatusNotified }
+	default:
+		return "", errkind.New(errkind.Usage, "validate mode %q: want success, not-notified or all", d.Mode)
+	}
+	return d.Package, deleteDeployments(tx, d.Package, match)
+}
+
+func applyDownloadConfigure(tx *bolt.Tx, c Command) (string, error) {
+	var d DownloadConfig
+	if err := decode(c, &d); err != nil {
+		return "", err
+	}
+	if err := d.Validate(); err != nil {
+		return "", err
+	}
+	data, err := json.Marshal(d)
+	if err != nil {
+		return "", err
+	}
+	return "download", tx.Bucket(store.BucketSettings).Put(keyDownloadConfig, data)
 }
 
 func deploymentKey(pkg, dev string) []byte { return []byte(pkg + "/" + dev) }
@@ -639,10 +643,15 @@ func (d *DB) LastPackageID() (uint64, error) {
 // Notifications and status reports are per-device reports that would
 // drown the audit log.
 func packageCommands(t *commandTable) {
-	for _, name := range []string{CmdPackageCreate, CmdPackageDelete, CmdPackageActivate, CmdPackageDeactivate,
-		CmdPackageAssign, CmdPackageDeployNow, CmdPackageUnassign, CmdPackageValidate, CmdDownloadConfigure} {
-		t.add(name, fromSwitch(applyPackage))
-	}
-	t.addUnaudited(CmdPackageNotify, fromSwitch(applyPackage))
-	t.addUnaudited(CmdPackageStatus, fromSwitch(applyPackage))
+	t.add(CmdPackageCreate, applyPackageCreate)
+	t.add(CmdPackageDelete, applyPackageDelete)
+	t.add(CmdPackageActivate, applyPackageActivation)
+	t.add(CmdPackageDeactivate, applyPackageActivation)
+	t.add(CmdPackageAssign, applyPackageAssign)
+	t.add(CmdPackageDeployNow, applyPackageDeployNow)
+	t.add(CmdPackageUnassign, applyPackageUnassign)
+	t.add(CmdPackageValidate, applyPackageValidate)
+	t.add(CmdDownloadConfigure, applyDownloadConfigure)
+	t.addUnaudited(CmdPackageNotify, applyPackageNotify)
+	t.addUnaudited(CmdPackageStatus, applyPackageStatus)
 }

@@ -106,77 +106,77 @@ func nextState(from, to string) bool {
 	return false
 }
 
-func applyPreboot(tx *bolt.Tx, c Command) (target string, ok bool, err error) {
-	switch c.Name {
-	case CmdPrebootAssign:
-		var w PrebootWork
-		if err := decode(c, &w); err != nil {
-			return "", true, err
-		}
-		b, err := tx.CreateBucketIfNotExists(bucketPreboot)
-		if err != nil {
-			return "", true, err
-		}
-		w.Assigned, w.Actor = c.Time, c.Actor
-		w.Status, w.Started, w.Finished, w.Bytes, w.Error = "", time.Time{}, time.Time{}, 0, ""
-		if w.IsTask() {
-			w.Status = TaskQueued
-		}
-		data, err := json.Marshal(w)
-		if err != nil {
-			return "", true, err
-		}
-		return w.MAC, true, b.Put([]byte(w.MAC), data)
-	case CmdPrebootClear:
-		var d prebootClear
-		if err := decode(c, &d); err != nil {
-			return "", true, err
-		}
-		b := tx.Bucket(bucketPreboot)
-		if b == nil || b.Get([]byte(d.MAC)) == nil {
-			return "", true, errkind.New(errkind.NotFound, "no preboot work is assigned to %s", d.MAC)
-		}
-		return d.MAC, true, b.Delete([]byte(d.MAC))
-	case CmdPrebootReport:
-		var rep PrebootReport
-		if err := decode(c, &rep); err != nil {
-			return "", true, err
-		}
-		b := tx.Bucket(bucketPreboot)
-		var data []byte
-		if b != nil {
-			data = b.Get([]byte(rep.MAC))
-		}
-		if data == nil {
-			return "", true, errkind.New(errkind.NotFound, "no preboot work is assigned to %s", rep.MAC)
-		}
-		var w PrebootWork
-		if err := json.Unmarshal(data, &w); err != nil {
-			return "", true, err
-		}
-		if !w.IsTask() {
-			return "", true, errkind.New(errkind.Invalid, "the preboot work of %s is a menu, not an imaging task", rep.MAC)
-		}
-		if !nextState(w.State(), rep.Status) {
-			return "", true, errkind.New(errkind.Exists, "the imaging task of %s is %s; it cannot become %s", rep.MAC, w.State(), rep.Status)
-		}
-		w.Status = rep.Status
-		switch rep.Status {
-		case TaskRunning:
-			w.Started = c.Time
-		default:
-			w.Finished, w.Bytes, w.Error = c.Time, rep.Bytes, rep.Error
-			if w.Started.IsZero() {
-				w.Started = c.Time
-			}
-		}
-		out, err := json.Marshal(w)
-		if err != nil {
-			return "", true, err
-		}
-		return rep.MAC, true, b.Put([]byte(rep.MAC), out)
+func applyPrebootAssign(tx *bolt.Tx, c Command) (string, error) {
+	var w PrebootWork
+	if err := decode(c, &w); err != nil {
+		return "", err
 	}
-	return "", false, nil
+	b, err := tx.CreateBucketIfNotExists(bucketPreboot)
+	if err != nil {
+		return "", err
+	}
+	w.Assigned, w.Actor = c.Time, c.Actor
+	w.Status, w.Started, w.Finished, w.Bytes, w.Error = "", time.Time{}, time.Time{}, 0, ""
+	if w.IsTask() {
+		w.Status = TaskQueued
+	}
+	data, err := json.Marshal(w)
+	if err != nil {
+		return "", err
+	}
+	return w.MAC, b.Put([]byte(w.MAC), data)
+}
+
+func applyPrebootClear(tx *bolt.Tx, c Command) (string, error) {
+	var d prebootClear
+	if err := decode(c, &d); err != nil {
+		return "", err
+	}
+	b := tx.Bucket(bucketPreboot)
+	if b == nil || b.Get([]byte(d.MAC)) == nil {
+		return "", errkind.New(errkind.NotFound, "no preboot work is assigned to %s", d.MAC)
+	}
+	return d.MAC, b.Delete([]byte(d.MAC))
+}
+
+func applyPrebootReport(tx *bolt.Tx, c Command) (string, error) {
+	var rep PrebootReport
+	if err := decode(c, &rep); err != nil {
+		return "", err
+	}
+	b := tx.Bucket(bucketPreboot)
+	var data []byte
+	if b != nil {
+		data = b.Get([]byte(rep.MAC))
+	}
+	if data == nil {
+		return "", errkind.New(errkind.NotFound, "no preboot work is assigned to %s", rep.MAC)
+	}
+	var w PrebootWork
+	if err := json.Unmarshal(data, &w); err != nil {
+		return "", err
+	}
+	if !w.IsTask() {
+		return "", errkind.New(errkind.Invalid, "the preboot work of %s is a menu, not an imaging task", rep.MAC)
+	}
+	if !nextState(w.State(), rep.Status) {
+		return "", errkind.New(errkind.Exists, "the imaging task of %s is %s; it cannot become %s", rep.MAC, w.State(), rep.Status)
+	}
+	w.Status = rep.Status
+	switch rep.Status {
+	case TaskRunning:
+		w.Started = c.Time
+	default:
+		w.Finished, w.Bytes, w.Error = c.Time, rep.Bytes, rep.Error
+		if w.Started.IsZero() {
+			w.Started = c.Time
+		}
+	}
+	out, err := json.Marshal(w)
+	if err != nil {
+		return "", err
+	}
+	return rep.MAC, b.Put([]byte(rep.MAC), out)
 }
 
 // PrebootWork returns the work assigned to a MAC address.
@@ -218,7 +218,7 @@ func (d *DB) PrebootWorks() ([]PrebootWork, error) {
 }
 
 func prebootCommands(t *commandTable) {
-	for _, name := range []string{CmdPrebootAssign, CmdPrebootClear, CmdPrebootReport} {
-		t.add(name, fromSwitch(applyPreboot))
-	}
+	t.add(CmdPrebootAssign, applyPrebootAssign)
+	t.add(CmdPrebootClear, applyPrebootClear)
+	t.add(CmdPrebootReport, applyPrebootReport)
 }

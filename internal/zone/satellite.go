@@ -83,40 +83,38 @@ func SatelliteRoleChange(device string, r SatelliteRole, t time.Time) any {
 		Prefetch: r.Prefetch, Time: t}
 }
 
-func applySatellite(tx *bolt.Tx, c Command) (string, bool, error) {
-	switch c.Name {
-	case CmdSatelliteAddRole, CmdSatelliteRemoveRole:
-	case CmdSatelliteCert:
-		var d satelliteCert
-		if err := decode(c, &d); err != nil {
-			return "", true, err
-		}
-		var dev Device
-		if err := get(tx, store.BucketDevices, d.Device, &dev, "device"); err != nil {
-			return "", true, err
-		}
-		if dev.Satellite == nil {
-			return "", true, errkind.New(errkind.NotFound, "device %s holds no satellite role", dev.Name)
-		}
-		dev.Satellite.CertSerial, dev.Satellite.CertNotAfter = d.Serial, d.NotAfter
-		return dev.ID, true, put(tx, store.BucketDevices, dev.ID, dev)
-	default:
-		return "", false, nil
-	}
-	var d satelliteRole
+func applySatelliteCert(tx *bolt.Tx, c Command) (string, error) {
+	var d satelliteCert
 	if err := decode(c, &d); err != nil {
-		return "", true, err
+		return "", err
 	}
 	var dev Device
 	if err := get(tx, store.BucketDevices, d.Device, &dev, "device"); err != nil {
-		return "", true, err
+		return "", err
+	}
+	if dev.Satellite == nil {
+		return "", errkind.New(errkind.NotFound, "device %s holds no satellite role", dev.Name)
+	}
+	dev.Satellite.CertSerial, dev.Satellite.CertNotAfter = d.Serial, d.NotAfter
+	return dev.ID, put(tx, store.BucketDevices, dev.ID, dev)
+}
+
+// applySatelliteRole applies satellite.add-role and satellite.remove-role.
+func applySatelliteRole(tx *bolt.Tx, c Command) (string, error) {
+	var d satelliteRole
+	if err := decode(c, &d); err != nil {
+		return "", err
+	}
+	var dev Device
+	if err := get(tx, store.BucketDevices, d.Device, &dev, "device"); err != nil {
+		return "", err
 	}
 	if c.Name == CmdSatelliteAddRole {
 		if d.Role != SatelliteContent && d.Role != SatelliteAuthentication {
-			return "", true, errkind.New(errkind.Usage, "satellite role %q: only %s and %s are supported", d.Role, SatelliteContent, SatelliteAuthentication)
+			return "", errkind.New(errkind.Usage, "satellite role %q: only %s and %s are supported", d.Role, SatelliteContent, SatelliteAuthentication)
 		}
 		if dev.Kind != "" {
-			return "", true, errkind.New(errkind.Usage, "device %s is a %s agent: only zac devices can be satellites", dev.Name, dev.Kind)
+			return "", errkind.New(errkind.Usage, "device %s is a %s agent: only zac devices can be satellites", dev.Name, dev.Kind)
 		}
 		if dev.Satellite == nil {
 			dev.Satellite = &Satellite{Added: d.Time}
@@ -131,7 +129,7 @@ func applySatellite(tx *bolt.Tx, c Command) (string, bool, error) {
 		}
 	} else {
 		if dev.Satellite == nil || !slices.Contains(dev.Satellite.Roles, d.Role) {
-			return "", true, errkind.New(errkind.NotFound, "device %s does not hold the %s satellite role", dev.Name, d.Role)
+			return "", errkind.New(errkind.NotFound, "device %s does not hold the %s satellite role", dev.Name, d.Role)
 		}
 		dev.Satellite.Roles = slices.DeleteFunc(dev.Satellite.Roles, func(r string) bool { return r == d.Role })
 		if d.Role == SatelliteContent {
@@ -144,9 +142,9 @@ func applySatellite(tx *bolt.Tx, c Command) (string, bool, error) {
 		}
 	}
 	if err := indexSatellite(tx, dev); err != nil {
-		return "", true, err
+		return "", err
 	}
-	return dev.ID, true, put(tx, store.BucketDevices, dev.ID, dev)
+	return dev.ID, put(tx, store.BucketDevices, dev.ID, dev)
 }
 
 // indexSatellite keeps the satellite index in step with dev's roles.
@@ -183,7 +181,7 @@ func (d *DB) SatelliteDevices() ([]Device, error) {
 }
 
 func satelliteCommands(t *commandTable) {
-	for _, name := range []string{CmdSatelliteAddRole, CmdSatelliteRemoveRole, CmdSatelliteCert} {
-		t.add(name, fromSwitch(applySatellite))
-	}
+	t.add(CmdSatelliteAddRole, applySatelliteRole)
+	t.add(CmdSatelliteRemoveRole, applySatelliteRole)
+	t.add(CmdSatelliteCert, applySatelliteCert)
 }

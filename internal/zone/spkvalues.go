@@ -54,34 +54,31 @@ func spkKey(scope, target string) []byte {
 	return []byte(spkValuesPrefix + scope + "/" + target)
 }
 
-func applySPKValues(tx *bolt.Tx, c Command) (string, bool, error) {
-	if c.Name != CmdSPKValuesSet {
-		return "", false, nil
-	}
+func applySPKValuesSet(tx *bolt.Tx, c Command) (string, error) {
 	var d spkValuesSet
 	if err := decode(c, &d); err != nil {
-		return "", true, err
+		return "", err
 	}
 	switch d.Scope {
 	case ScopeZone:
 		d.Target = ""
 	case ScopeGroup:
 		if !exists(tx, store.BucketGroups, d.Target) {
-			return "", true, errkind.New(errkind.NotFound, "group %q not found", d.Target)
+			return "", errkind.New(errkind.NotFound, "group %q not found", d.Target)
 		}
 	case ScopeDevice:
 		if !exists(tx, store.BucketDevices, d.Target) {
-			return "", true, errkind.New(errkind.NotFound, "device %q not found", d.Target)
+			return "", errkind.New(errkind.NotFound, "device %q not found", d.Target)
 		}
 	default:
-		return "", true, errkind.New(errkind.Usage, "scope %q: want zone, group or device", d.Scope)
+		return "", errkind.New(errkind.Usage, "scope %q: want zone, group or device", d.Scope)
 	}
 	b := tx.Bucket(store.BucketSettings)
 	key := spkKey(d.Scope, d.Target)
 	cur := SPKValues{Scope: d.Scope, Target: d.Target, Values: map[string]SPKValue{}}
 	if data := b.Get(key); data != nil {
 		if err := json.Unmarshal(data, &cur); err != nil {
-			return "", true, err
+			return "", err
 		}
 	}
 	for k, v := range d.Set {
@@ -89,19 +86,19 @@ func applySPKValues(tx *bolt.Tx, c Command) (string, bool, error) {
 	}
 	for _, k := range d.Unset {
 		if _, ok := cur.Values[k]; !ok {
-			return "", true, errkind.New(errkind.NotFound, "%s has no value at %s scope", k, d.Scope)
+			return "", errkind.New(errkind.NotFound, "%s has no value at %s scope", k, d.Scope)
 		}
 		delete(cur.Values, k)
 	}
 	target := strings.TrimSuffix(d.Scope+" "+d.Target, " ")
 	if len(cur.Values) == 0 {
-		return target, true, b.Delete(key)
+		return target, b.Delete(key)
 	}
 	data, err := json.Marshal(cur)
 	if err != nil {
-		return "", true, err
+		return "", err
 	}
-	return target, true, b.Put(key, data)
+	return target, b.Put(key, data)
 }
 
 // SetSPKValues sets and unsets values at one scope.
@@ -151,4 +148,4 @@ func (d *DB) DeviceSPKValues(deviceID string) (map[string]SPKValue, error) {
 	return out, nil
 }
 
-func spkValuesCommands(t *commandTable) { t.add(CmdSPKValuesSet, fromSwitch(applySPKValues)) }
+func spkValuesCommands(t *commandTable) { t.add(CmdSPKValuesSet, applySPKValuesSet) }
