@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"net"
 	"net/http"
 	"runtime"
 	"sync"
@@ -14,6 +13,7 @@ import (
 
 	"zonekit/internal/errkind"
 	"zonekit/internal/password"
+	"zonekit/internal/server/httpapi"
 	"zonekit/internal/zone"
 )
 
@@ -199,13 +199,7 @@ func HashToken(tok string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
+func clientIP(r *http.Request) string { return httpapi.ClientIP(r) }
 
 // dummyHash has the default parameters; it is verified against when the
 // administrator does not exist.

@@ -2,8 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -14,10 +12,11 @@ import (
 	"zonekit/internal/api"
 	"zonekit/internal/errkind"
 	"zonekit/internal/replica"
+	"zonekit/internal/server/httpapi"
 	"zonekit/internal/version"
 )
 
-const maxBody = 1 << 20
+const maxBody = httpapi.MaxBody
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
@@ -171,25 +170,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	writeJSON(w, status, api.Error{Error: api.ErrorBody{Code: code, Message: msg}})
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.Encode(v)
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { httpapi.WriteJSON(w, status, v) }
 
-func readJSON(w http.ResponseWriter, r *http.Request, v any) error {
-	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-	if err := json.NewDecoder(r.Body).Decode(v); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return errkind.New(errkind.Usage, "request body larger than %d bytes", maxBody)
-		}
-		return errkind.New(errkind.Usage, "malformed JSON request: %v", err)
-	}
-	return nil
-}
+func readJSON(w http.ResponseWriter, r *http.Request, v any) error { return httpapi.ReadJSON(w, r, v) }
 
 type statusRecorder struct {
 	http.ResponseWriter

@@ -22,6 +22,7 @@ import (
 
 	"zonekit/internal/config"
 	"zonekit/internal/ocs"
+	"zonekit/internal/server/httpapi"
 	"zonekit/internal/zone"
 )
 
@@ -90,7 +91,7 @@ func (e *endpoint) serve(w http.ResponseWriter, r *http.Request, overTLS bool) (
 		return http.StatusMethodNotAllowed, "OCS agents POST their requests"
 	}
 	if len(cfg.Networks) > 0 {
-		ip := net.ParseIP(clientIP(r))
+		ip := net.ParseIP(httpapi.ClientIP(r))
 		allowed := false
 		for _, n := range cfg.Networks {
 			if ip != nil && n.Contains(ip) {
@@ -173,7 +174,7 @@ func (e *endpoint) device(r *http.Request, agentID string) (zone.Device, error) 
 	now := e.zone.Now()
 	dev, err := e.zone.Device(id)
 	if err == nil {
-		dev.LastContact, dev.Address = now, clientIP(r)
+		dev.LastContact, dev.Address = now, httpapi.ClientIP(r)
 		go func() {
 			if err := e.zone.OCSContact(dev); err != nil {
 				e.log.Error("OCS contact", "device", id, "err", err)
@@ -181,7 +182,7 @@ func (e *endpoint) device(r *http.Request, agentID string) (zone.Device, error) 
 		}()
 		return dev, nil
 	}
-	dev = zone.Device{ID: id, Name: ocs.HostName(agentID), Kind: zone.KindOCS, Registered: now, LastContact: now, Address: clientIP(r)}
+	dev = zone.Device{ID: id, Name: ocs.HostName(agentID), Kind: zone.KindOCS, Registered: now, LastContact: now, Address: httpapi.ClientIP(r)}
 	if err := e.zone.OCSContact(dev); err != nil {
 		return zone.Device{}, err
 	}
@@ -297,14 +298,4 @@ func (e *endpoint) result(req *ocs.Request) (int, string) {
 	}
 	e.log.Info("OCS result", "device", id, "package", req.PackageID, "status", st)
 	return 0, ""
-}
-
-// clientIP is the agent's address without its port (as the server's own
-// clientIP: devices are recorded with it).
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
