@@ -204,3 +204,40 @@ func clientIP(r *http.Request) string { return httpapi.ClientIP(r) }
 // dummyHash has the default parameters; it is verified against when the
 // administrator does not exist.
 const dummyHash = "$argon2id$v=19$m=47104,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$2xbXqzYHgmB7hIsvrrqP9IU0kPqUw9RvWzN+zxfGnV0"
+
+// serverOrAdmin admits the zone's servers (pbserv status lists tasks with
+// its server's certificate) and administrators.
+func (s *Server) serverOrAdmin(h func(http.ResponseWriter, *http.Request, string) error) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if s.isZoneServer(r) {
+			return h(w, r, "")
+		}
+		actor, err := s.auth.authenticate(r)
+		if err != nil {
+			return err
+		}
+		setActor(r, actor)
+		return h(w, r, actor)
+	}
+}
+
+// isZoneServer reports whether the client presented the certificate of
+// one of the zone's servers (verified against the zone CA by the TLS
+// layer; device certificates carry a random ID, never a server's name).
+func (s *Server) isZoneServer(r *http.Request) bool {
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
+		return false
+	}
+	leaf := r.TLS.VerifiedChains[0][0]
+	servers, err := s.db.Servers()
+	if err != nil {
+		return false
+	}
+	for _, sv := range servers {
+		if sv.Name == leaf.Subject.CommonName {
+			setActor(r, "server:"+sv.Name)
+			return true
+		}
+	}
+	return false
+}

@@ -13,6 +13,7 @@ import (
 	"zonekit/internal/errkind"
 	"zonekit/internal/replica"
 	"zonekit/internal/server/httpapi"
+	"zonekit/internal/server/prebootwork"
 	"zonekit/internal/version"
 )
 
@@ -105,7 +106,8 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET "+api.Prefix+"/cluster/spk-values-key", s.peer(s.clusterSPKKey))
 	s.packageRoutes(admin, device)
 	s.satelliteRoutes(admin, device)
-	s.prebootRoutes(mux, admin)
+	area := areaRoutes{s: s, mux: mux, admin: admin}
+	(&prebootwork.Handlers{Zone: s.db, Home: s.opts.Paths.Home}).Register(area)
 	s.replicationRoutes(mux, admin)
 	mux.HandleFunc("GET "+api.ContentPrefix+"/{id}/{file}", s.serveContent(false))
 	s.setupRoutes(mux)

@@ -1,4 +1,8 @@
-package server
+// Package prebootwork serves the preboot work of machines
+// (/api/v1/preboot/work): administrators assign, list and clear it; the
+// imaging services of the zone's servers (their server certificate) read
+// one machine's and report an imaging task's progress.
+package prebootwork
 
 import (
 	"errors"
@@ -14,44 +18,44 @@ import (
 	"zonekit/internal/preboot/conf"
 	"zonekit/internal/preboot/imaging"
 	"zonekit/internal/preboot/policy"
+	"zonekit/internal/server/httpapi"
 	"zonekit/internal/zone"
 )
 
-type adminRoute = func(pattern string, h func(w http.ResponseWriter, r *http.Request, actor string) error)
-
-// prebootRoutes serves the preboot work of machines: administrators
-// assign and list it; the imaging services of the zone's servers (their
-// server certificate) or administrators read one machine's.
-func (s *Server) prebootRoutes(mux *http.ServeMux, admin adminRoute) {
-	mux.HandleFunc("GET "+api.Prefix+"/preboot/work", s.wrap(s.serverOrAdmin(s.listPrebootWork)))
-	admin("PUT "+api.Prefix+"/preboot/work/{mac}", s.assignPrebootWork)
-	admin("DELETE "+api.Prefix+"/preboot/work/{mac}", s.clearPrebootWork)
-	mux.HandleFunc("GET "+api.Prefix+"/preboot/work/{mac}", s.wrap(s.getPrebootWork))
-	mux.HandleFunc("POST "+api.Prefix+"/preboot/work/{mac}/report", s.wrap(s.reportPrebootTask))
+// Zone is what the routes need of the zone's state (*zone.DB).
+type Zone interface {
+	Exec(actor, name string, data any) error
+	PrebootWork(mac string) (zone.PrebootWork, error)
+	PrebootWorks() ([]zone.PrebootWork, error)
+	Device(id string) (zone.Device, error)
+	ResolveDevice(ref string) (zone.Device, error)
 }
 
-// serverOrAdmin admits the zone's servers (pbserv status lists tasks with
-// its server's certificate) and administrators.
-func (s *Server) serverOrAdmin(h func(http.ResponseWriter, *http.Request, string) error) func(http.ResponseWriter, *http.Request) error {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		if s.isZoneServer(r) {
-			return h(w, r, "")
-		}
-		actor, err := s.auth.authenticate(r)
-		if err != nil {
-			return err
-		}
-		setActor(r, actor)
-		return h(w, r, actor)
-	}
+// Handlers serve the preboot work routes.
+type Handlers struct {
+	Zone Zone
+	// Home is this server's zonekit home: assignments are checked
+	// against the menus and images of the preboot services beside it.
+	Home   string
+	routes httpapi.Routes
+}
+
+// Register mounts the routes.
+func (h *Handlers) Register(r httpapi.Routes) {
+	h.routes = r
+	r.ServerOrAdmin("GET "+api.Prefix+"/preboot/work", h.listPrebootWork)
+	r.Admin("PUT "+api.Prefix+"/preboot/work/{mac}", h.assignPrebootWork)
+	r.Admin("DELETE "+api.Prefix+"/preboot/work/{mac}", h.clearPrebootWork)
+	r.ServerOrAdmin("GET "+api.Prefix+"/preboot/work/{mac}", h.getPrebootWork)
+	r.Open("POST "+api.Prefix+"/preboot/work/{mac}/report", h.reportPrebootTask)
 }
 
 // reportPrebootTask records an imaging task's progress. Only the zone's
 // imaging services report (their server certificate): a machine reports
 // to its imaging service with its task token, which this server never
 // sees.
-func (s *Server) reportPrebootTask(w http.ResponseWriter, r *http.Request) error {
-	if !s.isZoneServer(r) {
+func (h *Handlers) reportPrebootTask(w http.ResponseWriter, r *http.Request, _ string) error {
+	if !h.routes.ZoneServer(r) {
 		return errkind.New(errkind.Auth, "only the zone's servers report imaging tasks")
 	}
 	mac, err := policy.NormalizeMAC(r.PathValue("mac"))
@@ -59,21 +63,21 @@ func (s *Server) reportPrebootTask(w http.ResponseWriter, r *http.Request) error
 		return errkind.Wrap(errkind.Usage, err)
 	}
 	var req api.PrebootReport
-	if err := readJSON(w, r, &req); err != nil {
+	if err := httpapi.ReadJSON(w, r, &req); err != nil {
 		return err
 	}
 	if len(req.Error) > 4096 {
 		req.Error = req.Error[:4096]
 	}
 	actor := "server:" + r.TLS.VerifiedChains[0][0].Subject.CommonName
-	if err := s.db.Exec(actor, zone.CmdPrebootReport, zone.PrebootReport{MAC: mac, Status: req.Status, Bytes: req.Bytes, Error: req.Error}); err != nil {
+	if err := h.Zone.Exec(actor, zone.CmdPrebootReport, zone.PrebootReport{MAC: mac, Status: req.Status, Bytes: req.Bytes, Error: req.Error}); err != nil {
 		return err
 	}
-	saved, err := s.db.PrebootWork(mac)
+	saved, err := h.Zone.PrebootWork(mac)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, s.prebootOut(saved))
+	httpapi.WriteJSON(w, http.StatusOK, h.prebootOut(saved))
 	return nil
 }
 
@@ -82,8 +86,8 @@ func (s *Server) reportPrebootTask(w http.ResponseWriter, r *http.Request) error
 // already holds, or a menu the policy service does not have. The image
 // directory and menus are this server's (pbserv runs beside the zone
 // server); a zone whose imaging runs elsewhere assigns there.
-func (s *Server) checkPrebootNames(work zone.PrebootWork) error {
-	l := conf.Layout{Home: s.opts.Paths.Home}
+func (h *Handlers) checkPrebootNames(work zone.PrebootWork) error {
+	l := conf.Layout{Home: h.Home}
 	switch work.Action {
 	case zone.PrebootMenu:
 		if _, err := os.Stat(filepath.Join(l.MenuDir(), work.Menu+".ipxe")); err != nil {
@@ -109,38 +113,38 @@ func (s *Server) checkPrebootNames(work zone.PrebootWork) error {
 	return nil
 }
 
-func (s *Server) prebootOut(w zone.PrebootWork) api.PrebootWork {
+func (h *Handlers) prebootOut(w zone.PrebootWork) api.PrebootWork {
 	out := api.PrebootWork{MAC: w.MAC, Action: w.Action, Image: w.Image, Menu: w.Menu, Device: w.Device, Assigned: w.Assigned, Actor: w.Actor,
 		Session: w.Session, Clients: w.Clients, Wait: w.Wait,
 		Status: w.State(), Started: w.Started, Finished: w.Finished, Bytes: w.Bytes, Error: w.Error}
 	if w.Device != "" {
-		if dev, err := s.db.Device(w.Device); err == nil {
+		if dev, err := h.Zone.Device(w.Device); err == nil {
 			out.DeviceName = dev.Name
 		}
 	}
 	return out
 }
 
-func (s *Server) listPrebootWork(w http.ResponseWriter, r *http.Request, _ string) error {
-	works, err := s.db.PrebootWorks()
+func (h *Handlers) listPrebootWork(w http.ResponseWriter, r *http.Request, _ string) error {
+	works, err := h.Zone.PrebootWorks()
 	if err != nil {
 		return err
 	}
 	out := make([]api.PrebootWork, 0, len(works))
 	for _, pw := range works {
-		out = append(out, s.prebootOut(pw))
+		out = append(out, h.prebootOut(pw))
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpapi.WriteJSON(w, http.StatusOK, out)
 	return nil
 }
 
-func (s *Server) assignPrebootWork(w http.ResponseWriter, r *http.Request, actor string) error {
+func (h *Handlers) assignPrebootWork(w http.ResponseWriter, r *http.Request, actor string) error {
 	mac, err := policy.NormalizeMAC(r.PathValue("mac"))
 	if err != nil {
 		return errkind.Wrap(errkind.Usage, err)
 	}
 	var req api.PrebootAssign
-	if err := readJSON(w, r, &req); err != nil {
+	if err := httpapi.ReadJSON(w, r, &req); err != nil {
 		return err
 	}
 	work := zone.PrebootWork{MAC: mac, Action: req.Action}
@@ -176,33 +180,33 @@ func (s *Server) assignPrebootWork(w http.ResponseWriter, r *http.Request, actor
 		}
 		work.Session, work.Clients, work.Wait = req.Session, req.Clients, req.Wait
 	}
-	if err := s.checkPrebootNames(work); err != nil {
+	if err := h.checkPrebootNames(work); err != nil {
 		return err
 	}
 	if req.Device != "" {
-		dev, err := s.db.ResolveDevice(req.Device)
+		dev, err := h.Zone.ResolveDevice(req.Device)
 		if err != nil {
 			return err
 		}
 		work.Device = dev.ID
 	}
-	if err := s.db.Exec(actor, zone.CmdPrebootAssign, work); err != nil {
+	if err := h.Zone.Exec(actor, zone.CmdPrebootAssign, work); err != nil {
 		return err
 	}
-	saved, err := s.db.PrebootWork(mac)
+	saved, err := h.Zone.PrebootWork(mac)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, s.prebootOut(saved))
+	httpapi.WriteJSON(w, http.StatusOK, h.prebootOut(saved))
 	return nil
 }
 
-func (s *Server) clearPrebootWork(w http.ResponseWriter, r *http.Request, actor string) error {
+func (h *Handlers) clearPrebootWork(w http.ResponseWriter, r *http.Request, actor string) error {
 	mac, err := policy.NormalizeMAC(r.PathValue("mac"))
 	if err != nil {
 		return errkind.Wrap(errkind.Usage, err)
 	}
-	if err := s.db.Exec(actor, zone.CmdPrebootClear, map[string]string{"mac": mac}); err != nil {
+	if err := h.Zone.Exec(actor, zone.CmdPrebootClear, map[string]string{"mac": mac}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -211,43 +215,15 @@ func (s *Server) clearPrebootWork(w http.ResponseWriter, r *http.Request, actor 
 
 // getPrebootWork answers a zone server's imaging service (authenticated by
 // its server certificate) or an administrator.
-func (s *Server) getPrebootWork(w http.ResponseWriter, r *http.Request) error {
-	if !s.isZoneServer(r) {
-		actor, err := s.auth.authenticate(r)
-		if err != nil {
-			return err
-		}
-		setActor(r, actor)
-	}
+func (h *Handlers) getPrebootWork(w http.ResponseWriter, r *http.Request, _ string) error {
 	mac, err := policy.NormalizeMAC(r.PathValue("mac"))
 	if err != nil {
 		return errkind.Wrap(errkind.Usage, err)
 	}
-	work, err := s.db.PrebootWork(mac)
+	work, err := h.Zone.PrebootWork(mac)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, s.prebootOut(work))
+	httpapi.WriteJSON(w, http.StatusOK, h.prebootOut(work))
 	return nil
-}
-
-// isZoneServer reports whether the client presented the certificate of
-// one of the zone's servers (verified against the zone CA by the TLS
-// layer; device certificates carry a random ID, never a server's name).
-func (s *Server) isZoneServer(r *http.Request) bool {
-	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
-		return false
-	}
-	leaf := r.TLS.VerifiedChains[0][0]
-	servers, err := s.db.Servers()
-	if err != nil {
-		return false
-	}
-	for _, sv := range servers {
-		if sv.Name == leaf.Subject.CommonName {
-			setActor(r, "server:"+sv.Name)
-			return true
-		}
-	}
-	return false
 }
