@@ -61,10 +61,10 @@ func newHandlers(t *testing.T) (*Handlers, *fakeZone, *routes) {
 func TestRoutesAndWhoMayUseThem(t *testing.T) {
 	_, _, r := newHandlers(t)
 	want := map[string]string{
-		"GET " + api.Prefix + "/preboot/work":                "server-or-admin",
-		"PUT " + api.Prefix + "/preboot/work/{mac}":          "admin",
-		"DELETE " + api.Prefix + "/preboot/work/{mac}":       "admin",
-		"GET " + api.Prefix + "/preboot/work/{mac}":          "server-or-admin",
+		"GET " + api.Prefix + "/preboot/work":               "server-or-admin",
+		"PUT " + api.Prefix + "/preboot/work/{mac}":         "admin",
+		"DELETE " + api.Prefix + "/preboot/work/{mac}":      "admin",
+		"GET " + api.Prefix + "/preboot/work/{mac}":         "server-or-admin",
 		"POST " + api.Prefix + "/preboot/work/{mac}/report": "open",
 	}
 	if len(r.mounted) != len(want) {
