@@ -1,9 +1,11 @@
 package server
 
 import (
+	"context"
 	"net/http"
 
 	"zonekit/internal/server/httpapi"
+	"zonekit/internal/zone"
 )
 
 type adminRoute = func(pattern string, h func(w http.ResponseWriter, r *http.Request, actor string) error)
@@ -11,9 +13,10 @@ type adminRoute = func(pattern string, h func(w http.ResponseWriter, r *http.Req
 // areaRoutes is how the areas under internal/server mount their routes
 // (httpapi.Routes) behind this server's authentication.
 type areaRoutes struct {
-	s     *Server
-	mux   *http.ServeMux
-	admin adminRoute
+	s      *Server
+	mux    *http.ServeMux
+	admin  adminRoute
+	device func(pattern string, h deviceHandler)
 }
 
 func (a areaRoutes) Admin(pattern string, h httpapi.Handler) { a.admin(pattern, h) }
@@ -26,4 +29,19 @@ func (a areaRoutes) Open(pattern string, h httpapi.Handler) {
 	a.mux.HandleFunc(pattern, a.s.wrap(func(w http.ResponseWriter, r *http.Request) error { return h(w, r, "") }))
 }
 
+func (a areaRoutes) Device(pattern string, h func(http.ResponseWriter, *http.Request, zone.Device) error) {
+	a.device(pattern, h)
+}
+
 func (a areaRoutes) ZoneServer(r *http.Request) bool { return a.s.isZoneServer(r) }
+
+// spkSealer seals SPK secret values with the zone's SPK key (spksecrets.go).
+type spkSealer struct{ s *Server }
+
+func (k spkSealer) Seal(ctx context.Context, name, value string) (string, error) {
+	return k.s.sealSPK(ctx, name, value)
+}
+
+func (k spkSealer) Unseal(ctx context.Context, name, sealed string) (string, error) {
+	return k.s.unsealSPK(ctx, name, sealed)
+}

@@ -14,6 +14,7 @@ import (
 	"zonekit/internal/replica"
 	"zonekit/internal/server/httpapi"
 	"zonekit/internal/server/prebootwork"
+	"zonekit/internal/server/spkvalues"
 	"zonekit/internal/version"
 )
 
@@ -77,8 +78,6 @@ func (s *Server) routes() http.Handler {
 	admin("POST "+api.Prefix+"/server-certificates/{server}/certificate", s.addServerCertificate)
 	admin("POST "+api.Prefix+"/device/retrust", s.deviceRetrust)
 	admin("POST "+api.Prefix+"/cpk-signatures", s.signCPK)
-	admin("GET "+api.Prefix+"/spk-values", s.listSPKValues)
-	admin("POST "+api.Prefix+"/spk-values", s.changeSPKValues)
 	admin("GET "+api.Prefix+"/backup", s.getBackup)
 	admin("POST "+api.Prefix+"/restore", s.postRestore)
 
@@ -102,11 +101,11 @@ func (s *Server) routes() http.Handler {
 	device("POST "+api.Prefix+"/device/refresh", s.deviceRefresh)
 	device("DELETE "+api.Prefix+"/device", s.deviceUnregister)
 	device("POST "+api.Prefix+"/device/certificate", s.deviceCertificate)
-	device("GET "+api.Prefix+"/device/spk-values", s.deviceSPKValues)
 	mux.HandleFunc("GET "+api.Prefix+"/cluster/spk-values-key", s.peer(s.clusterSPKKey))
 	s.packageRoutes(admin, device)
 	s.satelliteRoutes(admin, device)
-	area := areaRoutes{s: s, mux: mux, admin: admin}
+	area := areaRoutes{s: s, mux: mux, admin: admin, device: device}
+	(&spkvalues.Handlers{Zone: s.db, Sealer: spkSealer{s}}).Register(area)
 	(&prebootwork.Handlers{Zone: s.db, Home: s.opts.Paths.Home}).Register(area)
 	s.replicationRoutes(mux, admin)
 	mux.HandleFunc("GET "+api.ContentPrefix+"/{id}/{file}", s.serveContent(false))

@@ -11,6 +11,7 @@ import (
 	"net/http"
 
 	"zonekit/internal/errkind"
+	"zonekit/internal/zone"
 )
 
 // MaxBody bounds a JSON request body.
@@ -32,6 +33,9 @@ type Routes interface {
 	// Open mounts h without authentication (actor ""): h checks what
 	// it needs, with ZoneServer for instance.
 	Open(pattern string, h Handler)
+	// Device mounts h for enrolled devices, authenticated by their
+	// device certificate (actor "device:ID").
+	Device(pattern string, h func(w http.ResponseWriter, r *http.Request, dev zone.Device) error)
 	// ZoneServer reports whether r carries the certificate of one of
 	// the zone's servers, verified against the zone CA, and if so
 	// records "server:NAME" as the request's actor in the access log.

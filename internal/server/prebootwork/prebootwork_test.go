@@ -23,7 +23,10 @@ type routes struct{ mounted map[string]string }
 func (r *routes) Admin(p string, _ httpapi.Handler)         { r.mounted[p] = "admin" }
 func (r *routes) ServerOrAdmin(p string, _ httpapi.Handler) { r.mounted[p] = "server-or-admin" }
 func (r *routes) Open(p string, _ httpapi.Handler)          { r.mounted[p] = "open" }
-func (r *routes) ZoneServer(req *http.Request) bool         { return req.Header.Get("X-Test-Server") != "" }
+func (r *routes) Device(p string, _ func(http.ResponseWriter, *http.Request, zone.Device) error) {
+	r.mounted[p] = "device"
+}
+func (r *routes) ZoneServer(req *http.Request) bool { return req.Header.Get("X-Test-Server") != "" }
 
 type fakeZone struct {
 	work  map[string]zone.PrebootWork
