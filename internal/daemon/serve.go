@@ -121,7 +121,11 @@ func Serve(ctx context.Context, p config.Paths, stderr io.Writer) error {
 	}
 	defer os.Remove(p.PidFile())
 	fmt.Fprintf(stderr, "zone server listening on %s (pid %d); log in %s\n", ln.Addr(), os.Getpid(), p.LogFile())
-	return srv.Serve(ctx, ln)
+	// The background loops are stopped, and waited for, before the pid
+	// file goes and the store is closed.
+	loops := srv.Loops()
+	defer server.StopLoops(loops)
+	return srv.Serve(ctx, ln, func() { server.StartLoops(ctx, loops) })
 }
 
 // listenContent opens the plain-HTTP port that serves package fragments.

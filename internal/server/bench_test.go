@@ -86,12 +86,14 @@ func startBenchZone(b *testing.B) *benchZone {
 	node.WaitSingleLeader(5 * time.Second)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
+	loops := srv.Loops()
+	go func() { done <- srv.Serve(ctx, ln, func() { server.StartLoops(ctx, loops) }) }()
 	b.Cleanup(func() { // runs before the store is closed
 		cancel()
 		if err := <-done; err != nil {
 			b.Error(err)
 		}
+		server.StopLoops(loops)
 	})
 	ca, err := pki.ReadCertFile(p.CACert())
 	if err != nil {

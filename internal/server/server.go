@@ -107,8 +107,10 @@ func (s *Server) Handler() http.Handler { return s.handler }
 func (s *Server) ZoneID() string { return s.zone.ID }
 
 // Serve answers on ln until ctx is cancelled, then lets in-flight requests
-// finish (up to the shutdown timeout) before returning.
-func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+// finish (up to the shutdown timeout) before returning. Once it answers it
+// calls listening, if not nil: there the daemon starts the server's
+// background loops (Loops), which it owns and stops after Serve returns.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, listening func()) error {
 	if s.rep == nil {
 		if err := s.db.ServerStarted(s.self.ID, version.String(), ""); err != nil {
 			return fmt.Errorf("record server start: %w", err)
@@ -123,15 +125,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(tls.NewListener(ln, hs.TLSConfig)) }()
-	loopCtx, stopLoop := context.WithCancel(ctx)
-	defer stopLoop()
-	go s.remintLoop(loopCtx)
-	if s.rep != nil {
-		// Through replication, which needs this server answering its peers.
-		go s.startReplicating(loopCtx)
+	if listening != nil {
+		listening()
 	}
-	go s.replicationLoop(loopCtx)
-	go s.scrubLoop(loopCtx)
 	s.log.Info("zone server started", "zone", s.zone.Name, "server", s.self.Name, "addr", ln.Addr().String(), "version", version.String())
 	select {
 	case err := <-errc:

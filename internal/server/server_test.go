@@ -486,7 +486,7 @@ func TestServe(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln) }()
+	go func() { done <- s.Serve(ctx, ln, nil) }()
 
 	c, err := client.New(client.Options{BaseURL: "https://" + ln.Addr().String(), CA: f.ca, Auth: client.Basic(testerName, testerPass)})
 	if err != nil {
