@@ -2,6 +2,14 @@ package api
 
 import "time"
 
+// Satellite roles a managed device can hold, both served by zac
+// satellite-serve (the names travel in Satellite.Roles and
+// SatelliteRoleAdd.Role).
+const (
+	SatelliteContent        = "Content"
+	SatelliteAuthentication = "Authentication"
+)
+
 // Satellite is a device holding satellite roles, as listed by GET
 // /api/v1/satellites.
 type Satellite struct {

@@ -56,8 +56,7 @@ var clients = []string{m + "cli/zac", m + "cli/zman", m + "agent", m + "client",
 // known are the exceptions this test found when it was written, to be
 // removed (issue: the zone server by area); none may be added.
 var known = map[string][]string{
-	m + "cli/zman": {m + "store", m + "zone"}, // local peers read from the store (factory.go), inventory filters
-	m + "cli/zac":  {m + "zone"},              // satellite role names
+	m + "cli/zman": {m + "store", m + "zone"}, // local peers read from the store (factory.go)
 }
 
 // domain packages never import command-line or server packages.

@@ -7,6 +7,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"zonekit/internal/api"
 	"zonekit/internal/errkind"
 	"zonekit/internal/store"
 )
@@ -15,8 +16,8 @@ import (
 // satellite-serve; the reference's others (Imaging, Collection) are
 // refused by name.
 const (
-	SatelliteContent        = "Content"
-	SatelliteAuthentication = "Authentication"
+	SatelliteContent        = api.SatelliteContent
+	SatelliteAuthentication = api.SatelliteAuthentication
 )
 
 // Satellite is what a device does for its site besides being managed.

@@ -30,7 +30,6 @@ import (
 	"zonekit/internal/client"
 	"zonekit/internal/errkind"
 	"zonekit/internal/satellite"
-	"zonekit/internal/zone"
 )
 
 // SatelliteOptions are the satellite-serve command's inputs.
@@ -155,10 +154,10 @@ func satelliteRun(ctx context.Context, o *SatelliteOptions) error {
 		}
 		// The zone is out of reach: serve content from what is here.
 		log.Warn("satellite configuration", "err", err, "serving", "content only")
-		sat = api.Satellite{DeviceName: st.DeviceID, Roles: []string{zone.SatelliteContent}}
+		sat = api.Satellite{DeviceName: st.DeviceID, Roles: []string{api.SatelliteContent}}
 	}
-	content := slices.Contains(sat.Roles, zone.SatelliteContent)
-	auth := slices.Contains(sat.Roles, zone.SatelliteAuthentication)
+	content := slices.Contains(sat.Roles, api.SatelliteContent)
+	auth := slices.Contains(sat.Roles, api.SatelliteAuthentication)
 	if len(o.Parents) == 0 {
 		o.Parents = sat.Parents
 		if len(o.Parents) == 0 && sat.Parent != "" {

@@ -12,7 +12,6 @@ import (
 	"zonekit/internal/cli/cmdutil"
 	"zonekit/internal/client"
 	"zonekit/internal/ui"
-	"zonekit/internal/zone"
 )
 
 func newDeviceInventory(f *Factory) *cobra.Command {
@@ -23,7 +22,7 @@ func newDeviceInventory(f *Factory) *cobra.Command {
 		Args:    cmdutil.ExactArgs(1, "the device (ID or name)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return f.withClient(cmd.Context(), func(ctx context.Context, c *client.Client) error {
-				var inv zone.Inventory
+				var inv api.Inventory
 				if err := c.Get(ctx, api.Prefix+"/devices/"+url.PathEscape(args[0])+"/inventory", &inv); err != nil {
 					return err
 				}
