@@ -765,22 +765,14 @@ func (s *Server) devicePackages(w http.ResponseWriter, r *http.Request, dev zone
 	if err != nil {
 		return err
 	}
-	var notify []string
-	for i, d := range deps {
-		p := pkgs[i]
-		if !cfg.Enabled || p.Activation == nil || (d.Status != zone.StatusWaiting && d.Status != zone.StatusNotified) {
-			continue
-		}
-		if d.Status == zone.StatusWaiting {
-			notify = append(notify, p.ID)
-		}
+	offers, notify := zone.Offers(cfg, deps, pkgs)
+	for _, o := range offers {
+		p := o.Package
 		info, pack := s.packLocations(dev, p)
 		out.Packages = append(out.Packages, api.DevicePackage{ID: p.ID, Priority: p.Priority, InfoLocation: p.Activation.InfoLocation,
 			PackLocation: p.Activation.PackLocation, InfoLocations: info, PackLocations: pack,
-			Fragments: p.Frags, Size: p.Size, SHA256: p.SHA256, Status: zone.StatusNotified, Now: d.Now})
+			Fragments: p.Frags, Size: p.Size, SHA256: p.SHA256, Status: zone.StatusNotified, Now: o.Deployment.Now})
 	}
-	// Priority 0 first, as agents work through them.
-	sort.SliceStable(out.Packages, func(i, j int) bool { return out.Packages[i].Priority < out.Packages[j].Priority })
 	if len(notify) > 0 {
 		if err := s.db.ExecBatch("device:"+dev.ID, zone.CmdPackageNotify, zone.PackageNotify{Device: dev.ID, Packages: notify, Time: s.db.Now()}); err != nil {
 			return err

@@ -655,3 +655,30 @@ func packageCommands(t *commandTable) {
 	t.addUnaudited(CmdPackageNotify, applyPackageNotify)
 	t.addUnaudited(CmdPackageStatus, applyPackageStatus)
 }
+
+// Offer is a package a device is offered, with its deployment.
+type Offer struct {
+	Package    Package
+	Deployment Deployment
+}
+
+// Offers picks, of a device's deployments and their packages (as
+// DevicePackages returns them), what the device is offered now: downloads
+// are on, the package is active, and the device has not reported a
+// result yet. Offers come in priority order (0 first, as agents work
+// through them); notify lists the packages still waiting for
+// notification, which the offer notifies (CmdPackageNotify).
+func Offers(cfg DownloadConfig, deps []Deployment, pkgs []Package) (offers []Offer, notify []string) {
+	for i, d := range deps {
+		p := pkgs[i]
+		if !cfg.Enabled || p.Activation == nil || (d.Status != StatusWaiting && d.Status != StatusNotified) {
+			continue
+		}
+		if d.Status == StatusWaiting {
+			notify = append(notify, p.ID)
+		}
+		offers = append(offers, Offer{Package: p, Deployment: d})
+	}
+	sort.SliceStable(offers, func(i, j int) bool { return offers[i].Package.Priority < offers[j].Package.Priority })
+	return offers, notify
+}

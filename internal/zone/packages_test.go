@@ -1,6 +1,7 @@
 package zone_test
 
 import (
+	"strings"
 	"testing"
 
 	"zonekit/internal/content"
@@ -124,4 +125,36 @@ func TestDownloadConfig(t *testing.T) {
 	}
 	c.Timeout = 0
 	wantErr(t, db.Exec("a", zone.CmdDownloadConfigure, c), errkind.Usage, "timeout")
+}
+
+func TestOffers(t *testing.T) {
+	act := &zone.Activation{InfoLocation: "https://s/content", PackLocation: "http://s/content"}
+	pkgs := []zone.Package{
+		{ID: "late", Spec: content.Spec{Priority: 5}, Activation: act},
+		{ID: "inactive", Spec: content.Spec{Priority: 0}},
+		{ID: "first", Spec: content.Spec{Priority: 0}, Activation: act},
+		{ID: "done", Spec: content.Spec{Priority: 0}, Activation: act},
+		{ID: "again", Spec: content.Spec{Priority: 5}, Activation: act},
+	}
+	deps := []zone.Deployment{
+		{Package: "late", Status: zone.StatusWaiting},
+		{Package: "inactive", Status: zone.StatusWaiting},
+		{Package: "first", Status: zone.StatusNotified, Now: true},
+		{Package: "done", Status: "SUCCESS"},
+		{Package: "again", Status: zone.StatusWaiting},
+	}
+	offers, notify := zone.Offers(zone.DownloadConfig{Enabled: true}, deps, pkgs)
+	var ids []string
+	for _, o := range offers {
+		ids = append(ids, o.Package.ID)
+	}
+	if strings.Join(ids, " ") != "first late again" || !offers[0].Deployment.Now {
+		t.Errorf("offers %v; want first late again (priority order, stable)", ids)
+	}
+	if strings.Join(notify, " ") != "late again" {
+		t.Errorf("notify %v; want the waiting ones: late again", notify)
+	}
+	if offers, notify := zone.Offers(zone.DownloadConfig{}, deps, pkgs); len(offers)+len(notify) != 0 {
+		t.Errorf("downloads off: offered %v, notified %v", offers, notify)
+	}
 }

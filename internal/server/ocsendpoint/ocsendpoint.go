@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -203,26 +202,11 @@ func (e *endpoint) prolog(r *http.Request, req *ocs.Request) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	type offered struct {
-		pri  int
-		pack ocs.Pack
-	}
-	var offers []offered
-	var notify []string
-	for i, d := range deps {
-		p := pkgs[i]
-		if !cfg.Enabled || p.Activation == nil || (d.Status != zone.StatusWaiting && d.Status != zone.StatusNotified) {
-			continue
-		}
-		if d.Status == zone.StatusWaiting {
-			notify = append(notify, p.ID)
-		}
-		offers = append(offers, offered{p.Priority, ocs.Pack{ID: p.ID, InfoLoc: p.Activation.InfoLocation, PackLoc: p.Activation.PackLocation}})
-	}
-	sort.SliceStable(offers, func(i, j int) bool { return offers[i].pri < offers[j].pri })
+	offers, notify := zone.Offers(cfg, deps, pkgs)
 	packs := make([]ocs.Pack, len(offers))
 	for i, o := range offers {
-		packs[i] = o.pack
+		a := o.Package.Activation
+		packs[i] = ocs.Pack{ID: o.Package.ID, InfoLoc: a.InfoLocation, PackLoc: a.PackLocation}
 	}
 	if len(notify) > 0 {
 		if err := e.zone.ExecBatch("ocs:"+dev.ID, zone.CmdPackageNotify, zone.PackageNotify{Device: dev.ID, Packages: notify, Time: e.zone.Now()}); err != nil {
