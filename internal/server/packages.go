@@ -483,21 +483,28 @@ func (s *Server) matching(f zone.DeviceFilter) ([]string, error) {
 	return out, nil
 }
 
+// targetsOf reads a request naming a package and its target devices: the
+// request, the package, the devices' ids and the package's deployments.
+func (s *Server) targetsOf(w http.ResponseWriter, r *http.Request) (api.PackageAssign, zone.Package, []string, []zone.Deployment, error) {
+	var req api.PackageAssign
+	if err := readJSON(w, r, &req); err != nil {
+		return req, zone.Package{}, nil, nil, err
+	}
+	p, err := s.packageOf(r)
+	if err != nil {
+		return req, p, nil, nil, err
+	}
+	ids, err := s.targets(req)
+	if err != nil {
+		return req, p, nil, nil, err
+	}
+	deps, err := s.db.Deployments(p.ID)
+	return req, p, ids, deps, err
+}
+
 func (s *Server) assignPackage(assign bool) func(http.ResponseWriter, *http.Request, string) error {
 	return func(w http.ResponseWriter, r *http.Request, actor string) error {
-		var req api.PackageAssign
-		if err := readJSON(w, r, &req); err != nil {
-			return err
-		}
-		p, err := s.packageOf(r)
-		if err != nil {
-			return err
-		}
-		ids, err := s.targets(req)
-		if err != nil {
-			return err
-		}
-		deps, err := s.db.Deployments(p.ID)
+		req, p, ids, deps, err := s.targetsOf(w, r)
 		if err != nil {
 			return err
 		}
@@ -536,19 +543,7 @@ func (s *Server) assignPackage(assign bool) func(http.ResponseWriter, *http.Requ
 // their agents ignore the download latencies for it at their next
 // refresh. Targets not assigned the package are counted, not changed.
 func (s *Server) deployNow(w http.ResponseWriter, r *http.Request, actor string) error {
-	var req api.PackageAssign
-	if err := readJSON(w, r, &req); err != nil {
-		return err
-	}
-	p, err := s.packageOf(r)
-	if err != nil {
-		return err
-	}
-	ids, err := s.targets(req)
-	if err != nil {
-		return err
-	}
-	deps, err := s.db.Deployments(p.ID)
+	_, p, ids, deps, err := s.targetsOf(w, r)
 	if err != nil {
 		return err
 	}
