@@ -451,14 +451,16 @@ func (s *Server) admitMember(ctx context.Context, name string, req api.ClusterMe
 	switch {
 	case i >= 0 && members[i].Voter && members[i].Address == req.Address:
 		return true, nil
-	case i < 0 || members[i].Address != req.Address:
-		if i >= 0 && members[i].Voter {
-			// A voter that moved: its new address is checked like a
-			// newcomer's before it votes again.
-			if err := s.rep.RemoveServer(req.ID); err != nil {
-				return false, err
-			}
+	case i >= 0 && members[i].Voter:
+		// A voter that moved keeps its vote at its new address. (Taking
+		// it out first would make it shut its replication down: raft
+		// stops a server it learns was removed.)
+		if err := s.rep.AddVoter(req.ID, req.Address); err != nil {
+			return false, err
 		}
+		s.log.Info("replication: a voter's address updated", "server", name, "address", req.Address)
+		return true, nil
+	case i < 0 || members[i].Address != req.Address:
 		if err := s.rep.AddNonvoter(req.ID, req.Address); err != nil {
 			return false, err
 		}
