@@ -4,10 +4,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"time"
 
 	bolt "go.etcd.io/bbolt"
 
+	"zonekit/internal/api"
 	"zonekit/internal/store"
 )
 
@@ -29,26 +29,12 @@ func OCSDeviceID(agentID string) string {
 	return "ocs-" + hex.EncodeToString(sum[:12])
 }
 
-// Inventory is what an OCS agent reported about its machine.
-type Inventory struct {
-	Time      time.Time           `json:"time"`
-	AgentID   string              `json:"agent_id"`
-	Hostname  string              `json:"hostname"`
-	OS        string              `json:"os"`
-	OSVersion string              `json:"os_version,omitempty"`
-	CPU       string              `json:"cpu,omitempty"`
-	CPUs      int                 `json:"cpus,omitempty"`
-	MemoryMB  int                 `json:"memory_mb,omitempty"`
-	IP        string              `json:"ip,omitempty"`
-	MACs      []string            `json:"macs,omitempty"`
-	Software  []InventorySoftware `json:"software,omitempty"`
-}
+// Inventory is what an OCS agent reported about its machine; the record
+// is stored and answered in the API's form.
+type Inventory = api.Inventory
 
 // InventorySoftware is one installed package.
-type InventorySoftware struct {
-	Name    string `json:"name"`
-	Version string `json:"version,omitempty"`
-}
+type InventorySoftware = api.InventorySoftware
 
 // MaxInventorySoftware bounds what is kept of a software list.
 const MaxInventorySoftware = 5000
