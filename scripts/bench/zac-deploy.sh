@@ -37,20 +37,9 @@ ulimit -n 65536 2>/dev/null || true
 echo "==> building"
 (cd "$root" && go build -o "$bin/" ./cmd/zman ./cmd/zconfigure ./cmd/zac)
 export PATH=$bin:$PATH ZONEKIT_HOME=$home ZMAN_CONFIG_DIR=$work/zman
-free_port() {
-  local p=$1
-  while (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; do p=$((p + 1)); done
-  echo "$p"
-}
-port=$(free_port 19900)
-cport=$(free_port $((port + 1)))
-printf 'bench-admin-pw\n' >"$work/pw"
-zconfigure -c NewZone -Z --zone-name bench --admin-password-file "$work/pw" --port "$port" --dns localhost --ip 127.0.0.1 >/dev/null
-zconfigure -D server.content-port="$cport" >/dev/null
-zconfigure -c Start --action start >/dev/null
-ZMAN_USER=Administrator ZMAN_PASSWORD=bench-admin-pw zman admin-store-credential >/dev/null
+. "$(dirname "$0")/zone-lib.sh"
+start_zone 19900
 zman package-download-config --frag-latency 0 --cycle-latency 0 --period-latency 0 --period-length 10 >/dev/null
-ca=$home/conf/zone-ca.pem
 url=https://localhost:$port
 
 echo "==> 1. zac refresh with nothing to do ($runs runs)"

@@ -27,20 +27,9 @@ command -v ocsinventory-agent >/dev/null || { echo "ocsinventory-agent is not in
 
 (cd "$root" && go build -o "$bin/" ./cmd/zman ./cmd/zconfigure ./cmd/zac)
 export PATH=$bin:$PATH ZONEKIT_HOME=$home ZMAN_CONFIG_DIR=$work/zman
-free_port() {
-  local p=$1
-  while (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; do p=$((p + 1)); done
-  echo "$p"
-}
-port=$(free_port 19960)
-cport=$(free_port $((port + 1)))
-printf 'bench-admin-pw\n' >"$work/pw"
-zconfigure -c NewZone -Z --zone-name bench --admin-password-file "$work/pw" --port "$port" --dns localhost --ip 127.0.0.1 >/dev/null
-zconfigure -D server.content-port="$cport" >/dev/null
-zconfigure -c Start --action start >/dev/null
-ZMAN_USER=Administrator ZMAN_PASSWORD=bench-admin-pw zman admin-store-credential >/dev/null
+. "$(dirname "$0")/zone-lib.sh"
+start_zone 19960
 zman package-download-config --frag-latency 0 --cycle-latency 0 --period-latency 0 --period-length 10 --timeout 1 --execution-timeout 10 >/dev/null
-ca=$home/conf/zone-ca.pem
 ocs=https://localhost:$port/ocsinventory
 
 # The OCS agent's device: its first contact.
