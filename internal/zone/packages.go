@@ -253,8 +253,8 @@ func applyPackageDelete(tx *bolt.Tx, c Command) (string, error) {
 	if err := decode(c, &d); err != nil {
 		return "", err
 	}
-	if !exists(tx, store.BucketPackages, d.Name) {
-		return "", errkind.New(errkind.NotFound, "package %s not found", d.Name)
+	if err := packageExists(tx, d.Name); err != nil {
+		return "", err
 	}
 	if err := tx.Bucket(store.BucketPackages).Delete([]byte(d.Name)); err != nil {
 		return "", err
@@ -283,12 +283,9 @@ func applyPackageActivation(tx *bolt.Tx, c Command) (string, error) {
 }
 
 func applyPackageAssign(tx *bolt.Tx, c Command) (string, error) {
-	var d PackageDevices
-	if err := decode(c, &d); err != nil {
+	d, err := decodePackageDevices(tx, c)
+	if err != nil {
 		return "", err
-	}
-	if !exists(tx, store.BucketPackages, d.Package) {
-		return "", errkind.New(errkind.NotFound, "package %s not found", d.Package)
 	}
 	for _, dev := range d.Devices {
 		if !exists(tx, store.BucketDevices, dev) {
@@ -308,12 +305,9 @@ func applyPackageAssign(tx *bolt.Tx, c Command) (string, error) {
 func applyPackageDeployNow(tx *bolt.Tx, c Command) (string, error) {
 	// Devices not assigned the package are skipped: the request
 	// names targets as assignments do, and may reach more devices.
-	var d PackageDevices
-	if err := decode(c, &d); err != nil {
+	d, err := decodePackageDevices(tx, c)
+	if err != nil {
 		return "", err
-	}
-	if !exists(tx, store.BucketPackages, d.Package) {
-		return "", errkind.New(errkind.NotFound, "package %s not found", d.Package)
 	}
 	for _, dev := range d.Devices {
 		var dep Deployment
@@ -332,12 +326,9 @@ func applyPackageDeployNow(tx *bolt.Tx, c Command) (string, error) {
 }
 
 func applyPackageUnassign(tx *bolt.Tx, c Command) (string, error) {
-	var d PackageDevices
-	if err := decode(c, &d); err != nil {
+	d, err := decodePackageDevices(tx, c)
+	if err != nil {
 		return "", err
-	}
-	if !exists(tx, store.BucketPackages, d.Package) {
-		return "", errkind.New(errkind.NotFound, "package %s not found", d.Package)
 	}
 	for _, dev := range d.Devices {
 		if err := deleteDeployment(tx, d.Package, dev); err != nil {
@@ -401,8 +392,8 @@ func applyPackageValidate(tx *bolt.Tx, c Command) (string, error) {
 	if err := decode(c, &d); err != nil {
 		return "", err
 	}
-	if !exists(tx, store.BucketPackages, d.Package) {
-		return "", errkind.New(errkind.NotFound, "package %s not found", d.Package)
+	if err := packageExists(tx, d.Package); err != nil {
+		return "", err
 	}
 	var match func(Deployment) bool
 	switch d.Mode {
@@ -432,6 +423,23 @@ func applyDownloadConfigure(tx *bolt.Tx, c Command) (string, error) {
 		return "", err
 	}
 	return "download", tx.Bucket(store.BucketSettings).Put(keyDownloadConfig, data)
+}
+
+// decodePackageDevices decodes the package and device list of an
+// assign, unassign or deploy-now command; the package must exist.
+func decodePackageDevices(tx *bolt.Tx, c Command) (PackageDevices, error) {
+	var d PackageDevices
+	if err := decode(c, &d); err != nil {
+		return d, err
+	}
+	return d, packageExists(tx, d.Package)
+}
+
+func packageExists(tx *bolt.Tx, id string) error {
+	if !exists(tx, store.BucketPackages, id) {
+		return errkind.New(errkind.NotFound, "package %s not found", id)
+	}
+	return nil
 }
 
 func deploymentKey(pkg, dev string) []byte { return []byte(pkg + "/" + dev) }
