@@ -603,22 +603,32 @@ func List(dir string) ([]Image, error) {
 	return imgs, nil
 }
 
-// handleReport takes an imaging task's progress from the imaging
-// environment, authenticated by its task token, and records it in the
-// zone. The token must be for the machine's current task.
-func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
-	typ := "task report"
+// taskClaims authenticates a request from an imaging environment by the
+// task token it bears, and names the request typ for the log after the
+// machine the token is for. Without a zone, or with a bad token, it
+// answers the request itself and returns false.
+func (s *Server) taskClaims(w http.ResponseWriter, r *http.Request, typ string) (Claims, string, bool) {
 	if s.zone == nil || s.key == nil {
-		s.fail(w, r, typ, http.StatusServiceUnavailable, "no zone here to record tasks in")
-		return
+		s.fail(w, r, typ, http.StatusServiceUnavailable, "no zone here to keep imaging tasks in")
+		return Claims{}, typ, false
 	}
 	tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	c, err := s.key.Verify(tok, s.now())
 	if err != nil {
 		s.refuse(w, r, typ, http.StatusUnauthorized, "%v", err)
+		return Claims{}, typ, false
+	}
+	return c, typ + " of " + c.MAC, true
+}
+
+// handleReport takes an imaging task's progress from the imaging
+// environment, authenticated by its task token, and records it in the
+// zone. The token must be for the machine's current task.
+func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
+	c, typ, ok := s.taskClaims(w, r, "task report")
+	if !ok {
 		return
 	}
-	typ += " of " + c.MAC
 	var rep Report
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<10)).Decode(&rep); err != nil {
 		s.fail(w, r, typ, http.StatusBadRequest, "report: %v", err)

@@ -71,18 +71,10 @@ func ifaceOf(a string) (string, error) {
 // port, started by this request if it is the first; 410 when the session
 // has run (the machine then restores over HTTPS).
 func (s *Server) handleSession(w http.ResponseWriter, r *http.Request) {
-	typ := "session join"
-	if s.zone == nil || s.key == nil {
-		s.fail(w, r, typ, http.StatusServiceUnavailable, "no zone here")
+	c, typ, ok := s.taskClaims(w, r, "session join")
+	if !ok {
 		return
 	}
-	tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	c, err := s.key.Verify(tok, s.now())
-	if err != nil {
-		s.refuse(w, r, typ, http.StatusUnauthorized, "%v", err)
-		return
-	}
-	typ += " of " + c.MAC
 	cur, err := s.zone.Work(r.Context(), c.MAC)
 	if err != nil {
 		s.fail(w, r, typ, http.StatusBadGateway, "%v", err)
