@@ -313,30 +313,7 @@ func qemuBoot(ts *testscript.TestScript, kind, marker string, limit time.Duratio
 	default:
 		ts.Fatalf("boot: want bios or uefi")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "ip", args...)
-	cmd.Stdin = nil
-	stdout, err := cmd.StdoutPipe()
-	ts.Check(err)
-	cmd.Stderr = cmd.Stdout
-	ts.Check(cmd.Start())
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	var seen strings.Builder
-	r := bufio.NewReader(stdout)
-	for {
-		line, err := r.ReadString('\n')
-		seen.WriteString(line)
-		if strings.Contains(line, marker) {
-			return seen.String(), nil
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return seen.String(), fmt.Errorf("no %q within %s", marker, limit)
-			}
-			return seen.String(), fmt.Errorf("qemu ended before %q: %v", marker, err)
-		}
-	}
+	return qemuUntil(ts, "ip", args, marker, limit)
 }
 
 // imagingEnvOK is the [imagingenv] condition: QEMU and the packages that
@@ -378,6 +355,13 @@ func qemuKernel(ts *testscript.TestScript, dir, disk, mac, appendLine, network, 
 		args = append([]string{"netns", "exec", ts.Getenv("PXE_BR"), name}, args...)
 		name = "ip"
 	}
+	return qemuUntil(ts, name, args, marker, limit)
+}
+
+// qemuUntil runs QEMU (name and args, perhaps through ip netns exec) and
+// reads its serial console until a line has marker or the time is up; it
+// returns what it read either way, and kills QEMU.
+func qemuUntil(ts *testscript.TestScript, name string, args []string, marker string, limit time.Duration) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
