@@ -504,16 +504,8 @@ func unwrapURLError(err error) error {
 }
 
 func fileDigest(path string) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return ""
-	}
-	return hex.EncodeToString(h.Sum(nil))
+	sum, _, _ := FileSHA256(context.Background(), path)
+	return sum
 }
 
 func fileExists(p string) bool {

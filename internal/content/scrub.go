@@ -63,6 +63,13 @@ func (r *Repo) Verify(ctx context.Context, id string) (VerifyResult, error) {
 	return res, nil
 }
 
+// FileSHA256 reads the file at path and returns its SHA-256 (hex) and
+// size; it stops when ctx ends.
+func FileSHA256(ctx context.Context, path string) (string, int64, error) {
+	n, sum, err := hashFile(ctx, path, io.Discard, make([]byte, 256<<10))
+	return sum, n, err
+}
+
 func hashFile(ctx context.Context, path string, also io.Writer, buf []byte) (int64, string, error) {
 	f, err := os.Open(path)
 	if err != nil {

@@ -557,7 +557,7 @@ func (n *Node) admit(h http.Header) (int, string) {
 		return 0, ""
 	}
 	from := h.Get(HeaderFrom)
-	if remote.Gen > local.Gen && n.logEmpty() && from != "" && n.opts.FetchStore != nil {
+	if remote.Gen > local.Gen && n.LogEmpty() && from != "" && n.opts.FetchStore != nil {
 		go n.reseed(from, remote)
 		return http.StatusConflict, fmt.Sprintf("this server follows cluster incarnation %q and is copying the store of incarnation %q: try again shortly", local, remote)
 	}
@@ -601,9 +601,7 @@ func (n *Node) note(msg string) {
 
 // LogEmpty reports whether this server holds no replication log entry:
 // a new member, a restored server, or one that lost its log.
-func (n *Node) LogEmpty() bool { return n.logEmpty() }
-
-func (n *Node) logEmpty() bool {
+func (n *Node) LogEmpty() bool {
 	last, err := n.logs.LastIndex()
 	return err == nil && last == 0
 }
@@ -617,7 +615,7 @@ func (n *Node) reseed(addr string, want store.Incarnation) {
 		return
 	}
 	defer n.reseedMu.Unlock()
-	if n.Incarnation() == want || !n.logEmpty() {
+	if n.Incarnation() == want || !n.LogEmpty() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)

@@ -1,8 +1,7 @@
 package server
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +15,7 @@ import (
 	"zonekit/internal/api"
 	"zonekit/internal/backup"
 	"zonekit/internal/config"
+	"zonekit/internal/content"
 	"zonekit/internal/errkind"
 	"zonekit/internal/failpoint"
 	"zonekit/internal/restore"
@@ -191,7 +191,7 @@ func restoreChanges(p config.Paths, staging string, m *backup.Manifest) ([]api.R
 				out = append(out, api.RestoreChange{Path: e.Path, Action: "change"})
 			}
 		default:
-			sum, err := fileSHA256(live)
+			sum, _, err := content.FileSHA256(context.Background(), live)
 			if err != nil {
 				return nil, err
 			}
@@ -219,17 +219,4 @@ func restoreChanges(p config.Paths, staging string, m *backup.Manifest) ([]api.R
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out, nil
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -53,7 +54,7 @@ func (s *Server) replicatePacks(ctx context.Context, peers map[string]zone.Serve
 		if !ok {
 			continue
 		}
-		if err := s.pullPack(ctx, o.peer, o.set, dir); err != nil {
+		if err := s.pullPack(ctx, client, o.peer, o.set, dir); err != nil {
 			missing = true
 			s.log.Warn("content replication: agent packs not pulled", "packs", path, "peer", o.peer.Name, "err", err)
 			continue
@@ -78,7 +79,7 @@ func (s *Server) packDir(path string) (string, bool) {
 
 // pullPack fetches every file of a peer's packs (each checked against the
 // manifest's SHA-256) beside dir, then puts them in place in one step.
-func (s *Server) pullPack(ctx context.Context, peer zone.Server, ps packSet, dir string) error {
+func (s *Server) pullPack(ctx context.Context, c *http.Client, peer zone.Server, ps packSet, dir string) error {
 	for _, f := range ps.Pack.Files {
 		if !agentpack.ValidFileName(f.Name) || len(f.SHA256) != 64 || f.Size < 0 {
 			return fmt.Errorf("the peer describes pack file %q wrongly", f.Name)
@@ -95,8 +96,6 @@ func (s *Server) pullPack(ctx context.Context, peer zone.Server, ps packSet, dir
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return err
 	}
-	c := s.peerClient()
-	defer c.CloseIdleConnections()
 	var sums strings.Builder
 	for _, f := range ps.Pack.Files {
 		url := s.pkg.repl.peerURL(peer) + ps.Path + f.Name

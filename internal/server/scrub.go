@@ -2,10 +2,7 @@ package server
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -80,7 +77,7 @@ func (s *Server) scrub(ctx context.Context, only string) (api.ScrubReport, error
 		if only != "" && only != zone.ImagePrefix+im.Name {
 			continue
 		}
-		sum, n, err := fileSum(ctx, filepath.Join(dir, im.Name))
+		sum, n, err := content.FileSHA256(ctx, filepath.Join(dir, im.Name))
 		rep.Bytes += n
 		if ctx.Err() != nil {
 			return rep, ctx.Err()
@@ -130,32 +127,6 @@ func (s *Server) scrub(ctx context.Context, only string) (api.ScrubReport, error
 	rep.Finished = s.now().UTC()
 	s.log.Info("scrub finished", "packages", rep.Packages, "images", rep.Images, "bytes", rep.Bytes, "damaged", len(rep.Damaged))
 	return rep, nil
-}
-
-func fileSum(ctx context.Context, path string) (string, int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", 0, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, ctxReader{ctx, f})
-	if err != nil {
-		return "", n, err
-	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // scrubLoop scrubs every interval (content.scrub-interval; 0 never).
