@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,16 +18,12 @@ import (
 // lockEngine takes the home's engine lock (a flock, so a killed engine
 // never leaves it behind): one engine at a time per endpoint.
 func (a *Agent) lockEngine() (func(), error) {
-	if err := os.MkdirAll(a.Home, 0o755); err != nil {
+	f, err := a.openLockFile()
+	if err != nil {
 		return nil, err
 	}
-	path := filepath.Join(a.Home, "deploy.lock")
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("engine lock: %w", err)
-	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		data, _ := os.ReadFile(path)
+		data, _ := os.ReadFile(f.Name())
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			return nil, errkind.New(errkind.Busy, "another zac (pid %s) is deploying packages on this device; it will take this work too", strings.TrimSpace(string(data)))
@@ -42,18 +37,13 @@ func (a *Agent) lockEngine() (func(), error) {
 
 // freeSpace is what an unprivileged write can use where dir is (or would be).
 func freeSpace(dir string) (uint64, error) {
-	for {
+	return freeSpaceUp(dir, func(dir string) (uint64, error) {
 		var st syscall.Statfs_t
-		err := syscall.Statfs(dir, &st)
-		if err == nil {
-			return st.Bavail * uint64(st.Bsize), nil
-		}
-		parent := filepath.Dir(dir)
-		if !errors.Is(err, syscall.ENOENT) || parent == dir {
+		if err := syscall.Statfs(dir, &st); err != nil {
 			return 0, err
 		}
-		dir = parent
-	}
+		return st.Bavail * uint64(st.Bsize), nil
+	})
 }
 
 // ownGroup puts a command in its own process group, killed whole on

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"syscall"
 
@@ -21,13 +20,9 @@ import (
 // which Windows releases when the process ends however it ends (a killed
 // service leaves no lock behind), as flock does on Unix.
 func (a *Agent) lockEngine() (func(), error) {
-	if err := os.MkdirAll(a.Home, 0o755); err != nil {
-		return nil, err
-	}
-	path := filepath.Join(a.Home, "deploy.lock")
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := a.openLockFile()
 	if err != nil {
-		return nil, fmt.Errorf("engine lock: %w", err)
+		return nil, err
 	}
 	ol := new(windows.Overlapped)
 	err = windows.LockFileEx(windows.Handle(f.Fd()), windows.LOCKFILE_EXCLUSIVE_LOCK|windows.LOCKFILE_FAIL_IMMEDIATELY, 0, 1, 0, ol)
@@ -49,22 +44,17 @@ func (a *Agent) lockEngine() (func(), error) {
 
 // freeSpace is what the caller can write where dir is (or would be).
 func freeSpace(dir string) (uint64, error) {
-	for {
+	return freeSpaceUp(dir, func(dir string) (uint64, error) {
 		p, err := windows.UTF16PtrFromString(dir)
 		if err != nil {
 			return 0, err
 		}
 		var avail, total, free uint64
-		err = windows.GetDiskFreeSpaceEx(p, &avail, &total, &free)
-		if err == nil {
-			return avail, nil
-		}
-		parent := filepath.Dir(dir)
-		if !errors.Is(err, os.ErrNotExist) || parent == dir {
+		if err := windows.GetDiskFreeSpaceEx(p, &avail, &total, &free); err != nil {
 			return 0, err
 		}
-		dir = parent
-	}
+		return avail, nil
+	})
 }
 
 // ownGroup starts a command in its own process group, and kills it at
