@@ -16,20 +16,14 @@ import (
 // openTest compiles src with files and opens the CPK.
 func openTest(t testing.TB, src string, files map[string]string) *Opened {
 	t.Helper()
-	dir := t.TempDir()
-	for n, c := range files {
-		os.MkdirAll(filepath.Dir(filepath.Join(dir, n)), 0o755)
-		os.WriteFile(filepath.Join(dir, n), []byte(c), 0o644)
-	}
-	p, err := ParseSource(strings.NewReader(src))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	if _, err := Compile(p, dir, &buf, nil, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	o, err := Open(bytes.NewReader(buf.Bytes()), OpenOptions{TempDir: t.TempDir()})
+	data, _ := compileTest(t, src, files)
+	return openCPK(t, data)
+}
+
+// openCPK opens a compiled CPK, closed when the test ends.
+func openCPK(t testing.TB, data []byte) *Opened {
+	t.Helper()
+	o, err := Open(bytes.NewReader(data), OpenOptions{TempDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -740,19 +734,8 @@ func TestCopyKeepsPackagedMode(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "tool"), []byte("#!/bin/sh\n"), 0o644)
 	os.Chmod(filepath.Join(dir, "tool"), 0o775)
-	p, err := ParseSource(strings.NewReader("spk: 1\nname: m\nvariables: [{name: D}]\ncomponents: [{component: C, files: [{from_package: tool, to: \"%D%/tool\"}]}]\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	if _, err := Compile(p, dir, &buf, nil, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	o, err := Open(bytes.NewReader(buf.Bytes()), OpenOptions{TempDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer o.Close()
+	data, _ := compileDir(t, dir, "spk: 1\nname: m\nvariables: [{name: D}]\ncomponents: [{component: C, files: [{from_package: tool, to: \"%D%/tool\"}]}]\n")
+	o := openCPK(t, data)
 	dest := t.TempDir()
 	if _, err := runTest(t, &Processor{}, o, Values{"D": dest}); err != nil {
 		t.Fatal(err)

@@ -136,13 +136,20 @@ func TestRequirements(t *testing.T) {
 	}
 }
 
-func compileTest(t *testing.T, src string, files map[string]string) ([]byte, *Package) {
+func compileTest(t testing.TB, src string, files map[string]string) ([]byte, *Package) {
 	t.Helper()
 	dir := t.TempDir()
 	for n, c := range files {
 		os.MkdirAll(filepath.Dir(filepath.Join(dir, n)), 0o755)
 		os.WriteFile(filepath.Join(dir, n), []byte(c), 0o644)
 	}
+	return compileDir(t, dir, src)
+}
+
+// compileDir compiles src with the package files already in dir (for
+// tests that need more than contents, such as a file's mode).
+func compileDir(t testing.TB, dir, src string) ([]byte, *Package) {
+	t.Helper()
 	p, err := ParseSource(strings.NewReader(src))
 	if err != nil {
 		t.Fatal(err)
