@@ -231,26 +231,6 @@ func readTar(t *testing.T, data []byte) map[string][]byte {
 	return out
 }
 
-func writeTar(t *testing.T, entries map[string][]byte) []byte {
-	var buf bytes.Buffer
-	zw, _ := zstd.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
-	order := []string{logicName}
-	for n := range entries {
-		if strings.HasPrefix(n, contentPrefix) {
-			order = append(order, n)
-		}
-	}
-	order = append(order, manifestName)
-	for _, n := range order {
-		tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(entries[n])), Typeflag: tar.TypeReg})
-		tw.Write(entries[n])
-	}
-	tw.Close()
-	zw.Close()
-	return buf.Bytes()
-}
-
 func TestProcessRollbackRestoresFiles(t *testing.T) {
 	src := `spk: 1
 name: rb
@@ -339,7 +319,7 @@ func TestHostileCPKRefusedBeforeExtraction(t *testing.T) {
 	extra["content/zeros"] = zeros
 	cases["content the manifest does not list"] = extra
 	for name, entries := range cases {
-		data := writeTarNoManifest(t, entries)
+		data := writeTar(t, entries)
 		tmp := t.TempDir()
 		_, err := Open(bytes.NewReader(data), OpenOptions{TempDir: tmp})
 		if err == nil {
@@ -350,7 +330,7 @@ func TestHostileCPKRefusedBeforeExtraction(t *testing.T) {
 		}
 	}
 	// Content beyond the caller's bound is refused while skipping it.
-	if _, err := Open(bytes.NewReader(writeTarNoManifest(t, noManifest)), OpenOptions{TempDir: t.TempDir(), MaxContent: 1 << 20}); err == nil || !strings.Contains(err.Error(), "more than 1048576 bytes") {
+	if _, err := Open(bytes.NewReader(writeTar(t, noManifest)), OpenOptions{TempDir: t.TempDir(), MaxContent: 1 << 20}); err == nil || !strings.Contains(err.Error(), "more than 1048576 bytes") {
 		t.Errorf("bound: %v", err)
 	}
 	// An unsigned CPK is refused before its content is read when a
@@ -364,9 +344,8 @@ func TestHostileCPKRefusedBeforeExtraction(t *testing.T) {
 	}
 }
 
-// writeTarNoManifest writes entries in the CPK order, the manifest (if
-// any) last.
-func writeTarNoManifest(t *testing.T, entries map[string][]byte) []byte {
+// writeTar writes entries in the CPK order, the manifest (if any) last.
+func writeTar(t *testing.T, entries map[string][]byte) []byte {
 	var buf bytes.Buffer
 	zw, _ := zstd.NewWriter(&buf, zstd.WithEncoderLevel(zstd.SpeedFastest))
 	tw := tar.NewWriter(zw)
