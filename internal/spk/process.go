@@ -1240,39 +1240,33 @@ func (r *run) edit(e Edit) error {
 		ex(&c.With)
 		x.Replace = &c
 	}
-	if e.Append != nil {
-		c := *e.Append
+	// Expanded into copies: x shares e's pointers, and e keeps the text
+	// as written (refersToSecret reads it below).
+	exStr := func(p *string) *string {
+		if p == nil {
+			return nil
+		}
+		c := *p
 		ex(&c)
-		x.Append = &c
+		return &c
 	}
-	if e.Prepend != nil {
-		c := *e.Prepend
-		ex(&c)
-		x.Prepend = &c
-	}
-	if e.InsertBefore != nil {
-		c := *e.InsertBefore
+	exAt := func(p *InsertAt) *InsertAt {
+		if p == nil {
+			return nil
+		}
+		c := *p
 		ex(&c.Match)
 		ex(&c.Lines)
-		x.InsertBefore = &c
+		return &c
 	}
-	if e.InsertAfter != nil {
-		c := *e.InsertAfter
-		ex(&c.Match)
-		ex(&c.Lines)
-		x.InsertAfter = &c
-	}
+	x.Append, x.Prepend, x.RemoveLines = exStr(e.Append), exStr(e.Prepend), exStr(e.RemoveLines)
+	x.InsertBefore, x.InsertAfter = exAt(e.InsertBefore), exAt(e.InsertAfter)
 	if e.Set != nil {
 		c := *e.Set
 		ex(&c.Section)
 		ex(&c.Key)
 		ex(&c.Value)
 		x.Set = &c
-	}
-	if e.RemoveLines != nil {
-		c := *e.RemoveLines
-		ex(&c)
-		x.RemoveLines = &c
 	}
 	if e.Unset != nil {
 		c := *e.Unset
