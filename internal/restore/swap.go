@@ -194,27 +194,17 @@ func rollBack(p config.Paths, aside string, marker bool) error {
 			return fmt.Errorf("restore rollback: %w", err)
 		}
 	}
-	if exists(filepath.Join(aside, "conf")) {
-		if err := os.RemoveAll(p.Conf()); err != nil {
+	// Whatever stands in their place goes first; a crash in between is
+	// undone again by the next start, as the journal still says swapping.
+	for _, it := range []struct{ name, live string }{{"conf", p.Conf()}, {"zone.db", p.Store()}, {"raft", p.Raft()}} {
+		if !exists(filepath.Join(aside, it.name)) {
+			continue
+		}
+		if err := os.RemoveAll(it.live); err != nil {
 			return fmt.Errorf("restore rollback: %w", err)
 		}
-		if err := os.Rename(filepath.Join(aside, "conf"), p.Conf()); err != nil {
-			return fmt.Errorf("restore rollback: configuration: %w", err)
-		}
-	}
-	if exists(filepath.Join(aside, "zone.db")) {
-		// Also right when the new store never came in: renaming a link
-		// onto another link of the same file changes nothing.
-		if err := os.Rename(filepath.Join(aside, "zone.db"), p.Store()); err != nil {
-			return fmt.Errorf("restore rollback: zone store: %w", err)
-		}
-	}
-	if exists(filepath.Join(aside, "raft")) {
-		if err := os.RemoveAll(p.Raft()); err != nil {
-			return fmt.Errorf("restore rollback: %w", err)
-		}
-		if err := os.Rename(filepath.Join(aside, "raft"), p.Raft()); err != nil {
-			return fmt.Errorf("restore rollback: replication log: %w", err)
+		if err := os.Rename(filepath.Join(aside, it.name), it.live); err != nil {
+			return fmt.Errorf("restore rollback: put back %s: %w", it.name, err)
 		}
 	}
 	for _, dir := range []string{p.Home, p.Data()} {
