@@ -152,8 +152,10 @@ func (s *Server) scrubLoop(ctx context.Context) {
 // postScrub runs a scrub on this server now (zman content-scrub).
 func (s *Server) postScrub(w http.ResponseWriter, r *http.Request, actor string) error {
 	only := r.URL.Query().Get("package")
-	if only != "" && !content.ValidID(only) && !strings.HasPrefix(only, zone.ImagePrefix) {
-		return errkind.New(errkind.Usage, "package %q: want a package id or image:NAME", only)
+	if only != "" {
+		if err := checkScrubItem(only); err != nil {
+			return err
+		}
 	}
 	s.log.Info("scrub requested", "actor", actor, "only", only)
 	rep, err := s.scrub(r.Context(), only)
@@ -168,8 +170,8 @@ func (s *Server) postScrub(w http.ResponseWriter, r *http.Request, actor string)
 // damaged: this server scrubs that item at once, in the background.
 func (s *Server) peerSuspect(w http.ResponseWriter, r *http.Request, peer zone.Server) error {
 	item := r.URL.Query().Get("package")
-	if !content.ValidID(item) && !(strings.HasPrefix(item, zone.ImagePrefix) && validImageName(strings.TrimPrefix(item, zone.ImagePrefix))) {
-		return errkind.New(errkind.Usage, "package %q: want a package id or image:NAME", item)
+	if err := checkScrubItem(item); err != nil {
+		return err
 	}
 	s.log.Warn("scrub: a peer received a damaged copy from here", "peer", peer.Name, "item", item)
 	go func() {
@@ -193,4 +195,13 @@ func (s *Server) reportDamaged(peer zone.Server, item string) {
 			s.log.Warn("content replication: report a damaged copy to its server", "peer", peer.Name, "err", err)
 		}
 	}()
+}
+
+// checkScrubItem accepts a package id or image:NAME.
+func checkScrubItem(item string) error {
+	img, isImage := strings.CutPrefix(item, zone.ImagePrefix)
+	if content.ValidID(item) || isImage && validImageName(img) {
+		return nil
+	}
+	return errkind.New(errkind.Usage, "package %q: want a package id or image:NAME", item)
 }
