@@ -2,8 +2,12 @@ package server
 
 import (
 	"context"
+	"crypto/x509"
 	"net/http"
+	"time"
 
+	"zonekit/internal/errkind"
+	"zonekit/internal/pki"
 	"zonekit/internal/server/httpapi"
 	"zonekit/internal/zone"
 )
@@ -34,6 +38,27 @@ func (a areaRoutes) Device(pattern string, h func(http.ResponseWriter, *http.Req
 }
 
 func (a areaRoutes) ZoneServer(r *http.Request) bool { return a.s.isZoneServer(r) }
+
+// caIssuer is the zone CA this server holds, if it does, for the
+// satellites' certificates.
+type caIssuer struct{ s *Server }
+
+func (c caIssuer) Held() error {
+	if c.s.ca.Load() == nil {
+		return errkind.New(errkind.Unavailable, "server %s does not hold the CertAuth role; ask the server that does", c.s.self.Name)
+	}
+	return nil
+}
+
+func (c caIssuer) IssueServer(req pki.ServerRequest, now time.Time) (*x509.Certificate, error) {
+	ca := c.s.ca.Load()
+	if ca == nil {
+		return nil, c.Held()
+	}
+	return ca.IssueServer(req, now)
+}
+
+func (c caIssuer) Chain() []*x509.Certificate { return []*x509.Certificate{c.s.zoneCA()} }
 
 // spkSealer seals SPK secret values with the zone's SPK key (spksecrets.go).
 type spkSealer struct{ s *Server }

@@ -29,6 +29,7 @@ import (
 	"zonekit/internal/errkind"
 	"zonekit/internal/pki"
 	"zonekit/internal/replica"
+	"zonekit/internal/server/satellites"
 	"zonekit/internal/version"
 	"zonekit/internal/zone"
 )
@@ -661,7 +662,7 @@ func (s *Server) deleteServer(w http.ResponseWriter, r *http.Request, actor stri
 	}
 	s.log.Info("server deleted from the zone", "server", sv.Name, "actor", actor)
 	out := api.Server{ID: sv.ID, Name: sv.Name}
-	if sats := s.satellitesOf(sv); len(sats) > 0 {
+	if sats := satellites.Of(s.db, sv); len(sats) > 0 {
 		out.Warnings = append(out.Warnings, fmt.Sprintf("content satellites %s pulled from %s: they now pull from the zone's other servers; give them a new parent with 'zman satellite-add-role DEVICE Content --parent URL'",
 			strings.Join(sats, ", "), sv.Name))
 		s.log.Warn("satellites lost their parent server", "server", sv.Name, "satellites", strings.Join(sats, ","))

@@ -11,6 +11,7 @@ import (
 	"zonekit/internal/api"
 	"zonekit/internal/errkind"
 	"zonekit/internal/pki"
+	"zonekit/internal/server/satellites"
 	"zonekit/internal/zone"
 )
 
@@ -90,7 +91,7 @@ func cleanHostname(s string) string {
 
 func (s *Server) registration(dev zone.Device) api.Registration {
 	return api.Registration{DeviceID: dev.ID, ZoneName: s.zone.Name, ZoneID: s.zone.ID, Servers: s.serverURLsFor(dev),
-		ContentSatellites: s.contentSatellites(dev.Address), AuthSatellites: s.authSatellites(dev)}
+		ContentSatellites: satellites.Content(s.db, dev.Address), AuthSatellites: satellites.Auth(s.db, dev)}
 }
 
 func (s *Server) deviceZone(w http.ResponseWriter, r *http.Request, dev zone.Device) error {

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"zonekit/internal/api"
+	"zonekit/internal/server/satellites"
 	"zonekit/internal/zone"
 )
 
@@ -28,7 +29,7 @@ func (s *Server) packLocations(dev zone.Device, p zone.Package) (info, pack []st
 		}
 		return append(list, loc)
 	}
-	for _, sat := range s.closestSatellites(dev.Address, zone.SatelliteContent) {
+	for _, sat := range satellites.Closest(s.db, dev.Address, zone.SatelliteContent) {
 		if u, ok := locationOf(sat.Satellite.ContentURL, "http"); ok {
 			pack = add(pack, u)
 		}

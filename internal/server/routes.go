@@ -14,6 +14,7 @@ import (
 	"zonekit/internal/replica"
 	"zonekit/internal/server/httpapi"
 	"zonekit/internal/server/prebootwork"
+	"zonekit/internal/server/satellites"
 	"zonekit/internal/server/spkvalues"
 	"zonekit/internal/version"
 )
@@ -103,8 +104,8 @@ func (s *Server) routes() http.Handler {
 	device("POST "+api.Prefix+"/device/certificate", s.deviceCertificate)
 	mux.HandleFunc("GET "+api.Prefix+"/cluster/spk-values-key", s.peer(s.clusterSPKKey))
 	s.packageRoutes(admin, device)
-	s.satelliteRoutes(admin, device)
 	area := areaRoutes{s: s, mux: mux, admin: admin, device: device}
+	(&satellites.Handlers{Zone: s.db, Issuer: caIssuer{s}, Now: s.now}).Register(area)
 	(&spkvalues.Handlers{Zone: s.db, Sealer: spkSealer{s}}).Register(area)
 	(&prebootwork.Handlers{Zone: s.db, Home: s.opts.Paths.Home}).Register(area)
 	s.replicationRoutes(mux, admin)

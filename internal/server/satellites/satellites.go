@@ -1,6 +1,13 @@
-package server
+// Package satellites serves the zone's satellites: administrators list
+// them and give or take their roles (/api/v1/satellites), a satellite
+// device reads its configuration, has its certificate issued and lists
+// what it prefetches (/api/v1/device/satellite...). Its functions over
+// the satellite records (Closest, Of, Auth, Content) are how the rest of
+// the server picks satellites for devices and servers.
+package satellites
 
 import (
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
@@ -14,20 +21,55 @@ import (
 	"zonekit/internal/api"
 	"zonekit/internal/errkind"
 	"zonekit/internal/pki"
+	"zonekit/internal/server/httpapi"
 	"zonekit/internal/zone"
 )
 
-func (s *Server) satelliteRoutes(admin func(string, func(http.ResponseWriter, *http.Request, string) error), device func(string, deviceHandler)) {
-	device("GET "+api.Prefix+"/device/satellite", s.deviceSatellite)
-	device("POST "+api.Prefix+"/device/satellite/certificate", s.deviceSatelliteCert)
-	device("GET "+api.Prefix+"/device/satellite/packages", s.deviceSatellitePackages)
-	admin("GET "+api.Prefix+"/satellites", s.listSatellites)
-	admin("POST "+api.Prefix+"/satellites/{ref}/roles", s.addSatelliteRole)
-	admin("DELETE "+api.Prefix+"/satellites/{ref}/roles/{role}", s.removeSatelliteRole)
+// Records is what the satellite functions read of the zone (*zone.DB).
+type Records interface {
+	SatelliteDevices() ([]zone.Device, error)
 }
 
-func (s *Server) satellites() ([]zone.Device, error) {
-	devs, err := s.db.SatelliteDevices()
+// Zone is what the routes need of the zone's state (*zone.DB).
+type Zone interface {
+	Records
+	Exec(actor, name string, data any) error
+	Now() time.Time
+	ResolveDevice(ref string) (zone.Device, error)
+	Servers() ([]zone.Server, error)
+	Packages() ([]zone.Package, error)
+}
+
+// Issuer is the zone CA as this server holds it.
+type Issuer interface {
+	// Held fails (errkind.Unavailable) when this server cannot issue:
+	// it does not hold the CertAuth role and its key.
+	Held() error
+	// IssueServer certifies a server key with the zone CA.
+	IssueServer(req pki.ServerRequest, now time.Time) (*x509.Certificate, error)
+	// Chain is what follows an issued certificate: the zone CA.
+	Chain() []*x509.Certificate
+}
+
+// Handlers serve the satellite routes.
+type Handlers struct {
+	Zone   Zone
+	Issuer Issuer
+	Now    func() time.Time
+}
+
+// Register mounts the routes.
+func (h *Handlers) Register(r httpapi.Routes) {
+	r.Device("GET "+api.Prefix+"/device/satellite", h.deviceSatellite)
+	r.Device("POST "+api.Prefix+"/device/satellite/certificate", h.deviceSatelliteCert)
+	r.Device("GET "+api.Prefix+"/device/satellite/packages", h.deviceSatellitePackages)
+	r.Admin("GET "+api.Prefix+"/satellites", h.listSatellites)
+	r.Admin("POST "+api.Prefix+"/satellites/{ref}/roles", h.addSatelliteRole)
+	r.Admin("DELETE "+api.Prefix+"/satellites/{ref}/roles/{role}", h.removeSatelliteRole)
+}
+
+func satellites(z Records) ([]zone.Device, error) {
+	devs, err := z.SatelliteDevices()
 	if err != nil {
 		return nil, err
 	}
@@ -36,19 +78,19 @@ func (s *Server) satellites() ([]zone.Device, error) {
 }
 
 // deviceSatellite tells a satellite its own configuration.
-func (s *Server) deviceSatellite(w http.ResponseWriter, r *http.Request, d zone.Device) error {
+func (h *Handlers) deviceSatellite(w http.ResponseWriter, r *http.Request, d zone.Device) error {
 	if d.Satellite == nil {
 		return errkind.New(errkind.NotFound, "device %s holds no satellite role (zman satellite-add-role)", d.Name)
 	}
 	out := satelliteOf(d)
 	if slices.Contains(out.Roles, zone.SatelliteContent) {
-		servers, err := s.db.Servers()
+		servers, err := h.Zone.Servers()
 		if err != nil {
 			return err
 		}
 		out.Parents = satelliteParents(out.Parent, servers)
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpapi.WriteJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -69,10 +111,10 @@ func satelliteParents(parent string, servers []zone.Server) []string {
 	return out
 }
 
-// satellitesOf lists the satellites whose parent is server sv (by any of
+// Of lists the satellites whose parent is server sv (by any of
 // its names or addresses): deleting sv leaves them to the other servers.
-func (s *Server) satellitesOf(sv zone.Server) []string {
-	devs, err := s.satellites()
+func Of(z Records, sv zone.Server) []string {
+	devs, err := satellites(z)
 	if err != nil {
 		return nil
 	}
@@ -102,8 +144,8 @@ func satelliteOf(d zone.Device) api.Satellite {
 	return out
 }
 
-func (s *Server) listSatellites(w http.ResponseWriter, r *http.Request, _ string) error {
-	devs, err := s.satellites()
+func (h *Handlers) listSatellites(w http.ResponseWriter, r *http.Request, _ string) error {
+	devs, err := satellites(h.Zone)
 	if err != nil {
 		return err
 	}
@@ -111,7 +153,7 @@ func (s *Server) listSatellites(w http.ResponseWriter, r *http.Request, _ string
 	for _, d := range devs {
 		out = append(out, satelliteOf(d))
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpapi.WriteJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -125,12 +167,12 @@ func checkContentURL(flag, s string) error {
 	return nil
 }
 
-func (s *Server) addSatelliteRole(w http.ResponseWriter, r *http.Request, actor string) error {
+func (h *Handlers) addSatelliteRole(w http.ResponseWriter, r *http.Request, actor string) error {
 	var req api.SatelliteRoleAdd
-	if err := readJSON(w, r, &req); err != nil {
+	if err := httpapi.ReadJSON(w, r, &req); err != nil {
 		return err
 	}
-	dev, err := s.db.ResolveDevice(r.PathValue("ref"))
+	dev, err := h.Zone.ResolveDevice(r.PathValue("ref"))
 	if err != nil {
 		return err
 	}
@@ -170,15 +212,15 @@ func (s *Server) addSatelliteRole(w http.ResponseWriter, r *http.Request, actor 
 		}
 		change.AuthURL = "https://" + u.Host
 	}
-	if err := s.db.Exec(actor, zone.CmdSatelliteAddRole, zone.SatelliteRoleChange(dev.ID, change, s.db.Now())); err != nil {
+	if err := h.Zone.Exec(actor, zone.CmdSatelliteAddRole, zone.SatelliteRoleChange(dev.ID, change, h.Zone.Now())); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
-func (s *Server) removeSatelliteRole(w http.ResponseWriter, r *http.Request, actor string) error {
-	dev, err := s.db.ResolveDevice(r.PathValue("ref"))
+func (h *Handlers) removeSatelliteRole(w http.ResponseWriter, r *http.Request, actor string) error {
+	dev, err := h.Zone.ResolveDevice(r.PathValue("ref"))
 	if err != nil {
 		return err
 	}
@@ -186,19 +228,19 @@ func (s *Server) removeSatelliteRole(w http.ResponseWriter, r *http.Request, act
 	if err != nil {
 		return err
 	}
-	if err := s.db.Exec(actor, zone.CmdSatelliteRemoveRole, zone.SatelliteRoleChange(dev.ID, zone.SatelliteRole{Role: role}, s.db.Now())); err != nil {
+	if err := h.Zone.Exec(actor, zone.CmdSatelliteRemoveRole, zone.SatelliteRoleChange(dev.ID, zone.SatelliteRole{Role: role}, h.Zone.Now())); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
-// authSatellites lists the HTTPS URLs of the authentication satellites
+// Auth lists the HTTPS URLs of the authentication satellites
 // closest to dev first, dev itself left out (a satellite relays to the
 // zone servers, never to itself).
-func (s *Server) authSatellites(dev zone.Device) []string {
+func Auth(z Records, dev zone.Device) []string {
 	var out []string
-	for _, d := range s.closestSatellites(dev.Address, zone.SatelliteAuthentication) {
+	for _, d := range Closest(z, dev.Address, zone.SatelliteAuthentication) {
 		if d.ID != dev.ID && d.Satellite.AuthURL != "" {
 			out = append(out, d.Satellite.AuthURL)
 		}
@@ -230,17 +272,16 @@ func satelliteNames(sat *zone.Satellite) (dns []string, ips []net.IP) {
 // deviceSatelliteCert has the zone CA certify the key of a satellite's
 // CSR for the names of all its roles (zac asr -t all, zac rsc). The names
 // come from the zone's record, whatever the CSR asks for.
-func (s *Server) deviceSatelliteCert(w http.ResponseWriter, r *http.Request, d zone.Device) error {
+func (h *Handlers) deviceSatelliteCert(w http.ResponseWriter, r *http.Request, d zone.Device) error {
 	if d.Satellite == nil {
 		return errkind.New(errkind.NotFound, "device %s holds no satellite role (zman satellite-add-role)", d.Name)
 	}
 	var req api.SatelliteCertRequest
-	if err := readJSON(w, r, &req); err != nil {
+	if err := httpapi.ReadJSON(w, r, &req); err != nil {
 		return err
 	}
-	ca := s.ca.Load()
-	if ca == nil {
-		return errkind.New(errkind.Unavailable, "server %s does not hold the CertAuth role; ask the server that does", s.self.Name)
+	if err := h.Issuer.Held(); err != nil {
+		return err
 	}
 	csr, err := pki.ParseCSRPEM([]byte(req.CSR))
 	if err != nil {
@@ -257,29 +298,29 @@ func (s *Server) deviceSatelliteCert(w http.ResponseWriter, r *http.Request, d z
 	case len(ips) > 0:
 		cn = ips[0].String()
 	}
-	cert, err := ca.IssueServer(pki.ServerRequest{CommonName: cn, DNSNames: dns, IPs: ips, PublicKey: csr.PublicKey}, s.now())
+	cert, err := h.Issuer.IssueServer(pki.ServerRequest{CommonName: cn, DNSNames: dns, IPs: ips, PublicKey: csr.PublicKey}, h.Now())
 	if err != nil {
 		return err
 	}
-	if err := s.db.Exec("device:"+d.ID, zone.CmdSatelliteCert, zone.SatelliteCertIssued(d.ID, pki.SerialHex(cert), cert.NotAfter.UTC())); err != nil {
+	if err := h.Zone.Exec("device:"+d.ID, zone.CmdSatelliteCert, zone.SatelliteCertIssued(d.ID, pki.SerialHex(cert), cert.NotAfter.UTC())); err != nil {
 		return err
 	}
 	names := append([]string(nil), cert.DNSNames...)
 	for _, ip := range cert.IPAddresses {
 		names = append(names, ip.String())
 	}
-	writeJSON(w, http.StatusOK, api.SatelliteCert{Certificate: string(pki.EncodeChainPEM(cert, s.zoneCA())), Names: names,
+	httpapi.WriteJSON(w, http.StatusOK, api.SatelliteCert{Certificate: string(pki.EncodeChainPEM(append([]*x509.Certificate{cert}, h.Issuer.Chain()...)...)), Names: names,
 		NotAfter: cert.NotAfter.UTC()})
 	return nil
 }
 
 // deviceSatellitePackages lists the active packages a content satellite
 // prefetches.
-func (s *Server) deviceSatellitePackages(w http.ResponseWriter, r *http.Request, d zone.Device) error {
+func (h *Handlers) deviceSatellitePackages(w http.ResponseWriter, r *http.Request, d zone.Device) error {
 	if d.Satellite == nil || !slices.Contains(d.Satellite.Roles, zone.SatelliteContent) {
 		return errkind.New(errkind.NotFound, "device %s does not hold the Content satellite role (zman satellite-add-role)", d.Name)
 	}
-	pkgs, err := s.db.Packages()
+	pkgs, err := h.Zone.Packages()
 	if err != nil {
 		return err
 	}
@@ -289,7 +330,7 @@ func (s *Server) deviceSatellitePackages(w http.ResponseWriter, r *http.Request,
 			out = append(out, api.SatellitePackage{ID: p.ID, Fragments: p.Frags, Size: p.Size})
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpapi.WriteJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -307,11 +348,11 @@ func satelliteRoleName(role string) (string, error) {
 	return "", errkind.New(errkind.Usage, "satellite role %q: only %s and %s are supported", role, zone.SatelliteContent, zone.SatelliteAuthentication)
 }
 
-// closestSatellites lists the satellites holding role, closest first to a
+// Closest lists the satellites holding role, closest first to a
 // device at addr: the longest run of leading address bits shared with the
 // satellite's last known address, then the name.
-func (s *Server) closestSatellites(addr, role string) []zone.Device {
-	devs, err := s.satellites()
+func Closest(z Records, addr, role string) []zone.Device {
+	devs, err := satellites(z)
 	if err != nil {
 		return nil
 	}
@@ -338,11 +379,11 @@ func (s *Server) closestSatellites(addr, role string) []zone.Device {
 	return out
 }
 
-// contentSatellites lists the content satellites' URLs for a device at
+// Content lists the content satellites' URLs for a device at
 // addr, closest first.
-func (s *Server) contentSatellites(addr string) []string {
+func Content(z Records, addr string) []string {
 	var out []string
-	for _, d := range s.closestSatellites(addr, zone.SatelliteContent) {
+	for _, d := range Closest(z, addr, zone.SatelliteContent) {
 		if d.Satellite.ContentURL != "" {
 			out = append(out, d.Satellite.ContentURL)
 		}
