@@ -255,7 +255,7 @@ func (s *Server) apiGroup(g zone.Group) api.Group {
 	if g.Filter != nil {
 		f := api.DeviceFilter(*g.Filter)
 		out.Filter = &f
-		out.Members, _ = s.matching(*g.Filter)
+		out.Members, _ = s.db.Matching(*g.Filter)
 		if out.Members == nil {
 			out.Members = []string{}
 		}

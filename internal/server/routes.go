@@ -78,7 +78,6 @@ func (s *Server) routes() http.Handler {
 	admin("POST "+api.Prefix+"/server-certificates/{server}/import", s.importFuture)
 	admin("POST "+api.Prefix+"/server-certificates/{server}/certificate", s.addServerCertificate)
 	admin("POST "+api.Prefix+"/device/retrust", s.deviceRetrust)
-	admin("POST "+api.Prefix+"/cpk-signatures", s.signCPK)
 	admin("GET "+api.Prefix+"/backup", s.getBackup)
 	admin("POST "+api.Prefix+"/restore", s.postRestore)
 
@@ -103,11 +102,11 @@ func (s *Server) routes() http.Handler {
 	device("DELETE "+api.Prefix+"/device", s.deviceUnregister)
 	device("POST "+api.Prefix+"/device/certificate", s.deviceCertificate)
 	mux.HandleFunc("GET "+api.Prefix+"/cluster/spk-values-key", s.peer(s.clusterSPKKey))
-	s.packageRoutes(admin, device)
 	area := areaRoutes{s: s, mux: mux, admin: admin, device: device}
 	(&satellites.Handlers{Zone: s.db, Issuer: caIssuer{s}, Now: s.now}).Register(area)
 	(&spkvalues.Handlers{Zone: s.db, Sealer: spkSealer{s}}).Register(area)
 	(&prebootwork.Handlers{Zone: s.db, Home: s.opts.Paths.Home}).Register(area)
+	s.packageHandlers().Register(area)
 	s.replicationRoutes(mux, admin)
 	mux.HandleFunc("GET "+api.ContentPrefix+"/{id}/{file}", s.serveContent(false))
 	s.setupRoutes(mux)

@@ -44,7 +44,7 @@ type Server struct {
 	now      func() time.Time
 	handler  http.Handler
 	shutdown time.Duration
-	pkg      *packages     // package deployment: content repository, ids
+	pkg      *localContent // package content: repository, ids being built, replication
 	rep      *replica.Node // store replication; nil until SetReplica
 	peers    peerClient
 
@@ -91,7 +91,7 @@ func New(opts Options) (*Server, error) {
 		}
 		s.ca.Store(ca)
 	}
-	if s.pkg, err = newPackages(opts.Paths.ContentRepo(), s.db); err != nil {
+	if s.pkg, err = s.openContent(); err != nil {
 		return nil, err
 	}
 	s.pkg.repo.CPKTrust = s.cpkTrust

@@ -246,3 +246,25 @@ func hostOf(addr string) string {
 	}
 	return strings.Trim(addr, "[]")
 }
+
+// Matching lists the devices f matches now, reading the inventory only
+// when f asks about software or addresses.
+func (d *DB) Matching(f DeviceFilter) ([]string, error) {
+	devs, err := d.Devices()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, dev := range devs {
+		var inv *Inventory
+		if f.Software != "" || f.IPRange != "" {
+			if inv, err = d.Inventory(dev.ID); err != nil {
+				return nil, err
+			}
+		}
+		if f.Match(dev, inv) {
+			out = append(out, dev.ID)
+		}
+	}
+	return out, nil
+}

@@ -1,4 +1,4 @@
-package server
+package packages
 
 import (
 	"encoding/hex"
@@ -6,29 +6,30 @@ import (
 
 	"zonekit/internal/api"
 	"zonekit/internal/errkind"
+	"zonekit/internal/server/httpapi"
 	"zonekit/internal/spk"
 )
 
 // signCPK signs a CPK manifest digest with the zone CA: zman compiles the
 // package on the administrator's machine and sends only the digest.
-func (s *Server) signCPK(w http.ResponseWriter, r *http.Request, actor string) error {
+func (h *Handlers) signCPK(w http.ResponseWriter, r *http.Request, actor string) error {
 	var req api.CPKSignRequest
-	if err := readJSON(w, r, &req); err != nil {
+	if err := httpapi.ReadJSON(w, r, &req); err != nil {
 		return err
 	}
 	digest, err := hex.DecodeString(req.SHA256)
 	if err != nil || len(digest) != 32 {
 		return errkind.New(errkind.Usage, "sha256 must be 64 hex digits")
 	}
-	ca := s.ca.Load()
+	ca := h.CA.CertAuth()
 	if ca == nil {
-		return errkind.New(errkind.Unavailable, "server %s does not hold the CertAuth role: sign with the server that does", s.self.Name)
+		return errkind.New(errkind.Unavailable, "server %s does not hold the CertAuth role: sign with the server that does", h.Self.Name)
 	}
 	sig, err := spk.SignDigest(ca, digest)
 	if err != nil {
 		return err
 	}
-	s.log.Info("CPK signed", "actor", actor, "package", req.Name, "sha256", req.SHA256)
-	writeJSON(w, http.StatusOK, api.CPKSignature{Algorithm: sig.Algorithm, Value: sig.Value, CAPEM: sig.CAPEM})
+	h.Log.Info("CPK signed", "actor", actor, "package", req.Name, "sha256", req.SHA256)
+	httpapi.WriteJSON(w, http.StatusOK, api.CPKSignature{Algorithm: sig.Algorithm, Value: sig.Value, CAPEM: sig.CAPEM})
 	return nil
 }
