@@ -1,9 +1,11 @@
 package server
 
 import (
+	"context"
 	"crypto/x509"
 
 	"zonekit/internal/content"
+	"zonekit/internal/errkind"
 	"zonekit/internal/pki"
 	"zonekit/internal/server/packages"
 	"zonekit/internal/zone"
@@ -40,7 +42,14 @@ func (s *Server) packageHandlers() *packages.Handlers {
 type packageCA struct{ s *Server }
 
 func (c packageCA) ZoneCA() *x509.Certificate { return c.s.zoneCA() }
-func (c packageCA) CertAuth() *pki.CA         { return c.s.ca.Load() }
+
+func (c packageCA) CPKSigner(context.Context) (*pki.CA, error) {
+	ca := c.s.ca.Load()
+	if ca == nil {
+		return nil, errkind.New(errkind.Unavailable, "server %s does not hold the CertAuth role: sign with the server that does", c.s.self.Name)
+	}
+	return ca, nil
+}
 
 type packageContent struct{ s *Server }
 

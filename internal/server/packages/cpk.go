@@ -21,9 +21,9 @@ func (h *Handlers) signCPK(w http.ResponseWriter, r *http.Request, actor string)
 	if err != nil || len(digest) != 32 {
 		return errkind.New(errkind.Usage, "sha256 must be 64 hex digits")
 	}
-	ca := h.CA.CertAuth()
-	if ca == nil {
-		return errkind.New(errkind.Unavailable, "server %s does not hold the CertAuth role: sign with the server that does", h.Self.Name)
+	ca, err := h.CA.CPKSigner(r.Context())
+	if err != nil {
+		return err
 	}
 	sig, err := spk.SignDigest(ca, digest)
 	if err != nil {

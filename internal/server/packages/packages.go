@@ -55,9 +55,10 @@ type CA interface {
 	// ZoneCA is the zone CA certificate agents trust: an activation's
 	// locations are checked as agents will fetch from them.
 	ZoneCA() *x509.Certificate
-	// CertAuth is the zone CA with its key, nil unless this server
-	// holds the CertAuth role: it signs CPK packages.
-	CertAuth() *pki.CA
+	// CPKSigner is the CA whose signature of a CPK package agents
+	// accept, with its key, or an error saying why this server cannot
+	// sign (it does not hold the CertAuth role).
+	CPKSigner(ctx context.Context) (*pki.CA, error)
 }
 
 // Content is the distribution of packages' content among the zone's
