@@ -75,6 +75,7 @@ func TestScripts(t *testing.T) {
 			"until":        cmdUntil,
 			"leaders":      cmdLeaders,
 			"writes":       cmdWrites,
+			"metrics":      cmdMetrics,
 		},
 	})
 }
@@ -333,6 +334,8 @@ func condition(cond string) (bool, error) {
 		return netnsOK(), nil
 	case "imagingenv":
 		return imagingEnvOK(), nil
+	case "promtool":
+		return promtoolOK()
 	}
 	return false, fmt.Errorf("unknown condition %q", cond)
 }

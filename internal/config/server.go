@@ -28,6 +28,9 @@ type Server struct {
 	ScrubInterval           time.Duration // between scrubs of stored content; 0 for none
 	OCS                     OCS
 	Cluster                 Cluster
+	// MetricsAddress is host:port of the plain-HTTP listener serving
+	// /metrics, /healthz and /readyz; empty for none.
+	MetricsAddress string
 }
 
 // Cluster configures store replication between the zone's Primary Servers.
@@ -87,6 +90,7 @@ func Properties() []Property {
 		{"cluster.join", "", "zone server (https://host:port) a joined server asks to make it a member at its first start (set by JoinZone)", anyValue},
 		{"cluster.heartbeat-timeout", "1s", "how long a server waits for the replication leader before it calls an election", duration},
 		{"content.scrub-interval", "168h", "how often the zone server re-reads its stored packages and images to find damaged copies (and repair them from a peer); 0 never", duration},
+		{"metrics.address", "", "host:port serving Prometheus metrics, /healthz and /readyz over plain HTTP (127.0.0.1:9443, say); empty for none", hostPortOrEmpty},
 		{"cluster.bootstrap", "false", "start a new replication cluster of this server alone although the zone lists others (all lost their replication logs)", boolean},
 	}
 }
@@ -110,6 +114,16 @@ func portOrZero(s string) error {
 		return nil
 	}
 	return port(s)
+}
+func hostPortOrEmpty(s string) error {
+	if s == "" {
+		return nil
+	}
+	_, p, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port (127.0.0.1:9443, or :9443 for every address)", s)
+	}
+	return port(p)
 }
 func boolean(s string) error {
 	if _, err := strconv.ParseBool(s); err != nil {
@@ -234,6 +248,7 @@ func LoadServer(p Paths) (Server, error) {
 	s.OCS.Networks, _ = parseCIDRs(v.GetString("ocs.networks"))
 	s.Cluster = Cluster{Advertise: v.GetString("cluster.advertise"), Join: v.GetString("cluster.join"),
 		HeartbeatTimeout: v.GetDuration("cluster.heartbeat-timeout"), Bootstrap: v.GetBool("cluster.bootstrap")}
+	s.MetricsAddress = v.GetString("metrics.address")
 	if s.OCS.User != "" && s.OCS.PasswordFile == "" {
 		return Server{}, fmt.Errorf("%s: ocs.user is set but ocs.password-file is not", p.ConfigFile())
 	}

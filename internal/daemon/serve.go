@@ -18,6 +18,7 @@ import (
 	"zonekit/internal/atomicfile"
 	"zonekit/internal/config"
 	"zonekit/internal/errkind"
+	"zonekit/internal/metrics"
 	"zonekit/internal/replica"
 	"zonekit/internal/restore"
 	"zonekit/internal/server"
@@ -115,6 +116,23 @@ func Serve(ctx context.Context, p config.Paths, stderr io.Writer) error {
 		}()
 	} else {
 		close(contentDone)
+	}
+	if cfg.MetricsAddress != "" {
+		mln, err := metrics.Listen(cfg.MetricsAddress, "'zconfigure -D metrics.address=HOST:PORT'")
+		if err != nil {
+			return errkind.Wrap(errkind.Unavailable, err)
+		}
+		defer mln.Close()
+		mctx, stopMetrics := context.WithCancel(ctx)
+		metricsDone := make(chan struct{})
+		defer func() { stopMetrics(); <-metricsDone }()
+		go func() {
+			defer close(metricsDone)
+			if err := metrics.Serve(mctx, mln, metrics.Handler(srv.Metrics().Registry, srv.Health()), log); err != nil {
+				log.Error("metrics listener failed", "err", err)
+			}
+		}()
+		log.Info("metrics listener started", "addr", mln.Addr().String())
 	}
 	if err := atomicfile.WriteFile(p.PidFile(), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 		return err

@@ -42,6 +42,7 @@ const maxCommand = 32 << 20
 func (s *Server) SetReplica(n *replica.Node) {
 	s.rep = n
 	s.db.SetProposer(n)
+	s.metrics.Registry.MustRegister(s.replicationMetrics())
 }
 
 // Advertise is host:port where peers reach this server.

@@ -100,7 +100,7 @@ func (rec *sendfileRecorder) ReadFrom(src io.Reader) (int64, error) {
 // timeout).
 func (s *Server) ServeContent(ctx context.Context, ln net.Listener) error {
 	hs := &http.Server{
-		Handler:           s.ContentHandler(),
+		Handler:           s.metrics.HTTP.Handler("content", s.ContentHandler()),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),

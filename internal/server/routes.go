@@ -11,12 +11,14 @@ import (
 
 	"zonekit/internal/api"
 	"zonekit/internal/errkind"
+	"zonekit/internal/metrics"
 	"zonekit/internal/replica"
 	"zonekit/internal/server/httpapi"
 	"zonekit/internal/server/prebootwork"
 	"zonekit/internal/server/satellites"
 	"zonekit/internal/server/spkvalues"
 	"zonekit/internal/version"
+	"zonekit/internal/zone"
 )
 
 const maxBody = httpapi.MaxBody
@@ -78,12 +80,20 @@ func (s *Server) routes() http.Handler {
 	admin("POST "+api.Prefix+"/server-certificates/{server}/import", s.importFuture)
 	admin("POST "+api.Prefix+"/server-certificates/{server}/certificate", s.addServerCertificate)
 	admin("POST "+api.Prefix+"/device/retrust", s.deviceRetrust)
-	admin("GET "+api.Prefix+"/backup", s.getBackup)
-	admin("POST "+api.Prefix+"/restore", s.postRestore)
+	admin("GET "+api.Prefix+"/backup", func(w http.ResponseWriter, r *http.Request, actor string) error {
+		start := time.Now()
+		return metrics.Timed(s.metrics.Backups, start, s.getBackup(w, r, actor))
+	})
+	admin("POST "+api.Prefix+"/restore", func(w http.ResponseWriter, r *http.Request, actor string) error {
+		start := time.Now()
+		return metrics.Timed(s.metrics.Restores, start, s.postRestore(w, r, actor))
+	})
 
 	// Registration proves nothing but knowledge of the zone CA (and the key,
 	// when one is required); everything after it needs the device certificate.
-	mux.HandleFunc("POST "+api.Prefix+"/registrations", s.wrap(s.register))
+	mux.HandleFunc("POST "+api.Prefix+"/registrations", s.wrap(func(w http.ResponseWriter, r *http.Request) error {
+		return metrics.Count(s.metrics.Registrations, s.register(w, r))
+	}))
 	mux.HandleFunc("GET "+api.Prefix+"/trust", s.wrap(s.getTrust))
 	// OCS Inventory NG agents (docs/ocs.md): their own protocol, no API access.
 	mux.HandleFunc("/ocsinventory", s.ocsHandler(true))
@@ -98,7 +108,9 @@ func (s *Server) routes() http.Handler {
 		}))
 	}
 	device("GET "+api.Prefix+"/device/zone", s.deviceZone)
-	device("POST "+api.Prefix+"/device/refresh", s.deviceRefresh)
+	device("POST "+api.Prefix+"/device/refresh", func(w http.ResponseWriter, r *http.Request, dev zone.Device) error {
+		return metrics.Count(s.metrics.Refreshes, s.deviceRefresh(w, r, dev))
+	})
 	device("DELETE "+api.Prefix+"/device", s.deviceUnregister)
 	device("POST "+api.Prefix+"/device/certificate", s.deviceCertificate)
 	mux.HandleFunc("GET "+api.Prefix+"/cluster/spk-values-key", s.peer(s.clusterSPKKey))
@@ -115,13 +127,20 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, errkind.New(errkind.NotFound, "no such API route: %s %s", r.Method, r.URL.Path))
 	})
-	logged := s.logRequests(mux)
+	logged := s.logRequests(s.metrics.HTTP.Handler("api", mux))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == replica.UpgradePath {
+		switch r.URL.Path {
+		case replica.UpgradePath:
 			s.serveRaft(w, r)
-			return
+		// Load balancers' and systemd's probes, without authentication
+		// and out of the access log (docs/metrics.md).
+		case "/healthz":
+			s.health.Healthz(w, r)
+		case "/readyz":
+			s.health.Readyz(w, r)
+		default:
+			logged.ServeHTTP(w, r)
 		}
-		logged.ServeHTTP(w, r)
 	})
 }
 

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"zonekit/internal/config"
+	"zonekit/internal/metrics"
 	"zonekit/internal/pki"
 	"zonekit/internal/replica"
 	"zonekit/internal/version"
@@ -29,6 +30,8 @@ type Options struct {
 	DB     *zone.DB
 	Logger *slog.Logger
 	Now    func() time.Time // nil for the wall clock
+	// Metrics is the server's metric set; nil makes one.
+	Metrics *metrics.ZoneServer
 }
 
 // Server serves the zone API.
@@ -47,6 +50,8 @@ type Server struct {
 	pkg      *localContent // package content: repository, ids being built, replication
 	rep      *replica.Node // store replication; nil until SetReplica
 	peers    peerClient
+	metrics  *metrics.ZoneServer
+	health   *metrics.Health
 
 	roleMu    sync.Mutex
 	remintMu  sync.Mutex // one certificate change step at a time on this server
@@ -59,7 +64,7 @@ type Server struct {
 
 // New loads this server's certificates and identity and builds its routes.
 func New(opts Options) (*Server, error) {
-	s := &Server{opts: opts, db: opts.DB, log: opts.Logger, now: opts.Now, shutdown: opts.Config.ShutdownTimeout}
+	s := &Server{opts: opts, db: opts.DB, log: opts.Logger, now: opts.Now, shutdown: opts.Config.ShutdownTimeout, metrics: opts.Metrics}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -96,6 +101,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s.pkg.repo.CPKTrust = s.cpkTrust
 	s.auth = newAdminAuth(s.db, s.now)
+	s.setupMetrics()
 	s.handler = s.routes()
 	return s, nil
 }

@@ -1,0 +1,158 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+func TestHTTPCountsByRoutePattern(t *testing.T) {
+	reg := NewRegistry("test")
+	h := NewHTTP(reg)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /content/{id}/{file}", func(w http.ResponseWriter, r *http.Request) {
+		// io.Copy takes the ReaderFrom path, as http.ServeContent does.
+		io.Copy(w, strings.NewReader("twelve bytes"))
+	})
+	srv := httptest.NewServer(h.Handler("content", mux))
+	defer srv.Close()
+	for _, p := range []string{"/content/1/1-1", "/content/2/2-7", "/nothing"} {
+		resp, err := http.Get(srv.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	want := `
+# HELP zonekit_http_requests_total HTTP requests answered, by listener, method, route pattern and status code.
+# TYPE zonekit_http_requests_total counter
+zonekit_http_requests_total{code="200",listener="content",method="GET",route="/content/{id}/{file}"} 2
+zonekit_http_requests_total{code="404",listener="content",method="GET",route="unmatched"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "zonekit_http_requests_total"); err != nil {
+		t.Error(err)
+	}
+	if got := testutil.ToFloat64(h.bytes.WithLabelValues("content", "/content/{id}/{file}")); got != 24 {
+		t.Errorf("bytes served = %v, want 24", got)
+	}
+	if n := testutil.CollectAndCount(h.duration); n != 2 {
+		t.Errorf("%d duration series, want 2", n)
+	}
+}
+
+func TestRoute(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                        "unmatched",
+		"/ocsinventory":           "/ocsinventory",
+		"GET /api/v1/devices/{r}": "/api/v1/devices/{r}",
+	} {
+		if got := Route(in); got != want {
+			t.Errorf("Route(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if methodOf("BREW") != "OTHER" || methodOf("GET") != "GET" {
+		t.Error("methods outside the standard set must collapse to OTHER")
+	}
+}
+
+func TestReadyz(t *testing.T) {
+	down := errors.New("no leader\nknown")
+	h := &Health{Ready: []Check{
+		{Name: "store", Check: func(context.Context) error { return nil }},
+		{Name: "replication", Check: func(context.Context) error { return down }},
+	}}
+	rec := httptest.NewRecorder()
+	h.Readyz(rec, httptest.NewRequest("GET", "/readyz", nil))
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("status %d, want 503", rec.Code)
+	}
+	want := "[+]store ok\n[-]replication failed: no leader known\nreadyz check failed\n"
+	if rec.Body.String() != want {
+		t.Errorf("body %q, want %q", rec.Body.String(), want)
+	}
+	down = nil
+	h.Ready[1].Check = func(context.Context) error { return down }
+	rec = httptest.NewRecorder()
+	h.Readyz(rec, httptest.NewRequest("GET", "/readyz", nil))
+	if rec.Code != http.StatusOK || !strings.HasSuffix(rec.Body.String(), "\nok\n") {
+		t.Errorf("status %d body %q, want 200 ending in ok", rec.Code, rec.Body.String())
+	}
+}
+
+func TestReadyzCheckTimesOut(t *testing.T) {
+	h := &Health{Timeout: 10 * time.Millisecond, Ready: []Check{{Name: "store", Check: func(ctx context.Context) error {
+		<-ctx.Done()
+		return ctx.Err()
+	}}}}
+	failed, report := h.Run(context.Background())
+	if failed != 1 || !strings.Contains(report, "[-]store failed: context deadline exceeded") {
+		t.Errorf("failed %d, report %q", failed, report)
+	}
+}
+
+func TestCertExpiry(t *testing.T) {
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	c := &CertExpiry{Now: func() time.Time { return now }, Certs: func() []Cert {
+		return []Cert{
+			{Kind: "ca", Name: "Acme CA", NotAfter: now.Add(time.Hour)},
+			{Kind: "server", Name: "s1", NotAfter: now.Add(-time.Minute)},
+			{Kind: "server", Name: "s1", NotAfter: now.Add(time.Hour)}, // the same again: once
+			{Kind: "server", Name: "new", NotAfter: time.Time{}},      // not known yet: left out
+		}
+	}}
+	want := `
+# HELP zonekit_certificate_expired 1 if the certificate has expired, else 0.
+# TYPE zonekit_certificate_expired gauge
+zonekit_certificate_expired{kind="ca",name="Acme CA"} 0
+zonekit_certificate_expired{kind="server",name="s1"} 1
+# HELP zonekit_certificate_expires_in_seconds Seconds until the certificate expires; negative once it has.
+# TYPE zonekit_certificate_expires_in_seconds gauge
+zonekit_certificate_expires_in_seconds{kind="ca",name="Acme CA"} 3600
+zonekit_certificate_expires_in_seconds{kind="server",name="s1"} -60
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "zonekit_certificate_expired", "zonekit_certificate_expires_in_seconds"); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestReplicationLag(t *testing.T) {
+	c := &Replication{
+		Status: func() ReplicaStatus { return ReplicaStatus{State: "Leader", LeaderID: "a", Term: 3, CommitIndex: 100, Applied: 100} },
+		Followers: func(context.Context) []Follower {
+			return []Follower{{Name: "s3", Up: false}, {Name: "s2", Up: true, Applied: 90}}
+		},
+	}
+	want := `
+# HELP zonekit_replication_follower_lag_entries Leader only: entries committed on the leader that the follower has not applied.
+# TYPE zonekit_replication_follower_lag_entries gauge
+zonekit_replication_follower_lag_entries{follower="s2"} 10
+# HELP zonekit_replication_follower_up Leader only: 1 if the follower answered the leader's status call, else 0.
+# TYPE zonekit_replication_follower_up gauge
+zonekit_replication_follower_up{follower="s2"} 1
+zonekit_replication_follower_up{follower="s3"} 0
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "zonekit_replication_follower_lag_entries", "zonekit_replication_follower_up"); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestDeploymentsReadAtMostOncePerInterval(t *testing.T) {
+	reads := 0
+	d := &Deployments{MinInterval: time.Hour, Counts: func() (map[string]int, error) {
+		reads++
+		return map[string]int{"success": reads}, nil
+	}}
+	testutil.CollectAndCount(d)
+	testutil.CollectAndCount(d)
+	if reads != 1 {
+		t.Errorf("%d store reads for two scrapes within the interval, want 1", reads)
+	}
+}
