@@ -105,7 +105,7 @@ func TestCertExpiry(t *testing.T) {
 			{Kind: "ca", Name: "Acme CA", NotAfter: now.Add(time.Hour)},
 			{Kind: "server", Name: "s1", NotAfter: now.Add(-time.Minute)},
 			{Kind: "server", Name: "s1", NotAfter: now.Add(time.Hour)}, // the same again: once
-			{Kind: "server", Name: "new", NotAfter: time.Time{}},      // not known yet: left out
+			{Kind: "server", Name: "new", NotAfter: time.Time{}},       // not known yet: left out
 		}
 	}}
 	want := `
@@ -125,7 +125,9 @@ zonekit_certificate_expires_in_seconds{kind="server",name="s1"} -60
 
 func TestReplicationLag(t *testing.T) {
 	c := &Replication{
-		Status: func() ReplicaStatus { return ReplicaStatus{State: "Leader", LeaderID: "a", Term: 3, CommitIndex: 100, Applied: 100} },
+		Status: func() ReplicaStatus {
+			return ReplicaStatus{State: "Leader", LeaderID: "a", Term: 3, CommitIndex: 100, Applied: 100}
+		},
 		Followers: func(context.Context) []Follower {
 			return []Follower{{Name: "s3", Up: false}, {Name: "s2", Up: true, Applied: 90}}
 		},

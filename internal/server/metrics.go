@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-		"time"
+	"time"
 
 	"zonekit/internal/metrics"
 	"zonekit/internal/zone"
@@ -148,4 +148,3 @@ func (s *Server) readyCertificates(context.Context) error {
 	}
 	return nil
 }
-
