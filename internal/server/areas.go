@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"net/http"
 	"time"
@@ -37,6 +38,10 @@ func (a areaRoutes) Device(pattern string, h func(http.ResponseWriter, *http.Req
 	a.device(pattern, h)
 }
 
+func (a areaRoutes) Peer(pattern string, h func(http.ResponseWriter, *http.Request, zone.Server) error) {
+	a.mux.HandleFunc(pattern, a.s.peer(h))
+}
+
 func (a areaRoutes) ZoneServer(r *http.Request) bool { return a.s.isZoneServer(r) }
 
 // caIssuer is the zone CA this server holds, if it does, for the
@@ -59,6 +64,17 @@ func (c caIssuer) IssueServer(req pki.ServerRequest, now time.Time) (*x509.Certi
 }
 
 func (c caIssuer) Chain() []*x509.Certificate { return []*x509.Certificate{c.s.zoneCA()} }
+
+// serverPeers is how areas reach this server's peers (cluster.go).
+type serverPeers struct{ s *Server }
+
+func (p serverPeers) TLSConfig() *tls.Config { return p.s.PeerTLSConfig() }
+
+func (p serverPeers) URL(peer zone.Server) string { return "https://" + peerAddr(peer) }
+
+func (p serverPeers) Call(ctx context.Context, peer zone.Server, method, path string, in, out any) error {
+	return p.s.peerCall(ctx, peerAddr(peer), method, path, in, out)
+}
 
 // spkSealer seals SPK secret values with the zone's SPK key (spksecrets.go).
 type spkSealer struct{ s *Server }

@@ -207,8 +207,6 @@ func (s *Server) clusterRoutes(mux *http.ServeMux, admin func(string, func(http.
 	mux.HandleFunc("GET "+api.Prefix+"/cluster/status", s.peer(s.clusterStatus))
 	mux.HandleFunc("POST "+api.Prefix+"/cluster/sign", s.peer(s.clusterSign))
 	mux.HandleFunc("GET "+api.Prefix+"/cluster/snapshot", s.peer(s.clusterSnapshot))
-	mux.HandleFunc("POST "+api.Prefix+"/cluster/content/suspect", s.peer(s.peerSuspect))
-	admin("POST "+api.Prefix+"/content/scrub", s.postScrub)
 	admin("POST "+api.Prefix+"/cluster/join", s.clusterJoin)
 	admin("GET "+api.Prefix+"/cluster/store", s.clusterStore)
 	admin("DELETE "+api.Prefix+"/servers/{name}", s.deleteServer)

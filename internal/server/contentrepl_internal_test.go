@@ -24,6 +24,7 @@ import (
 	"zonekit/internal/content"
 	"zonekit/internal/pki"
 	"zonekit/internal/provision"
+	"zonekit/internal/server/contentrepl"
 	"zonekit/internal/store"
 	"zonekit/internal/zone"
 )
@@ -83,6 +84,14 @@ func startPeer(t *testing.T, p config.Paths, id string) *replPeer {
 	return &replPeer{srv: s, db: db, hs: hs}
 }
 
+// testPeers reaches the peers at the test's listeners.
+type testPeers struct {
+	contentrepl.Peers
+	url func(zone.Server) string
+}
+
+func (p testPeers) URL(sv zone.Server) string { return p.url(sv) }
+
 // newReplZone makes server A (a new zone) and server B, a second server
 // of the same zone whose store starts as a copy of A's with its own
 // server record, as joining will make it. B presents a server
@@ -129,12 +138,12 @@ func newReplZone(t *testing.T) (a, b *replPeer) {
 	}
 	a = startPeer(t, pa, cfgA.ServerID)
 	b = startPeer(t, pb, rec.ID)
-	b.srv.pkg.repl.peerURL = func(sv zone.Server) string {
+	b.srv.content.Peers = testPeers{b.srv.content.Peers, func(sv zone.Server) string {
 		if sv.ID == cfgA.ServerID {
 			return a.hs.URL
 		}
 		return "https://127.0.0.1:1"
-	}
+	}}
 	return a, b
 }
 
@@ -163,12 +172,12 @@ func TestReplicationPullsPackagesAndImages(t *testing.T) {
 	// An image on A.
 	img := bytes.Repeat([]byte("disk"), 5000)
 	sum := sha256.Sum256(img)
-	imgDir := a.srv.imagesDir()
+	imgDir := a.srv.content.ImagesDir()
 	os.MkdirAll(imgDir, 0o750)
 	os.WriteFile(filepath.Join(imgDir, "win11.zmg"), img, 0o640)
 	os.WriteFile(filepath.Join(imgDir, "win11.zmg.sha256"), []byte(hex.EncodeToString(sum[:])+"\n"), 0o640)
 
-	if missing := b.srv.replicationPass(context.Background()); missing {
+	if missing := b.srv.content.Pass(context.Background()); missing {
 		t.Fatal("B's pass left content missing")
 	}
 	if !b.srv.pkg.repo.Has(p.ID, p.SHA256) {
@@ -181,7 +190,7 @@ func TestReplicationPullsPackagesAndImages(t *testing.T) {
 			t.Fatalf("%s differs", f)
 		}
 	}
-	got, err := os.ReadFile(filepath.Join(b.srv.imagesDir(), "win11.zmg"))
+	got, err := os.ReadFile(filepath.Join(b.srv.content.ImagesDir(), "win11.zmg"))
 	if err != nil || !bytes.Equal(got, img) {
 		t.Fatalf("image not replicated: %v", err)
 	}
@@ -200,7 +209,7 @@ func TestReplicationPullsPackagesAndImages(t *testing.T) {
 	if err := b.db.Exec("test", zone.CmdPackageDelete, map[string]string{"name": p.ID}); err != nil {
 		t.Fatal(err)
 	}
-	b.srv.replicationPass(context.Background())
+	b.srv.content.Pass(context.Background())
 	if b.srv.pkg.repo.Exists(p.ID) {
 		t.Fatal("a deleted package stays on B")
 	}
@@ -212,7 +221,7 @@ func TestReplicationPullsPackagesAndImages(t *testing.T) {
 func TestPeerImagesNeedServerCertificate(t *testing.T) {
 	a, _ := newReplZone(t)
 	// A client trusting the zone CA but presenting nothing.
-	c := a.srv.peerClient()
+	c := a.srv.content.PeerClient()
 	c.Transport.(*http.Transport).TLSClientConfig.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 		return &tls.Certificate{}, nil
 	}
@@ -225,7 +234,7 @@ func TestPeerImagesNeedServerCertificate(t *testing.T) {
 		t.Fatalf("without a certificate: %s", resp.Status)
 	}
 	// The server's own client: accepted.
-	resp, err = a.srv.peerClient().Get(a.hs.URL + "/api/v1/replication/images")
+	resp, err = a.srv.content.PeerClient().Get(a.hs.URL + "/api/v1/replication/images")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +249,7 @@ func TestPeerClientTrustsOnlyTheZoneCA(t *testing.T) {
 	foreign := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer foreign.Close()
 	foreign.Config.ErrorLog = log.New(io.Discard, "", 0)
-	_, err := a.srv.peerClient().Get(foreign.URL)
+	_, err := a.srv.content.PeerClient().Get(foreign.URL)
 	if err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("a peer with a foreign certificate: %v", err)
 	}
@@ -318,8 +327,8 @@ func TestReplicationRecordsInFlight(t *testing.T) {
 	slow.Config.ErrorLog = log.New(io.Discard, "", 0)
 	slow.StartTLS()
 	defer slow.Close()
-	b.srv.pkg.repl.peerURL = func(zone.Server) string { return slow.URL }
-	b.srv.pkg.repl.progressEvery = 20 * time.Millisecond
+	b.srv.content.Peers = testPeers{b.srv.content.Peers, func(zone.Server) string { return slow.URL }}
+	b.srv.content.ProgressEvery = 20 * time.Millisecond
 
 	spec := content.Spec{Name: "slow", OS: content.OSLinux, Priority: 5, Action: content.ActionStore, Path: "/opt/x", FragmentSize: 1000}
 	var archive bytes.Buffer
@@ -343,7 +352,7 @@ func TestReplicationRecordsInFlight(t *testing.T) {
 		t.Fatalf("want several fragments, have %d", p.Frags)
 	}
 	done := make(chan bool)
-	go func() { done <- b.srv.replicationPass(context.Background()) }()
+	go func() { done <- b.srv.content.Pass(context.Background()) }()
 	deadline := time.Now().Add(10 * time.Second)
 	var seen zone.ContentState
 	for time.Now().Before(deadline) {

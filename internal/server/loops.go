@@ -64,7 +64,7 @@ func (s *Server) Loops() []*Loop {
 		// Through replication, which needs this server answering its peers.
 		loops = append(loops, NewLoop("cluster membership", s.startReplicating))
 	}
-	return append(loops, NewLoop("content replication", s.replicationLoop), NewLoop("content scrub", s.scrubLoop))
+	return append(loops, NewLoop("content replication", s.content.Run), NewLoop("content scrub", s.content.ScrubLoop))
 }
 
 // StartLoops starts loops in order.

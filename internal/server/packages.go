@@ -13,12 +13,11 @@ import (
 
 // localContent is the package content this server holds, shared by the
 // package routes (internal/server/packages), content replication and the
-// scrub: the repository, the ids of packages being built here, and
-// replication's state.
+// scrub (internal/server/contentrepl): the repository and the ids of
+// packages being built here.
 type localContent struct {
 	repo *content.Repo
 	ids  *packages.IDs
-	repl *replicator
 }
 
 func (s *Server) openContent() (*localContent, error) {
@@ -26,7 +25,7 @@ func (s *Server) openContent() (*localContent, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &localContent{repo: repo, ids: packages.NewIDs(repo, s.db.LastPackageID, s.now), repl: newReplicator()}, nil
+	return &localContent{repo: repo, ids: packages.NewIDs(repo, s.db.LastPackageID, s.now)}, nil
 }
 
 // isBuilding reports whether package id is being built here: its content
@@ -56,4 +55,4 @@ type packageContent struct{ s *Server }
 func (c packageContent) Locations(dev zone.Device, p zone.Package) (info, pack []string) {
 	return c.s.packLocations(dev, p)
 }
-func (c packageContent) Changed() { c.s.pkg.repl.trigger() }
+func (c packageContent) Changed() { c.s.content.Trigger() }

@@ -119,7 +119,7 @@ func (s *Server) routes() http.Handler {
 	(&spkvalues.Handlers{Zone: s.db, Sealer: spkSealer{s}}).Register(area)
 	(&prebootwork.Handlers{Zone: s.db, Home: s.opts.Paths.Home}).Register(area)
 	s.packageHandlers().Register(area)
-	s.replicationRoutes(mux, admin)
+	s.content.Register(area)
 	mux.HandleFunc("GET "+api.ContentPrefix+"/{id}/{file}", s.serveContent(false))
 	s.setupRoutes(mux)
 	s.clusterRoutes(mux, admin)

@@ -19,6 +19,7 @@ import (
 	"zonekit/internal/metrics"
 	"zonekit/internal/pki"
 	"zonekit/internal/replica"
+	"zonekit/internal/server/contentrepl"
 	"zonekit/internal/version"
 	"zonekit/internal/zone"
 )
@@ -47,8 +48,9 @@ type Server struct {
 	now      func() time.Time
 	handler  http.Handler
 	shutdown time.Duration
-	pkg      *localContent // package content: repository, ids being built, replication
-	rep      *replica.Node // store replication; nil until SetReplica
+	pkg      *localContent        // package content: repository, ids being built
+	content  *contentrepl.Content // content replication and scrub
+	rep      *replica.Node        // store replication; nil until SetReplica
 	peers    peerClient
 	metrics  *metrics.ZoneServer
 	health   *metrics.Health
@@ -58,7 +60,6 @@ type Server struct {
 	remintErr atomic.Pointer[string]
 	caExpired atomic.Bool // logged that the zone CA expired while running
 	restoreMu sync.Mutex
-	scrubMu   sync.Mutex  // one scrub at a time
 	restored  atomic.Bool // set after a restore: answer nothing until restarted
 }
 
@@ -100,6 +101,9 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.pkg.repo.CPKTrust = s.cpkTrust
+	s.content = contentrepl.New(&contentrepl.Content{Zone: s.db, Repo: s.pkg.repo, Peers: serverPeers{s}, Self: s.self,
+		ContentPort: opts.Config.ContentPort, ScrubInterval: opts.Config.ScrubInterval, Paths: opts.Paths,
+		Building: s.pkg.isBuilding, PackSets: s.packSets, Log: s.log, Now: s.now})
 	s.auth = newAdminAuth(s.db, s.now)
 	s.setupMetrics()
 	s.handler = s.routes()

@@ -9,6 +9,7 @@ import (
 	"sort"
 
 	"zonekit/internal/agentpack"
+	"zonekit/internal/server/contentrepl"
 )
 
 // setupRoutes publishes the agent install packs (zconfigure -c
@@ -33,16 +34,11 @@ func (s *Server) setupRoutes(mux *http.ServeMux) {
 	})
 }
 
-type packSet struct {
-	Path string             `json:"path"`
-	Pack agentpack.Manifest `json:"pack"`
-}
-
 // packSets reads the manifests of the default and the custom packs.
-func (s *Server) packSets() []packSet {
-	var out []packSet
+func (s *Server) packSets() []contentrepl.PackSet {
+	var out []contentrepl.PackSet
 	if m, err := agentpack.ReadManifest(agentpack.DefaultDir(s.opts.Paths)); err == nil {
-		out = append(out, packSet{"/zenworks-setup/", m})
+		out = append(out, contentrepl.PackSet{Path: "/zenworks-setup/", Pack: m})
 	}
 	ents, _ := os.ReadDir(filepath.Join(agentpack.Dir(s.opts.Paths), "custom"))
 	sort.Slice(ents, func(i, j int) bool { return ents[i].Name() < ents[j].Name() })
@@ -51,7 +47,7 @@ func (s *Server) packSets() []packSet {
 			continue
 		}
 		if m, err := agentpack.ReadManifest(agentpack.CustomDir(s.opts.Paths, e.Name())); err == nil {
-			out = append(out, packSet{"/zenworks-setup/custom/" + e.Name() + "/", m})
+			out = append(out, contentrepl.PackSet{Path: "/zenworks-setup/custom/" + e.Name() + "/", Pack: m})
 		}
 	}
 	return out
@@ -60,7 +56,7 @@ func (s *Server) packSets() []packSet {
 func (s *Server) setupJSON(w http.ResponseWriter, r *http.Request) {
 	sets := s.packSets()
 	if sets == nil {
-		sets = []packSet{}
+		sets = []contentrepl.PackSet{}
 	}
 	writeJSON(w, http.StatusOK, sets)
 }

@@ -36,6 +36,9 @@ type Routes interface {
 	// Device mounts h for enrolled devices, authenticated by their
 	// device certificate (actor "device:ID").
 	Device(pattern string, h func(w http.ResponseWriter, r *http.Request, dev zone.Device) error)
+	// Peer mounts h for the zone's other servers, authenticated by
+	// their server certificate (actor "server:NAME").
+	Peer(pattern string, h func(w http.ResponseWriter, r *http.Request, peer zone.Server) error)
 	// ZoneServer reports whether r carries the certificate of one of
 	// the zone's servers, verified against the zone CA, and if so
 	// records "server:NAME" as the request's actor in the access log.

@@ -26,6 +26,9 @@ func (r *routes) Open(p string, _ httpapi.Handler)          { r.mounted[p] = "op
 func (r *routes) Device(p string, _ func(http.ResponseWriter, *http.Request, zone.Device) error) {
 	r.mounted[p] = "device"
 }
+func (r *routes) Peer(p string, _ func(http.ResponseWriter, *http.Request, zone.Server) error) {
+	r.mounted[p] = "peer"
+}
 func (r *routes) ZoneServer(req *http.Request) bool { return req.Header.Get("X-Test-Server") != "" }
 
 type fakeZone struct {

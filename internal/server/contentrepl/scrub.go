@@ -1,4 +1,4 @@
-package server
+package contentrepl
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"zonekit/internal/content"
 	"zonekit/internal/errkind"
 	"zonekit/internal/preboot/imaging"
+	"zonekit/internal/server/httpapi"
 	"zonekit/internal/zone"
 )
 
@@ -26,16 +27,16 @@ const inFlightStale = time.Minute
 // damaged copy is reported, logged, taken out of service and pulled again
 // from a peer that holds a good one (the next replication pass, run at
 // once here).
-func (s *Server) scrub(ctx context.Context, only string) (api.ScrubReport, error) {
-	s.scrubMu.Lock()
-	defer s.scrubMu.Unlock()
-	rep := api.ScrubReport{Server: s.self.Name, Started: s.now().UTC(), Damaged: []api.ScrubDamage{}}
-	repo := s.pkg.repo
+func (c *Content) scrub(ctx context.Context, only string) (api.ScrubReport, error) {
+	c.scrubMu.Lock()
+	defer c.scrubMu.Unlock()
+	rep := api.ScrubReport{Server: c.Self.Name, Started: c.Now().UTC(), Damaged: []api.ScrubDamage{}}
+	repo := c.Repo
 	ids, err := repo.IDs()
 	if err != nil {
 		return rep, err
 	}
-	_, _, mine, err := s.replicationView()
+	_, _, mine, err := c.replicationView()
 	if err != nil {
 		return rep, err
 	}
@@ -43,7 +44,7 @@ func (s *Server) scrub(ctx context.Context, only string) (api.ScrubReport, error
 		if only != "" && only != id {
 			continue
 		}
-		if s.pkg.isBuilding(id) {
+		if c.Building(id) {
 			continue
 		}
 		res, err := repo.Verify(ctx, id)
@@ -52,7 +53,7 @@ func (s *Server) scrub(ctx context.Context, only string) (api.ScrubReport, error
 			return rep, ctx.Err()
 		}
 		if err != nil {
-			s.log.Warn("scrub: package unreadable", "package", id, "err", err)
+			c.Log.Warn("scrub: package unreadable", "package", id, "err", err)
 			continue
 		}
 		rep.Packages++
@@ -60,15 +61,15 @@ func (s *Server) scrub(ctx context.Context, only string) (api.ScrubReport, error
 			continue
 		}
 		d := api.ScrubDamage{Kind: "package", Item: id, Fragments: res.Damaged}
-		s.log.Error("scrub: damaged package copy taken out of service", "package", id, "fragments", strings.Join(res.Damaged, ","))
+		c.Log.Error("scrub: damaged package copy taken out of service", "package", id, "fragments", strings.Join(res.Damaged, ","))
 		if err := repo.MarkDamaged(id, res.Damaged); err != nil {
 			d.Error = err.Error()
 		}
-		s.recordState(mine, zone.ContentState{Package: id, State: zone.ContentDamaged, Size: mine[id].Size,
+		c.recordState(mine, zone.ContentState{Package: id, State: zone.ContentDamaged, Size: mine[id].Size,
 			Error: "scrub: damaged fragments " + strings.Join(res.Damaged, ", ")})
 		rep.Damaged = append(rep.Damaged, d)
 	}
-	dir := s.imagesDir()
+	dir := c.ImagesDir()
 	imgs, err := imaging.List(dir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return rep, err
@@ -83,7 +84,7 @@ func (s *Server) scrub(ctx context.Context, only string) (api.ScrubReport, error
 			return rep, ctx.Err()
 		}
 		if err != nil {
-			s.log.Warn("scrub: image unreadable", "image", im.Name, "err", err)
+			c.Log.Warn("scrub: image unreadable", "image", im.Name, "err", err)
 			continue
 		}
 		rep.Images++
@@ -91,21 +92,21 @@ func (s *Server) scrub(ctx context.Context, only string) (api.ScrubReport, error
 			continue
 		}
 		d := api.ScrubDamage{Kind: "image", Item: im.Name}
-		s.log.Error("scrub: damaged image taken out of service", "image", im.Name, "sha256", sum, "want", im.SHA256)
+		c.Log.Error("scrub: damaged image taken out of service", "image", im.Name, "sha256", sum, "want", im.SHA256)
 		// Set aside (names starting with a dot are not images), so that the
 		// replication pass pulls a good copy under its name.
 		if err := os.Rename(filepath.Join(dir, im.Name), filepath.Join(dir, ".damaged-"+im.Name)); err != nil {
 			d.Error = err.Error()
 		}
 		key := zone.ImagePrefix + im.Name
-		s.recordState(mine, zone.ContentState{Package: key, State: zone.ContentDamaged, Size: im.Size, Error: "scrub: SHA-256 does not match"})
+		c.recordState(mine, zone.ContentState{Package: key, State: zone.ContentDamaged, Size: im.Size, Error: "scrub: SHA-256 does not match"})
 		rep.Damaged = append(rep.Damaged, d)
 	}
 	if len(rep.Damaged) > 0 {
 		// Repair now: the pass pulls what is no longer held, from peers
 		// that hold a good copy.
-		s.replicationPass(ctx)
-		_, _, mine, _ = s.replicationView()
+		c.Pass(ctx)
+		_, _, mine, _ = c.replicationView()
 		for i, d := range rep.Damaged {
 			key := d.Item
 			if d.Kind == "image" {
@@ -117,21 +118,21 @@ func (s *Server) scrub(ctx context.Context, only string) (api.ScrubReport, error
 				rep.Damaged[i].Error = "no peer sent a good copy: " + st.Error
 				if d.Kind == "package" {
 					// The pass recorded it missing; it stays marked damaged.
-					s.recordState(mine, zone.ContentState{Package: key, State: zone.ContentDamaged, Size: st.Size, Error: rep.Damaged[i].Error})
+					c.recordState(mine, zone.ContentState{Package: key, State: zone.ContentDamaged, Size: st.Size, Error: rep.Damaged[i].Error})
 				}
 			} else {
-				s.log.Info("scrub: damaged copy repaired from a peer", "item", d.Item, "peer", st.Peer)
+				c.Log.Info("scrub: damaged copy repaired from a peer", "item", d.Item, "peer", st.Peer)
 			}
 		}
 	}
-	rep.Finished = s.now().UTC()
-	s.log.Info("scrub finished", "packages", rep.Packages, "images", rep.Images, "bytes", rep.Bytes, "damaged", len(rep.Damaged))
+	rep.Finished = c.Now().UTC()
+	c.Log.Info("scrub finished", "packages", rep.Packages, "images", rep.Images, "bytes", rep.Bytes, "damaged", len(rep.Damaged))
 	return rep, nil
 }
 
-// scrubLoop scrubs every interval (content.scrub-interval; 0 never).
-func (s *Server) scrubLoop(ctx context.Context) {
-	every := s.opts.Config.ScrubInterval
+// ScrubLoop scrubs every interval (content.scrub-interval; 0 never).
+func (c *Content) ScrubLoop(ctx context.Context) {
+	every := c.ScrubInterval
 	if every <= 0 {
 		return
 	}
@@ -143,42 +144,42 @@ func (s *Server) scrubLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if _, err := s.scrub(ctx, ""); err != nil && ctx.Err() == nil {
-			s.log.Error("scheduled scrub", "err", err)
+		if _, err := c.scrub(ctx, ""); err != nil && ctx.Err() == nil {
+			c.Log.Error("scheduled scrub", "err", err)
 		}
 	}
 }
 
 // postScrub runs a scrub on this server now (zman content-scrub).
-func (s *Server) postScrub(w http.ResponseWriter, r *http.Request, actor string) error {
+func (c *Content) postScrub(w http.ResponseWriter, r *http.Request, actor string) error {
 	only := r.URL.Query().Get("package")
 	if only != "" {
 		if err := checkScrubItem(only); err != nil {
 			return err
 		}
 	}
-	s.log.Info("scrub requested", "actor", actor, "only", only)
-	rep, err := s.scrub(r.Context(), only)
+	c.Log.Info("scrub requested", "actor", actor, "only", only)
+	rep, err := c.scrub(r.Context(), only)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, rep)
+	httpapi.WriteJSON(w, http.StatusOK, rep)
 	return nil
 }
 
 // peerSuspect is told by a peer that a copy it pulled from here arrived
 // damaged: this server scrubs that item at once, in the background.
-func (s *Server) peerSuspect(w http.ResponseWriter, r *http.Request, peer zone.Server) error {
+func (c *Content) peerSuspect(w http.ResponseWriter, r *http.Request, peer zone.Server) error {
 	item := r.URL.Query().Get("package")
 	if err := checkScrubItem(item); err != nil {
 		return err
 	}
-	s.log.Warn("scrub: a peer received a damaged copy from here", "peer", peer.Name, "item", item)
+	c.Log.Warn("scrub: a peer received a damaged copy from here", "peer", peer.Name, "item", item)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 		defer cancel()
-		if _, err := s.scrub(ctx, item); err != nil {
-			s.log.Error("scrub after a peer's report", "item", item, "err", err)
+		if _, err := c.scrub(ctx, item); err != nil {
+			c.Log.Error("scrub after a peer's report", "item", item, "err", err)
 		}
 	}()
 	w.WriteHeader(http.StatusAccepted)
@@ -186,13 +187,13 @@ func (s *Server) peerSuspect(w http.ResponseWriter, r *http.Request, peer zone.S
 }
 
 // reportDamaged tells peer that item arrived damaged from it.
-func (s *Server) reportDamaged(peer zone.Server, item string) {
-	s.log.Warn("content replication: a peer sent a damaged copy", "peer", peer.Name, "item", item)
+func (c *Content) reportDamaged(peer zone.Server, item string) {
+	c.Log.Warn("content replication: a peer sent a damaged copy", "peer", peer.Name, "item", item)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := s.peerCall(ctx, peerAddr(peer), http.MethodPost, "/cluster/content/suspect?package="+item, nil, nil); err != nil {
-			s.log.Warn("content replication: report a damaged copy to its server", "peer", peer.Name, "err", err)
+		if err := c.Peers.Call(ctx, peer, http.MethodPost, "/cluster/content/suspect?package="+item, nil, nil); err != nil {
+			c.Log.Warn("content replication: report a damaged copy to its server", "peer", peer.Name, "err", err)
 		}
 	}()
 }

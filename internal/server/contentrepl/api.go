@@ -1,4 +1,4 @@
-package server
+package contentrepl
 
 import (
 	"net/http"
@@ -11,41 +11,46 @@ import (
 	"zonekit/internal/api"
 	"zonekit/internal/errkind"
 	"zonekit/internal/preboot/imaging"
+	"zonekit/internal/server/httpapi"
 	"zonekit/internal/zone"
 )
 
-func (s *Server) replicationRoutes(mux *http.ServeMux, admin adminRoute) {
-	admin("GET "+api.Prefix+"/content-replication", s.replicationStatus)
-	admin("GET "+api.Prefix+"/content-replication/schedule", s.getReplicationSchedule)
-	admin("PUT "+api.Prefix+"/content-replication/schedule", s.putReplicationSchedule)
-	admin("POST "+api.Prefix+"/content-replication/now", s.replicateNow)
-	admin("GET "+api.Prefix+"/closest-server-rules", s.listClosestRules)
-	admin("PUT "+api.Prefix+"/closest-server-rules", s.setClosestRule)
-	admin("DELETE "+api.Prefix+"/closest-server-rules", s.clearClosestRule)
+// Register mounts the routes of content replication, closest-server
+// rules and scrub.
+func (c *Content) Register(r httpapi.Routes) {
+	r.Admin("GET "+api.Prefix+"/content-replication", c.replicationStatus)
+	r.Admin("GET "+api.Prefix+"/content-replication/schedule", c.getReplicationSchedule)
+	r.Admin("PUT "+api.Prefix+"/content-replication/schedule", c.putReplicationSchedule)
+	r.Admin("POST "+api.Prefix+"/content-replication/now", c.replicateNow)
+	r.Admin("GET "+api.Prefix+"/closest-server-rules", c.listClosestRules)
+	r.Admin("PUT "+api.Prefix+"/closest-server-rules", c.setClosestRule)
+	r.Admin("DELETE "+api.Prefix+"/closest-server-rules", c.clearClosestRule)
+	r.Admin("POST "+api.Prefix+"/content/scrub", c.postScrub)
 	// Peers only (their zone server certificate): images are pulled by
 	// the servers, never by agents or administrators.
-	mux.HandleFunc("GET "+api.Prefix+"/replication/images", s.wrap(s.peerImages))
-	mux.HandleFunc("GET "+api.Prefix+"/replication/images/{name}", s.wrap(s.peerImage))
+	r.Peer("GET "+api.Prefix+"/replication/images", c.peerImages)
+	r.Peer("GET "+api.Prefix+"/replication/images/{name}", c.peerImage)
+	r.Peer("POST "+api.Prefix+"/cluster/content/suspect", c.peerSuspect)
 }
 
 func apiSchedule(sc zone.ReplicationSchedule) api.ReplicationSchedule {
 	return api.ReplicationSchedule{Interval: sc.Interval.String(), IntervalSeconds: int64(sc.Interval / time.Second), Requested: sc.Requested}
 }
 
-func (s *Server) replicationStatus(w http.ResponseWriter, r *http.Request, _ string) error {
-	sched, err := s.db.ReplicationSchedule()
+func (c *Content) replicationStatus(w http.ResponseWriter, r *http.Request, _ string) error {
+	sched, err := c.Zone.ReplicationSchedule()
 	if err != nil {
 		return err
 	}
-	servers, err := s.db.Servers()
+	servers, err := c.Zone.Servers()
 	if err != nil {
 		return err
 	}
-	pkgs, err := s.db.Packages()
+	pkgs, err := c.Zone.Packages()
 	if err != nil {
 		return err
 	}
-	states, err := s.db.ContentStates()
+	states, err := c.Zone.ContentStates()
 	if err != nil {
 		return err
 	}
@@ -75,7 +80,7 @@ func (s *Server) replicationStatus(w http.ResponseWriter, r *http.Request, _ str
 		e := api.ReplicationEntry{Server: sv.Name, ServerID: sv.ID, Kind: kind, Package: pkg, Name: name, State: api.ContentMissing, Size: size}
 		if st, ok := have[sv.ID+"/"+key]; ok {
 			e.State, e.Bytes, e.Error, e.Updated, e.Peer = st.State, st.Bytes, st.Error, st.Updated, names[st.Peer]
-			e.Stale = st.State == zone.ContentInFlight && s.now().Sub(st.Updated) > inFlightStale
+			e.Stale = st.State == zone.ContentInFlight && c.Now().Sub(st.Updated) > inFlightStale
 			if st.Size > 0 {
 				e.Size = st.Size
 			}
@@ -106,22 +111,22 @@ func (s *Server) replicationStatus(w http.ResponseWriter, r *http.Request, _ str
 			return errkind.New(errkind.NotFound, "server %q not found (zman server-list)", wantServer)
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpapi.WriteJSON(w, http.StatusOK, out)
 	return nil
 }
 
-func (s *Server) getReplicationSchedule(w http.ResponseWriter, r *http.Request, _ string) error {
-	sched, err := s.db.ReplicationSchedule()
+func (c *Content) getReplicationSchedule(w http.ResponseWriter, r *http.Request, _ string) error {
+	sched, err := c.Zone.ReplicationSchedule()
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, apiSchedule(sched))
+	httpapi.WriteJSON(w, http.StatusOK, apiSchedule(sched))
 	return nil
 }
 
-func (s *Server) putReplicationSchedule(w http.ResponseWriter, r *http.Request, actor string) error {
+func (c *Content) putReplicationSchedule(w http.ResponseWriter, r *http.Request, actor string) error {
 	var req api.ReplicationSchedule
-	if err := readJSON(w, r, &req); err != nil {
+	if err := httpapi.ReadJSON(w, r, &req); err != nil {
 		return err
 	}
 	d := time.Duration(req.IntervalSeconds) * time.Second
@@ -131,26 +136,26 @@ func (s *Server) putReplicationSchedule(w http.ResponseWriter, r *http.Request, 
 			return errkind.New(errkind.Usage, "interval %q: want a duration such as 15m or 2h", req.Interval)
 		}
 	}
-	if err := s.db.Exec(actor, zone.CmdContentScheduleSet, zone.ReplicationSchedule{Interval: d}); err != nil {
+	if err := c.Zone.Exec(actor, zone.CmdContentScheduleSet, zone.ReplicationSchedule{Interval: d}); err != nil {
 		return err
 	}
-	return s.getReplicationSchedule(w, r, actor)
+	return c.getReplicationSchedule(w, r, actor)
 }
 
-func (s *Server) replicateNow(w http.ResponseWriter, r *http.Request, actor string) error {
-	if err := s.db.Exec(actor, zone.CmdContentReplicateNow, map[string]any{"time": s.db.Now()}); err != nil {
+func (c *Content) replicateNow(w http.ResponseWriter, r *http.Request, actor string) error {
+	if err := c.Zone.Exec(actor, zone.CmdContentReplicateNow, map[string]any{"time": c.Zone.Now()}); err != nil {
 		return err
 	}
-	s.pkg.repl.trigger()
-	return s.getReplicationSchedule(w, r, actor)
+	c.Trigger()
+	return c.getReplicationSchedule(w, r, actor)
 }
 
-func (s *Server) listClosestRules(w http.ResponseWriter, r *http.Request, _ string) error {
-	rules, err := s.db.ClosestServerRules()
+func (c *Content) listClosestRules(w http.ResponseWriter, r *http.Request, _ string) error {
+	rules, err := c.Zone.ClosestServerRules()
 	if err != nil {
 		return err
 	}
-	servers, err := s.db.Servers()
+	servers, err := c.Zone.Servers()
 	if err != nil {
 		return err
 	}
@@ -162,7 +167,7 @@ func (s *Server) listClosestRules(w http.ResponseWriter, r *http.Request, _ stri
 	for _, rule := range rules {
 		a := api.ClosestServerRule{Scope: rule.Scope, Target: rule.Target, Set: rule.Set, Servers: []string{}}
 		if rule.Scope == zone.ScopeDevice {
-			dev, err := s.db.Device(rule.Target)
+			dev, err := c.Zone.Device(rule.Target)
 			if err != nil {
 				continue // the device was deleted: its rule no longer applies
 			}
@@ -175,12 +180,12 @@ func (s *Server) listClosestRules(w http.ResponseWriter, r *http.Request, _ stri
 		}
 		out = append(out, a)
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpapi.WriteJSON(w, http.StatusOK, out)
 	return nil
 }
 
 // ruleScope resolves a request's scope and target (a device by id or name).
-func (s *Server) ruleScope(scope, target string) (string, error) {
+func (c *Content) ruleScope(scope, target string) (string, error) {
 	switch scope {
 	case zone.ScopeZone:
 		return "", nil
@@ -190,7 +195,7 @@ func (s *Server) ruleScope(scope, target string) (string, error) {
 		}
 		return target, nil
 	case zone.ScopeDevice:
-		dev, err := s.db.ResolveDevice(target)
+		dev, err := c.Zone.ResolveDevice(target)
 		if err != nil {
 			return "", err
 		}
@@ -199,16 +204,16 @@ func (s *Server) ruleScope(scope, target string) (string, error) {
 	return "", errkind.New(errkind.Usage, "scope %q: want zone, group or device (--zone, --group G, --device D)", scope)
 }
 
-func (s *Server) setClosestRule(w http.ResponseWriter, r *http.Request, actor string) error {
+func (c *Content) setClosestRule(w http.ResponseWriter, r *http.Request, actor string) error {
 	var req api.ClosestServerRule
-	if err := readJSON(w, r, &req); err != nil {
+	if err := httpapi.ReadJSON(w, r, &req); err != nil {
 		return err
 	}
-	target, err := s.ruleScope(req.Scope, req.Target)
+	target, err := c.ruleScope(req.Scope, req.Target)
 	if err != nil {
 		return err
 	}
-	servers, err := s.db.Servers()
+	servers, err := c.Zone.Servers()
 	if err != nil {
 		return err
 	}
@@ -225,51 +230,45 @@ func (s *Server) setClosestRule(w http.ResponseWriter, r *http.Request, actor st
 		}
 		ids = append(ids, id)
 	}
-	rule := zone.ClosestServerRule{Scope: req.Scope, Target: target, Servers: ids, Set: s.db.Now()}
-	if err := s.db.Exec(actor, zone.CmdClosestServerRuleSet, rule); err != nil {
+	rule := zone.ClosestServerRule{Scope: req.Scope, Target: target, Servers: ids, Set: c.Zone.Now()}
+	if err := c.Zone.Exec(actor, zone.CmdClosestServerRuleSet, rule); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
-func (s *Server) clearClosestRule(w http.ResponseWriter, r *http.Request, actor string) error {
+func (c *Content) clearClosestRule(w http.ResponseWriter, r *http.Request, actor string) error {
 	scope, target := r.URL.Query().Get("scope"), r.URL.Query().Get("target")
-	target, err := s.ruleScope(scope, target)
+	target, err := c.ruleScope(scope, target)
 	if err != nil {
 		return err
 	}
-	if err := s.db.Exec(actor, zone.CmdClosestServerRuleDrop, zone.ClosestServerRule{Scope: scope, Target: target}); err != nil {
+	if err := c.Zone.Exec(actor, zone.CmdClosestServerRuleDrop, zone.ClosestServerRule{Scope: scope, Target: target}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
-func (s *Server) peerImages(w http.ResponseWriter, r *http.Request) error {
-	if _, err := s.peerFromTLS(r); err != nil {
-		return err
-	}
-	imgs, err := imaging.List(s.imagesDir())
+func (c *Content) peerImages(w http.ResponseWriter, r *http.Request, _ zone.Server) error {
+	imgs, err := imaging.List(c.ImagesDir())
 	if err != nil && !os.IsNotExist(err) {
 		return err
 	}
 	if imgs == nil {
 		imgs = []imaging.Image{}
 	}
-	writeJSON(w, http.StatusOK, imgs)
+	httpapi.WriteJSON(w, http.StatusOK, imgs)
 	return nil
 }
 
-func (s *Server) peerImage(w http.ResponseWriter, r *http.Request) error {
-	if _, err := s.peerFromTLS(r); err != nil {
-		return err
-	}
+func (c *Content) peerImage(w http.ResponseWriter, r *http.Request, _ zone.Server) error {
 	name := r.PathValue("name")
 	if !validImageName(name) {
 		return errkind.New(errkind.NotFound, "no image %q", name)
 	}
-	p := filepath.Join(s.imagesDir(), name)
+	p := filepath.Join(c.ImagesDir(), name)
 	sum, err := os.ReadFile(p + ".sha256")
 	if err != nil {
 		return errkind.New(errkind.NotFound, "no image %q", name)

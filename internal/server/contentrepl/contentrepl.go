@@ -1,11 +1,19 @@
-package server
+// Package contentrepl keeps this zone server's content (packages,
+// preboot images, agent install packs) in step with its peers' and
+// checks it (scrub), and serves the routes of both: content replication
+// status and schedule, closest-server rules, scrub, and the peers' image
+// and damage-report routes. Its loops (Run, ScrubLoop) are started and
+// stopped by their owner, the daemon, through the server's Loops.
+package contentrepl
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -16,8 +24,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"zonekit/internal/agentpack"
 	"zonekit/internal/api"
 	"zonekit/internal/atomicfile"
+	"zonekit/internal/config"
 	"zonekit/internal/content"
 	"zonekit/internal/errkind"
 	"zonekit/internal/preboot/conf"
@@ -34,27 +44,81 @@ import (
 // server answers the status and sends agents to servers that hold a
 // package.
 
-// replicator is one server's replication state.
-type replicator struct {
-	kick chan struct{}
-	// peerURL is where a peer answers (https://NAME:PORT); tests point
-	// it at their listeners.
-	peerURL func(zone.Server) string
-	// progressEvery is how often a pull in flight records its bytes.
-	progressEvery time.Duration
-
-	mu     sync.Mutex
-	failed bool // the last pass left something missing: retry sooner
+// Zone is what content replication needs of the zone's state (*zone.DB).
+type Zone interface {
+	Exec(actor, name string, data any) error
+	Now() time.Time
+	Packages() ([]zone.Package, error)
+	Servers() ([]zone.Server, error)
+	Server(id string) (zone.Server, error)
+	SetContentPort(serverID string, port int) error
+	ContentStates() ([]zone.ContentState, error)
+	SetContentState(st zone.ContentState) error
+	ReplicationSchedule() (zone.ReplicationSchedule, error)
+	ClosestServerRules() ([]zone.ClosestServerRule, error)
+	Device(id string) (zone.Device, error)
+	ResolveDevice(ref string) (zone.Device, error)
 }
 
-func newReplicator() *replicator {
-	return &replicator{kick: make(chan struct{}, 1), peerURL: peerURL, progressEvery: progressEvery}
+// Peers is how this server reaches the zone's other servers.
+type Peers interface {
+	// TLSConfig is this server's client side of mutual TLS with a peer.
+	TLSConfig() *tls.Config
+	// URL is where peer answers (https://HOST:PORT).
+	URL(peer zone.Server) string
+	// Call sends a JSON request to peer's API (path after /api/v1).
+	Call(ctx context.Context, peer zone.Server, method, path string, in, out any) error
 }
 
-// trigger asks for a pass now (after a package is created or activated here).
-func (r *replicator) trigger() {
+// PackSet is one set of agent install packs, as /zenworks-setup/packs.json
+// lists them.
+type PackSet struct {
+	Path string             `json:"path"`
+	Pack agentpack.Manifest `json:"pack"`
+}
+
+// Content is one server's content replication and scrub state.
+type Content struct {
+	Zone  Zone
+	Repo  *content.Repo
+	Peers Peers
+	// Self is this server.
+	Self zone.Server
+	// ContentPort is this server's content port (content.port), recorded
+	// for agents; ScrubInterval how often ScrubLoop scrubs (0 never).
+	ContentPort   int
+	ScrubInterval time.Duration
+	// Paths is this server's zonekit home: images and agent packs.
+	Paths config.Paths
+	// Building reports whether package id is being built here: its
+	// content may exist before its record, and is left alone.
+	Building func(id string) bool
+	// PackSets lists this server's agent install packs.
+	PackSets func() []PackSet
+	Log      *slog.Logger
+	Now      func() time.Time
+	// ProgressEvery is how often a pull in flight records its bytes.
+	ProgressEvery time.Duration
+
+	kick    chan struct{}
+	mu      sync.Mutex
+	failed  bool       // the last pass left something missing: retry sooner
+	scrubMu sync.Mutex // one scrub at a time
+}
+
+// New returns c ready to run, its unset ProgressEvery defaulted.
+func New(c *Content) *Content {
+	c.kick = make(chan struct{}, 1)
+	if c.ProgressEvery == 0 {
+		c.ProgressEvery = progressEvery
+	}
+	return c
+}
+
+// Trigger asks for a pass now (after a package is created or activated here).
+func (c *Content) Trigger() {
 	select {
-	case r.kick <- struct{}{}:
+	case c.kick <- struct{}{}:
 	default:
 	}
 }
@@ -70,19 +134,18 @@ const replicationRetry = 30 * time.Second
 // progressEvery is how often a pull in flight reports its bytes.
 const progressEvery = 2 * time.Second
 
-// replicationLoop runs passes until ctx ends.
-func (s *Server) replicationLoop(ctx context.Context) {
-	r := s.pkg.repl
+// Run runs replication passes until ctx ends.
+func (c *Content) Run(ctx context.Context) {
 	var last time.Time
 	var lastFP string
 	var lastReq time.Time
 	tick := time.NewTicker(replicationPoll)
 	defer tick.Stop()
 	// A pull that this server was running when it stopped is over.
-	if _, _, mine, err := s.replicationView(); err == nil {
+	if _, _, mine, err := c.replicationView(); err == nil {
 		for k, st := range mine {
 			if st.State == zone.ContentInFlight {
-				s.recordState(mine, zone.ContentState{Package: k, State: zone.ContentMissing, Bytes: st.Bytes, Size: st.Size, Peer: st.Peer,
+				c.recordState(mine, zone.ContentState{Package: k, State: zone.ContentMissing, Bytes: st.Bytes, Size: st.Size, Peer: st.Peer,
 					Error: "pull interrupted: the server stopped"})
 			}
 		}
@@ -95,50 +158,50 @@ func (s *Server) replicationLoop(ctx context.Context) {
 			select {
 			case <-ctx.Done():
 				return
-			case <-r.kick:
+			case <-c.kick:
 				kicked = true
 			case <-tick.C:
 			}
 		}
-		sched, err := s.db.ReplicationSchedule()
+		sched, err := c.Zone.ReplicationSchedule()
 		if err != nil {
-			s.log.Error("content replication", "err", err)
+			c.Log.Error("content replication", "err", err)
 			continue
 		}
-		fp, err := s.packagesFingerprint()
+		fp, err := c.packagesFingerprint()
 		if err != nil {
-			s.log.Error("content replication", "err", err)
+			c.Log.Error("content replication", "err", err)
 			continue
 		}
 		every := sched.Interval
-		r.mu.Lock()
-		if r.failed && every > replicationRetry {
+		c.mu.Lock()
+		if c.failed && every > replicationRetry {
 			every = replicationRetry
 		}
-		r.mu.Unlock()
-		due := kicked || fp != lastFP || sched.Requested.After(lastReq) || s.now().Sub(last) >= every
+		c.mu.Unlock()
+		due := kicked || fp != lastFP || sched.Requested.After(lastReq) || c.Now().Sub(last) >= every
 		if !due {
 			continue
 		}
-		lastFP, lastReq, last = fp, sched.Requested, s.now()
+		lastFP, lastReq, last = fp, sched.Requested, c.Now()
 		// Agents are sent to this server's fragments at its content port:
 		// recorded (again, until it sticks: replication may not be ready).
-		if self, err := s.db.Server(s.self.ID); err == nil && self.ContentPort != s.opts.Config.ContentPort {
-			if err := s.db.SetContentPort(s.self.ID, s.opts.Config.ContentPort); err != nil {
-				s.log.Warn("record content port", "err", err)
+		if self, err := c.Zone.Server(c.Self.ID); err == nil && self.ContentPort != c.ContentPort {
+			if err := c.Zone.SetContentPort(c.Self.ID, c.ContentPort); err != nil {
+				c.Log.Warn("record content port", "err", err)
 			}
 		}
-		missing := s.replicationPass(ctx)
-		r.mu.Lock()
-		r.failed = missing
-		r.mu.Unlock()
+		missing := c.Pass(ctx)
+		c.mu.Lock()
+		c.failed = missing
+		c.mu.Unlock()
 	}
 }
 
 // packagesFingerprint changes whenever a package is created, changed,
 // activated, deactivated or deleted.
-func (s *Server) packagesFingerprint() (string, error) {
-	pkgs, err := s.db.Packages()
+func (c *Content) packagesFingerprint() (string, error) {
+	pkgs, err := c.Zone.Packages()
 	if err != nil {
 		return "", err
 	}
@@ -153,18 +216,18 @@ func (s *Server) packagesFingerprint() (string, error) {
 	return b.String(), nil
 }
 
-// replicationPass makes this server's content match the zone's: packages
+// Pass makes this server's content match the zone's: packages
 // the store no longer has are removed, those it lacks are pulled from
 // peers, images the peers hold in a newer version are pulled. It reports
 // whether something is still missing.
-func (s *Server) replicationPass(ctx context.Context) (missing bool) {
+func (c *Content) Pass(ctx context.Context) (missing bool) {
 	start := time.Now()
-	pkgs, err := s.db.Packages()
+	pkgs, err := c.Zone.Packages()
 	if err != nil {
-		s.log.Error("content replication", "err", err)
+		c.Log.Error("content replication", "err", err)
 		return true
 	}
-	repo := s.pkg.repo
+	repo := c.Repo
 	want := map[string]bool{}
 	for _, p := range pkgs {
 		want[p.ID] = true
@@ -172,9 +235,9 @@ func (s *Server) replicationPass(ctx context.Context) (missing bool) {
 	// Packages deleted on another server go here too.
 	ids, _ := repo.IDs()
 	for _, id := range ids {
-		if !want[id] && !s.pkg.isBuilding(id) {
+		if !want[id] && !c.Building(id) {
 			if err := repo.Remove(id); err != nil {
-				s.log.Error("content replication: remove a deleted package", "package", id, "err", err)
+				c.Log.Error("content replication: remove a deleted package", "package", id, "err", err)
 			}
 		}
 	}
@@ -184,9 +247,9 @@ func (s *Server) replicationPass(ctx context.Context) (missing bool) {
 			repo.DropPull(id)
 		}
 	}
-	peers, holders, mine, err := s.replicationView()
+	peers, holders, mine, err := c.replicationView()
 	if err != nil {
-		s.log.Error("content replication", "err", err)
+		c.Log.Error("content replication", "err", err)
 		return true
 	}
 	pulled := 0
@@ -195,57 +258,57 @@ func (s *Server) replicationPass(ctx context.Context) (missing bool) {
 			return true
 		}
 		if repo.Has(p.ID, p.SHA256) {
-			s.recordState(mine, zone.ContentState{Package: p.ID, State: zone.ContentPresent, Bytes: p.Size, Size: p.Size, Peer: mine[p.ID].Peer})
+			c.recordState(mine, zone.ContentState{Package: p.ID, State: zone.ContentPresent, Bytes: p.Size, Size: p.Size, Peer: mine[p.ID].Peer})
 			continue
 		}
-		if s.pkg.isBuilding(p.ID) {
+		if c.Building(p.ID) {
 			continue
 		}
-		if err := s.pullPackage(ctx, p, peers, holders[p.ID], mine); err != nil {
+		if err := c.pullPackage(ctx, p, peers, holders[p.ID], mine); err != nil {
 			missing = true
-			s.log.Warn("content replication: package not pulled", "package", p.ID, "err", err)
+			c.Log.Warn("content replication: package not pulled", "package", p.ID, "err", err)
 			state := zone.ContentMissing
 			if len(repo.Damaged(p.ID)) > 0 {
 				state = zone.ContentDamaged
 			}
-			s.recordState(mine, zone.ContentState{Package: p.ID, State: state, Size: p.Size, Error: err.Error()})
+			c.recordState(mine, zone.ContentState{Package: p.ID, State: state, Size: p.Size, Error: err.Error()})
 			continue
 		}
 		pulled++
 	}
-	if s.replicateImages(ctx, peers, holders, mine) {
+	if c.replicateImages(ctx, peers, holders, mine) {
 		missing = true
 	}
-	if s.replicatePacks(ctx, peers) {
+	if c.replicatePacks(ctx, peers) {
 		missing = true
 	}
 	if pulled > 0 || missing {
-		s.log.Info("content replication pass", "pulled", pulled, "missing", missing, "duration_ms", time.Since(start).Milliseconds())
+		c.Log.Info("content replication pass", "pulled", pulled, "missing", missing, "duration_ms", time.Since(start).Milliseconds())
 	}
 	return missing
 }
 
 // replicationView reads the servers (but this one), which server holds
 // which package or image (ids in name order), and this server's records.
-func (s *Server) replicationView() (peers map[string]zone.Server, holders map[string][]string, mine map[string]zone.ContentState, err error) {
-	servers, err := s.db.Servers()
+func (c *Content) replicationView() (peers map[string]zone.Server, holders map[string][]string, mine map[string]zone.ContentState, err error) {
+	servers, err := c.Zone.Servers()
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	peers = map[string]zone.Server{}
 	for _, sv := range servers {
-		if sv.ID != s.self.ID {
+		if sv.ID != c.Self.ID {
 			peers[sv.ID] = sv
 		}
 	}
-	states, err := s.db.ContentStates()
+	states, err := c.Zone.ContentStates()
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	holders = map[string][]string{}
 	mine = map[string]zone.ContentState{}
 	for _, st := range states {
-		if st.Server == s.self.ID {
+		if st.Server == c.Self.ID {
 			mine[st.Package] = st
 			continue
 		}
@@ -282,40 +345,40 @@ func peerOrder(peers map[string]zone.Server, holders []string) []zone.Server {
 }
 
 // recordState writes this server's record when it says something new.
-func (s *Server) recordState(mine map[string]zone.ContentState, st zone.ContentState) {
-	st.Server = s.self.ID
+func (c *Content) recordState(mine map[string]zone.ContentState, st zone.ContentState) {
+	st.Server = c.Self.ID
 	old, ok := mine[st.Package]
 	if ok && old.State == st.State && old.Bytes == st.Bytes && old.Size == st.Size && old.Peer == st.Peer && old.Error == st.Error {
 		return
 	}
-	st.Updated = s.db.Now()
-	if err := s.db.SetContentState(st); err != nil {
-		s.log.Error("record content state", "package", st.Package, "err", err)
+	st.Updated = c.Zone.Now()
+	if err := c.Zone.SetContentState(st); err != nil {
+		c.Log.Error("record content state", "package", st.Package, "err", err)
 		return
 	}
 	mine[st.Package] = st
 }
 
-func (s *Server) pullPackage(ctx context.Context, p zone.Package, peers map[string]zone.Server, holders []string, mine map[string]zone.ContentState) error {
+func (c *Content) pullPackage(ctx context.Context, p zone.Package, peers map[string]zone.Server, holders []string, mine map[string]zone.ContentState) error {
 	order := peerOrder(peers, holders)
 	if len(order) == 0 {
 		return errkind.New(errkind.NotFound, "no other server in the zone to pull it from")
 	}
-	client := s.peerClient()
+	client := c.PeerClient()
 	defer client.CloseIdleConnections()
 	info := content.InfoFor(p.ID, p.Spec, p.MD5, p.Frags).Marshal()
 	var errs []string
 	for _, peer := range order {
 		var done atomic.Int64
 		req := content.PullRequest{ID: p.ID, Size: p.Size, SHA256: p.SHA256, MD5: p.MD5, Frags: p.Frags, Info: info,
-			Base: s.pkg.repl.peerURL(peer) + api.ContentPrefix, Client: client, Done: &done}
-		s.recordState(mine, zone.ContentState{Package: p.ID, State: zone.ContentInFlight, Size: p.Size, Peer: peer.ID})
+			Base: c.Peers.URL(peer) + api.ContentPrefix, Client: client, Done: &done}
+		c.recordState(mine, zone.ContentState{Package: p.ID, State: zone.ContentInFlight, Size: p.Size, Peer: peer.ID})
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			t := time.NewTicker(s.pkg.repl.progressEvery)
+			t := time.NewTicker(c.ProgressEvery)
 			defer t.Stop()
 			for {
 				select {
@@ -323,28 +386,28 @@ func (s *Server) pullPackage(ctx context.Context, p zone.Package, peers map[stri
 					return
 				case <-t.C:
 					// Only this goroutine writes while the pull runs.
-					s.recordState(mine, zone.ContentState{Package: p.ID, State: zone.ContentInFlight, Bytes: done.Load(), Size: p.Size, Peer: peer.ID})
+					c.recordState(mine, zone.ContentState{Package: p.ID, State: zone.ContentInFlight, Bytes: done.Load(), Size: p.Size, Peer: peer.ID})
 				}
 			}
 		}()
 		start := time.Now()
-		st, err := s.pkg.repo.Pull(ctx, req)
+		st, err := c.Repo.Pull(ctx, req)
 		close(stop)
 		wg.Wait()
 		if err == nil {
 			if st.Refetched > 0 {
-				s.reportDamaged(peer, p.ID)
+				c.reportDamaged(peer, p.ID)
 			}
-			s.log.Info("content replication: package pulled", "package", p.ID, "peer", peer.Name, "received", st.Received,
+			c.Log.Info("content replication: package pulled", "package", p.ID, "peer", peer.Name, "received", st.Received,
 				"fragments", st.Fetched, "reused", st.Reused, "resumed", st.Resumed, "refetched", st.Refetched,
 				"duration_ms", time.Since(start).Milliseconds())
-			s.recordState(mine, zone.ContentState{Package: p.ID, State: zone.ContentPresent, Bytes: p.Size, Size: p.Size, Peer: peer.ID})
+			c.recordState(mine, zone.ContentState{Package: p.ID, State: zone.ContentPresent, Bytes: p.Size, Size: p.Size, Peer: peer.ID})
 			return nil
 		}
 		if st.Refetched > 0 || errors.Is(err, content.ErrDigest) {
 			// Damage is never silent: this server logs it and the peer
 			// that sent it checks its copy.
-			s.reportDamaged(peer, p.ID)
+			c.reportDamaged(peer, p.ID)
 		}
 		errs = append(errs, peer.Name+": "+err.Error())
 		if ctx.Err() != nil {
@@ -354,15 +417,15 @@ func (s *Server) pullPackage(ctx context.Context, p zone.Package, peers map[stri
 	return errors.New(strings.Join(errs, "; "))
 }
 
-// peerClient reaches peers over HTTPS with mutual TLS as the store's
+// PeerClient reaches peers over HTTPS with mutual TLS as the store's
 // replication does (PeerTLSConfig): this server's own zone certificate,
 // and a peer accepted only with a server certificate of the zone CA.
 // Without an overall timeout: a package may take minutes; stalls end at
 // the transport's timeouts or the pass's context.
-func (s *Server) peerClient() *http.Client {
+func (c *Content) PeerClient() *http.Client {
 	return &http.Client{
 		Transport: &http.Transport{
-			TLSClientConfig:       s.PeerTLSConfig(),
+			TLSClientConfig:       c.Peers.TLSConfig(),
 			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 			TLSHandshakeTimeout:   5 * time.Second,
 			ResponseHeaderTimeout: 30 * time.Second,
@@ -374,9 +437,9 @@ func (s *Server) peerClient() *http.Client {
 	}
 }
 
-// imagesDir is the image directory of this server's imaging service.
-func (s *Server) imagesDir() string {
-	l := conf.Layout{Home: s.opts.Paths.Home}
+// ImagesDir is the image directory of this server's imaging service.
+func (c *Content) ImagesDir() string {
+	l := conf.Layout{Home: c.Paths.Home}
 	if v, err := l.Load(conf.Imaging); err == nil {
 		if d := v.String("ImageDirectory"); d != "" {
 			return d
@@ -389,22 +452,22 @@ func (s *Server) imagesDir() string {
 // server lacks (another digest and a later modification time: an image
 // replaced on one server replaces it everywhere). It reports whether
 // something is still missing.
-func (s *Server) replicateImages(ctx context.Context, peers map[string]zone.Server, holders map[string][]string, mine map[string]zone.ContentState) (missing bool) {
-	dir := s.imagesDir()
+func (c *Content) replicateImages(ctx context.Context, peers map[string]zone.Server, holders map[string][]string, mine map[string]zone.ContentState) (missing bool) {
+	dir := c.ImagesDir()
 	local, err := imaging.List(dir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		s.log.Error("content replication: images", "err", err)
+		c.Log.Error("content replication: images", "err", err)
 		return true
 	}
 	have := map[string]imaging.Image{}
 	for _, im := range local {
 		have[im.Name] = im
-		s.recordState(mine, zone.ContentState{Package: zone.ImagePrefix + im.Name, State: zone.ContentPresent, Bytes: im.Size, Size: im.Size, Peer: mine[zone.ImagePrefix+im.Name].Peer})
+		c.recordState(mine, zone.ContentState{Package: zone.ImagePrefix + im.Name, State: zone.ContentPresent, Bytes: im.Size, Size: im.Size, Peer: mine[zone.ImagePrefix+im.Name].Peer})
 	}
 	if len(peers) == 0 {
 		return false
 	}
-	client := s.peerClient()
+	client := c.PeerClient()
 	defer client.CloseIdleConnections()
 	// The newest version of each image among the peers.
 	type offer struct {
@@ -414,8 +477,8 @@ func (s *Server) replicateImages(ctx context.Context, peers map[string]zone.Serv
 	best := map[string]offer{}
 	for _, peer := range peerOrder(peers, nil) {
 		var imgs []imaging.Image
-		if err := getJSON(ctx, client, s.pkg.repl.peerURL(peer)+api.Prefix+"/replication/images", &imgs); err != nil {
-			s.log.Warn("content replication: image list", "peer", peer.Name, "err", err)
+		if err := getJSON(ctx, client, c.Peers.URL(peer)+api.Prefix+"/replication/images", &imgs); err != nil {
+			c.Log.Warn("content replication: image list", "peer", peer.Name, "err", err)
 			continue
 		}
 		for _, im := range imgs {
@@ -435,23 +498,23 @@ func (s *Server) replicateImages(ctx context.Context, peers map[string]zone.Serv
 			continue
 		}
 		if err := os.MkdirAll(dir, 0o750); err != nil {
-			s.log.Error("content replication: images", "err", err)
+			c.Log.Error("content replication: images", "err", err)
 			return true
 		}
 		key := zone.ImagePrefix + name
 		var done atomic.Int64
-		s.recordState(mine, zone.ContentState{Package: key, State: zone.ContentInFlight, Size: o.img.Size, Peer: o.peer.ID})
-		err := s.pullImage(ctx, client, o.peer, o.img, dir, &done)
+		c.recordState(mine, zone.ContentState{Package: key, State: zone.ContentInFlight, Size: o.img.Size, Peer: o.peer.ID})
+		err := c.pullImage(ctx, client, o.peer, o.img, dir, &done)
 		if errors.Is(err, content.ErrDigest) {
-			s.reportDamaged(o.peer, key)
+			c.reportDamaged(o.peer, key)
 		}
 		if err != nil {
 			missing = true
-			s.log.Warn("content replication: image not pulled", "image", name, "peer", o.peer.Name, "err", err)
-			s.recordState(mine, zone.ContentState{Package: key, State: zone.ContentMissing, Bytes: done.Load(), Size: o.img.Size, Peer: o.peer.ID, Error: err.Error()})
+			c.Log.Warn("content replication: image not pulled", "image", name, "peer", o.peer.Name, "err", err)
+			c.recordState(mine, zone.ContentState{Package: key, State: zone.ContentMissing, Bytes: done.Load(), Size: o.img.Size, Peer: o.peer.ID, Error: err.Error()})
 			continue
 		}
-		s.recordState(mine, zone.ContentState{Package: key, State: zone.ContentPresent, Bytes: o.img.Size, Size: o.img.Size, Peer: o.peer.ID})
+		c.recordState(mine, zone.ContentState{Package: key, State: zone.ContentPresent, Bytes: o.img.Size, Size: o.img.Size, Peer: o.peer.ID})
 	}
 	return missing
 }
@@ -459,16 +522,16 @@ func (s *Server) replicateImages(ctx context.Context, peers map[string]zone.Serv
 // pullImage fetches an image (resumable, checked against its SHA-256)
 // and places it as the imaging service stores uploads: the checksum
 // file, then the image by rename, with the peer's modification time.
-func (s *Server) pullImage(ctx context.Context, c *http.Client, peer zone.Server, im imaging.Image, dir string, done *atomic.Int64) error {
+func (c *Content) pullImage(ctx context.Context, hc *http.Client, peer zone.Server, im imaging.Image, dir string, done *atomic.Int64) error {
 	if len(im.SHA256) != 64 || im.Size < 0 || !validImageName(im.Name) {
 		return errkind.New(errkind.Invalid, "the peer describes image %q wrongly", im.Name)
 	}
 	final := filepath.Join(dir, im.Name)
 	tmp := filepath.Join(dir, ".replica-"+im.Name)
-	url := s.pkg.repl.peerURL(peer) + api.Prefix + "/replication/images/" + im.Name
+	url := c.Peers.URL(peer) + api.Prefix + "/replication/images/" + im.Name
 	var err error
 	for attempt := 0; attempt < 2; attempt++ {
-		if _, _, err = content.FetchFile(ctx, c, url, tmp, im.Size, im.SHA256, done); !errors.Is(err, content.ErrDigest) {
+		if _, _, err = content.FetchFile(ctx, hc, url, tmp, im.Size, im.SHA256, done); !errors.Is(err, content.ErrDigest) {
 			break
 		}
 	}
@@ -495,10 +558,6 @@ func (s *Server) pullImage(ctx context.Context, c *http.Client, peer zone.Server
 	syncPath(dir)
 	return nil
 }
-
-// peerURL is where peers reach sv: its replication address, else its
-// name and port.
-func peerURL(sv zone.Server) string { return "https://" + peerAddr(sv) }
 
 func validImageName(name string) bool {
 	return policy.ValidName(name) && !strings.HasSuffix(name, ".sha256")

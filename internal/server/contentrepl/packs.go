@@ -1,4 +1,4 @@
-package server
+package contentrepl
 
 import (
 	"context"
@@ -20,24 +20,24 @@ import (
 // Server offers the same packs at /zenworks-setup whichever one built them.
 // Packs deleted on one server are not deleted elsewhere. It reports
 // whether something is still missing.
-func (s *Server) replicatePacks(ctx context.Context, peers map[string]zone.Server) (missing bool) {
+func (c *Content) replicatePacks(ctx context.Context, peers map[string]zone.Server) (missing bool) {
 	if len(peers) == 0 {
 		return false
 	}
 	local := map[string]agentpack.Manifest{}
-	for _, ps := range s.packSets() {
+	for _, ps := range c.PackSets() {
 		local[ps.Path] = ps.Pack
 	}
-	client := s.peerClient()
+	client := c.PeerClient()
 	defer client.CloseIdleConnections()
 	type offer struct {
-		set  packSet
+		set  PackSet
 		peer zone.Server
 	}
 	best := map[string]offer{}
 	for _, peer := range peerOrder(peers, nil) {
-		var sets []packSet
-		if err := getJSON(ctx, client, s.pkg.repl.peerURL(peer)+"/zenworks-setup/packs.json", &sets); err != nil {
+		var sets []PackSet
+		if err := getJSON(ctx, client, c.Peers.URL(peer)+"/zenworks-setup/packs.json", &sets); err != nil {
 			continue
 		}
 		for _, ps := range sets {
@@ -50,36 +50,36 @@ func (s *Server) replicatePacks(ctx context.Context, peers map[string]zone.Serve
 		if l, ok := local[path]; ok && !o.set.Pack.Built.After(l.Built) {
 			continue
 		}
-		dir, ok := s.packDir(path)
+		dir, ok := c.packDir(path)
 		if !ok {
 			continue
 		}
-		if err := s.pullPack(ctx, client, o.peer, o.set, dir); err != nil {
+		if err := c.pullPack(ctx, client, o.peer, o.set, dir); err != nil {
 			missing = true
-			s.log.Warn("content replication: agent packs not pulled", "packs", path, "peer", o.peer.Name, "err", err)
+			c.Log.Warn("content replication: agent packs not pulled", "packs", path, "peer", o.peer.Name, "err", err)
 			continue
 		}
-		s.log.Info("content replication: agent packs pulled", "packs", path, "peer", o.peer.Name, "built", o.set.Pack.Built)
+		c.Log.Info("content replication: agent packs pulled", "packs", path, "peer", o.peer.Name, "built", o.set.Pack.Built)
 	}
 	return missing
 }
 
 // packDir maps a pack path of /zenworks-setup to its directory here.
-func (s *Server) packDir(path string) (string, bool) {
+func (c *Content) packDir(path string) (string, bool) {
 	if path == "/zenworks-setup/" {
-		return agentpack.DefaultDir(s.opts.Paths), true
+		return agentpack.DefaultDir(c.Paths), true
 	}
 	name, ok := strings.CutPrefix(path, "/zenworks-setup/custom/")
 	name, ok2 := strings.CutSuffix(name, "/")
 	if !ok || !ok2 || !agentpack.ValidName(name) {
 		return "", false
 	}
-	return agentpack.CustomDir(s.opts.Paths, name), true
+	return agentpack.CustomDir(c.Paths, name), true
 }
 
 // pullPack fetches every file of a peer's packs (each checked against the
 // manifest's SHA-256) beside dir, then puts them in place in one step.
-func (s *Server) pullPack(ctx context.Context, c *http.Client, peer zone.Server, ps packSet, dir string) error {
+func (c *Content) pullPack(ctx context.Context, hc *http.Client, peer zone.Server, ps PackSet, dir string) error {
 	for _, f := range ps.Pack.Files {
 		if !agentpack.ValidFileName(f.Name) || len(f.SHA256) != 64 || f.Size < 0 {
 			return fmt.Errorf("the peer describes pack file %q wrongly", f.Name)
@@ -98,8 +98,8 @@ func (s *Server) pullPack(ctx context.Context, c *http.Client, peer zone.Server,
 	}
 	var sums strings.Builder
 	for _, f := range ps.Pack.Files {
-		url := s.pkg.repl.peerURL(peer) + ps.Path + f.Name
-		if _, _, err := content.FetchFile(ctx, c, url, filepath.Join(tmp, f.Name), f.Size, f.SHA256, nil); err != nil {
+		url := c.Peers.URL(peer) + ps.Path + f.Name
+		if _, _, err := content.FetchFile(ctx, hc, url, filepath.Join(tmp, f.Name), f.Size, f.SHA256, nil); err != nil {
 			return err
 		}
 		mode := os.FileMode(0o644)
