@@ -72,6 +72,7 @@ func TestScripts(t *testing.T) {
 			"slipgz":       cmdSlipGz,
 			"zacage":       cmdZacAge,
 			"signal":       cmdSignal,
+			"interrupt":    cmdInterrupt,
 			"until":        cmdUntil,
 			"leaders":      cmdLeaders,
 			"writes":       cmdWrites,

@@ -30,7 +30,7 @@ func (a *Agent) TrustedCAs() ([]*x509.Certificate, error) {
 	data, err := os.ReadFile(a.CACertPath())
 	if err != nil {
 		if os.IsNotExist(err) {
-			return nil, errkind.New(errkind.Usage, "no zone CA certificate at %s: register first, or add one with 'zac cert-info FILE'", a.CACertPath())
+			return nil, errkind.New(errkind.Refused, "no zone CA certificate at %s: register first, or add one with 'zac cert-info FILE'", a.CACertPath())
 		}
 		return nil, err
 	}
@@ -164,7 +164,7 @@ func (a *Agent) AddTrustedCA(file string) ([]*x509.Certificate, error) {
 		return nil, errkind.New(errkind.Invalid, "%s: %v", file, err)
 	}
 	have, err := a.TrustedCAs()
-	if err != nil && !errkind.Is(err, errkind.Usage) {
+	if err != nil && !errkind.Is(err, errkind.Refused) {
 		return nil, err
 	}
 	var added []*x509.Certificate

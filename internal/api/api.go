@@ -24,7 +24,7 @@ type Error struct {
 
 // ErrorBody names the kind of failure for clients and says it for people.
 type ErrorBody struct {
-	Code    string `json:"code"` // auth, not_found, exists, usage, unavailable, failure
+	Code    string `json:"code"` // auth, not_found, exists, usage, refused, unavailable, invalid, failure
 	Message string `json:"message"`
 }
 

@@ -183,9 +183,12 @@ func AnswerError(status int, data []byte) error {
 	if json.Unmarshal(data, &e) != nil || e.Error.Message == "" {
 		return fmt.Errorf("zone server answered %d %s", status, http.StatusText(status))
 	}
+	// A server's "usage" answer (400) refuses the request as it stands;
+	// it is never a mistake on the client's command line, so it is not
+	// a usage error here (exit 1, no "--help" hint).
 	kinds := map[string]errkind.Kind{
 		"auth": errkind.Auth, "not_found": errkind.NotFound, "exists": errkind.Exists,
-		"usage": errkind.Usage, "unavailable": errkind.Unavailable, "invalid": errkind.Invalid,
+		"usage": errkind.Refused, "refused": errkind.Refused, "unavailable": errkind.Unavailable, "invalid": errkind.Invalid,
 	}
 	k, ok := kinds[e.Error.Code]
 	if !ok {

@@ -23,6 +23,11 @@ const (
 	Pending                  // the command worked but work remains (packages not yet deployed)
 	PartlyFailed             // the command ran to its end, but some of its items failed (zac: package results)
 	Busy                     // another process holds the resource (zac: the download engine)
+	// Refused is a request the zone (or the tool, in its present state)
+	// will not carry out as it stands: a rule or a missing precondition,
+	// not a mistake on the command line. Every error answer of a zone
+	// server that is not of a more specific kind is one.
+	Refused
 )
 
 // The one table of exit statuses. Auth shares 1 with Failure on purpose: a
@@ -38,6 +43,7 @@ var exitCodes = map[Kind]int{
 	Pending:      6,
 	PartlyFailed: 7,
 	Busy:         8,
+	Refused:      1,
 	Passphrase:   12,
 	Cancelled:    130,
 }
@@ -45,8 +51,9 @@ var exitCodes = map[Kind]int{
 // ExitStatusHelp is the EXIT STATUS text carried by every command's help.
 const ExitStatusHelp = `EXIT STATUS
   0    success
-  1    failure, including a failed login and damaged or refused input
-  2    usage error (unknown flag, missing argument)
+  1    failure, including a failed login, damaged input and a request the
+       zone server refused
+  2    usage error on the command line (unknown flag, missing argument)
   3    the named object was not found
   4    the object already exists
   5    the zone server or store could not be reached

@@ -119,7 +119,7 @@ func RepairSSL(o RepairOptions) (*RepairResult, error) {
 		}
 	case RepairCAAndServer:
 		if !z.CAInternal {
-			return nil, errkind.New(errkind.Usage, "the zone CA is external: it is reminted by its owner; then change to it with 'zman certificate-authority-change --external'")
+			return nil, errkind.New(errkind.Refused, "the zone CA is external: it is reminted by its owner; then change to it with 'zman certificate-authority-change --external'")
 		}
 		servers, err := db.Servers()
 		if err != nil {
@@ -127,7 +127,7 @@ func RepairSSL(o RepairOptions) (*RepairResult, error) {
 		}
 		for _, sv := range servers {
 			if sv.ID != self.ID && sv.HasRole(zone.RoleCertAuth) {
-				return nil, errkind.New(errkind.Usage, "server %s holds the CertAuth role: repair the CA there", sv.Name)
+				return nil, errkind.New(errkind.Refused, "server %s holds the CertAuth role: repair the CA there", sv.Name)
 			}
 		}
 		years := o.Years

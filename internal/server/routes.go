@@ -173,6 +173,8 @@ func statusOf(err error) (int, string) {
 		return http.StatusConflict, "exists"
 	case errkind.Usage:
 		return http.StatusBadRequest, "usage"
+	case errkind.Refused:
+		return http.StatusConflict, "refused"
 	case errkind.Unavailable:
 		return http.StatusServiceUnavailable, "unavailable"
 	case errkind.Invalid:

@@ -115,12 +115,12 @@ func applyServerDelete(tx *bolt.Tx, c Command) (string, error) {
 		return "", err
 	}
 	if s.HasRole(RoleCertAuth) {
-		return "", errkind.New(errkind.Usage, "server %s holds the CertAuth role: move the zone CA to another server first (certificate-authority-export -d, then certificate-authority-import there)", s.Name)
+		return "", errkind.New(errkind.Refused, "server %s holds the CertAuth role: move the zone CA to another server first (certificate-authority-export -d, then certificate-authority-import there)", s.Name)
 	}
 	n := 0
 	tx.Bucket(store.BucketServers).ForEach(func(k, v []byte) error { n++; return nil })
 	if n <= 1 {
-		return "", errkind.New(errkind.Usage, "server %s is the zone's only server", s.Name)
+		return "", errkind.New(errkind.Refused, "server %s is the zone's only server", s.Name)
 	}
 	return s.Name, tx.Bucket(store.BucketServers).Delete([]byte(s.ID))
 }

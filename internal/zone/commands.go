@@ -381,7 +381,7 @@ func addToGroup(tx *bolt.Tx, name string, ids []string) error {
 		return err
 	}
 	if g.Filter != nil {
-		return errkind.New(errkind.Usage, "group %s is dynamic: its filter picks its devices", name)
+		return errkind.New(errkind.Refused, "group %s is dynamic: its filter picks its devices", name)
 	}
 	have := map[string]bool{}
 	for _, m := range g.Members {

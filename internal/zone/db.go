@@ -202,7 +202,7 @@ func (d *DB) ResolveDevice(ref string) (Device, error) {
 	case 1:
 		return found[0], nil
 	}
-	return Device{}, errkind.New(errkind.Usage, "%d devices are named %q: give the device id", len(found), ref)
+	return Device{}, errkind.New(errkind.Refused, "%d devices are named %q: give the device id", len(found), ref)
 }
 
 // Groups lists groups by name.

@@ -115,7 +115,7 @@ func applySatelliteRole(tx *bolt.Tx, c Command) (string, error) {
 			return "", errkind.New(errkind.Usage, "satellite role %q: only %s and %s are supported", d.Role, SatelliteContent, SatelliteAuthentication)
 		}
 		if dev.Kind != "" {
-			return "", errkind.New(errkind.Usage, "device %s is a %s agent: only zac devices can be satellites", dev.Name, dev.Kind)
+			return "", errkind.New(errkind.Refused, "device %s is a %s agent: only zac devices can be satellites", dev.Name, dev.Kind)
 		}
 		if dev.Satellite == nil {
 			dev.Satellite = &Satellite{Added: d.Time}

@@ -258,7 +258,7 @@ func TestResolveDevice(t *testing.T) {
 	}{
 		{ref: "d2", wantID: "d2"},
 		{ref: "alpha", wantID: "d1"},
-		{ref: "beta", kind: errkind.Usage},
+		{ref: "beta", kind: errkind.Refused},
 		{ref: "gamma", kind: errkind.NotFound},
 	}
 	for _, tt := range tests {

@@ -11,20 +11,82 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"golang.org/x/term"
 
 	"zonekit/internal/errkind"
 	"zonekit/internal/ui"
 )
 
+// Grace is how long a command has, after the first SIGINT or SIGTERM, to
+// end on its own (its context is cancelled, so deferred cleanup runs)
+// before Run gives up on it and returns 130 anyway: a read blocked on a
+// FIFO or a CPU loop that does not look at its context still ends within
+// two seconds. The work that matters on disk is written atomically, so an
+// end at that point loses nothing that was committed.
+const Grace = 1500 * time.Millisecond
+
+// OwnShutdown is the annotation of the daemons (zconfigure serve, zac
+// agent, pbserv SERVICE run): they shut down on the first signal within
+// their own configured bound, and Run waits for them instead of giving up
+// after Grace. A second signal still ends them at once.
+const OwnShutdown = "zonekit/own-shutdown"
+
 // Run executes root with args and returns the exit status. It is the one
-// place that prints the final error. SIGINT and SIGTERM cancel the
-// command's context so deferred cleanup runs.
+// place that prints the final error. The first SIGINT or SIGTERM cancels
+// the command's context and restores the default handlers, so that a
+// second one ends the process at once; a command that has not ended
+// Grace after the first is abandoned with status 130.
 func Run(root *cobra.Command, io *ui.IOStreams, args []string) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	restoreTerm := saveTerminal(io)
+	code := make(chan int, 1)
+	go func() { code <- Execute(ctx, root, io, args) }()
+	select {
+	case c := <-code:
+		return c
+	case <-sigs:
+	}
+	signal.Stop(sigs) // the default handlers again: a second signal ends the process
+	cancel()
+	if c, _, err := root.Find(args); err == nil && c != nil && c.Annotations[OwnShutdown] != "" {
+		return <-code
+	}
+	select {
+	case c := <-code:
+		return c
+	case <-time.After(Grace):
+		restoreTerm()
+		fmt.Fprintf(io.ErrOut, "%s: interrupted\n", root.Name())
+		return errkind.ExitCode(errkind.New(errkind.Cancelled, "interrupted"))
+	}
+}
+
+// saveTerminal returns what puts a terminal on stdin back as it was: a
+// command abandoned in a prompt may have left it in raw mode.
+func saveTerminal(io *ui.IOStreams) func() {
+	f, ok := io.In.(*os.File)
+	if !ok || !io.InTTY {
+		return func() {}
+	}
+	st, err := term.GetState(int(f.Fd()))
+	if err != nil {
+		return func() {}
+	}
+	return func() { term.Restore(int(f.Fd()), st) }
+}
+
+// Execute runs root with args under ctx and returns the exit status,
+// printing the error (and, for a usage error, where to read the usage).
+// Run adds the signal handling; tests call Execute.
+func Execute(ctx context.Context, root *cobra.Command, io *ui.IOStreams, args []string) int {
 	Prepare(root, io)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)

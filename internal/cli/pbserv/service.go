@@ -91,6 +91,9 @@ parameter and its default.`, serviceShort(svc), svc, svc),
 				return serviceRun(so)
 			},
 		}
+		if v.name == "run" {
+			sub.Annotations = map[string]string{cmdutil.OwnShutdown: "yes"}
+		}
 		if v.name == "start" || v.name == "stop" || v.name == "restart" || v.name == "force-reload" {
 			sub.Flags().DurationVar(&so.Wait, "wait", 30*time.Second, "how long to wait for the service to start, stop or reload")
 		}

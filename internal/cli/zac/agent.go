@@ -24,8 +24,9 @@ type AgentOptions struct {
 func newAgent(opts *Options) *cobra.Command {
 	o := &AgentOptions{Options: opts}
 	cmd := &cobra.Command{
-		Use:   "agent",
-		Short: "Run the agent: refresh and deploy packages, again and again",
+		Use:         "agent",
+		Annotations: map[string]string{cmdutil.OwnShutdown: "yes"},
+		Short:       "Run the agent: refresh and deploy packages, again and again",
 		Long: `Run zac as the device's long-running agent (scripts/zac-agent.service runs
 it under systemd; on Windows the pack's install.cmd makes it the
 zonekit-agent service, and zac answers the service manager itself): refresh with the zone, run the download engine until

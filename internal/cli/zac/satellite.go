@@ -53,9 +53,10 @@ const DefaultUnitDir = "/etc/systemd/system"
 func newSatelliteServe(opts *Options) *cobra.Command {
 	o := &SatelliteOptions{Options: opts}
 	cmd := &cobra.Command{
-		Use:     "satellite-serve [--parent URL] [--listen ADDR] [--auth-listen ADDR]",
-		Aliases: []string{"sats"},
-		Short:   "Run this registered device as a satellite for its site",
+		Use:         "satellite-serve [--parent URL] [--listen ADDR] [--auth-listen ADDR]",
+		Annotations: map[string]string{cmdutil.OwnShutdown: "yes"},
+		Aliases:     []string{"sats"},
+		Short:       "Run this registered device as a satellite for its site",
 		Long: `Serve the satellite roles the zone gave this device ('zman
 satellite-add-role'). Runs until SIGTERM or Ctrl-C; --install-unit writes a
 systemd unit that runs it instead (see below).

@@ -9,8 +9,9 @@ import (
 
 func newServe(opts *Options) *cobra.Command {
 	return &cobra.Command{
-		Use:   "serve",
-		Short: "Run the zone server in the foreground (systemd runs this)",
+		Use:         "serve",
+		Annotations: map[string]string{cmdutil.OwnShutdown: "yes"},
+		Short:       "Run the zone server in the foreground (systemd runs this)",
 		Long: `Run the zone server in the foreground until SIGTERM or SIGINT. It opens the
 zone store (refusing, within seconds, if another process has it), serves the
 HTTPS API on the configured port and writes its structured log to
