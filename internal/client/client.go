@@ -42,6 +42,13 @@ type Options struct {
 	// server to remint the CA at once (zman --allow-expired-ca). Names,
 	// chain and signatures are still checked.
 	AllowExpiredCA bool
+	// ServerName, when set, is the name the server's certificate is
+	// verified as instead of the host in BaseURL (zman reaching the local
+	// server at a listen address its certificate does not name).
+	ServerName string
+	// ReachHint, when set, is added to the error when the server cannot
+	// be reached: what was tried and how to name another server.
+	ReachHint string
 }
 
 // Client talks to one zone server.
@@ -53,6 +60,7 @@ type Client struct {
 	auth    func(*http.Request)
 	trace   io.Writer
 	observe func(*http.Response)
+	hint    string
 }
 
 // New builds a client. It does no I/O.
@@ -69,10 +77,13 @@ func New(o Options) (*Client, error) {
 	for _, c := range o.MoreCAs {
 		pool.AddCert(c)
 	}
-	tc := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	tc := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12, ServerName: o.ServerName}
 	if o.AllowExpiredCA && time.Now().After(o.CA.NotAfter) {
 		at := o.CA.NotAfter.Add(-time.Minute)
 		host := u.Hostname()
+		if o.ServerName != "" {
+			host = o.ServerName
+		}
 		// The standard verification would refuse the expired root; this
 		// one is the same, at an earlier clock.
 		tc.InsecureSkipVerify = true
@@ -104,7 +115,7 @@ func New(o Options) (*Client, error) {
 		MaxIdleConnsPerHost: 4,
 		Proxy:               nil, // the zone is reached directly; a proxy would have to be trusted too
 	}
-	return &Client{base: u, ca: o.CA, auth: o.Auth, trace: o.Trace, observe: o.Observe,
+	return &Client{base: u, ca: o.CA, auth: o.Auth, trace: o.Trace, observe: o.Observe, hint: o.ReachHint,
 		http: &http.Client{Transport: tr, Timeout: timeout}, stream: &http.Client{Transport: tr}}, nil
 }
 
@@ -236,15 +247,19 @@ func (c *Client) explain(err error) error {
 	case errors.As(err, &tlsErr):
 		return errkind.New(errkind.Auth, "refusing %s: %v", host, tlsErr.Err)
 	}
+	hint := ""
+	if c.hint != "" {
+		hint = "; " + c.hint
+	}
 	var netErr net.Error
 	if errors.As(err, &netErr) && netErr.Timeout() {
-		return errkind.New(errkind.Unavailable, "zone server %s did not answer in time", host)
+		return errkind.New(errkind.Unavailable, "zone server %s did not answer in time%s", host, hint)
 	}
 	var opErr *net.OpError
 	if errors.As(err, &opErr) {
-		return errkind.New(errkind.Unavailable, "cannot reach zone server %s: %v", host, opErr.Err)
+		return errkind.New(errkind.Unavailable, "cannot reach zone server %s: %v%s", host, opErr.Err, hint)
 	}
-	return errkind.Wrap(errkind.Unavailable, fmt.Errorf("zone server %s: %w", host, err))
+	return errkind.Wrap(errkind.Unavailable, fmt.Errorf("zone server %s: %w%s", host, err, hint))
 }
 
 // Stream sends body (if not nil) as contentType and returns the response

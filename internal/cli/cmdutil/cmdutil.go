@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
 	"golang.org/x/term"
 
 	"zonekit/internal/errkind"
@@ -201,10 +202,22 @@ func AddExitStatus(c *cobra.Command) {
 	}
 }
 
-// FlagOrEnv returns the flag's value if it was set, else the variable's.
-func FlagOrEnv(flags *pflag.FlagSet, name, env string) string {
-	if f := flags.Lookup(name); f != nil && (f.Changed || f.Value.String() != "") {
-		return f.Value.String()
+// Settings binds a command's settings in one viper instance, the one
+// mechanism for flags, environment and configuration files: each key of
+// keys is read from its flag (named by the value) when set, else from the
+// variable PREFIX_KEY (upper case), else from what the caller adds
+// (SetDefault, a configuration file).
+func Settings(flags *pflag.FlagSet, prefix string, keys map[string]string) *viper.Viper {
+	v := viper.New()
+	v.SetEnvPrefix(prefix)
+	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
+	for key, flag := range keys {
+		v.BindEnv(key)
+		if flags != nil && flag != "" {
+			if f := flags.Lookup(flag); f != nil {
+				v.BindPFlag(key, f)
+			}
+		}
 	}
-	return os.Getenv(env)
+	return v
 }

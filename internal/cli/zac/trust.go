@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/viper"
 
 	"zonekit/internal/agent"
 	"zonekit/internal/cli/cmdutil"
@@ -48,7 +49,7 @@ prefer the variable or the file, as arguments are visible to other users.`,
   ZAC_PASSWORD=... zac retr -u admin --fingerprint 3A:5F:...`,
 		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			o.User = cmdutil.FlagOrEnv(cmd.Flags(), "user", "ZAC_USER")
+			o.User = retrustSettings(cmd).GetString("user")
 			if runF != nil {
 				return runF(o)
 			}
@@ -61,6 +62,11 @@ prefer the variable or the file, as arguments are visible to other users.`,
 	cmd.Flags().StringVar(&o.Server, "server", "", "zone server to ask, https://SERVER:PORT (default the servers this device knows)")
 	cmd.Flags().StringVar(&o.Fingerprint, "fingerprint", "", "SHA-256 fingerprint of the zone CA to accept")
 	return cmd
+}
+
+// retrustSettings reads --user/-p, else ZAC_USER/ZAC_PASSWORD.
+func retrustSettings(cmd *cobra.Command) *viper.Viper {
+	return cmdutil.Settings(cmd.Flags(), "ZAC", map[string]string{"user": "user", "password": "password"})
 }
 
 func retrustRun(ctx context.Context, cmd *cobra.Command, o *RetrustOptions) error {
@@ -77,7 +83,7 @@ func retrustRun(ctx context.Context, cmd *cobra.Command, o *RetrustOptions) erro
 			return err
 		}
 	}
-	pass := cmdutil.FlagOrEnv(cmd.Flags(), "password", "ZAC_PASSWORD")
+	pass := retrustSettings(cmd).GetString("password")
 	if pass == "" {
 		var err error
 		src := ui.SecretSource{File: o.PasswordFile, FD: -1}

@@ -38,15 +38,16 @@ admin-clear-credential.`,
 }
 
 func storeCredentialRun(ctx context.Context, o *storeCredentialOptions) error {
-	base, ca, err := o.f.endpoint()
+	t, err := o.f.resolve()
 	if err != nil {
 		return err
 	}
+	base := t.bases[0]
 	auth, _, err := o.f.credentials(base, false)
 	if err != nil {
 		return err
 	}
-	c, err := o.f.newClient(base, ca, auth)
+	c, err := o.f.newClient(t, base, auth)
 	if err != nil {
 		return err
 	}
@@ -82,10 +83,11 @@ func newClearCredential(f *Factory, runF func(*clearCredentialOptions) error) *c
 }
 
 func clearCredentialRun(ctx context.Context, o *clearCredentialOptions) error {
-	base, ca, err := o.f.endpoint()
+	t, err := o.f.resolve()
 	if err != nil {
 		return err
 	}
+	base := t.bases[0]
 	st := credstore.New(o.f.CredentialDir)
 	cred, ok, err := st.Get(base)
 	if err != nil {
@@ -97,7 +99,7 @@ func clearCredentialRun(ctx context.Context, o *clearCredentialOptions) error {
 	// Revoke first so a copy of the file is useless too; a server that
 	// cannot be reached must not keep the user from forgetting locally.
 	revoked := true
-	if c, err := o.f.newClient(base, ca, client.Bearer(cred.Token)); err == nil {
+	if c, err := o.f.newClient(t, base, client.Bearer(cred.Token)); err == nil {
 		if err := c.Delete(ctx, api.Prefix+"/sessions/current"); err != nil {
 			revoked = false
 			fmt.Fprintf(o.f.IO.ErrOut, "zman: warning: could not revoke the credential on the server: %v\n", err)

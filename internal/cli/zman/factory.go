@@ -71,8 +71,6 @@ type Factory struct {
 	admin       string // who the client authenticates as, for per-administrator notices
 	expiryNoted bool
 	staleNoted  bool
-	bases       []string // every server --host names, in the order to try
-	localHome   string   // the zone home zman runs in, when --host was not given
 }
 
 // NewFactory returns a factory on the given streams.
@@ -83,101 +81,168 @@ func NewFactory(io *ui.IOStreams) *Factory {
 // Format returns the -o format.
 func (f *Factory) Format() (ui.Format, error) { return ui.ParseFormat(f.Global.Output) }
 
-// endpoint resolves the server address and CA: flags, then ZMAN_*
-// variables (through viper), then the local zone home, then defaults.
-func (f *Factory) endpoint() (string, []*x509.Certificate, error) {
-	v := viper.New()
-	v.SetEnvPrefix("ZMAN")
-	for _, k := range []string{"host", "port", "cacert"} {
-		v.BindEnv(k)
-		if f.Global.flags != nil {
-			v.BindPFlag(k, f.Global.flags.Lookup(k))
-		}
+// target is where zman's requests go, resolved once per command by
+// resolve: the servers to try in order, the zone CA, and where the
+// address came from (for the message when none answers).
+type target struct {
+	bases []string            // https://host:port of every server to try, in order
+	cas   []*x509.Certificate // the zone CA (and a future one during a change)
+	// localHome is the zone home zman runs in when no server was named:
+	// its other servers stand in when the local one is down.
+	localHome string
+	// serverName is the name the local server's certificate is verified
+	// as, when its configured listen address is not among its names.
+	serverName string
+	source     string // "--host", "ZMAN_HOST", "server.address of the zone in HOME", "the default"
+}
+
+// settings binds zman's global settings (flags, then ZMAN_* variables)
+// in one viper instance: the one place they are read.
+func (f *Factory) settings() *viper.Viper {
+	return cmdutil.Settings(f.Global.flags, "ZMAN", map[string]string{
+		"host": "host", "port": "port", "cacert": "cacert", "user": "User", "password": "Password"})
+}
+
+// hostSource says where an explicitly named server came from, or "" when
+// none was named.
+func (f *Factory) hostSource() string {
+	if fl := f.Global.flags; fl != nil && fl.Lookup("host") != nil && fl.Lookup("host").Changed {
+		return "--host"
 	}
+	if os.Getenv("ZMAN_HOST") != "" {
+		return "ZMAN_HOST"
+	}
+	return ""
+}
+
+// resolve finds the server address and CA: flags, then ZMAN_* variables,
+// then the local zone home (its configured listen address and port),
+// then defaults.
+func (f *Factory) resolve() (*target, error) {
+	v := f.settings()
 	home := config.Paths{Home: config.ResolveHome("")}
+	t := &target{source: f.hostSource()}
 	v.SetDefault("host", "localhost")
 	v.SetDefault("port", 443)
-	if cfg, err := config.LoadServer(home); err == nil {
+	var cfg config.Server
+	haveZone := false
+	if c, err := config.LoadServer(home); err == nil {
+		cfg, haveZone = c, true
 		v.SetDefault("port", cfg.Port)
 	}
 	if _, err := os.Stat(home.CACert()); err == nil {
 		v.SetDefault("cacert", home.CACert())
 	}
 	host, port, caPath := v.GetString("host"), v.GetInt("port"), v.GetString("cacert")
-	// On a zone server with no --host, the zone's other servers stand in
-	// when this one is down (see reachable).
-	f.localHome = ""
-	hostGiven := os.Getenv("ZMAN_HOST") != ""
-	if fl := f.Global.flags; fl != nil && fl.Lookup("host") != nil && fl.Lookup("host").Changed {
-		hostGiven = true
-	}
-	if !hostGiven {
+	if t.source == "" {
+		t.source = "the default"
+		if haveZone {
+			t.source = "the zone in " + home.Home
+			// The local server listens where its configuration says; a
+			// wildcard address is reached at localhost.
+			if a := cfg.Address; a != "" && !isWildcard(a) {
+				host = a
+				t.source = "server.address of the zone in " + home.Home
+				t.serverName = localServerName(home, a)
+			}
+		}
+		// On a zone server with no server named, the zone's other
+		// servers stand in when this one is down (see pick).
 		if _, err := os.Stat(home.Store()); err == nil {
-			f.localHome = home.Home
+			t.localHome = home.Home
 		}
 	}
 	if caPath == "" {
-		return "", nil, errkind.New(errkind.Usage, "no zone CA certificate: pass --cacert FILE (or set ZMAN_CACERT); it is conf/zone-ca.pem in the zone server's home")
+		return nil, errkind.New(errkind.Usage, "no zone CA certificate: pass --cacert FILE (or set ZMAN_CACERT); it is conf/zone-ca.pem in the zone server's home")
 	}
 	// The file may hold several CAs (the current and a future one, during
 	// a change of CA): all are trusted.
 	data, err := os.ReadFile(caPath)
-	var cas []*x509.Certificate
 	if err == nil {
-		if cas, err = pki.ParseCertificates(data); err != nil {
+		if t.cas, err = pki.ParseCertificates(data); err != nil {
 			err = fmt.Errorf("zone CA certificate %s: %w", caPath, err)
 		}
 	}
 	if errors.Is(err, os.ErrNotExist) {
-		return "", nil, errkind.New(errkind.Usage, "no zone CA certificate at %s: pass --cacert FILE (or set ZMAN_CACERT); it is conf/zone-ca.pem in the zone server's home", caPath)
+		return nil, errkind.New(errkind.Usage, "no zone CA certificate at %s: pass --cacert FILE (or set ZMAN_CACERT); it is conf/zone-ca.pem in the zone server's home", caPath)
 	}
 	if err != nil {
-		return "", nil, errkind.Wrap(errkind.Usage, err)
+		return nil, errkind.Wrap(errkind.Usage, err)
 	}
 	if port < 1 || port > 65535 {
-		return "", nil, errkind.New(errkind.Usage, "--port %d is not a port", port)
+		return nil, errkind.New(errkind.Usage, "--port %d is not a port", port)
 	}
-	f.bases = nil
 	for _, h := range strings.Split(host, ",") {
 		if h = strings.TrimSpace(h); h != "" {
-			f.bases = append(f.bases, "https://"+net.JoinHostPort(h, strconv.Itoa(port)))
+			t.bases = append(t.bases, "https://"+net.JoinHostPort(h, strconv.Itoa(port)))
 		}
 	}
-	if len(f.bases) == 0 {
-		return "", nil, errkind.New(errkind.Usage, "--host is empty")
+	if len(t.bases) == 0 {
+		return nil, errkind.New(errkind.Usage, "--host is empty")
 	}
-	return f.bases[0], cas, nil
+	return t, nil
 }
 
-// reachable returns the first of the servers --host names that accepts a
+func isWildcard(addr string) bool {
+	ip := net.ParseIP(addr)
+	return ip != nil && ip.IsUnspecified()
+}
+
+// localServerName is the name to verify the local server's certificate
+// as when addr (its listen address) is not one of the certificate's
+// names: its first DNS name. "" keeps addr.
+func localServerName(home config.Paths, addr string) string {
+	data, err := os.ReadFile(home.ServerCert())
+	if err != nil {
+		return ""
+	}
+	certs, err := pki.ParseCertificates(data)
+	if err != nil || len(certs) == 0 || certs[0].VerifyHostname(addr) == nil || len(certs[0].DNSNames) == 0 {
+		return ""
+	}
+	return certs[0].DNSNames[0]
+}
+
+// reachHint is what an "cannot reach" error adds: what was tried, from
+// where, and how to point zman at another server.
+func (t *target) reachHint() string {
+	var hosts []string
+	for _, b := range t.bases {
+		hosts = append(hosts, strings.TrimPrefix(b, "https://"))
+	}
+	return fmt.Sprintf("tried %s (from %s); name another server with --host HOST --port PORT (or ZMAN_HOST, ZMAN_PORT)", strings.Join(hosts, ", "), t.source)
+}
+
+// pick returns the first of the servers t names that accepts a
 // connection, so that a command goes to a live server of the zone when
 // the first one is down; on a zone server without --host, the zone's
 // other servers when the local one is down. Only the connection is tried:
 // a request is never sent twice.
-func (f *Factory) reachable() string {
-	if len(f.bases) == 1 && f.localHome == "" {
-		return f.bases[0]
+func (f *Factory) pick(t *target) string {
+	if len(t.bases) == 1 && t.localHome == "" {
+		return t.bases[0]
 	}
-	if len(f.bases) > 1 {
-		if b, ok := f.firstAnswering(f.bases); ok {
+	if len(t.bases) > 1 {
+		if b, ok := f.firstAnswering(t.bases); ok {
 			return b
 		}
-		return f.bases[0]
+		return t.bases[0]
 	}
 	// One server, the local one: a failure is reported as before unless
 	// the zone has other servers to try.
-	if u, err := client.ParseServerURL(f.bases[0]); err == nil {
+	if u, err := client.ParseServerURL(t.bases[0]); err == nil {
 		if probe(u.Host) == nil {
-			return f.bases[0]
+			return t.bases[0]
 		}
 	}
-	if others := localPeers(f.localHome); len(others) > 0 {
+	if others := localPeers(t.localHome); len(others) > 0 {
 		fmt.Fprintf(f.IO.ErrOut, "zman: the zone server here does not answer; trying the zone's other servers\n")
 		if b, ok := f.firstAnswering(others); ok {
+			t.serverName = "" // another server, verified by its own name
 			return b
 		}
 	}
-	return f.bases[0]
+	return t.bases[0]
 }
 
 // firstAnswering tries each server in turn and returns the first that
@@ -247,30 +312,27 @@ func localPeers(home string) []string {
 
 // Client returns a client authenticated as an administrator.
 func (f *Factory) Client() (*client.Client, error) {
-	base, cas, err := f.endpoint()
+	t, err := f.resolve()
 	if err != nil {
 		return nil, err
 	}
 	// A stored credential is filed under the first server named; it is
 	// valid on every server of the zone.
-	auth, who, err := f.credentials(base, true)
+	auth, who, err := f.credentials(t.bases[0], true)
 	if err != nil {
 		return nil, err
 	}
-	base = f.reachable()
+	base := f.pick(t)
 	f.admin = strings.TrimSuffix(who, " (stored credential)")
 	if f.Global.Verbose {
-		fmt.Fprintf(f.IO.ErrOut, "zman: %s as %s (zone CA SHA-256 %s)\n", base, who, pki.Fingerprint(cas[0], "sha256"))
+		fmt.Fprintf(f.IO.ErrOut, "zman: %s as %s (zone CA SHA-256 %s)\n", base, who, pki.Fingerprint(t.cas[0], "sha256"))
 	}
-	c, err := f.newClient(base, cas, auth)
-	if err != nil {
-		return nil, err
-	}
-	return c, nil
+	return f.newClient(t, base, auth)
 }
 
-func (f *Factory) newClient(base string, cas []*x509.Certificate, auth func(*http.Request)) (*client.Client, error) {
-	o := client.Options{BaseURL: base, CA: cas[0], MoreCAs: cas[1:], Auth: auth, Observe: f.watchExpiry(), AllowExpiredCA: f.Global.AllowExpiredCA}
+func (f *Factory) newClient(t *target, base string, auth func(*http.Request)) (*client.Client, error) {
+	o := client.Options{BaseURL: base, CA: t.cas[0], MoreCAs: t.cas[1:], Auth: auth, Observe: f.watchExpiry(),
+		AllowExpiredCA: f.Global.AllowExpiredCA, ServerName: t.serverName, ReachHint: t.reachHint()}
 	if f.Global.Debug {
 		o.Trace = f.IO.ErrOut
 	}
@@ -280,8 +342,8 @@ func (f *Factory) newClient(base string, cas []*x509.Certificate, auth func(*htt
 // credentials picks flags, environment, a stored credential (if allowed),
 // then a prompt; without a terminal a missing value is an error.
 func (f *Factory) credentials(base string, allowStored bool) (func(*http.Request), string, error) {
-	user := cmdutil.FlagOrEnv(f.Global.flags, "User", "ZMAN_USER")
-	pass := cmdutil.FlagOrEnv(f.Global.flags, "Password", "ZMAN_PASSWORD")
+	v := f.settings()
+	user, pass := v.GetString("user"), v.GetString("password")
 	if user == "" && pass == "" && allowStored {
 		if c, ok, err := credstore.New(f.CredentialDir).Get(base); err != nil {
 			return nil, "", err
