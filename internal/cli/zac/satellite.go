@@ -29,6 +29,7 @@ import (
 	"zonekit/internal/cli/cmdutil"
 	"zonekit/internal/client"
 	"zonekit/internal/errkind"
+	"zonekit/internal/metrics"
 	"zonekit/internal/satellite"
 )
 
@@ -43,6 +44,8 @@ type SatelliteOptions struct {
 	InstallUnit bool
 	Verbose     bool
 	UnitDir     string
+	// MetricsListen is host:port serving /metrics, /healthz and /readyz.
+	MetricsListen string
 	// unitArgs are the flags the administrator gave, for the unit's ExecStart.
 	unitArgs []string
 }
@@ -123,6 +126,7 @@ systemd runs and the default directory is used.`,
 	f.StringVar(&o.Dir, "dir", "", "cache directory (default HOME/satellite-cache)")
 	f.DurationVar(&o.Prefetch, "prefetch-interval", 0, "pull every active package's content this often (default the role's setting; 0 and no setting: on first request only)")
 	f.BoolVarP(&o.Verbose, "verbose", "v", false, "log every relayed call and pull, not only failures")
+	f.StringVar(&o.MetricsListen, "metrics-listen", "", "address to serve Prometheus metrics, /healthz and /readyz on over HTTP (127.0.0.1:9101, say; default none)")
 	f.BoolVar(&o.InstallUnit, "install-unit", false, "write (and enable) a systemd unit running satellite-serve, then exit")
 	f.StringVar(&o.UnitDir, "unit-dir", DefaultUnitDir, "where --install-unit writes zonekit-satellite.service")
 	return cmd
@@ -216,9 +220,15 @@ func satelliteRun(ctx context.Context, o *SatelliteOptions) error {
 		}
 	}
 	cache := &satellite.Cache{Dir: dir, Parents: o.Parents, Manifests: zoneFile("manifest.json"), Log: log}
+	if content {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("satellite cache: %w", err)
+		}
+	}
+	obs := newSatObserver(a, dir, content, auth)
 
 	var servers []*http.Server
-	done := make(chan error, 2)
+	done := make(chan error, 3) // content, authentication, metrics
 	serve := func(ln net.Listener, h http.Handler, tlsConfig *tls.Config) {
 		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsConfig}
 		servers = append(servers, srv)
@@ -261,7 +271,7 @@ func satelliteRun(ctx context.Context, o *SatelliteOptions) error {
 		if err != nil {
 			return errkind.Wrap(errkind.Unavailable, fmt.Errorf("listen on %s: %w", addr, err))
 		}
-		serve(ln, mux, tf.Config())
+		serve(ln, obs.handler("satellite-auth", mux), tf.Config())
 		fmt.Fprintf(o.IO.Out, "Authentication satellite of zone %s serving agents on https://%s (certificate %s).\n", st.ZoneName, ln.Addr(), a.SatelliteCertPath())
 	}
 	if content {
@@ -273,7 +283,7 @@ func satelliteRun(ctx context.Context, o *SatelliteOptions) error {
 		if err != nil {
 			return errkind.Wrap(errkind.Unavailable, fmt.Errorf("listen on %s: %w", addr, err))
 		}
-		serve(ln, cache.Handler(), nil)
+		serve(ln, obs.handler("satellite-content", cache.Handler()), nil)
 		fmt.Fprintf(o.IO.Out, "Content satellite of zone %s serving %s on %s (parents %v).\n", st.ZoneName, dir, ln.Addr(), o.Parents)
 		every := o.Prefetch
 		if every == 0 && sat.Prefetch != "" {
@@ -282,6 +292,14 @@ func satelliteRun(ctx context.Context, o *SatelliteOptions) error {
 		if every > 0 {
 			go prefetchLoop(ctx, o, a, cache, dir, every)
 		}
+	}
+	if len(servers) > 0 && o.MetricsListen != "" {
+		ln, err := metrics.Listen(o.MetricsListen, "--metrics-listen")
+		if err != nil {
+			return errkind.Wrap(errkind.Unavailable, err)
+		}
+		go func() { done <- metrics.Serve(ctx, ln, metrics.Handler(obs.reg, obs.health), log) }()
+		fmt.Fprintf(o.IO.Out, "Metrics on http://%s/metrics.\n", ln.Addr())
 	}
 	if len(servers) == 0 {
 		return errkind.New(errkind.Usage, "device %s holds no satellite role this zac serves (Content, Authentication)", sat.DeviceName)

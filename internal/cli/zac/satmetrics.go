@@ -1,0 +1,85 @@
+package zac
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"zonekit/internal/agent"
+	"zonekit/internal/metrics"
+	"zonekit/internal/pki"
+)
+
+// satObserver is a satellite's metrics and health (docs/metrics.md).
+type satObserver struct {
+	reg    *prometheus.Registry
+	http   *metrics.HTTP
+	health *metrics.Health
+}
+
+// newSatObserver watches the satellite of agent a: its cache directory
+// (content role) and its certificates (authentication role).
+func newSatObserver(a *agent.Agent, dir string, content, auth bool) *satObserver {
+	reg := metrics.NewRegistry("satellite")
+	o := &satObserver{reg: reg, http: metrics.NewHTTP(reg), health: &metrics.Health{}}
+	certs := func() []metrics.Cert {
+		var out []metrics.Cert
+		if cas, err := a.TrustedCAs(); err == nil {
+			for _, ca := range cas {
+				out = append(out, metrics.Cert{Kind: "ca", Name: ca.Subject.CommonName, NotAfter: ca.NotAfter})
+			}
+		}
+		if c, err := a.DeviceCert(); err == nil && c.Leaf != nil {
+			out = append(out, metrics.Cert{Kind: "device", Name: c.Leaf.Subject.CommonName, NotAfter: c.Leaf.NotAfter})
+		}
+		if auth {
+			if c, err := pki.ReadCertFile(a.SatelliteCertPath()); err == nil {
+				out = append(out, metrics.Cert{Kind: "satellite", Name: c.Subject.CommonName, NotAfter: c.NotAfter})
+			}
+		}
+		return out
+	}
+	reg.MustRegister(&metrics.CertExpiry{Certs: certs})
+	if content {
+		o.health.Ready = append(o.health.Ready, metrics.Check{Name: "cache", Check: func(context.Context) error {
+			fi, err := os.Stat(dir)
+			if err != nil {
+				return fmt.Errorf("cache directory: %w", err)
+			}
+			if !fi.IsDir() {
+				return fmt.Errorf("cache directory %s is not a directory", dir)
+			}
+			return nil
+		}})
+	}
+	o.health.Ready = append(o.health.Ready, metrics.Check{Name: "certificates", Check: func(context.Context) error {
+		now := time.Now()
+		var errs []error
+		for _, c := range certs() {
+			if now.After(c.NotAfter) {
+				errs = append(errs, fmt.Errorf("the %s certificate %q expired on %s", c.Kind, c.Name, c.NotAfter.UTC().Format(time.RFC3339)))
+			}
+		}
+		if auth {
+			if _, err := pki.ReadCertFile(a.SatelliteCertPath()); err != nil {
+				errs = append(errs, fmt.Errorf("satellite certificate: %w", err))
+			}
+		}
+		return errors.Join(errs...)
+	}})
+	return o
+}
+
+// handler counts h's requests on listener and answers /healthz and
+// /readyz before it.
+func (o *satObserver) handler(listener string, h http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	o.health.Mount(mux)
+	mux.Handle("/", h)
+	return o.http.Handler(listener, mux)
+}
