@@ -75,14 +75,3 @@ func (p serverPeers) URL(peer zone.Server) string { return "https://" + peerAddr
 func (p serverPeers) Call(ctx context.Context, peer zone.Server, method, path string, in, out any) error {
 	return p.s.peerCall(ctx, peerAddr(peer), method, path, in, out)
 }
-
-// spkSealer seals SPK secret values with the zone's SPK key (spksecrets.go).
-type spkSealer struct{ s *Server }
-
-func (k spkSealer) Seal(ctx context.Context, name, value string) (string, error) {
-	return k.s.sealSPK(ctx, name, value)
-}
-
-func (k spkSealer) Unseal(ctx context.Context, name, sealed string) (string, error) {
-	return k.s.unsealSPK(ctx, name, sealed)
-}

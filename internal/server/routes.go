@@ -113,10 +113,10 @@ func (s *Server) routes() http.Handler {
 	})
 	device("DELETE "+api.Prefix+"/device", s.deviceUnregister)
 	device("POST "+api.Prefix+"/device/certificate", s.deviceCertificate)
-	mux.HandleFunc("GET "+api.Prefix+"/cluster/spk-values-key", s.peer(s.clusterSPKKey))
 	area := areaRoutes{s: s, mux: mux, admin: admin, device: device}
 	(&satellites.Handlers{Zone: s.db, Issuer: caIssuer{s}, Now: s.now}).Register(area)
-	(&spkvalues.Handlers{Zone: s.db, Sealer: spkSealer{s}}).Register(area)
+	s.spk.Register(area)
+	(&spkvalues.Handlers{Zone: s.db, Sealer: s.spk}).Register(area)
 	(&prebootwork.Handlers{Zone: s.db, Home: s.opts.Paths.Home}).Register(area)
 	s.packageHandlers().Register(area)
 	s.content.Register(area)

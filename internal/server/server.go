@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"zonekit/internal/pki"
 	"zonekit/internal/replica"
 	"zonekit/internal/server/contentrepl"
+	"zonekit/internal/server/spksecrets"
 	"zonekit/internal/version"
 	"zonekit/internal/zone"
 )
@@ -50,6 +52,7 @@ type Server struct {
 	shutdown time.Duration
 	pkg      *localContent        // package content: repository, ids being built
 	content  *contentrepl.Content // content replication and scrub
+	spk      *spksecrets.Keyring  // the SPK values keys
 	rep      *replica.Node        // store replication; nil until SetReplica
 	peers    peerClient
 	metrics  *metrics.ZoneServer
@@ -104,6 +107,7 @@ func New(opts Options) (*Server, error) {
 	s.content = contentrepl.New(&contentrepl.Content{Zone: s.db, Repo: s.pkg.repo, Peers: serverPeers{s}, Self: s.self,
 		ContentPort: opts.Config.ContentPort, ScrubInterval: opts.Config.ScrubInterval, Paths: opts.Paths,
 		Building: s.pkg.isBuilding, PackSets: s.packSets, Log: s.log, Now: s.now})
+	s.spk = &spksecrets.Keyring{Dir: filepath.Join(opts.Paths.Security(), "spk-values"), Zone: s.db, Peers: serverPeers{s}, Self: s.self, Log: s.log}
 	s.auth = newAdminAuth(s.db, s.now)
 	s.setupMetrics()
 	s.handler = s.routes()

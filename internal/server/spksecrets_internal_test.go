@@ -15,28 +15,28 @@ import (
 func TestSPKSecretsSealedAndSharedByPeers(t *testing.T) {
 	a, b := newReplZone(t)
 	ctx := context.Background()
-	sealed, err := a.srv.sealSPK(ctx, "PASSWD", "S3cret-pass")
+	sealed, err := a.srv.spk.Seal(ctx, "PASSWD", "S3cret-pass")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(sealed, "S3cret") || !strings.HasPrefix(sealed, sealPrefix) {
+	if strings.Contains(sealed, "S3cret") || !strings.HasPrefix(sealed, "v1:") {
 		t.Fatalf("sealed: %q", sealed)
 	}
-	if got, err := a.srv.unsealSPK(ctx, "PASSWD", sealed); err != nil || got != "S3cret-pass" {
+	if got, err := a.srv.spk.Unseal(ctx, "PASSWD", sealed); err != nil || got != "S3cret-pass" {
 		t.Fatalf("unseal on A: %q %v", got, err)
 	}
 	// Bound to the name: the same ciphertext under another name fails.
-	if _, err := a.srv.unsealSPK(ctx, "OTHER", sealed); err == nil {
+	if _, err := a.srv.spk.Unseal(ctx, "OTHER", sealed); err == nil {
 		t.Fatal("a sealed value opened under another name")
 	}
 	// B has no key yet: it asks A (by its peer address).
 	if err := b.db.SetServerAddress("test", a.srv.self.ID, nil, nil, strings.TrimPrefix(a.hs.URL, "https://")); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := b.srv.unsealSPK(ctx, "PASSWD", sealed); err != nil || got != "S3cret-pass" {
+	if got, err := b.srv.spk.Unseal(ctx, "PASSWD", sealed); err != nil || got != "S3cret-pass" {
 		t.Fatalf("unseal on B: %q %v", got, err)
 	}
-	keys, _ := filepath.Glob(filepath.Join(b.srv.spkKeyDir(), "*.key"))
+	keys, _ := filepath.Glob(filepath.Join(b.srv.spk.Dir, "*.key"))
 	if len(keys) != 1 {
 		t.Fatalf("B's keyring: %v", keys)
 	}
@@ -44,7 +44,7 @@ func TestSPKSecretsSealedAndSharedByPeers(t *testing.T) {
 		t.Errorf("key mode %v", fi.Mode())
 	}
 	// B seals new values with the same key.
-	if s2, err := b.srv.sealSPK(ctx, "X", "y"); err != nil || !strings.HasPrefix(s2, sealed[:len(sealPrefix)+16]) {
+	if s2, err := b.srv.spk.Seal(ctx, "X", "y"); err != nil || !strings.HasPrefix(s2, sealed[:len("v1:")+16]) {
 		t.Errorf("B seals with %q, %v", s2, err)
 	}
 	// Through the store: only ciphertext is kept, devices get clear text.

@@ -1,4 +1,8 @@
-package server
+// Package spksecrets holds the zone's SPK values key ring on this
+// server: it seals secret SPK values before they enter a command and
+// opens them for the device they apply to, and gives the key to the
+// zone's other servers (/api/v1/cluster/spk-values-key).
+package spksecrets
 
 import (
 	"context"
@@ -10,14 +14,17 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 
+	"zonekit/internal/api"
 	"zonekit/internal/atomicfile"
 	"zonekit/internal/errkind"
+	"zonekit/internal/server/httpapi"
 	"zonekit/internal/zone"
 )
 
@@ -33,7 +40,32 @@ import (
 
 const sealPrefix = "v1:"
 
-func (s *Server) spkKeyDir() string { return filepath.Join(s.opts.Paths.Security(), "spk-values") }
+// Zone is what the key ring reads of the zone's state (*zone.DB).
+type Zone interface {
+	Servers() ([]zone.Server, error)
+}
+
+// Peers is how this server reaches the zone's other servers.
+type Peers interface {
+	// Call sends a JSON request to peer's API (path after /api/v1).
+	Call(ctx context.Context, peer zone.Server, method, path string, in, out any) error
+}
+
+// Keyring is this server's SPK values keys.
+type Keyring struct {
+	// Dir holds the keys (conf/security/spk-values).
+	Dir   string
+	Zone  Zone
+	Peers Peers
+	// Self is this server.
+	Self zone.Server
+	Log  *slog.Logger
+}
+
+// Register mounts the peers' key route.
+func (k *Keyring) Register(r httpapi.Routes) {
+	r.Peer("GET "+api.Prefix+"/cluster/spk-values-key", k.clusterSPKKey)
+}
 
 func keyID(key []byte) string {
 	sum := sha256.Sum256(key)
@@ -43,8 +75,8 @@ func keyID(key []byte) string {
 // spkKey returns the key with this id from the local keyring, or from a
 // peer (saving it here); id "" asks for the key new values are sealed
 // with, created when the zone has none here yet.
-func (s *Server) spkKey(ctx context.Context, id string) (string, []byte, error) {
-	dir := s.spkKeyDir()
+func (k *Keyring) spkKey(ctx context.Context, id string) (string, []byte, error) {
+	dir := k.Dir
 	if id == "" {
 		names, _ := filepath.Glob(filepath.Join(dir, "*.key"))
 		sort.Strings(names)
@@ -53,14 +85,14 @@ func (s *Server) spkKey(ctx context.Context, id string) (string, []byte, error) 
 		} else {
 			// A server of a cluster takes the zone's key from a peer
 			// before it makes one: values stay readable by every server.
-			if pid, key, err := s.spkKeyFromPeers(ctx, ""); err == nil {
-				return pid, key, s.saveSPKKey(key)
+			if pid, key, err := k.spkKeyFromPeers(ctx, ""); err == nil {
+				return pid, key, k.saveSPKKey(key)
 			}
 			key := make([]byte, 32)
 			if _, err := rand.Read(key); err != nil {
 				return "", nil, err
 			}
-			if err := s.saveSPKKey(key); err != nil {
+			if err := k.saveSPKKey(key); err != nil {
 				return "", nil, err
 			}
 			return keyID(key), key, nil
@@ -80,34 +112,34 @@ func (s *Server) spkKey(ctx context.Context, id string) (string, []byte, error) 
 	if !errors.Is(err, os.ErrNotExist) {
 		return "", nil, err
 	}
-	_, key, err := s.spkKeyFromPeers(ctx, id)
+	_, key, err := k.spkKeyFromPeers(ctx, id)
 	if err != nil {
 		return "", nil, errkind.New(errkind.Unavailable, "the SPK values key %s is not on this server and no other zone server gave it: %v", id, err)
 	}
-	return id, key, s.saveSPKKey(key)
+	return id, key, k.saveSPKKey(key)
 }
 
-func (s *Server) saveSPKKey(key []byte) error {
-	if err := os.MkdirAll(s.spkKeyDir(), 0o700); err != nil {
+func (k *Keyring) saveSPKKey(key []byte) error {
+	if err := os.MkdirAll(k.Dir, 0o700); err != nil {
 		return err
 	}
-	return atomicfile.WriteFile(filepath.Join(s.spkKeyDir(), keyID(key)+".key"), []byte(hex.EncodeToString(key)+"\n"), 0o600)
+	return atomicfile.WriteFile(filepath.Join(k.Dir, keyID(key)+".key"), []byte(hex.EncodeToString(key)+"\n"), 0o600)
 }
 
 // spkKeyFromPeers asks the zone's other servers for a key (id "": the
 // one they seal with).
-func (s *Server) spkKeyFromPeers(ctx context.Context, id string) (string, []byte, error) {
-	servers, err := s.db.Servers()
+func (k *Keyring) spkKeyFromPeers(ctx context.Context, id string) (string, []byte, error) {
+	servers, err := k.Zone.Servers()
 	if err != nil {
 		return "", nil, err
 	}
 	var last error = errors.New("no other zone server")
 	for _, sv := range servers {
-		if sv.ID == s.self.ID {
+		if sv.ID == k.Self.ID {
 			continue
 		}
 		var out spkKeyAnswer
-		if err := s.peerCall(ctx, peerAddr(sv), http.MethodGet, "/cluster/spk-values-key?id="+id, nil, &out); err != nil {
+		if err := k.Peers.Call(ctx, sv, http.MethodGet, "/cluster/spk-values-key?id="+id, nil, &out); err != nil {
 			last = err
 			continue
 		}
@@ -127,32 +159,32 @@ type spkKeyAnswer struct {
 
 // clusterSPKKey gives a peer (mutual TLS, a server of the zone) the SPK
 // values key it asks for; never creates one.
-func (s *Server) clusterSPKKey(w http.ResponseWriter, r *http.Request, p zone.Server) error {
+func (k *Keyring) clusterSPKKey(w http.ResponseWriter, r *http.Request, p zone.Server) error {
 	id := r.URL.Query().Get("id")
 	if id == "" {
-		names, _ := filepath.Glob(filepath.Join(s.spkKeyDir(), "*.key"))
+		names, _ := filepath.Glob(filepath.Join(k.Dir, "*.key"))
 		if len(names) == 0 {
-			return errkind.New(errkind.NotFound, "no SPK values key on %s", s.self.Name)
+			return errkind.New(errkind.NotFound, "no SPK values key on %s", k.Self.Name)
 		}
 		sort.Strings(names)
 		id = strings.TrimSuffix(filepath.Base(names[0]), ".key")
 	}
-	data, err := os.ReadFile(filepath.Join(s.spkKeyDir(), filepath.Base(id)+".key"))
+	data, err := os.ReadFile(filepath.Join(k.Dir, filepath.Base(id)+".key"))
 	if err != nil {
-		return errkind.New(errkind.NotFound, "no SPK values key %s on %s", id, s.self.Name)
+		return errkind.New(errkind.NotFound, "no SPK values key %s on %s", id, k.Self.Name)
 	}
 	key, err := hex.DecodeString(strings.TrimSpace(string(data)))
 	if err != nil || keyID(key) != id {
 		return fmt.Errorf("SPK values key %s is damaged", id)
 	}
-	s.log.Info("SPK values key given to a peer", "peer", p.Name, "key", id)
-	writeJSON(w, http.StatusOK, spkKeyAnswer{Key: base64.StdEncoding.EncodeToString(key)})
+	k.Log.Info("SPK values key given to a peer", "peer", p.Name, "key", id)
+	httpapi.WriteJSON(w, http.StatusOK, spkKeyAnswer{Key: base64.StdEncoding.EncodeToString(key)})
 	return nil
 }
 
-// sealSPK encrypts a secret value for the store.
-func (s *Server) sealSPK(ctx context.Context, name, value string) (string, error) {
-	id, key, err := s.spkKey(ctx, "")
+// Seal encrypts a secret value for the store.
+func (k *Keyring) Seal(ctx context.Context, name, value string) (string, error) {
+	id, key, err := k.spkKey(ctx, "")
 	if err != nil {
 		return "", err
 	}
@@ -168,14 +200,14 @@ func (s *Server) sealSPK(ctx context.Context, name, value string) (string, error
 	return sealPrefix + id + ":" + base64.StdEncoding.EncodeToString(ct), nil
 }
 
-// unsealSPK decrypts a sealed value.
-func (s *Server) unsealSPK(ctx context.Context, name, sealed string) (string, error) {
+// Unseal decrypts a sealed value.
+func (k *Keyring) Unseal(ctx context.Context, name, sealed string) (string, error) {
 	rest, ok := strings.CutPrefix(sealed, sealPrefix)
 	id, b64, ok2 := strings.Cut(rest, ":")
 	if !ok || !ok2 {
 		return "", fmt.Errorf("sealed value of %s: unknown format", name)
 	}
-	_, key, err := s.spkKey(ctx, id)
+	_, key, err := k.spkKey(ctx, id)
 	if err != nil {
 		return "", err
 	}
