@@ -43,7 +43,11 @@ func Unpack(r io.Reader, staging string, progress func(n int64)) (*Manifest, err
 	if err := checkEmpty(root, staging); err != nil {
 		return nil, err
 	}
-	x := &extractor{root: root, progress: progress}
+	x := &extractor{root: root, progress: progress, small: newSmallFiles()}
+	defer x.closeDirs()
+	// Before the directories close and before the caller removes
+	// staging: no file is written after Unpack returns.
+	defer x.small.stop()
 	m, err := x.run(r)
 	if err != nil {
 		return nil, err
@@ -108,6 +112,8 @@ type extractor struct {
 	buf      []byte   // one copy buffer, large so a big store takes few write calls
 	keep     map[string]bool
 	kept     map[string][]byte
+	dirs     map[string]*os.Root // directories made by this unpack, open
+	small    *smallFiles         // writes small files, for Unpack
 }
 
 type seen struct {
@@ -124,8 +130,9 @@ func (x *extractor) run(r io.Reader) (*Manifest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("unpack: %w", err)
 	}
-	defer zr.Close()
-	x.plain = &recordingReader{r: zr}
+	ra := newReadAhead(zr, zr.Close)
+	defer ra.Close()
+	x.plain = &recordingReader{r: ra}
 	tr := tar.NewReader(x.plain)
 
 	info, err := x.readInfo(tr)
@@ -158,6 +165,11 @@ func (x *extractor) run(r io.Reader) (*Manifest, error) {
 	}
 	if err := x.end(x.plain); err != nil {
 		return nil, err
+	}
+	if x.small != nil {
+		if err := x.small.wait(); err != nil {
+			return nil, err
+		}
 	}
 	if err := x.checkManifest(m, info); err != nil {
 		return nil, err
@@ -299,6 +311,9 @@ func (x *extractor) entry(tr *tar.Reader, hdr *tar.Header) error {
 		x.seen[name] = &seen{dir: true}
 		return x.mkdir(name)
 	}
+	if x.small != nil && hdr.Size <= smallFileMax {
+		return x.writeSmall(name, tr, hdr.Size)
+	}
 	size, sum, err := x.writeFile(name, tr, hdr.Size)
 	if err != nil {
 		return err
@@ -307,36 +322,100 @@ func (x *extractor) entry(tr *tar.Reader, hdr *tar.Header) error {
 	return nil
 }
 
+// writeSmall reads a small file from the archive and hands it to a
+// worker, which creates, writes and hashes it.
+func (x *extractor) writeSmall(name string, tr *tar.Reader, size int64) error {
+	if err := x.small.Err(); err != nil {
+		return err
+	}
+	d, err := x.dir(path.Dir(name))
+	if err != nil {
+		return err
+	}
+	buf := x.small.buffer()
+	data := buf[:size]
+	if _, err := io.ReadFull(&countingReader{r: tr, progress: x.progress}, data); err != nil {
+		x.small.release(buf)
+		return x.readErr(err)
+	}
+	s := &seen{size: size}
+	x.seen[name] = s
+	x.small.submit(smallFile{dir: d, base: path.Base(name), name: name, data: data, buf: buf, seen: s})
+	return nil
+}
+
 func (x *extractor) mkdir(name string) error {
 	if x.root == nil {
 		return nil
 	}
-	if err := x.checkParent(name); err != nil {
+	parent, err := x.dir(path.Dir(name))
+	if err != nil {
 		return err
 	}
-	if err := x.root.Mkdir(name, 0o700); err != nil {
+	if err := parent.Mkdir(path.Base(name), 0o700); err != nil {
 		return fmt.Errorf("unpack: %w", err)
 	}
 	return nil
 }
 
-// checkParent makes sure that the directory that will hold name is one
-// that this unpack made, not a symbolic link put there by someone else.
-// The os.Root would keep such a link from leading outside staging; this
-// keeps it from leading anywhere.
-func (x *extractor) checkParent(name string) error {
-	dir := path.Dir(name)
-	if dir == "." {
-		return nil
+// maxOpenDirs bounds the directories kept open, whatever the archive holds.
+const maxOpenDirs = 128
+
+// dir returns the directory name of staging, open. Every file operation
+// then takes one system call on its last element instead of a walk from
+// staging (a restore of thousands of files spent most of its system time
+// on those walks). A directory is opened only after an Lstat through its
+// open parent shows a directory that this unpack made, not a symbolic
+// link put there by someone else: the os.Root would keep such a link from
+// leading outside staging; this keeps it from leading anywhere.
+func (x *extractor) dir(name string) (*os.Root, error) {
+	if name == "." {
+		return x.root, nil
 	}
-	fi, err := x.root.Lstat(dir)
+	if d := x.dirs[name]; d != nil {
+		return d, nil
+	}
+	parent, err := x.dir(path.Dir(name))
 	if err != nil {
-		return fmt.Errorf("unpack: %w", err)
+		return nil, err
+	}
+	base := path.Base(name)
+	fi, err := parent.Lstat(base)
+	if err != nil {
+		return nil, fmt.Errorf("unpack: %w", err)
 	}
 	if !fi.IsDir() {
-		return fmt.Errorf("unpack: %s in the staging directory is no longer a directory", dir)
+		return nil, fmt.Errorf("unpack: %s in the staging directory is no longer a directory", name)
 	}
-	return nil
+	d, err := parent.OpenRoot(base)
+	if err != nil {
+		return nil, fmt.Errorf("unpack: %w", err)
+	}
+	if len(x.dirs) >= maxOpenDirs {
+		// Archives are written a directory at a time: starting afresh
+		// costs a few opens, and parent stays valid (it is closed here
+		// but only used above). Files being written use these
+		// directories: they finish first.
+		if x.small != nil {
+			if err := x.small.wait(); err != nil {
+				d.Close()
+				return nil, err
+			}
+		}
+		x.closeDirs()
+	}
+	if x.dirs == nil {
+		x.dirs = make(map[string]*os.Root)
+	}
+	x.dirs[name] = d
+	return d, nil
+}
+
+func (x *extractor) closeDirs() {
+	for _, d := range x.dirs {
+		d.Close()
+	}
+	x.dirs = nil
 }
 
 // writeFile streams one file's content to staging (or nowhere, for
@@ -347,12 +426,12 @@ func (x *extractor) writeFile(name string, tr *tar.Reader, size int64) (int64, s
 	out := &recordingWriter{w: h}
 	var f *os.File
 	if x.root != nil {
-		if err := x.checkParent(name); err != nil {
+		d, err := x.dir(path.Dir(name))
+		if err != nil {
 			return 0, "", err
 		}
-		var err error
 		// O_EXCL: never write through whatever might already be there.
-		f, err = x.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		f, err = d.OpenFile(path.Base(name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if err != nil {
 			return 0, "", fmt.Errorf("unpack: %w", err)
 		}
@@ -476,18 +555,26 @@ func kind(dir bool) string {
 // before their parents (reverse path order), so a read-only directory and a
 // directory's mtime are set after everything inside it.
 func (x *extractor) applyMetadata(m *Manifest, chown bool) error {
+	if err := x.small.wait(); err != nil {
+		return err
+	}
 	entries := append([]Entry(nil), m.Entries...)
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Path > entries[j].Path })
 	for _, e := range entries {
+		d, err := x.dir(path.Dir(e.Path))
+		if err != nil {
+			return err
+		}
+		base := path.Base(e.Path)
 		if chown {
-			if err := x.root.Lchown(e.Path, e.UID, e.GID); err != nil {
+			if err := d.Lchown(base, e.UID, e.GID); err != nil {
 				return fmt.Errorf("unpack: %w", err)
 			}
 		}
-		if err := x.root.Chmod(e.Path, e.Mode.Perm()); err != nil {
+		if err := d.Chmod(base, e.Mode.Perm()); err != nil {
 			return fmt.Errorf("unpack: %w", err)
 		}
-		if err := x.root.Chtimes(e.Path, time.Time{}, e.ModTime); err != nil {
+		if err := d.Chtimes(base, time.Time{}, e.ModTime); err != nil {
 			return fmt.Errorf("unpack: %w", err)
 		}
 	}

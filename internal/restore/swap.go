@@ -45,7 +45,8 @@ type journal struct {
 // a crash at any instant, Recover at the next start leaves exactly the
 // previous state or exactly the new one. hook, if not nil, is called
 // after each step (failpoint.Crash in a real server). A Swap that fails
-// without crashing puts the previous state back itself.
+// without crashing puts the previous state back itself. A Swap that
+// succeeds is committed; Cleanup then removes what it set aside.
 func Swap(p config.Paths, staging string, hook failpoint.Hook) (err error) {
 	if hook == nil {
 		hook = func(string) error { return nil }
@@ -138,12 +139,36 @@ func Swap(p config.Paths, staging string, hook failpoint.Hook) (err error) {
 	if err := step("commit", func() error { return writeJournal(p, j) }); err != nil {
 		return err
 	}
-	if err := step("cleanup", func() error {
-		os.RemoveAll(aside)
-		os.RemoveAll(staging)
+	return nil
+}
+
+// Cleanup removes what a committed swap left: the previous state set
+// aside and the emptied staging folder, then the journal. It may run
+// after the restore was answered (removing a large configuration tree
+// takes a while): until it is done, the journal says committed and a
+// start finishes the work (Recover). hook is called after the removal
+// (the "cleanup" step).
+func Cleanup(p config.Paths, hook failpoint.Hook) error {
+	data, err := os.ReadFile(filepath.Join(p.Home, journalName))
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil
-	}); err != nil {
+	}
+	if err != nil {
+		return fmt.Errorf("restore journal: %w", err)
+	}
+	j, err := parseJournal(p, data)
+	if err != nil {
 		return err
+	}
+	if j.State != "committed" {
+		return fmt.Errorf("restore: the swap is not committed: its cleanup is left to the next start")
+	}
+	os.RemoveAll(filepath.Join(p.Home, j.Aside))
+	os.RemoveAll(filepath.Join(p.Home, j.Staging))
+	if hook != nil {
+		if err := hook("restore-cleanup"); err != nil {
+			return err
+		}
 	}
 	return removeJournal(p)
 }
@@ -164,11 +189,9 @@ func Recover(p config.Paths) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("restore journal: %w", err)
 	}
-	var j journal
-	if err := json.Unmarshal(data, &j); err != nil || (j.State != "swapping" && j.State != "committed") ||
-		!strings.HasPrefix(j.Aside, asidePrefix) || !strings.HasPrefix(j.Staging, StagingPrefix) ||
-		j.Aside != filepath.Base(j.Aside) || j.Staging != filepath.Base(j.Staging) {
-		return "", fmt.Errorf("restore journal %s is damaged: look at it, put conf/ and data/zone.db right by hand, then remove it", filepath.Join(p.Home, journalName))
+	j, err := parseJournal(p, data)
+	if err != nil {
+		return "", err
 	}
 	aside := filepath.Join(p.Home, j.Aside)
 	did := "finished a restore interrupted after its swap"
@@ -185,6 +208,16 @@ func Recover(p config.Paths) (string, error) {
 		return "", err
 	}
 	return did, nil
+}
+
+func parseJournal(p config.Paths, data []byte) (journal, error) {
+	var j journal
+	if err := json.Unmarshal(data, &j); err != nil || (j.State != "swapping" && j.State != "committed") ||
+		!strings.HasPrefix(j.Aside, asidePrefix) || !strings.HasPrefix(j.Staging, StagingPrefix) ||
+		j.Aside != filepath.Base(j.Aside) || j.Staging != filepath.Base(j.Staging) {
+		return journal{}, fmt.Errorf("restore journal %s is damaged: look at it, put conf/ and data/zone.db right by hand, then remove it", filepath.Join(p.Home, journalName))
+	}
+	return j, nil
 }
 
 // rollBack puts back whatever the swap set aside.

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"zonekit/internal/config"
+	"zonekit/internal/failpoint"
 )
 
 func write(t *testing.T, path, s string) {
@@ -79,7 +80,7 @@ func TestSwapCrashAtEveryStep(t *testing.T) {
 	for i, step := range Steps {
 		t.Run(step, func(t *testing.T) {
 			p, staging := home(t)
-			err := Swap(p, staging, func(s string) error {
+			err := swapAndCleanup(p, staging, func(s string) error {
 				if s == "restore-"+step {
 					return errCrash
 				}
@@ -129,9 +130,28 @@ func TestRecoverSweepsStaging(t *testing.T) {
 	}
 }
 
+// swapAndCleanup is what a server does: the swap, then (after its answer)
+// the cleanup.
+func swapAndCleanup(p config.Paths, staging string, hook failpoint.Hook) error {
+	if err := Swap(p, staging, hook); err != nil {
+		return err
+	}
+	return Cleanup(p, hook)
+}
+
 func TestSwap(t *testing.T) {
 	p, staging := home(t)
 	if err := Swap(p, staging, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := state(t, p); got != "new" {
+		t.Errorf("state %s, want new", got)
+	}
+	// Until the cleanup ran, a start would finish it.
+	if l := leftovers(t, p); len(l) == 0 {
+		t.Errorf("nothing left for the cleanup")
+	}
+	if err := Cleanup(p, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := state(t, p); got != "new" {

@@ -1,21 +1,15 @@
 package server
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"zonekit/internal/api"
 	"zonekit/internal/backup"
-	"zonekit/internal/config"
-	"zonekit/internal/content"
 	"zonekit/internal/errkind"
 	"zonekit/internal/failpoint"
 	"zonekit/internal/restore"
@@ -98,6 +92,10 @@ func (s *Server) postRestore(w http.ResponseWriter, r *http.Request, actor strin
 	}
 	defer os.RemoveAll(staging)
 
+	// What the restore changes is read from the live tree while the
+	// backup is unpacked, not after.
+	live := restore.ScanLive(r.Context(), p.Home, backupIncludes(), backupExcluded)
+	defer live.Stop()
 	m, err := backup.Unpack(r.Body, staging, nil)
 	if err != nil {
 		return errkind.Wrap(errkind.Invalid, fmt.Errorf("backup refused, nothing restored: %w", err))
@@ -110,7 +108,7 @@ func (s *Server) postRestore(w http.ResponseWriter, r *http.Request, actor strin
 	if err := restore.CheckStaged(staging); err != nil {
 		return errkind.Wrap(errkind.Invalid, fmt.Errorf("backup refused, nothing restored: %w", err))
 	}
-	changes, err := restoreChanges(p, staging, m)
+	changes, err := live.Changes(m)
 	if err != nil {
 		return err
 	}
@@ -147,6 +145,16 @@ func (s *Server) postRestore(w http.ResponseWriter, r *http.Request, actor strin
 		s.log.Warn("server restored from backup; restart required", "actor", actor, "zone", m.Info.Zone, "server", m.Info.Server, "backup_created", m.Info.Created)
 	}
 	writeJSON(w, http.StatusOK, res)
+	if !dryRun {
+		// The swap is committed: removing the previous configuration
+		// tree can take a while and is left out of the answer. A restart
+		// before it is done finishes it (restore.Recover).
+		go func() {
+			if err := restore.Cleanup(p, failpoint.Crash); err != nil {
+				s.log.Error("restore cleanup", "err", err)
+			}
+		}()
+	}
 	return nil
 }
 
@@ -167,56 +175,4 @@ func sameMajor(backupVersion, ours string) error {
 		return errkind.New(errkind.Invalid, "backup is from zonekit %s and this server runs %s: restore it with zonekit %s.x", backupVersion, ours, major(backupVersion))
 	}
 	return nil
-}
-
-// restoreChanges compares the staged tree with the live one.
-func restoreChanges(p config.Paths, staging string, m *backup.Manifest) ([]api.RestoreChange, error) {
-	var out []api.RestoreChange
-	inBackup := map[string]bool{}
-	for _, e := range m.Entries {
-		inBackup[e.Path] = true
-		if e.Path == storeEntry {
-			out = append(out, api.RestoreChange{Path: e.Path, Action: "replace"})
-			continue
-		}
-		live := filepath.Join(p.Home, filepath.FromSlash(e.Path))
-		fi, err := os.Lstat(live)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			out = append(out, api.RestoreChange{Path: e.Path, Action: "add"})
-		case err != nil:
-			return nil, err
-		case e.Mode.IsDir():
-			if fi.Mode().Perm() != e.Mode.Perm() || !fi.IsDir() {
-				out = append(out, api.RestoreChange{Path: e.Path, Action: "change"})
-			}
-		default:
-			sum, _, err := content.FileSHA256(context.Background(), live)
-			if err != nil {
-				return nil, err
-			}
-			if sum != e.SHA256 || fi.Mode().Perm() != e.Mode.Perm() {
-				out = append(out, api.RestoreChange{Path: e.Path, Action: "change"})
-			}
-		}
-	}
-	for _, inc := range backupIncludes() {
-		root := filepath.Join(p.Home, inc)
-		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			rel, _ := filepath.Rel(p.Home, path)
-			rel = filepath.ToSlash(rel)
-			if !inBackup[rel] && !backupExcluded(rel) {
-				out = append(out, api.RestoreChange{Path: rel, Action: "remove"})
-			}
-			return nil
-		})
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, err
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
-	return out, nil
 }
