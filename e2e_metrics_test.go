@@ -5,12 +5,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/iana"
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
@@ -83,4 +87,39 @@ func promtoolOK() (bool, error) {
 		return false, nil
 	}
 	return true, nil
+}
+
+// cmdPXEOffer sends the proxy DHCP service on 127.0.0.1:PORT the
+// DHCPDISCOVER of a BIOS PXE client that already has an address
+// (127.0.0.1, so the answer comes back by unicast, without a network
+// namespace) and prints the answer's type and boot file:
+//
+//	pxeoffer PORT
+func cmdPXEOffer(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: pxeoffer PORT")
+	}
+	port, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	mac := net.HardwareAddr{0x52, 0x54, 0x00, 0x12, 0x34, 0x56}
+	d, err := dhcpv4.NewDiscovery(mac,
+		dhcpv4.WithOption(dhcpv4.OptClassIdentifier("PXEClient:Arch:00000:UNDI:002001")),
+		dhcpv4.WithOption(dhcpv4.OptClientArch(iana.INTEL_X86PC)),
+		dhcpv4.WithOption(dhcpv4.OptGeneric(dhcpv4.OptionClientMachineIdentifier, make([]byte, 17))))
+	ts.Check(err)
+	d.ClientIPAddr = net.IPv4(127, 0, 0, 1)
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	ts.Check(err)
+	defer c.Close()
+	_, err = c.WriteToUDP(d.ToBytes(), &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+	ts.Check(err)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 1500)
+	n, _, err := c.ReadFromUDP(buf)
+	if err != nil {
+		ts.Fatalf("no answer from the proxy on port %d: %v", port, err)
+	}
+	r, err := dhcpv4.FromBytes(buf[:n])
+	ts.Check(err)
+	fmt.Fprintf(ts.Stdout(), "%s boot file %q\n", r.MessageType(), r.BootFileName)
 }

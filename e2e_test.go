@@ -77,6 +77,7 @@ func TestScripts(t *testing.T) {
 			"leaders":      cmdLeaders,
 			"writes":       cmdWrites,
 			"metrics":      cmdMetrics,
+			"pxeoffer":     cmdPXEOffer,
 		},
 	})
 }

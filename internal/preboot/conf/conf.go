@@ -28,6 +28,7 @@ const (
 	HostPort      // an address, optionally with ":port"
 	YesNo         // YES or NO (any case)
 	Path          // a file or directory path
+	Listen        // an IP address with ":port", to listen on
 )
 
 // Param describes one configuration parameter.
@@ -143,6 +144,17 @@ func (p *Param) Check(val string) error {
 		}
 		if _, err := netip.ParseAddr(host); err != nil {
 			return fmt.Errorf("%s must be an IP address, optionally with :port (got %q)", p.Name, val)
+		}
+	case Listen:
+		h, port, err := net.SplitHostPort(val)
+		if err != nil {
+			return fmt.Errorf("%s must be an IP address with :port, such as 127.0.0.1:9102 (got %q)", p.Name, val)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("%s: bad port in %q", p.Name, val)
+		}
+		if _, err := netip.ParseAddr(h); err != nil && h != "" {
+			return fmt.Errorf("%s must be an IP address with :port, such as 127.0.0.1:9102 (got %q)", p.Name, val)
 		}
 	case YesNo:
 		if !strings.EqualFold(val, "yes") && !strings.EqualFold(val, "no") {

@@ -70,6 +70,18 @@ const sizeHelp = "Past this size in MB the log file is deleted and restarted."
 // Spec returns the specification of a service's configuration file, its
 // defaults resolved against the layout.
 func (l Layout) Spec(service string) (*Spec, error) {
+	spec, err := l.spec(service)
+	if err != nil {
+		return nil, err
+	}
+	spec.Params = append(spec.Params, Param{Name: "MetricsAddress", Kind: Listen, Commented: true, Help: []string{
+		"zonekit: address:port serving Prometheus metrics, /healthz and /readyz",
+		"over plain HTTP (each service its own, such as 127.0.0.1:9102). Empty: none.",
+		"Read at start only."}})
+	return spec, nil
+}
+
+func (l Layout) spec(service string) (*Spec, error) {
 	switch service {
 	case Imaging:
 		return &Spec{Service: Imaging, Title: "zonekit imaging service (pbserv) configuration", Params: []Param{

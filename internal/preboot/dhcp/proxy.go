@@ -40,6 +40,7 @@ type Config struct {
 // Stats counts what the proxy did since it started.
 type Stats struct {
 	Requests, Answered, Ignored atomic.Int64
+	Offers, Acks                atomic.Int64 // Answered by type: DHCPOFFER and DHCPACK
 }
 
 // Server is a running proxy DHCP service.
@@ -199,6 +200,11 @@ func (s *Server) handle(c *net.UDPConn, port int, b []byte, p netx.Packet) {
 		return
 	}
 	s.Stats.Answered.Add(1)
+	if reply.MessageType() == dhcpv4.MessageTypeOffer {
+		s.Stats.Offers.Add(1)
+	} else {
+		s.Stats.Acks.Add(1)
+	}
 	s.log.Logf(plog.Transaction, "%s to %s at %s: boot file %q from %s", reply.MessageType(), req.ClientHWAddr, dst, reply.BootFileName, reply.ServerIPAddr)
 	if s.log.Enabled(plog.Debug) {
 		s.log.Logf(plog.Debug, "sent:")

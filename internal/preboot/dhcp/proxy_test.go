@@ -196,6 +196,9 @@ func TestServe(t *testing.T) {
 	if got := s.Stats.Ignored.Load(); got != 2 {
 		t.Errorf("ignored %d, want 2", got)
 	}
+	if o, a := s.Stats.Offers.Load(), s.Stats.Acks.Load(); o != 1 || a != 1 {
+		t.Errorf("%d offers and %d acks counted, want 1 and 1", o, a)
+	}
 }
 
 func freeUDP(t *testing.T) int {

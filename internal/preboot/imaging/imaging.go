@@ -113,6 +113,9 @@ type Image struct {
 
 // Server is the running imaging service.
 type Server struct {
+	// Observe, when set before Start, wraps the HTTP handler (metrics).
+	Observe func(http.Handler) http.Handler
+
 	log  *plog.Logger
 	cfg  Config // Dir is read through dir()
 	zone Zone
@@ -232,7 +235,11 @@ func (s *Server) Start() error {
 	mux.HandleFunc("POST /tasks/report", s.handleReport)
 	mux.HandleFunc("GET /tasks/session", s.handleSession)
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.Stats()) })
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	var h http.Handler = mux
+	if s.Observe != nil {
+		h = s.Observe(mux)
+	}
+	s.srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	s.ln = ln
 	s.done = make(chan error, 1)
 	go func() { s.done <- s.srv.Serve(ln) }()

@@ -78,6 +78,9 @@ type Config struct {
 
 // Server is the running policy service.
 type Server struct {
+	// Observe, when set before Start, wraps the HTTP handler (metrics).
+	Observe func(http.Handler) http.Handler
+
 	log    *plog.Logger
 	cfg    atomic.Pointer[Config]
 	client *http.Client
@@ -106,7 +109,11 @@ func (s *Server) Start() error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ipxe/{mac}", s.script)
 	mux.HandleFunc("GET /boot/{file...}", s.bootFile)
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	var h http.Handler = mux
+	if s.Observe != nil {
+		h = s.Observe(mux)
+	}
+	s.srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	s.ln = ln
 	s.done = make(chan error, 1)
 	go func() { s.done <- s.srv.Serve(ln) }()

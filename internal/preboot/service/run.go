@@ -99,6 +99,16 @@ func Run(ctx context.Context, o Options) error {
 		log.Logf(critical(service), "not started: %v", err)
 		return err
 	}
+	// The metrics listener opens first: the policy and imaging services
+	// take its HTTP middleware when they start.
+	mctx, stopMetrics := context.WithCancel(ctx)
+	waitMetrics, err := serveMetrics(mctx, v.String("MetricsAddress"), service, d, o.TLS)
+	if err != nil {
+		stopMetrics()
+		log.Logf(critical(service), "not started: %v", err)
+		return err
+	}
+	defer func() { stopMetrics(); waitMetrics() }()
 	if err := d.start(); err != nil {
 		log.Logf(critical(service), "not started: %v", err)
 		return err

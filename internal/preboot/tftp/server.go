@@ -52,6 +52,7 @@ type state struct {
 // Stats counts transfers since the server started.
 type Stats struct {
 	Reads, Writes, Failed, Busy, Retransmits atomic.Int64
+	Bytes                                    atomic.Int64 // data sent and received, failed transfers included
 }
 
 // Server is a TFTP server. Reload swaps its configuration without

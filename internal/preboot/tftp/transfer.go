@@ -85,6 +85,7 @@ func (t *transfer) run() {
 		err = t.send()
 	}
 	t.srv.Stats.Retransmits.Add(int64(t.retransmits))
+	t.srv.Stats.Bytes.Add(t.bytes)
 	var pe *peerError
 	switch {
 	case err == nil:
