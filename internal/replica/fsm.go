@@ -27,6 +27,10 @@ type fsm struct {
 	st      *store.Store
 	applied atomic.Uint64
 	notify  func(index uint64) // called after each apply, for waiters
+	// committed is called with the last index of a batch before it is
+	// applied: raft hands the FSM committed entries only, so on the
+	// leader this is the earliest moment the commit is known.
+	committed func(index uint64)
 }
 
 func newFSM(st *store.Store, notify func(uint64)) (*fsm, error) {
@@ -66,6 +70,9 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	last := logs[len(logs)-1].Index
 	if last <= f.applied.Load() {
 		return out
+	}
+	if f.committed != nil {
+		f.committed(last)
 	}
 	errFailed := errors.New("a command in the batch failed")
 	err := f.st.Update(func(tx *bolt.Tx) error {

@@ -145,3 +145,27 @@ func (m *memSink) Close() error  { return nil }
 type readCloser struct{ *bytes.Reader }
 
 func (readCloser) Close() error { return nil }
+
+// The committed hook sees a batch's last index before the store holds it
+// (the leader tells the followers of the commit while it writes), and not
+// for entries already applied.
+func TestApplyBatchCommittedBeforeWrite(t *testing.T) {
+	st := newStore(t)
+	f, err := newFSM(st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []uint64
+	f.committed = func(idx uint64) {
+		if n := len(groups(t, st)); n != len(seen) {
+			t.Errorf("committed(%d) called with %d groups in the store, want %d: the batch was already written", idx, n, len(seen))
+		}
+		seen = append(seen, idx)
+	}
+	f.ApplyBatch([]*raft.Log{entry(t, 1, "a", zone.CmdGroupCreate, group("lab"))})
+	f.ApplyBatch([]*raft.Log{entry(t, 1, "a", zone.CmdGroupCreate, group("lab"))}) // a replay
+	f.ApplyBatch([]*raft.Log{entry(t, 2, "b", zone.CmdGroupCreate, group("office"))})
+	if len(seen) != 2 || seen[0] != 1 || seen[1] != 2 {
+		t.Fatalf("committed saw %v, want [1 2]", seen)
+	}
+}

@@ -79,14 +79,15 @@ type Node struct {
 	mu      sync.Mutex
 	applied chan struct{} // closed and replaced whenever the FSM applies
 
-	nudging  atomic.Bool           // a Barrier is on its way to the followers
-	inc      atomic.Value          // store.Incarnation the store follows
-	reseedMu sync.Mutex            // one re-seed at a time
-	problem  atomic.Value          // problemNote: the last refusal, for Status
-	normal   raft.ReloadableConfig // timeouts for a cluster of several servers
-	single   bool                  // started as the only voter
-	booted   bool                  // started a new cluster
-	shutdown sync.Once
+	nudger    nudger                // Barriers that tell the followers of a commit
+	forwarded atomic.Int64          // commands forwarded by followers being applied here
+	inc       atomic.Value          // store.Incarnation the store follows
+	reseedMu  sync.Mutex            // one re-seed at a time
+	problem   atomic.Value          // problemNote: the last refusal, for Status
+	normal    raft.ReloadableConfig // timeouts for a cluster of several servers
+	single    bool                  // started as the only voter
+	booted    bool                  // started a new cluster
+	shutdown  sync.Once
 }
 
 // alone reports whether this server is the only voter of its cluster.
@@ -121,6 +122,8 @@ func Start(o Options) (*Node, error) {
 	if n.fsm, err = newFSM(o.Store, n.onApplied); err != nil {
 		return nil, fmt.Errorf("replication: read applied index: %w", err)
 	}
+	n.fsm.committed = n.onCommitted
+	n.nudger.barrier = func() { n.raft.Barrier(time.Second).Error() }
 	out := o.LogOutput
 	if out == nil {
 		out = io.Discard
@@ -364,16 +367,50 @@ func (n *Node) ApplyLeader(c zone.Command) (uint64, error) {
 	return f.Index(), nil
 }
 
+// ApplyForwarded is ApplyLeader for a command a follower forwarded: the
+// follower answers its client only once its own store holds the command,
+// so the followers are told of the commit as soon as it happens.
+func (n *Node) ApplyForwarded(c zone.Command) (uint64, error) {
+	n.forwarded.Add(1)
+	defer n.forwarded.Add(-1)
+	return n.ApplyLeader(c)
+}
+
+// onCommitted runs on the leader (and the followers) as a batch of
+// committed entries reaches the store, before it is written.
+func (n *Node) onCommitted(uint64) {
+	if n.forwarded.Load() > 0 && n.IsLeader() {
+		n.Nudge()
+	}
+}
+
 // Nudge tells the followers the new commit index at once (a barrier entry
-// carries it) instead of at the next commit timeout, so a follower that
-// forwarded a command sees it applied sooner. Concurrent nudges share one.
-func (n *Node) Nudge() {
-	if !n.nudging.CompareAndSwap(false, true) {
+// carries it) instead of at the next commit timeout (5 to 10 ms later), so
+// a follower that forwarded a command sees it applied sooner.
+func (n *Node) Nudge() { n.nudger.nudge() }
+
+// nudger runs one barrier at a time. Nudges while one runs share one more
+// after it: the barrier in flight may carry a commit index older than
+// theirs.
+type nudger struct {
+	barrier func()
+	running atomic.Bool // a barrier goroutine is on
+	more    atomic.Bool // a nudge came that no barrier has started for
+}
+
+func (u *nudger) nudge() {
+	u.more.Store(true)
+	if !u.running.CompareAndSwap(false, true) {
 		return
 	}
 	go func() {
-		defer n.nudging.Store(false)
-		n.raft.Barrier(time.Second).Error()
+		for u.more.Swap(false) {
+			u.barrier()
+		}
+		u.running.Store(false)
+		if u.more.Load() { // came between the last Swap and Store
+			u.nudge()
+		}
 	}()
 }
 

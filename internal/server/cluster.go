@@ -260,7 +260,11 @@ func (s *Server) clusterApply(w http.ResponseWriter, r *http.Request, peer zone.
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxCommand)).Decode(&c); err != nil {
 		return errkind.New(errkind.Usage, "malformed command: %v", err)
 	}
-	idx, err := s.rep.ApplyLeader(c)
+	// The followers learn of the commit from the replica at once (a
+	// barrier sent as the command reaches the store), not at the next
+	// commit timeout: the follower answers its client once it applied the
+	// command too.
+	idx, err := s.rep.ApplyForwarded(c)
 	if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 		writeJSON(w, http.StatusMisdirectedRequest, api.Error{Error: api.ErrorBody{Code: "not_leader", Message: err.Error()}})
 		return nil
@@ -268,8 +272,6 @@ func (s *Server) clusterApply(w http.ResponseWriter, r *http.Request, peer zone.
 	if err != nil {
 		return err
 	}
-	// The follower answers its client once it applied the command too.
-	s.rep.Nudge()
 	writeJSON(w, http.StatusOK, api.ClusterApplied{Index: idx})
 	return nil
 }
