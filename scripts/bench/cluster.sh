@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Store replication benchmark: three zone servers on 127.0.0.1-3 (one
-# port). Measures a new server joining a zone of 10,000 devices and a
+# port). Measures a new server joining a zone of DEVICES (10,000) devices and a
 # CONTENT_MIB package until it is in sync (store and content), the latency
 # of single commands sent to the leader and to a follower, and how long
-# writes stop when the leader is killed.
+# writes stop when the leader is killed. The leader and the follower get
+# their commands interleaved, so the machine's load weighs on both alike.
 #
-#   scripts/bench/cluster.sh            # N=500 commands per server, CONTENT_MIB=1024
+#   scripts/bench/cluster.sh            # N=500 commands per server, CONTENT_MIB=1024, DEVICES=10000
+#   N=1000 CONTENT_MIB=0 DEVICES=0 scripts/bench/cluster.sh     # the write latencies alone
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 n=${N:-500}
 content_mib=${CONTENT_MIB:-1024}
+devices=${DEVICES:-10000}
 work=$(mktemp -d -t zonekit-cluster-bench.XXXXXX)
 bin=$work/bin
 cleanup() {
@@ -28,7 +31,7 @@ echo correct-horse-1 >"$work/pw"
 
 zconfigure --home "$work/s1" -c NewZone --zone-name Bench --admin-password-file "$work/pw" --dns localhost --ip 127.0.0.1 \
   --port "$port" -D server.address=127.0.0.1 -D server.content-port="$cport" >/dev/null
-fillzone -home "$work/s1" -devices 10000
+[ "$devices" -eq 0 ] || fillzone -home "$work/s1" -devices "$devices"
 zconfigure --home "$work/s1" -c Start --action start >/dev/null
 ca=$work/s1/conf/zone-ca.pem
 fp=$(ZONEKIT_HOME=$work/s1 zman certificate-authority-info | awk '/^SHA-256/ {print $2; exit}')
@@ -51,11 +54,11 @@ join() {
 }
 insync() { # server number: a follower nothing behind, holding every device and the package
   zman --host "127.0.0.$1" --port "$port" --cacert "$ca" server-list 2>/dev/null | grep -Eq "^ 127\.0\.0\.$1 .* Follower *$" &&
-    [ "$(zman --host "127.0.0.$1" --port "$port" --cacert "$ca" device-list -o json 2>/dev/null | grep -c '"id"')" -ge 10000 ] &&
+    [ "$(zman --host "127.0.0.$1" --port "$port" --cacert "$ca" device-list -o json 2>/dev/null | grep -c '"id"')" -ge "$devices" ] &&
     { [ -z "$pkg" ] || zman --host "127.0.0.$1" --port "$port" --cacert "$ca" content-replication-status --server "127.0.0.$1" \
       --package "$pkg" -o json 2>/dev/null | grep -q '"state": "present"'; }
 }
-echo "==> a new server joins a zone of 10,000 devices and a $content_mib MiB package"
+echo "==> a new server joins a zone of $devices devices and a $content_mib MiB package"
 join 2
 until insync 2; do sleep 0.2; done
 start=$(date +%s.%N)
@@ -68,7 +71,8 @@ leader() { # number of the server that leads now
   zman --cacert "$ca" --host 127.0.0.2 --port "$port" server-list | awk '/ Leader *$/ { if ($1 == "localhost") print 1; else { split($1, a, "."); print a[4] } }'
 }
 l=$(leader); f=$(( l % 3 + 1 ))
-echo "==> $n single commands (group-create over HTTPS, stored credential) to the leader (server $l), then to a follower (server $f)"
+echo "==> $n single commands (group-create over HTTPS, stored credential) to the leader (server $l) and a follower (server $f), in turn"
+grep -m1 "model name" /proc/cpuinfo
 clusterlat -cacert "$ca" -n "$n" "https://127.0.0.$l:$port" "https://127.0.0.$f:$port"
 
 echo "==> the leader (server $l) is killed (SIGKILL); a write sent to server $f waits for the new leader"
