@@ -215,7 +215,17 @@ func (a *Agent) Register(ctx context.Context, o RegisterOptions) (State, error) 
 	if err != nil {
 		return State{}, fmt.Errorf("certificate from %s: %w", c.BaseURL(), err)
 	}
-	if err := checkDeviceCert(cert, o.CA, key.Public()); err != nil {
+	// Under an external zone CA the zone's device CA issued it: the
+	// server names it, over the TLS verified against the zone CA.
+	issuers := []*x509.Certificate{o.CA}
+	if reg.IssuerPEM != "" {
+		issuer, err := pki.ParseCertPEM([]byte(reg.IssuerPEM))
+		if err != nil {
+			return State{}, fmt.Errorf("the issuer of the certificate from %s: %w", c.BaseURL(), err)
+		}
+		issuers = append(issuers, issuer)
+	}
+	if err := checkDeviceCert(cert, issuers, key.Public()); err != nil {
 		return State{}, err
 	}
 	st, err := a.saveRegistration(db, key, cert, o.CA, reg, c.BaseURL())
@@ -290,11 +300,16 @@ func preferFirst(list []string, first string) []string {
 	return out
 }
 
-func checkDeviceCert(cert, ca *x509.Certificate, pub any) error {
+// checkDeviceCert checks a device certificate the zone issued: from one
+// of the CAs given (the zone CA, or the zone's device CA under an
+// external zone CA), for client authentication, for this device's key.
+func checkDeviceCert(cert *x509.Certificate, cas []*x509.Certificate, pub any) error {
 	pool := x509.NewCertPool()
-	pool.AddCert(ca)
+	for _, ca := range cas {
+		pool.AddCert(ca)
+	}
 	if _, err := cert.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
-		return fmt.Errorf("the device certificate received does not verify against the zone CA: %w", err)
+		return fmt.Errorf("the device certificate received does not verify against the zone's CAs: %w", err)
 	}
 	type equaler interface{ Equal(crypto.PublicKey) bool }
 	if k, ok := cert.PublicKey.(equaler); !ok || !k.Equal(pub) {

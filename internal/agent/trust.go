@@ -98,11 +98,18 @@ func (a *Agent) installDeviceCert(st *State, key crypto.Signer, out api.DeviceCe
 	if len(out.TrustedCAs) == 0 {
 		return fmt.Errorf("the zone sent no CA with the device certificate")
 	}
-	ca, err := pki.ParseCertPEM([]byte(out.TrustedCAs[0]))
-	if err != nil {
-		return err
+	// The first is the zone CA; under an external one the device CA that
+	// issues device certificates comes last.
+	var cas []*x509.Certificate
+	for _, p := range out.TrustedCAs {
+		c, err := pki.ParseCertPEM([]byte(p))
+		if err != nil {
+			return err
+		}
+		cas = append(cas, c)
 	}
-	if err := checkDeviceCert(cert, ca, key.Public()); err != nil {
+	ca := cas[0]
+	if err := checkDeviceCert(cert, cas, key.Public()); err != nil {
 		return err
 	}
 	keyPEM, err := pki.EncodeKeyPEM(key)

@@ -153,11 +153,15 @@ type RegisterRequest struct {
 
 // Registration answers a registration and GET /api/v1/device/zone.
 type Registration struct {
-	DeviceID    string   `json:"device_id"`
-	Certificate string   `json:"certificate,omitempty"` // PEM, at registration only
-	ZoneName    string   `json:"zone_name"`
-	ZoneID      string   `json:"zone_id"`
-	Servers     []string `json:"servers"` // base URLs, preferred first
+	DeviceID    string `json:"device_id"`
+	Certificate string `json:"certificate,omitempty"` // PEM, at registration only
+	// IssuerPEM is the CA that signed Certificate (at registration only):
+	// the zone CA, or under an external zone CA the zone's device CA,
+	// which the agent then learns over the TLS it verified.
+	IssuerPEM string   `json:"issuer_pem,omitempty"`
+	ZoneName  string   `json:"zone_name"`
+	ZoneID    string   `json:"zone_id"`
+	Servers   []string `json:"servers"` // base URLs, preferred first
 	// ContentSatellites are the content URLs of the zone's content
 	// satellites, closest to the device first.
 	ContentSatellites []string `json:"content_satellites,omitempty"`
@@ -221,6 +225,12 @@ type CertificateAuthority struct {
 	FutureCA *CertSummary `json:"future_ca,omitempty"`
 	// Change names the certificate change under way, if any.
 	Change string `json:"change,omitempty"`
+	// DeviceCA is the CA that issues device and satellite certificates:
+	// the zone CA itself under an internal CA (then DeviceCAIsZoneCA),
+	// the zone's own device-issuing CA under an external one; nil when an
+	// external zone has none yet.
+	DeviceCA         *CertSummary `json:"device_ca,omitempty"`
+	DeviceCAIsZoneCA bool         `json:"device_ca_is_zone_ca"`
 }
 
 // ServerCertificate is one server's certificate as listed by

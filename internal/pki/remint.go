@@ -214,3 +214,24 @@ func KeyTypeOf(pub crypto.PublicKey) KeyType {
 	}
 	return ECDSAP256
 }
+
+// DeviceCAYears is the life of a device-issuing CA; the zone replaces it
+// within ExpiringWithin of its end.
+const DeviceCAYears = 5
+
+// NewDeviceCA creates the zone's device-issuing CA, kept while the zone
+// CA is external: a self-signed ECDSA P-256 CA that the zone's servers
+// trust beside the zone CA for client certificates. It signs only what
+// the zone issues itself (device and satellite certificates, CPK
+// signatures), never a zone server's certificate.
+func NewDeviceCA(zoneName string, now time.Time) (*CA, error) {
+	cn := "zonekit device CA " + zoneName
+	if len(cn) > MaxCommonName {
+		cn = cn[:MaxCommonName]
+	}
+	org := zoneName
+	if len(org) > MaxCommonName {
+		org = org[:MaxCommonName]
+	}
+	return NewCAWith(CAOptions{CommonName: cn, Organization: org, KeyType: ECDSAP256, Years: DeviceCAYears, Now: now})
+}

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"time"
 
-	"zonekit/internal/errkind"
 	"zonekit/internal/pki"
 	"zonekit/internal/server/httpapi"
 	"zonekit/internal/zone"
@@ -44,26 +43,25 @@ func (a areaRoutes) Peer(pattern string, h func(http.ResponseWriter, *http.Reque
 
 func (a areaRoutes) ZoneServer(r *http.Request) bool { return a.s.isZoneServer(r) }
 
-// caIssuer is the zone CA this server holds, if it does, for the
-// satellites' certificates.
+// caIssuer is the CA that signs the satellites' certificates here: the
+// zone CA where this server holds it, or under an external zone CA the
+// device CA, on any server (deviceca.go).
 type caIssuer struct{ s *Server }
 
 func (c caIssuer) Held() error {
-	if c.s.ca.Load() == nil {
-		return errkind.New(errkind.Unavailable, "server %s does not hold the CertAuth role; ask the server that does", c.s.self.Name)
-	}
-	return nil
+	_, err := c.s.localIssuer(context.Background(), "a satellite certificate")
+	return err
 }
 
 func (c caIssuer) IssueServer(req pki.ServerRequest, now time.Time) (*x509.Certificate, error) {
-	ca := c.s.ca.Load()
-	if ca == nil {
-		return nil, c.Held()
+	ca, err := c.s.localIssuer(context.Background(), "a satellite certificate")
+	if err != nil {
+		return nil, err
 	}
 	return ca.IssueServer(req, now)
 }
 
-func (c caIssuer) Chain() []*x509.Certificate { return []*x509.Certificate{c.s.zoneCA()} }
+func (c caIssuer) Chain() []*x509.Certificate { return []*x509.Certificate{c.s.deviceIssuer()} }
 
 // serverPeers is how areas reach this server's peers (cluster.go).
 type serverPeers struct{ s *Server }

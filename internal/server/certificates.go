@@ -52,6 +52,11 @@ func (s *Server) getCertificateAuthority(w http.ResponseWriter, r *http.Request,
 		MD5: pki.Fingerprint(c, "md5"), SHA1: pki.Fingerprint(c, "sha1"), SHA256: pki.Fingerprint(c, "sha256"),
 		Status: pki.Status(c, s.now()), Internal: z.CAInternal, CertAuthServer: holder, PEM: string(pki.EncodeCertPEM(c)),
 	}
+	if z.CAInternal {
+		out.DeviceCA, out.DeviceCAIsZoneCA = summary(c, false), true
+	} else if dca, err := pki.ParseCertPEM([]byte(z.DeviceCA)); err == nil {
+		out.DeviceCA = summary(dca, true)
+	}
 	if rm, err := s.db.Remint(); err == nil && rm != nil {
 		out.Change = fmt.Sprintf("%s %q, activation %s", rm.Kind, rm.Name, rm.Activation.UTC().Format(time.RFC3339))
 		if f, err := pki.ParseCertPEM([]byte(rm.FutureCA)); err == nil {

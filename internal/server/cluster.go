@@ -518,7 +518,7 @@ func (s *Server) clusterSign(w http.ResponseWriter, r *http.Request, peer zone.S
 	if err := readJSON(w, r, &req); err != nil {
 		return err
 	}
-	cert, err := s.signLocal(req)
+	cert, err := s.signLocal(r.Context(), req)
 	if err != nil {
 		return err
 	}
@@ -527,7 +527,24 @@ func (s *Server) clusterSign(w http.ResponseWriter, r *http.Request, peer zone.S
 	return nil
 }
 
-func (s *Server) signLocal(req api.ClusterSign) (*x509.Certificate, error) {
+func (s *Server) signLocal(ctx context.Context, req api.ClusterSign) (*x509.Certificate, error) {
+	if st := s.trust.Load(); st.external {
+		// The zone holds no key of an external CA: devices get their
+		// certificates from the device CA, on any server; a server's
+		// certificate must come from the external CA.
+		if req.Kind != "device" {
+			return nil, errkind.New(errkind.Unavailable, "the zone CA %s is external and its key is not in the zone, so no server can sign a certificate for a joining server: join servers while the zone CA is internal (change to the external CA afterwards)", st.ca.Subject)
+		}
+		dca, err := s.deviceSigner(ctx)
+		if err != nil {
+			return nil, err
+		}
+		cert, err := dca.SignDeviceCSR([]byte(req.CSR), req.ID, s.now())
+		if err != nil {
+			return nil, errkind.Wrap(errkind.Usage, fmt.Errorf("certificate request: %w", err))
+		}
+		return cert, nil
+	}
 	ca := s.ca.Load()
 	if ca == nil {
 		return nil, errkind.New(errkind.Unavailable, "server %s does not hold the CertAuth role", s.self.Name)
@@ -561,10 +578,12 @@ func (s *Server) signLocal(req api.ClusterSign) (*x509.Certificate, error) {
 }
 
 // sign signs here when this server holds the CA, else asks the server
-// that does: devices may register with any server of the zone.
+// that does: devices may register with any server of the zone. Under an
+// external zone CA every server signs device certificates itself, with
+// the device CA.
 func (s *Server) sign(ctx context.Context, req api.ClusterSign) (*x509.Certificate, error) {
-	if s.ca.Load() != nil {
-		return s.signLocal(req)
+	if s.ca.Load() != nil || s.trust.Load().external {
+		return s.signLocal(ctx, req)
 	}
 	servers, err := s.db.Servers()
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 
 	"zonekit/internal/content"
-	"zonekit/internal/errkind"
 	"zonekit/internal/pki"
 	"zonekit/internal/server/packages"
 	"zonekit/internal/zone"
@@ -42,12 +41,10 @@ type packageCA struct{ s *Server }
 
 func (c packageCA) ZoneCA() *x509.Certificate { return c.s.zoneCA() }
 
-func (c packageCA) CPKSigner(context.Context) (*pki.CA, error) {
-	ca := c.s.ca.Load()
-	if ca == nil {
-		return nil, errkind.New(errkind.Unavailable, "server %s does not hold the CertAuth role: sign with the server that does", c.s.self.Name)
-	}
-	return ca, nil
+// CPKSigner is the zone CA where this server holds it; under an external
+// zone CA the device CA, which agents trust (deviceca.go).
+func (c packageCA) CPKSigner(ctx context.Context) (*pki.CA, error) {
+	return c.s.localIssuer(ctx, "the signature (sign with it)")
 }
 
 type packageContent struct{ s *Server }

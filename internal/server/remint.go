@@ -69,6 +69,14 @@ func (s *Server) remintLoop(ctx context.Context) {
 				s.remintErr.Store(nil)
 			}
 			s.noteExpiredCA()
+			if err := s.deviceCAStep(ctx); err != nil {
+				msg := err.Error()
+				if prev := s.deviceCAErr.Swap(&msg); prev == nil || *prev != msg {
+					s.log.Error("device CA", "err", err)
+				}
+			} else {
+				s.deviceCAErr.Store(nil)
+			}
 		}
 	}
 }
@@ -1215,24 +1223,36 @@ func (s *Server) addServerCertificate(w http.ResponseWriter, r *http.Request, ac
 
 // ---- agents ----
 
-// trustedCAs are the PEMs agents should trust now: the zone CA and, while
-// a change of CA is under way, the future one.
+// trustedCAs are the PEMs agents should trust now: the zone CA, while
+// a change of CA is under way the future one, and under an external CA
+// the device CA (last: agents take the first as the zone CA), which
+// signs satellites' certificates and CPKs there.
 func (s *Server) trustedCAs() []string {
-	out := []string{string(pki.EncodeCertPEM(s.zoneCA()))}
+	st := s.trust.Load()
+	out := []string{string(pki.EncodeCertPEM(st.ca))}
 	if rm, err := s.db.Remint(); err == nil && rm != nil && rm.FutureCA != "" {
 		out = append(out, rm.FutureCA)
+	}
+	if st.external && st.deviceCA != nil {
+		out = append(out, string(pki.EncodeCertPEM(st.deviceCA)))
 	}
 	return out
 }
 
 // needsRenewal says whether a device certificate should be replaced: it
-// comes from a replaced CA, or it expires within 30 days.
+// comes from another CA than the one issuing device certificates now (a
+// replaced CA, the internal CA before a change to an external one), or it
+// expires within 30 days. Only a server that can issue the new one asks.
 func (s *Server) needsRenewal(r *http.Request) bool {
-	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || s.ca.Load() == nil {
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
+		return false
+	}
+	issuer := s.deviceIssuer()
+	if issuer == nil || (!s.trust.Load().external && s.ca.Load() == nil) {
 		return false
 	}
 	leaf := r.TLS.VerifiedChains[0][0]
-	return leaf.CheckSignatureFrom(s.zoneCA()) != nil || leaf.NotAfter.Sub(s.now()) < 30*24*time.Hour
+	return leaf.CheckSignatureFrom(issuer) != nil || leaf.NotAfter.Sub(s.now()) < 30*24*time.Hour
 }
 
 func (s *Server) issueDeviceCert(actor, id string, csrPEM string) (api.DeviceCertificate, error) {

@@ -70,6 +70,7 @@ func (s *Server) routes() http.Handler {
 	admin("POST "+api.Prefix+"/certificate-authority/role-disable", s.disableCARole)
 	admin("POST "+api.Prefix+"/certificate-authority/remint", s.remintCA)
 	admin("POST "+api.Prefix+"/certificate-authority/change", s.changeCA)
+	admin("POST "+api.Prefix+"/certificate-authority/device-ca/rotate", s.rotateDeviceCA)
 	admin("POST "+api.Prefix+"/server-certificates/remint", s.remintServerCerts)
 	admin("GET "+api.Prefix+"/certificate-changes/current", s.getChange)
 	admin("GET "+api.Prefix+"/certificate-changes/check", s.checkChange)

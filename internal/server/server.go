@@ -43,6 +43,7 @@ type Server struct {
 	db       *zone.DB
 	log      *slog.Logger
 	ca       atomic.Pointer[pki.CA] // nil unless this server holds the CertAuth role and its key
+	devCA    deviceCAState          // the device CA's signer, under an external zone CA
 	trust    atomic.Pointer[trustState]
 	self     zone.Server
 	zone     zone.Zone
@@ -58,12 +59,13 @@ type Server struct {
 	metrics  *metrics.ZoneServer
 	health   *metrics.Health
 
-	roleMu    sync.Mutex
-	remintMu  sync.Mutex // one certificate change step at a time on this server
-	remintErr atomic.Pointer[string]
-	caExpired atomic.Bool // logged that the zone CA expired while running
-	restoreMu sync.Mutex
-	restored  atomic.Bool // set after a restore: answer nothing until restarted
+	roleMu      sync.Mutex
+	remintMu    sync.Mutex // one certificate change step at a time on this server
+	remintErr   atomic.Pointer[string]
+	deviceCAErr atomic.Pointer[string] // last device CA error logged by the loop
+	caExpired   atomic.Bool            // logged that the zone CA expired while running
+	restoreMu   sync.Mutex
+	restored    atomic.Bool // set after a restore: answer nothing until restarted
 }
 
 // New loads this server's certificates and identity and builds its routes.

@@ -17,12 +17,14 @@ import (
 // It is replaced whole when a certificate change activates, so that
 // handshakes switch without a restart.
 type trustState struct {
-	ca      *x509.Certificate
-	cert    tls.Certificate
-	leaf    *x509.Certificate
-	config  *tls.Config
-	expiry  []string // HeaderCertExpiry values, earliest first; none when nothing expires soon
-	checked time.Time
+	ca       *x509.Certificate
+	external bool              // the zone CA is external: the zone does not hold its key
+	deviceCA *x509.Certificate // the zone's device-issuing CA under an external CA, else nil
+	cert     tls.Certificate
+	leaf     *x509.Certificate
+	config   *tls.Config
+	expiry   []string // HeaderCertExpiry values, earliest first; none when nothing expires soon
+	checked  time.Time
 }
 
 // zoneCA returns the current zone CA.
@@ -77,12 +79,21 @@ func (s *Server) loadTrust() error {
 	// expire: agents renew them at their next refresh.
 	clients := x509.NewCertPool()
 	clients.AddCert(ca)
+	var deviceCA *x509.Certificate
+	if !z.CAInternal && z.DeviceCA != "" {
+		// Beside the zone CA, not under it: the zone holds no key of an
+		// external CA to certify it with.
+		if deviceCA, err = pki.ParseCertPEM([]byte(z.DeviceCA)); err != nil {
+			return fmt.Errorf("the zone's device CA: %w", err)
+		}
+		clients.AddCert(deviceCA)
+	}
 	for _, p := range z.PreviousCAs {
 		if c, err := pki.ParseCertPEM([]byte(p)); err == nil && now.Before(c.NotAfter) {
 			clients.AddCert(c)
 		}
 	}
-	st := &trustState{ca: ca, cert: cert, leaf: leaf}
+	st := &trustState{ca: ca, external: !z.CAInternal, deviceCA: deviceCA, cert: cert, leaf: leaf}
 	st.config = &tls.Config{
 		MinVersion:   tls.VersionTLS12,
 		Certificates: []tls.Certificate{cert},
@@ -121,6 +132,11 @@ func (s *Server) certExpiry() []string {
 	var list []expiring
 	if st.ca.NotAfter.Sub(now) < pki.ExpiringWithin {
 		list = append(list, expiring{st.ca.NotAfter, "zone CA " + st.ca.Subject.CommonName})
+	}
+	if st.deviceCA != nil && st.deviceCA.NotAfter.Sub(now) < pki.ExpiringWithin {
+		// Replaced automatically (deviceCAStep); named so that a failure
+		// to replace it is seen.
+		list = append(list, expiring{st.deviceCA.NotAfter, "device CA " + st.deviceCA.Subject.CommonName})
 	}
 	if servers, err := s.db.Servers(); err == nil {
 		for _, sv := range servers {

@@ -45,7 +45,7 @@ func (t *commandTable) put(name string, h handler, audited bool) {
 // areas register the commands of each area of the zone.
 var areas = []func(*commandTable){
 	coreCommands, certificateCommands, ocsCommands, spkValuesCommands, packageCommands,
-	prebootCommands, satelliteCommands, clusterCommands, contentCommands,
+	prebootCommands, satelliteCommands, clusterCommands, contentCommands, deviceCACommands,
 }
 
 func buildCommands() (map[string]entry, error) {

@@ -288,6 +288,9 @@ func replaceCA(z *Zone, caPEM, cross string, internal bool) {
 		z.PreviousCAs = append([]string{z.CACertPEM}, z.PreviousCAs...)
 	}
 	z.CACertPEM, z.CAInternal = caPEM, internal
+	if internal {
+		retireDeviceCA(z)
+	}
 	if cross != "" {
 		z.CrossCerts = append(z.CrossCerts, cross)
 	}

@@ -28,6 +28,13 @@ type Zone struct {
 	// CrossCerts certify each new CA with the key of the one it replaced,
 	// so that an agent holding only an old CA can re-establish trust.
 	CrossCerts []string `json:"cross_cert_pems,omitempty"`
+	// DeviceCA is the device-issuing CA kept while the zone CA is
+	// external (whose key the zone does not hold): it signs device and
+	// satellite certificates and CPKs. DeviceCAKey is its key, sealed
+	// with the zone's sealing key (the SPK values key of conf/security).
+	// Both are empty under an internal CA, which issues these itself.
+	DeviceCA    string `json:"device_ca_pem,omitempty"`
+	DeviceCAKey string `json:"device_ca_key_sealed,omitempty"`
 }
 
 // Server is a Primary Server of the zone.

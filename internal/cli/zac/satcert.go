@@ -90,7 +90,7 @@ func satCertRequest(ctx context.Context, o *SatCertOptions, keep bool) error {
 	if err != nil {
 		return err
 	}
-	return printSatCert(o, res, "issued by the zone CA")
+	return printSatCert(o, res, "issued by the zone")
 }
 
 func printSatCert(o *SatCertOptions, res agent.SatelliteCertResult, how string) error {

@@ -24,8 +24,9 @@ import (
 )
 
 type caInfoOptions struct {
-	f   *Factory
-	PEM bool
+	f         *Factory
+	PEM       bool
+	DevicePEM bool
 }
 
 func newCAInfo(f *Factory, runF func(*caInfoOptions) error) *cobra.Command {
@@ -38,6 +39,13 @@ time zone), key type and length, MD5, SHA-1 and SHA-256 fingerprints, status
 (valid, expiring within 90 days, or expired), whether it is internal or
 external, and which server holds the CertAuth role. While a change of CA
 is under way the future CA is shown too.
+
+The device CA is the CA that issues device certificates (at registration
+and renewal), satellite certificates and CPK signatures: the zone CA itself
+when it is internal; under an external zone CA, whose key the zone does
+not hold, a CA the zone keeps for this (see certificate-device-ca-rotate).
+--device-pem prints it in PEM, for example to check a device certificate
+with 'openssl verify -CAfile'.
 
 --pem prints the CA certificate in PEM instead, followed by the future CA
 during a change: a file that zman --cacert, curl --cacert and agents can
@@ -55,6 +63,17 @@ use before and after the activation.`,
 				format, err := o.f.Format()
 				if err != nil {
 					return err
+				}
+				if o.DevicePEM {
+					switch {
+					case ca.DeviceCAIsZoneCA:
+						fmt.Fprint(o.f.IO.Out, ca.PEM)
+					case ca.DeviceCA != nil:
+						fmt.Fprint(o.f.IO.Out, ca.DeviceCA.PEM)
+					default:
+						return errkind.New(errkind.NotFound, "the zone has no device CA yet: its servers make one within seconds of a change to an external CA")
+					}
+					return nil
 				}
 				if o.PEM {
 					fmt.Fprint(o.f.IO.Out, ca.PEM)
@@ -93,11 +112,26 @@ use before and after the activation.`,
 						{"Future CA SHA-256", ca.FutureCA.SHA256},
 					})
 				}
+				switch {
+				case ca.DeviceCAIsZoneCA:
+					ui.KeyValues(o.f.IO.Out, [][2]string{{"Device CA", "the zone CA"}})
+				case ca.DeviceCA != nil:
+					ui.KeyValues(o.f.IO.Out, [][2]string{
+						{"Device CA", ca.DeviceCA.Subject},
+						{"Device CA expires", ui.LocalDate(ca.DeviceCA.NotAfter)},
+						{"Device CA key", ca.DeviceCA.Key},
+						{"Device CA SHA-256", ca.DeviceCA.SHA256},
+					})
+				default:
+					ui.KeyValues(o.f.IO.Out, [][2]string{{"Device CA", "none yet"}})
+				}
 				return nil
 			})
 		},
 	}
 	cmd.Flags().BoolVar(&o.PEM, "pem", false, "print the CA certificate (and a future one) in PEM")
+	cmd.Flags().BoolVar(&o.DevicePEM, "device-pem", false, "print the CA that issues device certificates in PEM")
+	cmd.MarkFlagsMutuallyExclusive("pem", "device-pem")
 	return cmd
 }
 

@@ -71,7 +71,7 @@ stored with 'zman admin-store-credential', then a prompt on a terminal.`,
 		newGroupCreate(f, nil), newGroupAddDevice(f, nil), newGroupList(f, nil),
 		newRegKeyCreate(f, nil), newRegKeyList(f, nil), newRegKeyDelete(f, nil))
 	add("cert", newCAInfo(f, nil), newServerCertList(f, nil), newCAExport(f, nil), newCAImport(f, nil),
-		newCARoleEnable(f, nil), newCARoleDisable(f, nil), newCARemint(f), newCAChange(f), newServerCertRemint(f),
+		newCARoleEnable(f, nil), newCARoleDisable(f, nil), newCARemint(f), newDeviceCARotate(f, nil), newCAChange(f), newServerCertRemint(f),
 		newChangeInfo(f), newChangeCancel(f), newServerCSR(f), newServerCertImport(f), newServerAddCert(f),
 		newExpiryCheck(f, nil), newChangeCheck(f))
 	add("backup", newBackup(f, nil), newRestore(f, nil))
