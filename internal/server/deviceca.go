@@ -79,7 +79,7 @@ func (s *Server) deviceSigner(ctx context.Context) (*pki.CA, error) {
 			return nil, err
 		}
 	}
-	keyPEM, err := s.unsealSPK(ctx, deviceCASealName, z.DeviceCAKey)
+	keyPEM, err := s.spk.Unseal(ctx, deviceCASealName, z.DeviceCAKey)
 	if err != nil {
 		return nil, errkind.Wrap(errkind.Unavailable, fmt.Errorf("the device CA's key: %w", err))
 	}
@@ -122,7 +122,7 @@ func (s *Server) ensureDeviceCA(ctx context.Context, actor string, replace bool)
 	if err != nil {
 		return nil, err
 	}
-	sealed, err := s.sealSPK(ctx, deviceCASealName, string(keyPEM))
+	sealed, err := s.spk.Seal(ctx, deviceCASealName, string(keyPEM))
 	if err != nil {
 		return nil, fmt.Errorf("seal the device CA's key: %w", err)
 	}
