@@ -60,6 +60,17 @@ func (h *HTTP) Handler(listener string, next http.Handler) http.Handler {
 	})
 }
 
+// Observe counts one request answered outside Handler (the content
+// port's fast path, internal/fileserve) as Handler would count it:
+// pattern is the ServeMux pattern that would have matched.
+func (h *HTTP) Observe(listener, method, pattern string, code int, bytes int64, d time.Duration) {
+	route := Route(pattern)
+	method = methodOf(method)
+	h.requests.WithLabelValues(listener, method, route, strconv.Itoa(code)).Inc()
+	h.duration.WithLabelValues(listener, method, route).Observe(d.Seconds())
+	h.bytes.WithLabelValues(listener, route).Add(float64(bytes))
+}
+
 // Route turns a ServeMux pattern ("GET /api/v1/devices/{ref}") into the
 // route label ("/api/v1/devices/{ref}"); no pattern is "unmatched".
 func Route(pattern string) string {

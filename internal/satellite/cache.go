@@ -30,6 +30,7 @@ import (
 
 	"zonekit/internal/atomicfile"
 	"zonekit/internal/content"
+	"zonekit/internal/fileserve"
 )
 
 // ManifestSource fetches a package's manifest from the zone over a channel
@@ -324,6 +325,45 @@ func (c *Cache) client() *http.Client {
 	return &http.Client{Timeout: 10 * time.Minute}
 }
 
+// FragmentPattern is Handler's route of fragments, for the metrics of
+// the fast path (FileServer), which answers most of them.
+const FragmentPattern = "GET /content/{id}/{file}"
+
+// FileServer serves what Handler serves on internal/fileserve's fast path
+// (open files kept, header and body in one send), with Handler behind it
+// for every request the fast path leaves.
+func (c *Cache) FileServer() *fileserve.Server {
+	return &fileserve.Server{
+		Resolve:           c.resolve,
+		Fallback:          c.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ShutdownTimeout:   10 * time.Second,
+	}
+}
+
+// resolve maps /content/ID/ID-n to the verified copy of the fragment,
+// pulling it on a miss; the answers are Handler's.
+func (c *Cache) resolve(ctx context.Context, path string) (fileserve.Target, error) {
+	rest, ok := strings.CutPrefix(path, "/content/")
+	if !ok {
+		return fileserve.Target{}, fileserve.ErrNotHandled
+	}
+	id, file, ok := strings.Cut(rest, "/")
+	if !ok || !idRE.MatchString(id) || !strings.HasPrefix(file, id+"-") {
+		return fileserve.Target{}, fileserve.ErrNotHandled
+	}
+	p, err := c.Fragment(ctx, id, file)
+	if errors.Is(err, ErrNotFound) {
+		return fileserve.Target{}, &fileserve.StatusError{Code: http.StatusNotFound, Text: "not found"}
+	}
+	if err != nil {
+		c.log().Error("fragment", "package", id, "file", file, "err", err)
+		return fileserve.Target{}, &fileserve.StatusError{Code: http.StatusBadGateway, Text: "upstream unavailable"}
+	}
+	return fileserve.Target{Path: p, ContentType: "application/octet-stream", CacheControl: "max-age=86400",
+		ETag: `"` + filepath.Base(p)[:32] + `"`}, nil
+}
+
 // Handler serves GET /content/ID/ID-n from the cache, pulling on a miss
 // (the plain-HTTP side: fragments only).
 func (c *Cache) Handler() http.Handler { return c.handler(false) }
@@ -335,7 +375,7 @@ func (c *Cache) SecureHandler() http.Handler { return c.handler(true) }
 
 func (c *Cache) handler(secure bool) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /content/{id}/{file}", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc(FragmentPattern, func(w http.ResponseWriter, r *http.Request) {
 		id, file := r.PathValue("id"), r.PathValue("file")
 		if secure && (file == content.InfoFile || file == content.ManifestFile) {
 			c.serveSmall(w, r, id, file)

@@ -2,17 +2,18 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"zonekit/internal/api"
 	"zonekit/internal/content"
+	"zonekit/internal/fileserve"
 )
 
 // serveContent serves the content repository: over HTTPS everything
@@ -57,10 +58,14 @@ func (s *Server) serveContent(plain bool) http.HandlerFunc {
 	}
 }
 
+// fragmentPattern is the content port's route of fragments, served on the
+// fast path (resolveFragment) and, for the requests it leaves, by the mux.
+const fragmentPattern = "GET " + api.ContentPrefix + "/{id}/{file}"
+
 // ContentHandler is the plain-HTTP listener's handler: fragments only.
 func (s *Server) ContentHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+api.ContentPrefix+"/{id}/{file}", s.serveContent(true))
+	mux.HandleFunc(fragmentPattern, s.serveContent(true))
 	mux.HandleFunc("/ocsinventory", s.ocsHandler(false))
 	s.setupRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "not found", http.StatusNotFound) })
@@ -97,29 +102,43 @@ func (rec *sendfileRecorder) ReadFrom(src io.Reader) (int64, error) {
 
 // ServeContent answers plain-HTTP fragment requests on ln until ctx is
 // cancelled, then lets downloads in flight finish (up to the shutdown
-// timeout).
+// timeout). Fragments go out on internal/fileserve's fast path (open
+// files kept, header and body in one send); everything else, and every
+// request the fast path leaves, goes to ContentHandler through net/http.
 func (s *Server) ServeContent(ctx context.Context, ln net.Listener) error {
-	hs := &http.Server{
-		Handler:           s.metrics.HTTP.Handler("content", s.ContentHandler()),
+	fs := &fileserve.Server{
+		Resolve:  s.resolveFragment,
+		Fallback: s.metrics.HTTP.Handler("content", s.ContentHandler()),
+		Observe: func(method string, code int, bytes int64, d time.Duration) {
+			s.metrics.HTTP.Observe("content", method, fragmentPattern, code, bytes, d)
+		},
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		ShutdownTimeout:   s.shutdown,
+		Log:               s.log,
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
 	s.log.Info("content server started", "addr", ln.Addr().String(), "repository", s.pkg.repo.Dir())
-	select {
-	case err := <-errc:
+	if err := fs.Serve(ctx, ln); err != nil {
 		return fmt.Errorf("serve content: %w", err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), s.shutdown)
-	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
-		return fmt.Errorf("content shutdown: %w", err)
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
 	}
 	return nil
+}
+
+// resolveFragment maps /content/ID/ID-N to the fragment's file; other
+// paths (and info files, not served on the plain port) go to the handler.
+func (s *Server) resolveFragment(_ context.Context, path string) (fileserve.Target, error) {
+	rest, ok := strings.CutPrefix(path, api.ContentPrefix+"/")
+	if !ok {
+		return fileserve.Target{}, fileserve.ErrNotHandled
+	}
+	id, file, ok := strings.Cut(rest, "/")
+	if !ok {
+		return fileserve.Target{}, fileserve.ErrNotHandled
+	}
+	p, ok := s.pkg.repo.ServedFile(id, file, true)
+	if !ok {
+		return fileserve.Target{}, fileserve.ErrNotHandled
+	}
+	// The headers serveContent sets for a fragment.
+	return fileserve.Target{Path: p, ContentType: "application/octet-stream", CacheControl: "max-age=86400"}, nil
 }

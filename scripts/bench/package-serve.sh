@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
 # Fragment serving benchmark: CONNS (default 200) concurrent HTTP clients
-# (wrk) fetching the fragments of a package from the zone server's
+# (wrk) fetching the fragments of a package, for each fragment size of
+# SIZES (1 MiB files, then many small 64 KiB ones), from the zone server's
 # plain-HTTP content port, from a content satellite (zac satellite-serve,
 # its cache filled by prefetch) and from nginx serving the same files on
 # the same machine, side by side in one run; and the zone server's RSS
 # throughout. Installs nginx and wrk with apt-get when they are missing.
 #
-#   scripts/bench/package-serve.sh       # PKG_MIB=64 FRAGMENT_SIZE=1M CONNS=200 DURATION=10s ROUNDS=4 SATELLITE=1
-# Targets (issue 5): zone server throughput >= 0.9 x nginx's, and its RSS
-# (VmHWM) under 200 MiB; (issue 11) the satellite at the same target:
-# >= 0.9 x nginx's. Exit status 1 when missed.
+#   scripts/bench/package-serve.sh       # PKG_MIB=64 SIZES="1M 64K" CONNS=200 DURATION=10s ROUNDS=4 SATELLITE=1
+# Targets (issues 5, 11, 23): at each size, the zone server's and the
+# satellite's throughput >= 0.9 x nginx's and their CPU seconds per GiB
+# sent <= 1.2 x nginx's; the zone server's RSS (VmHWM) under 200 MiB.
+# Exit status 1 when missed.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 pkg_mib=${PKG_MIB:-64}
-frag=${FRAGMENT_SIZE:-1M}
+sizes=${SIZES:-${FRAGMENT_SIZE:-1M 64K}}
 conns=${CONNS:-200}
 duration=${DURATION:-10s}
 rounds=${ROUNDS:-4}
@@ -58,15 +60,18 @@ zconfigure -D server.content-port="$cport" >/dev/null
 zconfigure -c Start --action start >/dev/null
 ZMAN_USER=Administrator ZMAN_PASSWORD=bench-admin-pw zman admin-store-credential >/dev/null
 
-echo "==> building a $pkg_mib MiB package in fragments of $frag"
 mkdir "$work/src"
 head -c $((pkg_mib << 20)) /dev/urandom >"$work/src/payload.bin"
 printf '#!/bin/sh\necho installed\n' >"$work/src/install.sh"
-zman package-create bench --os linux --action launch --command install.sh --file "$work/src" --fragment-size "$frag" -o json >"$work/pkg.json"
-id=$(sed -n 's/^ *"id": "\([0-9]*\)".*/\1/p' "$work/pkg.json")
-frags=$(sed -n 's/^ *"fragments": \([0-9]*\).*/\1/p' "$work/pkg.json")
+declare -A pkgid nfrags
+for frag in $sizes; do
+  echo "==> building a $pkg_mib MiB package in fragments of $frag"
+  zman package-create "bench-$frag" --os linux --action launch --command install.sh --file "$work/src" --fragment-size "$frag" -o json >"$work/pkg.json"
+  pkgid[$frag]=$(sed -n 's/^ *"id": "\([0-9]*\)".*/\1/p' "$work/pkg.json")
+  nfrags[$frag]=$(sed -n 's/^ *"fragments": \([0-9]*\).*/\1/p' "$work/pkg.json")
+  echo "package ${pkgid[$frag]}: ${nfrags[$frag]} fragments"
+done
 repo=$home/data/content-repo
-echo "package $id: $frags fragments"
 # Restart: the RSS measured is the serving's, not the build's.
 zconfigure -c Start --action restart >/dev/null
 pid=$(cat "$home/data/zoneserver.pid")
@@ -101,25 +106,29 @@ nginx_pid=$!
 sleep 0.5
 
 # wrk walks the fragments, each connection from its own starting point.
-cat >"$work/frags.lua" <<LUA
-local n, id, i = $frags, "$id", 0
+for frag in $sizes; do
+  cat >"$work/frags-$frag.lua" <<LUA
+local n, id, i = ${nfrags[$frag]}, "${pkgid[$frag]}", 0
 init = function(args) i = math.random(n) end
 request = function()
   i = i % n + 1
   return wrk.format("GET", "/content/" .. id .. "/" .. id .. "-" .. i)
 end
 LUA
+  cat "$repo/${pkgid[$frag]}/"* >/dev/null
+done
 
-cat "$repo/$id/"* >/dev/null
-check() { curl -sS --fail -o /dev/null "http://127.0.0.1:$1/content/$id/$id-1"; }
-check "$cport"
-check "$nport"
+check() { curl -sS --fail -o /dev/null "http://127.0.0.1:$1/content/$2/$2-1"; }
+for frag in $sizes; do
+  check "$cport" "${pkgid[$frag]}"
+  check "$nport" "${pkgid[$frag]}"
+done
 
 # The content satellite: a registered device with the Content role, its
 # cache filled by the prefetch at start (what agents near it would meet).
 if [ "$satellite" = 1 ]; then
   zac --home "$work/sat" register --cacert "$home/conf/zone-ca.pem" --hostname bench-sat "https://localhost:$port" >/dev/null
-  zman package-activate "$id" >/dev/null # prefetch takes the active packages
+  for frag in $sizes; do zman package-activate "${pkgid[$frag]}" >/dev/null; done # prefetch takes the active packages
   zman satellite-add-role bench-sat --content-url "http://127.0.0.1:$sport/content" --parent "http://127.0.0.1:$cport/content" --prefetch-interval 1h >/dev/null
   zac --home "$work/sat" satellite-serve --listen "127.0.0.1:$sport" >"$work/sat.log" 2>&1 &
   sat_pid=$!
@@ -130,7 +139,7 @@ if [ "$satellite" = 1 ]; then
     exit 1
   fi
   cat "$work/sat/satellite-cache/cas/"* >/dev/null
-  check "$sport"
+  for frag in $sizes; do check "$sport" "${pkgid[$frag]}"; done
 fi
 
 # cpu_ticks PID...: user+system clock ticks of the processes.
@@ -140,10 +149,10 @@ hz=$(getconf CLK_TCK)
 declare -A rate reqs cpu
 run() {
   local name=$1 port=$2 pids t0 t1 gib
-  wrk -t"$threads" -c"$conns" -d2s -s "$work/frags.lua" "http://127.0.0.1:$port" >/dev/null # warm-up
+  wrk -t"$threads" -c"$conns" -d2s -s "$work/frags-$frag.lua" "http://127.0.0.1:$port" >/dev/null # warm-up
   if [ "$port" = "$cport" ]; then pids=("$pid"); elif [ "$port" = "$sport" ]; then pids=("$sat_pid"); else pids=("$nginx_pid" $(pgrep -P "$nginx_pid")); fi
   t0=$(cpu_ticks "${pids[@]}")
-  wrk -t"$threads" -c"$conns" -d"$duration" -s "$work/frags.lua" "http://127.0.0.1:$port" | tee "$out/serve-$name.txt"
+  wrk -t"$threads" -c"$conns" -d"$duration" -s "$work/frags-$frag.lua" "http://127.0.0.1:$port" >"$out/serve-$name.txt"
   t1=$(cpu_ticks "${pids[@]}")
   gib=$(awk '/requests in/ {v = $5; u = substr(v, length(v) - 1); v = v + 0;
     print (u == "GB") ? v : (u == "MB") ? v / 1024 : v / 1048576}' "$out/serve-$name.txt")
@@ -151,55 +160,51 @@ run() {
   rate[$name]=$(awk '/^Transfer\/sec/ {v = $2; u = substr(v, length(v) - 1); v = v + 0;
     m = (u == "GB") ? 1073741824 : (u == "MB") ? 1048576 : (u == "KB") ? 1024 : 1; printf "%.0f", v * m}' "$out/serve-$name.txt")
   reqs[$name]=$(awk '/^Requests\/sec/ {print $2}' "$out/serve-$name.txt")
-  if grep -q 'Non-2xx\|Socket errors' "$out/serve-$name.txt"; then echo "$name: errors during the run" >&2; fi
+  printf '  %-22s %6d MiB/s %9s req/s %6s CPU s/GiB\n' "$name" $((${rate[$name]} >> 20)) "${reqs[$name]}" "${cpu[$name]}"
+  if grep -q 'Non-2xx\|Socket errors' "$out/serve-$name.txt"; then echo "$name: errors during the run" >&2; grep 'Non-2xx\|Socket errors' "$out/serve-$name.txt" >&2; fi
 }
-echo "==> wrk, $conns connections, $threads threads, $duration: zone server (port $cport) and nginx (port $nport), $rounds rounds alternating"
-# The VM's speed drifts with its neighbours: alternate A B B A and take
-# each server's median.
-zks=() ngs=() zkc=() ngc=() sts=() stc=()
-for ((r = 1; r <= rounds; r++)); do
-  if ((r % 2)); then order="zonekit satellite nginx"; else order="nginx satellite zonekit"; fi
-  for srv in $order; do
-    if [ "$srv" = satellite ]; then
-      [ "$satellite" = 1 ] || continue
-      run "satellite-$r" "$sport"
-      sts+=("${rate[satellite-$r]}") stc+=("${cpu[satellite-$r]}")
-    elif [ "$srv" = zonekit ]; then
-      run "zonekit-$r" "$cport"
-      zks+=("${rate[zonekit-$r]}") zkc+=("${cpu[zonekit-$r]}")
-    else
-      run "nginx-$r" "$nport"
-      ngs+=("${rate[nginx-$r]}") ngc+=("${cpu[nginx-$r]}")
-    fi
-  done
-done
-hwm=$(awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$pid/status")
 median() { printf '%s\n' "$@" | sort -n | awk '{v[NR] = $1} END {printf "%.0f\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
-zk=$(median "${zks[@]}")
-ng=$(median "${ngs[@]}")
-r=$(awk -v a="$zk" -v b="$ng" 'BEGIN {printf "%.2f", a / b}')
-st=0 sr=1 shwm=0
-if [ "$satellite" = 1 ]; then
-  st=$(median "${sts[@]}")
-  sr=$(awk -v a="$st" -v b="$ng" 'BEGIN {printf "%.2f", a / b}')
-  shwm=$(awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$sat_pid/status")
-fi
 mib() { for v in "$@"; do printf '%d ' $((v >> 20)); done; }
 medf() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {printf "%.3f\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+verdict() { awk -v r="$1" -v t="$2" -v op="$3" 'BEGIN {print ((op == ">=") ? r >= t : r <= t) ? "PASS" : "FAIL"}'; }
+servers="zonekit nginx"
+[ "$satellite" = 1 ] && servers="zonekit satellite nginx"
+report=$work/report.txt
+ok=1
+for frag in $sizes; do
+  echo "==> $frag fragments: wrk, $conns connections, $threads threads, $duration: zone server (port $cport), satellite (port $sport), nginx (port $nport), $rounds rounds alternating"
+  # The VM's speed drifts with its neighbours: alternate A B C, C B A and
+  # take each server's median.
+  declare -A rates=() cpus=()
+  for ((r = 1; r <= rounds; r++)); do
+    if ((r % 2)); then order=$servers; else order=$(echo "$servers" | tr ' ' '\n' | tac | tr '\n' ' '); fi
+    for srv in $order; do
+      case $srv in zonekit) p=$cport ;; satellite) p=$sport ;; nginx) p=$nport ;; esac
+      run "$srv-$frag-$r" "$p"
+      rates[$srv]+="${rate[$srv-$frag-$r]} " cpus[$srv]+="${cpu[$srv-$frag-$r]} "
+    done
+  done
+  ng=$(median ${rates[nginx]}) ngc=$(medf ${cpus[nginx]})
+  {
+    echo
+    echo "fragment serving, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), SHA extensions: $(grep -qw sha_ni /proc/cpuinfo && echo yes || echo no)), ${nfrags[$frag]} fragments of $frag, wrk -c$conns -t$threads -d$duration"
+    printf '%-10s %8s %12s %8s %12s   %s\n' server "MiB/s" "CPU s/GiB" "x nginx" "CPU x nginx" "MiB/s each round"
+    for srv in $servers; do
+      v=$(median ${rates[$srv]}) c=$(medf ${cpus[$srv]})
+      tr=$(ratio "$v" "$ng") cr=$(ratio "$c" "$ngc")
+      printf '%-10s %8d %12s %8s %12s   %s\n' "$srv" $((v >> 20)) "$c" "$tr" "$cr" "$(mib ${rates[$srv]})"
+      if [ "$srv" != nginx ]; then
+        echo "  $srv / nginx at $frag: throughput $tr (target >= 0.9: $(verdict "$tr" 0.9 '>=')), CPU per GiB $cr (target <= 1.2: $(verdict "$cr" 1.2 '<='))"
+        [ "$(verdict "$tr" 0.9 '>=')" = PASS ] && [ "$(verdict "$cr" 1.2 '<=')" = PASS ] || ok=0
+      fi
+    done
+  } | tee -a "$report"
+done
+hwm=$(awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$pid/status")
 {
-  echo
-  echo "fragment serving, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $frags fragments of $frag, wrk -c$conns -t$threads -d$duration"
-  printf '%-10s %14s   %s\n' server "median MiB/s" "each round"
-  printf '%-10s %14s   %s\n' zonekit "$((zk >> 20))" "$(mib "${zks[@]}")"
-  printf '%-10s %14s   %s\n' nginx "$((ng >> 20))" "$(mib "${ngs[@]}")"
-  echo "server CPU per GiB sent (median): zonekit $(medf "${zkc[@]}") s, nginx $(medf "${ngc[@]}") s"
-  if [ "$satellite" = 1 ]; then
-    printf '%-10s %14s   %s\n' satellite "$((st >> 20))" "$(mib "${sts[@]}")"
-    echo "satellite CPU per GiB sent (median): $(medf "${stc[@]}") s; satellite peak RSS (VmHWM): $shwm MiB"
-    echo "satellite / zonekit throughput: $(awk -v a="$st" -v b="$zk" 'BEGIN {printf "%.2f", a / b}')"
-    echo "satellite / nginx throughput: $sr (target >= 0.9: $(awk -v r="$sr" 'BEGIN {print (r >= 0.9) ? "PASS" : "FAIL"}'))"
-  fi
-  echo "zonekit / nginx throughput: $r (target >= 0.9: $(awk -v r="$r" 'BEGIN {print (r >= 0.9) ? "PASS" : "FAIL"}'))"
-  echo "zone server peak RSS (VmHWM): $hwm MiB (target < 200: $(awk -v h="$hwm" 'BEGIN {print (h < 200) ? "PASS" : "FAIL"}'))"
-} | tee "$out/package-serve.txt"
-awk -v r="$r" -v h="$hwm" -v s="$sr" 'BEGIN {exit !(r >= 0.9 && h < 200 && s >= 0.9)}'
+  echo "zone server peak RSS (VmHWM): $hwm MiB (target < 200: $(verdict "$hwm" 200 '<='))"
+  [ "$satellite" = 1 ] && echo "satellite peak RSS (VmHWM): $(awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$sat_pid/status") MiB"
+} | tee -a "$report"
+cp "$report" "$out/package-serve.txt"
+[ "$ok" = 1 ] && awk -v h="$hwm" 'BEGIN {exit !(h < 200)}'

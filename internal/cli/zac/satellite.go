@@ -228,6 +228,7 @@ func satelliteRun(ctx context.Context, o *SatelliteOptions) error {
 	obs := newSatObserver(a, dir, content, auth)
 
 	var servers []*http.Server
+	serving := false            // the content port, outside servers
 	done := make(chan error, 3) // content, authentication, metrics
 	serve := func(ln net.Listener, h http.Handler, tlsConfig *tls.Config) {
 		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsConfig}
@@ -283,7 +284,23 @@ func satelliteRun(ctx context.Context, o *SatelliteOptions) error {
 		if err != nil {
 			return errkind.Wrap(errkind.Unavailable, fmt.Errorf("listen on %s: %w", addr, err))
 		}
-		serve(ln, obs.handler("satellite-content", cache.Handler()), nil)
+		// The fast path, with cache.Handler behind it; it stops (letting
+		// downloads in flight finish) before this function returns.
+		fs := cache.FileServer()
+		fs.Fallback = obs.handler("satellite-content", cache.Handler())
+		fs.Observe = func(method string, code int, bytes int64, d time.Duration) {
+			obs.http.Observe("satellite-content", method, satellite.FragmentPattern, code, bytes, d)
+		}
+		fctx, fcancel := context.WithCancel(ctx)
+		fdone := make(chan struct{})
+		go func() {
+			defer close(fdone)
+			if err := fs.Serve(fctx, ln); err != nil {
+				done <- err
+			}
+		}()
+		defer func() { fcancel(); <-fdone }()
+		serving = true
 		fmt.Fprintf(o.IO.Out, "Content satellite of zone %s serving %s on %s (parents %v).\n", st.ZoneName, dir, ln.Addr(), o.Parents)
 		every := o.Prefetch
 		if every == 0 && sat.Prefetch != "" {
@@ -293,7 +310,7 @@ func satelliteRun(ctx context.Context, o *SatelliteOptions) error {
 			go prefetchLoop(ctx, o, a, cache, dir, every)
 		}
 	}
-	if len(servers) > 0 && o.MetricsListen != "" {
+	if (len(servers) > 0 || serving) && o.MetricsListen != "" {
 		ln, err := metrics.Listen(o.MetricsListen, "--metrics-listen")
 		if err != nil {
 			return errkind.Wrap(errkind.Unavailable, err)
@@ -301,7 +318,7 @@ func satelliteRun(ctx context.Context, o *SatelliteOptions) error {
 		go func() { done <- metrics.Serve(ctx, ln, metrics.Handler(obs.reg, obs.health), log) }()
 		fmt.Fprintf(o.IO.Out, "Metrics on http://%s/metrics.\n", ln.Addr())
 	}
-	if len(servers) == 0 {
+	if len(servers) == 0 && !serving {
 		return errkind.New(errkind.Usage, "device %s holds no satellite role this zac serves (Content, Authentication)", sat.DeviceName)
 	}
 	select {

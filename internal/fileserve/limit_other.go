@@ -1,0 +1,5 @@
+//go:build !unix
+
+package fileserve
+
+func defaultMaxOpen() int { return 4096 }

@@ -1,0 +1,5 @@
+package fileserve
+
+import "syscall"
+
+const sysFstatat = syscall.SYS_NEWFSTATAT
