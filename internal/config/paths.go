@@ -83,6 +83,10 @@ func (p Paths) ServerKey() string { return filepath.Join(p.Security(), "server.k
 // PidFile is written by a running zone server and removed when it stops.
 func (p Paths) PidFile() string { return filepath.Join(p.Data(), "zoneserver.pid") }
 
+// PeersFile lists the zone's other servers, written by the zone server
+// (serverfiles.WritePeers) for zman to reach them while it is down.
+func (p Paths) PeersFile() string { return filepath.Join(p.Data(), "peers.json") }
+
 // LogFile is the zone server's structured log.
 func (p Paths) LogFile() string { return filepath.Join(p.Logs(), "zoneserver.log") }
 

@@ -12,6 +12,7 @@ import (
 type pkg struct {
 	ImportPath string
 	Imports    []string
+	Deps       []string // every package it links, directly or not
 }
 
 func listPackages(t *testing.T) []pkg {
@@ -53,12 +54,6 @@ var serverOnly = []string{m + "server", m + "daemon", m + "replica", m + "restor
 // clients are the packages linked into zac and zman.
 var clients = []string{m + "cli/zac", m + "cli/zman", m + "agent", m + "client", m + "satellite", m + "credstore", m + "serverfiles", m + "api", m + "ui"}
 
-// known are the exceptions this test found when it was written, to be
-// removed (issue: the zone server by area); none may be added.
-var known = map[string][]string{
-	m + "cli/zman": {m + "store", m + "zone"}, // local peers read from the store (factory.go)
-}
-
 // domain packages never import command-line or server packages.
 var domain = []string{m + "store", m + "zone", m + "pki", m + "content", m + "backup", m + "spk", m + "api", m + "config", m + "serverfiles", m + "restore", m + "replica"}
 
@@ -78,7 +73,7 @@ func TestDependenciesPointDown(t *testing.T) {
 			}
 		}
 		for _, imp := range p.Imports {
-			if slices.Contains(clients, p.ImportPath) && slices.Contains(serverOnly, imp) && !slices.Contains(known[p.ImportPath], imp) {
+			if slices.Contains(clients, p.ImportPath) && slices.Contains(serverOnly, imp) {
 				t.Errorf("%s imports %s: clients reach the zone's state through the API (internal/api, internal/client)", p.ImportPath, imp)
 			}
 			if slices.Contains(domain, p.ImportPath) {
@@ -98,6 +93,22 @@ func TestDependenciesPointDown(t *testing.T) {
 			}
 			if strings.HasPrefix(imp, m+"cli/") && !strings.HasPrefix(p.ImportPath, "zonekit/cmd/") && !strings.HasPrefix(p.ImportPath, "zonekit/scripts/") && !strings.HasPrefix(p.ImportPath, m+"cli") {
 				t.Errorf("%s imports %s: only cmd/ (and scripts/genman) build command trees", p.ImportPath, imp)
+			}
+		}
+	}
+}
+
+// The programs on admins' and endpoints' machines link none of the zone
+// server's state, not even through another package: zman finds the local
+// server's peers in the file the server writes (serverfiles.ReadPeers).
+func TestClientsLinkNoServerState(t *testing.T) {
+	for _, p := range listPackages(t) {
+		if p.ImportPath != "zonekit/cmd/zman" && p.ImportPath != "zonekit/cmd/zac" {
+			continue
+		}
+		for _, d := range p.Deps {
+			if slices.Contains(serverOnly, d) || strings.HasPrefix(d, m+"server/") {
+				t.Errorf("%s links %s: clients reach the zone's state through the API (internal/api, internal/client)", p.ImportPath, d)
 			}
 		}
 	}

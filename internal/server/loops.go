@@ -59,7 +59,7 @@ func (l *Loop) Stop() {
 // Loops returns the server's background loops, in the order to start
 // them; each is a new value, started by the caller (see Serve).
 func (s *Server) Loops() []*Loop {
-	loops := []*Loop{NewLoop("certificate changes", s.remintLoop)}
+	loops := []*Loop{NewLoop("peers file", s.peersFileLoop), NewLoop("certificate changes", s.remintLoop)}
 	if s.rep != nil {
 		// Through replication, which needs this server answering its peers.
 		loops = append(loops, NewLoop("cluster membership", s.startReplicating))

@@ -24,9 +24,8 @@ import (
 	"zonekit/internal/credstore"
 	"zonekit/internal/errkind"
 	"zonekit/internal/pki"
-	"zonekit/internal/store"
+	"zonekit/internal/serverfiles"
 	"zonekit/internal/ui"
-	"zonekit/internal/zone"
 )
 
 // Global holds zman's global flags.
@@ -285,27 +284,17 @@ func probe(host string) error {
 	return conn.Close()
 }
 
-// localPeers lists the other servers of the zone at home, read from its
-// store: possible only while its own zone server is down (it holds the
-// store otherwise), which is exactly when they are needed.
+// localPeers lists the other servers of the zone at home, as its zone
+// server last wrote them (serverfiles.WritePeers): they are needed while
+// it is down.
 func localPeers(home string) []string {
-	p := config.Paths{Home: home}
-	st, err := store.Open(p.Store(), store.Options{ReadOnly: true, LockTimeout: 300 * time.Millisecond})
-	if err != nil {
-		return nil
-	}
-	defer st.Close()
-	cfg, _ := config.LoadServer(p)
-	servers, err := zone.New(st, nil).Servers()
+	addrs, err := serverfiles.ReadPeers(config.Paths{Home: home}.PeersFile())
 	if err != nil {
 		return nil
 	}
 	var out []string
-	for _, sv := range servers {
-		if sv.ID == cfg.ServerID || sv.Address == "" {
-			continue
-		}
-		out = append(out, "https://"+sv.Address)
+	for _, a := range addrs {
+		out = append(out, "https://"+a)
 	}
 	return out
 }
