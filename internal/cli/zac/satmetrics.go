@@ -75,11 +75,11 @@ func newSatObserver(a *agent.Agent, dir string, content, auth bool) *satObserver
 	return o
 }
 
-// handler counts h's requests on listener and answers /healthz and
-// /readyz before it.
+// handler answers /healthz and /readyz and counts h's requests on
+// listener (not the probes', as on the zone server).
 func (o *satObserver) handler(listener string, h http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	o.health.Mount(mux)
-	mux.Handle("/", h)
-	return o.http.Handler(listener, mux)
+	mux.Handle("/", o.http.Handler(listener, h))
+	return mux
 }
