@@ -160,7 +160,14 @@ func (s *Server) verifyServerCert(leaf *x509.Certificate, inter []*x509.Certific
 	if err != nil {
 		return nil, fmt.Errorf("peer certificate %q is not a server certificate of this zone: %w", leaf.Subject.CommonName, err)
 	}
-	return chains, nil
+	// The device CA signs devices' and satellites' certificates, never a
+	// zone server's.
+	for _, c := range chains {
+		if !s.fromDeviceCA(c) {
+			return chains, nil
+		}
+	}
+	return nil, fmt.Errorf("peer certificate %q is from the zone's device CA, not a server certificate of this zone", leaf.Subject.CommonName)
 }
 
 // peerFromTLS returns the zone server that presented the request's client
