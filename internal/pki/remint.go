@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // CAOptions describe a new CA certificate (a remint or a change of CA).
@@ -225,13 +226,18 @@ const DeviceCAYears = 5
 // the zone issues itself (device and satellite certificates, CPK
 // signatures), never a zone server's certificate.
 func NewDeviceCA(zoneName string, now time.Time) (*CA, error) {
-	cn := "zonekit device CA " + zoneName
-	if len(cn) > MaxCommonName {
-		cn = cn[:MaxCommonName]
+	return NewCAWith(CAOptions{CommonName: cutName("zonekit device CA " + zoneName), Organization: cutName(zoneName),
+		KeyType: ECDSAP256, Years: DeviceCAYears, Now: now})
+}
+
+// cutName shortens s to MaxCommonName bytes at a character boundary.
+func cutName(s string) string {
+	if len(s) <= MaxCommonName {
+		return s
 	}
-	org := zoneName
-	if len(org) > MaxCommonName {
-		org = org[:MaxCommonName]
+	s = s[:MaxCommonName]
+	for !utf8.ValidString(s) {
+		s = s[:len(s)-1]
 	}
-	return NewCAWith(CAOptions{CommonName: cn, Organization: org, KeyType: ECDSAP256, Years: DeviceCAYears, Now: now})
+	return s
 }
