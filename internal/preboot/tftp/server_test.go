@@ -393,6 +393,11 @@ func TestSilentClient(t *testing.T) {
 	if s.Stats.Failed.Load() != 1 {
 		t.Fatalf("failed count %d", s.Stats.Failed.Load())
 	}
+	// Its first block went out again at each timeout before the silence
+	// ran out (zonekit_tftp_retransmissions_total).
+	if s.Stats.Retransmits.Load() < 1 {
+		t.Fatalf("retransmissions %d, want at least 1", s.Stats.Retransmits.Load())
+	}
 }
 
 // TestSweep: temporary files of uploads that a kill cut off are removed
