@@ -71,7 +71,14 @@ func New(path string, perm os.FileMode) (*File, error) {
 }
 
 // Commit makes the written content durable and puts it at path.
-func (f *File) Commit() error {
+func (f *File) Commit() error { return f.commit(false) }
+
+// CommitNew is Commit that never replaces a file already at path: it
+// fails with an error matching fs.ErrExist instead, and writes nothing
+// (for exports and backups written only with --force over an old one).
+func (f *File) CommitNew() error { return f.commit(true) }
+
+func (f *File) commit(noReplace bool) error {
 	if f.done {
 		return fmt.Errorf("write %s: already finished", f.path)
 	}
@@ -86,7 +93,16 @@ func (f *File) Commit() error {
 		os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", f.path, err)
 	}
-	if err := os.Rename(tmp, f.path); err != nil {
+	var err error
+	if noReplace {
+		// A hard link fails if path exists, where a rename would replace it.
+		if err = os.Link(tmp, f.path); err == nil {
+			os.Remove(tmp)
+		}
+	} else {
+		err = os.Rename(tmp, f.path)
+	}
+	if err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", f.path, err)
 	}

@@ -1,6 +1,8 @@
 package atomicfile_test
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -88,4 +90,29 @@ func assertOnly(t *testing.T, dir, name string) {
 		}
 		t.Errorf("directory holds %q, want only %q", names, name)
 	}
+}
+
+func TestCommitNewNeverReplaces(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ca.p12")
+	f, err := atomicfile.New(path, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte("first"))
+	if err := f.CommitNew(); err != nil {
+		t.Fatalf("CommitNew on a new path: %v", err)
+	}
+	g, err := atomicfile.New(path, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Write([]byte("second"))
+	if err := g.CommitNew(); !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("CommitNew over a file = %v, want fs.ErrExist", err)
+	}
+	if data, _ := os.ReadFile(path); string(data) != "first" {
+		t.Errorf("the old file became %q", data)
+	}
+	assertOnly(t, dir, "ca.p12")
 }

@@ -105,8 +105,8 @@ func TestZmanServerRefusals(t *testing.T) {
 	t.Setenv("ZMAN_CONFIG_DIR", dir)
 	global := []string{"--host", u.Hostname(), "--port", u.Port(), "--cacert", ca, "-U", "admin", "-P", "pw"}
 	commands := [][]string{
-		{"server-delete", "srv2"}, {"package-activate", "1700000001"}, {"admin-list"},
-		{"group-create", "lab"}, {"device-delete", "pc1"}, {"zone-info"},
+		{"server-delete", "srv2", "--yes"}, {"package-activate", "1700000001"}, {"admin-list"},
+		{"group-create", "lab"}, {"device-delete", "pc1", "--yes"}, {"zone-info"},
 		{"satellite-add-role", "pc1", "--content-url", "http://x:1/content"},
 	}
 	want := map[string]int{"usage": 1, "refused": 1, "auth": 1, "not_found": 3, "exists": 4, "unavailable": 5, "invalid": 1, "failure": 1}

@@ -162,3 +162,35 @@ func checkAliases(t *testing.T, c *cobra.Command) {
 		}
 	}
 }
+
+// TestAdminLoginFlags: every command that logs in as a zone administrator
+// takes the password the same ways, in every program.
+func TestAdminLoginFlags(t *testing.T) {
+	login := map[string]string{
+		"zman zone-info":        "",
+		"zac retrust":           "",
+		"pbserv image-list":     "",
+		"pbserv image-upload":   "",
+		"pbserv image-download": "",
+		"zconfigure NewZone":    "admin-",
+		"zconfigure JoinZone":   "admin-",
+	}
+	for _, p := range programs {
+		root, _ := prepared(p.root)
+		walk(root, func(c *cobra.Command) {
+			prefix, ok := login[c.CommandPath()]
+			if !ok {
+				return
+			}
+			delete(login, c.CommandPath())
+			for _, k := range []string{"file", "env", "command"} {
+				if c.Flag(prefix+"password-"+k) == nil {
+					t.Errorf("%s has no --%spassword-%s", c.CommandPath(), prefix, k)
+				}
+			}
+		})
+	}
+	for c := range login {
+		t.Errorf("no command %s", c)
+	}
+}

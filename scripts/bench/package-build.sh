@@ -67,7 +67,7 @@ timeit() {
 build() {
   zman package-create bench --os linux --action launch --command install.sh --file "$work/pkg.tgz" --fragment-size "$frag" -o json >"$work/pkg.json"
   id=$(sed -n 's/^ *"id": "\([0-9]*\)".*/\1/p' "$work/pkg.json")
-  zman package-delete "$id" >/dev/null # keeps the disk from filling across runs
+  zman package-delete --yes "$id" >/dev/null # keeps the disk from filling across runs
 }
 both() { md5sum "$work/pkg.tgz" & sha256sum "$work/pkg.tgz"; wait; }
 

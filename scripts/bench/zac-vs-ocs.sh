@@ -66,7 +66,7 @@ for r in $(seq 1 "$runs"); do
   z=$(echo "$t1 - $t0" | bc) o=$(echo "$t3 - $t2" | bc)
   echo "run $r: zac ${z}s, ocsinventory-agent ${o}s"
   zac_times+=("$z") ocs_times+=("$o")
-  zman package-delete "$id" >/dev/null
+  zman package-delete --yes "$id" >/dev/null
 done
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 zm=$(median "${zac_times[@]}") om=$(median "${ocs_times[@]}")

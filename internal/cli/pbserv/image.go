@@ -1,15 +1,16 @@
 package pbserv
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"zonekit/internal/cli/cmdutil"
 	"zonekit/internal/config"
@@ -31,12 +32,18 @@ type ImageOptions struct {
 	Replace bool
 	Output  string
 	CACert  string
+	// User and PasswordFrom are the zone administrator's login: --user
+	// (or ZMAN_USER), the password from --password-file, --password-env,
+	// --password-command, ZMAN_PASSWORD, or a prompt on a terminal.
+	User         string
+	PasswordFrom cmdutil.PasswordFlags
+	flags        *pflag.FlagSet
 }
 
 // client is a client of the imaging service: --server, else this
 // server's (from pbserv.conf), over HTTPS trusting the zone CA (--cacert,
-// else this home's), as the administrator in ZMAN_USER/ZMAN_PASSWORD.
-func (o *ImageOptions) client() (*imaging.Client, string, error) {
+// else this home's), as the administrator --user (or ZMAN_USER).
+func (o *ImageOptions) client(ctx context.Context) (*imaging.Client, string, error) {
 	host := o.Server
 	if host == "" {
 		v, err := o.Layout().Load(conf.Imaging)
@@ -59,9 +66,20 @@ func (o *ImageOptions) client() (*imaging.Client, string, error) {
 	if err != nil {
 		return nil, "", errkind.New(errkind.Usage, "the zone CA certificate (%v): pass --cacert FILE", err)
 	}
-	user, pass := os.Getenv("ZMAN_USER"), os.Getenv("ZMAN_PASSWORD")
-	if user == "" || pass == "" {
-		return nil, "", ui.RequiredError("ZMAN_USER and ZMAN_PASSWORD (a zone administrator)")
+	user := cmdutil.Settings(o.flags, "ZMAN", map[string]string{"user": "user"}).GetString("user")
+	pr := ui.NewPrompter(o.IO)
+	if user == "" {
+		if !o.IO.CanPrompt() {
+			return nil, "", ui.RequiredError("--user (or ZMAN_USER), a zone administrator,")
+		}
+		if user, err = pr.Input("Administrator:", ""); err != nil {
+			return nil, "", err
+		}
+	}
+	pass, err := o.PasswordFrom.Read(ctx, o.IO, pr, "Password for "+user+":", "ZMAN_PASSWORD",
+		o.PasswordFrom.Names("ZMAN_PASSWORD"), false)
+	if err != nil {
+		return nil, "", err
 	}
 	base := "https://" + host
 	req := http.Request{Header: http.Header{}}
@@ -71,6 +89,9 @@ func (o *ImageOptions) client() (*imaging.Client, string, error) {
 }
 
 func addServerFlag(cmd *cobra.Command, o *ImageOptions) {
+	o.flags = cmd.Flags()
+	cmd.Flags().StringVarP(&o.User, "user", "u", "", "zone administrator (or ZMAN_USER)")
+	o.PasswordFrom.AddFlags(cmd.Flags(), "")
 	cmd.Flags().StringVarP(&o.Server, "server", "s", "", "the imaging service, HOST[:PORT] (default: this server's, from pbserv.conf)")
 	cmd.Flags().StringVar(&o.CACert, "cacert", "", "the zone CA certificate (default: this zone home's)")
 }
@@ -89,7 +110,8 @@ name is under way).
 
 The service is reached over HTTPS and trusted through the zone CA
 (--cacert, default this zone home's); it admits zone administrators only:
-set ZMAN_USER and ZMAN_PASSWORD.`,
+--user (or ZMAN_USER), the password from --password-file, --password-env,
+--password-command, ZMAN_PASSWORD or a prompt on a terminal.`,
 		Args: cmdutil.ExactArgs(1, "the image file"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.File = args[0]
@@ -102,7 +124,7 @@ set ZMAN_USER and ZMAN_PASSWORD.`,
 			if !policy.ValidName(o.Name) {
 				return errkind.New(errkind.Usage, "image name %q: use letters, digits, '.', '_' and '-'", o.Name)
 			}
-			c, base, err := o.client()
+			c, base, err := o.client(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -129,7 +151,7 @@ func newImageDownload(opts *Options, runF func(*ImageOptions) error) *cobra.Comm
 		Long: `Fetch image NAME into --file (default: NAME in the current directory). The
 file appears only when the data matches the SHA-256 the service holds for
 the image; otherwise nothing is written. Credentials and trust as for
-image-upload (ZMAN_USER, ZMAN_PASSWORD, --cacert).`,
+image-upload (--user, the --password-* flags, --cacert).`,
 		Args: cmdutil.ExactArgs(1, "the image name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Name = args[0]
@@ -139,7 +161,7 @@ image-upload (ZMAN_USER, ZMAN_PASSWORD, --cacert).`,
 			if runF != nil {
 				return runF(o)
 			}
-			c, _, err := o.client()
+			c, _, err := o.client(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -163,7 +185,7 @@ func newImageList(opts *Options, runF func(*ImageOptions) error) *cobra.Command 
 		Aliases: []string{"il"},
 		Short:   "List the images an imaging service holds",
 		Long: `List the images an imaging service holds. Credentials and trust as for
-image-upload (ZMAN_USER, ZMAN_PASSWORD, --cacert).`,
+image-upload (--user, the --password-* flags, --cacert).`,
 		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if runF != nil {
@@ -173,7 +195,7 @@ image-upload (ZMAN_USER, ZMAN_PASSWORD, --cacert).`,
 			if err != nil {
 				return err
 			}
-			c, _, err := o.client()
+			c, _, err := o.client(cmd.Context())
 			if err != nil {
 				return err
 			}

@@ -10,6 +10,7 @@ import (
 
 	"zonekit/internal/agent"
 	"zonekit/internal/cli/cmdutil"
+	"zonekit/internal/errkind"
 	"zonekit/internal/pki"
 	"zonekit/internal/ui"
 )
@@ -19,7 +20,7 @@ type RetrustOptions struct {
 	*Options
 	User         string
 	Password     string
-	PasswordFile string
+	PasswordFrom cmdutil.PasswordFlags
 	Server       string
 	Fingerprint  string
 	Prompter     ui.Prompter
@@ -43,8 +44,9 @@ or if you confirm it at the terminal. Only then are the administrator's
 credentials sent, over TLS verified against that CA, and the zone issues
 the device a new certificate.
 
-The password comes from -p, $ZAC_PASSWORD, --password-file or a prompt;
-prefer the variable or the file, as arguments are visible to other users.`,
+The password comes from --password-file, --password-env, --password-command,
+-p, $ZAC_PASSWORD or a prompt; prefer a file, a variable or a command, as
+arguments are visible to other users.`,
 		Example: `  zac retrust -u admin --password-file /root/.zone-pass
   ZAC_PASSWORD=... zac retr -u admin --fingerprint 3A:5F:...`,
 		Args: cmdutil.NoArgs,
@@ -58,7 +60,7 @@ prefer the variable or the file, as arguments are visible to other users.`,
 	}
 	cmd.Flags().StringVarP(&o.User, "user", "u", "", "zone administrator (or ZAC_USER)")
 	cmd.Flags().StringVarP(&o.Password, "password", "p", "", "administrator password (or ZAC_PASSWORD; visible to other users, prefer the variable)")
-	cmd.Flags().StringVar(&o.PasswordFile, "password-file", "", "read the administrator password from the first line of this file")
+	o.PasswordFrom.AddFlags(cmd.Flags(), "")
 	cmd.Flags().StringVar(&o.Server, "server", "", "zone server to ask, https://SERVER:PORT (default the servers this device knows)")
 	cmd.Flags().StringVar(&o.Fingerprint, "fingerprint", "", "SHA-256 fingerprint of the zone CA to accept")
 	return cmd
@@ -83,12 +85,18 @@ func retrustRun(ctx context.Context, cmd *cobra.Command, o *RetrustOptions) erro
 			return err
 		}
 	}
+	// A password source flag beats ZAC_PASSWORD; beside -p it is a mistake.
 	pass := retrustSettings(cmd).GetString("password")
+	if o.PasswordFrom.Given() {
+		if cmd.Flags().Changed("password") {
+			return errkind.New(errkind.Usage, "give the password one way only: -p/--password or %s", o.PasswordFrom.Names())
+		}
+		pass = ""
+	}
 	if pass == "" {
 		var err error
-		src := ui.SecretSource{File: o.PasswordFile, FD: -1}
-		pass, err = src.Read(ctx, o.IO, p, ui.SecretPrompt{What: "password", Prompt: "Password for " + o.User + ":",
-			FlagHint: "-p/--password, ZAC_PASSWORD or --password-file"})
+		pass, err = o.PasswordFrom.Read(ctx, o.IO, p, "Password for "+o.User+":", "",
+			o.PasswordFrom.Names("-p/--password", "ZAC_PASSWORD"), false)
 		if err != nil {
 			return err
 		}

@@ -17,16 +17,15 @@ import (
 // JoinZoneOptions are the JoinZone action's flags.
 type JoinZoneOptions struct {
 	*Options
-	Server       string
-	Fingerprint  string
-	AdminName    string
-	PasswordFile string
-	PasswordEnv  string
-	DNSNames     []string
-	IPs          []string
-	Port         int
-	Advertise    string
-	KeyType      string
+	Server      string
+	Fingerprint string
+	AdminName   string
+	Password    cmdutil.PasswordFlags // --admin-password-file, -env, -command
+	DNSNames    []string
+	IPs         []string
+	Port        int
+	Advertise   string
+	KeyType     string
 }
 
 // AdminPasswordEnvDefault is read for JoinZone when no password source is given.
@@ -68,8 +67,7 @@ it is asked for.`,
 	fl.StringVar(&o.Server, "server", "", "a running server of the zone (https://host:port)")
 	fl.StringVar(&o.Fingerprint, "fingerprint", "", "SHA-256 fingerprint of the zone CA to accept")
 	fl.StringVar(&o.AdminName, "admin-name", "Administrator", "zone administrator to authenticate as")
-	fl.StringVar(&o.PasswordFile, "admin-password-file", "", "read the administrator's password from the first line of FILE")
-	fl.StringVar(&o.PasswordEnv, "admin-password-env", "", "read the administrator's password from environment variable VAR")
+	o.Password.AddFlags(fl, "admin-")
 	fl.StringSliceVar(&o.DNSNames, "dns", nil, "this server's DNS names, FQDN first (repeatable; default this host's name and localhost)")
 	fl.StringSliceVar(&o.IPs, "ip", nil, "this server's IP addresses (repeatable; default loopback and this host's addresses)")
 	fl.IntVar(&o.Port, "port", 443, "HTTPS port of this zone server")
@@ -120,7 +118,7 @@ func joinZoneRun(ctx context.Context, o *JoinZoneOptions) error {
 	if len(o.IPs) == 0 {
 		o.IPs = provision.DefaultIPs()
 	}
-	pw, err := o.adminPassword(ctx, o.PasswordFile, o.PasswordEnv, AdminPasswordEnvDefault, o.AdminName, false)
+	pw, err := o.adminPassword(ctx, &o.Password, AdminPasswordEnvDefault, o.AdminName, false)
 	if err != nil {
 		return err
 	}

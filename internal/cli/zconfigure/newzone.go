@@ -3,7 +3,6 @@ package zconfigure
 import (
 	"context"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 
@@ -19,16 +18,15 @@ import (
 // NewZoneOptions are the NewZone action's flags.
 type NewZoneOptions struct {
 	*Options
-	ZoneName     string
-	AdminName    string
-	PasswordFile string
-	PasswordEnv  string
-	DNSNames     []string
-	IPs          []string
-	Port         int
-	KeyType      string
-	CAYears      int
-	changed      func(string) bool
+	ZoneName  string
+	AdminName string
+	Password  cmdutil.PasswordFlags // --admin-password-file, -env, -command
+	DNSNames  []string
+	IPs       []string
+	Port      int
+	KeyType   string
+	CAYears   int
+	changed   func(string) bool
 }
 
 // PasswordEnvDefault is read when no password source is given.
@@ -63,8 +61,7 @@ the password comes from --admin-password-file, from the variable named by
 	fl := cmd.Flags()
 	fl.StringVar(&o.ZoneName, "zone-name", "", "name of the new zone")
 	fl.StringVar(&o.AdminName, "admin-name", "Administrator", "name of the first administrator")
-	fl.StringVar(&o.PasswordFile, "admin-password-file", "", "read the administrator's password from the first line of FILE")
-	fl.StringVar(&o.PasswordEnv, "admin-password-env", "", "read the administrator's password from environment variable VAR")
+	o.Password.AddFlags(fl, "admin-")
 	fl.StringSliceVar(&o.DNSNames, "dns", nil, "the server's DNS names, FQDN first (repeatable; default this host's name and localhost)")
 	fl.StringSliceVar(&o.IPs, "ip", nil, "the server's IP addresses (repeatable; default loopback and this host's addresses)")
 	fl.IntVar(&o.Port, "port", 443, "HTTPS port of the zone server")
@@ -186,24 +183,18 @@ func (o *NewZoneOptions) defaults() {
 }
 
 func (o *NewZoneOptions) password() (string, error) {
-	return o.adminPassword(context.Background(), o.PasswordFile, o.PasswordEnv, PasswordEnvDefault, o.AdminName, true)
+	return o.adminPassword(context.Background(), &o.Password, PasswordEnvDefault, o.AdminName, true)
 }
 
 // adminPassword reads an administrator's password from the file or
 // variable given, else from defaultEnv when it is set, else from a prompt
 // (not with -Z). confirm asks twice, for a new password.
-func (o *Options) adminPassword(ctx context.Context, file, env, defaultEnv, admin string, confirm bool) (string, error) {
-	if file == "" && env == "" {
-		if _, ok := os.LookupEnv(defaultEnv); ok {
-			env = defaultEnv
-		}
-	}
+func (o *Options) adminPassword(ctx context.Context, from *cmdutil.PasswordFlags, defaultEnv, admin string, confirm bool) (string, error) {
 	io := o.IO
 	if o.NoPrompt {
 		io = &ui.IOStreams{In: o.IO.In, Out: o.IO.Out, ErrOut: o.IO.ErrOut}
 	}
-	return ui.SecretSource{File: file, FD: -1, Env: env}.Read(ctx, io, o.Prompter, ui.SecretPrompt{What: "password",
-		Prompt: "Password for " + admin + ":", Confirm: confirm, FlagHint: "--admin-password-file, --admin-password-env or $" + defaultEnv})
+	return from.Read(ctx, io, o.Prompter, "Password for "+admin+":", defaultEnv, from.Names("$"+defaultEnv), confirm)
 }
 
 func splitList(s string) []string {

@@ -99,7 +99,7 @@ func TestNewZoneFlags(t *testing.T) {
 				"--dns", "zone1.acme.example,zone1", "--dns", "localhost", "--ip", "10.0.0.5", "--ip", "::1",
 				"--port", "8443", "--key-type", "rsa-2048", "--ca-years", "5"},
 			check: func(t *testing.T, o *NewZoneOptions) {
-				want := NewZoneOptions{ZoneName: "Acme", AdminName: "root", PasswordFile: "pw.txt", PasswordEnv: "PW",
+				want := NewZoneOptions{ZoneName: "Acme", AdminName: "root", Password: cmdutil.PasswordFlags{File: "pw.txt", Env: "PW"},
 					DNSNames: []string{"zone1.acme.example", "zone1", "localhost"}, IPs: []string{"10.0.0.5", "::1"},
 					Port: 8443, KeyType: "rsa-2048", CAYears: 5}
 				got := *o
@@ -150,8 +150,8 @@ func TestNewZoneFlags(t *testing.T) {
 }
 
 func equalNewZone(a, b NewZoneOptions) bool {
-	return a.ZoneName == b.ZoneName && a.AdminName == b.AdminName && a.PasswordFile == b.PasswordFile &&
-		a.PasswordEnv == b.PasswordEnv && slices.Equal(a.DNSNames, b.DNSNames) && slices.Equal(a.IPs, b.IPs) &&
+	return a.ZoneName == b.ZoneName && a.AdminName == b.AdminName && a.Password.File == b.Password.File &&
+		a.Password.Env == b.Password.Env && a.Password.Command == b.Password.Command && slices.Equal(a.DNSNames, b.DNSNames) && slices.Equal(a.IPs, b.IPs) &&
 		a.Port == b.Port && a.KeyType == b.KeyType && a.CAYears == b.CAYears
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -94,11 +95,12 @@ func adminListRun(ctx context.Context, o *adminListOptions) error {
 type adminDeleteOptions struct {
 	f     *Factory
 	Names []string
+	Yes   bool
 }
 
 func newAdminDelete(f *Factory, runF func(*adminDeleteOptions) error) *cobra.Command {
 	opts := &adminDeleteOptions{f: f}
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:     "admin-delete NAME...",
 		Aliases: []string{"ad"},
 		Short:   "Delete zone administrators (never the last one)",
@@ -108,15 +110,21 @@ func newAdminDelete(f *Factory, runF func(*adminDeleteOptions) error) *cobra.Com
 			if runF != nil {
 				return runF(opts)
 			}
-			return deleteEach(cmd.Context(), opts.f, "/admins/", "administrator", opts.Names)
+			return deleteEach(cmd.Context(), opts.f, "/admins/", "administrator", opts.Names, opts.Yes)
 		},
 	}
+	addYes(cmd, &opts.Yes)
+	return cmd
 }
 
-// deleteEach deletes named objects one by one, stopping at the first failure.
-func deleteEach(ctx context.Context, f *Factory, path, what string, names []string) error {
+// deleteEach deletes named objects one by one, stopping at the first
+// failure, once confirmed (see confirmDelete).
+func deleteEach(ctx context.Context, f *Factory, path, what string, names []string, yes bool) error {
 	format, err := f.Format()
 	if err != nil {
+		return err
+	}
+	if err := f.confirmDelete(yes, what+" "+strings.Join(names, ", ")); err != nil {
 		return err
 	}
 	deleted := []string{}

@@ -26,6 +26,7 @@ type backupOptions struct {
 	f      *Factory
 	File   string
 	Verify bool
+	Force  bool
 	pass   passphraseSource
 }
 
@@ -64,12 +65,16 @@ SHA-256) and nothing is written; no zone server is needed.`,
 		},
 	}
 	cmd.Flags().BoolVar(&o.Verify, "verify", false, "check FILE without writing anything")
+	cmd.Flags().BoolVarP(&o.Force, "force", "f", false, "replace FILE if it exists (never replaced otherwise)")
 	o.pass.addFlags(cmd.Flags())
 	return cmd
 }
 
 func backupRun(ctx context.Context, o *backupOptions) error {
 	streams := o.f.IO
+	if err := refuseOverwrite(o.File, o.Force); err != nil {
+		return err
+	}
 	pass, err := o.pass.read(ctx, streams, o.f.Prompter, "Backup passphrase", true)
 	if err != nil {
 		return err
@@ -106,13 +111,16 @@ func backupRun(ctx context.Context, o *backupOptions) error {
 	if err := enc.Close(); err != nil {
 		return fmt.Errorf("backup to %s: %w", o.File, err)
 	}
-	if err := out.Commit(); err != nil {
+	if err := commitOnce(out, o.File, o.Force); err != nil {
 		return err
 	}
+	fi, _ := os.Stat(o.File)
+	server, zone := resp.Header.Get(api.HeaderServer), resp.Header.Get(api.HeaderZone)
+	if format, _ := o.f.Format(); format == ui.FormatJSON {
+		return ui.JSON(streams.Out, map[string]any{"file": o.File, "server": server, "zone": zone, "bytes": fi.Size()})
+	}
 	if streams.OutTTY || o.f.Global.Verbose {
-		fi, _ := os.Stat(o.File)
-		fmt.Fprintf(streams.Out, "Backed up server %s of zone %s to %s (%d bytes).\n",
-			resp.Header.Get(api.HeaderServer), resp.Header.Get(api.HeaderZone), o.File, fi.Size())
+		fmt.Fprintf(streams.Out, "Backed up server %s of zone %s to %s (%d bytes).\n", server, zone, o.File, fi.Size())
 	}
 	return nil
 }

@@ -183,6 +183,7 @@ type caExportOptions struct {
 	File   string
 	Delete bool
 	Legacy bool
+	Force  bool
 	pass   passphraseSource
 }
 
@@ -213,11 +214,15 @@ certificate-authority-import.`,
 	}
 	cmd.Flags().BoolVarP(&o.Delete, "delete", "d", false, "remove the CertAuth role and the CA key from the server afterwards")
 	cmd.Flags().BoolVar(&o.Legacy, "legacy", false, "use the weak legacy (3DES) PKCS#12 encryption for old tools")
+	cmd.Flags().BoolVarP(&o.Force, "force", "f", false, "replace FILE if it exists (never replaced otherwise)")
 	o.pass.addFlags(cmd.Flags())
 	return cmd
 }
 
 func caExportRun(ctx context.Context, o *caExportOptions) error {
+	if err := refuseOverwrite(o.File, o.Force); err != nil {
+		return err
+	}
 	pass, err := o.pass.read(ctx, o.f.IO, o.f.Prompter, "Passphrase for the CA file", true)
 	if err != nil {
 		return err
@@ -252,7 +257,7 @@ func caExportRun(ctx context.Context, o *caExportOptions) error {
 		if _, err := out.Write(data); err != nil {
 			return fmt.Errorf("write %s: %w", o.File, err)
 		}
-		if err := out.Commit(); err != nil {
+		if err := commitOnce(out, o.File, o.Force); err != nil {
 			return err
 		}
 		res := map[string]any{"file": o.File, "subject": ca.Cert.Subject.String(), "sha256": pki.Fingerprint(ca.Cert, "sha256")}

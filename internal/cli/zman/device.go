@@ -52,11 +52,12 @@ func deviceListRun(ctx context.Context, o *deviceListOptions) error {
 type deviceDeleteOptions struct {
 	f    *Factory
 	Refs []string
+	Yes  bool
 }
 
 func newDeviceDelete(f *Factory, runF func(*deviceDeleteOptions) error) *cobra.Command {
 	opts := &deviceDeleteOptions{f: f}
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:     "device-delete DEVICE...",
 		Aliases: []string{"dd"},
 		Short:   "Delete devices from the zone (by id, or by name when unambiguous)",
@@ -68,9 +69,11 @@ then on; the device must register again to be managed.`,
 			if runF != nil {
 				return runF(opts)
 			}
-			return deleteEach(cmd.Context(), opts.f, "/devices/", "device", opts.Refs)
+			return deleteEach(cmd.Context(), opts.f, "/devices/", "device", opts.Refs, opts.Yes)
 		},
 	}
+	addYes(cmd, &opts.Yes)
+	return cmd
 }
 
 type groupCreateOptions struct {
@@ -278,11 +281,12 @@ func newRegKeyList(f *Factory, runF func(*regKeyListOptions) error) *cobra.Comma
 type regKeyDeleteOptions struct {
 	f    *Factory
 	Keys []string
+	Yes  bool
 }
 
 func newRegKeyDelete(f *Factory, runF func(*regKeyDeleteOptions) error) *cobra.Command {
 	opts := &regKeyDeleteOptions{f: f}
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:     "registration-key-delete KEY...",
 		Aliases: []string{"rkd"},
 		Short:   "Delete registration keys",
@@ -292,9 +296,11 @@ func newRegKeyDelete(f *Factory, runF func(*regKeyDeleteOptions) error) *cobra.C
 			if runF != nil {
 				return runF(opts)
 			}
-			return deleteEach(cmd.Context(), opts.f, "/registration-keys/", "registration key", opts.Keys)
+			return deleteEach(cmd.Context(), opts.f, "/registration-keys/", "registration key", opts.Keys, opts.Yes)
 		},
 	}
+	addYes(cmd, &opts.Yes)
+	return cmd
 }
 
 // filterText shows a dynamic group's filter as its flags ("" for a

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -15,9 +16,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
+	"zonekit/internal/atomicfile"
 	"zonekit/internal/cli/cmdutil"
 	"zonekit/internal/client"
 	"zonekit/internal/config"
@@ -41,14 +44,18 @@ type Global struct {
 	// AllowExpiredCA reaches a server whose zone CA has expired, to
 	// remint it at once.
 	AllowExpiredCA bool
-	flags          *pflag.FlagSet
+	// PasswordFrom is the administrator password's file, variable or
+	// command (--password-file, --password-env, --password-command).
+	PasswordFrom cmdutil.PasswordFlags
+	flags        *pflag.FlagSet
 }
 
 // AddFlags registers the global flags.
 func (g *Global) AddFlags(fs *pflag.FlagSet) {
 	g.flags = fs
 	fs.StringVarP(&g.User, "User", "U", "", "administrator name (or ZMAN_USER)")
-	fs.StringVarP(&g.Password, "Password", "P", "", "administrator password (or ZMAN_PASSWORD; prefer the variable, argv is visible to other users)")
+	fs.StringVarP(&g.Password, "Password", "P", "", "administrator password (or ZMAN_PASSWORD; prefer --password-file or the variable, argv is visible to other users)")
+	g.PasswordFrom.AddFlags(fs, "")
 	fs.StringVar(&g.Host, "host", "", "zone server host name or address, or several separated by commas to try in turn (or ZMAN_HOST; default localhost)")
 	fs.IntVar(&g.Port, "port", 0, "zone server HTTPS port (or ZMAN_PORT; default the local zone's, else 443)")
 	fs.StringVar(&g.CACert, "cacert", "", "zone CA certificate file (or ZMAN_CACERT; default the local zone's)")
@@ -333,7 +340,15 @@ func (f *Factory) newClient(t *target, base string, auth func(*http.Request)) (*
 func (f *Factory) credentials(base string, allowStored bool) (func(*http.Request), string, error) {
 	v := f.settings()
 	user, pass := v.GetString("user"), v.GetString("password")
-	if user == "" && pass == "" && allowStored {
+	// A password source flag beats ZMAN_PASSWORD; beside -P it is a mistake.
+	from := &f.Global.PasswordFrom
+	if from.Given() {
+		if fl := f.Global.flags; fl != nil && fl.Changed("Password") {
+			return nil, "", errkind.New(errkind.Usage, "give the password one way only: -P/--Password or %s", from.Names())
+		}
+		pass = ""
+	}
+	if user == "" && pass == "" && !from.Given() && allowStored {
 		if c, ok, err := credstore.New(f.CredentialDir).Get(base); err != nil {
 			return nil, "", err
 		} else if ok {
@@ -350,11 +365,10 @@ func (f *Factory) credentials(base string, allowStored bool) (func(*http.Request
 		}
 	}
 	if pass == "" {
-		if !f.IO.CanPrompt() {
-			return nil, "", ui.RequiredError("-P/--Password (or ZMAN_PASSWORD)")
-		}
 		var err error
-		if pass, err = f.Prompter.Password("Password for " + user + ":"); err != nil {
+		pass, err = from.Read(context.Background(), f.IO, f.Prompter, "Password for "+user+":", "",
+			"the password (--password-file, --password-env, --password-command, or -P/ZMAN_PASSWORD)", false)
+		if err != nil {
 			return nil, "", err
 		}
 	}
@@ -395,6 +409,60 @@ func (f *Factory) withClient(ctx context.Context, fn func(context.Context, *clie
 	}
 	defer c.Close()
 	return fn(ctx, c)
+}
+
+// refuseOverwrite fails, before any work, when path exists and --force
+// was not given: a backup or an exported CA is never replaced by mistake.
+func refuseOverwrite(path string, force bool) error {
+	if force {
+		return nil
+	}
+	if _, err := os.Lstat(path); err == nil {
+		return existsError(path)
+	}
+	return nil
+}
+
+func existsError(path string) error {
+	return errkind.New(errkind.Exists, "%s already exists: give --force to replace it", path)
+}
+
+// commitOnce puts out at its path, replacing an existing file only with
+// force; a file that appeared meanwhile is kept and reported.
+func commitOnce(out *atomicfile.File, path string, force bool) error {
+	if force {
+		return out.Commit()
+	}
+	err := out.CommitNew()
+	if errors.Is(err, fs.ErrExist) {
+		return existsError(path)
+	}
+	return err
+}
+
+// confirmDelete asks before deleting what on a terminal; without one, or
+// in a script, --yes says it. Nothing ever waits on stdin that is not a
+// terminal.
+func (f *Factory) confirmDelete(yes bool, what string) error {
+	if yes {
+		return nil
+	}
+	if !f.IO.CanPrompt() {
+		return ui.RequiredError("--yes (to delete " + what + ")")
+	}
+	ok, err := f.Prompter.Confirm("Delete "+what+"?", false)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errkind.New(errkind.Cancelled, "nothing deleted")
+	}
+	return nil
+}
+
+// addYes registers --yes on a command that deletes.
+func addYes(cmd *cobra.Command, yes *bool) {
+	cmd.Flags().BoolVarP(yes, "yes", "y", false, "delete without asking (required when not running interactively)")
 }
 
 func decodeJSON(r io.Reader, v any) error {

@@ -312,6 +312,7 @@ func newPackageList(f *Factory, runF func(*packageListOptions) error) *cobra.Com
 type packageIDOptions struct {
 	f   *Factory
 	IDs []string
+	Yes bool // package-delete
 }
 
 func newPackageInfo(f *Factory, runF func(*packageIDOptions) error) *cobra.Command {
@@ -377,7 +378,7 @@ func newPackageInfo(f *Factory, runF func(*packageIDOptions) error) *cobra.Comma
 
 func newPackageDelete(f *Factory, runF func(*packageIDOptions) error) *cobra.Command {
 	o := &packageIDOptions{f: f}
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:     "package-delete ID...",
 		Aliases: []string{"pkd"},
 		Short:   "Delete packages: their content, activation and assignments",
@@ -390,9 +391,11 @@ assignment and status. Devices that installed it keep what they installed.`,
 			if runF != nil {
 				return runF(o)
 			}
-			return deleteEach(cmd.Context(), o.f, "/packages/", "package", o.IDs)
+			return deleteEach(cmd.Context(), o.f, "/packages/", "package", o.IDs, o.Yes)
 		},
 	}
+	addYes(cmd, &o.Yes)
+	return cmd
 }
 
 type packageActivateOptions struct {

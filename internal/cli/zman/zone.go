@@ -125,11 +125,12 @@ func replicationCell(r *api.Replication) string {
 type serverDeleteOptions struct {
 	f    *Factory
 	Name string
+	Yes  bool
 }
 
 func newServerDelete(f *Factory, runF func(*serverDeleteOptions) error) *cobra.Command {
 	opts := &serverDeleteOptions{f: f}
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:     "server-delete SERVER",
 		Aliases: []string{"sd"},
 		Short:   "Remove a Primary Server from the zone",
@@ -149,9 +150,14 @@ on the new holder). Stop the removed server's zone server afterwards.`,
 			return serverDeleteRun(cmd.Context(), opts)
 		},
 	}
+	addYes(cmd, &opts.Yes)
+	return cmd
 }
 
 func serverDeleteRun(ctx context.Context, o *serverDeleteOptions) error {
+	if err := o.f.confirmDelete(o.Yes, "server "+o.Name+" from the zone"); err != nil {
+		return err
+	}
 	return o.f.withClient(ctx, func(ctx context.Context, c *client.Client) error {
 		var out api.Server
 		if err := c.Do(ctx, http.MethodDelete, api.Prefix+"/servers/"+url.PathEscape(o.Name), nil, &out); err != nil {
