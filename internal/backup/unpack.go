@@ -425,6 +425,7 @@ func (x *extractor) writeFile(name string, tr *tar.Reader, size int64) (int64, s
 	defer h.Close()
 	out := &recordingWriter{w: h}
 	var f *os.File
+	stopWriteback := func() {}
 	if x.root != nil {
 		d, err := x.dir(path.Dir(name))
 		if err != nil {
@@ -438,7 +439,10 @@ func (x *extractor) writeFile(name string, tr *tar.Reader, size int64) (int64, s
 		defer f.Close()
 		var fw io.Writer = f
 		if size >= parallelMin {
-			fw = newWriteback(f)
+			wb := newWriteback(f)
+			defer wb.stop()
+			stopWriteback = wb.stop
+			fw = wb
 		}
 		out.w = io.MultiWriter(fw, h)
 	}
@@ -461,6 +465,7 @@ func (x *extractor) writeFile(name string, tr *tar.Reader, size int64) (int64, s
 		return 0, "", x.readErr(err)
 	}
 	if f != nil {
+		stopWriteback()
 		if err := f.Close(); err != nil {
 			return 0, "", fmt.Errorf("unpack %s: %w", name, err)
 		}

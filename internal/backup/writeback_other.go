@@ -4,5 +4,8 @@ package backup
 
 import "os"
 
-// newWriteback is the file itself where there is no sync_file_range.
-func newWriteback(f *os.File) *os.File { return f }
+// writeback is the file itself where there is no sync_file_range.
+type writeback struct{ *os.File }
+
+func newWriteback(f *os.File) writeback { return writeback{f} }
+func (writeback) stop()                 {}
