@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -47,7 +46,19 @@ type fragCache struct {
 	noLink bool
 }
 
-var sumRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+// isSum reports whether s is a SHA-256 digest in lower-case hex, the
+// only names the cache holds.
+func isSum(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
 
 func (a *Agent) fragmentCache() *fragCache {
 	max := a.FragmentCacheMax
@@ -86,7 +97,7 @@ var errDamaged = errors.New("damaged cache entry discarded")
 // found is false when the cache has no entry (or a damaged one, then
 // removed, with errDamaged).
 func (c *fragCache) get(want content.Fragment, dst string) (found bool, err error) {
-	if c.max < 0 || !sumRE.MatchString(want.SHA256) {
+	if c.max < 0 || !isSum(want.SHA256) {
 		return false, nil
 	}
 	src := c.path(want.SHA256)
@@ -149,7 +160,7 @@ func copyFile(src, dst string) error {
 // put keeps the fragment file src (checked when it came in) under its
 // digest. An entry already there is only marked used.
 func (c *fragCache) put(src string, f content.Fragment) error {
-	if c.max < 0 || !sumRE.MatchString(f.SHA256) || f.Size > c.max {
+	if c.max < 0 || !isSum(f.SHA256) || f.Size > c.max {
 		return nil
 	}
 	fi, err := os.Stat(src)
@@ -216,7 +227,7 @@ func (c *fragCache) evict() (int, error) {
 	var list []entry
 	var total int64
 	for _, e := range ents {
-		if !sumRE.MatchString(e.Name()) {
+		if !isSum(e.Name()) {
 			continue
 		}
 		fi, err := e.Info()

@@ -5,6 +5,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // outputTail reads what a command wrote to its log after offset start, at
@@ -36,23 +37,27 @@ func outputTail(path string, start int64, limit int) string {
 	return strings.ToValidUTF8(MaskSecrets(out), "?")
 }
 
-var (
+// secretREs are compiled on first use: zac runs as a short process for
+// most commands (register, refresh) that never mask output.
+var secretREs = sync.OnceValue(func() (r struct{ assign, auth, url, pem *regexp.Regexp }) {
 	// name=value, name: value, --name value for names that hold secrets.
-	secretAssign = regexp.MustCompile(`(?i)((?:pass(?:word|wd|phrase)?|pwd|secret|token|api[_-]?key|access[_-]?key|client[_-]?secret|private[_-]?key|credentials?)[\w.-]*)(\s*[:=]\s*|\s+)("[^"]*"|'[^']*'|[^\s"',;]+)`)
+	r.assign = regexp.MustCompile(`(?i)((?:pass(?:word|wd|phrase)?|pwd|secret|token|api[_-]?key|access[_-]?key|client[_-]?secret|private[_-]?key|credentials?)[\w.-]*)(\s*[:=]\s*|\s+)("[^"]*"|'[^']*'|[^\s"',;]+)`)
 	// HTTP authorization headers and URLs with a password.
-	secretAuth = regexp.MustCompile(`(?i)(authorization:\s*(?:basic|bearer|token)\s+)\S+`)
-	secretURL  = regexp.MustCompile(`(?i)([a-z][a-z0-9+.-]*://[^/\s:@]+:)[^@\s/]+@`)
+	r.auth = regexp.MustCompile(`(?i)(authorization:\s*(?:basic|bearer|token)\s+)\S+`)
+	r.url = regexp.MustCompile(`(?i)([a-z][a-z0-9+.-]*://[^/\s:@]+:)[^@\s/]+@`)
 	// PEM private keys, whole.
-	secretPEM = regexp.MustCompile(`(?s)-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----`)
-)
+	r.pem = regexp.MustCompile(`(?s)-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----`)
+	return r
+})
 
 // MaskSecrets replaces what looks like a secret in command output with
 // ****: values after password/secret/token/key names, authorization
 // headers, passwords in URLs, private keys. It errs on the side of
 // masking: an admin reading the output loses a value, never a password.
 func MaskSecrets(s string) string {
-	s = secretPEM.ReplaceAllString(s, "-----PRIVATE KEY (masked)-----")
-	s = secretAuth.ReplaceAllString(s, "${1}****")
-	s = secretURL.ReplaceAllString(s, "${1}****@")
-	return secretAssign.ReplaceAllString(s, "${1}${2}****")
+	re := secretREs()
+	s = re.pem.ReplaceAllString(s, "-----PRIVATE KEY (masked)-----")
+	s = re.auth.ReplaceAllString(s, "${1}****")
+	s = re.url.ReplaceAllString(s, "${1}****@")
+	return re.assign.ReplaceAllString(s, "${1}${2}****")
 }

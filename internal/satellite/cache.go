@@ -23,7 +23,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -53,7 +52,19 @@ type Cache struct {
 	manifests map[string]*content.Manifest
 }
 
-var idRE = regexp.MustCompile(`^[1-9][0-9]{0,18}$`)
+// isID reports whether s is a package id: a decimal number without
+// leading zeros, at most 19 digits (it fits an int64).
+func isID(s string) bool {
+	if len(s) == 0 || len(s) > 19 || s[0] == '0' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
 
 func (c *Cache) casPath(sum string) string { return filepath.Join(c.Dir, "cas", sum) }
 func (c *Cache) manifestPath(id string) string {
@@ -65,7 +76,7 @@ func (c *Cache) infoPath(id string) string { return filepath.Join(c.Dir, "infos"
 // says what agents run, so the zone's word wins), else the copy kept from
 // the last time while the zone cannot be reached.
 func (c *Cache) Info(ctx context.Context, id string) ([]byte, error) {
-	if !idRE.MatchString(id) || c.Infos == nil {
+	if !isID(id) || c.Infos == nil {
 		return nil, ErrNotFound
 	}
 	data, err := c.Infos(ctx, id)
@@ -142,7 +153,7 @@ func (c *Cache) log() *slog.Logger {
 // kept on disk, else the zone's (then kept for when the zone cannot be
 // reached). A package's manifest never changes under its id.
 func (c *Cache) Manifest(ctx context.Context, id string) (*content.Manifest, error) {
-	if !idRE.MatchString(id) {
+	if !isID(id) {
 		return nil, ErrNotFound
 	}
 	c.mu.Lock()
@@ -349,7 +360,7 @@ func (c *Cache) resolve(ctx context.Context, path string) (fileserve.Target, err
 		return fileserve.Target{}, fileserve.ErrNotHandled
 	}
 	id, file, ok := strings.Cut(rest, "/")
-	if !ok || !idRE.MatchString(id) || !strings.HasPrefix(file, id+"-") {
+	if !ok || !isID(id) || !strings.HasPrefix(file, id+"-") {
 		return fileserve.Target{}, fileserve.ErrNotHandled
 	}
 	p, err := c.Fragment(ctx, id, file)
@@ -381,7 +392,7 @@ func (c *Cache) handler(secure bool) http.Handler {
 			c.serveSmall(w, r, id, file)
 			return
 		}
-		if !idRE.MatchString(id) || !strings.HasPrefix(file, id+"-") {
+		if !isID(id) || !strings.HasPrefix(file, id+"-") {
 			http.Error(w, "not found", http.StatusNotFound)
 			return
 		}

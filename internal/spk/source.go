@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 	"strings"
 	"time"
 
@@ -234,7 +233,20 @@ func ReadSourceFile(path string) (*Package, error) {
 	return p, nil
 }
 
-var nameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+// isName reports whether s is a variable name: a letter or underscore,
+// then letters, digits and underscores (ASCII).
+func isName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '_' && (c < 'A' || c > 'Z') && (c < 'a' || c > 'z') && (i == 0 || c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
+}
 
 // StepError names where in a package something is wrong.
 type StepError struct {
@@ -299,7 +311,7 @@ func (p *Package) Check() error {
 			if _, ok := builtinVars[v.Name]; ok {
 				return stepErr(comp, "variables", "%s is a built-in host variable: refer to it without declaring it", v.Name)
 			}
-			if !nameRE.MatchString(v.Name) {
+			if !isName(v.Name) {
 				return stepErr(comp, "variables", "%q is not a variable name (letters, digits, _)", v.Name)
 			}
 			if declared[v.Name] {

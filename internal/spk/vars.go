@@ -216,7 +216,7 @@ func ParseValues(args []string) (Values, error) {
 	out := Values{}
 	for _, a := range args {
 		k, v, ok := strings.Cut(a, "=")
-		if !ok || !nameRE.MatchString(k) {
+		if !ok || !isName(k) {
 			return nil, fmt.Errorf("%q: want NAME=value", a)
 		}
 		out[k] = v
@@ -241,7 +241,7 @@ func ReadValuesFile(path string, p *Package) (Values, error) {
 		}
 		k, v, ok := strings.Cut(line, "=")
 		k = strings.TrimSpace(k)
-		if !ok || !nameRE.MatchString(k) {
+		if !ok || !isName(k) {
 			return nil, fmt.Errorf("%s:%d: want NAME=value", path, n+1)
 		}
 		out[k] = v
