@@ -126,7 +126,7 @@ func (s *Server) listServers(w http.ResponseWriter, r *http.Request, _ string) e
 	if err != nil {
 		return err
 	}
-	out, err := s.apiServersWith(s.replicationOf(r.Context(), servers))
+	out, err := s.apiServersWith(s.cluster.ReplicationOf(r.Context(), servers))
 	if err != nil {
 		return err
 	}

@@ -62,7 +62,7 @@ func (s *Server) Loops() []*Loop {
 	loops := []*Loop{NewLoop("peers file", s.peersFileLoop), NewLoop("certificate changes", s.remintLoop)}
 	if s.rep != nil {
 		// Through replication, which needs this server answering its peers.
-		loops = append(loops, NewLoop("cluster membership", s.startReplicating))
+		loops = append(loops, NewLoop("cluster membership", s.cluster.StartReplicating))
 	}
 	return append(loops, NewLoop("content replication", s.content.Run), NewLoop("content scrub", s.content.ScrubLoop))
 }

@@ -100,7 +100,7 @@ func (s *Server) replicationMetrics() *metrics.Replication {
 				sv.Address = m.Address // where replication reaches it
 				ask = append(ask, sv)
 			}
-			got := s.replicationOf(ctx, ask)
+			got := s.cluster.ReplicationOf(ctx, ask)
 			out := make([]metrics.Follower, 0, len(ask))
 			for _, sv := range ask {
 				f := metrics.Follower{Name: sv.Name}

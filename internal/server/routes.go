@@ -21,8 +21,6 @@ import (
 	"zonekit/internal/zone"
 )
 
-const maxBody = httpapi.MaxBody
-
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/version", s.getVersion)
@@ -38,7 +36,7 @@ func (s *Server) routes() http.Handler {
 			for _, e := range s.certExpiry() {
 				w.Header().Add(api.HeaderCertExpiry, e)
 			}
-			if st := s.staleSince(); st != "" {
+			if st := s.cluster.StaleSince(); st != "" {
 				w.Header().Set(api.HeaderStale, st)
 			}
 			if err := h(w, r, actor); err != nil {
@@ -123,7 +121,8 @@ func (s *Server) routes() http.Handler {
 	s.content.Register(area)
 	mux.HandleFunc("GET "+api.ContentPrefix+"/{id}/{file}", s.serveContent(false))
 	s.setupRoutes(mux)
-	s.clusterRoutes(mux, admin)
+	mux.HandleFunc("POST "+api.Prefix+"/cluster/sign", s.peer(s.clusterSign))
+	s.cluster.Register(area)
 
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, errkind.New(errkind.NotFound, "no such API route: %s %s", r.Method, r.URL.Path))

@@ -20,6 +20,7 @@ import (
 	"zonekit/internal/metrics"
 	"zonekit/internal/pki"
 	"zonekit/internal/replica"
+	"zonekit/internal/server/cluster"
 	"zonekit/internal/server/contentrepl"
 	"zonekit/internal/server/spksecrets"
 	"zonekit/internal/version"
@@ -55,6 +56,7 @@ type Server struct {
 	content  *contentrepl.Content // content replication and scrub
 	spk      *spksecrets.Keyring  // the SPK values keys
 	rep      *replica.Node        // store replication; nil until SetReplica
+	cluster  *cluster.Cluster     // this server's part in the replication cluster
 	peers    peerClient
 	metrics  *metrics.ZoneServer
 	health   *metrics.Health
@@ -110,6 +112,7 @@ func New(opts Options) (*Server, error) {
 		ContentPort: opts.Config.ContentPort, ScrubInterval: opts.Config.ScrubInterval, Paths: opts.Paths,
 		Building: s.pkg.isBuilding, PackSets: s.packSets, Log: s.log, Now: s.now})
 	s.spk = &spksecrets.Keyring{Dir: filepath.Join(opts.Paths.Security(), "spk-values"), Zone: s.db, Peers: serverPeers{s}, Self: s.self, Log: s.log}
+	s.cluster = s.newCluster()
 	s.auth = newAdminAuth(s.db, s.now)
 	s.setupMetrics()
 	s.handler = s.routes()

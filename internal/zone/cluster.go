@@ -2,6 +2,8 @@ package zone
 
 import (
 	"encoding/json"
+	"net"
+	"strconv"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -15,6 +17,15 @@ const (
 	CmdServerDelete     = "server.delete"
 	CmdServerSetAddress = "server.set-address"
 )
+
+// PeerAddress is where the zone's other servers reach s (host:port): its
+// replication address, else its name and port.
+func (s Server) PeerAddress() string {
+	if s.Address != "" {
+		return s.Address
+	}
+	return net.JoinHostPort(s.Name, strconv.Itoa(s.Port))
+}
 
 type serverSetAddress struct {
 	ID       string   `json:"id"`
