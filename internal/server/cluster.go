@@ -219,7 +219,11 @@ func (s *Server) peerHTTP() *http.Client {
 			DialContext:         (&net.Dialer{Timeout: 3 * time.Second}).DialContext,
 			TLSHandshakeTimeout: 5 * time.Second,
 			MaxIdleConnsPerHost: 16,
-			Proxy:               nil,
+			// Below the peers' own idle timeout (2 minutes): a quiet
+			// connection is dropped here first, never closed by the peer
+			// just as a forwarded write goes out on it.
+			IdleConnTimeout: 90 * time.Second,
+			Proxy:           nil,
 		}
 		s.peers.http = &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	})
