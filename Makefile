@@ -7,15 +7,21 @@ AGENT_PLATFORMS := linux/amd64 linux/arm64 windows/amd64 darwin/arm64
 
 all: build
 
+# --version prints the commit and the build date (Go's own VCS stamp is
+# off where GOFLAGS has -buildvcs=false, so both are passed in).
+COMMIT ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo -modified)
+BUILD_DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS := -X zonekit/internal/version.Commit=$(COMMIT) -X zonekit/internal/version.BuildDate=$(BUILD_DATE)
+
 build:
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
 
 ## agents: cross-build zac for the agent install packs (zconfigure -c CreateExtractorPacks --zac-dir bin/agents)
 agents:
 	@for p in $(AGENT_PLATFORMS); do \
 		os=$${p%/*}; arch=$${p#*/}; ext=; [ $$os = windows ] && ext=.exe; \
 		echo "zac $$os/$$arch"; \
-		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/agents/zac-$$os-$$arch$$ext ./cmd/zac || exit 1; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags "-s -w $(LDFLAGS)" -o $(BIN)/agents/zac-$$os-$$arch$$ext ./cmd/zac || exit 1; \
 	done
 
 ## cross: zac builds and vets (with its tests) for every agent platform;

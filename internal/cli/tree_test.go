@@ -194,3 +194,31 @@ func TestAdminLoginFlags(t *testing.T) {
 		t.Errorf("no command %s", c)
 	}
 }
+
+// TestFlagsConsistent: a long flag name has the same shorthand in every
+// command of every program (-v is --version, -V --verbose, everywhere).
+func TestFlagsConsistent(t *testing.T) {
+	short := map[string]string{} // flag name -> shorthand
+	where := map[string]string{}
+	for _, p := range programs {
+		root, _ := prepared(p.root)
+		root.InitDefaultVersionFlag()
+		walk(root, func(c *cobra.Command) {
+			c.InitDefaultHelpFlag()
+			c.LocalFlags().VisitAll(func(f *pflag.Flag) {
+				if f.Hidden {
+					return
+				}
+				if s, ok := short[f.Name]; ok && s != f.Shorthand && s != "" && f.Shorthand != "" {
+					t.Errorf("--%s is -%s in %s but -%s in %s", f.Name, s, where[f.Name], f.Shorthand, c.CommandPath())
+				}
+				if f.Shorthand != "" {
+					short[f.Name], where[f.Name] = f.Shorthand, c.CommandPath()
+				}
+			})
+		})
+	}
+	if short["version"] != "v" || short["verbose"] != "V" {
+		t.Errorf("--version is -%s and --verbose -%s; want -v and -V", short["version"], short["verbose"])
+	}
+}

@@ -7,9 +7,15 @@ import (
 	"strings"
 )
 
-// Version is set at link time (-ldflags "-X zonekit/internal/version.Version=...");
-// otherwise it comes from the module's build information.
-var Version = ""
+// Version, Commit and BuildDate are set at link time (-ldflags "-X
+// zonekit/internal/version.BuildDate=..." and so on, as the Makefile
+// does); otherwise they come from the build information Go records (the
+// module version, vcs.revision, vcs.time).
+var (
+	Version   = ""
+	Commit    = ""
+	BuildDate = ""
+)
 
 // String returns the version of this build.
 func String() string {
@@ -20,6 +26,44 @@ func String() string {
 		return bi.Main.Version
 	}
 	return "0.1.0-dev"
+}
+
+// Long is what --version prints after the program's name: the version,
+// the commit (marked "modified" when built from a changed tree) and the
+// build date, or the commit's date when the build date was not recorded.
+func Long() string {
+	commit, date, modified := Commit, BuildDate, false
+	dateWhat := "built"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				if commit == "" {
+					commit = s.Value
+				}
+			case "vcs.time":
+				if date == "" {
+					date, dateWhat = s.Value, "committed"
+				}
+			case "vcs.modified":
+				modified = s.Value == "true"
+			}
+		}
+	}
+	if len(commit) > 12 {
+		commit = commit[:12]
+	}
+	if commit == "" {
+		commit = "unknown"
+	}
+	if modified {
+		commit += ", modified"
+	}
+	out := String() + " (commit " + commit
+	if date != "" {
+		out += ", " + dateWhat + " " + date
+	}
+	return out + ")"
 }
 
 // Compatible says whether servers running versions a and b may replicate

@@ -27,3 +27,13 @@ func TestCompatible(t *testing.T) {
 		}
 	}
 }
+
+func TestLongNamesCommitAndDate(t *testing.T) {
+	old := [3]string{Version, Commit, BuildDate}
+	t.Cleanup(func() { Version, Commit, BuildDate = old[0], old[1], old[2] })
+	Version, Commit, BuildDate = "1.2.3", "0123456789abcdef0123", "2026-12-07T06:00:00Z"
+	got := Long()
+	if !strings.HasPrefix(got, "1.2.3 (commit 0123456789ab") || !strings.Contains(got, "built 2026-12-07T06:00:00Z)") {
+		t.Errorf("Long() = %q", got)
+	}
+}

@@ -221,3 +221,13 @@ func Settings(flags *pflag.FlagSet, prefix string, keys map[string]string) *vipe
 	}
 	return v
 }
+
+// VerboseFlag registers --verbose/-V, spelled the same in every program
+// (-v is --version at the top level). -v, which zac's refresh, agent and
+// satellite-serve took for --verbose, still works there with a notice.
+func VerboseFlag(fs *pflag.FlagSet, p *bool, usage string) {
+	fs.BoolVarP(p, "verbose", "V", false, usage)
+	fs.BoolVarP(p, "verbose-v", "v", false, usage)
+	fs.MarkHidden("verbose-v")
+	fs.MarkShorthandDeprecated("verbose-v", "use -V (or --verbose); -v is --version at the top level")
+}

@@ -40,7 +40,7 @@ data/preboot/SERVICE.pid, and images in data/images.`,
 		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
-	root.SetVersionTemplate("pbserv {{.Version}}\n")
+	root.SetVersionTemplate("pbserv " + version.Long() + "\n")
 	root.PersistentFlags().StringVar(&opts.Home, "home", "", "zonekit home directory (default $ZONEKIT_HOME, /var/opt/zonekit for root)")
 	for _, svc := range conf.Services() {
 		root.AddCommand(newServiceCmd(opts, svc, nil))

@@ -53,7 +53,7 @@ its result sent (exit status 0), for scripts that wait for a deployment.`,
 	f := cmd.Flags()
 	f.DurationVar(&o.Interval, "interval", 10*time.Minute, "time between refreshes")
 	f.BoolVar(&o.ExitWhenDone, "exit-when-done", false, "exit once every assigned package is deployed")
-	f.BoolVarP(&o.Verbose, "verbose", "v", false, "also write the engine's log to stderr")
+	cmdutil.VerboseFlag(f, &o.Verbose, "also write the engine's log to stderr")
 	return cmd
 }
 

@@ -69,7 +69,7 @@ zone's side).`,
 			return refreshRun(cmd.Context(), o)
 		},
 	}
-	cmd.Flags().BoolVarP(&o.Verbose, "verbose", "v", false, "also write the engine's log to stderr")
+	cmdutil.VerboseFlag(cmd.Flags(), &o.Verbose, "also write the engine's log to stderr")
 	cmd.Flags().BoolVar(&o.Now, "now", false, "ignore the zone's download latencies in this run: deploy as fast as the servers answer")
 	return cmd
 }

@@ -50,7 +50,7 @@ for root and ~/.local/share/zonekit-agent for other users.`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
-	root.SetVersionTemplate("zac {{.Version}}\n")
+	root.SetVersionTemplate("zac " + version.Long() + "\n")
 	root.PersistentFlags().StringVar(&opts.Home, "home", "", "agent home directory (or ZAC_HOME)")
 	root.PersistentFlags().StringVarP(&opts.Output, "output", "o", "table", "output format: table or json")
 	root.AddCommand(newRegister(opts, nil), newUnregister(opts, nil), newZoneConfig(opts, nil), newRefresh(opts, nil),

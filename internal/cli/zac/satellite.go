@@ -101,7 +101,7 @@ systemd runs and the default directory is used.`,
 			cmd.Flags().Visit(func(f *pflag.Flag) {
 				switch f.Name {
 				case "install-unit", "unit-dir", "home", "output":
-				case "verbose":
+				case "verbose", "verbose-v":
 					o.unitArgs = append(o.unitArgs, "--verbose")
 				case "parent":
 					for _, p := range o.Parents {
@@ -125,7 +125,7 @@ systemd runs and the default directory is used.`,
 	f.StringArrayVar(&o.Parents, "parent", nil, "content URL to pull from, http://HOST:PORT/content (repeatable, tried in order; default the parent set in the zone)")
 	f.StringVar(&o.Dir, "dir", "", "cache directory (default HOME/satellite-cache)")
 	f.DurationVar(&o.Prefetch, "prefetch-interval", 0, "pull every active package's content this often (default the role's setting; 0 and no setting: on first request only)")
-	f.BoolVarP(&o.Verbose, "verbose", "v", false, "log every relayed call and pull, not only failures")
+	cmdutil.VerboseFlag(f, &o.Verbose, "log every relayed call and pull, not only failures")
 	f.StringVar(&o.MetricsListen, "metrics-listen", "", "address to serve Prometheus metrics, /healthz and /readyz on over HTTP (127.0.0.1:9101, say; default none)")
 	f.BoolVar(&o.InstallUnit, "install-unit", false, "write (and enable) a systemd unit running satellite-serve, then exit")
 	f.StringVar(&o.UnitDir, "unit-dir", DefaultUnitDir, "where --install-unit writes zonekit-satellite.service")

@@ -93,7 +93,7 @@ root and ~/.local/share/zonekit for other users.`,
 			return cmd.Help()
 		},
 	}
-	root.SetVersionTemplate("zconfigure {{.Version}}\n")
+	root.SetVersionTemplate("zconfigure " + version.Long() + "\n")
 	pf := root.PersistentFlags()
 	pf.StringVar(&opts.Home, "home", "", "zone home directory (or ZONEKIT_HOME)")
 	pf.StringArrayVarP(&opts.Properties, "define", "D", nil, "set configuration property `name=value` (repeatable)")

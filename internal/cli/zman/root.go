@@ -44,7 +44,7 @@ stored with 'zman admin-store-credential', then a prompt on a terminal.`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
-	root.SetVersionTemplate("zman {{.Version}}\n")
+	root.SetVersionTemplate("zman " + version.Long() + "\n")
 	f.Global.AddFlags(root.PersistentFlags())
 
 	root.AddGroup(
