@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"zonekit/internal/pki"
+	"zonekit/internal/server/backuprestore"
 	"zonekit/internal/server/httpapi"
 	"zonekit/internal/zone"
 )
@@ -62,6 +63,15 @@ func (c caIssuer) IssueServer(req pki.ServerRequest, now time.Time) (*x509.Certi
 }
 
 func (c caIssuer) Chain() []*x509.Certificate { return []*x509.Certificate{c.s.deviceIssuer()} }
+
+// replication is this server's store replication for the areas, nil when
+// it has none.
+func (s *Server) replication() backuprestore.Replica {
+	if s.rep == nil {
+		return nil
+	}
+	return s.rep
+}
 
 // serverPeers is how areas reach this server's peers (cluster.go).
 type serverPeers struct{ s *Server }

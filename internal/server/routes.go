@@ -13,6 +13,7 @@ import (
 	"zonekit/internal/errkind"
 	"zonekit/internal/metrics"
 	"zonekit/internal/replica"
+	"zonekit/internal/server/backuprestore"
 	"zonekit/internal/server/httpapi"
 	"zonekit/internal/server/prebootwork"
 	"zonekit/internal/server/satellites"
@@ -79,14 +80,6 @@ func (s *Server) routes() http.Handler {
 	admin("POST "+api.Prefix+"/server-certificates/{server}/import", s.importFuture)
 	admin("POST "+api.Prefix+"/server-certificates/{server}/certificate", s.addServerCertificate)
 	admin("POST "+api.Prefix+"/device/retrust", s.deviceRetrust)
-	admin("GET "+api.Prefix+"/backup", func(w http.ResponseWriter, r *http.Request, actor string) error {
-		start := time.Now()
-		return metrics.Timed(s.metrics.Backups, start, s.getBackup(w, r, actor))
-	})
-	admin("POST "+api.Prefix+"/restore", func(w http.ResponseWriter, r *http.Request, actor string) error {
-		start := time.Now()
-		return metrics.Timed(s.metrics.Restores, start, s.postRestore(w, r, actor))
-	})
 
 	// Registration proves nothing but knowledge of the zone CA (and the key,
 	// when one is required); everything after it needs the device certificate.
@@ -119,6 +112,9 @@ func (s *Server) routes() http.Handler {
 	(&prebootwork.Handlers{Zone: s.db, Home: s.opts.Paths.Home}).Register(area)
 	s.packageHandlers().Register(area)
 	s.content.Register(area)
+	(&backuprestore.Handlers{Paths: s.opts.Paths, Zone: s.db, ZoneRecord: s.zone, Self: s.self,
+		CertAuth: func() bool { return s.ca.Load() != nil }, Replica: s.replication, Restored: func() { s.restored.Store(true) },
+		Backups: s.metrics.Backups, Restores: s.metrics.Restores, Now: s.now, Log: s.log}).Register(area)
 	mux.HandleFunc("GET "+api.ContentPrefix+"/{id}/{file}", s.serveContent(false))
 	s.setupRoutes(mux)
 	mux.HandleFunc("POST "+api.Prefix+"/cluster/sign", s.peer(s.clusterSign))
@@ -222,7 +218,7 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		r = r.WithContext(context.WithValue(r.Context(), actorKey{}, rec))
 		if s.restored.Load() && r.URL.Path != "/api/version" {
-			s.fail(rec, r, errkind.New(errkind.Unavailable, "this zone server was restored from a backup and must be restarted: %s", RestartCommand))
+			s.fail(rec, r, errkind.New(errkind.Unavailable, "this zone server was restored from a backup and must be restarted: %s", backuprestore.RestartCommand))
 			return
 		}
 		defer func() {

@@ -1,19 +1,34 @@
-package server
+// Package backuprestore serves a zone server's backup and restore
+// (/api/v1/backup, /api/v1/restore): the configuration tree and a
+// consistent store snapshot streamed as one archive, and a backup
+// unpacked, checked and swapped in, after which the server answers
+// nothing until it is restarted.
+package backuprestore
 
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 
 	"zonekit/internal/api"
 	"zonekit/internal/backup"
+	"zonekit/internal/config"
 	"zonekit/internal/errkind"
 	"zonekit/internal/failpoint"
+	"zonekit/internal/metrics"
+	"zonekit/internal/replica"
 	"zonekit/internal/restore"
+	"zonekit/internal/server/httpapi"
 	"zonekit/internal/version"
+	"zonekit/internal/zone"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // RestartCommand is what an administrator runs after a restore.
@@ -31,22 +46,69 @@ func backupExcluded(rel string) bool {
 	return strings.Contains(filepath.Base(rel), ".tmp-")
 }
 
+// Zone is what backup and restore need of the zone's state (*zone.DB).
+type Zone interface {
+	Snapshot(fn func(size int64, write func(io.Writer) (int64, error)) error) error
+	Servers() ([]zone.Server, error)
+}
+
+// Replica is this server's store replication (*replica.Node).
+type Replica interface {
+	Members() ([]replica.Member, error)
+	Shutdown() error
+}
+
+// Handlers serve the backup and restore routes.
+type Handlers struct {
+	Paths config.Paths
+	Zone  Zone
+	// ZoneRecord and Self are this zone and this server.
+	ZoneRecord zone.Zone
+	Self       zone.Server
+	// CertAuth reports whether this server holds the zone CA and its
+	// key (recorded in a backup's information).
+	CertAuth func() bool
+	// Replica returns this server's replication, nil when it has none.
+	Replica func() Replica
+	// Restored is called when a restore starts replacing the state on
+	// disk: from then on this process answers nothing until restarted.
+	Restored func()
+	// Backups and Restores time each by result.
+	Backups, Restores *prometheus.HistogramVec
+	Now               func() time.Time
+	Log               *slog.Logger
+
+	restoreMu sync.Mutex
+}
+
+// Register mounts the routes.
+func (h *Handlers) Register(r httpapi.Routes) {
+	r.Admin("GET "+api.Prefix+"/backup", func(w http.ResponseWriter, r *http.Request, actor string) error {
+		start := time.Now()
+		return metrics.Timed(h.Backups, start, h.getBackup(w, r, actor))
+	})
+	r.Admin("POST "+api.Prefix+"/restore", func(w http.ResponseWriter, r *http.Request, actor string) error {
+		start := time.Now()
+		return metrics.Timed(h.Restores, start, h.postRestore(w, r, actor))
+	})
+}
+
 // storeEntry is where the store snapshot sits inside a backup.
 const storeEntry = restore.StoreEntry
 
-func (s *Server) getBackup(w http.ResponseWriter, r *http.Request, actor string) error {
-	p := s.opts.Paths
+func (h *Handlers) getBackup(w http.ResponseWriter, r *http.Request, actor string) error {
+	p := h.Paths
 	sources, err := backup.TreeSources(p.Home, backupIncludes(), backupExcluded)
 	if err != nil {
 		return fmt.Errorf("collect configuration: %w", err)
 	}
 	info := backup.Info{
-		ZonekitVersion: version.String(), Zone: s.zone.Name, ZoneID: s.zone.ID,
-		Server: s.self.Name, ServerID: s.self.ID, Created: s.now().UTC(),
-		CertAuth: s.ca.Load() != nil,
+		ZonekitVersion: version.String(), Zone: h.ZoneRecord.Name, ZoneID: h.ZoneRecord.ID,
+		Server: h.Self.Name, ServerID: h.Self.ID, Created: h.Now().UTC(),
+		CertAuth: h.CertAuth(),
 	}
 	started := false
-	err = s.db.Snapshot(func(size int64, write func(io.Writer) (int64, error)) error {
+	err = h.Zone.Snapshot(func(size int64, write func(io.Writer) (int64, error)) error {
 		pr, pw := io.Pipe()
 		defer pr.Close()
 		sources = append(sources, backup.Source{
@@ -60,8 +122,8 @@ func (s *Server) getBackup(w http.ResponseWriter, r *http.Request, actor string)
 			},
 		})
 		w.Header().Set("Content-Type", "application/zstd")
-		w.Header().Set(api.HeaderZone, s.zone.Name)
-		w.Header().Set(api.HeaderServer, s.self.Name)
+		w.Header().Set(api.HeaderZone, h.ZoneRecord.Name)
+		w.Header().Set(api.HeaderServer, h.Self.Name)
 		w.WriteHeader(http.StatusOK)
 		started = true
 		_, err := backup.Pack(w, info, sources, nil)
@@ -72,20 +134,20 @@ func (s *Server) getBackup(w http.ResponseWriter, r *http.Request, actor string)
 			return err
 		}
 		// The status is sent; only breaking the stream tells the client.
-		s.log.Error("backup stream failed", "actor", actor, "err", err)
+		h.Log.Error("backup stream failed", "actor", actor, "err", err)
 		panic(http.ErrAbortHandler)
 	}
-	s.log.Info("backup taken", "actor", actor, "files", len(sources))
+	h.Log.Info("backup taken", "actor", actor, "files", len(sources))
 	return nil
 }
 
-func (s *Server) postRestore(w http.ResponseWriter, r *http.Request, actor string) error {
-	if !s.restoreMu.TryLock() {
+func (h *Handlers) postRestore(w http.ResponseWriter, r *http.Request, actor string) error {
+	if !h.restoreMu.TryLock() {
 		return errkind.New(errkind.Exists, "another restore is running on this server")
 	}
-	defer s.restoreMu.Unlock()
+	defer h.restoreMu.Unlock()
 	dryRun := r.URL.Query().Get("dry_run") == "1"
-	p := s.opts.Paths
+	p := h.Paths
 	staging, err := os.MkdirTemp(p.Home, restore.StagingPrefix)
 	if err != nil {
 		return fmt.Errorf("restore staging area: %w", err)
@@ -120,38 +182,38 @@ func (s *Server) postRestore(w http.ResponseWriter, r *http.Request, actor strin
 		// that is being replaced. The restarted server starts replication
 		// afresh from the restored store: it never leads a cluster of its
 		// own unless told to (docs/cluster.md).
-		if s.rep != nil {
+		if rep := h.Replica(); rep != nil {
 			// Restoring the zone's only server over itself: it leads
 			// again at its restart. In any other case (a scratch zone on
 			// new hardware, a zone of several servers) the restored server
 			// waits for the zone's other servers, which may be alive.
-			if members, err := s.rep.Members(); err == nil && len(members) == 1 && members[0].ID == s.self.ID &&
-				m.Info.ZoneID == s.zone.ID && s.onlyServer() {
+			if members, err := rep.Members(); err == nil && len(members) == 1 && members[0].ID == h.Self.ID &&
+				m.Info.ZoneID == h.ZoneRecord.ID && h.onlyServer() {
 				marker := filepath.Join(staging, "data", filepath.Base(p.RecoverMarker()))
 				if err := os.WriteFile(marker, []byte("restored the zone's only server\n"), 0o600); err != nil {
 					return fmt.Errorf("restore: %w", err)
 				}
 			}
-			s.rep.Shutdown()
+			rep.Shutdown()
 		}
 		// From here this process holds state that is not the one on
 		// disk (or no replication): it serves nothing until restarted.
-		s.restored.Store(true)
+		h.Restored()
 		if err := restore.Swap(p, staging, failpoint.Crash); err != nil {
-			s.log.Error("restore failed", "actor", actor, "err", err)
+			h.Log.Error("restore failed", "actor", actor, "err", err)
 			return fmt.Errorf("%w; restart the zone server (%s)", err, RestartCommand)
 		}
 		res.Restart = RestartCommand
-		s.log.Warn("server restored from backup; restart required", "actor", actor, "zone", m.Info.Zone, "server", m.Info.Server, "backup_created", m.Info.Created)
+		h.Log.Warn("server restored from backup; restart required", "actor", actor, "zone", m.Info.Zone, "server", m.Info.Server, "backup_created", m.Info.Created)
 	}
-	writeJSON(w, http.StatusOK, res)
+	httpapi.WriteJSON(w, http.StatusOK, res)
 	if !dryRun {
 		// The swap is committed: removing the previous configuration
 		// tree can take a while and is left out of the answer. A restart
 		// before it is done finishes it (restore.Recover).
 		go func() {
 			if err := restore.Cleanup(p, failpoint.Crash); err != nil {
-				s.log.Error("restore cleanup", "err", err)
+				h.Log.Error("restore cleanup", "err", err)
 			}
 		}()
 	}
@@ -159,9 +221,9 @@ func (s *Server) postRestore(w http.ResponseWriter, r *http.Request, actor strin
 }
 
 // onlyServer reports whether the zone lists no server but this one.
-func (s *Server) onlyServer() bool {
-	servers, err := s.db.Servers()
-	return err == nil && len(servers) == 1 && servers[0].ID == s.self.ID
+func (h *Handlers) onlyServer() bool {
+	servers, err := h.Zone.Servers()
+	return err == nil && len(servers) == 1 && servers[0].ID == h.Self.ID
 }
 
 // sameMajor refuses a backup from another major version.
