@@ -227,6 +227,8 @@ type conn struct {
 	dateSec int64
 	date    []byte
 	sent    int64 // body bytes of the last response
+
+	readDL, writeDL time.Time // the deadlines set
 }
 
 const readBuf = 4096
@@ -246,7 +248,12 @@ func (c *conn) serve() {
 	c.out = make([]byte, 0, 512)
 	c.snd.init(c.nc)
 	for {
-		c.nc.SetReadDeadline(time.Now().Add(c.s.idleTimeout()))
+		// Deadlines move only when they would come a second early: a
+		// deadline set is a runtime timer changed, each request.
+		if now := time.Now(); c.readDL.Sub(now) < c.s.idleTimeout()-time.Second {
+			c.readDL = now.Add(c.s.idleTimeout())
+			c.nc.SetReadDeadline(c.readDL)
+		}
 		if c.s.shutting.Load() {
 			return
 		}
@@ -312,7 +319,8 @@ func (c *conn) readHead() (int, error) {
 			return 0, errHandOff
 		}
 		if !deadline {
-			c.nc.SetReadDeadline(time.Now().Add(c.s.readHeaderTimeout()))
+			c.readDL = time.Now().Add(c.s.readHeaderTimeout())
+			c.nc.SetReadDeadline(c.readDL)
 			deadline = true
 		}
 		if _, err := c.br.Peek(len(b) + 1); err != nil {
@@ -488,7 +496,10 @@ func (c *conn) sendError(se *StatusError) (int, bool) {
 // under a fresh SendTimeout.
 func (c *conn) send(head []byte, e *entry, off, length int64) error {
 	for first := true; first || length > 0; first = false {
-		c.nc.SetWriteDeadline(time.Now().Add(c.s.sendTimeout()))
+		if now := time.Now(); c.writeDL.Sub(now) < c.s.sendTimeout()-time.Second {
+			c.writeDL = now.Add(c.s.sendTimeout())
+			c.nc.SetWriteDeadline(c.writeDL)
+		}
 		n := min(length, sendChunk)
 		var err error
 		if e == nil || n == 0 {
