@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"zonekit/internal/api"
@@ -191,8 +192,25 @@ func (s *Server) deleteAdmin(w http.ResponseWriter, r *http.Request, actor strin
 	return nil
 }
 
+// maxDevicePage bounds a page of GET /devices?limit=N: the memory of one
+// request stays the same whatever the zone's size.
+const maxDevicePage = 10000
+
+// listDevices answers GET /devices: every device by name, or with
+// ?limit=N[&after=ID] one page of at most N devices in id order, after
+// device ID (zman device-list takes pages and sorts).
 func (s *Server) listDevices(w http.ResponseWriter, r *http.Request, _ string) error {
-	devs, err := s.db.Devices()
+	var devs []zone.Device
+	var err error
+	if ls := r.URL.Query().Get("limit"); ls != "" {
+		limit, cerr := strconv.Atoi(ls)
+		if cerr != nil || limit < 1 {
+			return errkind.New(errkind.Usage, "limit %q: want a positive number of devices", ls)
+		}
+		devs, err = s.db.DevicesPage(r.URL.Query().Get("after"), min(limit, maxDevicePage))
+	} else {
+		devs, err = s.db.Devices()
+	}
 	if err != nil {
 		return err
 	}
@@ -200,10 +218,15 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request, _ string) e
 	if err != nil {
 		return err
 	}
-	memberOf := map[string][]string{}
+	memberOf := make(map[string][]string, len(devs))
+	for _, d := range devs {
+		memberOf[d.ID] = nil
+	}
 	for _, g := range groups {
 		for _, m := range g.Members {
-			memberOf[m] = append(memberOf[m], g.Name)
+			if gs, ok := memberOf[m]; ok {
+				memberOf[m] = append(gs, g.Name)
+			}
 		}
 	}
 	out := make([]api.Device, 0, len(devs))

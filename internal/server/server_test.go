@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -549,4 +550,44 @@ func writeFile(t *testing.T, path string, data []byte) {
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// GET /devices?limit=N&after=ID pages through the devices in id order,
+// each with its groups; together the pages are the whole list.
+func TestDevicesPaged(t *testing.T) {
+	f := newFixture(t, nil)
+	c := f.httpClient(nil)
+	var ids []string
+	for range 5 {
+		id, _ := f.register(t, "")
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	expect(t, f.do(t, c, "POST", api.Prefix+"/groups", tester, api.GroupCreate{Name: "lab"}), http.StatusCreated, "")
+	expect(t, f.do(t, c, "POST", api.Prefix+"/groups/lab/devices", tester, api.GroupAddDevices{Devices: []string{ids[3]}}), http.StatusNoContent, "")
+	var got []string
+	after := ""
+	for pages := 0; ; pages++ {
+		if pages > 3 {
+			t.Fatal("more pages than devices / 2")
+		}
+		r := f.do(t, c, "GET", api.Prefix+"/devices?limit=2&after="+after, tester, nil)
+		expect(t, r, http.StatusOK, "")
+		var page []api.Device
+		r.decode(t, &page)
+		for _, d := range page {
+			got = append(got, d.ID)
+			if want := d.ID == ids[3]; want != (len(d.Groups) == 1 && d.Groups[0] == "lab") {
+				t.Errorf("device %s: groups %v", d.ID, d.Groups)
+			}
+		}
+		if len(page) < 2 {
+			break
+		}
+		after = page[len(page)-1].ID
+	}
+	if strings.Join(got, " ") != strings.Join(ids, " ") {
+		t.Errorf("pages gave %v, want %v", got, ids)
+	}
+	expect(t, f.do(t, c, "GET", api.Prefix+"/devices?limit=0", tester, nil), http.StatusBadRequest, "limit")
 }

@@ -171,6 +171,31 @@ func (d *DB) Devices() ([]Device, error) {
 	return out, err
 }
 
+// DevicesPage lists up to limit devices whose ids sort after after (all
+// when after is empty), in id order: one page of a listing that never
+// holds the whole zone in memory, each page a seek and limit reads.
+func (d *DB) DevicesPage(after string, limit int) ([]Device, error) {
+	out := make([]Device, 0, min(limit, 1024))
+	err := d.st.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(store.BucketDevices).Cursor()
+		k, v := c.First()
+		if after != "" {
+			if k, v = c.Seek([]byte(after)); k != nil && string(k) == after {
+				k, v = c.Next()
+			}
+		}
+		for ; k != nil && len(out) < limit; k, v = c.Next() {
+			var dev Device
+			if err := json.Unmarshal(v, &dev); err != nil {
+				return fmt.Errorf("device %q: corrupt record: %w", k, err)
+			}
+			out = append(out, dev)
+		}
+		return nil
+	})
+	return out, err
+}
+
 // DeviceCount counts registered devices without decoding them.
 func (d *DB) DeviceCount() (int, error) {
 	var n int

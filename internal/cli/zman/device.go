@@ -2,8 +2,10 @@ package zman
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -35,8 +37,8 @@ func newDeviceList(f *Factory, runF func(*deviceListOptions) error) *cobra.Comma
 
 func deviceListRun(ctx context.Context, o *deviceListOptions) error {
 	return o.f.withClient(ctx, func(ctx context.Context, c *client.Client) error {
-		var devs []api.Device
-		if err := c.Get(ctx, api.Prefix+"/devices", &devs); err != nil {
+		devs, err := listDevices(ctx, c)
+		if err != nil {
 			return err
 		}
 		return o.f.print(devs, []string{"NAME", "ID", "KIND", "OS", "ADDRESS", "REGISTERED", "LAST CONTACT", "GROUPS"}, func() [][]string {
@@ -47,6 +49,54 @@ func deviceListRun(ctx context.Context, o *deviceListOptions) error {
 			return rows
 		})
 	})
+}
+
+// devicePage is how many devices zman asks for at a time: the server
+// never holds more than a page of a large zone for one listing.
+const devicePage = 5000
+
+// listDevices takes the zone's devices page by page (id order) and
+// sorts them by name, then id, as the server's whole list is sorted.
+func listDevices(ctx context.Context, c *client.Client) ([]api.Device, error) {
+	var all []api.Device
+	after := ""
+	for {
+		var page []api.Device
+		q := url.Values{"limit": {strconv.Itoa(devicePage)}}
+		if after != "" {
+			q.Set("after", after)
+		}
+		if err := c.Get(ctx, api.Prefix+"/devices?"+q.Encode(), &page); err != nil {
+			return nil, err
+		}
+		if len(page) > devicePage || len(page) > 0 && after != "" && page[0].ID <= after {
+			// A server from before paging answers its whole list, sorted.
+			if after == "" {
+				return page, nil
+			}
+			return nil, errors.New("the server does not page device lists (GET /devices?limit=N): upgrade it")
+		}
+		all = append(all, page...)
+		if len(page) < devicePage {
+			break
+		}
+		after = page[len(page)-1].ID
+	}
+	// By name, then id (the pages' order): an order of indices, so that
+	// sorting moves ints rather than whole records.
+	order := make([]int, len(all))
+	for i := range order {
+		order[i] = i
+	}
+	sort.Slice(order, func(i, j int) bool {
+		a, b := &all[order[i]], &all[order[j]]
+		return a.Name < b.Name || a.Name == b.Name && a.ID < b.ID
+	})
+	sorted := make([]api.Device, len(all))
+	for i, k := range order {
+		sorted[i] = all[k]
+	}
+	return sorted, nil
 }
 
 type deviceDeleteOptions struct {
