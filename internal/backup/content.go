@@ -170,15 +170,6 @@ func parents(name string) []string {
 	return out
 }
 
-// The compressor keeps to one goroutine and a bounded window so that a
-// backup's memory does not grow with the number of cores or the data.
-func newEncoder(w io.Writer) (*zstd.Encoder, error) {
-	return zstd.NewWriter(w,
-		zstd.WithEncoderLevel(zstd.SpeedDefault),
-		zstd.WithEncoderConcurrency(1),
-		zstd.WithWindowSize(encoderWindow))
-}
-
 func newDecoder(r io.Reader) (*zstd.Decoder, error) {
 	return zstd.NewReader(r,
 		zstd.WithDecoderConcurrency(1),

@@ -23,10 +23,11 @@ func Pack(w io.Writer, info Info, sources []Source, progress func(n int64)) (*Ma
 	if err := checkSources(sources); err != nil {
 		return nil, fmt.Errorf("pack: %w", err)
 	}
-	zw, err := newEncoder(w)
+	zw, err := newFrameWriter(w)
 	if err != nil {
 		return nil, fmt.Errorf("pack: %w", err)
 	}
+	defer zw.abandon()
 	tw := tar.NewWriter(zw)
 	if err := writeJSON(tw, infoName, infoFile{Format: ManifestFormat, Info: info}, info.Created); err != nil {
 		return nil, fmt.Errorf("pack: %w", err)
