@@ -13,6 +13,7 @@ import (
 
 	"zonekit/internal/api"
 	"zonekit/internal/pki"
+	"zonekit/internal/zone"
 )
 
 // Under an external zone CA the server makes the device CA, trusts it for
@@ -136,5 +137,58 @@ func TestDeviceCAUnderExternalCA(t *testing.T) {
 	z, _ = db.Zone()
 	if z.DeviceCAKey == "" || strings.Contains(z.DeviceCAKey, "PRIVATE KEY") {
 		t.Error("the device CA's key is not sealed in the store")
+	}
+}
+
+// Within pki.ExpiringWithin of its end the device CA is replaced by the
+// loop, and until then the expiry warning names it.
+func TestDeviceCAReplacedBeforeItExpires(t *testing.T) {
+	now := time.Now()
+	var clock atomic.Pointer[time.Time]
+	clock.Store(&now)
+	var logs bytes.Buffer
+	s, db := newClockedServer(t, &clock, &logs)
+	ctx := context.Background()
+	z, _ := db.Zone()
+	if err := db.ReplaceCA("test", z.CACertPEM, "", false); err != nil {
+		t.Fatal(err)
+	}
+	// A device CA made long ago, 30 days from its end, as a zone would
+	// have it after years.
+	old, err := pki.NewDeviceCA("Acme", now.AddDate(-pki.DeviceCAYears, 0, 30))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, _ := pki.EncodeKeyPEM(old.Key)
+	sealed, err := s.spk.Seal(ctx, deviceCASealName, string(keyPEM))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetDeviceCA("test", zone.DeviceCASet{CertPEM: string(pki.EncodeCertPEM(old.Cert)), SealedKey: sealed}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.loadTrust(); err != nil {
+		t.Fatal(err)
+	}
+	first := s.trust.Load().deviceCA
+	if !first.Equal(old.Cert) {
+		t.Fatal("the recorded device CA is not taken up")
+	}
+	found := false
+	for _, e := range s.certExpiry() {
+		found = found || strings.Contains(e, "device CA "+first.Subject.CommonName)
+	}
+	if !found {
+		t.Errorf("the expiry warning does not name the device CA: %v", s.certExpiry())
+	}
+	if err := s.deviceCAStep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	next := s.trust.Load().deviceCA
+	if next.Equal(first) || next.NotAfter.Sub(now) < pki.ExpiringWithin {
+		t.Fatalf("device CA not replaced before its end: %s", next.NotAfter)
+	}
+	if !strings.Contains(logs.String(), "device CA rotated") {
+		t.Errorf("the replacement is not logged: %s", logs.String())
 	}
 }
