@@ -339,6 +339,9 @@ func condition(cond string) (bool, error) {
 	case "promtool":
 		return promtoolOK()
 	}
+	if name, ok := strings.CutPrefix(cond, "shell:"); ok {
+		return shellOK(name)
+	}
 	return false, fmt.Errorf("unknown condition %q", cond)
 }
 

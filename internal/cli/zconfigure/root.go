@@ -43,8 +43,23 @@ func Main() int {
 }
 
 // RewriteAction turns `-c ACTION rest...` into `ACTION rest...`, so each
-// action is a subcommand with its own flags and help.
+// action is a subcommand with its own flags and help. A shell's
+// completion request (`__complete ARGS... WORD`) is rewritten the same
+// way behind its first word, except that the word being completed stays
+// last: `-c New` completes to the action NewZone.
 func RewriteAction(args []string) []string {
+	if len(args) > 0 && (args[0] == cobra.ShellCompRequestCmd || args[0] == cobra.ShellCompNoDescRequestCmd) {
+		rest := args[1:]
+		if n := len(rest); n >= 2 && (rest[n-2] == "-c" || rest[n-2] == "--configure") {
+			// Completing the action itself: drop -c, keep its prefix last.
+			return append(append([]string{args[0]}, rest[:n-2]...), rest[n-1])
+		}
+		return append([]string{args[0]}, rewriteAction(rest)...)
+	}
+	return rewriteAction(args)
+}
+
+func rewriteAction(args []string) []string {
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		var action string

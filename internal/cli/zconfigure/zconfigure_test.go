@@ -35,6 +35,11 @@ func TestRewriteAction(t *testing.T) {
 		{[]string{"-c"}, []string{"-c"}},
 		// After "--" nothing is an option.
 		{[]string{"--", "-c", "NewZone"}, []string{"--", "-c", "NewZone"}},
+		// A shell's completion request: the word being completed stays last.
+		{[]string{"__complete", "-c", "New"}, []string{"__complete", "New"}},
+		{[]string{"__completeNoDesc", "--home", "/h", "-c", ""}, []string{"__completeNoDesc", "--home", "/h", ""}},
+		{[]string{"__complete", "-c", "NewZone", "--zone-"}, []string{"__complete", "NewZone", "--zone-"}},
+		{[]string{"__complete", "-cStart", "--action", ""}, []string{"__complete", "Start", "--action", ""}},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

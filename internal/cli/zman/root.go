@@ -78,5 +78,6 @@ stored with 'zman admin-store-credential', then a prompt on a terminal.`,
 	add("spk", newSPKCompile(f), newSPKValuesSet(f), newSPKValuesUnset(f), newSPKValuesList(f))
 	add("package", packageCommands(f)...)
 	add("device", prebootCommands(f)...)
+	f.addCompletions(root)
 	return root
 }
