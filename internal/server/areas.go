@@ -7,24 +7,42 @@ import (
 	"net/http"
 	"time"
 
+	"zonekit/internal/api"
 	"zonekit/internal/pki"
 	"zonekit/internal/server/backuprestore"
 	"zonekit/internal/server/httpapi"
 	"zonekit/internal/zone"
 )
 
-type adminRoute = func(pattern string, h func(w http.ResponseWriter, r *http.Request, actor string) error)
-
-// areaRoutes is how the areas under internal/server mount their routes
-// (httpapi.Routes) behind this server's authentication.
+// areaRoutes is how the core and the areas under internal/server mount
+// their routes (httpapi.Routes) behind this server's authentication.
 type areaRoutes struct {
-	s      *Server
-	mux    *http.ServeMux
-	admin  adminRoute
-	device func(pattern string, h deviceHandler)
+	s   *Server
+	mux *http.ServeMux
 }
 
-func (a areaRoutes) Admin(pattern string, h httpapi.Handler) { a.admin(pattern, h) }
+// Admin authenticates an administrator and adds the headers every
+// administrator answer carries: certificates near expiry, a stale store.
+func (a areaRoutes) Admin(pattern string, h httpapi.Handler) {
+	s := a.s
+	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		actor, err := s.auth.authenticate(r)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		setActor(r, actor)
+		for _, e := range s.certExpiry() {
+			w.Header().Add(api.HeaderCertExpiry, e)
+		}
+		if st := s.cluster.StaleSince(); st != "" {
+			w.Header().Set(api.HeaderStale, st)
+		}
+		if err := h(w, r, actor); err != nil {
+			s.fail(w, r, err)
+		}
+	})
+}
 
 func (a areaRoutes) ServerOrAdmin(pattern string, h httpapi.Handler) {
 	a.mux.HandleFunc(pattern, a.s.wrap(a.s.serverOrAdmin(h)))
@@ -34,8 +52,17 @@ func (a areaRoutes) Open(pattern string, h httpapi.Handler) {
 	a.mux.HandleFunc(pattern, a.s.wrap(func(w http.ResponseWriter, r *http.Request) error { return h(w, r, "") }))
 }
 
+// Device authenticates an enrolled device by its device certificate.
 func (a areaRoutes) Device(pattern string, h func(http.ResponseWriter, *http.Request, zone.Device) error) {
-	a.device(pattern, h)
+	s := a.s
+	a.mux.HandleFunc(pattern, s.wrap(func(w http.ResponseWriter, r *http.Request) error {
+		dev, err := s.deviceFromTLS(r)
+		if err != nil {
+			return err
+		}
+		setActor(r, "device:"+dev.ID)
+		return h(w, r, dev)
+	}))
 }
 
 func (a areaRoutes) Peer(pattern string, h func(http.ResponseWriter, *http.Request, zone.Server) error) {

@@ -15,8 +15,6 @@ import (
 	"zonekit/internal/zone"
 )
 
-type deviceHandler func(http.ResponseWriter, *http.Request, zone.Device) error
-
 // deviceFromTLS identifies the device by its verified client certificate.
 // The certificate must be the one the zone issued last: a deleted or
 // re-registered device's old certificate is refused even though it still

@@ -26,60 +26,42 @@ func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/version", s.getVersion)
 
-	admin := func(pattern string, h func(w http.ResponseWriter, r *http.Request, actor string) error) {
-		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-			actor, err := s.auth.authenticate(r)
-			if err != nil {
-				s.fail(w, r, err)
-				return
-			}
-			setActor(r, actor)
-			for _, e := range s.certExpiry() {
-				w.Header().Add(api.HeaderCertExpiry, e)
-			}
-			if st := s.cluster.StaleSince(); st != "" {
-				w.Header().Set(api.HeaderStale, st)
-			}
-			if err := h(w, r, actor); err != nil {
-				s.fail(w, r, err)
-			}
-		})
-	}
-	admin("POST "+api.Prefix+"/sessions", s.createToken)
-	admin("DELETE "+api.Prefix+"/sessions/current", s.deleteToken)
-	admin("GET "+api.Prefix+"/zone", s.getZone)
-	admin("GET "+api.Prefix+"/servers", s.listServers)
-	admin("GET "+api.Prefix+"/admins", s.listAdmins)
-	admin("POST "+api.Prefix+"/admins", s.createAdmin)
-	admin("DELETE "+api.Prefix+"/admins/{name}", s.deleteAdmin)
-	admin("GET "+api.Prefix+"/devices", s.listDevices)
-	admin("DELETE "+api.Prefix+"/devices/{ref}", s.deleteDevice)
-	admin("GET "+api.Prefix+"/devices/{ref}/inventory", s.getInventory)
-	admin("GET "+api.Prefix+"/groups", s.listGroups)
-	admin("POST "+api.Prefix+"/groups", s.createGroup)
-	admin("POST "+api.Prefix+"/groups/{name}/devices", s.addGroupDevices)
-	admin("GET "+api.Prefix+"/registration-keys", s.listRegKeys)
-	admin("POST "+api.Prefix+"/registration-keys", s.createRegKey)
-	admin("DELETE "+api.Prefix+"/registration-keys/{key}", s.deleteRegKey)
-	admin("GET "+api.Prefix+"/certificate-authority", s.getCertificateAuthority)
-	admin("GET "+api.Prefix+"/server-certificates", s.listServerCertificates)
-	admin("POST "+api.Prefix+"/certificate-authority/export", s.exportCA)
-	admin("POST "+api.Prefix+"/certificate-authority/import", s.importCA)
-	admin("POST "+api.Prefix+"/certificate-authority/role-enable", s.enableCARole)
-	admin("POST "+api.Prefix+"/certificate-authority/role-disable", s.disableCARole)
-	admin("POST "+api.Prefix+"/certificate-authority/remint", s.remintCA)
-	admin("POST "+api.Prefix+"/certificate-authority/change", s.changeCA)
-	admin("POST "+api.Prefix+"/certificate-authority/device-ca/rotate", s.rotateDeviceCA)
-	admin("POST "+api.Prefix+"/server-certificates/remint", s.remintServerCerts)
-	admin("GET "+api.Prefix+"/certificate-changes/current", s.getChange)
-	admin("GET "+api.Prefix+"/certificate-changes/check", s.checkChange)
-	admin("DELETE "+api.Prefix+"/certificate-changes/current", s.cancelChange)
-	admin("GET "+api.Prefix+"/certificate-changes/current/csrs.zip", s.getCSRZip)
-	admin("GET "+api.Prefix+"/server-certificates/{server}/csr", s.getCSR)
-	admin("POST "+api.Prefix+"/server-certificates/{server}/csr", s.regenerateCSR)
-	admin("POST "+api.Prefix+"/server-certificates/{server}/import", s.importFuture)
-	admin("POST "+api.Prefix+"/server-certificates/{server}/certificate", s.addServerCertificate)
-	admin("POST "+api.Prefix+"/device/retrust", s.deviceRetrust)
+	area := areaRoutes{s: s, mux: mux}
+	area.Admin("POST "+api.Prefix+"/sessions", s.createToken)
+	area.Admin("DELETE "+api.Prefix+"/sessions/current", s.deleteToken)
+	area.Admin("GET "+api.Prefix+"/zone", s.getZone)
+	area.Admin("GET "+api.Prefix+"/servers", s.listServers)
+	area.Admin("GET "+api.Prefix+"/admins", s.listAdmins)
+	area.Admin("POST "+api.Prefix+"/admins", s.createAdmin)
+	area.Admin("DELETE "+api.Prefix+"/admins/{name}", s.deleteAdmin)
+	area.Admin("GET "+api.Prefix+"/devices", s.listDevices)
+	area.Admin("DELETE "+api.Prefix+"/devices/{ref}", s.deleteDevice)
+	area.Admin("GET "+api.Prefix+"/devices/{ref}/inventory", s.getInventory)
+	area.Admin("GET "+api.Prefix+"/groups", s.listGroups)
+	area.Admin("POST "+api.Prefix+"/groups", s.createGroup)
+	area.Admin("POST "+api.Prefix+"/groups/{name}/devices", s.addGroupDevices)
+	area.Admin("GET "+api.Prefix+"/registration-keys", s.listRegKeys)
+	area.Admin("POST "+api.Prefix+"/registration-keys", s.createRegKey)
+	area.Admin("DELETE "+api.Prefix+"/registration-keys/{key}", s.deleteRegKey)
+	area.Admin("GET "+api.Prefix+"/certificate-authority", s.getCertificateAuthority)
+	area.Admin("GET "+api.Prefix+"/server-certificates", s.listServerCertificates)
+	area.Admin("POST "+api.Prefix+"/certificate-authority/export", s.exportCA)
+	area.Admin("POST "+api.Prefix+"/certificate-authority/import", s.importCA)
+	area.Admin("POST "+api.Prefix+"/certificate-authority/role-enable", s.enableCARole)
+	area.Admin("POST "+api.Prefix+"/certificate-authority/role-disable", s.disableCARole)
+	area.Admin("POST "+api.Prefix+"/certificate-authority/remint", s.remintCA)
+	area.Admin("POST "+api.Prefix+"/certificate-authority/change", s.changeCA)
+	area.Admin("POST "+api.Prefix+"/certificate-authority/device-ca/rotate", s.rotateDeviceCA)
+	area.Admin("POST "+api.Prefix+"/server-certificates/remint", s.remintServerCerts)
+	area.Admin("GET "+api.Prefix+"/certificate-changes/current", s.getChange)
+	area.Admin("GET "+api.Prefix+"/certificate-changes/check", s.checkChange)
+	area.Admin("DELETE "+api.Prefix+"/certificate-changes/current", s.cancelChange)
+	area.Admin("GET "+api.Prefix+"/certificate-changes/current/csrs.zip", s.getCSRZip)
+	area.Admin("GET "+api.Prefix+"/server-certificates/{server}/csr", s.getCSR)
+	area.Admin("POST "+api.Prefix+"/server-certificates/{server}/csr", s.regenerateCSR)
+	area.Admin("POST "+api.Prefix+"/server-certificates/{server}/import", s.importFuture)
+	area.Admin("POST "+api.Prefix+"/server-certificates/{server}/certificate", s.addServerCertificate)
+	area.Admin("POST "+api.Prefix+"/device/retrust", s.deviceRetrust)
 
 	// Registration proves nothing but knowledge of the zone CA (and the key,
 	// when one is required); everything after it needs the device certificate.
@@ -89,23 +71,12 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET "+api.Prefix+"/trust", s.wrap(s.getTrust))
 	// OCS Inventory NG agents (docs/ocs.md): their own protocol, no API access.
 	mux.HandleFunc("/ocsinventory", s.ocsHandler(true))
-	device := func(pattern string, h deviceHandler) {
-		mux.HandleFunc(pattern, s.wrap(func(w http.ResponseWriter, r *http.Request) error {
-			dev, err := s.deviceFromTLS(r)
-			if err != nil {
-				return err
-			}
-			setActor(r, "device:"+dev.ID)
-			return h(w, r, dev)
-		}))
-	}
-	device("GET "+api.Prefix+"/device/zone", s.deviceZone)
-	device("POST "+api.Prefix+"/device/refresh", func(w http.ResponseWriter, r *http.Request, dev zone.Device) error {
+	area.Device("GET "+api.Prefix+"/device/zone", s.deviceZone)
+	area.Device("POST "+api.Prefix+"/device/refresh", func(w http.ResponseWriter, r *http.Request, dev zone.Device) error {
 		return metrics.Count(s.metrics.Refreshes, s.deviceRefresh(w, r, dev))
 	})
-	device("DELETE "+api.Prefix+"/device", s.deviceUnregister)
-	device("POST "+api.Prefix+"/device/certificate", s.deviceCertificate)
-	area := areaRoutes{s: s, mux: mux, admin: admin, device: device}
+	area.Device("DELETE "+api.Prefix+"/device", s.deviceUnregister)
+	area.Device("POST "+api.Prefix+"/device/certificate", s.deviceCertificate)
 	(&satellites.Handlers{Zone: s.db, Issuer: caIssuer{s}, Now: s.now}).Register(area)
 	s.spk.Register(area)
 	(&spkvalues.Handlers{Zone: s.db, Sealer: s.spk}).Register(area)
