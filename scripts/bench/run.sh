@@ -42,7 +42,10 @@ trap 'exit 130' INT TERM
 have() { command -v "$1" >/dev/null 2>&1; }
 
 echo "==> building zac, zman and zconfigure into $bin"
-(cd "$root" && go build -o "$bin/" ./cmd/zac ./cmd/zman ./cmd/zconfigure)
+# zac as the agent packs ship it (`make agents`: static, no symbols): a
+# cgo build would add the dynamic loader to every zac process measured.
+(cd "$root" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$bin/" ./cmd/zac &&
+  go build -o "$bin/" ./cmd/zman ./cmd/zconfigure)
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 port=${PORT:-$((20000 + RANDOM % 20000))}
