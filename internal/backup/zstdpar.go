@@ -19,15 +19,15 @@ const frameSize = 2 << 20
 // frames of frameSize bytes each, on up to n goroutines, and writes them
 // to dst in order. Memory stays bounded by the frames in flight.
 type frameWriter struct {
-	enc     *zstd.Encoder
-	dst     io.Writer
-	buf     []byte
-	free    chan []byte
-	order   chan chan frameResult // one per frame, in stream order
-	done    chan struct{}         // the writing goroutine has ended
-	mu      sync.Mutex
-	err     error // first failure, sticky
-	closed  bool
+	enc    *zstd.Encoder
+	dst    io.Writer
+	buf    []byte
+	free   chan []byte
+	order  chan chan frameResult // one per frame, in stream order
+	done   chan struct{}         // the writing goroutine has ended
+	mu     sync.Mutex
+	err    error // first failure, sticky
+	closed bool
 }
 
 type frameResult struct {
