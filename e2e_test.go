@@ -73,6 +73,7 @@ func TestScripts(t *testing.T) {
 			"zacage":       cmdZacAge,
 			"signal":       cmdSignal,
 			"interrupt":    cmdInterrupt,
+			"proxy":        cmdProxy,
 			"until":        cmdUntil,
 			"leaders":      cmdLeaders,
 			"writes":       cmdWrites,

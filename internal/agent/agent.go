@@ -201,7 +201,7 @@ func (a *Agent) Register(ctx context.Context, o RegisterOptions) (State, error) 
 	if err != nil {
 		return State{}, err
 	}
-	c, err := client.New(client.Options{BaseURL: o.ServerURL, CA: o.CA})
+	c, err := client.New(client.Options{BaseURL: o.ServerURL, CA: o.CA, EnvProxy: true})
 	if err != nil {
 		return State{}, err
 	}
@@ -232,7 +232,7 @@ func (a *Agent) Register(ctx context.Context, o RegisterOptions) (State, error) 
 	if err != nil {
 		// The zone knows a device this machine could not record: take it back
 		// out so a retry does not leave a ghost behind.
-		if dc, cerr := client.New(client.Options{BaseURL: c.BaseURL(), CA: o.CA, Timeout: 10 * time.Second,
+		if dc, cerr := client.New(client.Options{BaseURL: c.BaseURL(), CA: o.CA, Timeout: 10 * time.Second, EnvProxy: true,
 			ClientCert: &tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: key, Leaf: cert}}); cerr == nil {
 			dc.Delete(ctx, api.Prefix+"/device")
 			dc.Close()
@@ -336,7 +336,7 @@ func (a *Agent) deviceClients(st State) ([]*client.Client, error) {
 	}
 	var out []*client.Client
 	for _, s := range st.Servers {
-		c, err := client.New(client.Options{BaseURL: s, CA: ca, MoreCAs: cas[1:], ClientCert: &cert, Timeout: 20 * time.Second})
+		c, err := client.New(client.Options{BaseURL: s, CA: ca, MoreCAs: cas[1:], ClientCert: &cert, Timeout: 20 * time.Second, EnvProxy: true})
 		if err != nil {
 			return nil, err
 		}

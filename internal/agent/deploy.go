@@ -317,7 +317,7 @@ func (a *Agent) Deploy(ctx context.Context, o DeployOptions) (DeployResult, erro
 	}
 	// A location that does not answer within the dial or header timeout is
 	// given up for the next one.
-	e.frags = &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 4, ResponseHeaderTimeout: 30 * time.Second,
+	e.frags = &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 4, ResponseHeaderTimeout: 30 * time.Second,
 		IdleConnTimeout: time.Minute, DialContext: (&net.Dialer{Timeout: 10 * time.Second}).DialContext}}
 	defer e.frags.CloseIdleConnections()
 	defer e.info.CloseIdleConnections()

@@ -32,7 +32,7 @@ func (a *Agent) contentClient() (*http.Client, error) {
 	for _, c := range cas {
 		pool.AddCert(c)
 	}
-	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: nil,
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: http.ProxyFromEnvironment,
 		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}, nil
 }
 

@@ -326,7 +326,7 @@ func (a *Agent) retrustWith(ctx context.Context, srv string, st *State, trusted 
 	if f, err := pki.ParseCertPEM([]byte(t.FuturePEM)); err == nil {
 		more = append(more, f)
 	}
-	c, err := client.New(client.Options{BaseURL: srv, CA: ca, MoreCAs: more, Auth: client.Basic(o.User, o.Password), Timeout: 30 * time.Second})
+	c, err := client.New(client.Options{BaseURL: srv, CA: ca, MoreCAs: more, Auth: client.Basic(o.User, o.Password), Timeout: 30 * time.Second, EnvProxy: true})
 	if err != nil {
 		return RetrustResult{}, err
 	}
@@ -381,7 +381,7 @@ func sameFingerprint(a, b string) bool {
 func fetchTrust(ctx context.Context, srv string) (api.Trust, error) {
 	hc := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}, //nolint:gosec // see above
-		Proxy:           nil,
+		Proxy:           http.ProxyFromEnvironment,                                           // as zac's API client (HTTPS_PROXY, NO_PROXY)
 	}}
 	defer hc.CloseIdleConnections()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv+api.Prefix+"/trust", nil)

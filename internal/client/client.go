@@ -46,6 +46,12 @@ type Options struct {
 	// verified as instead of the host in BaseURL (zman reaching the local
 	// server at a listen address its certificate does not name).
 	ServerName string
+	// EnvProxy sends requests through the proxy HTTPS_PROXY/HTTP_PROXY
+	// name, except to hosts NO_PROXY lists (zac, on networks that reach
+	// the zone only through a proxy). TLS runs end to end through the
+	// proxy's CONNECT tunnel, still verified against the zone CA, so the
+	// proxy sees only the host name.
+	EnvProxy bool
 	// ReachHint, when set, is added to the error when the server cannot
 	// be reached: what was tried and how to name another server.
 	ReachHint string
@@ -113,7 +119,10 @@ func New(o Options) (*Client, error) {
 		TLSHandshakeTimeout: 10 * time.Second,
 		ForceAttemptHTTP2:   false, // one-shot clients: HTTP/1.1 costs less than an HTTP/2 setup
 		MaxIdleConnsPerHost: 4,
-		Proxy:               nil, // the zone is reached directly; a proxy would have to be trusted too
+		Proxy:               nil, // the zone is reached directly unless EnvProxy
+	}
+	if o.EnvProxy {
+		tr.Proxy = http.ProxyFromEnvironment
 	}
 	return &Client{base: u, ca: o.CA, auth: o.Auth, trace: o.Trace, observe: o.Observe, hint: o.ReachHint,
 		http: &http.Client{Transport: tr, Timeout: timeout}, stream: &http.Client{Transport: tr}}, nil

@@ -188,7 +188,7 @@ func satelliteRun(ctx context.Context, o *SatelliteOptions) error {
 			}
 			var errs []error
 			for _, s := range servers {
-				c, err := client.New(client.Options{BaseURL: s, CA: cas[0], MoreCAs: cas[1:], Timeout: 30 * time.Second})
+				c, err := client.New(client.Options{BaseURL: s, CA: cas[0], MoreCAs: cas[1:], Timeout: 30 * time.Second, EnvProxy: true})
 				if err != nil {
 					return nil, err
 				}
@@ -398,7 +398,7 @@ func relayClient(a *agent.Agent, cas []*x509.Certificate) *http.Client {
 	for _, c := range cas {
 		pool.AddCert(c)
 	}
-	return &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 16,
+	return &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 16,
 		DialContext: (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
 		TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool,
 			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
