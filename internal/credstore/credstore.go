@@ -27,6 +27,12 @@ type Store struct{ path string }
 
 // New returns the store in dir, or $ZMAN_CONFIG_DIR, or the user's config directory.
 func New(dir string) *Store {
+	return &Store{path: filepath.Join(ConfigDir(dir), "zman-credentials.json")}
+}
+
+// ConfigDir is where zman keeps its files: dir, or $ZMAN_CONFIG_DIR, or
+// zonekit in the user's config directory.
+func ConfigDir(dir string) string {
 	if dir == "" {
 		dir = os.Getenv(DirEnv)
 	}
@@ -37,7 +43,7 @@ func New(dir string) *Store {
 			dir = ".zonekit"
 		}
 	}
-	return &Store{path: filepath.Join(dir, "zman-credentials.json")}
+	return dir
 }
 
 // Path is the file's location.

@@ -47,7 +47,10 @@ type Global struct {
 	// PasswordFrom is the administrator password's file, variable or
 	// command (--password-file, --password-env, --password-command).
 	PasswordFrom cmdutil.PasswordFlags
-	flags        *pflag.FlagSet
+	// Context names the saved context to use (--context, ZMAN_CONTEXT,
+	// else the one context-use chose).
+	Context string
+	flags   *pflag.FlagSet
 }
 
 // AddFlags registers the global flags.
@@ -56,6 +59,7 @@ func (g *Global) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVarP(&g.User, "User", "U", "", "administrator name (or ZMAN_USER)")
 	fs.StringVarP(&g.Password, "Password", "P", "", "administrator password (or ZMAN_PASSWORD; prefer --password-file or the variable, argv is visible to other users)")
 	g.PasswordFrom.AddFlags(fs, "")
+	fs.StringVar(&g.Context, "context", "", "use the saved context NAME (or ZMAN_CONTEXT; default the one context-use chose)")
 	fs.StringVar(&g.Host, "host", "", "zone server host name or address, or several separated by commas to try in turn (or ZMAN_HOST; default localhost)")
 	fs.IntVar(&g.Port, "port", 0, "zone server HTTPS port (or ZMAN_PORT; default the local zone's, else 443)")
 	fs.StringVar(&g.CACert, "cacert", "", "zone CA certificate file (or ZMAN_CACERT; default the local zone's)")
@@ -106,7 +110,44 @@ type target struct {
 // in one viper instance: the one place they are read.
 func (f *Factory) settings() *viper.Viper {
 	return cmdutil.Settings(f.Global.flags, "ZMAN", map[string]string{
-		"host": "host", "port": "port", "cacert": "cacert", "user": "User", "password": "Password"})
+		"host": "host", "port": "port", "cacert": "cacert", "user": "User", "password": "Password", "context": "context"})
+}
+
+// activeContext returns the saved context in use and its name, if any:
+// --context, else ZMAN_CONTEXT, else the current one of the contexts file.
+func (f *Factory) activeContext() (string, *credstore.Context, error) {
+	name := f.settings().GetString("context")
+	all, err := credstore.LoadContexts(f.CredentialDir)
+	if err != nil {
+		return "", nil, err
+	}
+	if name == "" {
+		name = all.Current
+	}
+	if name == "" {
+		return "", nil, nil
+	}
+	c, err := all.Get(name)
+	if err != nil {
+		return "", nil, err
+	}
+	return name, &c, nil
+}
+
+// withContext lays a saved context's values under v's flags and
+// variables: they beat the local zone home and the defaults only.
+func withContext(v *viper.Viper, c *credstore.Context) {
+	if c == nil {
+		return
+	}
+	for k, val := range map[string]string{"host": c.Host, "cacert": c.CACert, "user": c.User} {
+		if val != "" {
+			v.SetDefault(k, val)
+		}
+	}
+	if c.Port != 0 {
+		v.SetDefault("port", c.Port)
+	}
 }
 
 // hostSource says where an explicitly named server came from, or "" when
@@ -128,6 +169,10 @@ func (f *Factory) resolve() (*target, error) {
 	v := f.settings()
 	home := config.Paths{Home: config.ResolveHome("")}
 	t := &target{source: f.hostSource()}
+	ctxName, saved, err := f.activeContext()
+	if err != nil {
+		return nil, err
+	}
 	v.SetDefault("host", "localhost")
 	v.SetDefault("port", 443)
 	var cfg config.Server
@@ -138,6 +183,10 @@ func (f *Factory) resolve() (*target, error) {
 	}
 	if _, err := os.Stat(home.CACert()); err == nil {
 		v.SetDefault("cacert", home.CACert())
+	}
+	withContext(v, saved)
+	if t.source == "" && saved != nil && saved.Host != "" {
+		t.source = "context " + ctxName
 	}
 	host, port, caPath := v.GetString("host"), v.GetInt("port"), v.GetString("cacert")
 	if t.source == "" {
@@ -339,19 +388,27 @@ func (f *Factory) newClient(t *target, base string, auth func(*http.Request)) (*
 // then a prompt; without a terminal a missing value is an error.
 func (f *Factory) credentials(base string, allowStored bool) (func(*http.Request), string, error) {
 	v := f.settings()
+	_, saved, err := f.activeContext()
+	if err != nil {
+		return nil, "", err
+	}
+	withContext(v, saved)
 	user, pass := v.GetString("user"), v.GetString("password")
 	// A password source flag beats ZMAN_PASSWORD; beside -P it is a mistake.
-	from := &f.Global.PasswordFrom
+	from := f.Global.PasswordFrom
 	if from.Given() {
 		if fl := f.Global.flags; fl != nil && fl.Changed("Password") {
 			return nil, "", errkind.New(errkind.Usage, "give the password one way only: -P/--Password or %s", from.Names())
 		}
 		pass = ""
+	} else if pass == "" && saved != nil {
+		// The context's password source, below flags and ZMAN_PASSWORD.
+		from.File, from.Command = saved.PasswordFile, saved.PasswordCommand
 	}
-	if user == "" && pass == "" && !from.Given() && allowStored {
+	if pass == "" && !from.Given() && allowStored {
 		if c, ok, err := credstore.New(f.CredentialDir).Get(base); err != nil {
 			return nil, "", err
-		} else if ok {
+		} else if ok && (user == "" || user == c.Admin) {
 			return client.Bearer(c.Token), c.Admin + " (stored credential)", nil
 		}
 	}

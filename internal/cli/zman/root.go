@@ -33,8 +33,13 @@ the local zone's port and CA certificate are found from ZONEKIT_HOME. The
 server is trusted only if its certificate is issued by the zone CA
 (--cacert or ZMAN_CACERT).
 
-Credentials come from -U/-P, then ZMAN_USER/ZMAN_PASSWORD, then a credential
-stored with 'zman admin-store-credential', then a prompt on a terminal.`,
+Credentials come from -U and --password-file/--password-env/
+--password-command (or -P), then ZMAN_USER/ZMAN_PASSWORD, then a credential
+stored with 'zman admin-store-credential', then a prompt on a terminal.
+
+A saved context (context-create, context-use, --context or ZMAN_CONTEXT)
+gives the server, CA file, administrator and password source when flags
+and variables do not.`,
 		Args: cmdutil.NoArgs,
 		// -o is checked before any API call, so that a typo in it cannot
 		// turn a change the server has made into a reported failure.
@@ -67,6 +72,7 @@ stored with 'zman admin-store-credential', then a prompt on a terminal.`,
 	add("zone", replicationCommands(f)...)
 	add("admin", newAdminCreate(f, nil), newAdminList(f, nil), newAdminDelete(f, nil),
 		newStoreCredential(f, nil), newClearCredential(f, nil))
+	add("admin", contextCommands(f)...)
 	add("device", newDeviceList(f, nil), newDeviceDelete(f, nil), newDeviceInventory(f), newDevicePackageList(f),
 		newGroupCreate(f, nil), newGroupAddDevice(f, nil), newGroupList(f, nil),
 		newRegKeyCreate(f, nil), newRegKeyList(f, nil), newRegKeyDelete(f, nil))
