@@ -59,22 +59,6 @@ func TestConfirmDelete(t *testing.T) {
 	}
 }
 
-// The delete commands parse --yes/-y into their options (through runF,
-// without running anything).
-func TestDeleteFlags(t *testing.T) {
-	io, _, _, _ := ui.Test()
-	f := &Factory{IO: io, Global: &Global{}}
-	var got *adminDeleteOptions
-	cmd := newAdminDelete(f, func(o *adminDeleteOptions) error { got = o; return nil })
-	cmd.SetArgs([]string{"alice", "bob", "-y"})
-	if err := cmd.Execute(); err != nil {
-		t.Fatal(err)
-	}
-	if !got.Yes || strings.Join(got.Names, ",") != "alice,bob" {
-		t.Errorf("parsed %+v", got)
-	}
-}
-
 func TestRefuseOverwrite(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "zone.zbk")
