@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -60,15 +61,42 @@ func (h *HTTP) Handler(listener string, next http.Handler) http.Handler {
 	})
 }
 
-// Observe counts one request answered outside Handler (the content
-// port's fast path, internal/fileserve) as Handler would count it:
-// pattern is the ServeMux pattern that would have matched.
-func (h *HTTP) Observe(listener, method, pattern string, code int, bytes int64, d time.Duration) {
+// Observer returns a function that counts one request answered outside
+// Handler (the content port's fast path, internal/fileserve) as Handler
+// would count it; pattern is the ServeMux pattern that would have
+// matched. It keeps the series it has used, so that a request costs no
+// label lookup.
+func (h *HTTP) Observer(listener, pattern string) func(method string, code int, bytes int64, d time.Duration) {
 	route := Route(pattern)
-	method = methodOf(method)
-	h.requests.WithLabelValues(listener, method, route, strconv.Itoa(code)).Inc()
-	h.duration.WithLabelValues(listener, method, route).Observe(d.Seconds())
-	h.bytes.WithLabelValues(listener, route).Add(float64(bytes))
+	type key struct {
+		method string
+		code   int
+	}
+	type series struct {
+		requests prometheus.Counter
+		duration prometheus.Observer
+		bytes    prometheus.Counter
+	}
+	var mu sync.Mutex
+	known := map[key]*series{}
+	return func(method string, code int, bytes int64, d time.Duration) {
+		method = methodOf(method)
+		k := key{method, code}
+		mu.Lock()
+		s := known[k]
+		if s == nil {
+			s = &series{
+				requests: h.requests.WithLabelValues(listener, method, route, strconv.Itoa(code)),
+				duration: h.duration.WithLabelValues(listener, method, route),
+				bytes:    h.bytes.WithLabelValues(listener, route),
+			}
+			known[k] = s
+		}
+		mu.Unlock()
+		s.requests.Inc()
+		s.duration.Observe(d.Seconds())
+		s.bytes.Add(float64(bytes))
+	}
 }
 
 // Route turns a ServeMux pattern ("GET /api/v1/devices/{ref}") into the

@@ -158,3 +158,26 @@ func TestDeploymentsReadAtMostOncePerInterval(t *testing.T) {
 		t.Errorf("%d store reads for two scrapes within the interval, want 1", reads)
 	}
 }
+
+// An Observer counts as Handler does, under the pattern's route.
+func TestObserver(t *testing.T) {
+	h := NewHTTP(NewRegistry("test"))
+	obs := h.Observer("content", "GET /content/{id}/{file}")
+	obs("GET", 200, 100, time.Millisecond)
+	obs("GET", 200, 50, time.Millisecond)
+	obs("HEAD", 304, 0, time.Millisecond)
+	for _, c := range []struct {
+		labels []string
+		want   float64
+	}{
+		{[]string{"content", "GET", "/content/{id}/{file}", "200"}, 2},
+		{[]string{"content", "HEAD", "/content/{id}/{file}", "304"}, 1},
+	} {
+		if got := testutil.ToFloat64(h.requests.WithLabelValues(c.labels...)); got != c.want {
+			t.Errorf("%v: %v requests, want %v", c.labels, got, c.want)
+		}
+	}
+	if got := testutil.ToFloat64(h.bytes.WithLabelValues("content", "/content/{id}/{file}")); got != 150 {
+		t.Errorf("%v bytes, want 150", got)
+	}
+}

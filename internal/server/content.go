@@ -107,11 +107,9 @@ func (rec *sendfileRecorder) ReadFrom(src io.Reader) (int64, error) {
 // request the fast path leaves, goes to ContentHandler through net/http.
 func (s *Server) ServeContent(ctx context.Context, ln net.Listener) error {
 	fs := &fileserve.Server{
-		Resolve:  s.resolveFragment,
-		Fallback: s.metrics.HTTP.Handler("content", s.ContentHandler()),
-		Observe: func(method string, code int, bytes int64, d time.Duration) {
-			s.metrics.HTTP.Observe("content", method, fragmentPattern, code, bytes, d)
-		},
+		Resolve:           s.resolveFragment,
+		Fallback:          s.metrics.HTTP.Handler("content", s.ContentHandler()),
+		Observe:           s.metrics.HTTP.Observer("content", fragmentPattern),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ShutdownTimeout:   s.shutdown,

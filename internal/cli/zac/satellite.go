@@ -288,9 +288,7 @@ func satelliteRun(ctx context.Context, o *SatelliteOptions) error {
 		// downloads in flight finish) before this function returns.
 		fs := cache.FileServer()
 		fs.Fallback = obs.handler("satellite-content", cache.Handler())
-		fs.Observe = func(method string, code int, bytes int64, d time.Duration) {
-			obs.http.Observe("satellite-content", method, satellite.FragmentPattern, code, bytes, d)
-		}
+		fs.Observe = obs.http.Observer("satellite-content", satellite.FragmentPattern)
 		fctx, fcancel := context.WithCancel(ctx)
 		fdone := make(chan struct{})
 		go func() {
