@@ -1,8 +1,10 @@
 package server
 
 import (
+	"bufio"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"net/http"
 	"regexp"
 	"sort"
@@ -198,29 +200,75 @@ const maxDevicePage = 10000
 
 // listDevices answers GET /devices: every device by name, or with
 // ?limit=N[&after=ID] one page of at most N devices in id order, after
-// device ID (zman device-list takes pages and sorts).
+// device ID (zman device-list takes pages and sorts). A page is streamed:
+// each device is decoded and written in turn, so that the client decodes
+// while the server encodes.
 func (s *Server) listDevices(w http.ResponseWriter, r *http.Request, _ string) error {
-	var devs []zone.Device
-	var err error
-	if ls := r.URL.Query().Get("limit"); ls != "" {
-		limit, cerr := strconv.Atoi(ls)
-		if cerr != nil || limit < 1 {
-			return errkind.New(errkind.Usage, "limit %q: want a positive number of devices", ls)
+	ls := r.URL.Query().Get("limit")
+	if ls == "" {
+		devs, err := s.db.Devices()
+		if err != nil {
+			return err
 		}
-		devs, err = s.db.DevicesPage(r.URL.Query().Get("after"), min(limit, maxDevicePage))
-	} else {
-		devs, err = s.db.Devices()
+		ids := make([]string, len(devs))
+		for i, d := range devs {
+			ids[i] = d.ID
+		}
+		memberOf, err := s.groupsOf(ids)
+		if err != nil {
+			return err
+		}
+		out := make([]api.Device, 0, len(devs))
+		for _, d := range devs {
+			out = append(out, apiDevice(d, memberOf[d.ID]))
+		}
+		writeJSON(w, http.StatusOK, out)
+		return nil
 	}
+	limit, err := strconv.Atoi(ls)
+	if err != nil || limit < 1 {
+		return errkind.New(errkind.Usage, "limit %q: want a positive number of devices", ls)
+	}
+	page, err := s.db.DevicesPage(r.URL.Query().Get("after"), min(limit, maxDevicePage))
 	if err != nil {
 		return err
 	}
+	memberOf, err := s.groupsOf(page.IDs)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	bw := bufio.NewWriterSize(w, 32<<10)
+	enc := json.NewEncoder(bw)
+	bw.WriteByte('[')
+	sep := false
+	err = page.Each(func(d zone.Device) error {
+		if sep {
+			bw.WriteByte(',')
+		}
+		sep = true
+		return enc.Encode(apiDevice(d, memberOf[d.ID]))
+	})
+	if err != nil {
+		// The status is sent: cut the answer so that it cannot be taken
+		// for a whole page.
+		s.log.Error("device list", "err", err)
+		panic(http.ErrAbortHandler)
+	}
+	bw.WriteString("]\n")
+	return bw.Flush()
+}
+
+// groupsOf maps each of ids to the names of the groups listing it.
+func (s *Server) groupsOf(ids []string) (map[string][]string, error) {
 	groups, err := s.db.Groups()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	memberOf := make(map[string][]string, len(devs))
-	for _, d := range devs {
-		memberOf[d.ID] = nil
+	memberOf := make(map[string][]string, len(ids))
+	for _, id := range ids {
+		memberOf[id] = nil
 	}
 	for _, g := range groups {
 		for _, m := range g.Members {
@@ -229,21 +277,19 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request, _ string) e
 			}
 		}
 	}
-	out := make([]api.Device, 0, len(devs))
-	for _, d := range devs {
-		gs := memberOf[d.ID]
-		if gs == nil {
-			gs = []string{}
-		}
-		kind := d.Kind
-		if kind == "" {
-			kind = "zac"
-		}
-		out = append(out, api.Device{ID: d.ID, Name: d.Name, Kind: kind, OS: d.OS, Registered: d.Registered, LastContact: d.LastContact,
-			Address: d.Address, CertNotAfter: d.CertNotAfter, Groups: gs})
+	return memberOf, nil
+}
+
+func apiDevice(d zone.Device, groups []string) api.Device {
+	if groups == nil {
+		groups = []string{}
 	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	kind := d.Kind
+	if kind == "" {
+		kind = "zac"
+	}
+	return api.Device{ID: d.ID, Name: d.Name, Kind: kind, OS: d.OS, Registered: d.Registered, LastContact: d.LastContact,
+		Address: d.Address, CertNotAfter: d.CertNotAfter, Groups: groups}
 }
 
 func (s *Server) deleteDevice(w http.ResponseWriter, r *http.Request, actor string) error {

@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -35,6 +36,29 @@ func JSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// JSONArray writes items as JSON writes the slice, element by element
+// through a buffer: a list of 100,000 devices is never one 40 MB buffer
+// indented into another.
+func JSONArray[T any](w io.Writer, items []T) error {
+	if len(items) == 0 {
+		return JSON(w, items)
+	}
+	bw := bufio.NewWriterSize(w, 64<<10)
+	bw.WriteString("[\n  ")
+	for i := range items {
+		if i > 0 {
+			bw.WriteString(",\n  ")
+		}
+		b, err := json.MarshalIndent(&items[i], "  ", "  ")
+		if err != nil {
+			return err
+		}
+		bw.Write(b)
+	}
+	bw.WriteString("\n]\n")
+	return bw.Flush()
 }
 
 // Table writes rows under headers with light borders.

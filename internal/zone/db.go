@@ -1,6 +1,7 @@
 package zone
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
@@ -171,11 +172,18 @@ func (d *DB) Devices() ([]Device, error) {
 	return out, err
 }
 
-// DevicesPage lists up to limit devices whose ids sort after after (all
-// when after is empty), in id order: one page of a listing that never
-// holds the whole zone in memory, each page a seek and limit reads.
-func (d *DB) DevicesPage(after string, limit int) ([]Device, error) {
-	out := make([]Device, 0, min(limit, 1024))
+// DevicePage is up to a page of devices read in one transaction and
+// decoded one at a time after it (Each), so that a listing never holds
+// the whole zone, nor a read transaction while it writes to a client.
+type DevicePage struct {
+	IDs []string // in id order
+	raw [][]byte
+}
+
+// DevicesPage reads up to limit devices whose ids sort after after (from
+// the first when after is empty), in id order: a seek and limit reads.
+func (d *DB) DevicesPage(after string, limit int) (DevicePage, error) {
+	var p DevicePage
 	err := d.st.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(store.BucketDevices).Cursor()
 		k, v := c.First()
@@ -184,16 +192,27 @@ func (d *DB) DevicesPage(after string, limit int) ([]Device, error) {
 				k, v = c.Next()
 			}
 		}
-		for ; k != nil && len(out) < limit; k, v = c.Next() {
-			var dev Device
-			if err := json.Unmarshal(v, &dev); err != nil {
-				return fmt.Errorf("device %q: corrupt record: %w", k, err)
-			}
-			out = append(out, dev)
+		for ; k != nil && len(p.IDs) < limit; k, v = c.Next() {
+			p.IDs = append(p.IDs, string(k))
+			p.raw = append(p.raw, bytes.Clone(v))
 		}
 		return nil
 	})
-	return out, err
+	return p, err
+}
+
+// Each decodes the page's devices in order and calls fn with each.
+func (p DevicePage) Each(fn func(Device) error) error {
+	for i, v := range p.raw {
+		var dev Device
+		if err := json.Unmarshal(v, &dev); err != nil {
+			return fmt.Errorf("device %q: corrupt record: %w", p.IDs[i], err)
+		}
+		if err := fn(dev); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // DeviceCount counts registered devices without decoding them.

@@ -2,8 +2,10 @@ package zman
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"sort"
 	"strconv"
@@ -41,6 +43,9 @@ func deviceListRun(ctx context.Context, o *deviceListOptions) error {
 		if err != nil {
 			return err
 		}
+		if format, err := o.f.Format(); err == nil && format == ui.FormatJSON {
+			return ui.JSONArray(o.f.IO.Out, devs) // what print writes, without one buffer of the whole zone
+		}
 		return o.f.print(devs, []string{"NAME", "ID", "KIND", "OS", "ADDRESS", "REGISTERED", "LAST CONTACT", "GROUPS"}, func() [][]string {
 			rows := make([][]string, 0, len(devs))
 			for _, d := range devs {
@@ -61,12 +66,12 @@ func listDevices(ctx context.Context, c *client.Client) ([]api.Device, error) {
 	var all []api.Device
 	after := ""
 	for {
-		var page []api.Device
 		q := url.Values{"limit": {strconv.Itoa(devicePage)}}
 		if after != "" {
 			q.Set("after", after)
 		}
-		if err := c.Get(ctx, api.Prefix+"/devices?"+q.Encode(), &page); err != nil {
+		page, err := devicesPage(ctx, c, api.Prefix+"/devices?"+q.Encode())
+		if err != nil {
 			return nil, err
 		}
 		if len(page) > devicePage || len(page) > 0 && after != "" && page[0].ID <= after {
@@ -97,6 +102,32 @@ func listDevices(ctx context.Context, c *client.Client) ([]api.Device, error) {
 		sorted[i] = all[k]
 	}
 	return sorted, nil
+}
+
+// devicesPage decodes a page as it arrives, device by device, while the
+// server is still encoding the rest.
+func devicesPage(ctx context.Context, c *client.Client, path string) ([]api.Device, error) {
+	resp, err := c.Stream(ctx, http.MethodGet, path, nil, "")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	dec := json.NewDecoder(resp.Body)
+	if t, err := dec.Token(); err != nil || t != json.Delim('[') {
+		return nil, fmt.Errorf("device list: not a JSON array (%v)", err)
+	}
+	var page []api.Device
+	for dec.More() {
+		var d api.Device
+		if err := dec.Decode(&d); err != nil {
+			return nil, fmt.Errorf("device list: %w", err)
+		}
+		page = append(page, d)
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, fmt.Errorf("device list: %w", err)
+	}
+	return page, nil
 }
 
 type deviceDeleteOptions struct {
