@@ -69,18 +69,6 @@ var commands = sync.OnceValue(func() map[string]entry {
 	return m
 })
 
-// fromSwitch adapts an area that still applies its commands in one switch
-// (ok false for a name it does not know).
-func fromSwitch(f func(*bolt.Tx, Command) (string, bool, error)) handler {
-	return func(tx *bolt.Tx, c Command) (string, error) {
-		target, ok, err := f(tx, c)
-		if !ok {
-			return "", fmt.Errorf("zone command %q is registered but not applied by its area", c.Name)
-		}
-		return target, err
-	}
-}
-
 // Apply applies c inside tx and records it in the audit log unless it is
 // routine bookkeeping.
 func Apply(tx *bolt.Tx, c Command) error {
@@ -138,13 +126,4 @@ func coreCommands(t *commandTable) {
 	t.add(CmdGroupAddDevices, applyGroupAddDevices)
 	t.add(CmdRegKeyCreate, applyRegKeyCreate)
 	t.add(CmdRegKeyDelete, applyRegKeyDelete)
-}
-
-// certificateCommands belongs in remint.go beside applyCertificate; it is
-// here while that file is being reworked elsewhere.
-func certificateCommands(t *commandTable) {
-	for _, name := range []string{CmdRemintStart, CmdRemintSetCross, CmdRemintServer, CmdRemintCancel,
-		CmdRemintActivate, CmdServerSetCert, CmdDeviceSetCert, CmdZoneReplaceCA} {
-		t.add(name, fromSwitch(applyCertificate))
-	}
 }

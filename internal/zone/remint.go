@@ -164,123 +164,137 @@ func activeRemint(tx *bolt.Tx, id string) (*Remint, error) {
 	return r, nil
 }
 
-// applyCertificate applies the certificate commands; ok is false for others.
-func applyCertificate(tx *bolt.Tx, c Command) (target string, ok bool, err error) {
-	switch c.Name {
-	case CmdRemintStart:
-		var r Remint
-		if err := decode(c, &r); err != nil {
-			return "", true, err
-		}
-		cur, err := currentRemint(tx)
-		if err != nil {
-			return "", true, err
-		}
-		if cur != nil {
-			return "", true, errkind.New(errkind.Exists, "a certificate change (%s %q, started %s by %s) is already under way: cancel it or wait for its activation",
-				cur.Kind, cur.Name, cur.Started.UTC().Format(time.RFC3339), cur.Actor)
-		}
-		for _, f := range r.Servers {
-			if !exists(tx, store.BucketServers, f.Server) {
-				return "", true, errkind.New(errkind.NotFound, "server %s not found", f.Server)
-			}
-		}
-		return r.Name, true, put(tx, store.BucketZone, remintKey, r)
+// certificateCommands are the certificate changes' commands.
+func certificateCommands(t *commandTable) {
+	t.add(CmdRemintStart, applyRemintStart)
+	t.add(CmdRemintSetCross, applyRemintSetCross)
+	t.add(CmdRemintServer, applyRemintServer)
+	t.add(CmdRemintCancel, applyRemintCancel)
+	t.add(CmdRemintActivate, applyRemintActivate)
+	t.add(CmdServerSetCert, applyServerSetCert)
+	t.add(CmdDeviceSetCert, applyDeviceSetCert)
+	t.add(CmdZoneReplaceCA, applyZoneReplaceCA)
+}
 
-	case CmdRemintSetCross:
-		var d remintCross
-		if err := decode(c, &d); err != nil {
-			return "", true, err
-		}
-		r, err := activeRemint(tx, d.ID)
-		if err != nil {
-			return "", true, err
-		}
-		if r.CrossCert != "" {
-			return r.Name, true, nil // the first signature stands
-		}
-		r.CrossCert = d.CrossCert
-		return r.Name, true, put(tx, store.BucketZone, remintKey, r)
-
-	case CmdRemintServer:
-		var d remintServer
-		if err := decode(c, &d); err != nil {
-			return "", true, err
-		}
-		r, err := activeRemint(tx, d.ID)
-		if err != nil {
-			return "", true, err
-		}
-		found := false
-		for i := range r.Servers {
-			if r.Servers[i].Server == d.Future.Server {
-				r.Servers[i], found = d.Future, true
-			}
-		}
-		if !found {
-			return "", true, errkind.New(errkind.NotFound, "server %s is not part of certificate change %q", d.Future.Name, r.Name)
-		}
-		return d.Future.Name, true, put(tx, store.BucketZone, remintKey, r)
-
-	case CmdRemintCancel:
-		var d remintRef
-		if err := decode(c, &d); err != nil {
-			return "", true, err
-		}
-		r, err := activeRemint(tx, d.ID)
-		if err != nil {
-			return "", true, err
-		}
-		if !r.Cancelable(d.Time) {
-			return "", true, errkind.New(errkind.Failure, "certificate change %q activates at %s: it can no longer be cancelled (only until %s before activation, or once it is due and still waits for certificates)",
-				r.Name, r.Activation.UTC().Format(time.RFC3339), CancelCutoff)
-		}
-		return r.Name, true, tx.Bucket(store.BucketZone).Delete([]byte(remintKey))
-
-	case CmdRemintActivate:
-		var d remintRef
-		if err := decode(c, &d); err != nil {
-			return "", true, err
-		}
-		r, err := activeRemint(tx, d.ID)
-		if err != nil {
-			return "", true, err
-		}
-		return r.Name, true, activate(tx, r)
-
-	case CmdServerSetCert:
-		var d serverSetCert
-		if err := decode(c, &d); err != nil {
-			return "", true, err
-		}
-		name, err := setServerCert(tx, d.ID, d.CertPEM)
-		return name, true, err
-
-	case CmdDeviceSetCert:
-		var d DeviceCert
-		if err := decode(c, &d); err != nil {
-			return "", true, err
-		}
-		var dev Device
-		if err := get(tx, store.BucketDevices, d.ID, &dev, "device"); err != nil {
-			return "", true, err
-		}
-		dev.CertSerial, dev.CertNotAfter = d.Serial, d.NotAfter
-		return dev.ID, true, put(tx, store.BucketDevices, dev.ID, dev)
-
-	case CmdZoneReplaceCA:
-		var d zoneReplaceCA
-		if err := decode(c, &d); err != nil {
-			return "", true, err
-		}
-		var z Zone
-		if err := get(tx, store.BucketZone, string(keyZone), &z, "zone"); err != nil {
-			return "", true, err
-		}
-		replaceCA(&z, d.CACertPEM, d.CrossCert, d.Internal)
-		return z.Name, true, put(tx, store.BucketZone, string(keyZone), z)
+func applyRemintStart(tx *bolt.Tx, c Command) (string, error) {
+	var r Remint
+	if err := decode(c, &r); err != nil {
+		return "", err
 	}
-	return "", false, nil
+	cur, err := currentRemint(tx)
+	if err != nil {
+		return "", err
+	}
+	if cur != nil {
+		return "", errkind.New(errkind.Exists, "a certificate change (%s %q, started %s by %s) is already under way: cancel it or wait for its activation",
+			cur.Kind, cur.Name, cur.Started.UTC().Format(time.RFC3339), cur.Actor)
+	}
+	for _, f := range r.Servers {
+		if !exists(tx, store.BucketServers, f.Server) {
+			return "", errkind.New(errkind.NotFound, "server %s not found", f.Server)
+		}
+	}
+	return r.Name, put(tx, store.BucketZone, remintKey, r)
+}
+
+func applyRemintSetCross(tx *bolt.Tx, c Command) (string, error) {
+	var d remintCross
+	if err := decode(c, &d); err != nil {
+		return "", err
+	}
+	r, err := activeRemint(tx, d.ID)
+	if err != nil {
+		return "", err
+	}
+	if r.CrossCert != "" {
+		return r.Name, nil // the first signature stands
+	}
+	r.CrossCert = d.CrossCert
+	return r.Name, put(tx, store.BucketZone, remintKey, r)
+}
+
+func applyRemintServer(tx *bolt.Tx, c Command) (string, error) {
+	var d remintServer
+	if err := decode(c, &d); err != nil {
+		return "", err
+	}
+	r, err := activeRemint(tx, d.ID)
+	if err != nil {
+		return "", err
+	}
+	found := false
+	for i := range r.Servers {
+		if r.Servers[i].Server == d.Future.Server {
+			r.Servers[i], found = d.Future, true
+		}
+	}
+	if !found {
+		return "", errkind.New(errkind.NotFound, "server %s is not part of certificate change %q", d.Future.Name, r.Name)
+	}
+	return d.Future.Name, put(tx, store.BucketZone, remintKey, r)
+}
+
+func applyRemintCancel(tx *bolt.Tx, c Command) (string, error) {
+	var d remintRef
+	if err := decode(c, &d); err != nil {
+		return "", err
+	}
+	r, err := activeRemint(tx, d.ID)
+	if err != nil {
+		return "", err
+	}
+	if !r.Cancelable(d.Time) {
+		return "", errkind.New(errkind.Failure, "certificate change %q activates at %s: it can no longer be cancelled (only until %s before activation, or once it is due and still waits for certificates)",
+			r.Name, r.Activation.UTC().Format(time.RFC3339), CancelCutoff)
+	}
+	return r.Name, tx.Bucket(store.BucketZone).Delete([]byte(remintKey))
+}
+
+func applyRemintActivate(tx *bolt.Tx, c Command) (string, error) {
+	var d remintRef
+	if err := decode(c, &d); err != nil {
+		return "", err
+	}
+	r, err := activeRemint(tx, d.ID)
+	if err != nil {
+		return "", err
+	}
+	return r.Name, activate(tx, r)
+}
+
+func applyServerSetCert(tx *bolt.Tx, c Command) (string, error) {
+	var d serverSetCert
+	if err := decode(c, &d); err != nil {
+		return "", err
+	}
+	name, err := setServerCert(tx, d.ID, d.CertPEM)
+	return name, err
+}
+
+func applyDeviceSetCert(tx *bolt.Tx, c Command) (string, error) {
+	var d DeviceCert
+	if err := decode(c, &d); err != nil {
+		return "", err
+	}
+	var dev Device
+	if err := get(tx, store.BucketDevices, d.ID, &dev, "device"); err != nil {
+		return "", err
+	}
+	dev.CertSerial, dev.CertNotAfter = d.Serial, d.NotAfter
+	return dev.ID, put(tx, store.BucketDevices, dev.ID, dev)
+}
+
+func applyZoneReplaceCA(tx *bolt.Tx, c Command) (string, error) {
+	var d zoneReplaceCA
+	if err := decode(c, &d); err != nil {
+		return "", err
+	}
+	var z Zone
+	if err := get(tx, store.BucketZone, string(keyZone), &z, "zone"); err != nil {
+		return "", err
+	}
+	replaceCA(&z, d.CACertPEM, d.CrossCert, d.Internal)
+	return z.Name, put(tx, store.BucketZone, string(keyZone), z)
 }
 
 func replaceCA(z *Zone, caPEM, cross string, internal bool) {
