@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -20,19 +21,24 @@ import (
 
 // cmdMetrics fetches a metrics listener's page over plain HTTP:
 //
-//	metrics [-status CODE] [-wait SECONDS] URL
+//	metrics [-status CODE] [-wait SECONDS] [-match REGEX] URL
 //
 // It prints the body to stdout and fails unless the status is CODE (200
-// by default), retrying for up to SECONDS (readiness that flips). A
+// by default) and the body matches REGEX (multi-line), retrying for up
+// to SECONDS (readiness that flips, a counter that moves once the
+// daemon has finished its side, after the client's). A
 // /metrics page must also pass 'promtool check metrics' (Debian's
 // prometheus package): scripts start with [!promtool] skip.
 func cmdMetrics(ts *testscript.TestScript, neg bool, args []string) {
 	fs := flag.NewFlagSet("metrics", flag.ContinueOnError)
 	status := fs.Int("status", http.StatusOK, "")
 	wait := fs.Int("wait", 0, "")
+	match := fs.String("match", "", "")
 	if neg || fs.Parse(args) != nil || fs.NArg() != 1 {
-		ts.Fatalf("usage: metrics [-status CODE] [-wait SECONDS] URL")
+		ts.Fatalf("usage: metrics [-status CODE] [-wait SECONDS] [-match REGEX] URL")
 	}
+	re, err := regexp.Compile("(?m)" + *match)
+	ts.Check(err)
 	url := fs.Arg(0)
 	hc := &http.Client{Timeout: 10 * time.Second}
 	deadline := time.Now().Add(time.Duration(*wait) * time.Second)
@@ -45,11 +51,11 @@ func cmdMetrics(ts *testscript.TestScript, neg bool, args []string) {
 			resp.Body.Close()
 			code = resp.StatusCode
 		}
-		if err == nil && code == *status {
+		if err == nil && code == *status && re.Match(body) {
 			break
 		}
 		if time.Now().After(deadline) {
-			ts.Fatalf("GET %s: status %d, want %d (err %v): %s", url, code, *status, err, body)
+			ts.Fatalf("GET %s: status %d, want %d, body to match %q (err %v): %s", url, code, *status, *match, err, body)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
