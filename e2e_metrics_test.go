@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
@@ -128,4 +129,18 @@ func cmdPXEOffer(ts *testscript.TestScript, neg bool, args []string) {
 	r, err := dhcpv4.FromBytes(buf[:n])
 	ts.Check(err)
 	fmt.Fprintf(ts.Stdout(), "%s boot file %q\n", r.MessageType(), r.BootFileName)
+}
+
+// TestPromtoolMissingFailsInCI: CI installs promtool, so there a missing
+// one fails the metrics scripts instead of skipping them.
+func TestPromtoolMissingFailsInCI(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	t.Setenv("CI", "true")
+	if ok, err := promtoolOK(); ok || err == nil {
+		t.Errorf("promtoolOK() = %v, %v with CI=true and no promtool; want an error", ok, err)
+	}
+	t.Setenv("CI", "")
+	if ok, err := promtoolOK(); ok || err != nil {
+		t.Errorf("promtoolOK() = %v, %v outside CI with no promtool; want a skip (false, nil)", ok, err)
+	}
 }
