@@ -725,7 +725,7 @@ func (s *Server) planChange(actor string, kind zone.RemintKind, req api.RemintRe
 		rm.External = !z.CAInternal
 		rm.Manual = rm.External && req.Manual
 		if req.Manual && !rm.External {
-			return nil, noop, errkind.New(errkind.Usage, "--manual is for an external CA; the internal CA signs the new certificates itself")
+			return nil, noop, errkind.New(errkind.Usage, "manual signing is for an external CA; the internal CA signs the new certificates itself")
 		}
 		markManual(rm)
 		if !rm.External && oldCA == nil {
@@ -746,7 +746,7 @@ func (s *Server) planChange(actor string, kind zone.RemintKind, req api.RemintRe
 				return nil, noop, errkind.New(errkind.NotFound, "server %q not found", req.CAServer)
 			}
 			if sv.ID != s.self.ID {
-				return nil, noop, errkind.New(errkind.Usage, "the new CA's key is made on the server that will hold it: run this command against %s (--host)", sv.Name)
+				return nil, noop, errkind.New(errkind.Usage, "the new CA's key is made on the server that will hold it: send this request to %s", sv.Name)
 			}
 		}
 		rm.CAServer = s.self.ID
@@ -754,7 +754,7 @@ func (s *Server) planChange(actor string, kind zone.RemintKind, req api.RemintRe
 		if kind == zone.RemintCA {
 			// A remint keeps the CA's subject: a new name is a change of CA.
 			if cn != "" && cn != cur.Subject.CommonName {
-				return nil, noop, errkind.New(errkind.Usage, "a CA remint keeps the subject %q; for a CA named %q use certificate-authority-change --internal --common-name", cur.Subject.CommonName, cn)
+				return nil, noop, errkind.New(errkind.Usage, "a CA remint keeps the subject %q; a CA named %q is a change to a new internal CA, not a remint", cur.Subject.CommonName, cn)
 			}
 			cn = cur.Subject.CommonName
 			if len(cur.Subject.Organization) > 0 {
@@ -1028,7 +1028,7 @@ func (s *Server) regenerateCSR(w http.ResponseWriter, r *http.Request, actor str
 		return err
 	}
 	if !rm.External || rm.Manual {
-		return errkind.New(errkind.Usage, "change %q has no CSRs to regenerate: only a change under an external CA without --manual has them", rm.Name)
+		return errkind.New(errkind.Usage, "change %q has no CSRs to regenerate: only a change under an external CA without manual signing has them", rm.Name)
 	}
 	f.CSRPEM, f.CertPEM, f.Error, f.NewKey = "", "", "", true
 	f.Status = futurePending

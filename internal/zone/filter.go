@@ -35,13 +35,13 @@ func (f DeviceFilter) Empty() bool { return f == DeviceFilter{} }
 // the flag.
 func (f DeviceFilter) Check() error {
 	if _, err := path.Match(f.NamePattern, ""); err != nil {
-		return errkind.New(errkind.Usage, "--name %q is not a valid pattern", f.NamePattern)
+		return errkind.New(errkind.Usage, "name pattern %q is not valid", f.NamePattern)
 	}
 	if _, err := path.Match(strings.ToLower(f.Software), ""); err != nil {
-		return errkind.New(errkind.Usage, "--software %q is not a valid pattern", f.Software)
+		return errkind.New(errkind.Usage, "software pattern %q is not valid", f.Software)
 	}
 	if f.Version != "" && f.Software == "" {
-		return errkind.New(errkind.Usage, "--version needs --software: the version of which software?")
+		return errkind.New(errkind.Usage, "a version needs a software name: the version of which software?")
 	}
 	if f.Version != "" {
 		if _, _, err := parseConstraint(f.Version); err != nil {
@@ -152,7 +152,7 @@ func parseConstraint(s string) (op, version string, err error) {
 		op = "="
 	}
 	if s == "" {
-		return "", "", errkind.New(errkind.Usage, "--version %q: want a version, with <, <=, >, >=, = or != before it", s)
+		return "", "", errkind.New(errkind.Usage, "version %q: want a version, with <, <=, >, >=, = or != before it", s)
 	}
 	return op, s, nil
 }
@@ -235,7 +235,7 @@ func parseRange(s string) (ipRange, error) {
 			return ipRange{a.Unmap(), b.Unmap()}, nil
 		}
 	}
-	return ipRange{}, errkind.New(errkind.Usage, "--ip-range %q: want a prefix (10.1.0.0/16) or a range (10.1.2.10-10.1.2.99)", s)
+	return ipRange{}, errkind.New(errkind.Usage, "IP range %q: want a prefix (10.1.0.0/16) or a range (10.1.2.10-10.1.2.99)", s)
 }
 
 // hostOf takes the host of a device address (host:port, [v6]:port or a

@@ -78,7 +78,8 @@ type Factory struct {
 	// CredentialDir overrides where stored credentials live (tests).
 	CredentialDir string
 
-	admin       string // who the client authenticates as, for per-administrator notices
+	running     *cobra.Command // the command being run, for flagHint
+	admin       string         // who the client authenticates as, for per-administrator notices
 	expiryNoted bool
 	staleNoted  bool
 }
@@ -465,8 +466,43 @@ func (f *Factory) withClient(ctx context.Context, fn func(context.Context, *clie
 		return err
 	}
 	defer c.Close()
-	return fn(ctx, c)
+	return f.flagHint(fn(ctx, c))
 }
+
+// flagHint adds to a zone server's refusal the flags of the running
+// command that set the request fields it names: the server speaks of
+// content_url or the prefetch interval, API clients other than zman having
+// no flags; zman adds "(--content-url)".
+func (f *Factory) flagHint(err error) error {
+	var se *client.StatusError
+	if err == nil || f.running == nil || !errors.As(err, &se) {
+		return err
+	}
+	msg := strings.ToLower(se.Message)
+	var hints []string
+	f.running.Flags().VisitAll(func(fl *pflag.Flag) {
+		if !strings.Contains(fl.Name, "-") {
+			return // one word (os, group, name) would match ordinary prose
+		}
+		if strings.Contains(msg, strings.ReplaceAll(fl.Name, "-", "_")) || strings.Contains(msg, strings.ReplaceAll(fl.Name, "-", " ")) {
+			hints = append(hints, "--"+fl.Name)
+		}
+	})
+	if len(hints) == 0 {
+		return err
+	}
+	return &hinted{err: err, hint: strings.Join(hints, ", ")}
+}
+
+// hinted is an error with zman's flag hint after it; kind and status
+// stay those of err.
+type hinted struct {
+	err  error
+	hint string
+}
+
+func (h *hinted) Error() string { return h.err.Error() + " (zman: " + h.hint + ")" }
+func (h *hinted) Unwrap() error { return h.err }
 
 // refuseOverwrite fails, before any work, when path exists and --force
 // was not given: a backup or an exported CA is never replaced by mistake.

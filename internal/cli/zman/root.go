@@ -44,6 +44,7 @@ and variables do not.`,
 		// -o is checked before any API call, so that a typo in it cannot
 		// turn a change the server has made into a reported failure.
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			f.running = cmd
 			_, err := f.Format()
 			return err
 		},

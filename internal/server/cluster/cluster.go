@@ -619,7 +619,7 @@ func (cl *Cluster) setServerAddress(w http.ResponseWriter, r *http.Request, acto
 	}
 	if req.Advertise != "" {
 		if _, _, err := net.SplitHostPort(req.Advertise); err != nil {
-			return errkind.New(errkind.Usage, "--advertise %q: want host:port", req.Advertise)
+			return errkind.New(errkind.Usage, "advertise address %q: want host:port", req.Advertise)
 		}
 	}
 	sv, err := cl.serverByRef(r.PathValue("name"))

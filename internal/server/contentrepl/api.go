@@ -191,7 +191,7 @@ func (c *Content) ruleScope(scope, target string) (string, error) {
 		return "", nil
 	case zone.ScopeGroup:
 		if target == "" {
-			return "", errkind.New(errkind.Usage, "--group needs the group's name")
+			return "", errkind.New(errkind.Usage, "a group scope needs the group's name")
 		}
 		return target, nil
 	case zone.ScopeDevice:
@@ -201,7 +201,7 @@ func (c *Content) ruleScope(scope, target string) (string, error) {
 		}
 		return dev.ID, nil
 	}
-	return "", errkind.New(errkind.Usage, "scope %q: want zone, group or device (--zone, --group G, --device D)", scope)
+	return "", errkind.New(errkind.Usage, "scope %q: want zone, group or device", scope)
 }
 
 func (c *Content) setClosestRule(w http.ResponseWriter, r *http.Request, actor string) error {

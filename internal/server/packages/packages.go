@@ -256,7 +256,7 @@ func (h *Handlers) activatePackage(w http.ResponseWriter, r *http.Request, actor
 	}
 	if req.PackLocation == "" {
 		if h.ContentPort == 0 {
-			return errkind.New(errkind.Usage, "this zone server serves no plain-HTTP content: give --pack-location, or set 'zconfigure -D server.content-port=80' and restart")
+			return errkind.New(errkind.Usage, "this zone server serves no plain-HTTP content: give the package a pack location (pack_location), or set server.content-port on the server (zconfigure -D server.content-port=80) and restart it")
 		}
 		req.PackLocation = fmt.Sprintf("%s:%d%s", h.Self.Name, h.ContentPort, api.ContentPrefix)
 	}
@@ -446,7 +446,7 @@ func (h *Handlers) targets(req api.PackageAssign) ([]string, error) {
 			ids[id] = true
 		}
 	} else if len(req.Devices) == 0 && len(req.Groups) == 0 {
-		return nil, errkind.New(errkind.Usage, "name devices, --group, or a filter (--all, --os, --name, --software, --ip-range)")
+		return nil, errkind.New(errkind.Usage, "name devices, groups, or a filter (all, os, name, software, ip_range)")
 	}
 	out := make([]string, 0, len(ids))
 	for id := range ids {

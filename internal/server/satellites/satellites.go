@@ -184,31 +184,31 @@ func (h *Handlers) addSatelliteRole(w http.ResponseWriter, r *http.Request, acto
 	switch role {
 	case zone.SatelliteContent:
 		if req.ContentURL == "" {
-			return errkind.New(errkind.Usage, "the Content role needs the URL agents fetch from (--content-url http://HOST:PORT/content)")
+			return errkind.New(errkind.Usage, "the Content role needs the URL agents fetch from (content_url, http://HOST:PORT/content)")
 		}
-		if err := checkContentURL("--content-url", req.ContentURL); err != nil {
+		if err := checkContentURL("content_url", req.ContentURL); err != nil {
 			return err
 		}
 		if req.Parent != "" {
-			if err := checkContentURL("--parent", req.Parent); err != nil {
+			if err := checkContentURL("parent", req.Parent); err != nil {
 				return err
 			}
 		}
 		if req.Prefetch != "" {
 			d, err := time.ParseDuration(req.Prefetch)
 			if err != nil || d < time.Minute {
-				return errkind.New(errkind.Usage, "--prefetch-interval %q: want a duration of at least 1m, such as 30m or 6h", req.Prefetch)
+				return errkind.New(errkind.Usage, "prefetch interval %q: want a duration of at least 1m, such as 30m or 6h", req.Prefetch)
 			}
 			change.Prefetch = d
 		}
 		change.ContentURL, change.Parent = req.ContentURL, req.Parent
 	case zone.SatelliteAuthentication:
 		if req.AuthURL == "" {
-			return errkind.New(errkind.Usage, "the Authentication role needs the URL agents reach it at (--auth-url https://HOST:PORT)")
+			return errkind.New(errkind.Usage, "the Authentication role needs the URL agents reach it at (auth_url, https://HOST:PORT)")
 		}
 		u, err := url.Parse(req.AuthURL)
 		if err != nil || u.Scheme != "https" || u.Hostname() == "" || strings.Trim(u.Path, "/") != "" || u.RawQuery != "" {
-			return errkind.New(errkind.Usage, "--auth-url %q: want https://HOST:PORT", req.AuthURL)
+			return errkind.New(errkind.Usage, "auth_url %q: want https://HOST:PORT", req.AuthURL)
 		}
 		change.AuthURL = "https://" + u.Host
 	}
