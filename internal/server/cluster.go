@@ -42,7 +42,7 @@ func (s *Server) SetReplica(n *replica.Node) {
 // newCluster is this server's part in the replication cluster
 // (internal/server/cluster) over its store, peer link and CA.
 func (s *Server) newCluster() *cluster.Cluster {
-	return &cluster.Cluster{Zone: s.db, Peers: clusterPeers{s}, Signer: clusterSigner{s},
+	return &cluster.Cluster{Zone: s.db, Peers: clusterPeers{s}, Signer: caSigner{s},
 		SatellitesOf: func(sv zone.Server) []string { return satellites.Of(s.db, sv) },
 		Self:         s.self, ZoneName: s.zone.Name, Config: s.opts.Config, Paths: s.opts.Paths, Log: s.log}
 }
@@ -82,10 +82,10 @@ func (p clusterPeers) CallRetry(ctx context.Context, addr, method, path string, 
 
 func (p clusterPeers) Stream() *http.Client { return p.s.peerHTTPStream() }
 
-// clusterSigner signs a joining server's certificate (sign).
-type clusterSigner struct{ s *Server }
+// caSigner signs a joining server's or a device's certificate (sign).
+type caSigner struct{ s *Server }
 
-func (c clusterSigner) Sign(ctx context.Context, req api.ClusterSign) (*x509.Certificate, error) {
+func (c caSigner) Sign(ctx context.Context, req api.ClusterSign) (*x509.Certificate, error) {
 	return c.s.sign(ctx, req)
 }
 

@@ -14,6 +14,7 @@ import (
 	"zonekit/internal/metrics"
 	"zonekit/internal/replica"
 	"zonekit/internal/server/backuprestore"
+	"zonekit/internal/server/certificates"
 	"zonekit/internal/server/httpapi"
 	"zonekit/internal/server/prebootwork"
 	"zonekit/internal/server/satellites"
@@ -54,21 +55,18 @@ func (s *Server) routes() http.Handler {
 	area.Admin("POST "+api.Prefix+"/certificate-authority/device-ca/rotate", s.rotateDeviceCA)
 	area.Admin("POST "+api.Prefix+"/server-certificates/remint", s.remintServerCerts)
 	area.Admin("GET "+api.Prefix+"/certificate-changes/current", s.getChange)
-	area.Admin("GET "+api.Prefix+"/certificate-changes/check", s.checkChange)
 	area.Admin("DELETE "+api.Prefix+"/certificate-changes/current", s.cancelChange)
 	area.Admin("GET "+api.Prefix+"/certificate-changes/current/csrs.zip", s.getCSRZip)
 	area.Admin("GET "+api.Prefix+"/server-certificates/{server}/csr", s.getCSR)
 	area.Admin("POST "+api.Prefix+"/server-certificates/{server}/csr", s.regenerateCSR)
 	area.Admin("POST "+api.Prefix+"/server-certificates/{server}/import", s.importFuture)
 	area.Admin("POST "+api.Prefix+"/server-certificates/{server}/certificate", s.addServerCertificate)
-	area.Admin("POST "+api.Prefix+"/device/retrust", s.deviceRetrust)
 
 	// Registration proves nothing but knowledge of the zone CA (and the key,
 	// when one is required); everything after it needs the device certificate.
 	mux.HandleFunc("POST "+api.Prefix+"/registrations", s.wrap(func(w http.ResponseWriter, r *http.Request) error {
 		return metrics.Count(s.metrics.Registrations, s.register(w, r))
 	}))
-	mux.HandleFunc("GET "+api.Prefix+"/trust", s.wrap(s.getTrust))
 	// OCS Inventory NG agents (docs/ocs.md): their own protocol, no API access.
 	mux.HandleFunc("/ocsinventory", s.ocsHandler(true))
 	area.Device("GET "+api.Prefix+"/device/zone", s.deviceZone)
@@ -76,7 +74,7 @@ func (s *Server) routes() http.Handler {
 		return metrics.Count(s.metrics.Refreshes, s.deviceRefresh(w, r, dev))
 	})
 	area.Device("DELETE "+api.Prefix+"/device", s.deviceUnregister)
-	area.Device("POST "+api.Prefix+"/device/certificate", s.deviceCertificate)
+	(&certificates.Handlers{Zone: s.db, Signer: caSigner{s}, Trust: tlsTrust{s}, ZoneName: s.zone.Name, Now: s.now, Log: s.log}).Register(area)
 	(&satellites.Handlers{Zone: s.db, Issuer: caIssuer{s}, Now: s.now}).Register(area)
 	s.spk.Register(area)
 	(&spkvalues.Handlers{Zone: s.db, Sealer: s.spk}).Register(area)

@@ -159,3 +159,10 @@ func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
 }
+
+// tlsTrust is this server's trust as the certificates area sees it.
+type tlsTrust struct{ s *Server }
+
+func (t tlsTrust) ZoneCA() *x509.Certificate { return t.s.zoneCA() }
+func (t tlsTrust) TrustedCAs() []string      { return t.s.trustedCAs() }
+func (t tlsTrust) Served() [][]byte          { return t.s.trust.Load().cert.Certificate }

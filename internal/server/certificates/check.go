@@ -1,4 +1,4 @@
-package server
+package certificates
 
 import (
 	"crypto/x509"
@@ -6,9 +6,9 @@ import (
 	"net/http"
 	"strings"
 	"time"
-
 	"zonekit/internal/api"
 	"zonekit/internal/pki"
+	"zonekit/internal/server/httpapi"
 	"zonekit/internal/zone"
 )
 
@@ -23,16 +23,16 @@ const shortAfterActivation = 30 * 24 * time.Hour
 // with the names and addresses by which the server is reached, at the
 // activation time: chain completeness, key usage, dates and names, as
 // step certificate verify --host does from outside.
-func (s *Server) checkChange(w http.ResponseWriter, r *http.Request, _ string) error {
-	rm, err := s.db.Remint()
+func (h *Handlers) checkChange(w http.ResponseWriter, r *http.Request, _ string) error {
+	rm, err := h.Zone.Remint()
 	if err != nil {
 		return err
 	}
-	servers, err := s.db.Servers()
+	servers, err := h.Zone.Servers()
 	if err != nil {
 		return err
 	}
-	root, at := s.zoneCA(), s.now()
+	root, at := h.Trust.ZoneCA(), h.Now()
 	out := api.CertificateCheck{Servers: []api.ServerCheck{}}
 	if rm != nil {
 		out.Change = rm.Name
@@ -66,7 +66,7 @@ func (s *Server) checkChange(w http.ResponseWriter, r *http.Request, _ string) e
 		chk.Problems = append(chk.Problems, verifyServed(certPEM, root, sv, at, &chk)...)
 		out.Servers = append(out.Servers, chk)
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpapi.WriteJSON(w, http.StatusOK, out)
 	return nil
 }
 
