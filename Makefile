@@ -3,7 +3,21 @@ BIN := bin
 # AGENT_PLATFORMS: where zac runs (agent packs, `make cross`)
 AGENT_PLATFORMS := linux/amd64 linux/arm64 windows/amd64 darwin/arm64
 
-.PHONY: all build agents cross quickstart test test-short man fuzz bench vet clean
+.PHONY: all build agents cross quickstart test test-short man fuzz bench vet clean install deb lint
+
+PROGRAMS := zman zac zconfigure pbserv
+# Where 'make install' puts things: DESTDIR stages them (packages, tests),
+# PREFIX is where they will live.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share
+MANDIR ?= $(DATADIR)/man
+BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
+ZSHCOMPDIR ?= $(DATADIR)/zsh/vendor-completions
+FISHCOMPDIR ?= $(DATADIR)/fish/vendor_completions.d
+# systemd reads units from /usr/local/lib/systemd/system too.
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+INSTALL ?= install
 
 all: build
 
@@ -12,9 +26,13 @@ all: build
 COMMIT ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo -modified)
 BUILD_DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS := -X zonekit/internal/version.Commit=$(COMMIT) -X zonekit/internal/version.BuildDate=$(BUILD_DATE)
+# GOBUILDFLAGS and EXTRA_LDFLAGS: more for 'make build' and 'make install'
+# (packaging/deb/build.sh strips, sets the version and -trimpath).
+GOBUILDFLAGS ?=
+EXTRA_LDFLAGS ?=
 
 build:
-	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
+	$(GO) build $(GOBUILDFLAGS) -ldflags "$(LDFLAGS) $(EXTRA_LDFLAGS)" -o $(BIN)/ ./cmd/...
 
 ## agents: cross-build zac for the agent install packs (zconfigure -c CreateExtractorPacks --zac-dir bin/agents)
 agents:
@@ -38,9 +56,9 @@ cross:
 quickstart:
 	./scripts/quickstart.sh
 
-## test: vet, then every test (unit, end-to-end testscript, interop) with the race detector
-test: cross
-	$(GO) vet ./...
+## test: vet and staticcheck, then every test (unit, end-to-end testscript,
+## interop, packaging) with the race detector
+test: cross lint
 	$(GO) test -race -count=1 -timeout 9m ./...
 
 test-short:
@@ -58,9 +76,41 @@ fuzz:
 bench:
 	./scripts/bench/run.sh
 
+# STATICCHECK: pinned; 'go run pkg@version' fetches it through the module proxy.
+STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+## lint: go vet, gofmt and staticcheck, all clean
+lint: vet
+	$(STATICCHECK) ./...
+
 vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 
+## install: the programs, their man pages, shell completions and systemd
+## units (packaging/systemd, with @BINDIR@ set) under DESTDIR/PREFIX
+install: build
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BASHCOMPDIR) \
+		$(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR) $(DESTDIR)$(UNITDIR)
+	$(INSTALL) -m 0755 $(addprefix $(BIN)/,$(PROGRAMS)) $(DESTDIR)$(BINDIR)/
+	$(INSTALL) -m 0644 docs/man/*.1 $(DESTDIR)$(MANDIR)/man1/
+	@for p in $(PROGRAMS); do \
+		$(INSTALL) -m 0644 docs/completion/$$p.bash $(DESTDIR)$(BASHCOMPDIR)/$$p && \
+		$(INSTALL) -m 0644 docs/completion/_$$p $(DESTDIR)$(ZSHCOMPDIR)/_$$p && \
+		$(INSTALL) -m 0644 docs/completion/$$p.fish $(DESTDIR)$(FISHCOMPDIR)/$$p.fish || exit 1; \
+	done
+	@for u in packaging/systemd/*.service.in; do \
+		sed 's|@BINDIR@|$(BINDIR)|g' $$u > $(DESTDIR)$(UNITDIR)/$$(basename $$u .in) && \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$(basename $$u .in) || exit 1; \
+	done
+	@echo "installed under $(DESTDIR)$(PREFIX); the zone server and preboot units run as the system user zonekit"
+
+## deb: the Debian packages zonekit-server and zonekit-pbserv in $(BIN)/deb
+## (packaging/deb/build.sh; VERSION=... sets their version)
+deb:
+	./packaging/deb/build.sh $(BIN)/deb
+
+## clean: stop the quickstart's zone server, then delete the builds and the demo
 clean:
+	@if [ -d demo/zone ]; then DEMO_DIR=$$PWD/demo ./scripts/quickstart.sh --stop; fi
 	rm -rf $(BIN) demo

@@ -2,12 +2,24 @@
 # Quickstart: build the four programs, create a demo zone under ./demo, start
 # its zone server, add an administrator, register this machine's agent and
 # show the zone. Safe to run again: it replaces the previous demo.
+# quickstart.sh --stop stops the demo's zone server (make clean does, before
+# it deletes the demo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 demo=${DEMO_DIR:-$PWD/demo}
 port=${DEMO_PORT:-18443}
 bin=$PWD/bin
+
+if [ "${1:-}" = --stop ]; then
+  [ -d "$demo/zone" ] || exit 0
+  if [ -x "$bin/zconfigure" ]; then
+    "$bin/zconfigure" --home "$demo/zone" -c Start --action stop
+  else
+    go run ./cmd/zconfigure --home "$demo/zone" -c Start --action stop
+  fi
+  exit
+fi
 
 echo "==> Building zman, zac, zconfigure and pbserv into $bin"
 go build -o "$bin/" ./cmd/...
@@ -84,6 +96,11 @@ cat <<MSG
 The demo zone is running. To use it from this shell:
   export PATH=$bin:\$PATH ZONEKIT_HOME=$ZONEKIT_HOME ZAC_HOME=$ZAC_HOME ZMAN_CONFIG_DIR=$ZMAN_CONFIG_DIR
   zman -U Administrator server-list      # password in $demo/admin-password
+The package 'hello' (id $pkg) is assigned to this machine; an agent picks
+it up at its next refresh. To deploy it now, or again after changing it:
+  zman package-deploy-now $pkg --all    # from the zone: skip the latencies at the next refresh
+  zac refresh --now                     # on this machine: now, skipping the download latencies
 Stop the zone server with:
   $bin/zconfigure --home $ZONEKIT_HOME -c Start --action stop
+'make clean' stops it too before it deletes bin/ and demo/.
 MSG

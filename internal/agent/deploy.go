@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -943,13 +942,4 @@ func (e *errFinal) Error() string { return e.err.Error() }
 
 func final(status string, format string, args ...any) error {
 	return &errFinal{status: status, err: fmt.Errorf(format, args...)}
-}
-
-// resultOf splits an error into a final status or a retry.
-func resultOf(err error) (string, error) {
-	var f *errFinal
-	if errors.As(err, &f) {
-		return f.status, f
-	}
-	return "", err
 }

@@ -187,7 +187,7 @@ func extractTarGz(r io.Reader, dir string, limit int64) error {
 			if err := os.MkdirAll(dest, 0o755); err != nil {
 				return err
 			}
-		case tar.TypeReg, tar.TypeRegA:
+		case tar.TypeReg: // tar.Reader reports the legacy TypeRegA as TypeReg
 			if err := writeFile(dest, fs.FileMode(h.Mode), tr, &left); err != nil {
 				return err
 			}

@@ -18,7 +18,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
 	"time"
+	"zonekit/internal/testenv"
 
 	"zonekit/internal/pki"
 )
@@ -211,6 +213,8 @@ func checkDeb(t *testing.T, path, arch, zac string) {
 		if out, err := exec.Command(dpkgDeb, "--info", path).CombinedOutput(); err != nil {
 			t.Errorf("dpkg-deb --info: %v: %s", err, out)
 		}
+	} else if testenv.CI() {
+		t.Error("dpkg-deb is not installed; CI=true: the .deb must be read by dpkg-deb there")
 	}
 }
 

@@ -114,7 +114,7 @@ func (c *MemberCheck) Add(name string, kind MemberKind, linkname string) (string
 // carry no member (PAX global headers).
 func TarKind(typeflag byte) (kind MemberKind, skip bool) {
 	switch typeflag {
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg: // tar.Reader reports the legacy TypeRegA as TypeReg
 		return MemberFile, false
 	case tar.TypeDir:
 		return MemberDir, false

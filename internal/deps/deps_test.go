@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"zonekit/internal/testenv"
 )
 
 type pkg struct {
@@ -17,9 +19,7 @@ type pkg struct {
 
 func listPackages(t *testing.T) []pkg {
 	t.Helper()
-	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("the go command is not on PATH")
-	}
+	testenv.Tool(t, "go", "the Go toolchain")
 	cmd := exec.Command("go", "list", "-json", "zonekit/...")
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -20,7 +20,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
 	"time"
+	"zonekit/internal/testenv"
 
 	"zonekit/internal/pki"
 )
@@ -498,10 +500,7 @@ func TestLoadCA(t *testing.T) {
 
 // TestOpenSSLInterop checks our certificates with the tool administrators use.
 func TestOpenSSLInterop(t *testing.T) {
-	openssl, err := exec.LookPath("openssl")
-	if err != nil {
-		t.Skip("openssl is not on PATH; install it to run the interop test")
-	}
+	openssl := testenv.Tool(t, "openssl", "apt-get install openssl")
 	c := ca(t)
 	key := ecKey(t)
 	leaf, err := c.IssueServer(pki.ServerRequest{CommonName: "zone1.acme.example", DNSNames: []string{"localhost"},

@@ -27,7 +27,7 @@ func newAgent(opts *Options) *cobra.Command {
 		Use:         "agent",
 		Annotations: map[string]string{cmdutil.OwnShutdown: "yes"},
 		Short:       "Run the agent: refresh and deploy packages, again and again",
-		Long: `Run zac as the device's long-running agent (scripts/zac-agent.service runs
+		Long: `Run zac as the device's long-running agent (the zac-agent.service unit runs
 it under systemd; on Windows the pack's install.cmd makes it the
 zonekit-agent service, and zac answers the service manager itself): refresh with the zone, run the download engine until
 every package is deployed or a period makes no progress, wait --interval,

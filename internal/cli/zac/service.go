@@ -2,9 +2,6 @@ package zac
 
 import "context"
 
-// serviceName is the Windows service the pack's install.cmd creates.
-const serviceName = "zonekit-agent"
-
 // runUntilStopped runs the agent loop until it ends or stop is closed (a
 // service manager's Stop or Shutdown), which cancels its context as
 // SIGTERM does on Unix; running is called once the loop has started. It

@@ -8,6 +8,9 @@ import (
 	"golang.org/x/sys/windows/svc"
 )
 
+// serviceName is the Windows service the pack's install.cmd creates.
+const serviceName = "zonekit-agent"
+
 // asService runs the agent loop under the Windows service control manager
 // when zac was started by it (install.cmd's `sc create zonekit-agent`):
 // the manager's Stop and Shutdown end the loop between steps. ok is false

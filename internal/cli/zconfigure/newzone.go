@@ -198,9 +198,6 @@ func (o *Options) adminPassword(ctx context.Context, from *cmdutil.PasswordFlags
 }
 
 func splitList(s string) []string {
-	var out []string
-	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
-		out = append(out, f)
-	}
-	return out
+	var out []string // nil, not empty, when s names nothing
+	return append(out, strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' })...)
 }

@@ -16,7 +16,8 @@ func newServe(opts *Options) *cobra.Command {
 zone store (refusing, within seconds, if another process has it), serves the
 HTTPS API on the configured port and writes its structured log to
 logs/zoneserver.log. On SIGTERM it lets requests in flight finish, closes
-the store and exits 0. scripts/zonekit-server.service runs exactly this.`,
+the store and exits 0. The zonekit-server.service unit (make install, the
+zonekit-server package) runs exactly this.`,
 		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(opts.Properties) > 0 {

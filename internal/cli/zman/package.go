@@ -735,7 +735,6 @@ deployment is over:
 
 type downloadConfigOptions struct {
 	f   *Factory
-	cfg api.DownloadConfig
 	set func(*api.DownloadConfig) bool
 }
 

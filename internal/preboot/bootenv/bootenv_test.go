@@ -1,11 +1,14 @@
 package bootenv
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"zonekit/internal/testenv"
 )
 
 // TestBuild builds the environment from this machine's packages and reads
@@ -14,12 +17,10 @@ import (
 func TestBuild(t *testing.T) {
 	for _, p := range append([]string{"/bin/busybox"}, Programs...) {
 		if _, err := os.Stat(p); err != nil {
-			t.Skipf("%s is missing: apt-get install %s (CI installs them)", p, Packages)
+			testenv.Missing(t, fmt.Sprintf("%s is missing: apt-get install %s", p, Packages))
 		}
 	}
-	if _, err := exec.LookPath("cpio"); err != nil {
-		t.Skip("cpio is not installed")
-	}
+	testenv.Tool(t, "cpio", "apt-get install cpio")
 	self, _ := os.Executable()
 	out := t.TempDir()
 	res, err := Build(Options{Output: out, Client: self, CA: []byte("-----BEGIN CERTIFICATE-----\n")})

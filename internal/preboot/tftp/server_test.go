@@ -12,7 +12,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
 	"time"
+	"zonekit/internal/testenv"
 
 	"zonekit/internal/preboot/plog"
 )
@@ -52,9 +54,7 @@ func writeRandom(t *testing.T, path string, n int) []byte {
 
 func need(t *testing.T, tool string) {
 	t.Helper()
-	if _, err := exec.LookPath(tool); err != nil {
-		t.Skipf("%s is not installed (CI installs it)", tool)
-	}
+	testenv.Tool(t, tool, "apt-get install atftp tftp-hpa")
 }
 
 func run(t *testing.T, name string, args ...string) (string, error) {
