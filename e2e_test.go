@@ -369,6 +369,22 @@ func toolCondition(prog string) (bool, error) {
 	return false, nil
 }
 
+// TestScriptsUseToolCondition keeps the scripts on [tool:X] for outside
+// programs: testscript's own [exec:X] would let a script skip in CI.
+func TestScriptsUseToolCondition(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "script", "*.txtar"))
+	re := regexp.MustCompile(`(?m)^\[!?exec:[^\]]*\]`)
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := re.Find(data); m != nil {
+			t.Errorf("%s uses %s: write [tool:...] instead, which fails under CI=true when the program is missing", f, m)
+		}
+	}
+}
+
 // regexcapture REGEX VAR sets $VAR to the first group of REGEX in the last
 // command's stdout, with regexp metacharacters escaped so that it can be
 // used inside a later pattern.

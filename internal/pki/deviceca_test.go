@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"zonekit/internal/pki"
+	"zonekit/internal/testenv"
 )
 
 // The device CA is a CA of its own (self-signed, P-256, DeviceCAYears),
@@ -75,10 +76,7 @@ func TestNewDeviceCA(t *testing.T) {
 	}
 
 	// openssl agrees: the device certificate chains to the device CA.
-	openssl, err := exec.LookPath("openssl")
-	if err != nil {
-		t.Skip("openssl is not on PATH; install it to run the interop part")
-	}
+	openssl := testenv.Tool(t, "openssl", "apt-get install openssl")
 	dir := t.TempDir()
 	caPath, leafPath := filepath.Join(dir, "device-ca.pem"), filepath.Join(dir, "device.pem")
 	os.WriteFile(caPath, pki.EncodeCertPEM(c), 0o644)
