@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"zonekit/internal/background"
 	"zonekit/internal/config"
 	"zonekit/internal/metrics"
 	"zonekit/internal/pki"
@@ -68,6 +69,9 @@ type Server struct {
 	caExpired   atomic.Bool            // logged that the zone CA expired while running
 	restoreMu   sync.Mutex
 	restored    atomic.Bool // set after a restore: answer nothing until restarted
+	// ocsWork records OCS agents' contacts off the request path; Serve
+	// closes it, and the content replication's, once requests are done.
+	ocsWork *background.Group
 }
 
 // New loads this server's certificates and identity and builds its routes.
@@ -111,6 +115,7 @@ func New(opts Options) (*Server, error) {
 	s.content = contentrepl.New(&contentrepl.Content{Zone: s.db, Repo: s.pkg.repo, Peers: serverPeers{s}, Self: s.self,
 		ContentPort: opts.Config.ContentPort, ScrubInterval: opts.Config.ScrubInterval, Paths: opts.Paths,
 		Building: s.pkg.isBuilding, PackSets: s.packSets, Log: s.log, Now: s.now})
+	s.ocsWork = background.New(maxOCSContacts)
 	s.spk = &spksecrets.Keyring{Dir: filepath.Join(opts.Paths.Security(), "spk-values"), Zone: s.db, Peers: serverPeers{s}, Self: s.self, Log: s.log}
 	s.cluster = s.newCluster()
 	s.auth = newAdminAuth(s.db, s.now)
@@ -158,6 +163,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, listening func()) e
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
+	}
+	// What requests started in the background is cancelled and waited
+	// for before the daemon closes the store under it.
+	for _, g := range []*background.Group{s.ocsWork, s.content.Background} {
+		if err := g.Close(sctx); err != nil {
+			s.log.Warn("background work still running at shutdown", "err", err)
+		}
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err

@@ -27,6 +27,7 @@ import (
 	"zonekit/internal/agentpack"
 	"zonekit/internal/api"
 	"zonekit/internal/atomicfile"
+	"zonekit/internal/background"
 	"zonekit/internal/config"
 	"zonekit/internal/content"
 	"zonekit/internal/errkind"
@@ -99,6 +100,10 @@ type Content struct {
 	Now      func() time.Time
 	// ProgressEvery is how often a pull in flight records its bytes.
 	ProgressEvery time.Duration
+	// Background runs what a request or a pull starts and does not wait
+	// for (a scrub a peer asked for, a damaged copy reported to its
+	// server): bounded, and cancelled at shutdown. New makes one if unset.
+	Background *background.Group
 
 	kick    chan struct{}
 	mu      sync.Mutex
@@ -111,6 +116,9 @@ func New(c *Content) *Content {
 	c.kick = make(chan struct{}, 1)
 	if c.ProgressEvery == 0 {
 		c.ProgressEvery = progressEvery
+	}
+	if c.Background == nil {
+		c.Background = background.New(maxBackground)
 	}
 	return c
 }
@@ -133,6 +141,10 @@ const replicationRetry = 30 * time.Second
 
 // progressEvery is how often a pull in flight reports its bytes.
 const progressEvery = 2 * time.Second
+
+// maxBackground bounds the scrubs peers asked for (they run one at a
+// time, the others wait) and the damaged copies being reported, together.
+const maxBackground = 8
 
 // Run runs replication passes until ctx ends.
 func (c *Content) Run(ctx context.Context) {

@@ -175,13 +175,16 @@ func (c *Content) peerSuspect(w http.ResponseWriter, r *http.Request, peer zone.
 		return err
 	}
 	c.Log.Warn("scrub: a peer received a damaged copy from here", "peer", peer.Name, "item", item)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	started := c.Background.Go(func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, time.Hour)
 		defer cancel()
 		if _, err := c.scrub(ctx, item); err != nil {
 			c.Log.Error("scrub after a peer's report", "item", item, "err", err)
 		}
-	}()
+	})
+	if !started {
+		return errkind.New(errkind.Unavailable, "this server is scrubbing for other reports already, or shutting down: report %s again later", item)
+	}
 	w.WriteHeader(http.StatusAccepted)
 	return nil
 }
@@ -189,13 +192,16 @@ func (c *Content) peerSuspect(w http.ResponseWriter, r *http.Request, peer zone.
 // reportDamaged tells peer that item arrived damaged from it.
 func (c *Content) reportDamaged(peer zone.Server, item string) {
 	c.Log.Warn("content replication: a peer sent a damaged copy", "peer", peer.Name, "item", item)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	started := c.Background.Go(func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		if err := c.Peers.Call(ctx, peer, http.MethodPost, "/cluster/content/suspect?package="+item, nil, nil); err != nil {
 			c.Log.Warn("content replication: report a damaged copy to its server", "peer", peer.Name, "err", err)
 		}
-	}()
+	})
+	if !started {
+		c.Log.Warn("content replication: damaged copy not reported (too many reports in flight, or shutting down); its scrub will find it", "peer", peer.Name, "item", item)
+	}
 }
 
 // checkScrubItem accepts a package id or image:NAME.

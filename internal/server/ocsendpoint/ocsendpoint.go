@@ -7,6 +7,7 @@
 package ocsendpoint
 
 import (
+	"context"
 	"crypto/subtle"
 	"errors"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 	"time"
 	"unicode"
 
+	"zonekit/internal/background"
 	"zonekit/internal/config"
 	"zonekit/internal/ocs"
 	"zonekit/internal/server/httpapi"
@@ -46,6 +48,10 @@ type Options struct {
 	// OverTLS is whether the listener is the HTTPS one: client
 	// certificates can only be required there.
 	OverTLS bool
+	// Background records known agents' contacts off the request path,
+	// a bounded number at once, stopped and waited for at shutdown; nil:
+	// in the request.
+	Background *background.Group
 }
 
 type endpoint struct {
@@ -56,12 +62,13 @@ type endpoint struct {
 	once     sync.Once
 	password string
 	pwErr    error
+	bg       *background.Group
 }
 
 // Handler answers OCS agents; refusals are logged and answered with a
 // plain-text reason.
 func Handler(o Options) http.HandlerFunc {
-	e := &endpoint{cfg: o.Config, zone: o.Zone, log: o.Log, now: o.Now}
+	e := &endpoint{cfg: o.Config, zone: o.Zone, log: o.Log, now: o.Now, bg: o.Background}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -167,18 +174,25 @@ func writeCompressed(w http.ResponseWriter, reply []byte) {
 }
 
 // device returns the zone's device for an agent, creating it on first
-// contact; later contacts are recorded without holding up the answer.
+// contact; later contacts are recorded without holding up the answer, in
+// the background group. When that is full (a burst of agents) or shut
+// down, the contact goes unrecorded: the agent's next one records it.
 func (e *endpoint) device(r *http.Request, agentID string) (zone.Device, error) {
 	id := zone.OCSDeviceID(agentID)
 	now := e.zone.Now()
 	dev, err := e.zone.Device(id)
 	if err == nil {
 		dev.LastContact, dev.Address = now, httpapi.ClientIP(r)
-		go func() {
+		record := func(context.Context) {
 			if err := e.zone.OCSContact(dev); err != nil {
 				e.log.Error("OCS contact", "device", id, "err", err)
 			}
-		}()
+		}
+		if e.bg == nil {
+			record(r.Context())
+		} else if !e.bg.Go(record) {
+			e.log.Warn("OCS contact not recorded: too many being recorded, or shutting down", "device", id)
+		}
 		return dev, nil
 	}
 	dev = zone.Device{ID: id, Name: ocs.HostName(agentID), Kind: zone.KindOCS, Registered: now, LastContact: now, Address: httpapi.ClientIP(r)}

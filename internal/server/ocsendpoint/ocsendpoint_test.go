@@ -3,17 +3,21 @@ package ocsendpoint
 import (
 	"bytes"
 	"compress/zlib"
+	"context"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"zonekit/internal/background"
 	"zonekit/internal/config"
 	"zonekit/internal/errkind"
 	"zonekit/internal/zone"
@@ -149,5 +153,68 @@ func TestPrologMakesTheAgentADevice(t *testing.T) {
 	reply, _ := io.ReadAll(zr)
 	if !strings.Contains(string(reply), "p1") || !strings.Contains(string(reply), "<RESPONSE>SEND</RESPONSE>") {
 		t.Errorf("PROLOG reply offers no package or asks no inventory: %s", reply)
+	}
+}
+
+// blockingZone holds every later contact's write until released, counting
+// how many are in flight at once.
+type blockingZone struct {
+	*fakeZone
+	release        chan struct{}
+	inFlight, peak atomic.Int32
+	written        atomic.Int32
+}
+
+func (b *blockingZone) OCSContact(dev zone.Device) error {
+	if _, err := b.fakeZone.Device(dev.ID); err != nil {
+		return b.fakeZone.OCSContact(dev) // first contact: in the request
+	}
+	n := b.inFlight.Add(1)
+	for p := b.peak.Load(); n > p && !b.peak.CompareAndSwap(p, n); p = b.peak.Load() {
+	}
+	<-b.release
+	b.inFlight.Add(-1)
+	b.written.Add(1)
+	return nil
+}
+
+// TestContactsBounded: a burst of a known agent's contacts, each recorded
+// in the background, runs at most the group's limit of writes at once
+// (the rest go unrecorded rather than piling up goroutines), every
+// request is answered without waiting for its write, and closing the
+// group at shutdown waits for the writes in flight.
+func TestContactsBounded(t *testing.T) {
+	z := &blockingZone{fakeZone: newFake(), release: make(chan struct{})}
+	bg := background.New(3)
+	h := Handler(Options{Config: config.OCS{Enabled: true, PrologFreq: 10, InventoryEvery: 24}, Zone: z, Now: func() time.Time { return t0 }, Background: bg})
+	if w := post(t, h, "PROLOG", "", nil); w.Code != 200 { // creates the device
+		t.Fatalf("first PROLOG: %d %s", w.Code, w.Body.String())
+	}
+	before := runtime.NumGoroutine()
+	for i := 0; i < 50; i++ {
+		if w := post(t, h, "PROLOG", "", nil); w.Code != 200 {
+			t.Fatalf("PROLOG %d: %d %s", i, w.Code, w.Body.String())
+		}
+	}
+	if g := runtime.NumGoroutine() - before; g > 3 {
+		t.Errorf("%d more goroutines after 50 contacts; want at most 3", g)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- bg.Close(context.Background()) }()
+	select {
+	case err := <-closed:
+		t.Fatalf("Close returned (%v) with writes in flight", err)
+	case <-time.After(20 * time.Millisecond):
+	}
+	close(z.release)
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if p, n := z.peak.Load(), z.written.Load(); p != 3 || n != 3 {
+		t.Errorf("peak %d writes at once, %d written; want 3 and 3", p, n)
+	}
+	// After shutdown a contact is answered and not recorded.
+	if w := post(t, h, "PROLOG", "", nil); w.Code != 200 || z.written.Load() != 3 {
+		t.Errorf("PROLOG after Close: %d, %d written", w.Code, z.written.Load())
 	}
 }
