@@ -67,8 +67,7 @@ type Server struct {
 	remintErr   atomic.Pointer[string]
 	deviceCAErr atomic.Pointer[string] // last device CA error logged by the loop
 	caExpired   atomic.Bool            // logged that the zone CA expired while running
-	restoreMu   sync.Mutex
-	restored    atomic.Bool // set after a restore: answer nothing until restarted
+	restored    atomic.Bool            // set after a restore: answer nothing until restarted
 	// ocsWork records OCS agents' contacts off the request path; Serve
 	// closes it, and the content replication's, once requests are done.
 	ocsWork *background.Group
