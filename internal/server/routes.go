@@ -25,6 +25,7 @@ import (
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
+	s.apiMux = mux
 	mux.HandleFunc("GET /api/version", s.getVersion)
 
 	area := areaRoutes{s: s, mux: mux}

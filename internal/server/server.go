@@ -52,6 +52,7 @@ type Server struct {
 	auth     *adminAuth
 	now      func() time.Time
 	handler  http.Handler
+	apiMux   *http.ServeMux // the API's routes, which the OpenAPI test lists
 	shutdown time.Duration
 	pkg      *localContent        // package content: repository, ids being built
 	content  *contentrepl.Content // content replication and scrub
