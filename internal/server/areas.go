@@ -26,7 +26,7 @@ type areaRoutes struct {
 func (a areaRoutes) Admin(pattern string, h httpapi.Handler) {
 	s := a.s
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		actor, err := s.auth.authenticate(r)
+		actor, err := s.adminOf(r)
 		if err != nil {
 			s.fail(w, r, err)
 			return

@@ -89,6 +89,9 @@ func (s *Server) routes() http.Handler {
 	s.setupRoutes(mux)
 	mux.HandleFunc("POST "+api.Prefix+"/cluster/sign", s.peer(s.clusterSign))
 	s.cluster.Register(area)
+	// The web console (docs/console.md): its own sign-in, then the API's
+	// routes in process as the signed-in administrator.
+	s.consoleHandlers(mux).Register(area)
 
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, errkind.New(errkind.NotFound, "no such API route: %s %s", r.Method, r.URL.Path))
