@@ -117,6 +117,13 @@ func Run(ctx context.Context, o Options) error {
 		d.stop()
 		return fmt.Errorf("create %s: %w", l.RunDir(), err)
 	}
+	// SIGHUP is taken before the pid file names this process: force-reload
+	// may signal as soon as it does, and SIGHUP's default is to end it.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	os.Remove(ReloadFile(l, service))
+	defer os.Remove(ReloadFile(l, service))
 	if err := atomicfile.WriteFile(l.PidFile(service), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 		d.stop()
 		return err
@@ -127,12 +134,7 @@ func Run(ctx context.Context, o Options) error {
 	if o.Ready != nil {
 		o.Ready()
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	reloads := 0
-	os.Remove(ReloadFile(l, service))
-	defer os.Remove(ReloadFile(l, service))
 	for {
 		select {
 		case <-ctx.Done():
