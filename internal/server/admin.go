@@ -16,6 +16,7 @@ import (
 	"zonekit/internal/password"
 	"zonekit/internal/pki"
 	"zonekit/internal/replica"
+	"zonekit/internal/server/certificates"
 	"zonekit/internal/zone"
 )
 
@@ -58,7 +59,7 @@ func (s *Server) zoneInfo() (api.ZoneInfo, error) {
 		Status:    pki.Status(s.zoneCA(), s.now()),
 		Internal:  s.zone.CAInternal,
 	}
-	if ca.CertAuthRole, err = s.certAuthServer(); err != nil {
+	if ca.CertAuthRole, err = certificates.CertAuthServer(s.db); err != nil {
 		return api.ZoneInfo{}, err
 	}
 	return api.ZoneInfo{ID: s.zone.ID, Name: s.zone.Name, Created: s.zone.Created, CA: ca, Servers: servers, DeviceCount: n}, nil

@@ -10,6 +10,7 @@ import (
 	"zonekit/internal/errkind"
 	"zonekit/internal/failpoint"
 	"zonekit/internal/pki"
+	"zonekit/internal/server/certificates"
 	"zonekit/internal/zone"
 )
 
@@ -237,7 +238,7 @@ func (s *Server) rotateDeviceCA(w http.ResponseWriter, r *http.Request, actor st
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, summary(cert, true))
+	writeJSON(w, http.StatusOK, certificates.Summary(cert, true))
 	return nil
 }
 

@@ -22,6 +22,7 @@ import (
 	"zonekit/internal/atomicfile"
 	"zonekit/internal/errkind"
 	"zonekit/internal/pki"
+	"zonekit/internal/server/certificates"
 	"zonekit/internal/zone"
 )
 
@@ -613,7 +614,7 @@ func (s *Server) startChange(w http.ResponseWriter, r *http.Request, actor strin
 	s.log.Info("certificate change started", "actor", actor, "kind", string(kind), "name", rm.Name, "activation", rm.Activation)
 	var warnings []string
 	if kind.ChangesCA() && rm.CrossCert == "" {
-		if holder, err := s.certAuthServer(); err == nil && holder == "" {
+		if holder, err := certificates.CertAuthServer(s.db); err == nil && holder == "" {
 			warnings = append(warnings, "no server holds the CertAuth role with the current CA's key, so nothing certifies the new CA: "+
 				"a device that misses the change must be given its fingerprint (zac retrust --fingerprint, from certificate-authority-info)")
 		}
@@ -881,23 +882,11 @@ func pkiContains(ss []string, s string) bool {
 	return false
 }
 
-func summary(c *x509.Certificate, withPEM bool) *api.CertSummary {
-	if c == nil {
-		return nil
-	}
-	out := &api.CertSummary{Subject: c.Subject.String(), Issuer: c.Issuer.String(), NotBefore: c.NotBefore.UTC(), NotAfter: c.NotAfter.UTC(),
-		Key: pki.KeyDescription(c.PublicKey), SHA256: pki.Fingerprint(c, "sha256")}
-	if withPEM {
-		out.PEM = string(pki.EncodeCertPEM(c))
-	}
-	return out
-}
-
 func (s *Server) changeInfo(r *zone.Remint) api.CertificateChange {
 	out := api.CertificateChange{ID: r.ID, Kind: string(r.Kind), Name: r.Name, Actor: r.Actor, Started: r.Started, Activation: r.Activation,
 		Immediate: r.Immediate, Cancelable: r.Cancelable(s.now()), Stalled: r.Stalled(s.now())}
 	if c, err := pki.ParseCertPEM([]byte(r.FutureCA)); err == nil {
-		out.FutureCA = summary(c, true)
+		out.FutureCA = certificates.Summary(c, true)
 	}
 	names := map[string]string{}
 	if list, err := s.db.Servers(); err == nil {
@@ -911,7 +900,7 @@ func (s *Server) changeInfo(r *zone.Remint) api.CertificateChange {
 			fs.Server = f.Name
 		}
 		if c, err := pki.ParseCertPEM([]byte(f.CertPEM)); err == nil {
-			fs.Cert = summary(c, false)
+			fs.Cert = certificates.Summary(c, false)
 		}
 		out.Servers = append(out.Servers, fs)
 	}
@@ -1212,7 +1201,7 @@ func (s *Server) addServerCertificate(w http.ResponseWriter, r *http.Request, ac
 		}
 	}
 	s.log.Info("server certificate replaced", "actor", actor, "server", sv.Name, "sha256", pki.Fingerprint(chain[0], "sha256"))
-	out := summary(chain[0], false)
+	out := certificates.Summary(chain[0], false)
 	if warning != "" {
 		s.log.Warn("server certificate drops names in use", "actor", actor, "server", sv.Name, "warning", warning)
 		out.Warnings = []string{warning}

@@ -63,7 +63,6 @@ type Server struct {
 	metrics  *metrics.ZoneServer
 	health   *metrics.Health
 
-	roleMu      sync.Mutex
 	remintMu    sync.Mutex // one certificate change step at a time on this server
 	remintErr   atomic.Pointer[string]
 	deviceCAErr atomic.Pointer[string] // last device CA error logged by the loop

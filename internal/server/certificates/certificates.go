@@ -1,10 +1,12 @@
 // Package certificates serves the zone's certificates to devices and
 // administrators: device certificates (a device's renewal, an
 // administrator's re-certification of a device that lost the zone's
-// trust), the zone's CAs as anyone may ask for them (/api/v1/trust), and
-// the preflight of a certificate change (/api/v1/certificate-changes/check).
-// The certificate-change loop, its other routes and the CA role are still
-// the server core's (remint.go, certificates.go).
+// trust), the zone's CAs as anyone may ask for them (/api/v1/trust), the
+// zone CA and server certificates as administrators see them, the CA's
+// export and import and this server's CertAuth role, and the preflight
+// of a certificate change (/api/v1/certificate-changes/check). The
+// certificate-change loop, its other routes and the device CA are still
+// the server core's (remint.go, deviceca.go).
 package certificates
 
 import (
@@ -12,9 +14,11 @@ import (
 	"crypto/x509"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"zonekit/internal/api"
+	"zonekit/internal/config"
 	"zonekit/internal/errkind"
 	"zonekit/internal/pki"
 	"zonekit/internal/server/httpapi"
@@ -28,6 +32,16 @@ type Zone interface {
 	Device(id string) (zone.Device, error)
 	Servers() ([]zone.Server, error)
 	Remint() (*zone.Remint, error)
+	Server(id string) (zone.Server, error)
+	SetRoles(actor, id string, roles []zone.Role) error
+}
+
+// CAHolder is the zone CA with its key as this server holds it (nil
+// unless it holds the CertAuth role and the key): the core's
+// atomic.Pointer, read by everything that signs.
+type CAHolder interface {
+	Load() *pki.CA
+	Store(*pki.CA)
 }
 
 // Signer signs a device's certificate with the CA that issues them, here
@@ -51,13 +65,23 @@ type Handlers struct {
 	Zone     Zone
 	Signer   Signer
 	Trust    Trust
+	CA       CAHolder
+	Self     zone.Server  // this server
+	Paths    config.Paths // where this server keeps the CA's certificate and key
 	ZoneName string
 	Now      func() time.Time
 	Log      *slog.Logger
+	roleMu   sync.Mutex // one change of the CertAuth role at a time on this server
 }
 
 // Register mounts the routes.
 func (h *Handlers) Register(r httpapi.Routes) {
+	r.Admin("GET "+api.Prefix+"/certificate-authority", h.getCertificateAuthority)
+	r.Admin("GET "+api.Prefix+"/server-certificates", h.listServerCertificates)
+	r.Admin("POST "+api.Prefix+"/certificate-authority/export", h.exportCA)
+	r.Admin("POST "+api.Prefix+"/certificate-authority/import", h.importCA)
+	r.Admin("POST "+api.Prefix+"/certificate-authority/role-enable", h.enableCARole)
+	r.Admin("POST "+api.Prefix+"/certificate-authority/role-disable", h.disableCARole)
 	r.Admin("GET "+api.Prefix+"/certificate-changes/check", h.checkChange)
 	r.Admin("POST "+api.Prefix+"/device/retrust", h.deviceRetrust)
 	r.Open("GET "+api.Prefix+"/trust", func(w http.ResponseWriter, r *http.Request, _ string) error { return h.getTrust(w, r) })

@@ -48,16 +48,22 @@ func (t trust) ZoneCA() *x509.Certificate { return nil }
 func (t trust) TrustedCAs() []string      { return nil }
 func (t trust) Served() [][]byte          { return t.served }
 
-// Only /trust is open; re-certifying a device and checking a change are
-// the administrators', a renewal the device's own.
+// Only /trust is open; re-certifying a device, checking a change and
+// the CA's routes are the administrators', a renewal the device's own.
 func TestRegister(t *testing.T) {
 	r := &routes{kind: map[string]string{}, open: map[string]httpapi.Handler{}}
 	(&Handlers{}).Register(r)
 	want := map[string]string{
-		"GET " + api.Prefix + "/certificate-changes/check": "admin",
-		"POST " + api.Prefix + "/device/retrust":           "admin",
-		"GET " + api.Prefix + "/trust":                     "open",
-		"POST " + api.Prefix + "/device/certificate":       "device",
+		"GET " + api.Prefix + "/certificate-changes/check":           "admin",
+		"POST " + api.Prefix + "/device/retrust":                     "admin",
+		"GET " + api.Prefix + "/trust":                               "open",
+		"POST " + api.Prefix + "/device/certificate":                 "device",
+		"GET " + api.Prefix + "/certificate-authority":               "admin",
+		"GET " + api.Prefix + "/server-certificates":                 "admin",
+		"POST " + api.Prefix + "/certificate-authority/export":       "admin",
+		"POST " + api.Prefix + "/certificate-authority/import":       "admin",
+		"POST " + api.Prefix + "/certificate-authority/role-enable":  "admin",
+		"POST " + api.Prefix + "/certificate-authority/role-disable": "admin",
 	}
 	if len(r.kind) != len(want) {
 		t.Fatalf("mounted %v", r.kind)
