@@ -212,7 +212,7 @@ func TestConsoleCancelsACertificateChange(t *testing.T) {
 	if code != http.StatusOK || !strings.Contains(body, "renew-2026") || !strings.Contains(body, "Cancel this change") {
 		t.Fatalf("certificates: %d %s", code, body)
 	}
-	if code, body, _ = b.get("/console/"); !strings.Contains(body, "activation ") {
+	if _, body, _ = b.get("/console/"); !strings.Contains(body, "activation ") {
 		t.Errorf("overview timeline has no activation mark: %s", body)
 	}
 	token := csrfOf(t, body)

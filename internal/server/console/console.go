@@ -321,6 +321,4 @@ func (h *Handlers) failed(w http.ResponseWriter, r *http.Request, req request, e
 	h.errorPage(w, r, &req, status, err.Error())
 }
 
-var errNoChange = errkind.New(errkind.NotFound, "no certificate change is under way")
-
 func isNotFound(err error) bool { return err != nil && errkind.Of(err) == errkind.NotFound }

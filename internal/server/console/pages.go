@@ -281,8 +281,6 @@ type devicesData struct {
 	Message string
 }
 
-func (q deviceQuery) empty() bool { return q == deviceQuery{} }
-
 func (h *Handlers) devices(w http.ResponseWriter, r *http.Request, req request) {
 	v := r.URL.Query()
 	q := deviceQuery{Name: strings.TrimSpace(v.Get("name")), Group: v.Get("group"), OS: strings.TrimSpace(v.Get("os")),
@@ -570,9 +568,7 @@ func (h *Handlers) assign(w http.ResponseWriter, r *http.Request, req request) {
 	id := r.PathValue("id")
 	f := r.PostForm
 	a := api.PackageAssign{All: f.Get("all") == "yes"}
-	for _, n := range strings.FieldsFunc(f.Get("devices"), func(c rune) bool { return c == ',' || c == ' ' || c == '\n' || c == '\r' }) {
-		a.Devices = append(a.Devices, n)
-	}
+	a.Devices = append(a.Devices, strings.FieldsFunc(f.Get("devices"), func(c rune) bool { return c == ',' || c == ' ' || c == '\n' || c == '\r' })...)
 	if g := f.Get("group"); g != "" {
 		a.Groups = []string{g}
 	}
