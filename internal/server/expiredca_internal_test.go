@@ -24,7 +24,7 @@ import (
 
 // newClockedServer provisions a one-server zone (an administrator
 // "tester" with a cheap hash) and builds its server on the clock given.
-func newClockedServer(t *testing.T, clock *atomic.Pointer[time.Time], logs *bytes.Buffer) (*Server, *zone.DB) {
+func newClockedServer(t testing.TB, clock *atomic.Pointer[time.Time], logs *bytes.Buffer) (*Server, *zone.DB) {
 	t.Helper()
 	p := config.Paths{Home: filepath.Join(t.TempDir(), "zone")}
 	if _, err := provision.NewZone(provision.NewZoneOptions{

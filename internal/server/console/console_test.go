@@ -314,3 +314,28 @@ func TestSearch(t *testing.T) {
 		t.Errorf("unknown group: %v", err)
 	}
 }
+
+// TestPageWeight: the heaviest pages (the overview, a device search
+// listing its most devices) with the stylesheet stay under 200 KiB.
+func TestPageWeight(t *testing.T) {
+	now := t0
+	z := &fakeZone{}
+	for i := range 20000 {
+		z.devs = append(z.devs, zone.Device{ID: fmt.Sprintf("dev%06d", i), Name: fmt.Sprintf("workstation-%06d.branch-office.acme.example", i),
+			OS: "Microsoft Windows 11 Enterprise 10.0.22631", Address: "[2001:db8:1234:5678::abcd]:443", LastContact: t0})
+	}
+	c := newClient(t, &now, z)
+	c.signIn()
+	css := c.do("GET", "/console/assets/style.css", nil).Body.Len()
+	for _, path := range []string{"/console/", "/console/devices", "/console/devices?os=windows"} {
+		rec := c.do("GET", path, nil)
+		if rec.Code != http.StatusOK {
+			t.Fatalf("%s: %d", path, rec.Code)
+		}
+		if n := rec.Body.Len() + css; n > 200<<10 {
+			t.Errorf("%s weighs %d bytes with the stylesheet (%d), over 200 KiB", path, n, css)
+		} else {
+			t.Logf("%s: %d bytes with the stylesheet", path, n)
+		}
+	}
+}

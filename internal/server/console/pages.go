@@ -305,14 +305,31 @@ func (h *Handlers) devices(w http.ResponseWriter, r *http.Request, req request) 
 		return
 	}
 	d.Found = len(found)
-	slices.SortFunc(found, func(a, b zone.Device) int {
-		return cmpOr(strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)), strings.Compare(a.ID, b.ID))
-	})
-	if len(found) > maxSearchShown {
-		found = found[:maxSearchShown]
-	}
-	d.Devices, d.Shown = found, len(found)
+	d.Devices = firstByName(found, maxSearchShown)
+	d.Shown = len(d.Devices)
 	h.render(w, r, http.StatusOK, "devices", h.page(req, "devices", "Devices", d))
+}
+
+// firstByName is the first n devices by name (case-insensitive), then
+// ID. Each name is lowered once, not at every comparison: a search can
+// match tens of thousands of devices.
+func firstByName(devs []zone.Device, n int) []zone.Device {
+	type keyed struct {
+		key string
+		dev *zone.Device
+	}
+	ks := make([]keyed, len(devs))
+	for i := range devs {
+		ks[i] = keyed{strings.ToLower(devs[i].Name), &devs[i]}
+	}
+	slices.SortFunc(ks, func(a, b keyed) int {
+		return cmpOr(strings.Compare(a.key, b.key), strings.Compare(a.dev.ID, b.dev.ID))
+	})
+	out := make([]zone.Device, 0, min(n, len(ks)))
+	for _, k := range ks[:min(n, len(ks))] {
+		out = append(out, *k.dev)
+	}
+	return out
 }
 
 func cmpOr(a, b int) int {
