@@ -23,6 +23,7 @@ type frameWriter struct {
 	dst    io.Writer
 	buf    []byte
 	free   chan []byte
+	outs   chan []byte           // compressed frames' buffers, reused
 	order  chan chan frameResult // one per frame, in stream order
 	done   chan struct{}         // the writing goroutine has ended
 	mu     sync.Mutex
@@ -31,7 +32,7 @@ type frameWriter struct {
 }
 
 type frameResult struct {
-	out []byte
+	out []byte // returned to outs once written
 	in  []byte // returned to free once written
 }
 
@@ -41,15 +42,20 @@ func newFrameWriter(dst io.Writer) (*frameWriter, error) {
 		zstd.WithEncoderLevel(zstd.SpeedDefault),
 		zstd.WithEncoderConcurrency(n),
 		zstd.WithEncoderCRC(true),
-		zstd.WithWindowSize(encoderWindow))
+		// A frame is its own window: no encoder keeps more history
+		// than that.
+		zstd.WithWindowSize(frameSize))
 	if err != nil {
 		return nil, err
 	}
 	inFlight := n + 1
-	w := &frameWriter{enc: enc, dst: dst, free: make(chan []byte, inFlight),
+	w := &frameWriter{enc: enc, dst: dst, free: make(chan []byte, inFlight), outs: make(chan []byte, inFlight+1),
 		order: make(chan chan frameResult, inFlight), done: make(chan struct{})}
 	for range inFlight {
 		w.free <- make([]byte, 0, frameSize)
+	}
+	for range inFlight + 1 {
+		w.outs <- nil
 	}
 	w.buf = <-w.free
 	go w.writeOut()
@@ -67,6 +73,7 @@ func (w *frameWriter) writeOut() {
 			}
 		}
 		w.free <- r.in[:0]
+		w.outs <- r.out[:0]
 	}
 }
 
@@ -108,9 +115,10 @@ func (w *frameWriter) Write(p []byte) (int, error) {
 func (w *frameWriter) flush() {
 	in := w.buf
 	res := make(chan frameResult, 1)
-	w.order <- res // blocks while the writing goroutine is that far behind
+	w.order <- res  // blocks while the writing goroutine is that far behind
+	out := <-w.outs // as many as frames in flight, plus one: never waits long
 	go func() {
-		res <- frameResult{out: w.enc.EncodeAll(in, make([]byte, 0, len(in)/2)), in: in}
+		res <- frameResult{out: w.enc.EncodeAll(in, out[:0]), in: in}
 	}()
 	w.buf = <-w.free
 }
