@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"time"
 
 	"zonekit/internal/errkind"
 	"zonekit/internal/failpoint"
@@ -129,7 +130,7 @@ func (s *Server) ensureDeviceCA(ctx context.Context, actor string, replace bool)
 	}
 	failpoint.Crash("device-ca-sealed")
 	if actor == "" {
-		actor = systemActor
+		actor = certificates.SystemActor
 	}
 	err = s.db.SetDeviceCA(actor, zone.DeviceCASet{CertPEM: string(pki.EncodeCertPEM(ca.Cert)), SealedKey: sealed, Replaces: zone.DeviceCAID(z.DeviceCA)})
 	if zone.IsDeviceCAChanged(err) && !replace {
@@ -259,4 +260,30 @@ func (s *Server) issuerOf(c *x509.Certificate) *x509.Certificate {
 func (s *Server) fromDeviceCA(chain []*x509.Certificate) bool {
 	dca := s.trust.Load().deviceCA
 	return dca != nil && len(chain) > 0 && chain[len(chain)-1].Equal(dca)
+}
+
+// remintLoop is the daemon's certificate loop: each second a step of the
+// change under way (certificates.Changes), then of the device CA.
+func (s *Server) remintLoop(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if s.restored.Load() {
+				return
+			}
+			s.changes.Step()
+			if err := s.deviceCAStep(ctx); err != nil {
+				msg := err.Error()
+				if prev := s.deviceCAErr.Swap(&msg); prev == nil || *prev != msg {
+					s.log.Error("device CA", "err", err)
+				}
+			} else {
+				s.deviceCAErr.Store(nil)
+			}
+		}
+	}
 }

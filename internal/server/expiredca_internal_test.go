@@ -67,14 +67,14 @@ func TestZoneCAExpiresWhileRunning(t *testing.T) {
 	clock.Store(&start)
 	var logs bytes.Buffer
 	s, _ := newClockedServer(t, &clock, &logs)
-	s.noteExpiredCA()
+	s.changes.Step()
 	if strings.Contains(logs.String(), "expired") {
 		t.Fatalf("logged an expiry before it happened: %s", logs.String())
 	}
 	later := s.zoneCA().NotAfter.Add(time.Hour)
 	clock.Store(&later)
-	s.noteExpiredCA()
-	s.noteExpiredCA()
+	s.changes.Step()
+	s.changes.Step()
 	if n := strings.Count(logs.String(), "the zone CA has expired"); n != 1 || !strings.Contains(logs.String(), "zman --allow-expired-ca certificate-authority-remint") {
 		t.Fatalf("logged %d times, want once with the way out: %s", n, logs.String())
 	}
@@ -115,7 +115,7 @@ func TestCrossSignFutureElsewhere(t *testing.T) {
 	if err := db.StartRemint("tester", rm); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.reconcile(); err != nil {
+	if err := s.changes.Reconcile(); err != nil {
 		t.Fatal(err)
 	}
 	got, err := db.Remint()
@@ -130,7 +130,7 @@ func TestCrossSignFutureElsewhere(t *testing.T) {
 		t.Fatalf("the cross certificate is not the current CA's certification of the new one: %v", err)
 	}
 	// A second pass keeps the first signature.
-	if err := s.reconcile(); err != nil {
+	if err := s.changes.Reconcile(); err != nil {
 		t.Fatal(err)
 	}
 	if again, _ := db.Remint(); again.CrossCert != got.CrossCert {

@@ -45,17 +45,7 @@ func (s *Server) routes() http.Handler {
 	area.Admin("GET "+api.Prefix+"/registration-keys", s.listRegKeys)
 	area.Admin("POST "+api.Prefix+"/registration-keys", s.createRegKey)
 	area.Admin("DELETE "+api.Prefix+"/registration-keys/{key}", s.deleteRegKey)
-	area.Admin("POST "+api.Prefix+"/certificate-authority/remint", s.remintCA)
-	area.Admin("POST "+api.Prefix+"/certificate-authority/change", s.changeCA)
 	area.Admin("POST "+api.Prefix+"/certificate-authority/device-ca/rotate", s.rotateDeviceCA)
-	area.Admin("POST "+api.Prefix+"/server-certificates/remint", s.remintServerCerts)
-	area.Admin("GET "+api.Prefix+"/certificate-changes/current", s.getChange)
-	area.Admin("DELETE "+api.Prefix+"/certificate-changes/current", s.cancelChange)
-	area.Admin("GET "+api.Prefix+"/certificate-changes/current/csrs.zip", s.getCSRZip)
-	area.Admin("GET "+api.Prefix+"/server-certificates/{server}/csr", s.getCSR)
-	area.Admin("POST "+api.Prefix+"/server-certificates/{server}/csr", s.regenerateCSR)
-	area.Admin("POST "+api.Prefix+"/server-certificates/{server}/import", s.importFuture)
-	area.Admin("POST "+api.Prefix+"/server-certificates/{server}/certificate", s.addServerCertificate)
 
 	// Registration proves nothing but knowledge of the zone CA (and the key,
 	// when one is required); everything after it needs the device certificate.
@@ -71,6 +61,7 @@ func (s *Server) routes() http.Handler {
 	area.Device("DELETE "+api.Prefix+"/device", s.deviceUnregister)
 	(&certificates.Handlers{Zone: s.db, Signer: caSigner{s}, Trust: tlsTrust{s}, CA: &s.ca, Self: s.self, Paths: s.opts.Paths,
 		ZoneName: s.zone.Name, Now: s.now, Log: s.log}).Register(area)
+	s.changes.Register(area)
 	(&satellites.Handlers{Zone: s.db, Issuer: caIssuer{s}, Now: s.now}).Register(area)
 	s.spk.Register(area)
 	(&spkvalues.Handlers{Zone: s.db, Sealer: s.spk}).Register(area)

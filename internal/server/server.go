@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	"zonekit/internal/metrics"
 	"zonekit/internal/pki"
 	"zonekit/internal/replica"
+	"zonekit/internal/server/certificates"
 	"zonekit/internal/server/cluster"
 	"zonekit/internal/server/contentrepl"
 	"zonekit/internal/server/spksecrets"
@@ -63,10 +63,8 @@ type Server struct {
 	metrics  *metrics.ZoneServer
 	health   *metrics.Health
 
-	remintMu    sync.Mutex // one certificate change step at a time on this server
-	remintErr   atomic.Pointer[string]
+	changes     *certificates.Changes  // certificate changes: their loop step and routes
 	deviceCAErr atomic.Pointer[string] // last device CA error logged by the loop
-	caExpired   atomic.Bool            // logged that the zone CA expired while running
 	restored    atomic.Bool            // set after a restore: answer nothing until restarted
 	// ocsWork records OCS agents' contacts off the request path; Serve
 	// closes it, and the content replication's, once requests are done.
@@ -92,9 +90,10 @@ func New(opts Options) (*Server, error) {
 	if s.self, err = s.db.Server(opts.Config.ServerID); err != nil {
 		return nil, fmt.Errorf("this server (server.id %q in %s): %w", opts.Config.ServerID, opts.Paths.ConfigFile(), err)
 	}
+	s.changes = &certificates.Changes{Zone: s.db, TLS: tlsTrust{s}, CA: &s.ca, Self: s.self, Paths: opts.Paths, Now: s.now, Log: s.log}
 	// A change that activated while this server was down is finished
 	// first, so that it starts with the certificates the zone expects.
-	if err := s.finishActivation(); err != nil {
+	if err := s.changes.FinishActivation(); err != nil {
 		s.log.Error("finishing a certificate change", "err", err)
 	}
 	if err := s.loadTrust(); err != nil {

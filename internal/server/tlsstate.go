@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"net/http"
 	"os"
 	"sort"
 	"time"
@@ -166,3 +167,37 @@ type tlsTrust struct{ s *Server }
 func (t tlsTrust) ZoneCA() *x509.Certificate { return t.s.zoneCA() }
 func (t tlsTrust) TrustedCAs() []string      { return t.s.trustedCAs() }
 func (t tlsTrust) Served() [][]byte          { return t.s.trust.Load().cert.Certificate }
+func (t tlsTrust) Leaf() *x509.Certificate   { return t.s.trust.Load().leaf }
+func (t tlsTrust) Reload() error             { return t.s.loadTrust() }
+
+// trustedCAs are the PEMs agents should trust now: the zone CA, while
+// a change of CA is under way the future one, and under an external CA
+// the device CA (last: agents take the first as the zone CA), which
+// signs satellites' certificates and CPKs there.
+func (s *Server) trustedCAs() []string {
+	st := s.trust.Load()
+	out := []string{string(pki.EncodeCertPEM(st.ca))}
+	if rm, err := s.db.Remint(); err == nil && rm != nil && rm.FutureCA != "" {
+		out = append(out, rm.FutureCA)
+	}
+	if st.external && st.deviceCA != nil {
+		out = append(out, string(pki.EncodeCertPEM(st.deviceCA)))
+	}
+	return out
+}
+
+// needsRenewal says whether a device certificate should be replaced: it
+// comes from another CA than the one issuing device certificates now (a
+// replaced CA, the internal CA before a change to an external one), or it
+// expires within 30 days. Only a server that can issue the new one asks.
+func (s *Server) needsRenewal(r *http.Request) bool {
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
+		return false
+	}
+	issuer := s.deviceIssuer()
+	if issuer == nil || (!s.trust.Load().external && s.ca.Load() == nil) {
+		return false
+	}
+	leaf := r.TLS.VerifiedChains[0][0]
+	return leaf.CheckSignatureFrom(issuer) != nil || leaf.NotAfter.Sub(s.now()) < 30*24*time.Hour
+}

@@ -4,9 +4,9 @@
 // trust), the zone's CAs as anyone may ask for them (/api/v1/trust), the
 // zone CA and server certificates as administrators see them, the CA's
 // export and import and this server's CertAuth role, and the preflight
-// of a certificate change (/api/v1/certificate-changes/check). The
-// certificate-change loop, its other routes and the device CA are still
-// the server core's (remint.go, deviceca.go).
+// of a certificate change (/api/v1/certificate-changes/check). Changes
+// (changes.go) is the certificate change itself: its loop step and its
+// routes. The device CA is still the server core's (deviceca.go).
 package certificates
 
 import (

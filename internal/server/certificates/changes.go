@@ -1,9 +1,8 @@
-package server
+package certificates
 
 import (
 	"archive/zip"
 	"bytes"
-	"context"
 	"crypto"
 	"crypto/rand"
 	"crypto/x509"
@@ -11,23 +10,27 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"zonekit/internal/api"
 	"zonekit/internal/atomicfile"
+	"zonekit/internal/config"
 	"zonekit/internal/errkind"
 	"zonekit/internal/pki"
-	"zonekit/internal/server/certificates"
+	"zonekit/internal/server/httpapi"
 	"zonekit/internal/zone"
 )
 
 // A certificate change (remint) runs in steps that every server repeats
-// each second in remintLoop, so that it needs no coordinator: a server
+// each second (Changes.Step), so that it needs no coordinator: a server
 // whose future certificate is missing makes its key (remint-repo/key.der,
 // never leaving the machine) and a CSR; the server holding the signing key
 // signs pending CSRs; an administrator's certificates are picked up from
@@ -37,99 +40,136 @@ import (
 
 const (
 	futurePending = "Creating certificate"
-	loopEvery     = time.Second
-	systemActor   = "zone-server"
+	// SystemActor is who the audit names for what the servers do
+	// themselves.
+	SystemActor = "zone-server"
 )
 
-func (s *Server) futureKeyPath() string { return filepath.Join(s.opts.Paths.RemintRepo(), "key.der") }
-func (s *Server) futureChainPath() string {
-	return filepath.Join(s.opts.Paths.RemintRepo(), "server.pem")
-}
-func (s *Server) futureCAKeyPath() string {
-	return filepath.Join(s.opts.Paths.Security(), "zone-ca.future.key")
+// ChangeZone is what the certificate change needs of the zone's state
+// (*zone.DB).
+type ChangeZone interface {
+	Zone
+	StartRemint(actor string, r zone.Remint) error
+	SetRemintCross(actor, remintID, crossPEM string) error
+	SetFuture(actor, remintID string, f zone.FutureCert) error
+	CancelRemint(actor, remintID string) error
+	ActivateRemint(actor, remintID string) error
+	SetServerCert(actor, id, certPEM string) error
 }
 
-// remintLoop advances certificate changes until ctx ends.
-func (s *Server) remintLoop(ctx context.Context) {
-	t := time.NewTicker(loopEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if s.restored.Load() {
-				return
-			}
-			if err := s.reconcile(); err != nil {
-				msg := err.Error()
-				if prev := s.remintErr.Swap(&msg); prev == nil || *prev != msg {
-					s.log.Error("certificate change", "err", err)
-				}
-			} else {
-				s.remintErr.Store(nil)
-			}
-			s.noteExpiredCA()
-			if err := s.deviceCAStep(ctx); err != nil {
-				msg := err.Error()
-				if prev := s.deviceCAErr.Swap(&msg); prev == nil || *prev != msg {
-					s.log.Error("device CA", "err", err)
-				}
-			} else {
-				s.deviceCAErr.Store(nil)
-			}
+// TLS is the core's TLS state as the certificate change sees it.
+type TLS interface {
+	Trust
+	// Leaf is this server's certificate as TLS serves it now.
+	Leaf() *x509.Certificate
+	// Reload rereads the zone CA and this server's certificate and
+	// switches TLS to them.
+	Reload() error
+}
+
+// Changes runs the zone's certificate changes on this server: its Step
+// is the daemon's certificate loop, its routes start, show, cancel and
+// feed a change (CSRs, certificates an external CA signed), and
+// FinishActivation is what the core does at start-up.
+type Changes struct {
+	Zone  ChangeZone
+	TLS   TLS
+	CA    CAHolder
+	Self  zone.Server
+	Paths config.Paths
+	Now   func() time.Time
+	Log   *slog.Logger
+
+	mu        sync.Mutex // one certificate change step at a time on this server
+	lastErr   atomic.Pointer[string]
+	caExpired atomic.Bool // logged that the zone CA expired while running
+}
+
+// Register mounts the certificate change's routes.
+func (c *Changes) Register(r httpapi.Routes) {
+	r.Admin("POST "+api.Prefix+"/certificate-authority/remint", c.remintCA)
+	r.Admin("POST "+api.Prefix+"/certificate-authority/change", c.changeCA)
+	r.Admin("POST "+api.Prefix+"/server-certificates/remint", c.remintServerCerts)
+	r.Admin("GET "+api.Prefix+"/certificate-changes/current", c.getChange)
+	r.Admin("DELETE "+api.Prefix+"/certificate-changes/current", c.cancelChange)
+	r.Admin("GET "+api.Prefix+"/certificate-changes/current/csrs.zip", c.getCSRZip)
+	r.Admin("GET "+api.Prefix+"/server-certificates/{server}/csr", c.getCSR)
+	r.Admin("POST "+api.Prefix+"/server-certificates/{server}/csr", c.regenerateCSR)
+	r.Admin("POST "+api.Prefix+"/server-certificates/{server}/import", c.importFuture)
+	r.Admin("POST "+api.Prefix+"/server-certificates/{server}/certificate", c.addServerCertificate)
+}
+
+func (c *Changes) futureKeyPath() string { return filepath.Join(c.Paths.RemintRepo(), "key.der") }
+func (c *Changes) futureChainPath() string {
+	return filepath.Join(c.Paths.RemintRepo(), "server.pem")
+}
+func (c *Changes) futureCAKeyPath() string {
+	return filepath.Join(c.Paths.Security(), "zone-ca.future.key")
+}
+
+// Step does, once, whatever this server can do now for the change under
+// way and notes an expired zone CA; the daemon's certificate loop calls it
+// each second. Errors are logged when they change.
+func (c *Changes) Step() {
+	if err := c.Reconcile(); err != nil {
+		msg := err.Error()
+		if prev := c.lastErr.Swap(&msg); prev == nil || *prev != msg {
+			c.Log.Error("certificate change", "err", err)
 		}
+	} else {
+		c.lastErr.Store(nil)
 	}
+	c.noteExpiredCA()
 }
 
 // noteExpiredCA logs, once, that the zone CA expired while this server
 // runs: from then on no agent, zman or peer can verify it, and the log is
 // the only place left to say so and name the way out.
-func (s *Server) noteExpiredCA() {
-	ca := s.zoneCA()
-	if ca == nil || !s.now().After(ca.NotAfter) {
-		s.caExpired.Store(false)
+func (c *Changes) noteExpiredCA() {
+	ca := c.TLS.ZoneCA()
+	if ca == nil || !c.Now().After(ca.NotAfter) {
+		c.caExpired.Store(false)
 		return
 	}
-	if s.caExpired.Swap(true) {
+	if c.caExpired.Swap(true) {
 		return
 	}
-	s.log.Error("the zone CA has expired: nothing can connect to this server any more",
+	c.Log.Error("the zone CA has expired: nothing can connect to this server any more",
 		"ca", ca.Subject.String(), "expired", ca.NotAfter.UTC().Format(time.RFC3339),
 		"remedy", "remint it at once with 'zman --allow-expired-ca certificate-authority-remint' (then devices run 'zac retrust'), or stop the server and run 'zconfigure -c SSL' option 2")
 }
 
-// reconcile does whatever step of the change under way this server can do now.
-func (s *Server) reconcile() error {
-	s.remintMu.Lock()
-	defer s.remintMu.Unlock()
-	return s.reconcileLocked()
+// Reconcile does whatever step of the change under way this server can do now.
+func (c *Changes) Reconcile() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reconcileLocked()
 }
 
-func (s *Server) reconcileLocked() error {
-	r, err := s.db.Remint()
+func (c *Changes) reconcileLocked() error {
+	r, err := c.Zone.Remint()
 	if err != nil {
 		return err
 	}
 	if r == nil {
-		return s.followActivation()
+		return c.followActivation()
 	}
-	if err := s.prepareOwn(r); err != nil {
+	if err := c.prepareOwn(r); err != nil {
 		return err
 	}
-	if err := s.crossSignFuture(r); err != nil {
+	if err := c.crossSignFuture(r); err != nil {
 		return err
 	}
-	if r, err = s.db.Remint(); err != nil || r == nil {
+	if r, err = c.Zone.Remint(); err != nil || r == nil {
 		return err
 	}
-	if err := s.signPending(r); err != nil {
+	if err := c.signPending(r); err != nil {
 		return err
 	}
-	if r, err = s.db.Remint(); err != nil || r == nil {
+	if r, err = c.Zone.Remint(); err != nil || r == nil {
 		return err
 	}
-	if !r.Immediate && s.now().Before(r.Activation) {
+	if !r.Immediate && c.Now().Before(r.Activation) {
 		return nil
 	}
 	for _, f := range r.Servers {
@@ -137,68 +177,67 @@ func (s *Server) reconcileLocked() error {
 			return fmt.Errorf("change %q is due but server %s has no future certificate (%s)", r.Name, f.Name, f.Status)
 		}
 	}
-	if err := s.db.ActivateRemint(systemActor, r.ID); err != nil {
+	if err := c.Zone.ActivateRemint(SystemActor, r.ID); err != nil {
 		return fmt.Errorf("activate change %q: %w", r.Name, err)
 	}
-	s.log.Info("certificate change activated", "change", r.Name, "kind", string(r.Kind))
-	return s.installOwn(r)
+	c.Log.Info("certificate change activated", "change", r.Name, "kind", string(r.Kind))
+	return c.installOwn(r)
 }
 
 // followActivation installs a change another server of the zone activated:
 // the store then holds a zone CA or a certificate for this server that
 // differ from the ones this server uses.
-func (s *Server) followActivation() error {
-	z, err := s.db.Zone()
+func (c *Changes) followActivation() error {
+	z, err := c.Zone.Zone()
 	if err != nil {
 		return err
 	}
-	self, err := s.db.Server(s.self.ID)
+	self, err := c.Zone.Server(c.Self.ID)
 	if err != nil {
 		return err
 	}
-	st := s.trust.Load()
 	ca, errCA := pki.ParseCertPEM([]byte(z.CACertPEM))
 	leaf, errLeaf := pki.ParseCertPEM([]byte(self.CertPEM))
-	if (errCA != nil || ca.Equal(st.ca)) && (errLeaf != nil || leaf.Equal(st.leaf)) {
+	if (errCA != nil || ca.Equal(c.TLS.ZoneCA())) && (errLeaf != nil || leaf.Equal(c.TLS.Leaf())) {
 		return nil
 	}
-	if err := s.finishActivation(); err != nil {
+	if err := c.FinishActivation(); err != nil {
 		return err
 	}
-	if err := s.loadTrust(); err != nil {
+	if err := c.TLS.Reload(); err != nil {
 		return err
 	}
-	s.log.Info("certificate change activated elsewhere in the zone installed")
+	c.Log.Info("certificate change activated elsewhere in the zone installed")
 	return nil
 }
 
 // prepareOwn makes this server's key and CSR, or picks up an
 // administrator's certificate from remint-repo.
-func (s *Server) prepareOwn(r *zone.Remint) error {
-	f, ok := r.Future(s.self.ID)
+func (c *Changes) prepareOwn(r *zone.Remint) error {
+	f, ok := r.Future(c.Self.ID)
 	if !ok || f.Ready() {
 		return nil
 	}
 	if r.Manual {
-		return s.pickUpManual(r, f)
+		return c.pickUpManual(r, f)
 	}
 	if f.CSRPEM != "" {
 		return nil
 	}
 	if f.NewKey {
-		if err := os.Remove(s.futureKeyPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := os.Remove(c.futureKeyPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 		f.NewKey = false
 	}
-	key, err := s.futureKey(r.KeyType)
+	key, err := c.futureKey(r.KeyType)
 	if err != nil {
 		f.Status, f.Error = zone.FutureCSRFailed, err.Error()
-		return s.db.SetFuture(systemActor, r.ID, f)
+		return c.Zone.SetFuture(SystemActor, r.ID, f)
 	}
 	subj := r.Subject
 	subj.CommonName, subj.DNSNames = f.Name, f.DNSNames
-	csr, err := pki.NewServerCSR(key, subj, s.self.IPs)
+	csr, err := pki.NewServerCSR(key, subj, c.Self.IPs)
 	if err != nil {
 		f.Status, f.Error = zone.FutureCSRFailed, err.Error()
 	} else {
@@ -208,66 +247,66 @@ func (s *Server) prepareOwn(r *zone.Remint) error {
 			f.Status = zone.FutureCSR
 		}
 	}
-	return s.db.SetFuture(systemActor, r.ID, f)
+	return c.Zone.SetFuture(SystemActor, r.ID, f)
 }
 
 // futureKey returns remint-repo/key.der, creating it when missing.
-func (s *Server) futureKey(kt pki.KeyType) (crypto.Signer, error) {
-	if data, err := os.ReadFile(s.futureKeyPath()); err == nil {
+func (c *Changes) futureKey(kt pki.KeyType) (crypto.Signer, error) {
+	if data, err := os.ReadFile(c.futureKeyPath()); err == nil {
 		return pki.ParsePrivateKey(data)
 	}
 	key, err := pki.GenerateKey(kt)
 	if err != nil {
 		return nil, err
 	}
-	return key, s.writeFutureKey(key)
+	return key, c.writeFutureKey(key)
 }
 
-func (s *Server) writeFutureKey(key crypto.Signer) error {
+func (c *Changes) writeFutureKey(key crypto.Signer) error {
 	der, err := pki.EncodeKeyDER(key)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(s.opts.Paths.RemintRepo(), 0o700); err != nil {
+	if err := os.MkdirAll(c.Paths.RemintRepo(), 0o700); err != nil {
 		return err
 	}
-	return atomicfile.WriteFile(s.futureKeyPath(), der, 0o600)
+	return atomicfile.WriteFile(c.futureKeyPath(), der, 0o600)
 }
 
 // futureSigner returns the CA that signs this change's server
 // certificates, if this server holds its key.
-func (s *Server) futureSigner(r *zone.Remint) (*pki.CA, error) {
+func (c *Changes) futureSigner(r *zone.Remint) (*pki.CA, error) {
 	if r.External {
 		return nil, nil
 	}
 	if r.Kind == zone.RemintServers {
-		return s.ca.Load(), nil
+		return c.CA.Load(), nil
 	}
-	if r.CAServer != s.self.ID {
+	if r.CAServer != c.Self.ID {
 		return nil, nil
 	}
 	cert, err := pki.ParseCertPEM([]byte(r.FutureCA))
 	if err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(s.futureCAKeyPath())
+	data, err := os.ReadFile(c.futureCAKeyPath())
 	if err != nil {
 		return nil, fmt.Errorf("the future CA's key: %w", err)
 	}
 	key, err := pki.ParseKeyPEM(data)
 	if err != nil {
-		return nil, fmt.Errorf("the future CA's key %s: %w", s.futureCAKeyPath(), err)
+		return nil, fmt.Errorf("the future CA's key %s: %w", c.futureCAKeyPath(), err)
 	}
 	return &pki.CA{Cert: cert, Key: key}, nil
 }
 
-func (s *Server) signPending(r *zone.Remint) error {
-	ca, err := s.futureSigner(r)
+func (c *Changes) signPending(r *zone.Remint) error {
+	ca, err := c.futureSigner(r)
 	if err != nil || ca == nil {
 		return err
 	}
 	servers := map[string]zone.Server{}
-	if list, err := s.db.Servers(); err == nil {
+	if list, err := c.Zone.Servers(); err == nil {
 		for _, sv := range list {
 			servers[sv.ID] = sv
 		}
@@ -276,13 +315,13 @@ func (s *Server) signPending(r *zone.Remint) error {
 		if f.Ready() || f.CSRPEM == "" {
 			continue
 		}
-		cert, err := s.signFuture(ca, f, servers[f.Server])
+		cert, err := c.signFuture(ca, f, servers[f.Server])
 		if err != nil {
 			f.Status, f.Error = zone.FutureFailed, err.Error()
 		} else {
 			f.Status, f.Error, f.CertPEM = zone.FutureCreated, "", string(pki.EncodeCertPEM(cert))
 		}
-		if err := s.db.SetFuture(systemActor, r.ID, f); err != nil {
+		if err := c.Zone.SetFuture(SystemActor, r.ID, f); err != nil {
 			return err
 		}
 	}
@@ -294,12 +333,12 @@ func (s *Server) signPending(r *zone.Remint) error {
 // is not (cach --internal on the server that will hold the new CA): the
 // cross certificate is what lets a device that missed the change follow
 // with 'zac retrust' without a fingerprint.
-func (s *Server) crossSignFuture(r *zone.Remint) error {
+func (c *Changes) crossSignFuture(r *zone.Remint) error {
 	if r.CrossCert != "" || !r.Kind.ChangesCA() {
 		return nil
 	}
-	ca := s.ca.Load()
-	if ca == nil || !ca.Cert.Equal(s.zoneCA()) {
+	ca := c.CA.Load()
+	if ca == nil || !ca.Cert.Equal(c.TLS.ZoneCA()) {
 		return nil
 	}
 	future, err := pki.ParseCertPEM([]byte(r.FutureCA))
@@ -310,14 +349,14 @@ func (s *Server) crossSignFuture(r *zone.Remint) error {
 	if err != nil {
 		return err
 	}
-	if err := s.db.SetRemintCross(systemActor, r.ID, string(pki.EncodeCertPEM(cross))); err != nil {
+	if err := c.Zone.SetRemintCross(SystemActor, r.ID, string(pki.EncodeCertPEM(cross))); err != nil {
 		return err
 	}
-	s.log.Info("the current CA certified the future one", "change", r.Name, "future", future.Subject.String())
+	c.Log.Info("the current CA certified the future one", "change", r.Name, "future", future.Subject.String())
 	return nil
 }
 
-func (s *Server) signFuture(ca *pki.CA, f zone.FutureCert, sv zone.Server) (*x509.Certificate, error) {
+func (c *Changes) signFuture(ca *pki.CA, f zone.FutureCert, sv zone.Server) (*x509.Certificate, error) {
 	csr, err := pki.ParseCSRPEM([]byte(f.CSRPEM))
 	if err != nil {
 		return nil, err
@@ -331,31 +370,31 @@ func (s *Server) signFuture(ca *pki.CA, f zone.FutureCert, sv zone.Server) (*x50
 			ips = append(ips, p)
 		}
 	}
-	return ca.IssueServer(pki.ServerRequest{CommonName: f.Name, DNSNames: f.DNSNames, IPs: ips, PublicKey: csr.PublicKey}, s.now())
+	return ca.IssueServer(pki.ServerRequest{CommonName: f.Name, DNSNames: f.DNSNames, IPs: ips, PublicKey: csr.PublicKey}, c.Now())
 }
 
 // manualNames are the names an administrator may give the certificate
 // placed in remint-repo, as the reference tool accepts them.
 var manualNames = []string{"server.pem", "server.cer", "server.crt", "server.der", "server.cert", "server.p7b"}
 
-func (s *Server) pickUpManual(r *zone.Remint, f zone.FutureCert) error {
-	keyData, err := os.ReadFile(s.futureKeyPath())
+func (c *Changes) pickUpManual(r *zone.Remint, f zone.FutureCert) error {
+	keyData, err := os.ReadFile(c.futureKeyPath())
 	if err != nil {
 		return nil // nothing placed yet
 	}
 	var certData []byte
 	for _, n := range manualNames {
-		if certData, err = os.ReadFile(filepath.Join(s.opts.Paths.RemintRepo(), n)); err == nil {
+		if certData, err = os.ReadFile(filepath.Join(c.Paths.RemintRepo(), n)); err == nil {
 			break
 		}
 	}
 	if certData == nil {
 		return nil
 	}
-	chain, err := s.checkFuture(r, f, certData, func() (crypto.PublicKey, error) {
+	chain, err := c.checkFuture(r, f, certData, func() (crypto.PublicKey, error) {
 		key, err := pki.ParsePrivateKey(keyData)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", s.futureKeyPath(), err)
+			return nil, fmt.Errorf("%s: %w", c.futureKeyPath(), err)
 		}
 		return key.Public(), nil
 	})
@@ -363,32 +402,32 @@ func (s *Server) pickUpManual(r *zone.Remint, f zone.FutureCert) error {
 		// No -f here: the administrator places a certificate that covers
 		// every name in use (the error says which are missing).
 		var sv zone.Server
-		if sv, err = s.db.Server(f.Server); err == nil {
+		if sv, err = c.Zone.Server(f.Server); err == nil {
 			_, err = checkNamesInUse(chain[0], sv, false, false)
 		}
 	}
 	if err != nil {
 		if f.Error != err.Error() {
 			f.Error = err.Error()
-			return s.db.SetFuture(systemActor, r.ID, f)
+			return c.Zone.SetFuture(SystemActor, r.ID, f)
 		}
 		return nil
 	}
 	f.Status, f.Error, f.CertPEM = zone.FutureUploaded, "", string(pki.EncodeChainPEM(chain...))
-	return s.db.SetFuture(systemActor, r.ID, f)
+	return c.Zone.SetFuture(SystemActor, r.ID, f)
 }
 
 // checkFuture verifies an administrator's certificate for f: its key,
 // its chain to the CA the change activates, and its name.
-func (s *Server) checkFuture(r *zone.Remint, f zone.FutureCert, data []byte, pub func() (crypto.PublicKey, error)) ([]*x509.Certificate, error) {
+func (c *Changes) checkFuture(r *zone.Remint, f zone.FutureCert, data []byte, pub func() (crypto.PublicKey, error)) ([]*x509.Certificate, error) {
 	certs, err := pki.ParseCertificates(data)
 	if err != nil {
 		return nil, errkind.Wrap(errkind.Invalid, err)
 	}
-	root := s.zoneCA()
+	root := c.TLS.ZoneCA()
 	// Under the current CA, the intermediates this server already chains
 	// through are known; a change of CA brings its own.
-	inter := s.intermediates()
+	inter := c.intermediates()
 	if r.Kind.ChangesCA() {
 		inter = nil
 		if root, err = pki.ParseCertPEM([]byte(r.FutureCA)); err != nil {
@@ -432,11 +471,12 @@ func checkNamesInUse(leaf *x509.Certificate, sv zone.Server, force, canForce boo
 
 // intermediates are the CA certificates between this server's
 // certificate and the zone CA (an external CA's issuing chain).
-func (s *Server) intermediates() []*x509.Certificate {
+func (c *Changes) intermediates() []*x509.Certificate {
 	var out []*x509.Certificate
-	for _, der := range s.trust.Load().cert.Certificate[1:] {
-		if c, err := x509.ParseCertificate(der); err == nil && c.IsCA && !c.Equal(s.zoneCA()) {
-			out = append(out, c)
+	root := c.TLS.ZoneCA()
+	for _, der := range c.TLS.Served()[1:] {
+		if cert, err := x509.ParseCertificate(der); err == nil && cert.IsCA && !cert.Equal(root) {
+			out = append(out, cert)
 		}
 	}
 	return out
@@ -444,32 +484,32 @@ func (s *Server) intermediates() []*x509.Certificate {
 
 // installOwn puts this server's future certificate (and the new CA) in
 // place after activation and switches TLS to them.
-func (s *Server) installOwn(r *zone.Remint) error {
-	if f, ok := r.Future(s.self.ID); ok {
-		if err := atomicfile.WriteFile(s.futureChainPath(), []byte(f.CertPEM), 0o644); err != nil {
+func (c *Changes) installOwn(r *zone.Remint) error {
+	if f, ok := r.Future(c.Self.ID); ok {
+		if err := atomicfile.WriteFile(c.futureChainPath(), []byte(f.CertPEM), 0o644); err != nil {
 			return err
 		}
 	}
-	if err := s.finishActivation(); err != nil {
+	if err := c.FinishActivation(); err != nil {
 		return err
 	}
-	if err := s.loadTrust(); err != nil {
+	if err := c.TLS.Reload(); err != nil {
 		return err
 	}
 	return nil
 }
 
-// finishActivation brings conf/ in line with the store after a change has
+// FinishActivation brings conf/ in line with the store after a change has
 // activated (also at start-up, for a change that activated while this
 // server was down): the zone CA file, the CA key when this server holds
 // the new CA, and this server's certificate and key from remint-repo.
-func (s *Server) finishActivation() error {
-	p := s.opts.Paths
-	z, err := s.db.Zone()
+func (c *Changes) FinishActivation() error {
+	p := c.Paths
+	z, err := c.Zone.Zone()
 	if err != nil {
 		return err
 	}
-	self, err := s.db.Server(s.self.ID)
+	self, err := c.Zone.Server(c.Self.ID)
 	if err != nil {
 		return err
 	}
@@ -479,7 +519,7 @@ func (s *Server) finishActivation() error {
 		if err != nil {
 			return err
 		}
-		if keyData, err := os.ReadFile(s.futureCAKeyPath()); err == nil {
+		if keyData, err := os.ReadFile(c.futureCAKeyPath()); err == nil {
 			if key, err := pki.ParseKeyPEM(keyData); err == nil && pki.SameKey(ca.PublicKey, key) {
 				// The old CA key is kept beside the new one, 0600, for
 				// an administrator who needs to sign with it once more.
@@ -488,7 +528,7 @@ func (s *Server) finishActivation() error {
 						return err
 					}
 				}
-				if err := os.Rename(s.futureCAKeyPath(), p.CAKey()); err != nil {
+				if err := os.Rename(c.futureCAKeyPath(), p.CAKey()); err != nil {
 					return err
 				}
 			}
@@ -501,7 +541,7 @@ func (s *Server) finishActivation() error {
 				if err := os.Rename(p.CAKey(), filepath.Join(p.Security(), "zone-ca.previous.key")); err != nil {
 					return err
 				}
-				s.log.Info("the replaced CA's key was moved aside", "file", filepath.Join(p.Security(), "zone-ca.previous.key"))
+				c.Log.Info("the replaced CA's key was moved aside", "file", filepath.Join(p.Security(), "zone-ca.previous.key"))
 			}
 		}
 		if err := atomicfile.WriteFile(p.CACert(), []byte(z.CACertPEM), 0o644); err != nil {
@@ -509,12 +549,12 @@ func (s *Server) finishActivation() error {
 		}
 		if key, err := os.ReadFile(p.CAKey()); err == nil && self.HasRole(zone.RoleCertAuth) {
 			if k, err := pki.ParseKeyPEM(key); err == nil && pki.SameKey(ca.PublicKey, k) {
-				s.ca.Store(&pki.CA{Cert: ca, Key: k})
+				c.CA.Store(&pki.CA{Cert: ca, Key: k})
 			}
 		} else if !self.HasRole(zone.RoleCertAuth) {
-			s.ca.Store(nil)
+			c.CA.Store(nil)
 		}
-		s.log.Info("zone CA replaced", "subject", ca.Subject.String(), "sha256", pki.Fingerprint(ca, "sha256"))
+		c.Log.Info("zone CA replaced", "subject", ca.Subject.String(), "sha256", pki.Fingerprint(ca, "sha256"))
 	}
 	want, err := pki.ParseCertPEM([]byte(self.CertPEM))
 	if err != nil {
@@ -524,8 +564,8 @@ func (s *Server) finishActivation() error {
 	if err == nil && have.Equal(want) {
 		return nil
 	}
-	chainPEM, err := os.ReadFile(s.futureChainPath())
-	if errors.Is(err, fs.ErrNotExist) && fileExists(s.futureKeyPath()) {
+	chainPEM, err := os.ReadFile(c.futureChainPath())
+	if errors.Is(err, fs.ErrNotExist) && fileExists(c.futureKeyPath()) {
 		// Another server of the zone activated the change before this one
 		// fetched its certificate: the store's copy is the one (issued by
 		// the zone CA itself, so there is no intermediate to add).
@@ -533,13 +573,13 @@ func (s *Server) finishActivation() error {
 	}
 	if err != nil {
 		return fmt.Errorf("the store holds a new certificate for this server (SHA-256 %s) but %s is missing: %w",
-			pki.Fingerprint(want, "sha256"), s.futureChainPath(), err)
+			pki.Fingerprint(want, "sha256"), c.futureChainPath(), err)
 	}
 	chain, err := pki.ParseCertsPEM(chainPEM)
 	if err != nil || !chain[0].Equal(want) {
-		return fmt.Errorf("%s does not hold the certificate the store names for this server", s.futureChainPath())
+		return fmt.Errorf("%s does not hold the certificate the store names for this server", c.futureChainPath())
 	}
-	keyData, err := os.ReadFile(s.futureKeyPath())
+	keyData, err := os.ReadFile(c.futureKeyPath())
 	if err != nil {
 		// sacert may have certified the key this server already has.
 		keyData, err = os.ReadFile(p.ServerKey())
@@ -552,7 +592,7 @@ func (s *Server) finishActivation() error {
 		return err
 	}
 	if !pki.SameKey(want.PublicKey, key) {
-		return fmt.Errorf("no key for this server's new certificate (SHA-256 %s) in %s", pki.Fingerprint(want, "sha256"), s.futureKeyPath())
+		return fmt.Errorf("no key for this server's new certificate (SHA-256 %s) in %s", pki.Fingerprint(want, "sha256"), c.futureKeyPath())
 	}
 	keyPEM, err := pki.EncodeKeyPEM(key)
 	if err != nil {
@@ -564,35 +604,35 @@ func (s *Server) finishActivation() error {
 	if err := atomicfile.WriteFile(p.ServerCert(), append(chainPEM, []byte(z.CACertPEM)...), 0o644); err != nil {
 		return err
 	}
-	s.cleanRemintRepo()
-	s.log.Info("server certificate installed", "sha256", pki.Fingerprint(want, "sha256"), "not_after", want.NotAfter.UTC())
+	c.cleanRemintRepo()
+	c.Log.Info("server certificate installed", "sha256", pki.Fingerprint(want, "sha256"), "not_after", want.NotAfter.UTC())
 	return nil
 }
 
 // cleanRemintRepo removes what a finished or cancelled change left in remint-repo.
-func (s *Server) cleanRemintRepo() {
+func (c *Changes) cleanRemintRepo() {
 	for _, n := range append([]string{"key.der"}, manualNames...) {
-		os.Remove(filepath.Join(s.opts.Paths.RemintRepo(), n))
+		os.Remove(filepath.Join(c.Paths.RemintRepo(), n))
 	}
 }
 
 // ---- HTTP handlers ----
 
-func (s *Server) remintCA(w http.ResponseWriter, r *http.Request, actor string) error {
-	return s.startChange(w, r, actor, zone.RemintCA)
+func (c *Changes) remintCA(w http.ResponseWriter, r *http.Request, actor string) error {
+	return c.startChange(w, r, actor, zone.RemintCA)
 }
 
-func (s *Server) changeCA(w http.ResponseWriter, r *http.Request, actor string) error {
-	return s.startChange(w, r, actor, "")
+func (c *Changes) changeCA(w http.ResponseWriter, r *http.Request, actor string) error {
+	return c.startChange(w, r, actor, "")
 }
 
-func (s *Server) remintServerCerts(w http.ResponseWriter, r *http.Request, actor string) error {
-	return s.startChange(w, r, actor, zone.RemintServers)
+func (c *Changes) remintServerCerts(w http.ResponseWriter, r *http.Request, actor string) error {
+	return c.startChange(w, r, actor, zone.RemintServers)
 }
 
-func (s *Server) startChange(w http.ResponseWriter, r *http.Request, actor string, kind zone.RemintKind) error {
+func (c *Changes) startChange(w http.ResponseWriter, r *http.Request, actor string, kind zone.RemintKind) error {
 	var req api.RemintRequest
-	if err := readJSON(w, r, &req); err != nil {
+	if err := httpapi.ReadJSON(w, r, &req); err != nil {
 		return err
 	}
 	if kind == "" {
@@ -601,35 +641,35 @@ func (s *Server) startChange(w http.ResponseWriter, r *http.Request, actor strin
 			kind = zone.ChangeCAExternal
 		}
 	}
-	s.remintMu.Lock()
-	defer s.remintMu.Unlock()
-	rm, cleanup, err := s.planChange(actor, kind, req)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rm, cleanup, err := c.planChange(actor, kind, req)
 	if err != nil {
 		return err
 	}
-	if err := s.db.StartRemint(actor, *rm); err != nil {
+	if err := c.Zone.StartRemint(actor, *rm); err != nil {
 		cleanup()
 		return err
 	}
-	s.log.Info("certificate change started", "actor", actor, "kind", string(kind), "name", rm.Name, "activation", rm.Activation)
+	c.Log.Info("certificate change started", "actor", actor, "kind", string(kind), "name", rm.Name, "activation", rm.Activation)
 	var warnings []string
 	if kind.ChangesCA() && rm.CrossCert == "" {
-		if holder, err := certificates.CertAuthServer(s.db); err == nil && holder == "" {
+		if holder, err := CertAuthServer(c.Zone); err == nil && holder == "" {
 			warnings = append(warnings, "no server holds the CertAuth role with the current CA's key, so nothing certifies the new CA: "+
 				"a device that misses the change must be given its fingerprint (zac retrust --fingerprint, from certificate-authority-info)")
 		}
 	}
 	// The first steps run now, so the answer shows certificates or CSRs.
-	if err := s.reconcileLocked(); err != nil {
-		s.log.Error("certificate change", "err", err)
+	if err := c.reconcileLocked(); err != nil {
+		c.Log.Error("certificate change", "err", err)
 	}
-	if cur, err := s.db.Remint(); err == nil && cur == nil {
+	if cur, err := c.Zone.Remint(); err == nil && cur == nil {
 		// Already done: activation now (or an expired CA) took effect.
-		writeJSON(w, http.StatusCreated, api.CertificateChange{Kind: "activated", ID: rm.ID, Name: rm.Name, Servers: []api.FutureServer{},
+		httpapi.WriteJSON(w, http.StatusCreated, api.CertificateChange{Kind: "activated", ID: rm.ID, Name: rm.Name, Servers: []api.FutureServer{},
 			Activated: string(rm.Kind), Retrust: rm.Kind != zone.RemintServers, CAExpired: rm.Immediate})
 		return nil
 	}
-	return s.writeChangeWarnings(w, http.StatusCreated, warnings)
+	return c.writeChangeWarnings(w, http.StatusCreated, warnings)
 }
 
 func randomHex(n int) string {
@@ -640,20 +680,20 @@ func randomHex(n int) string {
 
 // planChange checks a request and prepares the change record; cleanup
 // undoes what it wrote to disk if the change is not recorded.
-func (s *Server) planChange(actor string, kind zone.RemintKind, req api.RemintRequest) (*zone.Remint, func(), error) {
+func (c *Changes) planChange(actor string, kind zone.RemintKind, req api.RemintRequest) (*zone.Remint, func(), error) {
 	noop := func() {}
-	if cur, err := s.db.Remint(); err != nil {
+	if cur, err := c.Zone.Remint(); err != nil {
 		return nil, noop, err
 	} else if cur != nil {
 		return nil, noop, errkind.New(errkind.Exists, "a certificate change (%s %q, started %s by %s) is already under way: cancel it (certificate-change-cancel) or wait for its activation",
 			cur.Kind, cur.Name, cur.Started.UTC().Format(time.RFC3339), cur.Actor)
 	}
-	z, err := s.db.Zone()
+	z, err := c.Zone.Zone()
 	if err != nil {
 		return nil, noop, err
 	}
-	cur := s.zoneCA()
-	now := s.now()
+	cur := c.TLS.ZoneCA()
+	now := c.Now()
 	rm := &zone.Remint{ID: randomHex(16), Kind: kind, Name: req.Name, Actor: actor, Started: now.UTC(), Activation: req.Activation.UTC(),
 		Subject: pki.CSRSubject{Organization: req.Organization, OrganizationalUnit: req.OrganizationalUnit,
 			Locality: req.Locality, State: req.State, Country: req.Country}}
@@ -678,7 +718,7 @@ func (s *Server) planChange(actor string, kind zone.RemintKind, req api.RemintRe
 		return nil, noop, errkind.Wrap(errkind.Usage, err)
 	}
 	rm.KeyType = kt
-	servers, err := s.db.Servers()
+	servers, err := c.Zone.Servers()
 	if err != nil {
 		return nil, noop, err
 	}
@@ -720,7 +760,7 @@ func (s *Server) planChange(actor string, kind zone.RemintKind, req api.RemintRe
 	if rm.Name == "" {
 		rm.Name = fmt.Sprintf("%s %s", kind, now.UTC().Format("2006-01-02 15:04"))
 	}
-	oldCA := s.ca.Load()
+	oldCA := c.CA.Load()
 	switch kind {
 	case zone.RemintServers:
 		rm.External = !z.CAInternal
@@ -730,7 +770,7 @@ func (s *Server) planChange(actor string, kind zone.RemintKind, req api.RemintRe
 		}
 		markManual(rm)
 		if !rm.External && oldCA == nil {
-			return nil, noop, errkind.New(errkind.Unavailable, "server %s does not hold the CertAuth role: run this against the server that does", s.self.Name)
+			return nil, noop, errkind.New(errkind.Unavailable, "server %s does not hold the CertAuth role: run this against the server that does", c.Self.Name)
 		}
 		return rm, noop, nil
 
@@ -739,18 +779,18 @@ func (s *Server) planChange(actor string, kind zone.RemintKind, req api.RemintRe
 			return nil, noop, errkind.New(errkind.Usage, "the zone CA is external: change it with certificate-authority-change, an external CA is reminted by its owner")
 		}
 		if kind == zone.RemintCA && oldCA == nil {
-			return nil, noop, errkind.New(errkind.Unavailable, "server %s does not hold the CertAuth role and the CA key: run this against the server that does", s.self.Name)
+			return nil, noop, errkind.New(errkind.Unavailable, "server %s does not hold the CertAuth role and the CA key: run this against the server that does", c.Self.Name)
 		}
 		if req.CAServer != "" {
 			sv, ok := findServer(servers, req.CAServer)
 			if !ok {
 				return nil, noop, errkind.New(errkind.NotFound, "server %q not found", req.CAServer)
 			}
-			if sv.ID != s.self.ID {
+			if sv.ID != c.Self.ID {
 				return nil, noop, errkind.New(errkind.Usage, "the new CA's key is made on the server that will hold it: send this request to %s", sv.Name)
 			}
 		}
-		rm.CAServer = s.self.ID
+		rm.CAServer = c.Self.ID
 		cn, org := req.CommonName, z.Name
 		if kind == zone.RemintCA {
 			// A remint keeps the CA's subject: a new name is a change of CA.
@@ -788,8 +828,8 @@ func (s *Server) planChange(actor string, kind zone.RemintKind, req api.RemintRe
 		if err != nil {
 			return nil, noop, err
 		}
-		if !fileExists(s.futureKeyPath()) {
-			if err := s.writeFutureKey(keys[1]); err != nil {
+		if !fileExists(c.futureKeyPath()) {
+			if err := c.writeFutureKey(keys[1]); err != nil {
 				return nil, noop, err
 			}
 		}
@@ -800,19 +840,19 @@ func (s *Server) planChange(actor string, kind zone.RemintKind, req api.RemintRe
 		if err != nil {
 			return nil, noop, err
 		}
-		if err := atomicfile.WriteFile(s.futureCAKeyPath(), keyPEM, 0o600); err != nil {
+		if err := atomicfile.WriteFile(c.futureCAKeyPath(), keyPEM, 0o600); err != nil {
 			return nil, noop, err
 		}
 		rm.FutureCA = string(pki.EncodeCertPEM(next.Cert))
 		if oldCA != nil {
 			cross, err := oldCA.CrossSign(next.Cert)
 			if err != nil {
-				os.Remove(s.futureCAKeyPath())
+				os.Remove(c.futureCAKeyPath())
 				return nil, noop, err
 			}
 			rm.CrossCert = string(pki.EncodeCertPEM(cross))
 		}
-		return rm, func() { os.Remove(s.futureCAKeyPath()) }, nil
+		return rm, func() { os.Remove(c.futureCAKeyPath()) }, nil
 
 	case zone.ChangeCAExternal:
 		if req.ChainPEM == "" {
@@ -882,14 +922,14 @@ func pkiContains(ss []string, s string) bool {
 	return false
 }
 
-func (s *Server) changeInfo(r *zone.Remint) api.CertificateChange {
+func (c *Changes) changeInfo(r *zone.Remint) api.CertificateChange {
 	out := api.CertificateChange{ID: r.ID, Kind: string(r.Kind), Name: r.Name, Actor: r.Actor, Started: r.Started, Activation: r.Activation,
-		Immediate: r.Immediate, Cancelable: r.Cancelable(s.now()), Stalled: r.Stalled(s.now())}
+		Immediate: r.Immediate, Cancelable: r.Cancelable(c.Now()), Stalled: r.Stalled(c.Now())}
 	if c, err := pki.ParseCertPEM([]byte(r.FutureCA)); err == nil {
-		out.FutureCA = certificates.Summary(c, true)
+		out.FutureCA = Summary(c, true)
 	}
 	names := map[string]string{}
-	if list, err := s.db.Servers(); err == nil {
+	if list, err := c.Zone.Servers(); err == nil {
 		for _, sv := range list {
 			names[sv.ID] = sv.Name
 		}
@@ -900,80 +940,80 @@ func (s *Server) changeInfo(r *zone.Remint) api.CertificateChange {
 			fs.Server = f.Name
 		}
 		if c, err := pki.ParseCertPEM([]byte(f.CertPEM)); err == nil {
-			fs.Cert = certificates.Summary(c, false)
+			fs.Cert = Summary(c, false)
 		}
 		out.Servers = append(out.Servers, fs)
 	}
-	if e := s.remintErr.Load(); e != nil {
+	if e := c.lastErr.Load(); e != nil {
 		out.LastError = *e
 	}
 	return out
 }
 
-func (s *Server) writeChange(w http.ResponseWriter, status int) error {
-	return s.writeChangeWarnings(w, status, nil)
+func (c *Changes) writeChange(w http.ResponseWriter, status int) error {
+	return c.writeChangeWarnings(w, status, nil)
 }
 
 // writeChangeWarnings answers with the change under way and the
 // request's warnings.
-func (s *Server) writeChangeWarnings(w http.ResponseWriter, status int, warnings []string) error {
-	r, err := s.db.Remint()
+func (c *Changes) writeChangeWarnings(w http.ResponseWriter, status int, warnings []string) error {
+	r, err := c.Zone.Remint()
 	if err != nil {
 		return err
 	}
 	if r == nil {
 		// Activated at once (an expired CA): nothing left under way.
-		writeJSON(w, status, api.CertificateChange{Kind: "activated", Servers: []api.FutureServer{}})
+		httpapi.WriteJSON(w, status, api.CertificateChange{Kind: "activated", Servers: []api.FutureServer{}})
 		return nil
 	}
-	out := s.changeInfo(r)
+	out := c.changeInfo(r)
 	out.Warnings = warnings
-	writeJSON(w, status, out)
+	httpapi.WriteJSON(w, status, out)
 	return nil
 }
 
-func (s *Server) getChange(w http.ResponseWriter, r *http.Request, _ string) error {
-	rm, err := s.db.Remint()
+func (c *Changes) getChange(w http.ResponseWriter, r *http.Request, _ string) error {
+	rm, err := c.Zone.Remint()
 	if err != nil {
 		return err
 	}
 	if rm == nil {
 		return errkind.New(errkind.NotFound, "no certificate change is under way")
 	}
-	writeJSON(w, http.StatusOK, s.changeInfo(rm))
+	httpapi.WriteJSON(w, http.StatusOK, c.changeInfo(rm))
 	return nil
 }
 
-func (s *Server) cancelChange(w http.ResponseWriter, r *http.Request, actor string) error {
-	s.remintMu.Lock()
-	defer s.remintMu.Unlock()
-	rm, err := s.db.Remint()
+func (c *Changes) cancelChange(w http.ResponseWriter, r *http.Request, actor string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rm, err := c.Zone.Remint()
 	if err != nil {
 		return err
 	}
 	if rm == nil {
 		return errkind.New(errkind.NotFound, "no certificate change is under way")
 	}
-	if err := s.db.CancelRemint(actor, rm.ID); err != nil {
+	if err := c.Zone.CancelRemint(actor, rm.ID); err != nil {
 		return err
 	}
-	os.Remove(s.futureCAKeyPath())
-	s.cleanRemintRepo()
-	s.log.Info("certificate change cancelled", "actor", actor, "change", rm.Name)
-	info := s.changeInfo(rm)
-	writeJSON(w, http.StatusOK, info)
+	os.Remove(c.futureCAKeyPath())
+	c.cleanRemintRepo()
+	c.Log.Info("certificate change cancelled", "actor", actor, "change", rm.Name)
+	info := c.changeInfo(rm)
+	httpapi.WriteJSON(w, http.StatusOK, info)
 	return nil
 }
 
-func (s *Server) futureOf(ref string) (*zone.Remint, zone.FutureCert, error) {
-	rm, err := s.db.Remint()
+func (c *Changes) futureOf(ref string) (*zone.Remint, zone.FutureCert, error) {
+	rm, err := c.Zone.Remint()
 	if err != nil {
 		return nil, zone.FutureCert{}, err
 	}
 	if rm == nil {
 		return nil, zone.FutureCert{}, errkind.New(errkind.NotFound, "no certificate change is under way")
 	}
-	servers, err := s.db.Servers()
+	servers, err := c.Zone.Servers()
 	if err != nil {
 		return nil, zone.FutureCert{}, err
 	}
@@ -988,8 +1028,8 @@ func (s *Server) futureOf(ref string) (*zone.Remint, zone.FutureCert, error) {
 	return rm, f, nil
 }
 
-func (s *Server) getCSR(w http.ResponseWriter, r *http.Request, _ string) error {
-	_, f, err := s.futureOf(r.PathValue("server"))
+func (c *Changes) getCSR(w http.ResponseWriter, r *http.Request, _ string) error {
+	_, f, err := c.futureOf(r.PathValue("server"))
 	if err != nil {
 		return err
 	}
@@ -1005,14 +1045,14 @@ func (s *Server) getCSR(w http.ResponseWriter, r *http.Request, _ string) error 
 // it) in the change under way; that server makes a new key and CSR, with
 // names added if asked, at its next step. For a CSR the external CA
 // refused, or that lacks a name.
-func (s *Server) regenerateCSR(w http.ResponseWriter, r *http.Request, actor string) error {
+func (c *Changes) regenerateCSR(w http.ResponseWriter, r *http.Request, actor string) error {
 	var req api.CSRRegenerate
-	if err := readJSON(w, r, &req); err != nil {
+	if err := httpapi.ReadJSON(w, r, &req); err != nil {
 		return err
 	}
-	s.remintMu.Lock()
-	defer s.remintMu.Unlock()
-	rm, f, err := s.futureOf(r.PathValue("server"))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rm, f, err := c.futureOf(r.PathValue("server"))
 	if err != nil {
 		return err
 	}
@@ -1022,20 +1062,20 @@ func (s *Server) regenerateCSR(w http.ResponseWriter, r *http.Request, actor str
 	f.CSRPEM, f.CertPEM, f.Error, f.NewKey = "", "", "", true
 	f.Status = futurePending
 	f.DNSNames = mergeNames(f.DNSNames, req.DNSNames)
-	if err := s.db.SetFuture(actor, rm.ID, f); err != nil {
+	if err := c.Zone.SetFuture(actor, rm.ID, f); err != nil {
 		return err
 	}
-	s.log.Info("CSR regenerated", "actor", actor, "server", f.Name, "dns_names", f.DNSNames)
-	if f.Server == s.self.ID {
-		if err := s.reconcileLocked(); err != nil {
-			s.log.Error("certificate change", "err", err)
+	c.Log.Info("CSR regenerated", "actor", actor, "server", f.Name, "dns_names", f.DNSNames)
+	if f.Server == c.Self.ID {
+		if err := c.reconcileLocked(); err != nil {
+			c.Log.Error("certificate change", "err", err)
 		}
 	}
-	return s.writeChange(w, http.StatusOK)
+	return c.writeChange(w, http.StatusOK)
 }
 
-func (s *Server) getCSRZip(w http.ResponseWriter, r *http.Request, _ string) error {
-	rm, err := s.db.Remint()
+func (c *Changes) getCSRZip(w http.ResponseWriter, r *http.Request, _ string) error {
+	rm, err := c.Zone.Remint()
 	if err != nil {
 		return err
 	}
@@ -1049,7 +1089,7 @@ func (s *Server) getCSRZip(w http.ResponseWriter, r *http.Request, _ string) err
 		if f.CSRPEM == "" {
 			continue
 		}
-		fw, err := zw.CreateHeader(&zip.FileHeader{Name: safeFileName(f.Name) + ".csr", Method: zip.Deflate, Modified: s.now()})
+		fw, err := zw.CreateHeader(&zip.FileHeader{Name: safeFileName(f.Name) + ".csr", Method: zip.Deflate, Modified: c.Now()})
 		if err != nil {
 			return err
 		}
@@ -1077,21 +1117,21 @@ func safeFileName(n string) string {
 	}, n)
 }
 
-func (s *Server) importFuture(w http.ResponseWriter, r *http.Request, actor string) error {
+func (c *Changes) importFuture(w http.ResponseWriter, r *http.Request, actor string) error {
 	var up api.CertificateUpload
-	if err := readJSON(w, r, &up); err != nil {
+	if err := httpapi.ReadJSON(w, r, &up); err != nil {
 		return err
 	}
-	s.remintMu.Lock()
-	defer s.remintMu.Unlock()
-	rm, f, err := s.futureOf(r.PathValue("server"))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rm, f, err := c.futureOf(r.PathValue("server"))
 	if err != nil {
 		return err
 	}
 	if f.CSRPEM == "" {
 		return errkind.New(errkind.Usage, "server %s has no CSR in change %q (%s): its certificate is not imported this way", f.Name, rm.Name, f.Status)
 	}
-	chain, err := s.checkFuture(rm, f, up.Data, func() (crypto.PublicKey, error) {
+	chain, err := c.checkFuture(rm, f, up.Data, func() (crypto.PublicKey, error) {
 		csr, err := pki.ParseCSRPEM([]byte(f.CSRPEM))
 		if err != nil {
 			return nil, err
@@ -1101,7 +1141,7 @@ func (s *Server) importFuture(w http.ResponseWriter, r *http.Request, actor stri
 	if err != nil {
 		return err
 	}
-	sv, err := s.db.Server(f.Server)
+	sv, err := c.Zone.Server(f.Server)
 	if err != nil {
 		return err
 	}
@@ -1110,29 +1150,29 @@ func (s *Server) importFuture(w http.ResponseWriter, r *http.Request, actor stri
 		return err
 	}
 	f.Status, f.Error, f.CertPEM = zone.FutureUploaded, "", string(pki.EncodeChainPEM(chain...))
-	if err := s.db.SetFuture(actor, rm.ID, f); err != nil {
+	if err := c.Zone.SetFuture(actor, rm.ID, f); err != nil {
 		return err
 	}
-	s.log.Info("future certificate imported", "actor", actor, "server", f.Name, "sha256", pki.Fingerprint(chain[0], "sha256"))
+	c.Log.Info("future certificate imported", "actor", actor, "server", f.Name, "sha256", pki.Fingerprint(chain[0], "sha256"))
 	if warning != "" {
-		s.log.Warn("future certificate drops names in use", "actor", actor, "server", f.Name, "warning", warning)
-		return s.writeChangeWarnings(w, http.StatusOK, []string{warning})
+		c.Log.Warn("future certificate drops names in use", "actor", actor, "server", f.Name, "warning", warning)
+		return c.writeChangeWarnings(w, http.StatusOK, []string{warning})
 	}
-	return s.writeChange(w, http.StatusOK)
+	return c.writeChange(w, http.StatusOK)
 }
 
 // addServerCertificate (sacert) replaces a server's certificate now. It
 // must certify the server's key (current, or remint-repo/key.der on this
 // server) and chain to the zone CA; its names must include the server's
 // unless forced (a changed DNS name), and a change must not be under way.
-func (s *Server) addServerCertificate(w http.ResponseWriter, r *http.Request, actor string) error {
+func (c *Changes) addServerCertificate(w http.ResponseWriter, r *http.Request, actor string) error {
 	var up api.CertificateUpload
-	if err := readJSON(w, r, &up); err != nil {
+	if err := httpapi.ReadJSON(w, r, &up); err != nil {
 		return err
 	}
-	s.remintMu.Lock()
-	defer s.remintMu.Unlock()
-	servers, err := s.db.Servers()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	servers, err := c.Zone.Servers()
 	if err != nil {
 		return err
 	}
@@ -1140,7 +1180,7 @@ func (s *Server) addServerCertificate(w http.ResponseWriter, r *http.Request, ac
 	if !ok {
 		return errkind.New(errkind.NotFound, "server %q not found", r.PathValue("server"))
 	}
-	if rm, err := s.db.Remint(); err != nil {
+	if rm, err := c.Zone.Remint(); err != nil {
 		return err
 	} else if rm != nil {
 		return errkind.New(errkind.Exists, "certificate change %q is under way: cancel it first or let it activate", rm.Name)
@@ -1160,13 +1200,13 @@ func (s *Server) addServerCertificate(w http.ResponseWriter, r *http.Request, ac
 		name = ""
 	}
 	check := func(pub crypto.PublicKey) ([]*x509.Certificate, error) {
-		_, chain, err := pki.CheckServerCert(certs, pki.ServerCertCheck{Root: s.zoneCA(), Intermediates: s.intermediates(), PublicKey: pub, Name: name, At: s.now()})
+		_, chain, err := pki.CheckServerCert(certs, pki.ServerCertCheck{Root: c.TLS.ZoneCA(), Intermediates: c.intermediates(), PublicKey: pub, Name: name, At: c.Now()})
 		return chain, err
 	}
 	chain, err := check(cur.PublicKey)
 	newKey := false
-	if err != nil && sv.ID == s.self.ID {
-		if data, rerr := os.ReadFile(s.futureKeyPath()); rerr == nil {
+	if err != nil && sv.ID == c.Self.ID {
+		if data, rerr := os.ReadFile(c.futureKeyPath()); rerr == nil {
 			if key, perr := pki.ParsePrivateKey(data); perr == nil {
 				if c, err2 := check(key.Public()); err2 == nil {
 					chain, err, newKey = c, nil, true
@@ -1181,65 +1221,36 @@ func (s *Server) addServerCertificate(w http.ResponseWriter, r *http.Request, ac
 	if err != nil {
 		return err
 	}
-	if sv.ID == s.self.ID {
-		if err := atomicfile.WriteFile(s.futureChainPath(), pki.EncodeChainPEM(chain...), 0o644); err != nil {
+	if sv.ID == c.Self.ID {
+		if err := atomicfile.WriteFile(c.futureChainPath(), pki.EncodeChainPEM(chain...), 0o644); err != nil {
 			return err
 		}
 		if !newKey {
-			os.Remove(s.futureKeyPath())
+			os.Remove(c.futureKeyPath())
 		}
 	}
-	if err := s.db.SetServerCert(actor, sv.ID, string(pki.EncodeChainPEM(chain...))); err != nil {
+	if err := c.Zone.SetServerCert(actor, sv.ID, string(pki.EncodeChainPEM(chain...))); err != nil {
 		return err
 	}
-	if sv.ID == s.self.ID {
-		if err := s.finishActivation(); err != nil {
+	if sv.ID == c.Self.ID {
+		if err := c.FinishActivation(); err != nil {
 			return err
 		}
-		if err := s.loadTrust(); err != nil {
+		if err := c.TLS.Reload(); err != nil {
 			return err
 		}
 	}
-	s.log.Info("server certificate replaced", "actor", actor, "server", sv.Name, "sha256", pki.Fingerprint(chain[0], "sha256"))
-	out := certificates.Summary(chain[0], false)
+	c.Log.Info("server certificate replaced", "actor", actor, "server", sv.Name, "sha256", pki.Fingerprint(chain[0], "sha256"))
+	out := Summary(chain[0], false)
 	if warning != "" {
-		s.log.Warn("server certificate drops names in use", "actor", actor, "server", sv.Name, "warning", warning)
+		c.Log.Warn("server certificate drops names in use", "actor", actor, "server", sv.Name, "warning", warning)
 		out.Warnings = []string{warning}
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpapi.WriteJSON(w, http.StatusOK, out)
 	return nil
 }
 
-// ---- agents ----
-
-// trustedCAs are the PEMs agents should trust now: the zone CA, while
-// a change of CA is under way the future one, and under an external CA
-// the device CA (last: agents take the first as the zone CA), which
-// signs satellites' certificates and CPKs there.
-func (s *Server) trustedCAs() []string {
-	st := s.trust.Load()
-	out := []string{string(pki.EncodeCertPEM(st.ca))}
-	if rm, err := s.db.Remint(); err == nil && rm != nil && rm.FutureCA != "" {
-		out = append(out, rm.FutureCA)
-	}
-	if st.external && st.deviceCA != nil {
-		out = append(out, string(pki.EncodeCertPEM(st.deviceCA)))
-	}
-	return out
-}
-
-// needsRenewal says whether a device certificate should be replaced: it
-// comes from another CA than the one issuing device certificates now (a
-// replaced CA, the internal CA before a change to an external one), or it
-// expires within 30 days. Only a server that can issue the new one asks.
-func (s *Server) needsRenewal(r *http.Request) bool {
-	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
-		return false
-	}
-	issuer := s.deviceIssuer()
-	if issuer == nil || (!s.trust.Load().external && s.ca.Load() == nil) {
-		return false
-	}
-	leaf := r.TLS.VerifiedChains[0][0]
-	return leaf.CheckSignatureFrom(issuer) != nil || leaf.NotAfter.Sub(s.now()) < 30*24*time.Hour
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
