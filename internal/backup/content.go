@@ -28,9 +28,6 @@ const (
 	// zstdWindow bounds the decompressor's memory: Unpack refuses frames
 	// that declare a larger window.
 	zstdWindow = 8 << 20
-	// encoderWindow is what zonekit writes: half what readers accept, which
-	// keeps the server's memory during a backup well under 64 MiB.
-	encoderWindow = 4 << 20
 )
 
 // Info describes the server a backup was taken from.
