@@ -73,23 +73,23 @@ func (a areaRoutes) ZoneServer(r *http.Request) bool { return a.s.isZoneServer(r
 
 // caIssuer is the CA that signs the satellites' certificates here: the
 // zone CA where this server holds it, or under an external zone CA the
-// device CA, on any server (deviceca.go).
+// device CA, on any server (certificates.DeviceCA).
 type caIssuer struct{ s *Server }
 
 func (c caIssuer) Held() error {
-	_, err := c.s.localIssuer(context.Background(), "a satellite certificate")
+	_, err := c.s.devCA.LocalIssuer(context.Background(), "a satellite certificate")
 	return err
 }
 
 func (c caIssuer) IssueServer(req pki.ServerRequest, now time.Time) (*x509.Certificate, error) {
-	ca, err := c.s.localIssuer(context.Background(), "a satellite certificate")
+	ca, err := c.s.devCA.LocalIssuer(context.Background(), "a satellite certificate")
 	if err != nil {
 		return nil, err
 	}
 	return ca.IssueServer(req, now)
 }
 
-func (c caIssuer) Chain() []*x509.Certificate { return []*x509.Certificate{c.s.deviceIssuer()} }
+func (c caIssuer) Chain() []*x509.Certificate { return []*x509.Certificate{c.s.devCA.Issuer()} }
 
 // replication is this server's store replication for the areas, nil when
 // it has none.

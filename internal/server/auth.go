@@ -236,7 +236,7 @@ func (s *Server) isZoneServer(r *http.Request) bool {
 		return false
 	}
 	leaf := r.TLS.VerifiedChains[0][0]
-	if s.fromDeviceCA(r.TLS.VerifiedChains[0]) {
+	if s.devCA.Issued(r.TLS.VerifiedChains[0]) {
 		return false
 	}
 	servers, err := s.db.Servers()

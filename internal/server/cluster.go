@@ -128,7 +128,7 @@ func (s *Server) verifyServerCert(leaf *x509.Certificate, inter []*x509.Certific
 	// The device CA signs devices' and satellites' certificates, never a
 	// zone server's.
 	for _, c := range chains {
-		if !s.fromDeviceCA(c) {
+		if !s.devCA.Issued(c) {
 			return chains, nil
 		}
 	}
@@ -310,7 +310,7 @@ func (s *Server) signLocal(ctx context.Context, req api.ClusterSign) (*x509.Cert
 		if req.Kind != "device" {
 			return nil, errkind.New(errkind.Unavailable, "the zone CA %s is external and its key is not in the zone, so no server can sign a certificate for a joining server: join servers while the zone CA is internal (change to the external CA afterwards)", st.ca.Subject)
 		}
-		dca, err := s.deviceSigner(ctx)
+		dca, err := s.devCA.Signer(ctx)
 		if err != nil {
 			return nil, err
 		}

@@ -68,7 +68,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	}
 	reg := s.registration(dev)
 	reg.Certificate = string(pki.EncodeCertPEM(cert))
-	if issuer := s.issuerOf(cert); issuer != nil {
+	if issuer := s.devCA.IssuerOf(cert); issuer != nil {
 		reg.IssuerPEM = string(pki.EncodeCertPEM(issuer))
 	}
 	writeJSON(w, http.StatusCreated, reg)

@@ -13,6 +13,7 @@ import (
 
 	"zonekit/internal/api"
 	"zonekit/internal/pki"
+	"zonekit/internal/server/certificates"
 	"zonekit/internal/zone"
 )
 
@@ -37,7 +38,7 @@ func TestDeviceCAUnderExternalCA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !s.issuerOf(internalCert).Equal(s.zoneCA()) || s.trust.Load().deviceCA != nil {
+	if !s.devCA.IssuerOf(internalCert).Equal(s.zoneCA()) || s.trust.Load().deviceCA != nil {
 		t.Fatal("under the internal CA the zone CA must issue device certificates")
 	}
 
@@ -47,7 +48,7 @@ func TestDeviceCAUnderExternalCA(t *testing.T) {
 	if err := db.ReplaceCA("test", z.CACertPEM, "", false); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.deviceCAStep(ctx); err != nil {
+	if err := s.devCA.Step(ctx); err != nil {
 		t.Fatal(err)
 	}
 	st := s.trust.Load()
@@ -55,7 +56,7 @@ func TestDeviceCAUnderExternalCA(t *testing.T) {
 		t.Fatalf("no device CA after the step: external %v", st.external)
 	}
 	first := st.deviceCA
-	if err := s.deviceCAStep(ctx); err != nil || !s.trust.Load().deviceCA.Equal(first) {
+	if err := s.devCA.Step(ctx); err != nil || !s.trust.Load().deviceCA.Equal(first) {
 		t.Fatalf("a second step changed the device CA (%v)", err)
 	}
 
@@ -92,7 +93,7 @@ func TestDeviceCAUnderExternalCA(t *testing.T) {
 	}
 
 	// A certificate from the device CA named like a zone server is not one.
-	dca, err := s.deviceSigner(ctx)
+	dca, err := s.devCA.Signer(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +119,7 @@ func TestDeviceCAUnderExternalCA(t *testing.T) {
 
 	// Rotation: the new device CA issues, the old one's certificates stay
 	// accepted and are to be renewed.
-	second, err := s.ensureDeviceCA(ctx, "tester", true)
+	second, err := s.devCA.Ensure(ctx, "tester", true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +161,7 @@ func TestDeviceCAReplacedBeforeItExpires(t *testing.T) {
 		t.Fatal(err)
 	}
 	keyPEM, _ := pki.EncodeKeyPEM(old.Key)
-	sealed, err := s.spk.Seal(ctx, deviceCASealName, string(keyPEM))
+	sealed, err := s.spk.Seal(ctx, certificates.DeviceCASealName, string(keyPEM))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +182,7 @@ func TestDeviceCAReplacedBeforeItExpires(t *testing.T) {
 	if !found {
 		t.Errorf("the expiry warning does not name the device CA: %v", s.certExpiry())
 	}
-	if err := s.deviceCAStep(ctx); err != nil {
+	if err := s.devCA.Step(ctx); err != nil {
 		t.Fatal(err)
 	}
 	next := s.trust.Load().deviceCA

@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"sync"
+
+	"zonekit/internal/server/certificates"
 )
 
 // A Loop is one of the server's background loops (certificate changes,
@@ -59,7 +61,7 @@ func (l *Loop) Stop() {
 // Loops returns the server's background loops, in the order to start
 // them; each is a new value, started by the caller (see Serve).
 func (s *Server) Loops() []*Loop {
-	loops := []*Loop{NewLoop("peers file", s.peersFileLoop), NewLoop("certificate changes", s.remintLoop)}
+	loops := []*Loop{NewLoop("peers file", s.peersFileLoop), NewLoop("certificate changes", certificates.Loop{Changes: s.changes, DeviceCA: s.devCA, Stopped: s.restored.Load}.Run)}
 	if s.rep != nil {
 		// Through replication, which needs this server answering its peers.
 		loops = append(loops, NewLoop("cluster membership", s.cluster.StartReplicating))

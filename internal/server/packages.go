@@ -42,9 +42,9 @@ type packageCA struct{ s *Server }
 func (c packageCA) ZoneCA() *x509.Certificate { return c.s.zoneCA() }
 
 // CPKSigner is the zone CA where this server holds it; under an external
-// zone CA the device CA, which agents trust (deviceca.go).
+// zone CA the device CA, which agents trust (certificates.DeviceCA).
 func (c packageCA) CPKSigner(ctx context.Context) (*pki.CA, error) {
-	return c.s.localIssuer(ctx, "the signature (sign with it)")
+	return c.s.devCA.LocalIssuer(ctx, "the signature (sign with it)")
 }
 
 type packageContent struct{ s *Server }

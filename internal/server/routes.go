@@ -45,7 +45,6 @@ func (s *Server) routes() http.Handler {
 	area.Admin("GET "+api.Prefix+"/registration-keys", s.listRegKeys)
 	area.Admin("POST "+api.Prefix+"/registration-keys", s.createRegKey)
 	area.Admin("DELETE "+api.Prefix+"/registration-keys/{key}", s.deleteRegKey)
-	area.Admin("POST "+api.Prefix+"/certificate-authority/device-ca/rotate", s.rotateDeviceCA)
 
 	// Registration proves nothing but knowledge of the zone CA (and the key,
 	// when one is required); everything after it needs the device certificate.
@@ -62,6 +61,7 @@ func (s *Server) routes() http.Handler {
 	(&certificates.Handlers{Zone: s.db, Signer: caSigner{s}, Trust: tlsTrust{s}, CA: &s.ca, Self: s.self, Paths: s.opts.Paths,
 		ZoneName: s.zone.Name, Now: s.now, Log: s.log}).Register(area)
 	s.changes.Register(area)
+	s.devCA.Register(area)
 	(&satellites.Handlers{Zone: s.db, Issuer: caIssuer{s}, Now: s.now}).Register(area)
 	s.spk.Register(area)
 	(&spkvalues.Handlers{Zone: s.db, Sealer: s.spk}).Register(area)

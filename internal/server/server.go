@@ -45,7 +45,7 @@ type Server struct {
 	db       *zone.DB
 	log      *slog.Logger
 	ca       atomic.Pointer[pki.CA] // nil unless this server holds the CertAuth role and its key
-	devCA    deviceCAState          // the device CA's signer, under an external zone CA
+	devCA    *certificates.DeviceCA // the device CA, which issues under an external zone CA
 	trust    atomic.Pointer[trustState]
 	self     zone.Server
 	zone     zone.Zone
@@ -63,9 +63,8 @@ type Server struct {
 	metrics  *metrics.ZoneServer
 	health   *metrics.Health
 
-	changes     *certificates.Changes  // certificate changes: their loop step and routes
-	deviceCAErr atomic.Pointer[string] // last device CA error logged by the loop
-	restored    atomic.Bool            // set after a restore: answer nothing until restarted
+	changes  *certificates.Changes // certificate changes: their loop step and routes
+	restored atomic.Bool           // set after a restore: answer nothing until restarted
 	// ocsWork records OCS agents' contacts off the request path; Serve
 	// closes it, and the content replication's, once requests are done.
 	ocsWork *background.Group
@@ -115,6 +114,7 @@ func New(opts Options) (*Server, error) {
 		Building: s.pkg.isBuilding, PackSets: s.packSets, Log: s.log, Now: s.now})
 	s.ocsWork = background.New(maxOCSContacts)
 	s.spk = &spksecrets.Keyring{Dir: filepath.Join(opts.Paths.Security(), "spk-values"), Zone: s.db, Peers: serverPeers{s}, Self: s.self, Log: s.log}
+	s.devCA = &certificates.DeviceCA{Zone: s.db, TLS: tlsTrust{s}, CA: &s.ca, Sealer: s.spk, Self: s.self, Now: s.now, Log: s.log}
 	s.cluster = s.newCluster()
 	s.auth = newAdminAuth(s.db, s.now)
 	s.setupMetrics()

@@ -169,6 +169,10 @@ func (t tlsTrust) TrustedCAs() []string      { return t.s.trustedCAs() }
 func (t tlsTrust) Served() [][]byte          { return t.s.trust.Load().cert.Certificate }
 func (t tlsTrust) Leaf() *x509.Certificate   { return t.s.trust.Load().leaf }
 func (t tlsTrust) Reload() error             { return t.s.loadTrust() }
+func (t tlsTrust) External() bool            { return t.s.trust.Load().external }
+func (t tlsTrust) DeviceCA() *x509.Certificate {
+	return t.s.trust.Load().deviceCA
+}
 
 // trustedCAs are the PEMs agents should trust now: the zone CA, while
 // a change of CA is under way the future one, and under an external CA
@@ -194,7 +198,7 @@ func (s *Server) needsRenewal(r *http.Request) bool {
 	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
 		return false
 	}
-	issuer := s.deviceIssuer()
+	issuer := s.devCA.Issuer()
 	if issuer == nil || (!s.trust.Load().external && s.ca.Load() == nil) {
 		return false
 	}

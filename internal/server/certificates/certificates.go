@@ -6,7 +6,9 @@
 // export and import and this server's CertAuth role, and the preflight
 // of a certificate change (/api/v1/certificate-changes/check). Changes
 // (changes.go) is the certificate change itself: its loop step and its
-// routes. The device CA is still the server core's (deviceca.go).
+// routes; DeviceCA (deviceca.go) the device CA that issues under an
+// external zone CA; Loop the daemon's certificate loop over both. The
+// core gives them its TLS state through TLS.
 package certificates
 
 import (

@@ -62,6 +62,11 @@ type TLS interface {
 	Trust
 	// Leaf is this server's certificate as TLS serves it now.
 	Leaf() *x509.Certificate
+	// External says the zone CA is external (the zone holds no key of it).
+	External() bool
+	// DeviceCA is the device CA TLS accepts now (under an external zone
+	// CA), or nil.
+	DeviceCA() *x509.Certificate
 	// Reload rereads the zone CA and this server's certificate and
 	// switches TLS to them.
 	Reload() error
