@@ -163,6 +163,20 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Errorf("device's package: %q, deployments %v", text, deps)
 	}
 
+	run("validate",
+		chromedp.Navigate(base+"/console/packages/1"),
+		chromedp.WaitVisible(`form.validate input[value=not-notified]`, chromedp.ByQuery),
+		chromedp.Click(`form.validate input[value=not-notified]`, chromedp.ByQuery),
+		chromedp.Click(`form.validate button[type=submit]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`form.confirm button[name=confirm]`, chromedp.ByQuery),
+		chromedp.Click(`form.confirm button[name=confirm]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`p.banner.ok`, chromedp.ByQuery),
+		chromedp.Text("main", &text, chromedp.ByQuery),
+	)
+	if deps, _ := db.Deployments("1"); len(deps) != 0 || !strings.Contains(text, "Validated: 1 deployment records removed") {
+		t.Errorf("after validating: %s, deployments %v", text, deps)
+	}
+
 	run("cancel change",
 		chromedp.Navigate(base+"/console/certificates"),
 		chromedp.WaitVisible(`//button[contains(., "Cancel this change")]`),

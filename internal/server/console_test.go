@@ -171,6 +171,51 @@ func TestConsoleThroughTheServer(t *testing.T) {
 	if code != http.StatusOK || !strings.Contains(body, "firefox") || !strings.Contains(body, `<rect class="waiting"`) {
 		t.Fatalf("packages: %d %s", code, body)
 	}
+	// Activate and validate: each asks first, then goes through the
+	// API's route (the same zone command and audit record as zman's).
+	_, page, _ = b.get("/console/packages/1")
+	token = csrfOf(t, page)
+	code, body, _ = b.post("/console/packages/1/activate", url.Values{"csrf": {token}})
+	if code != http.StatusOK || !strings.Contains(body, "Yes, activate") {
+		t.Fatalf("activate, first step: %d %s", code, body)
+	}
+	if code, _, _ := b.post("/console/packages/1/activate", url.Values{"confirm": {"yes"}}); code != http.StatusForbidden {
+		t.Fatalf("activate without csrf: %d", code)
+	}
+	// The API's own check refuses (this test server serves no plain-HTTP
+	// content, so the fragments have nowhere to come from), and the
+	// console shows its answer; the success is console_test.go's.
+	code, body, _ = b.post("/console/packages/1/activate", url.Values{"csrf": {token}, "confirm": {"yes"}})
+	if code != http.StatusConflict || !strings.Contains(body, "serves no plain-HTTP content") {
+		t.Fatalf("activate: %d %s", code, body)
+	}
+	code, body, _ = b.post("/console/packages/1/validate", url.Values{"csrf": {token}, "mode": {"not-notified"}})
+	if code != http.StatusOK || !strings.Contains(body, "Yes, validate") {
+		t.Fatalf("validate, first step: %d %s", code, body)
+	}
+	if deps, _ := f.db.Deployments("1"); len(deps) != 1 {
+		t.Fatalf("validated before the confirmation: %v", deps)
+	}
+	if code, _, _ := b.post("/console/packages/1/validate", url.Values{"csrf": {token}, "mode": {"everything"}, "confirm": {"yes"}}); code != http.StatusBadRequest {
+		t.Fatalf("validate with a bad mode: %d", code)
+	}
+	code, body, _ = b.post("/console/packages/1/validate", url.Values{"csrf": {token}, "mode": {"not-notified"}, "confirm": {"yes"}})
+	if code != http.StatusOK || !strings.Contains(body, "Validated: 1 deployment records removed") {
+		t.Fatalf("validate: %d %s", code, body)
+	}
+	if deps, _ := f.db.Deployments("1"); len(deps) != 0 {
+		t.Fatalf("deployments after validate: %v", deps)
+	}
+	audit, _ = f.db.Audit(10)
+	seen := map[string]bool{}
+	for _, a := range audit {
+		if a.Actor == testerName {
+			seen[a.Command] = true
+		}
+	}
+	if seen[zone.CmdPackageActivate] || !seen[zone.CmdPackageValidate] {
+		t.Errorf("want a package.validate audit record by %s and no package.activate: %+v", testerName, audit)
+	}
 	if code, body, _ = b.get("/console/certificates"); code != http.StatusOK || !strings.Contains(body, "No certificate change is under way") {
 		t.Fatalf("certificates: %d %s", code, body)
 	}

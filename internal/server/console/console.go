@@ -121,6 +121,8 @@ func (h *Handlers) init() {
 	m.HandleFunc("GET /console/packages", h.authed(h.packages))
 	m.HandleFunc("GET /console/packages/{id}", h.authed(h.pkg))
 	m.HandleFunc("POST /console/packages/{id}/assign", h.authed(h.assign))
+	m.HandleFunc("POST /console/packages/{id}/activate", h.authed(h.activate))
+	m.HandleFunc("POST /console/packages/{id}/validate", h.authed(h.validate))
 	m.HandleFunc("GET /console/certificates", h.authed(h.certificates))
 	m.HandleFunc("POST /console/certificates/cancel", h.authed(h.cancelChange))
 	m.HandleFunc("GET /console/preboot", h.authed(h.preboot))

@@ -15,7 +15,10 @@ import (
 	"zonekit/internal/zone"
 )
 
-type fakeBackend struct{ stale string }
+type fakeBackend struct {
+	stale string
+	calls *[]string // the changes asked for, "METHOD path body"
+}
 
 func (fakeBackend) Login(r *http.Request, name, pw string) (string, error) {
 	if name == "admin" && pw == "pw" {
@@ -24,8 +27,17 @@ func (fakeBackend) Login(r *http.Request, name, pw string) (string, error) {
 	return "", errkind.New(errkind.Auth, "authentication failed")
 }
 
-func (fakeBackend) Call(r *http.Request, actor, method, path string, in, out any) error {
+func (b fakeBackend) Call(r *http.Request, actor, method, path string, in, out any) error {
+	if method != http.MethodGet && b.calls != nil {
+		*b.calls = append(*b.calls, fmt.Sprintf("%s %s %s %+v", actor, method, path, in))
+	}
 	switch p := strings.TrimPrefix(path, api.Prefix); {
+	case p == "/packages/7":
+		*out.(*api.Package) = api.Package{ID: "7", PackageSpec: api.PackageSpec{Name: "<b>pkg</b>"}}
+	case p == "/packages/7/activate":
+		*out.(*api.Package) = api.Package{ID: "7"}
+	case p == "/packages/7/validate":
+		*out.(*api.PackageValidateResult) = api.PackageValidateResult{Package: "7", Removed: 3}
 	case p == "/servers":
 		*out.(*[]api.Server) = []api.Server{{Name: "zs1.example", Roles: []string{"CertAuth"}}}
 	case p == "/certificate-authority":
@@ -337,5 +349,57 @@ func TestPageWeight(t *testing.T) {
 		} else {
 			t.Logf("%s: %d bytes with the stylesheet", path, n)
 		}
+	}
+}
+
+// TestActivateAndValidate: each asks for a confirmation first (and makes
+// no call), then calls the API's route as the administrator; without the
+// CSRF token, or with a mode package-validate does not have, nothing is
+// called.
+func TestActivateAndValidate(t *testing.T) {
+	now := t0
+	var calls []string
+	c := newClient(t, &now, &fakeZone{})
+	c.h.Backend = fakeBackend{calls: &calls}
+	c.signIn()
+	tok := token(t, c.do("GET", "/console/packages/7", nil).Body.String())
+
+	rec := c.do("POST", "/console/packages/7/activate", url.Values{"csrf": {tok}, "info_location": {"zs.example/content"}})
+	if body := rec.Body.String(); rec.Code != http.StatusOK || !strings.Contains(body, "Yes, activate") ||
+		!strings.Contains(body, `name="info_location" value="zs.example/content"`) || strings.Contains(body, "<b>pkg") {
+		t.Fatalf("activate, first step: %d %s", rec.Code, body)
+	}
+	rec = c.do("POST", "/console/packages/7/validate", url.Values{"csrf": {tok}, "mode": {"all"}})
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "Yes, validate") {
+		t.Fatalf("validate, first step: %d %s", rec.Code, rec.Body)
+	}
+	for _, f := range []url.Values{
+		{"confirm": {"yes"}, "mode": {"all"}},
+		{"csrf": {"stale"}, "confirm": {"yes"}, "mode": {"all"}},
+	} {
+		for _, path := range []string{"/console/packages/7/activate", "/console/packages/7/validate"} {
+			if rec := c.do("POST", path, f); rec.Code != http.StatusForbidden {
+				t.Errorf("%s %v: %d", path, f, rec.Code)
+			}
+		}
+	}
+	if rec := c.do("POST", "/console/packages/7/validate", url.Values{"csrf": {tok}, "mode": {"everything"}, "confirm": {"yes"}}); rec.Code != http.StatusBadRequest {
+		t.Errorf("bad mode: %d", rec.Code)
+	}
+	if len(calls) != 0 {
+		t.Fatalf("calls before a confirmation: %q", calls)
+	}
+
+	rec = c.do("POST", "/console/packages/7/activate", url.Values{"csrf": {tok}, "info_location": {"zs.example/content"}, "confirm": {"yes"}})
+	if rec.Code != http.StatusOK {
+		t.Fatalf("activate: %d %s", rec.Code, rec.Body)
+	}
+	rec = c.do("POST", "/console/packages/7/validate", url.Values{"csrf": {tok}, "mode": {"all"}, "confirm": {"yes"}})
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "Validated: 3 deployment records removed") {
+		t.Fatalf("validate: %d %s", rec.Code, rec.Body)
+	}
+	if len(calls) != 2 || !strings.HasPrefix(calls[0], "admin POST /api/v1/packages/7/activate {InfoLocation:zs.example/content PackLocation: ") ||
+		calls[1] != "admin POST /api/v1/packages/7/validate {Mode:all}" {
+		t.Errorf("calls %q", calls)
 	}
 }

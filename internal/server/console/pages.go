@@ -528,6 +528,21 @@ type packageData struct {
 	Groups  []string
 	Confirm *assignConfirm
 	Done    *api.PackageAssignResult
+	// The activation and validation steps: what is asked, what was done.
+	ConfirmActivate *api.Activation
+	Activated       bool
+	ConfirmValidate string
+	Validated       *api.PackageValidateResult
+	ValidateModes   []validateMode
+}
+
+// validateMode is one of package-validate's modes, as the form offers it.
+type validateMode struct{ Mode, Label string }
+
+var validateModes = []validateMode{
+	{api.ValidateSuccess, "clear the records of devices that succeeded"},
+	{api.ValidateNotNotified, "unassign the devices not yet notified"},
+	{api.ValidateAll, "both, and clear the error records: only devices still deploying keep theirs"},
 }
 
 type assignConfirm struct {
@@ -537,7 +552,7 @@ type assignConfirm struct {
 }
 
 func (h *Handlers) packageData(r *http.Request, req request, id string) (packageData, error) {
-	var d packageData
+	d := packageData{ValidateModes: validateModes}
 	if err := h.Backend.Call(r, req.admin, http.MethodGet, api.Prefix+"/packages/"+url.PathEscape(id), nil, &d.Package); err != nil {
 		return d, err
 	}
@@ -617,6 +632,67 @@ func (h *Handlers) assign(w http.ResponseWriter, r *http.Request, req request) {
 		return
 	}
 	d.Done = &res
+	h.render(w, r, http.StatusOK, "package", h.page(req, "packages", "Package "+d.Package.Name, d))
+}
+
+// activate is two steps as assign is: the first post asks, the
+// confirmation's activates through the API's package-activate route (as
+// zman package-activate: empty locations default to this zone server).
+func (h *Handlers) activate(w http.ResponseWriter, r *http.Request, req request) {
+	id := r.PathValue("id")
+	a := api.Activation{InfoLocation: strings.TrimSpace(r.PostForm.Get("info_location")),
+		PackLocation: strings.TrimSpace(r.PostForm.Get("pack_location"))}
+	d, err := h.packageData(r, req, id)
+	if err != nil {
+		h.failed(w, r, req, err)
+		return
+	}
+	if r.PostForm.Get("confirm") != "yes" {
+		d.ConfirmActivate = &a
+		h.render(w, r, http.StatusOK, "package", h.page(req, "packages", "Package "+d.Package.Name, d))
+		return
+	}
+	if err := h.Backend.Call(r, req.admin, http.MethodPost, api.Prefix+"/packages/"+url.PathEscape(id)+"/activate", a, &api.Package{}); err != nil {
+		h.failed(w, r, req, err)
+		return
+	}
+	if d, err = h.packageData(r, req, id); err != nil {
+		h.failed(w, r, req, err)
+		return
+	}
+	d.Activated = true
+	h.render(w, r, http.StatusOK, "package", h.page(req, "packages", "Package "+d.Package.Name, d))
+}
+
+// validate clears deployment records as zman package-validate does,
+// after a confirmation, through the API's package-validate route.
+func (h *Handlers) validate(w http.ResponseWriter, r *http.Request, req request) {
+	id := r.PathValue("id")
+	mode := r.PostForm.Get("mode")
+	if !slices.ContainsFunc(validateModes, func(m validateMode) bool { return m.Mode == mode }) {
+		h.errorPage(w, r, &req, http.StatusBadRequest, "Choose what to clear: success, not-notified or all.")
+		return
+	}
+	d, err := h.packageData(r, req, id)
+	if err != nil {
+		h.failed(w, r, req, err)
+		return
+	}
+	if r.PostForm.Get("confirm") != "yes" {
+		d.ConfirmValidate = mode
+		h.render(w, r, http.StatusOK, "package", h.page(req, "packages", "Package "+d.Package.Name, d))
+		return
+	}
+	var res api.PackageValidateResult
+	if err := h.Backend.Call(r, req.admin, http.MethodPost, api.Prefix+"/packages/"+url.PathEscape(id)+"/validate", api.PackageValidate{Mode: mode}, &res); err != nil {
+		h.failed(w, r, req, err)
+		return
+	}
+	if d, err = h.packageData(r, req, id); err != nil {
+		h.failed(w, r, req, err)
+		return
+	}
+	d.Validated = &res
 	h.render(w, r, http.StatusOK, "package", h.page(req, "packages", "Package "+d.Package.Name, d))
 }
 
