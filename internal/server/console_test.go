@@ -150,7 +150,8 @@ func TestConsoleThroughTheServer(t *testing.T) {
 		t.Fatalf("assign without csrf: %d", code)
 	}
 	code, body, _ = b.post("/console/packages/1/assign", url.Values{"csrf": {token}, "devices": {"d1"}, "confirm": {"yes"}})
-	if code != http.StatusOK || !strings.Contains(body, "Assigned: 1 devices changed") || !strings.Contains(body, "&lt;img") {
+	if code != http.StatusOK || !strings.Contains(body, "Assigned: 1 devices changed") || !strings.Contains(body, "&lt;img") ||
+		!strings.Contains(body, `<svg class="chart progress"`) {
 		t.Fatalf("assign: %d %s", code, body)
 	}
 	deps, _ := f.db.Deployments("1")

@@ -56,7 +56,10 @@ func (b fakeBackend) StaleSince() string { return b.stale }
 
 var t0 = time.Date(2026, 12, 7, 8, 0, 0, 0, time.UTC)
 
-type fakeZone struct{ devs []zone.Device }
+type fakeZone struct {
+	devs []zone.Device
+	deps []zone.Deployment
+}
 
 func (z *fakeZone) Zone() (zone.Zone, error) { return zone.Zone{Name: "Acme"}, nil }
 func (z *fakeZone) Devices() ([]zone.Device, error) {
@@ -79,7 +82,7 @@ func (z *fakeZone) Groups() ([]zone.Group, error) {
 func (z *fakeZone) Inventory(id string) (*zone.Inventory, error) {
 	return nil, errkind.New(errkind.NotFound, "no inventory")
 }
-func (z *fakeZone) Deployments(string) ([]zone.Deployment, error) { return nil, nil }
+func (z *fakeZone) Deployments(string) ([]zone.Deployment, error) { return z.deps, nil }
 func (z *fakeZone) DeploymentStatusCounts() (map[string]zone.StatusCounts, error) {
 	return map[string]zone.StatusCounts{"1": {Success: 3, Error: 1}}, nil
 }

@@ -522,12 +522,13 @@ type statusGroup struct {
 }
 
 type packageData struct {
-	Package api.Package
-	Bar     statusBar
-	Status  []statusGroup
-	Groups  []string
-	Confirm *assignConfirm
-	Done    *api.PackageAssignResult
+	Package  api.Package
+	Bar      statusBar
+	Progress progressChart
+	Status   []statusGroup
+	Groups   []string
+	Confirm  *assignConfirm
+	Done     *api.PackageAssignResult
 	// The activation and validation steps: what is asked, what was done.
 	ConfirmActivate *api.Activation
 	Activated       bool
@@ -562,6 +563,7 @@ func (h *Handlers) packageData(r *http.Request, req request, id string) (package
 	if err != nil {
 		return d, err
 	}
+	d.Progress = progressOf(deps, h.Now()).chart()
 	byStatus := map[string][]zone.Device{}
 	for _, dp := range deps {
 		dev, err := h.Zone.ResolveDevice(dp.Device)
