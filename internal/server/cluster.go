@@ -42,7 +42,7 @@ func (s *Server) SetReplica(n *replica.Node) {
 // newCluster is this server's part in the replication cluster
 // (internal/server/cluster) over its store, peer link and CA.
 func (s *Server) newCluster() *cluster.Cluster {
-	return &cluster.Cluster{Zone: s.db, Peers: clusterPeers{s}, Signer: caSigner{s},
+	return &cluster.Cluster{Zone: s.db, Peers: clusterPeers{s}, Signer: s.signer,
 		SatellitesOf: func(sv zone.Server) []string { return satellites.Of(s.db, sv) },
 		Self:         s.self, ZoneName: s.zone.Name, Config: s.opts.Config, Paths: s.opts.Paths, Log: s.log}
 }
@@ -81,13 +81,6 @@ func (p clusterPeers) CallRetry(ctx context.Context, addr, method, path string, 
 }
 
 func (p clusterPeers) Stream() *http.Client { return p.s.peerHTTPStream() }
-
-// caSigner signs a joining server's or a device's certificate (sign).
-type caSigner struct{ s *Server }
-
-func (c caSigner) Sign(ctx context.Context, req api.ClusterSign) (*x509.Certificate, error) {
-	return c.s.sign(ctx, req)
-}
 
 // PeerTLSConfig is the client side of links to other zone servers: this
 // server's current certificate, and a peer accepted when its certificate
@@ -284,101 +277,6 @@ func (s *Server) peerCallRetry(ctx context.Context, addr, method, path string, i
 		}
 	}
 	return nil
-}
-
-// clusterSign signs a CSR with the zone CA for another server of the zone:
-// only the CertAuth server holds the key.
-func (s *Server) clusterSign(w http.ResponseWriter, r *http.Request, peer zone.Server) error {
-	var req api.ClusterSign
-	if err := readJSON(w, r, &req); err != nil {
-		return err
-	}
-	cert, err := s.signLocal(r.Context(), req)
-	if err != nil {
-		return err
-	}
-	s.log.Info("certificate signed for a peer", "peer", peer.Name, "kind", req.Kind, "id", req.ID)
-	writeJSON(w, http.StatusOK, api.ClusterSigned{CertPEM: string(pki.EncodeCertPEM(cert))})
-	return nil
-}
-
-func (s *Server) signLocal(ctx context.Context, req api.ClusterSign) (*x509.Certificate, error) {
-	if st := s.trust.Load(); st.external {
-		// The zone holds no key of an external CA: devices get their
-		// certificates from the device CA, on any server; a server's
-		// certificate must come from the external CA.
-		if req.Kind != "device" {
-			return nil, errkind.New(errkind.Unavailable, "the zone CA %s is external and its key is not in the zone, so no server can sign a certificate for a joining server: join servers while the zone CA is internal (change to the external CA afterwards)", st.ca.Subject)
-		}
-		dca, err := s.devCA.Signer(ctx)
-		if err != nil {
-			return nil, err
-		}
-		cert, err := dca.SignDeviceCSR([]byte(req.CSR), req.ID, s.now())
-		if err != nil {
-			return nil, errkind.Wrap(errkind.Usage, fmt.Errorf("certificate request: %w", err))
-		}
-		return cert, nil
-	}
-	ca := s.ca.Load()
-	if ca == nil {
-		return nil, errkind.New(errkind.Unavailable, "server %s does not hold the CertAuth role", s.self.Name)
-	}
-	switch req.Kind {
-	case "device":
-		cert, err := ca.SignDeviceCSR([]byte(req.CSR), req.ID, s.now())
-		if err != nil {
-			return nil, errkind.Wrap(errkind.Usage, fmt.Errorf("certificate request: %w", err))
-		}
-		return cert, nil
-	case "server":
-		csr, err := pki.ParseCSRPEM([]byte(req.CSR))
-		if err != nil {
-			return nil, errkind.Wrap(errkind.Usage, err)
-		}
-		var ips []net.IP
-		for _, ip := range req.IPs {
-			if p := net.ParseIP(ip); p != nil {
-				ips = append(ips, p)
-			} else {
-				return nil, errkind.New(errkind.Usage, "%q is not an IP address", ip)
-			}
-		}
-		if len(req.DNSNames) == 0 {
-			return nil, errkind.New(errkind.Usage, "a server certificate needs a DNS name")
-		}
-		return ca.IssueServer(pki.ServerRequest{CommonName: req.DNSNames[0], DNSNames: req.DNSNames, IPs: ips, PublicKey: csr.PublicKey}, s.now())
-	}
-	return nil, errkind.New(errkind.Usage, "unknown certificate kind %q", req.Kind)
-}
-
-// sign signs here when this server holds the CA, else asks the server
-// that does: devices may register with any server of the zone. Under an
-// external zone CA every server signs device certificates itself, with
-// the device CA.
-func (s *Server) sign(ctx context.Context, req api.ClusterSign) (*x509.Certificate, error) {
-	if s.ca.Load() != nil || s.trust.Load().external {
-		return s.signLocal(ctx, req)
-	}
-	servers, err := s.db.Servers()
-	if err != nil {
-		return nil, err
-	}
-	for _, sv := range servers {
-		if !sv.HasRole(zone.RoleCertAuth) || sv.ID == s.self.ID {
-			continue
-		}
-		addr := sv.PeerAddress()
-		var out api.ClusterSigned
-		if err := s.peerCall(ctx, addr, http.MethodPost, "/cluster/sign", req, &out); err != nil {
-			if errors.Is(err, replica.ErrNotDelivered) {
-				return nil, errkind.New(errkind.Unavailable, "the zone's CertAuth server %s cannot be reached to sign the certificate: try again later", sv.Name)
-			}
-			return nil, err
-		}
-		return pki.ParseCertPEM([]byte(out.CertPEM))
-	}
-	return nil, errkind.New(errkind.Unavailable, "no server of zone %s holds the CertAuth role: enable it where the CA key is (certificate-authority-role-enable)", s.zone.Name)
 }
 
 func sameCert(recordPEM string, leaf *x509.Certificate) bool {

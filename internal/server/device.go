@@ -56,7 +56,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	idb := make([]byte, 16)
 	rand.Read(idb)
 	id := hex.EncodeToString(idb)
-	cert, err := s.sign(r.Context(), api.ClusterSign{Kind: "device", ID: id, CSR: req.CSR})
+	cert, err := s.signer.Sign(r.Context(), api.ClusterSign{Kind: "device", ID: id, CSR: req.CSR})
 	if err != nil {
 		return err
 	}

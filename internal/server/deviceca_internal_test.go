@@ -34,7 +34,7 @@ func TestDeviceCAUnderExternalCA(t *testing.T) {
 		csr, _ := pki.NewCSR(key, "x")
 		return string(csr)
 	}
-	internalCert, err := s.sign(ctx, api.ClusterSign{Kind: "device", ID: "dev-internal", CSR: devCSR()})
+	internalCert, err := s.signer.Sign(ctx, api.ClusterSign{Kind: "device", ID: "dev-internal", CSR: devCSR()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func TestDeviceCAUnderExternalCA(t *testing.T) {
 		t.Fatalf("a second step changed the device CA (%v)", err)
 	}
 
-	cert, err := s.sign(ctx, api.ClusterSign{Kind: "device", ID: "dev-external", CSR: devCSR()})
+	cert, err := s.signer.Sign(ctx, api.ClusterSign{Kind: "device", ID: "dev-external", CSR: devCSR()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func TestDeviceCAUnderExternalCA(t *testing.T) {
 		t.Error("a device CA certificate passed for a peer")
 	}
 
-	if _, err := s.sign(ctx, api.ClusterSign{Kind: "server", CSR: devCSR(), DNSNames: []string{"new.acme.test"}}); err == nil || !strings.Contains(err.Error(), "external") {
+	if _, err := s.signer.Sign(ctx, api.ClusterSign{Kind: "server", CSR: devCSR(), DNSNames: []string{"new.acme.test"}}); err == nil || !strings.Contains(err.Error(), "external") {
 		t.Errorf("joining server's certificate under an external CA: %v; want a refusal naming the external CA", err)
 	}
 
@@ -132,7 +132,7 @@ func TestDeviceCAUnderExternalCA(t *testing.T) {
 	if !s.needsRenewal(req(chains[0])) {
 		t.Error("a certificate from the replaced device CA is not renewed")
 	}
-	if again, err := s.sign(ctx, api.ClusterSign{Kind: "device", ID: "dev-again", CSR: devCSR()}); err != nil || again.CheckSignatureFrom(second) != nil {
+	if again, err := s.signer.Sign(ctx, api.ClusterSign{Kind: "device", ID: "dev-again", CSR: devCSR()}); err != nil || again.CheckSignatureFrom(second) != nil {
 		t.Errorf("after rotation: %v", err)
 	}
 	z, _ = db.Zone()

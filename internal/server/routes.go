@@ -58,10 +58,11 @@ func (s *Server) routes() http.Handler {
 		return metrics.Count(s.metrics.Refreshes, s.deviceRefresh(w, r, dev))
 	})
 	area.Device("DELETE "+api.Prefix+"/device", s.deviceUnregister)
-	(&certificates.Handlers{Zone: s.db, Signer: caSigner{s}, Trust: tlsTrust{s}, CA: &s.ca, Self: s.self, Paths: s.opts.Paths,
+	(&certificates.Handlers{Zone: s.db, Signer: s.signer, Trust: tlsTrust{s}, CA: &s.ca, Self: s.self, Paths: s.opts.Paths,
 		ZoneName: s.zone.Name, Now: s.now, Log: s.log}).Register(area)
 	s.changes.Register(area)
 	s.devCA.Register(area)
+	s.signer.Register(area)
 	(&satellites.Handlers{Zone: s.db, Issuer: caIssuer{s}, Now: s.now}).Register(area)
 	s.spk.Register(area)
 	(&spkvalues.Handlers{Zone: s.db, Sealer: s.spk}).Register(area)
@@ -73,7 +74,6 @@ func (s *Server) routes() http.Handler {
 		Backups: s.metrics.Backups, Restores: s.metrics.Restores, Now: s.now, Log: s.log}).Register(area)
 	mux.HandleFunc("GET "+api.ContentPrefix+"/{id}/{file}", s.serveContent(false))
 	s.setupRoutes(mux)
-	mux.HandleFunc("POST "+api.Prefix+"/cluster/sign", s.peer(s.clusterSign))
 	s.cluster.Register(area)
 	// The web console (docs/console.md): its own sign-in, then the API's
 	// routes in process as the signed-in administrator.

@@ -46,6 +46,7 @@ type Server struct {
 	log      *slog.Logger
 	ca       atomic.Pointer[pki.CA] // nil unless this server holds the CertAuth role and its key
 	devCA    *certificates.DeviceCA // the device CA, which issues under an external zone CA
+	signer   *certificates.Signing  // signs device and joining servers' certificates, here or on the CertAuth server
 	trust    atomic.Pointer[trustState]
 	self     zone.Server
 	zone     zone.Zone
@@ -115,6 +116,8 @@ func New(opts Options) (*Server, error) {
 	s.ocsWork = background.New(maxOCSContacts)
 	s.spk = &spksecrets.Keyring{Dir: filepath.Join(opts.Paths.Security(), "spk-values"), Zone: s.db, Peers: serverPeers{s}, Self: s.self, Log: s.log}
 	s.devCA = &certificates.DeviceCA{Zone: s.db, TLS: tlsTrust{s}, CA: &s.ca, Sealer: s.spk, Self: s.self, Now: s.now, Log: s.log}
+	s.signer = &certificates.Signing{Zone: s.db, TLS: tlsTrust{s}, CA: &s.ca, DeviceCA: s.devCA, Peers: clusterPeers{s},
+		Self: s.self, ZoneName: s.zone.Name, Now: s.now, Log: s.log}
 	s.cluster = s.newCluster()
 	s.auth = newAdminAuth(s.db, s.now)
 	s.setupMetrics()
