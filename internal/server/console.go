@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"zonekit/internal/client"
+	"zonekit/internal/preboot/imaging"
 	"zonekit/internal/server/console"
 )
 
@@ -91,5 +92,6 @@ func (a *answer) Write(p []byte) (int, error) {
 }
 
 func (s *Server) consoleHandlers(mux *http.ServeMux) *console.Handlers {
-	return &console.Handlers{Zone: s.db, Backend: consoleBackend{s: s, mux: mux}, Now: s.now, Log: s.log}
+	return &console.Handlers{Zone: s.db, Backend: consoleBackend{s: s, mux: mux}, Now: s.now, Log: s.log,
+		Images: func() ([]imaging.Image, error) { return imaging.List(s.content.ImagesDir()) }}
 }

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -220,8 +222,24 @@ func TestConsoleThroughTheServer(t *testing.T) {
 	if code, body, _ = b.get("/console/certificates"); code != http.StatusOK || !strings.Contains(body, "No certificate change is under way") {
 		t.Fatalf("certificates: %d %s", code, body)
 	}
-	if code, body, _ = b.get("/console/preboot"); code != http.StatusOK || !strings.Contains(body, "No preboot work") {
+	if code, body, _ = b.get("/console/preboot"); code != http.StatusOK || !strings.Contains(body, "No preboot work") || !strings.Contains(body, "No images on this server") {
 		t.Fatalf("preboot: %d %s", code, body)
+	}
+	// An image in the imaging service's directory (pbserv's, where
+	// content replication also puts the peers'), with its digest file.
+	images := filepath.Join(f.paths.Home, "data", "images")
+	sum := strings.Repeat("ab", 32)
+	if err := os.MkdirAll(images, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(images, "debian12.img"), make([]byte, 3<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(images, "debian12.img.sha256"), []byte(sum+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, body, _ = b.get("/console/preboot"); code != http.StatusOK || !strings.Contains(body, "<td>debian12.img</td><td>3.0 MiB</td>") || !strings.Contains(body, sum) {
+		t.Fatalf("preboot with an image: %d %s", code, body)
 	}
 	if code, _, _ = b.get("/console/assets/style.css"); code != http.StatusOK {
 		t.Fatalf("style: %d", code)

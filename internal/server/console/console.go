@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"zonekit/internal/errkind"
+	"zonekit/internal/preboot/imaging"
 	"zonekit/internal/server/httpapi"
 	"zonekit/internal/zone"
 )
@@ -75,8 +76,12 @@ type Zone interface {
 type Handlers struct {
 	Zone    Zone
 	Backend Backend
-	Now     func() time.Time
-	Log     *slog.Logger
+	// Images lists the preboot images this server holds (its imaging
+	// service's directory, with each image's size and SHA-256); nil when
+	// the server has none to show.
+	Images func() ([]imaging.Image, error)
+	Now    func() time.Time
+	Log    *slog.Logger
 
 	sessions *sessions
 	pages    map[string]*template.Template

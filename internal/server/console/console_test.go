@@ -2,6 +2,7 @@ package console
 
 import (
 	"fmt"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -12,6 +13,7 @@ import (
 
 	"zonekit/internal/api"
 	"zonekit/internal/errkind"
+	"zonekit/internal/preboot/imaging"
 	"zonekit/internal/zone"
 )
 
@@ -32,6 +34,8 @@ func (b fakeBackend) Call(r *http.Request, actor, method, path string, in, out a
 		*b.calls = append(*b.calls, fmt.Sprintf("%s %s %s %+v", actor, method, path, in))
 	}
 	switch p := strings.TrimPrefix(path, api.Prefix); {
+	case p == "/preboot/work":
+		*out.(*[]api.PrebootWork) = nil
 	case p == "/packages/7":
 		*out.(*api.Package) = api.Package{ID: "7", PackageSpec: api.PackageSpec{Name: "<b>pkg</b>"}}
 	case p == "/packages/7/activate":
@@ -404,5 +408,29 @@ func TestActivateAndValidate(t *testing.T) {
 	if len(calls) != 2 || !strings.HasPrefix(calls[0], "admin POST /api/v1/packages/7/activate {InfoLocation:zs.example/content PackLocation: ") ||
 		calls[1] != "admin POST /api/v1/packages/7/validate {Mode:all}" {
 		t.Errorf("calls %q", calls)
+	}
+}
+
+// TestPrebootImages: the Preboot page lists the images with size and
+// digest; an image name is the imaging service's, shown as text; a
+// server without an image directory shows none rather than failing.
+func TestPrebootImages(t *testing.T) {
+	now := t0
+	c := newClient(t, &now, &fakeZone{})
+	c.h.Images = func() ([]imaging.Image, error) {
+		return []imaging.Image{{Name: "<img src=x>.img", Size: 5 << 30, SHA256: strings.Repeat("0f", 32), Modified: t0}}, nil
+	}
+	c.signIn()
+	rec := c.do("GET", "/console/preboot", nil)
+	body := rec.Body.String()
+	if rec.Code != http.StatusOK || strings.Contains(body, "<img src") || !strings.Contains(body, "&lt;img src=x&gt;.img") ||
+		!strings.Contains(body, "5.0 GiB") || !strings.Contains(body, strings.Repeat("0f", 32)) {
+		t.Fatalf("preboot: %d %s", rec.Code, body)
+	}
+	c.h.Images = func() ([]imaging.Image, error) {
+		return nil, &fs.PathError{Op: "open", Path: "/x", Err: fs.ErrNotExist}
+	}
+	if rec := c.do("GET", "/console/preboot", nil); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "No images on this server") {
+		t.Fatalf("no image directory: %d %s", rec.Code, rec.Body)
 	}
 }

@@ -3,7 +3,9 @@ package console
 import (
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"net/url"
 
@@ -13,6 +15,7 @@ import (
 
 	"zonekit/internal/api"
 	"zonekit/internal/errkind"
+	"zonekit/internal/preboot/imaging"
 	"zonekit/internal/zone"
 )
 
@@ -748,12 +751,25 @@ func (h *Handlers) cancelChange(w http.ResponseWriter, r *http.Request, req requ
 
 // Preboot.
 
+type prebootData struct {
+	Works  []api.PrebootWork
+	Images []imaging.Image
+}
+
 func (h *Handlers) preboot(w http.ResponseWriter, r *http.Request, req request) {
-	var works []api.PrebootWork
-	if err := h.Backend.Call(r, req.admin, http.MethodGet, api.Prefix+"/preboot/work", nil, &works); err != nil {
+	var d prebootData
+	if err := h.Backend.Call(r, req.admin, http.MethodGet, api.Prefix+"/preboot/work", nil, &d.Works); err != nil {
 		h.failed(w, r, req, err)
 		return
 	}
-	slices.SortFunc(works, func(a, b api.PrebootWork) int { return b.Assigned.Compare(a.Assigned) })
-	h.render(w, r, http.StatusOK, "preboot", h.page(req, "preboot", "Preboot", works))
+	slices.SortFunc(d.Works, func(a, b api.PrebootWork) int { return b.Assigned.Compare(a.Assigned) })
+	if h.Images != nil {
+		imgs, err := h.Images()
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			h.failed(w, r, req, err)
+			return
+		}
+		d.Images = imgs
+	}
+	h.render(w, r, http.StatusOK, "preboot", h.page(req, "preboot", "Preboot", d))
 }
