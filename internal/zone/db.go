@@ -172,6 +172,16 @@ func (d *DB) Devices() ([]Device, error) {
 	return out, err
 }
 
+// DeviceRecords calls fn with each device's id and stored JSON, in id
+// order, in one read transaction: id and raw are valid only during the
+// call. It is for a reader that keeps its own decoded copy and decodes
+// only the records that changed (the web console).
+func (d *DB) DeviceRecords(fn func(id, raw []byte) error) error {
+	return d.st.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(store.BucketDevices).ForEach(fn)
+	})
+}
+
 // DevicePage is up to a page of devices read in one transaction and
 // decoded one at a time after it (Each), so that a listing never holds
 // the whole zone, nor a read transaction while it writes to a client.

@@ -84,6 +84,7 @@ type Handlers struct {
 	Log    *slog.Logger
 
 	sessions *sessions
+	devcache *deviceCache
 	pages    map[string]*template.Template
 	mux      *http.ServeMux
 }
@@ -113,6 +114,7 @@ func (h *Handlers) init() {
 		h.Log = slog.New(slog.DiscardHandler)
 	}
 	h.sessions = newSessions(h.Now)
+	h.devcache = newDeviceCache()
 	h.pages = parsePages()
 	m := http.NewServeMux()
 	assets, _ := fs.Sub(assetFS, "assets")
@@ -326,6 +328,15 @@ func (h *Handlers) failed(w http.ResponseWriter, r *http.Request, req request, e
 		h.Log.Error("console request failed", "path", r.URL.Path, "err", err)
 	}
 	h.errorPage(w, r, &req, status, err.Error())
+}
+
+// allDevices is every device, in no particular order, to be read only:
+// from the cache when the zone offers its records (zone.DB does).
+func (h *Handlers) allDevices() ([]zone.Device, error) {
+	if rd, ok := h.Zone.(DeviceRecords); ok {
+		return h.devcache.get(rd)
+	}
+	return h.Zone.Devices()
 }
 
 func isNotFound(err error) bool { return err != nil && errkind.Of(err) == errkind.NotFound }

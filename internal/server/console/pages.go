@@ -55,7 +55,7 @@ func (h *Handlers) overview(w http.ResponseWriter, r *http.Request, req request)
 		h.failed(w, r, req, err)
 		return
 	}
-	devs, err := h.Zone.Devices()
+	devs, err := h.allDevices()
 	if err != nil {
 		h.failed(w, r, req, err)
 		return
@@ -363,13 +363,13 @@ func (h *Handlers) search(q deviceQuery, groups []zone.Group) ([]zone.Device, er
 			members[id] = true
 		}
 	}
-	devs, err := h.Zone.Devices()
+	devs, err := h.allDevices()
 	if err != nil {
 		return nil, err
 	}
 	name := strings.ToLower(q.Name)
 	needInv := f.Software != "" || f.IPRange != "" || (groupFilter != nil && (groupFilter.Software != "" || groupFilter.IPRange != ""))
-	out := devs[:0]
+	var out []zone.Device // not in devs: it is the cache's
 	for _, dev := range devs {
 		if name != "" && !containsFold(dev.Name, name) {
 			continue
