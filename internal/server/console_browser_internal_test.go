@@ -154,6 +154,11 @@ func TestConsoleInABrowser(t *testing.T) {
 	if !strings.Contains(text, "Assigned: 1 devices changed") || !strings.Contains(text, "(1)") || !strings.Contains(text, hostile) {
 		t.Errorf("after the assignment: %s", text)
 	}
+	var polygons int
+	run("progress chart", chromedp.Evaluate(`document.querySelectorAll("svg.progress polygon").length`, &polygons))
+	if polygons != 4 {
+		t.Errorf("the deployment chart over time has %d layers, want 4", polygons)
+	}
 	run("device status",
 		chromedp.Navigate(base+"/console/devices/d1"),
 		chromedp.WaitVisible(`section.deployment`, chromedp.ByQuery),
