@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -175,7 +176,34 @@ image-upload (--user, the --password-* flags, --cacert).`,
 	}
 	addServerFlag(cmd, o)
 	cmd.Flags().StringVarP(&o.File, "file", "f", "", "where to write the image (default: NAME)")
+	cmd.ValidArgsFunction = o.completeImage
 	return cmd
+}
+
+// completeImage completes an image name from the imaging service's list,
+// with the credentials the flags and environment give (never a prompt:
+// a completion has no terminal); nothing completes when it cannot ask.
+func (o *ImageOptions) completeImage(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	if len(args) > 0 {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), 3*time.Second)
+	defer cancel()
+	c, _, err := o.client(ctx)
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveError
+	}
+	imgs, err := c.List(ctx)
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveError
+	}
+	var out []cobra.Completion
+	for _, i := range imgs {
+		if strings.HasPrefix(i.Name, toComplete) {
+			out = append(out, cobra.CompletionWithDesc(i.Name, fmt.Sprintf("%d MiB", i.Size>>20)))
+		}
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp
 }
 
 func newImageList(opts *Options, runF func(*ImageOptions) error) *cobra.Command {

@@ -64,6 +64,21 @@ var zoneValues = map[string]func(context.Context, *client.Client) ([]string, err
 		}
 		return out, err
 	},
+	// Images: those the zone's preboot work names (restored or taken);
+	// the imaging service's own list is pbserv image-list's.
+	"image": func(ctx context.Context, c *client.Client) ([]string, error) {
+		var works []api.PrebootWork
+		err := c.Get(ctx, api.Prefix+"/preboot/work", &works)
+		var out []string
+		seen := map[string]bool{}
+		for _, w := range works {
+			if w.Image != "" && !seen[w.Image] {
+				seen[w.Image] = true
+				out = append(out, w.Image)
+			}
+		}
+		return out, err
+	},
 	"regkey": func(ctx context.Context, c *client.Client) ([]string, error) {
 		var keys []api.RegistrationKey
 		err := c.Get(ctx, api.Prefix+"/registration-keys", &keys)
@@ -133,6 +148,8 @@ func placeholderKind(cmd, word string) string {
 		if cmd == "registration-key-delete" {
 			return "regkey"
 		}
+	case "IMAGE":
+		return "image"
 	}
 	return ""
 }
