@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/olekukonko/tablewriter"
@@ -58,6 +59,32 @@ func JSONArray[T any](w io.Writer, items []T) error {
 		bw.Write(b)
 	}
 	bw.WriteString("\n]\n")
+	return bw.Flush()
+}
+
+// Listing writes a listing: on a terminal (tty) as Table does; otherwise,
+// as gh does, one line per row with its fields separated by tabs, without
+// headers, padding or rules, so that cut, awk and while-read take it as is.
+func Listing(w io.Writer, tty bool, headers []string, rows [][]string) error {
+	if tty {
+		return Table(w, headers, rows)
+	}
+	bw := bufio.NewWriter(w)
+	for _, r := range rows {
+		for i, c := range r {
+			if i > 0 {
+				bw.WriteByte('\t')
+			}
+			// A tab or newline inside a field would split it or its row.
+			bw.WriteString(strings.Map(func(r rune) rune {
+				if r == '\t' || r == '\n' || r == '\r' {
+					return ' '
+				}
+				return r
+			}, c))
+		}
+		bw.WriteByte('\n')
+	}
 	return bw.Flush()
 }
 

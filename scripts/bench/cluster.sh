@@ -53,7 +53,7 @@ join() {
   zconfigure --home "$work/s$1" -c Start --action start >/dev/null
 }
 insync() { # server number: a follower nothing behind, holding every device and the package
-  zman --host "127.0.0.$1" --port "$port" --cacert "$ca" server-list 2>/dev/null | grep -Eq "^ 127\.0\.0\.$1 .* Follower *$" &&
+  zman --host "127.0.0.$1" --port "$port" --cacert "$ca" server-list 2>/dev/null | awk -F'\t' -v ip="127.0.0.$1" '$1 == ip && $NF ~ /Follower$/ { f = 1 } END { exit !f }' &&
     [ "$(zman --host "127.0.0.$1" --port "$port" --cacert "$ca" device-list -o json 2>/dev/null | grep -c '"id"')" -ge "$devices" ] &&
     { [ -z "$pkg" ] || zman --host "127.0.0.$1" --port "$port" --cacert "$ca" content-replication-status --server "127.0.0.$1" \
       --package "$pkg" -o json 2>/dev/null | grep -q '"state": "present"'; }
@@ -68,7 +68,7 @@ end=$(date +%s.%N)
 printf 'join + first start + in sync: %.2f s\n' "$(echo "$end - $start" | bc -l)"
 
 leader() { # number of the server that leads now
-  zman --cacert "$ca" --host 127.0.0.2 --port "$port" server-list | awk '/ Leader *$/ { if ($1 == "localhost") print 1; else { split($1, a, "."); print a[4] } }'
+  zman --cacert "$ca" --host 127.0.0.2 --port "$port" server-list | awk -F'\t' '$NF ~ /Leader$/ { if ($1 == "localhost") print 1; else { split($1, a, "."); print a[4] } }'
 }
 l=$(leader); f=$(( l % 3 + 1 ))
 echo "==> $n single commands (group-create over HTTPS, stored credential) to the leader (server $l) and a follower (server $f), in turn"

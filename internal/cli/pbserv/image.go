@@ -250,10 +250,10 @@ image-upload (--user, the --password-* flags, --cacert).`,
 				}
 				rows = append(rows, []string{i.Name, strconv.FormatInt(i.Size, 10), i.SHA256, ui.LocalDate(i.Modified), layout})
 			}
-			return ui.Table(o.IO.Out, []string{"NAME", "SIZE", "SHA-256", "MODIFIED", "PARTITIONS"}, rows)
+			return ui.Listing(o.IO.Out, o.IO.OutTTY, []string{"NAME", "SIZE", "SHA-256", "MODIFIED", "PARTITIONS"}, rows)
 		},
 	}
 	addServerFlag(cmd, o)
-	cmd.Flags().StringVarP(&o.Output, "output", "o", "table", "output format: table or json")
+	cmd.Flags().StringVarP(&o.Output, "output", "o", "table", "output format: table or json (piped, tab-separated rows without headers)")
 	return cmd
 }

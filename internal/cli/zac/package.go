@@ -177,7 +177,8 @@ downloading, ready, running, done), the fragments in (and how many of
 them were reused from the fragment cache or another package on this device
 rather than fetched), its result and whether the zone has the result. Read
 from the local state only: it works without the zone, and while 'zac
-agent' runs.`,
+agent' runs. Piped, each package is one line of tab-separated fields,
+without headers.`,
 		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			format, err := ui.ParseFormat(opts.Output)
@@ -212,7 +213,7 @@ agent' runs.`,
 				rows = append(rows, []string{p.ID, strconv.Itoa(p.Priority), p.Phase,
 					frags, p.Result, sent, ui.Date(p.Updated)})
 			}
-			return ui.Table(opts.IO.Out, []string{"ID", "Priority", "Phase", "Fragments", "Result", "Sent", "Updated"}, rows)
+			return ui.Listing(opts.IO.Out, opts.IO.OutTTY, []string{"ID", "Priority", "Phase", "Fragments", "Result", "Sent", "Updated"}, rows)
 		},
 	}
 }

@@ -63,7 +63,8 @@ func (f *Factory) printCheck(chk api.CertificateCheck) error {
 		ui.KeyValues(f.IO.Out, [][2]string{{"Checked", what + " (" + ui.LocalDate(chk.At) + ")"}, {"Trusted CA", chk.CA}})
 		fmt.Fprintln(f.IO.Out)
 	}
-	err = f.print(chk, []string{"SERVER", "EXPIRES", "RESULT"}, func() [][]string {
+	// A report (key-values, then a table) keeps its table when piped.
+	err = printReport(f, format, chk, []string{"SERVER", "EXPIRES", "RESULT"}, func() [][]string {
 		rows := make([][]string, 0, len(chk.Servers))
 		for _, s := range chk.Servers {
 			result := "ok"

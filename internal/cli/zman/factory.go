@@ -63,7 +63,7 @@ func (g *Global) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&g.Host, "host", "", "zone server host name or address, or several separated by commas to try in turn (or ZMAN_HOST; default localhost)")
 	fs.IntVar(&g.Port, "port", 0, "zone server HTTPS port (or ZMAN_PORT; default the local zone's, else 443)")
 	fs.StringVar(&g.CACert, "cacert", "", "zone CA certificate file (or ZMAN_CACERT; default the local zone's)")
-	fs.StringVarP(&g.Output, "output", "o", "table", "output format: table or json")
+	fs.StringVarP(&g.Output, "output", "o", "table", "output format: table or json (piped, listings are tab-separated rows without headers)")
 	fs.BoolVarP(&g.Verbose, "verbose", "V", false, "say which server and credential are used")
 	fs.BoolVar(&g.Debug, "debug", false, "trace API requests on stderr")
 	fs.BoolVar(&g.AllowExpiredCA, "allow-expired-ca", false, "trust the server as of the last minute the zone CA was valid, once it has expired (to remint it at once)")
@@ -447,12 +447,22 @@ func (f *Factory) done(v any, format string, args ...any) error {
 	return err
 }
 
-// print writes v as JSON, or the table made by rows.
+// print writes v as JSON, or the listing made by rows (a table on a
+// terminal, tab-separated fields when piped).
 func (f *Factory) print(v any, headers []string, rows func() [][]string) error {
 	format, err := f.Format()
 	if err != nil {
 		return err
 	}
+	if format == ui.FormatJSON {
+		return ui.JSON(f.IO.Out, v)
+	}
+	return ui.Listing(f.IO.Out, f.IO.OutTTY, headers, rows())
+}
+
+// printReport writes v as JSON, or the table made by rows, padded even
+// when piped: for reports that mix sentences and a table.
+func printReport(f *Factory, format ui.Format, v any, headers []string, rows func() [][]string) error {
 	if format == ui.FormatJSON {
 		return ui.JSON(f.IO.Out, v)
 	}
