@@ -26,9 +26,10 @@ import (
 // end on its own (its context is cancelled, so deferred cleanup runs)
 // before Run gives up on it and returns 130 anyway: a read blocked on a
 // FIFO or a CPU loop that does not look at its context still ends within
-// two seconds. The work that matters on disk is written atomically, so an
-// end at that point loses nothing that was committed.
-const Grace = 1500 * time.Millisecond
+// two seconds, with a second to spare for a loaded machine to end the
+// process. The work that matters on disk is written atomically, so an end
+// at that point loses nothing that was committed.
+const Grace = time.Second
 
 // OwnShutdown is the annotation of the daemons (zconfigure serve, zac
 // agent, pbserv SERVICE run): they shut down on the first signal within
