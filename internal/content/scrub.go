@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"zonekit/internal/atomicfile"
 )
@@ -64,11 +65,16 @@ func (r *Repo) Verify(ctx context.Context, id string) (VerifyResult, error) {
 }
 
 // FileSHA256 reads the file at path and returns its SHA-256 (hex) and
-// size; it stops when ctx ends.
+// size; it stops when ctx ends. Its read buffer is reused across calls:
+// callers hash thousands of small files (a restore's change report).
 func FileSHA256(ctx context.Context, path string) (string, int64, error) {
-	n, sum, err := hashFile(ctx, path, io.Discard, make([]byte, 256<<10))
+	buf := hashBufs.Get().(*[]byte)
+	defer hashBufs.Put(buf)
+	n, sum, err := hashFile(ctx, path, io.Discard, *buf)
 	return sum, n, err
 }
+
+var hashBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
 func hashFile(ctx context.Context, path string, also io.Writer, buf []byte) (int64, string, error) {
 	f, err := os.Open(path)

@@ -2,18 +2,15 @@ package restore
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
-	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
 	"sync"
 
 	"zonekit/internal/api"
 	"zonekit/internal/backup"
+	"zonekit/internal/content"
 )
 
 // LiveScan reads the live configuration while a backup is being unpacked,
@@ -60,9 +57,8 @@ func (l *LiveScan) scan(ctx context.Context, home string, includes []string, exc
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			buf := make([]byte, 64<<10)
 			for j := range jobs {
-				j.e.sum, j.e.err = hashFile(ctx, j.path, buf)
+				j.e.sum, _, j.e.err = content.FileSHA256(ctx, j.path)
 			}
 		}()
 	}
@@ -99,22 +95,6 @@ func (l *LiveScan) scan(ctx context.Context, home string, includes []string, exc
 		}
 	}
 	return nil
-}
-
-func hashFile(ctx context.Context, path string, buf []byte) (string, error) {
-	if err := ctx.Err(); err != nil {
-		return "", err
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.CopyBuffer(h, f, buf); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // Stop abandons the scan and waits for its goroutines.
