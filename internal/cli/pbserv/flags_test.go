@@ -6,26 +6,15 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"zonekit/internal/cli/cmdtest"
 	"zonekit/internal/ui"
 )
 
-// parse builds a command with a runF that captures its parsed options,
-// runs it on args and returns them: flag parsing tested without a service.
+// parse runs a command through its runF: flag parsing tested without a service.
 func parse[O any](t *testing.T, build func(*Options, func(*O) error) *cobra.Command, args ...string) *O {
 	t.Helper()
 	io, _, _, _ := ui.Test()
-	var got *O
-	cmd := build(&Options{IO: io}, func(o *O) error { got = o; return nil })
-	cmd.SetArgs(args)
-	cmd.SetOut(io.Out)
-	cmd.SetErr(io.ErrOut)
-	if err := cmd.Execute(); err != nil {
-		t.Fatalf("%s %q: %v", cmd.Name(), args, err)
-	}
-	if got == nil {
-		t.Fatalf("%s %q: runF not called", cmd.Name(), args)
-	}
-	return got
+	return cmdtest.Parse(t, &Options{IO: io}, build, args...)
 }
 
 func TestFlagParsing(t *testing.T) {

@@ -6,25 +6,15 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"zonekit/internal/cli/cmdtest"
 	"zonekit/internal/ui"
 )
 
-// parseFails runs a command whose runF must not be reached and returns
-// the parsing error.
+// parseFails runs a command that must refuse args before its runF.
 func parseFails[O any](t *testing.T, build func(*Factory, func(*O) error) *cobra.Command, args ...string) error {
 	t.Helper()
 	io, _, _, _ := ui.Test()
-	f := &Factory{IO: io, Global: &Global{}}
-	called := false
-	cmd := build(f, func(*O) error { called = true; return nil })
-	cmd.SetArgs(args)
-	cmd.SetOut(io.Out)
-	cmd.SetErr(io.ErrOut)
-	err := cmd.Execute()
-	if err == nil || called {
-		t.Fatalf("%s %q: parsed (err %v), want it refused before running", cmd.Name(), args, err)
-	}
-	return err
+	return cmdtest.Refused(t, &Factory{IO: io, Global: &Global{}}, build, args...)
 }
 
 // The commands that take arguments: what they hand their run function.

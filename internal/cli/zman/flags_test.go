@@ -8,27 +8,16 @@ import (
 	"github.com/spf13/cobra"
 
 	"zonekit/internal/api"
+	"zonekit/internal/cli/cmdtest"
 	"zonekit/internal/ui"
 )
 
-// parse builds a command with a runF that captures its parsed options,
-// runs it on args and returns them: flag parsing tested without a server.
+// parse runs a command through its runF: flag parsing tested without a
+// server.
 func parse[O any](t *testing.T, build func(*Factory, func(*O) error) *cobra.Command, args ...string) *O {
 	t.Helper()
 	io, _, _, _ := ui.Test()
-	f := &Factory{IO: io, Global: &Global{}}
-	var got *O
-	cmd := build(f, func(o *O) error { got = o; return nil })
-	cmd.SetArgs(args)
-	cmd.SetOut(io.Out)
-	cmd.SetErr(io.ErrOut)
-	if err := cmd.Execute(); err != nil {
-		t.Fatalf("%s %q: %v", cmd.Name(), args, err)
-	}
-	if got == nil {
-		t.Fatalf("%s %q: runF not called", cmd.Name(), args)
-	}
-	return got
+	return cmdtest.Parse(t, &Factory{IO: io, Global: &Global{}}, build, args...)
 }
 
 func TestFlagParsing(t *testing.T) {
