@@ -196,8 +196,16 @@ func TestServe(t *testing.T) {
 	if got := s.Stats.Ignored.Load(); got != 2 {
 		t.Errorf("ignored %d, want 2", got)
 	}
-	if o, a := s.Stats.Offers.Load(), s.Stats.Acks.Load(); o != 1 || a != 1 {
-		t.Errorf("%d offers and %d acks counted, want 1 and 1", o, a)
+	// The server counts an answer after sending it, so the client can
+	// read the answer before the count moves: wait for it a while.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		o, a := s.Stats.Offers.Load(), s.Stats.Acks.Load()
+		if o == 1 && a == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d offers and %d acks counted, want 1 and 1", o, a)
+		}
 	}
 }
 
