@@ -3,6 +3,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/tls"
@@ -16,6 +17,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -26,6 +28,7 @@ import (
 	"zonekit/internal/client"
 	"zonekit/internal/config"
 	"zonekit/internal/errkind"
+	"zonekit/internal/failpoint"
 	"zonekit/internal/pki"
 )
 
@@ -72,6 +75,12 @@ type Agent struct {
 	FragmentCacheMax int64
 	clients          []*client.Client
 	clientsFor       string
+	// hook is called after each step of a registration's writes
+	// (failpoint.Crash; tests pass their own to stop at a step).
+	hook failpoint.Hook
+	// identityChecked is set once this Agent has compared the key and
+	// certificate files with the committed identity (see restoreIdentity).
+	identityChecked atomic.Bool
 }
 
 // Close closes the connections ReuseConnections kept.
@@ -83,7 +92,15 @@ func (a *Agent) Close() {
 }
 
 // New returns the agent at home.
-func New(home string) *Agent { return &Agent{Home: home, Now: time.Now} }
+func New(home string) *Agent { return &Agent{Home: home, Now: time.Now, hook: failpoint.Crash} }
+
+// step reports the end of a step of a multi-step write to the hook.
+func (a *Agent) step(name string) error {
+	if a.hook == nil {
+		return nil
+	}
+	return a.hook(name)
+}
 
 func (a *Agent) CACertPath() string { return filepath.Join(a.Home, "cacert.pem") }
 func (a *Agent) certPath() string   { return filepath.Join(a.Home, "device.pem") }
@@ -93,7 +110,26 @@ func (a *Agent) dbPath() string     { return filepath.Join(a.Home, "agent.db") }
 var (
 	bucketState = []byte("state")
 	keyReg      = []byte("registration")
+	// keyIdentity holds the device's key and certificate (identity), the
+	// committed copy device.key and device.pem are written from.
+	keyIdentity = []byte("identity")
 )
+
+// identity is the device's key and certificate as committed in agent.db.
+// The files security/device.key and device.pem are copies of it for the
+// tools that read them (curl, openssl, the TLS client): a registration
+// commits the identity with the state in one transaction and writes the
+// files without waiting for the disk, and an open that finds them missing,
+// torn or different writes them again from here (restoreIdentity).
+type identity struct {
+	KeyPEM  string `json:"key_pem"`
+	CertPEM string `json:"cert_pem"`
+	// CAPEM is the zone CA the registration trusted, kept until the agent
+	// next writes the trust store (synced): until then cacert.pem must
+	// hold it, and is written from here when it does not (lost, torn, or
+	// an older file back after a power loss).
+	CAPEM string `json:"ca_pem,omitempty"`
+}
 
 // ErrNotRegistered is returned by operations that need a registration.
 var ErrNotRegistered = errkind.New(errkind.NotFound, "this device is not registered in a zone (zac register https://SERVER:PORT)")
@@ -113,7 +149,84 @@ func (a *Agent) open(readOnly bool) (*bolt.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open agent state %s: %w", a.dbPath(), err)
 	}
+	if a.identityChecked.CompareAndSwap(false, true) {
+		if err := a.restoreIdentity(db); err != nil && !readOnly {
+			a.identityChecked.Store(false) // the next open tries again
+			db.Close()
+			return nil, err
+		}
+	}
 	return db, nil
+}
+
+func readIdentity(db *bolt.DB) (identity, bool, error) {
+	var id identity
+	found := false
+	err := db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketState)
+		if b == nil || b.Get(keyIdentity) == nil {
+			return nil
+		}
+		found = true
+		return json.Unmarshal(b.Get(keyIdentity), &id)
+	})
+	return id, found, err
+}
+
+func putIdentity(tx *bolt.Tx, id *identity) error {
+	b, err := tx.CreateBucketIfNotExists(bucketState)
+	if err != nil {
+		return err
+	}
+	if id == nil {
+		return b.Delete(keyIdentity)
+	}
+	data, err := json.Marshal(id)
+	if err != nil {
+		return err
+	}
+	return b.Put(keyIdentity, data)
+}
+
+// restoreIdentity makes device.key and device.pem what the committed
+// identity says, when they differ: after a crash or power loss that lost
+// or tore the copies a registration wrote without a sync, or one between
+// a renewal's commit and its files. The files it writes are synced.
+// Homes registered before the identity was kept in agent.db have none,
+// and their files are left as they are.
+func (a *Agent) restoreIdentity(db *bolt.DB) error {
+	id, ok, err := readIdentity(db)
+	if err != nil {
+		return fmt.Errorf("agent state %s: identity: %w", a.dbPath(), err)
+	}
+	if !ok {
+		return nil
+	}
+	for _, f := range []struct {
+		path string
+		data string
+		perm os.FileMode
+	}{{a.keyPath(), id.KeyPEM, 0o600}, {a.certPath(), id.CertPEM, 0o644}, {a.CACertPath(), id.CAPEM, 0o644}} {
+		if f.data == "" {
+			continue
+		}
+		have, err := os.ReadFile(f.path)
+		if err == nil && string(have) == f.data {
+			continue
+		}
+		// The trust store may hold more than the registration's CA
+		// (cert-info adds roots): whole and holding it is enough.
+		if err == nil && f.path == a.CACertPath() && bytes.Contains(have, []byte(f.data)) {
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(f.path), 0o700); err != nil {
+			return fmt.Errorf("restore %s: %w", f.path, err)
+		}
+		if err := atomicfile.WriteFile(f.path, []byte(f.data), f.perm); err != nil {
+			return fmt.Errorf("restore the device identity: %w", err)
+		}
+	}
+	return nil
 }
 
 // State reads the registration, or ErrNotRegistered.
@@ -139,20 +252,26 @@ func readState(db *bolt.DB) (State, error) {
 }
 
 func writeState(db *bolt.DB, st *State) error {
-	return db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(bucketState)
-		if err != nil {
+	return db.Update(func(tx *bolt.Tx) error { return putState(tx, st) })
+}
+
+// putState records st; nil forgets the registration and the identity.
+func putState(tx *bolt.Tx, st *State) error {
+	b, err := tx.CreateBucketIfNotExists(bucketState)
+	if err != nil {
+		return err
+	}
+	if st == nil {
+		if err := b.Delete(keyIdentity); err != nil {
 			return err
 		}
-		if st == nil {
-			return b.Delete(keyReg)
-		}
-		data, err := json.Marshal(st)
-		if err != nil {
-			return err
-		}
-		return b.Put(keyReg, data)
-	})
+		return b.Delete(keyReg)
+	}
+	data, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	return b.Put(keyReg, data)
 }
 
 // LoadCA reads the zone CA the agent trusts: path if given, else the
@@ -228,7 +347,13 @@ func (a *Agent) Register(ctx context.Context, o RegisterOptions) (State, error) 
 	if err := checkDeviceCert(cert, issuers, key.Public()); err != nil {
 		return State{}, err
 	}
-	st, err := a.saveRegistration(db, key, cert, o.CA, reg, c.BaseURL())
+	if err := a.step("register-accepted"); err != nil {
+		return State{}, err
+	}
+	st, committed, err := a.saveRegistration(db, key, cert, o.CA, reg, c.BaseURL())
+	if committed || errors.Is(err, errStopped) {
+		return st, err
+	}
 	if err != nil {
 		// The zone knows a device this machine could not record: take it back
 		// out so a retry does not leave a ghost behind.
@@ -242,35 +367,95 @@ func (a *Agent) Register(ctx context.Context, o RegisterOptions) (State, error) 
 	return st, nil
 }
 
-func (a *Agent) saveRegistration(db *bolt.DB, key crypto.Signer, cert, ca *x509.Certificate, reg api.Registration, via string) (State, error) {
+// errStopped wraps a hook's error: the operation stopped at a failpoint
+// as if the process had died there, so no cleanup may run.
+var errStopped = errors.New("stopped at a failpoint")
+
+// saveRegistration records a registration in as few synced writes as it
+// can, for a zac process registering is mostly waiting for the disk:
+//
+//  1. one agent.db transaction with the state and the identity (key,
+//     certificate and zone CA): the registration's commit point;
+//  2. cacert.pem (unless it already holds the CA: install packs place it
+//     before registering), security/device.key and device.pem from the
+//     identity, each renamed into place but not synced: a crash or power
+//     loss that loses or tears them is repaired from the identity by the
+//     next zac command (restoreIdentity).
+//
+// A crash before 1 leaves the device unregistered (a retry registers it
+// anew); from 1 on it is registered and its files come out whole.
+//
+// committed says whether the registration stands (step 2 done), whatever
+// the error.
+func (a *Agent) saveRegistration(db *bolt.DB, key crypto.Signer, cert, ca *x509.Certificate, reg api.Registration, via string) (st State, committed bool, err error) {
 	keyPEM, err := pki.EncodeKeyPEM(key)
 	if err != nil {
-		return State{}, err
+		return State{}, false, err
 	}
-	if err := os.MkdirAll(filepath.Dir(a.keyPath()), 0o700); err != nil {
-		return State{}, fmt.Errorf("agent security directory: %w", err)
-	}
-	if err := atomicfile.WriteFile(a.keyPath(), keyPEM, 0o600); err != nil {
-		return State{}, err
-	}
-	if err := atomicfile.WriteFile(a.certPath(), pki.EncodeCertPEM(cert), 0o644); err != nil {
-		return State{}, err
-	}
-	if err := atomicfile.WriteFile(a.CACertPath(), pki.EncodeCertPEM(ca), 0o644); err != nil {
-		return State{}, err
-	}
+	certPEM := pki.EncodeCertPEM(cert)
+	caPEM := pki.EncodeCertPEM(ca)
 	// The server we registered through stays first among the servers: it is
 	// known to be reachable. Authentication satellites, closest first, come
 	// before them.
 	servers := serverOrder(reg.AuthSatellites, reg.Servers, via)
 	now := a.Now().UTC()
-	st := State{DeviceID: reg.DeviceID, ZoneName: reg.ZoneName, ZoneID: reg.ZoneID, Servers: servers,
+	st = State{DeviceID: reg.DeviceID, ZoneName: reg.ZoneName, ZoneID: reg.ZoneID, Servers: servers,
 		Registered: now, LastContact: now, CAFingerprint: pki.Fingerprint(ca, "sha256"), CertNotAfter: cert.NotAfter.UTC(),
 		ContentSatellites: reg.ContentSatellites, AuthSatellites: reg.AuthSatellites}
-	if err := writeState(db, &st); err != nil {
-		return State{}, fmt.Errorf("record registration: %w", err)
+	id := identity{KeyPEM: string(keyPEM), CertPEM: string(certPEM), CAPEM: string(caPEM)}
+	err = db.Update(func(tx *bolt.Tx) error {
+		if err := putState(tx, &st); err != nil {
+			return err
+		}
+		return putIdentity(tx, &id)
+	})
+	if err != nil {
+		return State{}, false, fmt.Errorf("record registration: %w", err)
 	}
-	return st, nil
+	if err := a.step("register-committed"); err != nil {
+		return st, true, fmt.Errorf("%w: %w", errStopped, err)
+	}
+	// From here the registration stands: a file that cannot be written
+	// now is written from the identity by the next command.
+	if err := a.writeIdentityFiles(id); err != nil {
+		return st, true, fmt.Errorf("registered as device %s, but %w (the next zac command writes it again)", st.DeviceID, err)
+	}
+	return st, true, nil
+}
+
+// writeIdentityFiles puts the identity's key and certificate in their
+// files without syncing them (see saveRegistration).
+func (a *Agent) writeIdentityFiles(id identity) error {
+	if err := os.MkdirAll(filepath.Dir(a.keyPath()), 0o700); err != nil {
+		return fmt.Errorf("agent security directory: %w", err)
+	}
+	for _, f := range []struct {
+		path, data, step string
+		perm             os.FileMode
+	}{{a.CACertPath(), id.CAPEM, "register-cacert-written", 0o644}, {a.keyPath(), id.KeyPEM, "register-key-written", 0o600},
+		{a.certPath(), id.CertPEM, "register-cert-written", 0o644}} {
+		if have, err := os.ReadFile(f.path); err == nil && string(have) == f.data {
+			if err := a.step(f.step); err != nil {
+				return fmt.Errorf("%w: %w", errStopped, err)
+			}
+			continue
+		}
+		w, err := atomicfile.New(f.path, f.perm)
+		if err != nil {
+			return err
+		}
+		if _, err := w.WriteString(f.data); err != nil {
+			w.Abort()
+			return fmt.Errorf("write %s: %w", f.path, err)
+		}
+		if err := w.CommitUnsynced(); err != nil {
+			return err
+		}
+		if err := a.step(f.step); err != nil {
+			return fmt.Errorf("%w: %w", errStopped, err)
+		}
+	}
+	return nil
 }
 
 // serverOrder is the order the agent tries the zone in: the
@@ -408,8 +593,15 @@ func (a *Agent) Refresh(ctx context.Context) (State, error) {
 		if err != nil {
 			return err
 		}
+		if changed {
+			// The trust store on disk is now the zone's, synced: the
+			// registration's CA no longer has to be in it.
+			if err := dropIdentityCA(db); err != nil {
+				return err
+			}
+		}
 		if r.RenewCertificate {
-			return a.renewCertificate(ctx, c, &st)
+			return a.renewCertificate(ctx, db, c, &st)
 		}
 		if changed {
 			// Kept clients trust the old CAs: the next call connects afresh.
@@ -432,6 +624,20 @@ func (a *Agent) Refresh(ctx context.Context) (State, error) {
 	return st, writeState(db, &st)
 }
 
+// dropIdentityCA forgets the zone CA the registration trusted (see
+// identity.CAPEM), once the agent has written the trust store itself.
+func dropIdentityCA(db *bolt.DB) error {
+	id, ok, err := readIdentity(db)
+	if err != nil || !ok || id.CAPEM == "" {
+		return err
+	}
+	id.CAPEM = ""
+	if err := db.Update(func(tx *bolt.Tx) error { return putIdentity(tx, &id) }); err != nil {
+		return fmt.Errorf("agent state: %w", err)
+	}
+	return nil
+}
+
 // Unregister removes the device from the zone and forgets the registration.
 // With force, the local registration goes even if no server can be told.
 func (a *Agent) Unregister(ctx context.Context, force bool) (State, error) {
@@ -450,10 +656,15 @@ func (a *Agent) Unregister(ctx context.Context, force bool) (State, error) {
 	if !told && !force {
 		return State{}, fmt.Errorf("unregister: %w (use -f to remove the registration from this device anyway)", err)
 	}
+	// Forgotten first: the files are copies of the identity, and a crash
+	// before they go leaves a device that is simply not registered.
+	if err := writeState(db, nil); err != nil {
+		return State{}, fmt.Errorf("unregister: %w", err)
+	}
 	for _, p := range []string{a.certPath(), a.keyPath()} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return State{}, fmt.Errorf("unregister: %w", err)
 		}
 	}
-	return st, writeState(db, nil)
+	return st, nil
 }

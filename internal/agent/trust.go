@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"zonekit/internal/api"
 	"zonekit/internal/atomicfile"
 	"zonekit/internal/client"
@@ -72,7 +74,7 @@ func (a *Agent) adoptTrust(pems []string) (changed bool, err error) {
 
 // renewCertificate gets a new device certificate over c (the zone asked
 // for it: the old one is from a replaced CA or expires soon).
-func (a *Agent) renewCertificate(ctx context.Context, c *client.Client, st *State) error {
+func (a *Agent) renewCertificate(ctx context.Context, db *bolt.DB, c *client.Client, st *State) error {
 	key, err := pki.GenerateKey(pki.ECDSAP256)
 	if err != nil {
 		return err
@@ -85,12 +87,12 @@ func (a *Agent) renewCertificate(ctx context.Context, c *client.Client, st *Stat
 	if err := c.Post(ctx, api.Prefix+"/device/certificate", api.DeviceCertificateRequest{CSR: string(csr)}, &out); err != nil {
 		return fmt.Errorf("renew the device certificate: %w", err)
 	}
-	return a.installDeviceCert(st, key, out)
+	return a.installDeviceCert(db, st, key, out)
 }
 
 // installDeviceCert checks a certificate the zone issued for key, then
 // makes it, its key and the zone's trust current.
-func (a *Agent) installDeviceCert(st *State, key crypto.Signer, out api.DeviceCertificate) error {
+func (a *Agent) installDeviceCert(db *bolt.DB, st *State, key crypto.Signer, out api.DeviceCertificate) error {
 	cert, err := pki.ParseCertPEM([]byte(out.Certificate))
 	if err != nil {
 		return fmt.Errorf("renewed device certificate: %w", err)
@@ -119,12 +121,16 @@ func (a *Agent) installDeviceCert(st *State, key crypto.Signer, out api.DeviceCe
 	if err := os.MkdirAll(filepath.Dir(a.keyPath()), 0o700); err != nil {
 		return err
 	}
-	// Trust, then the certificate, then its key: until the key lands the
-	// old pair is still whole on disk, and a crash leaves the old pair
-	// (still accepted by the zone) rather than a mismatched one... except
-	// between the last two renames, which a retrust repairs.
+	// Trust, then the new identity in agent.db, then the certificate,
+	// then its key: until the key lands the old pair is still whole on
+	// disk, and a crash between the renames leaves a pair that the next
+	// open writes again from the committed identity (restoreIdentity).
 	if _, err := a.adoptTrust(out.TrustedCAs); err != nil {
 		return err
+	}
+	id := identity{KeyPEM: string(keyPEM), CertPEM: string(pki.EncodeCertPEM(cert))}
+	if err := db.Update(func(tx *bolt.Tx) error { return putIdentity(tx, &id) }); err != nil {
+		return fmt.Errorf("record the renewed device certificate: %w", err)
 	}
 	if err := atomicfile.WriteFile(a.keyPath()+".new", keyPEM, 0o600); err != nil {
 		return err
@@ -259,7 +265,7 @@ func (a *Agent) Retrust(ctx context.Context, o RetrustOptions) (RetrustResult, e
 	trusted, _ := a.TrustedCAs()
 	var errs []string
 	for _, srv := range servers {
-		res, err := a.retrustWith(ctx, srv, &st, trusted, o)
+		res, err := a.retrustWith(ctx, db, srv, &st, trusted, o)
 		if err == nil {
 			st.LastContact = a.Now().UTC()
 			if o.Server != "" {
@@ -280,7 +286,7 @@ func (a *Agent) Retrust(ctx context.Context, o RetrustOptions) (RetrustResult, e
 	return RetrustResult{}, errkind.New(errkind.Unavailable, "retrust: no zone server answered: %s", strings.Join(errs, "; "))
 }
 
-func (a *Agent) retrustWith(ctx context.Context, srv string, st *State, trusted []*x509.Certificate, o RetrustOptions) (RetrustResult, error) {
+func (a *Agent) retrustWith(ctx context.Context, db *bolt.DB, srv string, st *State, trusted []*x509.Certificate, o RetrustOptions) (RetrustResult, error) {
 	t, err := fetchTrust(ctx, srv)
 	if err != nil {
 		return RetrustResult{}, err
@@ -343,7 +349,7 @@ func (a *Agent) retrustWith(ctx context.Context, srv string, st *State, trusted 
 	if err := c.Post(ctx, api.Prefix+"/device/retrust", api.DeviceCertificateRequest{DeviceID: st.DeviceID, CSR: string(csr)}, &out); err != nil {
 		return RetrustResult{}, err
 	}
-	if err := a.installDeviceCert(st, key, out); err != nil {
+	if err := a.installDeviceCert(db, st, key, out); err != nil {
 		return RetrustResult{}, err
 	}
 	return res, nil
