@@ -67,6 +67,15 @@ func TestDeviceCAUnderExternalCA(t *testing.T) {
 	if err := cert.CheckSignatureFrom(first); err != nil {
 		t.Fatalf("device certificate not from the device CA: %v", err)
 	}
+	if !s.devCA.IssuerOf(cert).Equal(first) {
+		t.Fatal("IssuerOf does not name the device CA")
+	}
+	// A certificate without key ids is told by its signature.
+	noIDs := *cert
+	noIDs.AuthorityKeyId = nil
+	if !s.devCA.IssuerOf(&noIDs).Equal(first) {
+		t.Fatal("IssuerOf does not name the device CA of a certificate without key ids")
+	}
 	verify := func(c *x509.Certificate) ([][]*x509.Certificate, error) {
 		return c.Verify(x509.VerifyOptions{Roots: s.trust.Load().config.ClientCAs, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
 	}
@@ -134,6 +143,8 @@ func TestDeviceCAUnderExternalCA(t *testing.T) {
 	}
 	if again, err := s.signer.Sign(ctx, api.ClusterSign{Kind: "device", ID: "dev-again", CSR: devCSR()}); err != nil || again.CheckSignatureFrom(second) != nil {
 		t.Errorf("after rotation: %v", err)
+	} else if !s.devCA.IssuerOf(again).Equal(second) {
+		t.Error("after rotation IssuerOf does not name the new device CA")
 	}
 	z, _ = db.Zone()
 	if z.DeviceCAKey == "" || strings.Contains(z.DeviceCAKey, "PRIVATE KEY") {
