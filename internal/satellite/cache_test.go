@@ -226,3 +226,64 @@ func sha(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
 }
+
+// writeRecorder records the file offset at which each write ends.
+type writeRecorder struct {
+	bytes.Buffer
+	off  int64
+	ends []int64
+}
+
+func (w *writeRecorder) Write(p []byte) (int, error) {
+	w.off += int64(len(p))
+	w.ends = append(w.ends, w.off)
+	return w.Buffer.Write(p)
+}
+
+// chunkReader returns at most n bytes a read, as a socket does, then err.
+type chunkReader struct {
+	data []byte
+	n    int
+	err  error
+}
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	if len(r.data) == 0 {
+		return 0, r.err
+	}
+	k := min(len(p), r.n, len(r.data))
+	copy(p, r.data[:k])
+	r.data = r.data[k:]
+	return k, nil
+}
+
+// A pulled fragment is written in blocks ending on 1 MiB boundaries of
+// the file (large page-cache folios, cheaper to serve), continued parts
+// included; bytes read before an error are written, and a body cut short
+// is an error, not an end.
+func TestWriteBlocks(t *testing.T) {
+	data := make([]byte, 3*writeBlock+12345)
+	for i := range data {
+		data[i] = byte(i * 13)
+	}
+	for _, off := range []int64{0, 300_000, writeBlock} {
+		w := &writeRecorder{off: off}
+		n, err := writeBlocks(w, &chunkReader{data: data, n: 16 << 10, err: io.EOF}, off)
+		if err != nil || n != int64(len(data)) || !bytes.Equal(w.Bytes(), data) {
+			t.Fatalf("off %d: %d bytes, %v; content equal %v", off, n, err, bytes.Equal(w.Bytes(), data))
+		}
+		for i, end := range w.ends[:len(w.ends)-1] {
+			if end%writeBlock != 0 {
+				t.Fatalf("off %d: write %d ends at %d, not on a block boundary (%v)", off, i, end, w.ends)
+			}
+		}
+		if want := (off+int64(len(data))+writeBlock-1)/writeBlock - off/writeBlock; int64(len(w.ends)) != want {
+			t.Errorf("off %d: %d writes, want %d", off, len(w.ends), want)
+		}
+	}
+	w := &writeRecorder{}
+	n, err := writeBlocks(w, &chunkReader{data: data[:100_000], n: 16 << 10, err: io.ErrUnexpectedEOF}, 0)
+	if err != io.ErrUnexpectedEOF || n != 100_000 || !bytes.Equal(w.Bytes(), data[:100_000]) {
+		t.Fatalf("cut body: %d bytes, %v", n, err)
+	}
+}
