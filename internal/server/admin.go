@@ -1,10 +1,8 @@
 package server
 
 import (
-	"bufio"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"net/http"
 	"regexp"
 	"sort"
@@ -240,25 +238,39 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request, _ string) e
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	bw := bufio.NewWriterSize(w, 32<<10)
-	enc := json.NewEncoder(bw)
-	bw.WriteByte('[')
+	// Written as json.Encoder writes each device, through one buffer
+	// handed to the connection every 32 KiB.
+	buf := make([]byte, 0, 40<<10)
+	buf = append(buf, '[')
 	sep := false
 	err = page.Each(func(d zone.Device) error {
 		if sep {
-			bw.WriteByte(',')
+			buf = append(buf, ',')
 		}
 		sep = true
-		return enc.Encode(apiDevice(d, memberOf[d.ID]))
+		ad := apiDevice(d, memberOf[d.ID])
+		var err error
+		if buf, err = api.AppendDevice(buf, &ad, "", ""); err != nil {
+			return err
+		}
+		buf = append(buf, '\n')
+		if len(buf) >= 32<<10 {
+			if _, err := w.Write(buf); err != nil {
+				return err
+			}
+			buf = buf[:0]
+		}
+		return nil
 	})
 	if err != nil {
-		// The status is sent: cut the answer so that it cannot be taken
-		// for a whole page.
+		// The status may be sent: cut the answer so that it cannot be
+		// taken for a whole page.
 		s.log.Error("device list", "err", err)
 		panic(http.ErrAbortHandler)
 	}
-	bw.WriteString("]\n")
-	return bw.Flush()
+	buf = append(buf, "]\n"...)
+	_, err = w.Write(buf)
+	return err
 }
 
 // groupsOf maps each of ids to the names of the groups listing it.

@@ -215,7 +215,7 @@ func (d *DB) DevicesPage(after string, limit int) (DevicePage, error) {
 func (p DevicePage) Each(fn func(Device) error) error {
 	for i, v := range p.raw {
 		var dev Device
-		if err := json.Unmarshal(v, &dev); err != nil {
+		if err := DecodeDevice(v, &dev); err != nil {
 			return fmt.Errorf("device %q: corrupt record: %w", p.IDs[i], err)
 		}
 		if err := fn(dev); err != nil {

@@ -1,13 +1,14 @@
 package zman
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -44,7 +45,7 @@ func deviceListRun(ctx context.Context, o *deviceListOptions) error {
 			return err
 		}
 		if format, err := o.f.Format(); err == nil && format == ui.FormatJSON {
-			return ui.JSONArray(o.f.IO.Out, devs) // what print writes, without one buffer of the whole zone
+			return writeDevicesJSON(o.f.IO.Out, devs)
 		}
 		return o.f.print(devs, []string{"NAME", "ID", "KIND", "OS", "ADDRESS", "REGISTERED", "LAST CONTACT", "GROUPS"}, func() [][]string {
 			rows := make([][]string, 0, len(devs))
@@ -56,14 +57,47 @@ func deviceListRun(ctx context.Context, o *deviceListOptions) error {
 	})
 }
 
-// devicePage is how many devices zman asks for at a time: the server
-// never holds more than a page of a large zone for one listing.
-const devicePage = 5000
+// writeDevicesJSON writes what ui.JSONArray writes of devs, device by
+// device through one buffer, with the device list's own encoder.
+func writeDevicesJSON(w io.Writer, devs []*api.Device) error {
+	if len(devs) == 0 {
+		return ui.JSONArray(w, []api.Device{})
+	}
+	buf := append(make([]byte, 0, 80<<10), "[\n  "...)
+	for i := range devs {
+		if i > 0 {
+			buf = append(buf, ",\n  "...)
+		}
+		var err error
+		if buf, err = api.AppendDevice(buf, devs[i], "  ", "  "); err != nil {
+			return err
+		}
+		if len(buf) >= 64<<10 {
+			if _, err := w.Write(buf); err != nil {
+				return err
+			}
+			buf = buf[:0]
+		}
+	}
+	buf = append(buf, "\n]\n"...)
+	_, err := w.Write(buf)
+	return err
+}
+
+// devicePage is how many devices zman asks for at a time: the server's
+// largest page, so that it never holds more of a large zone for one
+// listing.
+const devicePage = 10000
+
+// maxDevicePageBytes bounds the answer zman reads for one page.
+const maxDevicePageBytes = 256 << 20
 
 // listDevices takes the zone's devices page by page (id order) and
 // sorts them by name, then id, as the server's whole list is sorted.
-func listDevices(ctx context.Context, c *client.Client) ([]api.Device, error) {
-	var all []api.Device
+// The list is of pointers into the pages: sorting and printing never
+// copy a device.
+func listDevices(ctx context.Context, c *client.Client) ([]*api.Device, error) {
+	var all []*api.Device
 	after := ""
 	for {
 		q := url.Values{"limit": {strconv.Itoa(devicePage)}}
@@ -77,54 +111,54 @@ func listDevices(ctx context.Context, c *client.Client) ([]api.Device, error) {
 		if len(page) > devicePage || len(page) > 0 && after != "" && page[0].ID <= after {
 			// A server from before paging answers its whole list, sorted.
 			if after == "" {
-				return page, nil
+				return pointers(page), nil
 			}
 			return nil, errors.New("the server does not page device lists (GET /devices?limit=N): upgrade it")
 		}
-		all = append(all, page...)
+		all = append(all, pointers(page)...)
 		if len(page) < devicePage {
 			break
 		}
 		after = page[len(page)-1].ID
 	}
-	// By name, then id (the pages' order): an order of indices, so that
-	// sorting moves ints rather than whole records.
-	order := make([]int, len(all))
-	for i := range order {
-		order[i] = i
-	}
-	sort.Slice(order, func(i, j int) bool {
-		a, b := &all[order[i]], &all[order[j]]
-		return a.Name < b.Name || a.Name == b.Name && a.ID < b.ID
+	// By name, then id (the pages' order).
+	slices.SortFunc(all, func(a, b *api.Device) int {
+		if c := strings.Compare(a.Name, b.Name); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
 	})
-	sorted := make([]api.Device, len(all))
-	for i, k := range order {
-		sorted[i] = all[k]
-	}
-	return sorted, nil
+	return all, nil
 }
 
-// devicesPage decodes a page as it arrives, device by device, while the
-// server is still encoding the rest.
+func pointers(devs []api.Device) []*api.Device {
+	out := make([]*api.Device, len(devs))
+	for i := range devs {
+		out[i] = &devs[i]
+	}
+	return out
+}
+
+// devicesPage reads a page whole, then decodes it with the device
+// list's own decoder (api.DecodeDevices).
 func devicesPage(ctx context.Context, c *client.Client, path string) ([]api.Device, error) {
 	resp, err := c.Stream(ctx, http.MethodGet, path, nil, "")
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	dec := json.NewDecoder(resp.Body)
-	if t, err := dec.Token(); err != nil || t != json.Delim('[') {
-		return nil, fmt.Errorf("device list: not a JSON array (%v)", err)
+	var buf bytes.Buffer
+	if resp.ContentLength > 0 && resp.ContentLength <= maxDevicePageBytes {
+		buf.Grow(int(resp.ContentLength))
 	}
-	var page []api.Device
-	for dec.More() {
-		var d api.Device
-		if err := dec.Decode(&d); err != nil {
-			return nil, fmt.Errorf("device list: %w", err)
-		}
-		page = append(page, d)
+	if _, err := buf.ReadFrom(io.LimitReader(resp.Body, maxDevicePageBytes+1)); err != nil {
+		return nil, fmt.Errorf("device list: %w", err)
 	}
-	if _, err := dec.Token(); err != nil {
+	if buf.Len() > maxDevicePageBytes {
+		return nil, fmt.Errorf("device list: a page of more than %d MiB", maxDevicePageBytes>>20)
+	}
+	page, err := api.DecodeDevices(buf.Bytes())
+	if err != nil {
 		return nil, fmt.Errorf("device list: %w", err)
 	}
 	return page, nil

@@ -1,7 +1,6 @@
 package console
 
 import (
-	"encoding/json"
 	"fmt"
 	"hash/maphash"
 	"sync"
@@ -63,7 +62,7 @@ func (c *deviceCache) get(src DeviceRecords) ([]zone.Device, error) {
 			return nil
 		}
 		var d zone.Device
-		if err := json.Unmarshal(raw, &d); err != nil {
+		if err := zone.DecodeDevice(raw, &d); err != nil {
 			return fmt.Errorf("device %q: corrupt record: %w", id, err)
 		}
 		ids, devs, sums = append(ids, string(id)), append(devs, d), append(sums, sum)
