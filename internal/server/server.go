@@ -61,6 +61,7 @@ type Server struct {
 	rep      *replica.Node        // store replication; nil until SetReplica
 	cluster  *cluster.Cluster     // this server's part in the replication cluster
 	peers    peerClient
+	peerAuth peerAuthCache
 	metrics  *metrics.ZoneServer
 	health   *metrics.Health
 

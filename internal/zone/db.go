@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"sort"
 	"strings"
@@ -139,6 +140,27 @@ func (d *DB) Servers() ([]Server, error) {
 	out, err := list[Server](d.st, store.BucketServers)
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, err
+}
+
+// ServersVersion is a hash of the servers' stored records: it changes
+// whenever a server is added, removed or changed, so that what is derived
+// from the list (the peer routes' authentication) can be kept until it
+// does. Reading it costs a read transaction and no decoding.
+func (d *DB) ServersVersion() (uint64, error) {
+	h := fnv.New64a()
+	err := d.st.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(store.BucketServers).ForEach(func(k, v []byte) error {
+			// Lengths first: no two lists hash the same bytes.
+			var n [16]byte
+			binary.LittleEndian.PutUint64(n[:8], uint64(len(k)))
+			binary.LittleEndian.PutUint64(n[8:], uint64(len(v)))
+			h.Write(n[:])
+			h.Write(k)
+			h.Write(v)
+			return nil
+		})
+	})
+	return h.Sum64(), err
 }
 
 // Admin returns one administrator.
