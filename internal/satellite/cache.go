@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"zonekit/internal/atomicfile"
@@ -333,10 +334,36 @@ func (c *Cache) pull(ctx context.Context, url string, f content.Fragment) error 
 // of a pulled fragment.
 const writeBlock = 1 << 20
 
-var blockPool = sync.Pool{New: func() any { b := make([]byte, writeBlock); return &b }}
+// blocks holds the block buffers: at most maxBlocks pulls at a time write
+// whole blocks (a cold satellite's many agents each missing a different
+// fragment would otherwise hold a MiB each); the others write the same
+// aligned blocks in pieces of smallBlock.
+var blocks = make(chan []byte, maxBlocks)
+
+const (
+	maxBlocks  = 8
+	smallBlock = 64 << 10
+)
+
+var blocksMade atomic.Int32
+
+func getBlock() (buf []byte, put func()) {
+	select {
+	case b := <-blocks:
+		return b, func() { blocks <- b }
+	default:
+	}
+	if blocksMade.Add(1) <= maxBlocks {
+		b := make([]byte, writeBlock)
+		return b, func() { blocks <- b }
+	}
+	blocksMade.Add(-1)
+	return make([]byte, smallBlock), func() {}
+}
 
 // writeBlocks copies r to out, whose offset is off, in writes that end on
-// writeBlock boundaries of the file (the last one excepted), and returns
+// writeBlock boundaries of the file (the last one excepted; in smaller
+// pieces when maxBlocks pulls already hold a block), and returns
 // the bytes written; what was read before an error is written too, for
 // the next pull to continue from. Why not io.Copy: the kernel sizes the
 // page-cache folios a write creates by the write (ext4 on Linux 6.x), and
@@ -345,14 +372,13 @@ var blockPool = sync.Pool{New: func() any { b := make([]byte, writeBlock); retur
 // cost the satellite 1.4x the CPU per byte served that the zone server
 // spends on its fragments, written in 1 MiB blocks (scripts/bench).
 func writeBlocks(out io.Writer, r io.Reader, off int64) (int64, error) {
-	bp := blockPool.Get().(*[]byte)
-	defer blockPool.Put(bp)
-	buf := *bp
+	buf, put := getBlock()
+	defer put()
 	var n int64
 	for {
 		// Not io.ReadFull: it reports a body cut short (io.ErrUnexpectedEOF
 		// from net/http) as it reports its own short read.
-		k := writeBlock - int((off+n)%writeBlock)
+		k := min(writeBlock-int((off+n)%writeBlock), len(buf))
 		m := 0
 		var err error
 		for m < k && err == nil {

@@ -281,8 +281,31 @@ func TestWriteBlocks(t *testing.T) {
 			t.Errorf("off %d: %d writes, want %d", off, len(w.ends), want)
 		}
 	}
-	w := &writeRecorder{}
-	n, err := writeBlocks(w, &chunkReader{data: data[:100_000], n: 16 << 10, err: io.ErrUnexpectedEOF}, 0)
+	// With every block buffer held by other pulls: smaller writes, none
+	// across a block boundary.
+	var puts []func()
+	for range maxBlocks {
+		_, put := getBlock()
+		puts = append(puts, put)
+	}
+	w := &writeRecorder{off: 300_000}
+	n, err := writeBlocks(w, &chunkReader{data: data, n: 16 << 10, err: io.EOF}, 300_000)
+	for _, put := range puts {
+		put()
+	}
+	if err != nil || n != int64(len(data)) || !bytes.Equal(w.Bytes(), data) {
+		t.Fatalf("without a block: %d bytes, %v", n, err)
+	}
+	start := int64(300_000)
+	for _, end := range w.ends {
+		if end-start > smallBlock || start/writeBlock != (end-1)/writeBlock {
+			t.Fatalf("without a block: a write from %d to %d", start, end)
+		}
+		start = end
+	}
+
+	w = &writeRecorder{}
+	n, err = writeBlocks(w, &chunkReader{data: data[:100_000], n: 16 << 10, err: io.ErrUnexpectedEOF}, 0)
 	if err != io.ErrUnexpectedEOF || n != 100_000 || !bytes.Equal(w.Bytes(), data[:100_000]) {
 		t.Fatalf("cut body: %d bytes, %v", n, err)
 	}
