@@ -434,3 +434,35 @@ func TestUnpackAccepts(t *testing.T) {
 		t.Errorf("d: %v, %v", fi.Mode(), err)
 	}
 }
+
+// A file from parallelMin up is hashed beside the copy (parallelHasher):
+// it is written whole and in order, a byte changed in its middle fails the
+// SHA-256 check, and a stream cut inside it is refused.
+func TestUnpackLargeFile(t *testing.T) {
+	big := rawFile("data/zone.db", randBytes(parallelMin+3*hashBufferSize+123))
+	entries := []rawEntry{rawInfo(), rawDir("data/"), big, rawManifest(entriesOf(rawDir("data/"), big)...)}
+	data := archive(t, entries, nil, nil)
+	staging := newStaging(t)
+	if _, err := Unpack(bytes.NewReader(data), staging, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(filepath.Join(staging, "data/zone.db")); err != nil || !bytes.Equal(got, big.body) {
+		t.Fatalf("unpacked store differs (%d bytes, %v)", len(got), err)
+	}
+	if _, err := Verify(bytes.NewReader(data), nil); err != nil {
+		t.Fatal(err)
+	}
+
+	changed := rawFile("data/zone.db", bytes.Clone(big.body))
+	changed.body[len(changed.body)/2] ^= 1
+	bad := archive(t, []rawEntry{rawInfo(), rawDir("data/"), changed, rawManifest(entriesOf(rawDir("data/"), big)...)}, nil, nil)
+	_, err := Unpack(bytes.NewReader(bad), newStaging(t), nil)
+	checkRefused(t, "Unpack", err, "SHA-256 differs", false)
+	_, err = Verify(bytes.NewReader(bad), nil)
+	checkRefused(t, "Verify", err, "SHA-256 differs", false)
+
+	plain := tarBytes(t, entries)
+	cut := compress(t, plain[:len(plain)/2])
+	_, err = Unpack(bytes.NewReader(cut), newStaging(t), nil)
+	checkRefused(t, "Unpack", err, "truncated", false)
+}

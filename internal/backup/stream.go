@@ -315,3 +315,22 @@ func (r *reader) next() error {
 	r.done = true
 	return nil
 }
+
+// PayloadSize is the length of the plaintext that an archive of
+// archiveSize bytes with header h decrypts to, as the writer lays chunks
+// out (full chunks, then a final one of 0..ChunkSize bytes). It lets a
+// caller announce the length of the decrypted stream before the key is
+// derived; the content is still authenticated when read, so a damaged
+// archive fails then, whatever this returned.
+func PayloadSize(h *Header, archiveSize int64) (int64, error) {
+	sealed := archiveSize - int64(len(h.raw))
+	if sealed < tagLen {
+		return 0, damaged("truncated: no payload after the header")
+	}
+	per := int64(h.ChunkSize) + tagLen
+	chunks := (sealed + per - 1) / per
+	if last := sealed - (chunks-1)*per; last < tagLen {
+		return 0, damaged("truncated inside chunk %d", chunks-1)
+	}
+	return sealed - chunks*tagLen, nil
+}

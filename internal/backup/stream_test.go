@@ -75,6 +75,32 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+// PayloadSize tells the plaintext length from the file size alone, for
+// every way the last chunk can end, and refuses files too short to hold
+// a final chunk.
+func TestPayloadSize(t *testing.T) {
+	for _, chunk := range []int{MinChunkSize, DefaultChunkSize} {
+		for _, n := range []int{0, 1, chunk - 1, chunk, chunk + 1, 3*chunk + 7, 4 * chunk} {
+			data := encryptBytes(t, randBytes(n), chunk)
+			h, err := ReadHeader(bytes.NewReader(data))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := PayloadSize(h, int64(len(data)))
+			if err != nil || got != int64(n) {
+				t.Errorf("chunk %d, %d bytes: PayloadSize = %d, %v", chunk, n, got, err)
+			}
+		}
+		data := encryptBytes(t, randBytes(2*chunk), chunk)
+		h, _ := ReadHeader(bytes.NewReader(data))
+		for _, size := range []int{headerLenV1, headerLenV1 + tagLen - 1, headerLenV1 + chunk + tagLen + 3} {
+			if _, err := PayloadSize(h, int64(size)); !errors.Is(err, ErrDamaged) {
+				t.Errorf("chunk %d, file of %d bytes: %v, want damaged", chunk, size, err)
+			}
+		}
+	}
+}
+
 // Writes of every size, split anywhere, make the same chunks.
 func TestRoundTripSmallWrites(t *testing.T) {
 	plain := randBytes(3*MinChunkSize + 100)

@@ -8,7 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"zonekit/internal/api"
 	"zonekit/internal/backup"
@@ -78,4 +80,49 @@ func TestLiveScanStop(t *testing.T) {
 	}
 	l := ScanLive(context.Background(), home, []string{"conf"}, func(string) bool { return false })
 	l.Stop()
+}
+
+// A symbolic link is compared as Lstat sees it, its content followed; a
+// FIFO left in the live tree is reported changed without the scan waiting
+// on it; a file that is a whole number of read buffers long is hashed
+// whole.
+func TestLiveScanSpecialFiles(t *testing.T) {
+	home := t.TempDir()
+	big := strings.Repeat("z", 2*64<<10)
+	write(t, filepath.Join(home, "conf", "target.conf"), "t\n")
+	write(t, filepath.Join(home, "conf", "big.conf"), big)
+	if err := os.Symlink("target.conf", filepath.Join(home, "conf", "link.conf")); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(home, "conf", "pipe"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(filepath.Join(home, "conf"), 0o750)
+	os.Chmod(filepath.Join(home, "conf", "target.conf"), 0o640)
+	os.Chmod(filepath.Join(home, "conf", "big.conf"), 0o640)
+	m := &backup.Manifest{Entries: []backup.Entry{
+		{Path: "conf", Mode: fs.ModeDir | 0o750},
+		{Path: "conf/target.conf", Mode: 0o640, Size: 2, SHA256: sum("t\n")},
+		{Path: "conf/big.conf", Mode: 0o640, Size: int64(len(big)), SHA256: sum(big)},
+		{Path: "conf/link.conf", Mode: 0o777, Size: 2, SHA256: sum("t\n")},
+		{Path: "conf/pipe", Mode: 0o600, Size: 1, SHA256: sum("p")},
+	}}
+	done := make(chan struct{})
+	var got []api.RestoreChange
+	var err error
+	go func() {
+		defer close(done)
+		got, err = ScanLive(context.Background(), home, []string{"conf"}, func(string) bool { return false }).Changes(m)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the scan waits on the FIFO")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []api.RestoreChange{{Path: "conf/pipe", Action: "change"}}; len(got) != 1 || got[0] != want[0] {
+		t.Fatalf("changes = %v, want %v", got, want)
+	}
 }

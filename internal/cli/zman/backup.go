@@ -125,38 +125,84 @@ func backupRun(ctx context.Context, o *backupOptions) error {
 	return nil
 }
 
-// openBackup opens and starts decrypting FILE; a wrong passphrase fails here.
-func openBackup(ctx context.Context, f *Factory, path string, src *passphraseSource, label string) (io.Reader, *ui.Progress, func(), error) {
+// archive is a backup file opened for reading, its header checked and its
+// key not yet derived.
+type archive struct {
+	file    *os.File
+	pass    []byte
+	header  *backup.Header
+	payload int64 // length of the decrypted stream
+	prog    *ui.Progress
+	once    sync.Once
+}
+
+// openArchive reads the passphrase (a prompt comes first, before anything
+// else starts) and opens FILE, checking its header; the key is derived by
+// decrypt.
+func openArchive(ctx context.Context, f *Factory, path string, src *passphraseSource, label string) (*archive, error) {
 	pass, err := src.read(ctx, f.IO, f.Prompter, "Backup passphrase", false)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	// A FIFO or a device would block the open or the reads beyond the
 	// reach of Ctrl-C: a backup is a regular file.
 	if fi, err := os.Stat(path); err != nil {
-		return nil, nil, nil, fmt.Errorf("open backup: %w", err)
+		return nil, fmt.Errorf("open backup: %w", err)
 	} else if !fi.Mode().IsRegular() {
-		return nil, nil, nil, errkind.New(errkind.Invalid, "backup %s is not a regular file", path)
+		return nil, errkind.New(errkind.Invalid, "backup %s is not a regular file", path)
 	}
 	file, err := os.Open(path)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("open backup: %w", err)
+		return nil, fmt.Errorf("open backup: %w", err)
 	}
 	fi, err := file.Stat()
 	if err != nil {
 		file.Close()
+		return nil, err
+	}
+	h, err := backup.ReadHeader(file)
+	if err == nil {
+		_, err = file.Seek(0, io.SeekStart)
+	}
+	var payload int64
+	if err == nil {
+		payload, err = backup.PayloadSize(h, fi.Size())
+	}
+	if err != nil {
+		file.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	// The disk reads the file while the key is derived.
+	prefetch(file)
+	return &archive{file: file, pass: pass, header: h, payload: payload, prog: ui.NewProgress(f.IO, fi.Size(), label)}, nil
+}
+
+// decrypt derives the key (Argon2id, costs from the file's header) and
+// returns the reader of the decrypted stream; a wrong passphrase fails
+// here.
+func (a *archive) decrypt() (io.Reader, error) {
+	return backup.Decrypt(a.prog.Reader(a.file), a.pass)
+}
+
+func (a *archive) close() {
+	a.once.Do(func() { a.prog.Done(); a.file.Close() })
+}
+
+// openBackup opens and starts decrypting FILE; a wrong passphrase fails here.
+func openBackup(ctx context.Context, f *Factory, path string, src *passphraseSource, label string) (io.Reader, *ui.Progress, func(), error) {
+	a, err := openArchive(ctx, f, path, src, label)
+	if err != nil {
 		return nil, nil, nil, err
 	}
-	prog := ui.NewProgress(f.IO, fi.Size(), label)
-	// The key derivation (Argon2id, costs from the file's header) runs
-	// apart, so that Ctrl-C ends the command at once.
+	// The key derivation runs apart, so that Ctrl-C ends the command at
+	// once.
 	type opened struct {
 		r   io.Reader
 		err error
 	}
 	done := make(chan opened, 1)
 	go func() {
-		r, err := backup.Decrypt(prog.Reader(file), pass)
+		r, err := a.decrypt()
 		done <- opened{r, err}
 	}()
 	var dec io.Reader
@@ -167,12 +213,10 @@ func openBackup(ctx context.Context, f *Factory, path string, src *passphraseSou
 		err = errkind.New(errkind.Cancelled, "interrupted while deriving the backup key: nothing was read or restored")
 	}
 	if err != nil {
-		file.Close()
-		prog.Done()
+		a.close()
 		return nil, nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
-	var once sync.Once
-	return dec, prog, func() { once.Do(func() { prog.Done(); file.Close() }) }, nil
+	return dec, a.prog, a.close, nil
 }
 
 func verifyRun(ctx context.Context, o *backupOptions) error {
@@ -236,23 +280,37 @@ the server lists what would change and changes nothing.`,
 	return cmd
 }
 
+var errUploadEnded = errors.New("upload ended")
+
 func restoreRun(ctx context.Context, o *restoreOptions) error {
 	c, err := o.f.Client()
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	dec, _, done, err := openBackup(ctx, o.f, o.File, &o.pass, "restoring")
+	a, err := openArchive(ctx, o.f, o.File, &o.pass, "restoring")
 	if err != nil {
 		return err
 	}
-	defer done()
-	// Decrypt into the upload; a damaged archive breaks the upload, so the
-	// server discards its staging area and nothing is restored.
+	defer a.close()
+	// The upload starts before the key is derived: the server gets ready
+	// (it reads the live configuration for its change report) while
+	// Argon2id runs here, instead of after it. Then the archive is
+	// decrypted into the upload. A wrong passphrase or a damaged archive
+	// breaks the upload, so the server discards its staging area and
+	// nothing is restored.
 	pr, pw := io.Pipe()
+	// The transport waits for its body even once ctx is done.
+	stop := context.AfterFunc(ctx, func() { pr.CloseWithError(ctx.Err()) })
+	defer stop()
+	keyed := make(chan struct{})
 	copyErr := make(chan error, 1)
 	go func() {
-		_, err := io.Copy(pw, dec)
+		dec, err := a.decrypt()
+		close(keyed)
+		if err == nil {
+			_, err = io.Copy(pw, dec)
+		}
 		pw.CloseWithError(err)
 		copyErr <- err
 	}()
@@ -260,9 +318,22 @@ func restoreRun(ctx context.Context, o *restoreOptions) error {
 	if o.DryRun {
 		path += "?dry_run=1"
 	}
-	resp, err := c.Stream(ctx, http.MethodPost, path, pr, "application/zstd")
-	pr.CloseWithError(errors.New("upload ended"))
-	cerr := <-copyErr
+	resp, err := c.StreamLength(ctx, http.MethodPost, path, pr, a.payload, "application/zstd")
+	// A copy still under way ends with errUploadEnded: the server's answer
+	// (or the lack of one) tells what happened.
+	pr.CloseWithError(errUploadEnded)
+	var cerr error
+	select {
+	case cerr = <-copyErr:
+	case <-ctx.Done():
+		// The key derivation may still run: it is not waited for.
+		select {
+		case <-keyed:
+			cerr = <-copyErr
+		default:
+			return errkind.New(errkind.Cancelled, "interrupted while deriving the backup key: nothing was restored")
+		}
+	}
 	sent := cerr == nil
 	if ctx.Err() != nil {
 		if sent && !o.DryRun {
@@ -270,7 +341,8 @@ func restoreRun(ctx context.Context, o *restoreOptions) error {
 		}
 		return errkind.New(errkind.Cancelled, "interrupted before the whole backup was sent: nothing was restored")
 	}
-	if cerr != nil && !errors.Is(cerr, io.ErrClosedPipe) {
+	// A closed pipe: the transport stopped reading, the server answered.
+	if cerr != nil && !errors.Is(cerr, errUploadEnded) && !errors.Is(cerr, io.ErrClosedPipe) {
 		return fmt.Errorf("%s: %w (nothing was restored)", o.File, cerr)
 	}
 	if err != nil && sent && !o.DryRun && client.NoAnswer(err) {
@@ -283,7 +355,7 @@ func restoreRun(ctx context.Context, o *restoreOptions) error {
 		return err
 	}
 	defer resp.Body.Close()
-	done()
+	a.close()
 	var res api.RestoreResult
 	if err := decodeJSON(resp.Body, &res); err != nil {
 		return err

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package zman
+
+import "os"
+
+func prefetch(*os.File) {}
