@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -76,6 +77,58 @@ func FuzzAppendDevice(f *testing.F) {
 		got, gerr := AppendDevice(nil, &d, "  ", "  ")
 		if (werr == nil) != (gerr == nil) || werr == nil && !bytes.Equal(got, want) {
 			t.Fatalf("got %s (%v), want %s (%v)", got, gerr, want, werr)
+		}
+	})
+}
+
+// benchPage is a page of 10,000 devices as the server sends it.
+func benchPage(b *testing.B) []Device {
+	b.Helper()
+	t := time.Date(2026, 12, 7, 9, 30, 1, 123456789, time.UTC)
+	devs := make([]Device, 10000)
+	for i := range devs {
+		devs[i] = Device{ID: fmt.Sprintf("%032x", i), Name: fmt.Sprintf("ws-%07d.branch%02d.example.com", i, i%100), Kind: "zac", OS: "linux",
+			Registered: t, LastContact: t.Add(time.Hour), Address: "10.80.188.121", CertNotAfter: t.AddDate(10, 0, 0), Groups: []string{}}
+	}
+	return devs
+}
+
+// The device list's codecs against encoding/json on a page of 10,000.
+func BenchmarkDevicePage(b *testing.B) {
+	devs := benchPage(b)
+	page, _ := json.Marshal(devs)
+	b.Run("decode", func(b *testing.B) {
+		b.SetBytes(int64(len(page)))
+		for b.Loop() {
+			if _, err := DecodeDevices(page); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("decode-encoding-json", func(b *testing.B) {
+		b.SetBytes(int64(len(page)))
+		for b.Loop() {
+			var out []Device
+			if err := json.Unmarshal(page, &out); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encode-indented", func(b *testing.B) {
+		buf := make([]byte, 0, 1<<20)
+		for b.Loop() {
+			for i := range devs {
+				buf, _ = AppendDevice(buf[:0], &devs[i], "  ", "  ")
+			}
+		}
+	})
+	b.Run("encode-indented-encoding-json", func(b *testing.B) {
+		for b.Loop() {
+			for i := range devs {
+				if _, err := json.MarshalIndent(&devs[i], "  ", "  "); err != nil {
+					b.Fatal(err)
+				}
+			}
 		}
 	})
 }

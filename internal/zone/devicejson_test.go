@@ -42,3 +42,27 @@ func FuzzDecodeDevice(f *testing.F) {
 	f.Add([]byte(`{"id":"a","name":"n","cert_not_after":"2026-01-01T00:00:00Z","kind":"ocs"}`))
 	f.Fuzz(func(t *testing.T, in []byte) { checkDecodeDevice(t, in) })
 }
+
+// A stored record decoded as the device list and the console do, against
+// encoding/json.
+func BenchmarkDecodeDevice(b *testing.B) {
+	t := time.Date(2026, 12, 7, 9, 30, 1, 123456789, time.UTC)
+	raw, _ := json.Marshal(Device{ID: "c4f5a58656eef5109dcec3ad077dec6c", Name: "ws-0000001.branch01.example.com", OS: "linux", CertSerial: "1234567890",
+		CertNotAfter: t.AddDate(10, 0, 0), Registered: t, LastContact: t, Address: "10.80.188.121"})
+	b.Run("jsonscan", func(b *testing.B) {
+		for b.Loop() {
+			var d Device
+			if err := DecodeDevice(raw, &d); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encoding-json", func(b *testing.B) {
+		for b.Loop() {
+			var d Device
+			if err := json.Unmarshal(raw, &d); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -2,9 +2,11 @@ package console
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"zonekit/internal/zone"
 )
@@ -86,5 +88,35 @@ func TestDeviceCache(t *testing.T) {
 	r.raw["bad"] = []byte("{")
 	if _, err := c.get(r); err == nil || !strings.Contains(err.Error(), "corrupt") {
 		t.Errorf("corrupt record: %v", err)
+	}
+}
+
+// sortedRecords hands out records already in id order, as bbolt does.
+type sortedRecords struct{ ids, raw [][]byte }
+
+func (r *sortedRecords) DeviceRecords(fn func(id, raw []byte) error) error {
+	for i := range r.ids {
+		if err := fn(r.ids[i], r.raw[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// BenchmarkDeviceCacheCold100k: the console's first request after a start
+// decodes every device of a 100,000-device zone.
+func BenchmarkDeviceCacheCold100k(b *testing.B) {
+	var src sortedRecords
+	t := time.Date(2026, 12, 7, 9, 30, 1, 123456789, time.UTC)
+	for i := range 100000 {
+		d := zone.Device{ID: fmt.Sprintf("%032x", i), Name: fmt.Sprintf("ws-%07d.example.com", i), OS: "windows", CertSerial: "1234567890",
+			CertNotAfter: t.AddDate(10, 0, 0), Registered: t, LastContact: t, Address: "10.80.188.121"}
+		raw, _ := json.Marshal(d)
+		src.ids, src.raw = append(src.ids, []byte(d.ID)), append(src.raw, raw)
+	}
+	for b.Loop() {
+		if devs, err := newDeviceCache().get(&src); err != nil || len(devs) != 100000 {
+			b.Fatal(len(devs), err)
+		}
 	}
 }
