@@ -90,6 +90,7 @@ func (c *cache) open(key string, t Target) (*entry, error) {
 		f.Close()
 		return nil, fmt.Errorf("%s: not a regular file", t.Path)
 	}
+	populate(f, fi.Size())
 	e := &entry{key: key, path: t.Path, stat: newStatPath(t.Path), f: f, fd: f.Fd(), size: fi.Size(), id: idOf(fi), refs: 1}
 	e.etag = t.ETag
 	if e.etag == "" {
