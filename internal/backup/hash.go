@@ -86,3 +86,38 @@ func (p *parallelHasher) Close() {
 		<-p.done
 	})
 }
+
+// copyFrom copies src to dst through the hasher's own buffers and hands
+// each buffer to the hashing goroutine once written, instead of copying
+// it for the hash as Write does: a restore's store is a gigabyte. It
+// returns the bytes copied and a read error (src's, io.EOF excluded) or
+// a write error (dst's).
+func (p *parallelHasher) copyFrom(dst io.Writer, src io.Reader) (n int64, readErr, writeErr error) {
+	for {
+		buf := <-p.free
+		buf = buf[:cap(buf)]
+		k := 0
+		var err error
+		for k < len(buf) && err == nil {
+			var m int
+			m, err = src.Read(buf[k:])
+			k += m
+		}
+		if k == 0 {
+			p.free <- buf[:0]
+		} else {
+			if _, werr := dst.Write(buf[:k]); werr != nil {
+				p.free <- buf[:0]
+				return n, nil, werr
+			}
+			n += int64(k)
+			p.work <- buf[:k]
+		}
+		if err == io.EOF {
+			return n, nil, nil
+		}
+		if err != nil {
+			return n, err, nil
+		}
+	}
+}

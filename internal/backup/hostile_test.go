@@ -435,9 +435,10 @@ func TestUnpackAccepts(t *testing.T) {
 	}
 }
 
-// A file from parallelMin up is hashed beside the copy (parallelHasher):
-// it is written whole and in order, a byte changed in its middle fails the
-// SHA-256 check, and a stream cut inside it is refused.
+// A file from parallelMin up goes through the hasher's own buffers
+// (parallelHasher.copyFrom): it is written whole and in order, a byte
+// changed in its middle fails the SHA-256 check, and a stream cut inside
+// it is refused.
 func TestUnpackLargeFile(t *testing.T) {
 	big := rawFile("data/zone.db", randBytes(parallelMin+3*hashBufferSize+123))
 	entries := []rawEntry{rawInfo(), rawDir("data/"), big, rawManifest(entriesOf(rawDir("data/"), big)...)}

@@ -424,6 +424,7 @@ func (x *extractor) writeFile(name string, tr *tar.Reader, size int64) (int64, s
 	h := newFileHasher(size)
 	defer h.Close()
 	out := &recordingWriter{w: h}
+	fileOut := io.Discard // where the content goes, unhashed
 	var f *os.File
 	stopWriteback := func() {}
 	if x.root != nil {
@@ -444,6 +445,7 @@ func (x *extractor) writeFile(name string, tr *tar.Reader, size int64) (int64, s
 			stopWriteback = wb.stop
 			fw = wb
 		}
+		fileOut = fw
 		out.w = io.MultiWriter(fw, h)
 	}
 	var kept *bytes.Buffer
@@ -454,10 +456,17 @@ func (x *extractor) writeFile(name string, tr *tar.Reader, size int64) (int64, s
 		kept = &bytes.Buffer{}
 		out.w = io.MultiWriter(out.w, kept)
 	}
-	if x.buf == nil {
-		x.buf = make([]byte, 512<<10)
+	src := &countingReader{r: tr, progress: x.progress}
+	var n int64
+	var err error
+	if ph, ok := h.(*parallelHasher); ok && kept == nil {
+		n, err, out.err = ph.copyFrom(fileOut, src)
+	} else {
+		if x.buf == nil {
+			x.buf = make([]byte, 512<<10)
+		}
+		n, err = io.CopyBuffer(out, src, x.buf)
 	}
-	n, err := io.CopyBuffer(out, &countingReader{r: tr, progress: x.progress}, x.buf)
 	if out.err != nil {
 		return 0, "", fmt.Errorf("unpack %s: %w", name, out.err)
 	}

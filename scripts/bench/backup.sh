@@ -7,9 +7,15 @@
 #
 #   scripts/bench/backup.sh            # STORE_MIB=1000 FILES=5000
 #   STORE_MIB=100 scripts/bench/backup.sh
+#   ROUNDS=5 scripts/bench/backup.sh   # then 5 more restores, alternating
+#                                      # zonekit and restic, and their median
+# BENCH_WRAP is put before every measured command: on a shared machine, a
+# wrapper that runs it in a cgroup of its own (or freezes the rest).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 store_mib=${STORE_MIB:-1000}
+rounds=${ROUNDS:-1}
+read -r -a wrap <<<"${BENCH_WRAP:-}"
 files=${FILES:-5000}
 out=$root/scripts/bench/out
 mkdir -p "$out"
@@ -51,7 +57,7 @@ declare -A wall rss
 run() {
   local name=$1; shift
   sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
-  /usr/bin/time -f '%e %M' -o "$work/time" "$@" >/dev/null
+  "${wrap[@]}" /usr/bin/time -f '%e %M' -o "$work/time" "$@" >/dev/null
   read -r w m <"$work/time"
   wall[$name]=$w rss[$name]=$((m / 1024))
   echo "$name: ${w}s, peak RSS ${rss[$name]} MiB"
@@ -73,6 +79,16 @@ mkdir -p "$work/restore-tar" "$work/restore-restic"
 run tar-gzip-openssl-restore bash -c "openssl enc -d -aes-256-cbc -pbkdf2 -pass file:'$work/pass' -in '$work/tree.tgz.enc' | gzip -dc | tar -C '$work/restore-tar' -xf -"
 run restic-restore restic -q -r "$work/restic" --password-file "$work/pass" restore latest --target "$work/restore-restic"
 
+# More restores, alternating, each after a restart and with a cold cache.
+ratios=()
+for ((i = 2; i <= rounds; i++)); do
+  zconfigure -c Start --action restart >/dev/null
+  run zonekit-restore-$i zman zsr "$work/zone.zbk" --passphrase-file "$work/pass"
+  rm -rf "$work/restore-restic"; mkdir -p "$work/restore-restic"
+  run restic-restore-$i restic -q -r "$work/restic" --password-file "$work/pass" restore latest --target "$work/restore-restic"
+  ratios+=("$(awk -v a="${wall[zonekit-restore-$i]}" -v b="${wall[restic-restore-$i]}" 'BEGIN {printf "%.2f", a / b}')")
+done
+
 size() { du -sb "$1" | awk '{printf "%d", $1 / 1048576}'; }
 {
   echo
@@ -86,6 +102,12 @@ size() { du -sb "$1" | awk '{printf "%d", $1 / 1048576}'; }
         "$(awk -v a="${wall[zonekit-$op]}" -v b="${wall[$k]}" 'BEGIN {printf "%.2f", a / b}')"
     done
   done
+  for ((i = 2; i <= rounds; i++)); do
+    echo "restore round $i: zonekit ${wall[zonekit-restore-$i]} s, restic ${wall[restic-restore-$i]} s, ratio ${ratios[i - 2]}"
+  done
+  if ((rounds > 1)); then
+    echo "restore ratio, median of rounds 2-$rounds: $(printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')"
+  fi
   echo "zone server peak RSS (VmHWM): after backup $srv_backup MiB, after restore $srv_restore MiB"
   echo "archive sizes: zonekit $(size "$work/zone.zbk") MiB, tar.gz.enc $(size "$work/tree.tgz.enc") MiB, restic repo $(size "$work/restic") MiB"
 } | tee "$out/backup-summary.txt"
