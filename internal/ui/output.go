@@ -90,6 +90,14 @@ func Listing(w io.Writer, tty bool, headers []string, rows [][]string) error {
 
 // Table writes rows under headers with light borders.
 func Table(w io.Writer, headers []string, rows [][]string) error {
+	if plainTable(headers, rows) {
+		return writePlainTable(w, headers, rows)
+	}
+	return tableWriter(w, headers, rows)
+}
+
+// tableWriter renders with tablewriter: the reference for every table.
+func tableWriter(w io.Writer, headers []string, rows [][]string) error {
 	t := tablewriter.NewTable(w,
 		tablewriter.WithRenderer(renderer.NewBlueprint(tw.Rendition{
 			Borders: tw.BorderNone,
@@ -111,6 +119,86 @@ func Table(w io.Writer, headers []string, rows [][]string) error {
 		}
 	}
 	return t.Render()
+}
+
+// plainTable reports whether writePlainTable renders the table as
+// tablewriter does: every cell printable ASCII (one column per byte, no
+// line breaks), every row as wide as the headers. tablewriter spends
+// seconds on 100,000 rows (a device list on a terminal).
+func plainTable(headers []string, rows [][]string) bool {
+	if len(headers) == 0 || len(rows) == 0 {
+		return false
+	}
+	plain := func(s string) bool {
+		for i := 0; i < len(s); i++ {
+			if s[i] < 0x20 || s[i] > 0x7e {
+				return false
+			}
+		}
+		return true
+	}
+	for _, h := range headers {
+		if h == "" || !plain(h) || strings.TrimSpace(h) != h {
+			return false
+		}
+	}
+	for _, r := range rows {
+		if len(r) != len(headers) {
+			return false
+		}
+		for _, c := range r {
+			if !plain(c) || strings.TrimSpace(c) != c {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// writePlainTable writes what tableWriter writes of a plainTable: each
+// cell padded to its column's width with a space either side, a rule of
+// dashes under the header.
+func writePlainTable(w io.Writer, headers []string, rows [][]string) error {
+	widths := make([]int, len(headers))
+	for i, h := range headers {
+		widths[i] = len(h)
+	}
+	for _, r := range rows {
+		for i, c := range r {
+			widths[i] = max(widths[i], len(c))
+		}
+	}
+	total := 0
+	for _, n := range widths {
+		total += n + 2
+	}
+	buf := make([]byte, 0, 64<<10)
+	line := func(cells []string) {
+		for i, c := range cells {
+			buf = append(buf, ' ')
+			buf = append(buf, c...)
+			for range widths[i] - len(c) + 1 {
+				buf = append(buf, ' ')
+			}
+		}
+		buf = append(buf, '\n')
+	}
+	line(headers)
+	for range total {
+		buf = append(buf, '-')
+	}
+	buf = append(buf, '\n')
+	for _, r := range rows {
+		line(r)
+		if len(buf) >= 60<<10 {
+			if _, err := w.Write(buf); err != nil {
+				return err
+			}
+			buf = buf[:0]
+		}
+	}
+	_, err := w.Write(buf)
+	return err
 }
 
 func toAny(ss []string) []any {
