@@ -90,7 +90,7 @@ func TestRestoreUpload(t *testing.T) {
 	// half a second does), so the order of events shows.
 	plain := make([]byte, 3*backup.MinChunkSize+77)
 	rand.Read(plain)
-	slow := backup.KDFParams{Memory: 8 << 10, Time: 40, Threads: 1}
+	slow := backup.KDFParams{Memory: 16 << 10, Time: 40, Threads: 1}
 	archive := filepath.Join(dir, "zone.zbk")
 	var sealed bytes.Buffer
 	w, err := backup.EncryptWithChunkSize(&sealed, []byte("a long backup passphrase"), slow, backup.MinChunkSize)
