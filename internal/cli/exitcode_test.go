@@ -3,12 +3,7 @@ package cli_test
 import (
 	"context"
 	"encoding/json"
-	"encoding/pem"
 	"net/http"
-	"net/http/httptest"
-	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -89,21 +84,11 @@ func TestExitCodesPerKind(t *testing.T) {
 func TestZmanServerRefusals(t *testing.T) {
 	var code string
 	status := map[string]int{"usage": 400, "refused": 409, "auth": 401, "not_found": 404, "exists": 409, "unavailable": 503, "invalid": 422, "failure": 500}
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	_, global := standIn(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(status[code])
 		json.NewEncoder(w).Encode(api.Error{Error: api.ErrorBody{Code: code, Message: "the zone says no"}})
 	}))
-	defer srv.Close()
-	dir := t.TempDir()
-	ca := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	u, _ := url.Parse(srv.URL)
-	t.Setenv("ZONEKIT_HOME", dir)
-	t.Setenv("ZMAN_CONFIG_DIR", dir)
-	global := []string{"--host", u.Hostname(), "--port", u.Port(), "--cacert", ca, "-U", "admin", "-P", "pw"}
 	commands := [][]string{
 		{"server-delete", "srv2", "--yes"}, {"package-activate", "1700000001"}, {"admin-list"},
 		{"group-create", "lab"}, {"device-delete", "pc1", "--yes"}, {"zone-info"},

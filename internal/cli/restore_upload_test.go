@@ -5,11 +5,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
-	"encoding/pem"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -44,7 +41,7 @@ func TestRestoreUpload(t *testing.T) {
 		uploads []restoreUpload
 		refuse  bool
 	)
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	dir, global := standIn(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		up := restoreUpload{arrived: time.Now(), length: r.ContentLength}
 		if refuse {
 			mu.Lock()
@@ -72,15 +69,6 @@ func TestRestoreUpload(t *testing.T) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(api.RestoreResult{Zone: "Acme", Server: "srv1", Files: 1, Restart: "zconfigure -c Start --action restart"})
 	}))
-	defer srv.Close()
-	dir := t.TempDir()
-	ca := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	u, _ := url.Parse(srv.URL)
-	t.Setenv("ZONEKIT_HOME", dir)
-	t.Setenv("ZMAN_CONFIG_DIR", dir)
 	pass := filepath.Join(dir, "pass")
 	os.WriteFile(pass, []byte("a long backup passphrase\n"), 0o600)
 	wrong := filepath.Join(dir, "wrong")
@@ -103,7 +91,6 @@ func TestRestoreUpload(t *testing.T) {
 
 	run := func(ctx context.Context, args ...string) (int, string, time.Time) {
 		io, _, out, errOut := ui.Test()
-		global := []string{"--host", u.Hostname(), "--port", u.Port(), "--cacert", ca, "-U", "admin", "-P", "pw"}
 		start := time.Now()
 		code := cmdutil.Execute(ctx, zman.NewRoot(zman.NewFactory(io)), io, append(global, args...))
 		return code, out.String() + errOut.String(), start
