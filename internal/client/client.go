@@ -295,6 +295,12 @@ func (c *Client) StreamLength(ctx context.Context, method, path string, body io.
 	if err != nil {
 		return nil, err
 	}
+	// The transport waits for a body blocked in Read even once ctx has
+	// ended (a pipe whose writer is still deriving a key, say): a pipe is
+	// closed with ctx so that the request ends with it.
+	if p, ok := body.(interface{ CloseWithError(error) error }); ok {
+		context.AfterFunc(ctx, func() { p.CloseWithError(ctx.Err()) })
+	}
 	if body != nil && length >= 0 {
 		req.ContentLength = length
 		// The headers go out at once instead of with the first 64 KiB

@@ -300,9 +300,6 @@ func restoreRun(ctx context.Context, o *restoreOptions) error {
 	// breaks the upload, so the server discards its staging area and
 	// nothing is restored.
 	pr, pw := io.Pipe()
-	// The transport waits for its body even once ctx is done.
-	stop := context.AfterFunc(ctx, func() { pr.CloseWithError(ctx.Err()) })
-	defer stop()
 	keyed := make(chan struct{})
 	copyErr := make(chan error, 1)
 	go func() {
