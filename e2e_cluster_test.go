@@ -39,14 +39,28 @@ func cmdSignal(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(syscall.Kill(pid, sig))
 	if sig == syscall.SIGKILL {
 		// Gone for real before the script goes on; the pid file stays,
-		// as it would after a crash.
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-			if syscall.Kill(pid, 0) != nil {
+		// as it would after a crash. A zombie counts as gone: its files
+		// and locks are released. A process in an fsync dies only when
+		// the write ends, which takes seconds on a loaded disk.
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if syscall.Kill(pid, 0) != nil || zombie(pid) {
 				return
 			}
 		}
-		ts.Fatalf("process %d survived SIGKILL", pid)
+		ts.Fatalf("process %d survived SIGKILL for 30 s", pid)
 	}
+}
+
+// zombie reports whether pid has exited and waits for its parent to reap it.
+func zombie(pid int) bool {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// The state follows the command name, which is in parentheses and
+	// may itself hold spaces or parentheses.
+	i := bytes.LastIndexByte(stat, ')')
+	return i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z'
 }
 
 // cmdUntil runs a command again and again until it succeeds with its
