@@ -4,14 +4,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"zonekit/internal/observe"
 )
 
-// Cert is one certificate whose expiry is reported.
-type Cert struct {
-	Kind     string // "ca", "server", "satellite", ...
-	Name     string // the CA's subject CN, the server's name, ...
-	NotAfter time.Time
-}
+// Cert is one certificate whose expiry is reported (observe.Cert).
+type Cert = observe.Cert
 
 // CertExpiry reports, for the certificates certs returns at each scrape,
 // what x509-certificate-exporter reports (x509_cert_not_after,
@@ -22,12 +20,9 @@ type CertExpiry struct {
 }
 
 var (
-	certNotAfterDesc = prometheus.NewDesc(Namespace+"_certificate_not_after_timestamp_seconds",
-		"When the certificate expires (Unix time).", []string{"kind", "name"}, nil)
-	certExpiresDesc = prometheus.NewDesc(Namespace+"_certificate_expires_in_seconds",
-		"Seconds until the certificate expires; negative once it has.", []string{"kind", "name"}, nil)
-	certExpiredDesc = prometheus.NewDesc(Namespace+"_certificate_expired",
-		"1 if the certificate has expired, else 0.", []string{"kind", "name"}, nil)
+	certNotAfterDesc = prometheus.NewDesc(observe.CertNotAfterName, observe.CertNotAfterHelp, []string{"kind", "name"}, nil)
+	certExpiresDesc  = prometheus.NewDesc(observe.CertExpiresInName, observe.CertExpiresInHelp, []string{"kind", "name"}, nil)
+	certExpiredDesc  = prometheus.NewDesc(observe.CertExpiredName, observe.CertExpiredHelp, []string{"kind", "name"}, nil)
 )
 
 // Describe implements prometheus.Collector.

@@ -1,20 +1,22 @@
-// Package metrics is what zonekit's daemons (the zone server, content
-// satellites, the pbserv services) share to be watched: a Prometheus
-// registry of the process's own (never the global default one), the HTTP
-// middleware that counts requests by route pattern, certificate expiry as
-// x509-certificate-exporter reports it, health checks, and the plain-HTTP
-// listener that serves /metrics, /healthz and /readyz.
+// Package metrics is what the zone server and the pbserv services share to
+// be watched, on the Prometheus client library: a registry of the
+// process's own (never the global default one), the HTTP middleware that
+// counts requests by route pattern, certificate expiry as
+// x509-certificate-exporter reports it, and /metrics. Health checks and
+// the listener are internal/observe's, which the content satellite (zac,
+// without client_golang) uses for all of it.
 package metrics
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"zonekit/internal/observe"
 	"zonekit/internal/version"
 )
 
 // Namespace prefixes every zonekit metric.
-const Namespace = "zonekit"
+const Namespace = observe.Namespace
 
 // NewRegistry returns a registry holding the Go runtime and process
 // collectors and zonekit_build_info; program is the daemon's name
@@ -25,9 +27,8 @@ func NewRegistry(program string) *prometheus.Registry {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Namespace:   Namespace,
-			Name:        "build_info",
-			Help:        "Always 1; the labels name the zonekit version and the daemon.",
+			Name:        observe.BuildInfoName,
+			Help:        observe.BuildInfoHelp,
 			ConstLabels: prometheus.Labels{"version": version.String(), "program": program},
 		}, func() float64 { return 1 }),
 	)

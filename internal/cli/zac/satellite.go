@@ -29,7 +29,7 @@ import (
 	"zonekit/internal/cli/cmdutil"
 	"zonekit/internal/client"
 	"zonekit/internal/errkind"
-	"zonekit/internal/metrics"
+	"zonekit/internal/observe"
 	"zonekit/internal/satellite"
 )
 
@@ -309,11 +309,11 @@ func satelliteRun(ctx context.Context, o *SatelliteOptions) error {
 		}
 	}
 	if (len(servers) > 0 || serving) && o.MetricsListen != "" {
-		ln, err := metrics.Listen(o.MetricsListen, "--metrics-listen")
+		ln, err := observe.Listen(o.MetricsListen, "--metrics-listen")
 		if err != nil {
 			return errkind.Wrap(errkind.Unavailable, err)
 		}
-		go func() { done <- metrics.Serve(ctx, ln, metrics.Handler(obs.reg, obs.health), log) }()
+		go func() { done <- observe.Serve(ctx, ln, observe.Handler(obs.reg, obs.health), log) }()
 		fmt.Fprintf(o.IO.Out, "Metrics on http://%s/metrics.\n", ln.Addr())
 	}
 	if len(servers) == 0 && !serving {

@@ -8,45 +8,45 @@ import (
 	"os"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"zonekit/internal/agent"
-	"zonekit/internal/metrics"
+	"zonekit/internal/observe"
 	"zonekit/internal/pki"
 )
 
-// satObserver is a satellite's metrics and health (docs/metrics.md).
+// satObserver is a satellite's metrics and health (docs/metrics.md), on
+// internal/observe: zac does not link the Prometheus client library,
+// whose package initialisation every zac process would pay.
 type satObserver struct {
-	reg    *prometheus.Registry
-	http   *metrics.HTTP
-	health *metrics.Health
+	reg    *observe.Registry
+	http   *observe.HTTP
+	health *observe.Health
 }
 
 // newSatObserver watches the satellite of agent a: its cache directory
 // (content role) and its certificates (authentication role).
 func newSatObserver(a *agent.Agent, dir string, content, auth bool) *satObserver {
-	reg := metrics.NewRegistry("satellite")
-	o := &satObserver{reg: reg, http: metrics.NewHTTP(reg), health: &metrics.Health{}}
-	certs := func() []metrics.Cert {
-		var out []metrics.Cert
+	reg := observe.NewRegistry("satellite")
+	o := &satObserver{reg: reg, http: observe.NewHTTP(reg), health: &observe.Health{}}
+	certs := func() []observe.Cert {
+		var out []observe.Cert
 		if cas, err := a.TrustedCAs(); err == nil {
 			for _, ca := range cas {
-				out = append(out, metrics.Cert{Kind: "ca", Name: ca.Subject.CommonName, NotAfter: ca.NotAfter})
+				out = append(out, observe.Cert{Kind: "ca", Name: ca.Subject.CommonName, NotAfter: ca.NotAfter})
 			}
 		}
 		if c, err := a.DeviceCert(); err == nil && c.Leaf != nil {
-			out = append(out, metrics.Cert{Kind: "device", Name: c.Leaf.Subject.CommonName, NotAfter: c.Leaf.NotAfter})
+			out = append(out, observe.Cert{Kind: "device", Name: c.Leaf.Subject.CommonName, NotAfter: c.Leaf.NotAfter})
 		}
 		if auth {
 			if c, err := pki.ReadCertFile(a.SatelliteCertPath()); err == nil {
-				out = append(out, metrics.Cert{Kind: "satellite", Name: c.Subject.CommonName, NotAfter: c.NotAfter})
+				out = append(out, observe.Cert{Kind: "satellite", Name: c.Subject.CommonName, NotAfter: c.NotAfter})
 			}
 		}
 		return out
 	}
-	reg.MustRegister(&metrics.CertExpiry{Certs: certs})
+	reg.Collect(observe.CertExpiry(certs, nil))
 	if content {
-		o.health.Ready = append(o.health.Ready, metrics.Check{Name: "cache", Check: func(context.Context) error {
+		o.health.Ready = append(o.health.Ready, observe.Check{Name: "cache", Check: func(context.Context) error {
 			fi, err := os.Stat(dir)
 			if err != nil {
 				return fmt.Errorf("cache directory: %w", err)
@@ -57,7 +57,7 @@ func newSatObserver(a *agent.Agent, dir string, content, auth bool) *satObserver
 			return nil
 		}})
 	}
-	o.health.Ready = append(o.health.Ready, metrics.Check{Name: "certificates", Check: func(context.Context) error {
+	o.health.Ready = append(o.health.Ready, observe.Check{Name: "certificates", Check: func(context.Context) error {
 		now := time.Now()
 		var errs []error
 		for _, c := range certs() {
