@@ -32,12 +32,54 @@ func Encrypt(dst io.Writer, passphrase []byte, kdf KDFParams) (io.WriteCloser, e
 // final chunk and must be called for the backup to be readable; it does not
 // close dst. If a write to dst fails, every later call returns that error.
 func EncryptWithChunkSize(dst io.Writer, passphrase []byte, kdf KDFParams, chunkSize int) (io.WriteCloser, error) {
-	return encrypt(dst, passphrase, kdf, chunkSize, rand.Reader)
+	s, err := newSealer(passphrase, kdf, chunkSize, rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	return s.Encrypt(dst)
+}
+
+// Sealer is a new backup's header and keys, derived before its payload
+// exists: the key derivation (the KDF's time, hundreds of milliseconds)
+// can then run while the content is being fetched.
+type Sealer struct {
+	raw   []byte
+	s     *stream
+	chunk int
+	used  bool
+}
+
+// NewSealer checks the passphrase (CheckPassphrase) and the parameters and
+// derives the key, with the default chunk size.
+func NewSealer(passphrase []byte, kdf KDFParams) (*Sealer, error) {
+	return newSealer(passphrase, kdf, DefaultChunkSize, rand.Reader)
+}
+
+// Encrypt writes the header to dst at once and returns the writer of the
+// payload, as EncryptWithChunkSize. A Sealer encrypts one backup only: its
+// keys and nonces must not seal two payloads.
+func (sl *Sealer) Encrypt(dst io.Writer) (io.WriteCloser, error) {
+	if sl.used {
+		return nil, errors.New("backup sealer used twice")
+	}
+	sl.used = true
+	if _, err := dst.Write(sl.raw); err != nil {
+		return nil, fmt.Errorf("write backup header: %w", err)
+	}
+	return &writer{dst: dst, s: sl.s, chunk: sl.chunk, buf: make([]byte, 0, sl.chunk+tagLen)}, nil
 }
 
 // encrypt takes the salt and data key from random; tests make it
 // deterministic.
 func encrypt(dst io.Writer, passphrase []byte, kdf KDFParams, chunkSize int, random io.Reader) (io.WriteCloser, error) {
+	s, err := newSealer(passphrase, kdf, chunkSize, random)
+	if err != nil {
+		return nil, err
+	}
+	return s.Encrypt(dst)
+}
+
+func newSealer(passphrase []byte, kdf KDFParams, chunkSize int, random io.Reader) (*Sealer, error) {
 	if err := CheckPassphrase(passphrase); err != nil {
 		return nil, err
 	}
@@ -69,10 +111,7 @@ func encrypt(dst io.Writer, passphrase []byte, kdf KDFParams, chunkSize int, ran
 	if err != nil {
 		return nil, err
 	}
-	if _, err := dst.Write(raw); err != nil {
-		return nil, fmt.Errorf("write backup header: %w", err)
-	}
-	return &writer{dst: dst, s: s, chunk: chunkSize, buf: make([]byte, 0, chunkSize+tagLen)}, nil
+	return &Sealer{raw: raw, s: s, chunk: chunkSize}, nil
 }
 
 // Decrypt reads and checks the header of src (ReadHeader), derives the key

@@ -518,3 +518,36 @@ func TestReadHeader(t *testing.T) {
 		t.Errorf("ReadHeader(zip) = %v", err)
 	}
 }
+
+// A Sealer derives the key first and seals one payload; a second Encrypt
+// would reuse its nonces and is refused.
+func TestSealer(t *testing.T) {
+	s, err := newSealer(testPass, cheapKDF, MinChunkSize, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := bytes.Repeat([]byte("zonekit "), 3*MinChunkSize/8+5)
+	var buf bytes.Buffer
+	w, err := s.Encrypt(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(plain)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Encrypt(io.Discard); err == nil {
+		t.Error("a second Encrypt with the same Sealer succeeded")
+	}
+	r, err := Decrypt(&buf, testPass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(r)
+	if err != nil || !bytes.Equal(got, plain) {
+		t.Fatalf("decrypted %d bytes (%v), want %d", len(got), err, len(plain))
+	}
+	if _, err := NewSealer([]byte("short"), cheapKDF); err == nil {
+		t.Error("NewSealer took a passphrase under 10 characters")
+	}
+}

@@ -82,6 +82,18 @@ func backupRun(ctx context.Context, o *backupOptions) error {
 	if err := backup.CheckPassphrase(pass); err != nil {
 		return err
 	}
+	// The key is derived (Argon2id, about half a second of both cores)
+	// while the request goes out and the server starts on the backup;
+	// it runs apart, so that Ctrl-C ends the command at once.
+	type sealed struct {
+		s   *backup.Sealer
+		err error
+	}
+	keyed := make(chan sealed, 1)
+	go func() {
+		s, err := backup.NewSealer(pass, backup.DefaultKDF())
+		keyed <- sealed{s, err}
+	}()
 	c, err := o.f.Client()
 	if err != nil {
 		return err
@@ -98,7 +110,16 @@ func backupRun(ctx context.Context, o *backupOptions) error {
 		return err
 	}
 	defer out.Abort()
-	enc, err := backup.Encrypt(out, pass, backup.DefaultKDF())
+	var k sealed
+	select {
+	case k = <-keyed:
+	case <-ctx.Done():
+		return errkind.New(errkind.Cancelled, "interrupted while deriving the backup key: nothing was written")
+	}
+	if k.err != nil {
+		return fmt.Errorf("backup to %s: %w", o.File, k.err)
+	}
+	enc, err := k.s.Encrypt(out)
 	if err != nil {
 		return fmt.Errorf("backup to %s: %w", o.File, err)
 	}
