@@ -31,9 +31,12 @@ type ClusterMember struct {
 	Voter   bool   `json:"voter,omitempty"`   // in answers: a voter now
 }
 
-// ClusterApplied answers a forwarded command with its log index.
+// ClusterApplied answers a forwarded command with its log entry: the
+// follower applies it from its own log once that holds the entry of this
+// term (older leaders send no term).
 type ClusterApplied struct {
 	Index uint64 `json:"index"`
+	Term  uint64 `json:"term,omitempty"`
 }
 
 // ClusterSign asks the CertAuth server to sign a CSR for a peer.

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 
 	"github.com/hashicorp/raft"
@@ -24,17 +25,29 @@ import (
 // the same transaction: entries replayed after a restart, or already in a
 // store copied at join time, are skipped instead of applied twice.
 type fsm struct {
-	st      *store.Store
+	st *store.Store
+	// mu makes the store's writers take turns: raft's FSM goroutine
+	// (ApplyBatch, Restore), a follower applying from its own log what
+	// the leader said is committed (applyCommitted) and a re-seed.
+	mu      sync.Mutex
 	applied atomic.Uint64
 	notify  func(index uint64) // called after each apply, for waiters
-	// committed is called with the last index of a batch before it is
-	// applied: raft hands the FSM committed entries only, so on the
-	// leader this is the earliest moment the commit is known.
-	committed func(index uint64)
+
+	wmu     sync.Mutex
+	waiters map[string]chan Entry // an entry's token (raft.Log.Extensions): told the entry once committed
+
+	rmu      sync.Mutex
+	refusals map[uint64]error // the refused commands among the last entries applied
+	refused  []uint64         // their indexes, oldest first
+	restored uint64           // the last store copy's applied index
 }
 
+// keepRefusals is how many refused commands' errors the FSM keeps, for a
+// follower to answer the client whose command was refused.
+const keepRefusals = 256
+
 func newFSM(st *store.Store, notify func(uint64)) (*fsm, error) {
-	f := &fsm{st: st, notify: notify}
+	f := &fsm{st: st, notify: notify, waiters: map[string]chan Entry{}, refusals: map[uint64]error{}}
 	err := st.View(func(tx *bolt.Tx) error {
 		f.applied.Store(store.AppliedIndex(tx))
 		return nil
@@ -52,6 +65,65 @@ func (f *fsm) Apply(l *raft.Log) any {
 // are applied one by one, so a failed command changes nothing and the
 // others still apply: the same outcome as applying them singly.
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out, err := f.applyLocked(logs)
+	if err != nil {
+		// The store cannot be written (disk full, I/O error): going on
+		// would let this replica silently diverge.
+		panic(fmt.Sprintf("zone store: %v", err))
+	}
+	return out
+}
+
+// maxCatchUp bounds how many entries applyCommitted applies at once: a
+// follower further behind is being brought up to date by raft anyway.
+const maxCatchUp = 1024
+
+// applyCommitted applies this server's own log entries up to idx, which
+// the leader says is committed with the given term, without waiting for
+// raft to learn the commit index (hashicorp/raft tells followers only
+// with its next AppendEntries, or at its commit timeout). It is safe
+// because a log that holds entry idx with the term of the committed
+// entry there holds the committed entries up to idx (raft's log
+// matching property), and the store skips what it applied already, so
+// raft's own later apply of the same entries changes nothing. It
+// reports false, having applied nothing, while the log does not hold
+// that entry (not yet received, or of a deposed leader's term) or no
+// longer holds one before it (compacted: raft is installing a snapshot).
+// An error is the store's (it could not be written).
+func (f *fsm) applyCommitted(logs raft.LogStore, idx, term uint64) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	from := f.applied.Load() + 1
+	if idx < from {
+		return true, nil
+	}
+	if term == 0 || idx-from >= maxCatchUp {
+		return false, nil
+	}
+	batch := make([]*raft.Log, idx-from+1)
+	last := new(raft.Log)
+	if err := logs.GetLog(idx, last); err != nil || last.Term != term {
+		return false, nil
+	}
+	batch[len(batch)-1] = last
+	for i := from; i < idx; i++ {
+		l := new(raft.Log)
+		if err := logs.GetLog(i, l); err != nil {
+			return false, nil
+		}
+		batch[i-from] = l
+	}
+	if _, err := f.applyLocked(batch); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// applyLocked is ApplyBatch with f.mu held. An error is the store's (it
+// could not be written); the applied index then stays where it was.
+func (f *fsm) applyLocked(logs []*raft.Log) ([]any, error) {
 	out := make([]any, len(logs))
 	var cmds []*zone.Command
 	for i, l := range logs {
@@ -69,11 +141,9 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	}
 	last := logs[len(logs)-1].Index
 	if last <= f.applied.Load() {
-		return out
+		return out, nil
 	}
-	if f.committed != nil {
-		f.committed(last)
-	}
+	f.tellCommitted(logs)
 	errFailed := errors.New("a command in the batch failed")
 	err := f.st.Update(func(tx *bolt.Tx) error {
 		for i, c := range cmds {
@@ -93,10 +163,10 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	})
 	if errors.Is(err, errFailed) {
 		for i, c := range cmds {
-			out[i] = nil
 			if c == nil {
 				continue
 			}
+			out[i] = nil
 			idx := logs[i].Index
 			var cmdErr error
 			err := f.st.Update(func(tx *bolt.Tx) error {
@@ -119,15 +189,77 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		err = f.st.Update(func(tx *bolt.Tx) error { return store.SetAppliedIndex(tx, last) })
 	}
 	if err != nil {
-		// The store cannot be written (disk full, I/O error): going on
-		// would let this replica silently diverge.
-		panic(fmt.Sprintf("zone store: cannot apply replication entries up to %d: %v", last, err))
+		return nil, fmt.Errorf("cannot apply replication entries up to %d: %w", last, err)
 	}
+	f.keepRefused(logs, out)
 	f.applied.Store(last)
 	if f.notify != nil {
 		f.notify(last)
 	}
-	return out
+	return out, nil
+}
+
+// awaitCommit returns a channel told the entry that carries token (in
+// raft.Log.Extensions, unique to one Apply) once it is committed, as it
+// reaches the FSM before the store holds it; stop ends the wait.
+func (f *fsm) awaitCommit(token []byte) (committed <-chan Entry, stop func()) {
+	ch := make(chan Entry, 1)
+	f.wmu.Lock()
+	f.waiters[string(token)] = ch
+	f.wmu.Unlock()
+	return ch, func() {
+		f.wmu.Lock()
+		delete(f.waiters, string(token))
+		f.wmu.Unlock()
+	}
+}
+
+// tellCommitted tells the waiters of a batch's entries that they are
+// committed.
+func (f *fsm) tellCommitted(logs []*raft.Log) {
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	if len(f.waiters) == 0 {
+		return
+	}
+	for _, l := range logs {
+		if ch, ok := f.waiters[string(l.Extensions)]; ok && len(l.Extensions) > 0 {
+			select {
+			case ch <- Entry{Index: l.Index, Term: l.Term}:
+			default: // told already
+			}
+		}
+	}
+}
+
+// keepRefused remembers the errors of the refused commands of a batch.
+func (f *fsm) keepRefused(logs []*raft.Log, out []any) {
+	f.rmu.Lock()
+	defer f.rmu.Unlock()
+	for i, r := range out {
+		err, ok := r.(error)
+		if !ok || err == nil {
+			continue
+		}
+		f.refusals[logs[i].Index] = err
+		f.refused = append(f.refused, logs[i].Index)
+		if len(f.refused) > keepRefusals {
+			delete(f.refusals, f.refused[0])
+			f.refused = f.refused[1:]
+		}
+	}
+}
+
+// outcome says what became of the command applied at idx: nil if it took
+// effect or its refusal. known is false for an entry this server did
+// not apply itself (it came within a store copy, or long ago).
+func (f *fsm) outcome(idx uint64) (refusal error, known bool) {
+	f.rmu.Lock()
+	defer f.rmu.Unlock()
+	if err, ok := f.refusals[idx]; ok {
+		return err, true
+	}
+	return nil, idx > f.restored && (len(f.refused) < keepRefusals || idx > f.refused[0])
 }
 
 // Snapshot hands raft a consistent copy of the store, written later by Persist.
@@ -136,6 +268,8 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) { return &snapshot{st: f.st},
 // Restore replaces the store with a copy received from the leader.
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if err := f.st.Replace(rc); err != nil {
 		return err
 	}
@@ -143,6 +277,9 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if err := f.st.View(func(tx *bolt.Tx) error { idx = store.AppliedIndex(tx); return nil }); err != nil {
 		return err
 	}
+	f.rmu.Lock()
+	f.restored = idx
+	f.rmu.Unlock()
 	f.applied.Store(idx)
 	if f.notify != nil {
 		f.notify(idx)

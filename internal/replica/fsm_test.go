@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -146,26 +147,186 @@ type readCloser struct{ *bytes.Reader }
 
 func (readCloser) Close() error { return nil }
 
-// The committed hook sees a batch's last index before the store holds it
-// (the leader tells the followers of the commit while it writes), and not
-// for entries already applied.
-func TestApplyBatchCommittedBeforeWrite(t *testing.T) {
+// termed is entry with a term, as raft stores it.
+func termed(t *testing.T, idx, term uint64, name string) *raft.Log {
+	l := entry(t, idx, fmt.Sprintf("cmd-%d-%d", idx, term), zone.CmdGroupCreate, group(name))
+	l.Term = term
+	return l
+}
+
+// A follower told that entry idx of a term is committed applies its own
+// log up to it only when that log holds the same entry: not a deposed
+// leader's entry at idx, not with entries missing before it. Raft's own
+// later apply of the same entries then changes nothing.
+func TestApplyCommittedFromOwnLog(t *testing.T) {
+	st := newStore(t)
+	var notified []uint64
+	f, err := newFSM(st, func(i uint64) { notified = append(notified, i) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := raft.NewInmemStore()
+	es := []*raft.Log{termed(t, 1, 2, "a"), termed(t, 2, 2, "b"), termed(t, 3, 2, "c")}
+	if err := logs.StoreLogs(es); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		idx, term uint64
+		why       string
+	}{{3, 1, "another term's entry 3"}, {4, 2, "an entry not yet received"}, {3, 0, "no term (an older leader)"}} {
+		if ok, err := f.applyCommitted(logs, c.idx, c.term); ok || err != nil {
+			t.Fatalf("%s: applied (%v, %v)", c.why, ok, err)
+		}
+	}
+	if g := groups(t, st); len(g) != 0 {
+		t.Fatalf("groups %v applied without a matching entry", g)
+	}
+	if ok, err := f.applyCommitted(logs, 2, 2); !ok || err != nil {
+		t.Fatalf("entry 2 of term 2: (%v, %v), want applied", ok, err)
+	}
+	if g := groups(t, st); len(g) != 2 || f.applied.Load() != 2 {
+		t.Fatalf("groups %v, applied %d; want a and b, 2", g, f.applied.Load())
+	}
+	// Raft learns the commit later and hands the same entries to the FSM.
+	if out := f.ApplyBatch(es); out[0] != nil || out[1] != nil || out[2] != nil {
+		t.Fatalf("raft's apply after the follower's: %v", out)
+	}
+	if g := groups(t, st); len(g) != 3 || f.applied.Load() != 3 {
+		t.Fatalf("groups %v, applied %d; want a, b, c, 3", g, f.applied.Load())
+	}
+	if ok, err := f.applyCommitted(logs, 3, 2); !ok || err != nil {
+		t.Fatalf("an entry already applied: (%v, %v)", ok, err)
+	}
+	if len(notified) != 2 || notified[0] != 2 || notified[1] != 3 {
+		t.Fatalf("waiters told of %v, want [2 3]", notified)
+	}
+
+	// A log that lost entries before idx (compacted by a snapshot) is
+	// left to raft.
+	gap := raft.NewInmemStore()
+	gap.StoreLogs([]*raft.Log{termed(t, 5, 2, "e")})
+	if ok, err := f.applyCommitted(gap, 5, 2); ok || err != nil || f.applied.Load() != 3 {
+		t.Fatalf("entry 4 missing: (%v, %v), applied %d", ok, err, f.applied.Load())
+	}
+}
+
+// Raft's FSM goroutine and a follower's own applies take turns on the
+// store (run with -race).
+func TestApplyCommittedConcurrent(t *testing.T) {
 	st := newStore(t)
 	f, err := newFSM(st, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var seen []uint64
-	f.committed = func(idx uint64) {
-		if n := len(groups(t, st)); n != len(seen) {
-			t.Errorf("committed(%d) called with %d groups in the store, want %d: the batch was already written", idx, n, len(seen))
-		}
-		seen = append(seen, idx)
+	logs := raft.NewInmemStore()
+	const n = 60
+	var es []*raft.Log
+	for i := uint64(1); i <= n; i++ {
+		es = append(es, termed(t, i, 1, fmt.Sprintf("g%d", i)))
 	}
-	f.ApplyBatch([]*raft.Log{entry(t, 1, "a", zone.CmdGroupCreate, group("lab"))})
-	f.ApplyBatch([]*raft.Log{entry(t, 1, "a", zone.CmdGroupCreate, group("lab"))}) // a replay
-	f.ApplyBatch([]*raft.Log{entry(t, 2, "b", zone.CmdGroupCreate, group("office"))})
-	if len(seen) != 2 || seen[0] != 1 || seen[1] != 2 {
-		t.Fatalf("committed saw %v, want [1 2]", seen)
+	logs.StoreLogs(es)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, e := range es {
+			if out := f.ApplyBatch([]*raft.Log{e}); out[0] != nil {
+				t.Errorf("entry %d: %v", e.Index, out[0])
+			}
+		}
+	}()
+	for i := uint64(3); i <= n; i += 3 {
+		if _, err := f.applyCommitted(logs, i, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-done
+	if g := groups(t, st); len(g) != n || f.applied.Load() != n {
+		t.Fatalf("%d groups, applied %d; want %d", len(g), f.applied.Load(), n)
+	}
+}
+
+// The leader's wait for a forwarded command's commit: the entry that
+// carries the token is told before the store holds it (the follower's
+// apply then runs alongside the leader's); other entries, and entries
+// after stop, tell nothing.
+func TestAwaitCommitBeforeWrite(t *testing.T) {
+	st := newStore(t)
+	f, err := newFSM(st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine, other := termed(t, 2, 3, "mine"), termed(t, 1, 3, "other")
+	mine.Extensions = []byte("token-1")
+	other.Extensions = []byte("token-2")
+	ch, stop := f.awaitCommit([]byte("token-1"))
+	go f.ApplyBatch([]*raft.Log{other, mine})
+	e := <-ch
+	if e != (Entry{Index: 2, Term: 3}) {
+		t.Fatalf("told %+v, want entry 2 of term 3", e)
+	}
+	stop()
+	f.mu.Lock() // the batch's apply is over
+	f.mu.Unlock()
+	if g := groups(t, st); len(g) != 2 {
+		t.Fatalf("groups %v after the batch", g)
+	}
+	if len(f.waiters) != 0 {
+		t.Fatalf("waiters left after stop: %v", f.waiters)
+	}
+	f.ApplyBatch([]*raft.Log{termed(t, 3, 3, "later")}) // no waiter, no token: nothing to tell
+}
+
+// A follower answers a forwarded command with the outcome of its own
+// apply: the refusal is kept for it; for an entry that came within a
+// store copy, or whose refusal was dropped long ago, the outcome is
+// unknown.
+func TestOutcome(t *testing.T) {
+	st := newStore(t)
+	f, err := newFSM(st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := f.ApplyBatch([]*raft.Log{termed(t, 1, 1, "lab"), termed(t, 2, 1, "lab"), termed(t, 3, 1, "office")})
+	if out[1] == nil {
+		t.Fatal("a second group lab was not refused")
+	}
+	if err, known := f.outcome(2); !known || !errkind.Is(err, errkind.Exists) {
+		t.Fatalf("outcome of entry 2: %v, known %v; want the refusal (exists)", err, known)
+	}
+	for _, idx := range []uint64{1, 3} {
+		if err, known := f.outcome(idx); err != nil || !known {
+			t.Fatalf("outcome of entry %d: %v, known %v; want it took effect", idx, err, known)
+		}
+	}
+	// Many refusals later, the oldest is forgotten.
+	var es []*raft.Log
+	for i := uint64(4); i < 4+keepRefusals; i++ {
+		es = append(es, termed(t, i, 1, "lab"))
+	}
+	f.ApplyBatch(es)
+	if err, known := f.outcome(2); err != nil || known {
+		t.Fatalf("outcome of entry 2 after %d refusals: %v, known %v; want unknown", keepRefusals, err, known)
+	}
+	if err, known := f.outcome(4 + keepRefusals - 1); !known || err == nil {
+		t.Fatalf("the last refusal: %v, known %v", err, known)
+	}
+
+	// A store copy: what it holds was not applied here.
+	var sink memSink
+	if err := (&snapshot{st: st}).Persist(&sink); err != nil {
+		t.Fatal(err)
+	}
+	g, err := newFSM(newStore(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Restore(readCloser{bytes.NewReader(sink.Bytes())}); err != nil {
+		t.Fatal(err)
+	}
+	if err, known := g.outcome(3); err != nil || known {
+		t.Fatalf("an entry within the store copy: %v, known %v; want unknown", err, known)
+	}
+	if _, known := g.outcome(f.applied.Load() + 1); !known {
+		t.Fatal("an entry after the store copy: unknown")
 	}
 }

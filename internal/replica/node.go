@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -40,8 +41,8 @@ type Options struct {
 	// certificate, the zone CA as the only root.
 	TLSConfig func() *tls.Config
 	// Forward sends a command to the leader's zone server and returns the
-	// log index it was applied at (see ErrNotDelivered).
-	Forward func(ctx context.Context, leader string, c zone.Command) (uint64, error)
+	// log entry it was committed as (see ErrNotDelivered).
+	Forward func(ctx context.Context, leader string, c zone.Command) (Entry, error)
 	// Bootstrap makes a server without replication state a one-voter
 	// cluster; a joining server waits for the leader to add it instead.
 	Bootstrap bool
@@ -61,6 +62,12 @@ type Options struct {
 	ElectionTimeout  time.Duration
 }
 
+// Entry names a log entry. The leader answers a forwarded command with
+// its entry; Term is zero from a leader that does not say it.
+type Entry struct {
+	Index, Term uint64
+}
+
 // ErrNotDelivered wraps forwarding errors after which the command may be
 // sent again: the leader did not answer (it may be gone, or no longer
 // lead). Commands carry an id the store remembers, so one that did reach
@@ -75,19 +82,20 @@ type Node struct {
 	layer *streamLayer
 	trans *raft.NetworkTransport
 	logs  *raftboltdb.BoltStore
+	log   *notifyingLog // logs as raft's LogStore
 
 	mu      sync.Mutex
 	applied chan struct{} // closed and replaced whenever the FSM applies
 
-	nudger    nudger                // Barriers that tell the followers of a commit
-	forwarded atomic.Int64          // commands forwarded by followers being applied here
-	inc       atomic.Value          // store.Incarnation the store follows
-	reseedMu  sync.Mutex            // one re-seed at a time
-	problem   atomic.Value          // problemNote: the last refusal, for Status
-	normal    raft.ReloadableConfig // timeouts for a cluster of several servers
-	single    bool                  // started as the only voter
-	booted    bool                  // started a new cluster
-	shutdown  sync.Once
+	tokenPrefix [8]byte               // random, for the tokens of ApplyForwarded's entries
+	tokens      atomic.Uint64         // the tokens' counter
+	inc         atomic.Value          // store.Incarnation the store follows
+	reseedMu    sync.Mutex            // one re-seed at a time
+	problem     atomic.Value          // problemNote: the last refusal, for Status
+	normal      raft.ReloadableConfig // timeouts for a cluster of several servers
+	single      bool                  // started as the only voter
+	booted      bool                  // started a new cluster
+	shutdown    sync.Once
 }
 
 // alone reports whether this server is the only voter of its cluster.
@@ -96,7 +104,7 @@ func (n *Node) alone(has bool, cfg *raft.Config, snaps raft.SnapshotStore) bool 
 		return n.opts.Bootstrap
 	}
 	probe := *cfg // GetConfiguration marks the config it is given as not to start
-	c, err := raft.GetConfiguration(&probe, n.fsm, n.logs, n.logs, snaps, n.trans)
+	c, err := raft.GetConfiguration(&probe, n.fsm, n.log, n.logs, snaps, n.trans)
 	if err != nil {
 		return false
 	}
@@ -118,12 +126,11 @@ func Start(o Options) (*Node, error) {
 		return nil, fmt.Errorf("replication: %w", err)
 	}
 	n := &Node{opts: o, applied: make(chan struct{})}
+	rand.Read(n.tokenPrefix[:])
 	var err error
 	if n.fsm, err = newFSM(o.Store, n.onApplied); err != nil {
 		return nil, fmt.Errorf("replication: read applied index: %w", err)
 	}
-	n.fsm.committed = n.onCommitted
-	n.nudger.barrier = func() { n.raft.Barrier(time.Second).Error() }
 	out := o.LogOutput
 	if out == nil {
 		out = io.Discard
@@ -150,6 +157,7 @@ func Start(o Options) (*Node, error) {
 	if n.logs, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(o.Dir, "raft.db")}); err != nil {
 		return nil, fmt.Errorf("replication log %s: %w", filepath.Join(o.Dir, "raft.db"), err)
 	}
+	n.log = &notifyingLog{LogStore: n.logs, stored: make(chan struct{})}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(o.Dir, 2, logger)
 	if err != nil {
 		n.logs.Close()
@@ -163,7 +171,7 @@ func Start(o Options) (*Node, error) {
 		Stream: n.layer, MaxPool: 4, Timeout: 10 * time.Second, Logger: logger,
 		ServerAddressProvider: nil,
 	})
-	has, err := raft.HasExistingState(n.logs, n.logs, snaps)
+	has, err := raft.HasExistingState(n.log, n.logs, snaps)
 	if err != nil {
 		n.close()
 		return nil, fmt.Errorf("replication state: %w", err)
@@ -204,7 +212,7 @@ func Start(o Options) (*Node, error) {
 		cfg.ElectionTimeout /= 2
 		cfg.LeaderLeaseTimeout = cfg.HeartbeatTimeout
 	}
-	if n.raft, err = raft.NewRaft(cfg, n.fsm, n.logs, n.logs, snaps, n.trans); err != nil {
+	if n.raft, err = raft.NewRaft(cfg, n.fsm, n.log, n.logs, snaps, n.trans); err != nil {
 		n.close()
 		return nil, fmt.Errorf("start replication: %w", err)
 	}
@@ -307,13 +315,19 @@ func (n *Node) Propose(c zone.Command) error {
 			}
 		} else if _, addr := n.Leader(); addr != "" && n.opts.Forward != nil {
 			fctx, cancel := context.WithTimeout(ctx, forwardWait)
-			idx, err := n.opts.Forward(fctx, addr, c)
+			e, err := n.opts.Forward(fctx, addr, c)
 			cancel()
 			if err == nil {
-				if err := n.WaitApplied(ctx, idx); err != nil {
+				if err := n.applyOwn(ctx, e); err != nil {
 					return err
 				}
-				return n.checkApplied(c, idx)
+				// The leader answers before it knows the command's
+				// outcome: this server's own apply tells it.
+				refusal, known := n.fsm.outcome(e.Index)
+				if refusal != nil {
+					return refusal
+				}
+				return n.checkApplied(c, e.Index, known)
 			}
 			if !errors.Is(err, ErrNotDelivered) {
 				return err
@@ -327,10 +341,73 @@ func (n *Node) Propose(c zone.Command) error {
 	}
 }
 
-// checkApplied makes sure that a command the leader applied at idx is in
-// this server's store too, before this server answers success for it: a
-// store out of step with the log (it skipped the entry) must say so.
-func (n *Node) checkApplied(c zone.Command, idx uint64) error {
+// applyOwn returns once this server's store holds the committed entry e.
+// It applies the entries up to e from this server's own log as soon as
+// that holds e, rather than wait for raft to tell it of the commit (with
+// the leader's next log entry, or at its commit timeout, 5 to 10 ms
+// later); until then it waits for raft to store or apply more.
+func (n *Node) applyOwn(ctx context.Context, e Entry) error {
+	for {
+		stored := n.log.storedCh()
+		n.mu.Lock()
+		applied := n.applied
+		n.mu.Unlock()
+		ok, err := n.fsm.applyCommitted(n.log, e.Index, e.Term)
+		if err != nil {
+			return errkind.Wrap(errkind.Unavailable, fmt.Errorf("change %d: %w", e.Index, err))
+		}
+		if ok {
+			return nil
+		}
+		select {
+		case <-stored:
+		case <-applied:
+		case <-ctx.Done():
+			return errkind.New(errkind.Unavailable, "this server has not yet received change %d from the leader: try again", e.Index)
+		}
+	}
+}
+
+// notifyingLog is the raft log that tells applyOwn when raft stored
+// entries in it.
+type notifyingLog struct {
+	raft.LogStore
+	mu     sync.Mutex
+	stored chan struct{} // closed and replaced after each store
+}
+
+func (l *notifyingLog) storedCh() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.stored
+}
+
+func (l *notifyingLog) wake() {
+	l.mu.Lock()
+	close(l.stored)
+	l.stored = make(chan struct{})
+	l.mu.Unlock()
+}
+
+func (l *notifyingLog) StoreLog(e *raft.Log) error {
+	err := l.LogStore.StoreLog(e)
+	l.wake()
+	return err
+}
+
+func (l *notifyingLog) StoreLogs(es []*raft.Log) error {
+	err := l.LogStore.StoreLogs(es)
+	l.wake()
+	return err
+}
+
+// checkApplied makes sure that a command committed at idx, and not
+// refused, is in this server's store, before this server answers success
+// for it: a store out of step with the log (it skipped the entry) must
+// say so. known says whether this server applied idx itself; if not (it
+// came within a store copy), a command missing from the store was
+// refused for a reason this server cannot tell.
+func (n *Node) checkApplied(c zone.Command, idx uint64, known bool) error {
 	if c.ID == "" {
 		return nil
 	}
@@ -338,9 +415,13 @@ func (n *Node) checkApplied(c zone.Command, idx uint64) error {
 	if err := n.opts.Store.View(func(tx *bolt.Tx) error { ok = store.CommandApplied(tx, c.ID); return nil }); err != nil {
 		return err
 	}
+	if !ok && !known {
+		return errkind.New(errkind.Refused, "the zone refused %s (change %d); this server received it within a store copy, which does not say why: "+
+			"check the zone's state and try again", c.Name, idx)
+	}
 	if !ok {
-		n.note(fmt.Sprintf("change %d (%s) was applied by the leader but is not in this server's store", idx, c.Name))
-		return errkind.New(errkind.Unavailable, "the leader applied %s as change %d but this server's store does not hold it: "+
+		n.note(fmt.Sprintf("change %d (%s) was committed but is not in this server's store", idx, c.Name))
+		return errkind.New(errkind.Unavailable, "the leader committed %s as change %d but this server's store does not hold it: "+
 			"its store is out of step with the zone's replication log (see docs/cluster.md, 'Lost replication logs'); "+
 			"the change is in the zone, read it from the leader", c.Name, idx)
 	}
@@ -355,6 +436,12 @@ func (n *Node) ApplyLeader(c zone.Command) (uint64, error) {
 		return 0, fmt.Errorf("encode command %s: %w", c.Name, err)
 	}
 	f := n.raft.Apply(data, 10*time.Second)
+	return applied(c, f)
+}
+
+// applied waits for f, raft's apply of c, and returns its log index and
+// the command's refusal, if any.
+func applied(c zone.Command, f raft.ApplyFuture) (uint64, error) {
 	if err := f.Error(); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 			return 0, err
@@ -367,51 +454,41 @@ func (n *Node) ApplyLeader(c zone.Command) (uint64, error) {
 	return f.Index(), nil
 }
 
-// ApplyForwarded is ApplyLeader for a command a follower forwarded: the
-// follower answers its client only once its own store holds the command,
-// so the followers are told of the commit as soon as it happens.
-func (n *Node) ApplyForwarded(c zone.Command) (uint64, error) {
-	n.forwarded.Add(1)
-	defer n.forwarded.Add(-1)
-	return n.ApplyLeader(c)
-}
-
-// onCommitted runs on the leader (and the followers) as a batch of
-// committed entries reaches the store, before it is written.
-func (n *Node) onCommitted(uint64) {
-	if n.forwarded.Load() > 0 && n.IsLeader() {
-		n.Nudge()
+// ApplyForwarded is ApplyLeader for a command a follower forwarded: it
+// returns the command's entry, with which the follower applies the
+// command from its own log (applyOwn). With committed, it returns as
+// soon as the entry is committed, before this server's store holds it
+// and without the command's outcome: the follower learns that from its
+// own apply, which then runs alongside the leader's.
+func (n *Node) ApplyForwarded(c zone.Command, committed bool) (Entry, error) {
+	data, err := json.Marshal(c)
+	if err != nil {
+		return Entry{}, fmt.Errorf("encode command %s: %w", c.Name, err)
 	}
-}
-
-// Nudge tells the followers the new commit index at once (a barrier entry
-// carries it) instead of at the next commit timeout (5 to 10 ms later), so
-// a follower that forwarded a command sees it applied sooner.
-func (n *Node) Nudge() { n.nudger.nudge() }
-
-// nudger runs one barrier at a time. Nudges while one runs share one more
-// after it: the barrier in flight may carry a commit index older than
-// theirs.
-type nudger struct {
-	barrier func()
-	running atomic.Bool // a barrier goroutine is on
-	more    atomic.Bool // a nudge came that no barrier has started for
-}
-
-func (u *nudger) nudge() {
-	u.more.Store(true)
-	if !u.running.CompareAndSwap(false, true) {
-		return
+	// The entry carries a token of its own, by which the FSM tells this
+	// Apply which entry is its.
+	token := binary.BigEndian.AppendUint64(n.tokenPrefix[:len(n.tokenPrefix):len(n.tokenPrefix)], n.tokens.Add(1))
+	commit, stop := n.fsm.awaitCommit(token)
+	defer stop()
+	f := n.raft.ApplyLog(raft.Log{Data: data, Extensions: token}, 10*time.Second)
+	if committed {
+		done := make(chan struct{})
+		go func() { f.Error(); close(done) }()
+		select {
+		case e := <-commit:
+			return e, nil
+		case <-done: // failed, most likely
+		}
 	}
-	go func() {
-		for u.more.Swap(false) {
-			u.barrier()
-		}
-		u.running.Store(false)
-		if u.more.Load() { // came between the last Swap and Store
-			u.nudge()
-		}
-	}()
+	if _, err := applied(c, f); err != nil {
+		return Entry{}, err
+	}
+	select {
+	case e := <-commit:
+		return e, nil
+	default: // cannot be: the FSM tells the commit before it applies
+		return Entry{Index: f.Index()}, nil
+	}
 }
 
 // AddVoter makes the server id at addr a voting member (leader only).

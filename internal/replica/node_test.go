@@ -1,42 +1,162 @@
 package replica
 
 import (
-	"runtime"
-	"sync/atomic"
+	"context"
+	"encoding/json"
+	"io"
 	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"zonekit/internal/errkind"
+	"zonekit/internal/zone"
 )
 
-// Nudges while a barrier runs share one more barrier after it, never none
-// (the barrier in flight may predate their commit) and never one each.
-func TestNudgerCoalesces(t *testing.T) {
-	started := make(chan int, 10)
-	release := make(chan struct{})
-	var calls atomic.Int32
-	u := nudger{barrier: func() {
-		started <- int(calls.Add(1))
-		<-release
-	}}
-	u.nudge()
-	if n := <-started; n != 1 {
-		t.Fatalf("barrier %d started first", n)
+func newTestNode(t *testing.T) *Node {
+	t.Helper()
+	st := newStore(t)
+	n := &Node{opts: Options{Store: st}, applied: make(chan struct{}), log: &notifyingLog{LogStore: raft.NewInmemStore(), stored: make(chan struct{})}}
+	var err error
+	if n.fsm, err = newFSM(st, n.onApplied); err != nil {
+		t.Fatal(err)
 	}
-	for i := 0; i < 5; i++ { // commits while the first barrier is on its way
-		u.nudge()
+	return n
+}
+
+// A follower whose log does not yet hold the committed entry the leader
+// named waits until raft stores it (or replaces a deposed leader's entry
+// there), then applies it itself; without it, it gives up when ctx ends.
+func TestApplyOwnWaitsForTheEntry(t *testing.T) {
+	n := newTestNode(t)
+	// A deposed leader's entry 2 (term 1); the committed one is of term 2.
+	if err := n.log.StoreLogs([]*raft.Log{termed(t, 1, 1, "a"), termed(t, 2, 1, "stale")}); err != nil {
+		t.Fatal(err)
 	}
-	release <- struct{}{}
-	if n := <-started; n != 2 {
-		t.Fatalf("barrier %d started second", n)
+	done := make(chan error, 1)
+	go func() { done <- n.applyOwn(context.Background(), Entry{Index: 3, Term: 2}) }()
+	select {
+	case err := <-done:
+		t.Fatalf("returned (%v) before the log held entry 3", err)
+	case <-time.After(20 * time.Millisecond):
 	}
-	release <- struct{}{}
-	u.nudge() // after both: a barrier of its own
-	if n := <-started; n != 3 {
-		t.Fatalf("barrier %d started third", n)
+	if err := n.log.DeleteRange(2, 2); err != nil {
+		t.Fatal(err)
 	}
-	close(release) // any further barrier runs through
-	for u.running.Load() {
-		runtime.Gosched()
+	if err := n.log.StoreLogs([]*raft.Log{termed(t, 2, 2, "b"), termed(t, 3, 2, "c")}); err != nil {
+		t.Fatal(err)
 	}
-	if n := calls.Load(); n != 3 {
-		t.Fatalf("%d barriers: five nudges during one barrier need one more, not five", n)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("still waiting after the log received entry 3")
+	}
+	if g := groups(t, n.opts.Store); len(g) != 3 || g[0] != "a" || g[1] != "b" || g[2] != "c" {
+		t.Fatalf("groups %v, want a b c", g)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := n.applyOwn(ctx, Entry{Index: 9, Term: 2}); !errkind.Is(err, errkind.Unavailable) {
+		t.Fatalf("entry never received: %v, want Unavailable", err)
+	}
+}
+
+// An entry raft applied first (it learned the commit index meanwhile)
+// needs nothing more.
+func TestApplyOwnAfterRaft(t *testing.T) {
+	n := newTestNode(t)
+	es := []*raft.Log{termed(t, 1, 1, "a")}
+	n.log.StoreLogs(es)
+	n.fsm.ApplyBatch(es)
+	if err := n.applyOwn(context.Background(), Entry{Index: 1}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A one-voter raft with n's FSM, in memory.
+func startRaft(t *testing.T, n *Node) {
+	t.Helper()
+	cfg := raft.DefaultConfig()
+	cfg.LocalID = "s1"
+	cfg.HeartbeatTimeout = 50 * time.Millisecond
+	cfg.ElectionTimeout = 50 * time.Millisecond
+	cfg.LeaderLeaseTimeout = 50 * time.Millisecond
+	cfg.CommitTimeout = 5 * time.Millisecond
+	cfg.LogOutput = io.Discard
+	addr, trans := raft.NewInmemTransport("")
+	r, err := raft.NewRaft(cfg, n.fsm, n.log, raft.NewInmemStore(), raft.NewInmemSnapshotStore(), trans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Shutdown().Error() })
+	if err := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{ID: "s1", Address: addr}}}).Error(); err != nil {
+		t.Fatal(err)
+	}
+	n.raft = r
+	deadline := time.Now().Add(5 * time.Second)
+	for !n.IsLeader() {
+		if time.Now().After(deadline) {
+			t.Fatal("no leader")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func command(t *testing.T, id, name string) zone.Command {
+	t.Helper()
+	raw, err := json.Marshal(group(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return zone.Command{ID: id, Name: zone.CmdGroupCreate, Actor: "test", Time: time.Unix(1700000000, 0).UTC(), Data: raw}
+}
+
+// The leader answers a forwarded command with its own entry (index and
+// term of the entry that carries it). Asked to answer at the commit, it
+// leaves the outcome to the follower: a refused command is answered
+// with its entry, and the follower's apply of that entry refuses it.
+func TestApplyForwarded(t *testing.T) {
+	n := newTestNode(t)
+	startRaft(t, n)
+	e, err := n.ApplyForwarded(command(t, "c1", "lab"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var l raft.Log
+	if err := n.log.GetLog(e.Index, &l); err != nil {
+		t.Fatal(err)
+	}
+	var c zone.Command
+	if err := json.Unmarshal(l.Data, &c); err != nil || c.ID != "c1" || l.Term != e.Term || e.Term == 0 {
+		t.Fatalf("answered %+v; the log holds %s (term %d) there", e, c.ID, l.Term)
+	}
+	if err := n.WaitApplied(context.Background(), e.Index); err != nil {
+		t.Fatal(err)
+	}
+
+	// Another command of the same name: refused by the FSM.
+	e2, err := n.ApplyForwarded(command(t, "c2", "lab"), true)
+	if err != nil {
+		t.Fatalf("answered at the commit: %v, want the entry", err)
+	}
+	if e2.Index <= e.Index {
+		t.Fatalf("entry %d after entry %d", e2.Index, e.Index)
+	}
+	if err := n.WaitApplied(context.Background(), e2.Index); err != nil {
+		t.Fatal(err)
+	}
+	if err, known := n.fsm.outcome(e2.Index); !known || !errkind.Is(err, errkind.Exists) {
+		t.Fatalf("outcome %v (known %v), want exists", err, known)
+	}
+	// Answered after the leader's apply, the refusal comes back itself.
+	if _, err := n.ApplyForwarded(command(t, "c3", "lab"), false); !errkind.Is(err, errkind.Exists) {
+		t.Fatalf("answered after the apply: %v, want exists", err)
+	}
+	if len(n.fsm.waiters) != 0 {
+		t.Fatalf("waiters left: %d", len(n.fsm.waiters))
 	}
 }

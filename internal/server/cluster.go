@@ -65,7 +65,7 @@ func (s *Server) FetchStore(ctx context.Context, addr string) (io.ReadCloser, er
 }
 
 // Forward is the replica's route to the leader for commands proposed here.
-func (s *Server) Forward(ctx context.Context, leader string, c zone.Command) (uint64, error) {
+func (s *Server) Forward(ctx context.Context, leader string, c zone.Command) (replica.Entry, error) {
 	return s.cluster.Forward(ctx, leader, c)
 }
 

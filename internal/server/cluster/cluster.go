@@ -213,11 +213,11 @@ func (cl *Cluster) clusterApply(w http.ResponseWriter, r *http.Request, peer zon
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxCommand)).Decode(&c); err != nil {
 		return errkind.New(errkind.Usage, "malformed command: %v", err)
 	}
-	// The followers learn of the commit from the replica at once (a
-	// barrier sent as the command reaches the store), not at the next
-	// commit timeout: the follower answers its client once it applied the
-	// command too.
-	idx, err := cl.rep.ApplyForwarded(c)
+	// The follower applies the entry from its own log once it has it and
+	// answers its client then. One that says so learns the command's
+	// outcome from that apply: it is answered as soon as the command is
+	// committed, its apply running alongside this server's.
+	e, err := cl.rep.ApplyForwarded(c, r.URL.Query().Get("own") == "1")
 	if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 		httpapi.WriteJSON(w, http.StatusMisdirectedRequest, api.Error{Error: api.ErrorBody{Code: "not_leader", Message: err.Error()}})
 		return nil
@@ -225,18 +225,18 @@ func (cl *Cluster) clusterApply(w http.ResponseWriter, r *http.Request, peer zon
 	if err != nil {
 		return err
 	}
-	httpapi.WriteJSON(w, http.StatusOK, api.ClusterApplied{Index: idx})
+	httpapi.WriteJSON(w, http.StatusOK, api.ClusterApplied{Index: e.Index, Term: e.Term})
 	return nil
 }
 
 // Forward is the replica's route to the leader for commands proposed here.
-func (cl *Cluster) Forward(ctx context.Context, leader string, c zone.Command) (uint64, error) {
+func (cl *Cluster) Forward(ctx context.Context, leader string, c zone.Command) (replica.Entry, error) {
 	var out api.ClusterApplied
 	// Commands carry ids the store remembers: sending one again is safe.
-	if err := cl.Peers.CallRetry(ctx, leader, http.MethodPost, "/cluster/apply", c, &out); err != nil {
-		return 0, err
+	if err := cl.Peers.CallRetry(ctx, leader, http.MethodPost, "/cluster/apply?own=1", c, &out); err != nil {
+		return replica.Entry{}, err
 	}
-	return out.Index, nil
+	return replica.Entry{Index: out.Index, Term: out.Term}, nil
 }
 
 // toLeader runs fn here when this server leads, else sends the request to

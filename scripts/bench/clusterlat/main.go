@@ -87,7 +87,7 @@ func main() {
 		if j > 0 {
 			ratio = fmt.Sprintf(" (%.2fx / %.2fx the first)", q(0.5)/p50[0], q(0.99)/p99[0])
 		}
-		fmt.Printf("%s: %d group-create: p50 %.2f ms, p99 %.2f ms, max %.2f ms%s\n", flag.Arg(j), *n, q(0.5), q(0.99), q(1), ratio)
+		fmt.Printf("%s: %d group-create: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms%s\n", flag.Arg(j), *n, q(0.5), q(0.9), q(0.99), q(1), ratio)
 	}
 }
 
