@@ -26,9 +26,9 @@ import (
 	"zonekit/internal/api"
 	"zonekit/internal/atomicfile"
 	"zonekit/internal/client"
-	"zonekit/internal/config"
 	"zonekit/internal/errkind"
 	"zonekit/internal/failpoint"
+	"zonekit/internal/homedir"
 	"zonekit/internal/pki"
 )
 
@@ -38,7 +38,7 @@ const HomeEnv = "ZAC_HOME"
 // ResolveHome picks the agent home from a flag, then $ZAC_HOME, then
 // /var/opt/zonekit-agent for root or ~/.local/share/zonekit-agent.
 func ResolveHome(flag string) string {
-	return config.ResolveDir(flag, HomeEnv, "/var/opt/zonekit-agent", "zonekit-agent")
+	return homedir.Resolve(flag, HomeEnv, "/var/opt/zonekit-agent", "zonekit-agent")
 }
 
 // State is what the agent knows about its registration.

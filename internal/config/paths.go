@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"zonekit/internal/errkind"
+	"zonekit/internal/homedir"
 )
 
 // HomeEnv names the environment variable that sets the zone server's home.
@@ -17,26 +18,9 @@ const HomeEnv = "ZONEKIT_HOME"
 // Paths lays out a zone server's home directory.
 type Paths struct{ Home string }
 
-// ResolveDir picks a program's home directory: the flag, else $env, else
-// rootDir for root, else name under the user's data directory, so that an
-// unprivileged trial never needs sudo.
+// ResolveDir picks a program's home directory (homedir.Resolve).
 func ResolveDir(flag, env, rootDir, name string) string {
-	if flag != "" {
-		return flag
-	}
-	if e := os.Getenv(env); e != "" {
-		return e
-	}
-	if os.Geteuid() == 0 {
-		return rootDir
-	}
-	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
-		return filepath.Join(d, name)
-	}
-	if h, err := os.UserHomeDir(); err == nil {
-		return filepath.Join(h, ".local", "share", name)
-	}
-	return name
+	return homedir.Resolve(flag, env, rootDir, name)
 }
 
 // ResolveHome picks the zone home from a flag value, then $ZONEKIT_HOME,

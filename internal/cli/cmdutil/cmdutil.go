@@ -15,7 +15,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"github.com/spf13/viper"
 	"golang.org/x/term"
 
 	"zonekit/internal/errkind"
@@ -203,24 +202,22 @@ func AddExitStatus(c *cobra.Command) {
 	}
 }
 
-// Settings binds a command's settings in one viper instance, the one
-// mechanism for flags, environment and configuration files: each key of
-// keys is read from its flag (named by the value) when set, else from the
-// variable PREFIX_KEY (upper case), else from what the caller adds
-// (SetDefault, a configuration file).
-func Settings(flags *pflag.FlagSet, prefix string, keys map[string]string) *viper.Viper {
-	v := viper.New()
-	v.SetEnvPrefix(prefix)
-	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
-	for key, flag := range keys {
-		v.BindEnv(key)
-		if flags != nil && flag != "" {
-			if f := flags.Lookup(flag); f != nil {
-				v.BindPFlag(key, f)
-			}
-		}
+// FlagOrEnv reads a setting as settings.Bind does, without viper, for
+// zac (every zac process would pay viper's dependencies' package
+// initialisation): the flag name's value when given on the command line,
+// else $env when not empty, else the flag's default.
+func FlagOrEnv(flags *pflag.FlagSet, name, env string) string {
+	f := flags.Lookup(name)
+	if f != nil && f.Changed {
+		return f.Value.String()
 	}
-	return v
+	if v := os.Getenv(env); v != "" {
+		return v
+	}
+	if f != nil {
+		return f.DefValue
+	}
+	return ""
 }
 
 // VerboseFlag registers --verbose/-V, spelled the same in every program

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"zonekit/internal/cli/cmdutil"
+	"zonekit/internal/cli/settings"
 	"zonekit/internal/config"
 	"zonekit/internal/errkind"
 	"zonekit/internal/pki"
@@ -67,7 +68,7 @@ func (o *ImageOptions) client(ctx context.Context) (*imaging.Client, string, err
 	if err != nil {
 		return nil, "", errkind.New(errkind.Usage, "the zone CA certificate (%v): pass --cacert FILE", err)
 	}
-	user := cmdutil.Settings(o.flags, "ZMAN", map[string]string{"user": "user"}).GetString("user")
+	user := settings.Bind(o.flags, "ZMAN", map[string]string{"user": "user"}).GetString("user")
 	pr := ui.NewPrompter(o.IO)
 	if user == "" {
 		if !o.IO.CanPrompt() {

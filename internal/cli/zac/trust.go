@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/viper"
 
 	"zonekit/internal/agent"
 	"zonekit/internal/cli/cmdutil"
@@ -51,7 +50,7 @@ arguments are visible to other users.`,
   ZAC_PASSWORD=... zac retr -u admin --fingerprint 3A:5F:...`,
 		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			o.User = retrustSettings(cmd).GetString("user")
+			o.User = cmdutil.FlagOrEnv(cmd.Flags(), "user", "ZAC_USER")
 			if runF != nil {
 				return runF(o)
 			}
@@ -64,11 +63,6 @@ arguments are visible to other users.`,
 	cmd.Flags().StringVar(&o.Server, "server", "", "zone server to ask, https://SERVER:PORT (default the servers this device knows)")
 	cmd.Flags().StringVar(&o.Fingerprint, "fingerprint", "", "SHA-256 fingerprint of the zone CA to accept")
 	return cmd
-}
-
-// retrustSettings reads --user/-p, else ZAC_USER/ZAC_PASSWORD.
-func retrustSettings(cmd *cobra.Command) *viper.Viper {
-	return cmdutil.Settings(cmd.Flags(), "ZAC", map[string]string{"user": "user", "password": "password"})
 }
 
 func retrustRun(ctx context.Context, cmd *cobra.Command, o *RetrustOptions) error {
@@ -86,7 +80,7 @@ func retrustRun(ctx context.Context, cmd *cobra.Command, o *RetrustOptions) erro
 		}
 	}
 	// A password source flag beats ZAC_PASSWORD; beside -p it is a mistake.
-	pass := retrustSettings(cmd).GetString("password")
+	pass := cmdutil.FlagOrEnv(cmd.Flags(), "password", "ZAC_PASSWORD")
 	if o.PasswordFrom.Given() {
 		if cmd.Flags().Changed("password") {
 			return errkind.New(errkind.Usage, "give the password one way only: -p/--password or %s", o.PasswordFrom.Names())

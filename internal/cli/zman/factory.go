@@ -22,6 +22,7 @@ import (
 
 	"zonekit/internal/atomicfile"
 	"zonekit/internal/cli/cmdutil"
+	"zonekit/internal/cli/settings"
 	"zonekit/internal/client"
 	"zonekit/internal/config"
 	"zonekit/internal/credstore"
@@ -110,7 +111,7 @@ type target struct {
 // settings binds zman's global settings (flags, then ZMAN_* variables)
 // in one viper instance: the one place they are read.
 func (f *Factory) settings() *viper.Viper {
-	return cmdutil.Settings(f.Global.flags, "ZMAN", map[string]string{
+	return settings.Bind(f.Global.flags, "ZMAN", map[string]string{
 		"host": "host", "port": "port", "cacert": "cacert", "user": "User", "password": "Password", "context": "context"})
 }
 
