@@ -125,6 +125,11 @@ func (f *fsm) applyCommitted(logs raft.LogStore, idx, term uint64) (bool, error)
 // could not be written); the applied index then stays where it was.
 func (f *fsm) applyLocked(logs []*raft.Log) ([]any, error) {
 	out := make([]any, len(logs))
+	last := logs[len(logs)-1].Index
+	if last <= f.applied.Load() {
+		return out, nil
+	}
+	f.tellCommitted(logs)
 	var cmds []*zone.Command
 	for i, l := range logs {
 		if l.Type != raft.LogCommand || l.Index <= f.applied.Load() {
@@ -139,11 +144,6 @@ func (f *fsm) applyLocked(logs []*raft.Log) ([]any, error) {
 		}
 		cmds = append(cmds, &c)
 	}
-	last := logs[len(logs)-1].Index
-	if last <= f.applied.Load() {
-		return out, nil
-	}
-	f.tellCommitted(logs)
 	errFailed := errors.New("a command in the batch failed")
 	err := f.st.Update(func(tx *bolt.Tx) error {
 		for i, c := range cmds {
