@@ -2,8 +2,11 @@ package observe
 
 import (
 	"cmp"
+	"io"
 	"slices"
 	"time"
+
+	vm "github.com/VictoriaMetrics/metrics"
 )
 
 // Cert is one certificate whose expiry is reported.
@@ -13,19 +16,17 @@ type Cert struct {
 	NotAfter time.Time
 }
 
-// CertExpiry returns a collector of what x509-certificate-exporter
-// reports (x509_cert_not_after, x509_cert_expired,
-// x509_cert_expires_in_seconds) under zonekit's names, for the
-// certificates certs returns at each scrape; now is nil for the wall clock.
-func CertExpiry(certs func() []Cert, now func() time.Time) func(emit func(Family)) {
-	return func(emit func(Family)) {
+// AddCertExpiry adds what x509-certificate-exporter reports
+// (x509_cert_not_after, x509_cert_expired, x509_cert_expires_in_seconds)
+// under zonekit's names, for the certificates certs returns at each
+// scrape (a certificate listed twice counts once); now is nil for the
+// wall clock.
+func (r *Registry) AddCertExpiry(certs func() []Cert, now func() time.Time) {
+	r.AddWriter(func(w io.Writer) {
 		t := time.Now()
 		if now != nil {
 			t = now()
 		}
-		notAfter := Family{Name: CertNotAfterName, Help: CertNotAfterHelp, Type: Gauge}
-		expiresIn := Family{Name: CertExpiresInName, Help: CertExpiresInHelp, Type: Gauge}
-		expired := Family{Name: CertExpiredName, Help: CertExpiredHelp, Type: Gauge}
 		seen := map[[2]string]bool{}
 		var list []Cert
 		for _, c := range certs() {
@@ -36,23 +37,32 @@ func CertExpiry(certs func() []Cert, now func() time.Time) func(emit func(Family
 			seen[k] = true
 			list = append(list, c)
 		}
-		// client_golang sorts a family's series by their labels.
+		if len(list) == 0 {
+			return
+		}
 		slices.SortFunc(list, func(a, b Cert) int {
 			return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Name, b.Name))
 		})
-		for _, c := range list {
-			labels := []Label{{"kind", c.Kind}, {"name", c.Name}}
-			left := c.NotAfter.Sub(t).Seconds()
-			gone := 0.0
-			if left <= 0 {
-				gone = 1
-			}
-			notAfter.Samples = append(notAfter.Samples, Sample{Labels: labels, Value: float64(c.NotAfter.Unix())})
-			expiresIn.Samples = append(expiresIn.Samples, Sample{Labels: labels, Value: left})
-			expired.Samples = append(expired.Samples, Sample{Labels: labels, Value: gone})
+		labels := make([]string, len(list))
+		for i, c := range list {
+			labels[i] = Labels("kind", c.Kind, "name", c.Name)
 		}
-		emit(notAfter)
-		emit(expiresIn)
-		emit(expired)
-	}
+		// One family after the other: a family's lines stay together.
+		WriteHeader(w, CertNotAfterName, CertNotAfterHelp, Gauge)
+		for i, c := range list {
+			vm.WriteGaugeFloat64(w, CertNotAfterName+labels[i], float64(c.NotAfter.Unix()))
+		}
+		WriteHeader(w, CertExpiresInName, CertExpiresInHelp, Gauge)
+		for i, c := range list {
+			vm.WriteGaugeFloat64(w, CertExpiresInName+labels[i], c.NotAfter.Sub(t).Seconds())
+		}
+		WriteHeader(w, CertExpiredName, CertExpiredHelp, Gauge)
+		for i, c := range list {
+			expired := uint64(0)
+			if !c.NotAfter.After(t) {
+				expired = 1
+			}
+			vm.WriteGaugeUint64(w, CertExpiredName+labels[i], expired)
+		}
+	}, CertNotAfterName, CertExpiresInName, CertExpiredName)
 }

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"zonekit/internal/version"
+	vm "github.com/VictoriaMetrics/metrics"
 )
 
 // The HTTP request families (docs/metrics.md), shared with the zone
@@ -33,30 +33,41 @@ func HTTPDurationBuckets() []float64 {
 	return []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300}
 }
 
-// NewRegistry returns a daemon's registry: the Go runtime and process
-// metrics and zonekit_build_info; program is the daemon's name.
-func NewRegistry(program string) *Registry {
-	r := &Registry{}
-	r.Collect(GoRuntime)
-	r.Collect(Process)
-	r.GaugeFunc(BuildInfoName, BuildInfoHelp, []Label{{"program", program}, {"version", version.String()}}, func() float64 { return 1 })
-	return r
-}
-
 // HTTP counts the requests of a daemon's HTTP listeners.
 type HTTP struct {
-	requests *CounterVec
-	duration *HistogramVec
-	bytes    *CounterVec
+	requests, duration, bytes *vm.Set
+	buckets                   []float64
 }
 
 // NewHTTP adds the HTTP request families to r.
 func NewHTTP(r *Registry) *HTTP {
 	return &HTTP{
-		requests: r.NewCounterVec(HTTPRequestsName, HTTPRequestsHelp, "listener", "method", "route", "code"),
-		duration: r.NewHistogramVec(HTTPDurationName, HTTPDurationHelp, HTTPDurationBuckets(), "listener", "method", "route"),
-		bytes:    r.NewCounterVec(HTTPBytesName, HTTPBytesHelp, "listener", "route"),
+		requests: r.NewFamily(HTTPRequestsName, HTTPRequestsHelp, Counter),
+		duration: r.NewFamily(HTTPDurationName, HTTPDurationHelp, Histogram),
+		bytes:    r.NewFamily(HTTPBytesName, HTTPBytesHelp, Counter),
+		buckets:  HTTPDurationBuckets(),
 	}
+}
+
+// httpSeries is the three series one kind of request counts in.
+type httpSeries struct {
+	requests *vm.Counter
+	duration *vm.PrometheusHistogram
+	bytes    *vm.Counter
+}
+
+func (h *HTTP) series(listener, method, route string, code int) httpSeries {
+	return httpSeries{
+		requests: h.requests.GetOrCreateCounter(HTTPRequestsName + Labels("code", strconv.Itoa(code), "listener", listener, "method", method, "route", route)),
+		duration: h.duration.GetOrCreatePrometheusHistogramExt(HTTPDurationName+Labels("listener", listener, "method", method, "route", route), h.buckets),
+		bytes:    h.bytes.GetOrCreateCounter(HTTPBytesName + Labels("listener", listener, "route", route)),
+	}
+}
+
+func (s httpSeries) count(bytes int64, d time.Duration) {
+	s.requests.Inc()
+	s.duration.Update(d.Seconds())
+	s.bytes.AddInt64(bytes)
 }
 
 // Handler counts the requests next answers on listener. The route is the
@@ -68,10 +79,7 @@ func (h *HTTP) Handler(listener string, next http.Handler) http.Handler {
 		start := time.Now()
 		rec := NewRecorder(w)
 		defer func() {
-			route, method := Route(r.Pattern), Method(r.Method)
-			h.requests.With(listener, method, route, strconv.Itoa(rec.Status())).Inc()
-			h.duration.With(listener, method, route).Observe(time.Since(start).Seconds())
-			h.bytes.With(listener, route).Add(float64(rec.Bytes()))
+			h.series(listener, Method(r.Method), Route(r.Pattern), rec.Status()).count(rec.Bytes(), time.Since(start))
 		}()
 		next.ServeHTTP(rec, r)
 	})
@@ -88,29 +96,18 @@ func (h *HTTP) Observer(listener, pattern string) func(method string, code int, 
 		method string
 		code   int
 	}
-	type series struct {
-		requests *CounterValue
-		duration *HistogramValue
-		bytes    *CounterValue
-	}
 	var mu sync.Mutex
-	known := map[key]*series{}
+	known := map[key]httpSeries{}
 	return func(method string, code int, bytes int64, d time.Duration) {
 		method = Method(method)
 		k := key{method, code}
 		mu.Lock()
-		s := known[k]
-		if s == nil {
-			s = &series{
-				requests: h.requests.With(listener, method, route, strconv.Itoa(code)),
-				duration: h.duration.With(listener, method, route),
-				bytes:    h.bytes.With(listener, route),
-			}
+		s, ok := known[k]
+		if !ok {
+			s = h.series(listener, method, route, code)
 			known[k] = s
 		}
 		mu.Unlock()
-		s.requests.Inc()
-		s.duration.Observe(d.Seconds())
-		s.bytes.Add(float64(bytes))
+		s.count(bytes, d)
 	}
 }

@@ -14,8 +14,9 @@ import (
 )
 
 // satObserver is a satellite's metrics and health (docs/metrics.md), on
-// internal/observe: zac does not link the Prometheus client library,
-// whose package initialisation every zac process would pay.
+// internal/observe (github.com/VictoriaMetrics/metrics): zac does not link
+// the Prometheus client library, whose package initialisation every zac
+// process would pay.
 type satObserver struct {
 	reg    *observe.Registry
 	http   *observe.HTTP
@@ -44,7 +45,7 @@ func newSatObserver(a *agent.Agent, dir string, content, auth bool) *satObserver
 		}
 		return out
 	}
-	reg.Collect(observe.CertExpiry(certs, nil))
+	reg.AddCertExpiry(certs, nil)
 	if content {
 		o.health.Ready = append(o.health.Ready, observe.Check{Name: "cache", Check: func(context.Context) error {
 			fi, err := os.Stat(dir)
