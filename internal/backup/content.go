@@ -63,6 +63,17 @@ type Source struct {
 	GID     int
 	Size    int64                         // files: the exact byte count Open will yield
 	Open    func() (io.ReadCloser, error) // files: called once, when the file's turn comes; nil for directories
+	// WriteTo, for a file instead of Open, writes its content to w when
+	// its turn comes (a store snapshot's Tx.WriteTo). w is an
+	// io.ReaderFrom: a copy from a file through io.Copy reads straight
+	// into the buffers that are compressed and hashed, with no pipe and
+	// no copy in between.
+	WriteTo func(w io.Writer) (int64, error)
+	// Prefetch, if not nil, asks the system to read the file's content
+	// into memory ahead of Open (a hint: its failure is Open's to
+	// report). Pack calls it from another goroutine a few files before
+	// the file's turn, for files of up to prefetchMax bytes.
+	Prefetch func()
 }
 
 // Entry is one file or directory in a backup, as listed in its manifest.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"sync/atomic"
 	"time"
 )
 
@@ -33,7 +34,10 @@ func Pack(w io.Writer, info Info, sources []Source, progress func(n int64)) (*Ma
 		return nil, fmt.Errorf("pack: %w", err)
 	}
 	m := &Manifest{Format: ManifestFormat, Info: info, Entries: make([]Entry, 0, len(sources))}
-	for _, s := range sources {
+	pf := newPrefetcher(sources)
+	defer pf.stop()
+	for i, s := range sources {
+		pf.reached(i)
 		e, err := packSource(tw, s, progress)
 		if err != nil {
 			return nil, fmt.Errorf("pack %s: %w", s.Name, err)
@@ -52,6 +56,57 @@ func Pack(w io.Writer, info Info, sources []Source, progress func(n int64)) (*Ma
 	return m, nil
 }
 
+// prefetchAhead is how many files ahead of the one being packed are
+// prefetched, and prefetchMax the largest file prefetched: the disk gets
+// many small reads at once instead of one at a time, and a large file is
+// left to the kernel's own read-ahead.
+const (
+	prefetchAhead = 64
+	prefetchMax   = 1 << 20
+)
+
+// prefetcher calls the sources' Prefetch from its own goroutine, up to
+// prefetchAhead files ahead of the packing.
+type prefetcher struct {
+	sources []Source
+	queue   chan int
+	queued  int          // sources up to this index were considered
+	at      atomic.Int64 // the index being packed
+	done    chan struct{}
+}
+
+func newPrefetcher(sources []Source) *prefetcher {
+	// The queue holds every index reached() can have queued and the
+	// goroutine not yet taken: reached never blocks.
+	pf := &prefetcher{sources: sources, queue: make(chan int, prefetchAhead+1), done: make(chan struct{})}
+	go func() {
+		defer close(pf.done)
+		for i := range pf.queue {
+			if int64(i) >= pf.at.Load() { // not already packed
+				pf.sources[i].Prefetch()
+			}
+		}
+	}()
+	return pf
+}
+
+// reached says that source i is being packed.
+func (pf *prefetcher) reached(i int) {
+	pf.at.Store(int64(i))
+	for ; pf.queued < len(pf.sources) && pf.queued <= i+prefetchAhead; pf.queued++ {
+		if s := pf.sources[pf.queued]; s.Prefetch != nil && s.Mode.IsRegular() && s.Size <= prefetchMax {
+			pf.queue <- pf.queued
+		}
+	}
+}
+
+// stop ends the goroutine and waits for it.
+func (pf *prefetcher) stop() {
+	pf.at.Store(int64(len(pf.sources)))
+	close(pf.queue)
+	<-pf.done
+}
+
 // checkSources refuses, before anything is written, what Unpack would
 // refuse: bad or reserved names, duplicates, a file with entries inside it.
 func checkSources(sources []Source) error {
@@ -63,8 +118,8 @@ func checkSources(sources []Source) error {
 		switch {
 		case s.Mode.IsDir():
 		case s.Mode.IsRegular():
-			if s.Open == nil {
-				return fmt.Errorf("source %s: a file without Open", s.Name)
+			if (s.Open == nil) == (s.WriteTo == nil) {
+				return fmt.Errorf("source %s: a file needs either Open or WriteTo", s.Name)
 			}
 			if s.Size < 0 {
 				return fmt.Errorf("source %s: negative size %d", s.Name, s.Size)
@@ -106,6 +161,9 @@ func packSource(tw *tar.Writer, s Source, progress func(int64)) (Entry, error) {
 	}
 	hdr.Typeflag = tar.TypeReg
 	hdr.Size = s.Size
+	if s.WriteTo != nil {
+		return packPushed(tw, hdr, s, e, progress)
+	}
 	rc, err := s.Open()
 	if err != nil {
 		return Entry{}, err
@@ -137,6 +195,93 @@ func packSource(tw *tar.Writer, s Source, progress func(int64)) (Entry, error) {
 	e.SHA256 = h.Sum()
 	return e, nil
 }
+
+// packPushed packs a source that writes its content (Source.WriteTo).
+func packPushed(tw *tar.Writer, hdr *tar.Header, s Source, e Entry, progress func(int64)) (Entry, error) {
+	if err := tw.WriteHeader(hdr); err != nil {
+		return Entry{}, err
+	}
+	h := newFileHasher(s.Size)
+	defer h.Close()
+	pw := &pushWriter{out: limitedWriter{w: tw, left: s.Size}, h: h, progress: progress}
+	n, err := s.WriteTo(pw)
+	if err == nil && (n != pw.out.written() || pw.out.over) {
+		// The source miscounted what it wrote: believe neither.
+		err = fmt.Errorf("reported %d bytes written, %d went through", n, pw.out.written())
+	}
+	switch {
+	case pw.out.over:
+		return Entry{}, fmt.Errorf("yields more than the %d bytes declared (did it change while being read?)", s.Size)
+	case err != nil:
+		return Entry{}, err
+	case pw.out.left > 0:
+		return Entry{}, fmt.Errorf("yielded %d bytes, %d declared (did it change while being read?)", pw.out.written(), s.Size)
+	}
+	e.Size = s.Size
+	e.SHA256 = h.Sum()
+	return e, nil
+}
+
+// limitedWriter passes at most left bytes to w; more is errTooMuch.
+type limitedWriter struct {
+	w    io.Writer
+	left int64
+	n    int64
+	over bool
+}
+
+var errTooMuch = errors.New("more than the declared size")
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	if int64(len(p)) > l.left {
+		l.over = true
+		return 0, errTooMuch
+	}
+	n, err := l.w.Write(p)
+	l.left -= int64(n)
+	l.n += int64(n)
+	return n, err
+}
+
+func (l *limitedWriter) written() int64 { return l.n }
+
+// pushWriter takes a pushed source's content into the tar stream and the
+// file's hash.
+type pushWriter struct {
+	out      limitedWriter
+	h        fileHasher
+	progress func(int64)
+}
+
+func (p *pushWriter) Write(b []byte) (int, error) {
+	n, err := p.out.Write(b)
+	p.h.Write(b[:n])
+	if n > 0 && p.progress != nil {
+		p.progress(int64(n))
+	}
+	return n, err
+}
+
+// ReadFrom reads r in large blocks: into the hashing goroutine's own
+// buffers when the file is large (they go to the hash once written, not
+// copied), else through one buffer.
+func (p *pushWriter) ReadFrom(r io.Reader) (int64, error) {
+	r = &countingReader{r: r, progress: p.progress}
+	if ph, ok := p.h.(*parallelHasher); ok {
+		n, rerr, werr := ph.copyFrom(&p.out, r)
+		if werr != nil {
+			return n, werr
+		}
+		return n, rerr
+	}
+	pr := p.progress
+	p.progress = nil // counted by the countingReader
+	defer func() { p.progress = pr }()
+	return io.CopyBuffer(onlyWriter{p}, r, make([]byte, 256<<10))
+}
+
+// onlyWriter hides a ReadFrom method from io.Copy.
+type onlyWriter struct{ io.Writer }
 
 func writeJSON(tw *tar.Writer, name string, v any, mtime time.Time) error {
 	b, err := json.Marshal(v)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -406,5 +408,142 @@ func TestManifestJSON(t *testing.T) {
 		if err := json.Unmarshal([]byte(bad), &e); err == nil {
 			t.Errorf("Unmarshal(%s) = %+v", bad, e)
 		}
+	}
+}
+
+// Pack prefetches files ahead of their turn, never more than prefetchAhead
+// ahead, never a large file, never one already packed, and nothing once
+// it has returned, even after a failure.
+func TestPackPrefetches(t *testing.T) {
+	for _, failAt := range []int{-1, 150} {
+		var (
+			mu       sync.Mutex
+			opened   = -1 // the source being packed
+			early    int  // prefetched before their turn
+			returned bool
+		)
+		var src []Source
+		for i := range 300 {
+			size := int64(10)
+			if i%50 == 7 {
+				size = prefetchMax + 1
+			}
+			s := Source{Name: fmt.Sprintf("conf/f%03d", i), Mode: 0o600, Size: size}
+			s.Open = func() (io.ReadCloser, error) {
+				mu.Lock()
+				opened = i
+				mu.Unlock()
+				if i == 0 {
+					time.Sleep(20 * time.Millisecond) // the prefetcher gets ahead
+				}
+				if i == failAt {
+					return nil, fs.ErrPermission
+				}
+				return io.NopCloser(bytes.NewReader(make([]byte, size))), nil
+			}
+			s.Prefetch = func() {
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case returned:
+					t.Errorf("%s prefetched after Pack returned", s.Name)
+				case size > prefetchMax:
+					t.Errorf("%s of %d bytes prefetched", s.Name, size)
+				case i > opened+1+prefetchAhead: // the next one's turn may have come
+					t.Errorf("%s prefetched after file %d was opened", s.Name, opened)
+				case i > opened:
+					early++
+				}
+			}
+			src = append(src, s)
+		}
+		_, err := Pack(io.Discard, testInfo, src, nil)
+		mu.Lock()
+		returned = true
+		if (err != nil) != (failAt >= 0) {
+			t.Errorf("failing at %d: Pack = %v", failAt, err)
+		}
+		if early < prefetchAhead/2 {
+			t.Errorf("failing at %d: %d files prefetched before their turn", failAt, early)
+		}
+		mu.Unlock()
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// pushed is a Source.WriteTo that writes data as a store snapshot does:
+// a small first write, then the rest through io.Copy from a reader
+// (ReadFrom when the writer has it), returning what it reports.
+func pushed(data []byte, report func(n int64) int64, failAfter error) func(io.Writer) (int64, error) {
+	return func(w io.Writer) (int64, error) {
+		k := min(len(data), 4096)
+		n, err := w.Write(data[:k])
+		if err != nil {
+			return int64(n), err
+		}
+		m, err := io.Copy(w, io.LimitReader(bytes.NewReader(data[k:]), int64(len(data)-k)))
+		if err == nil {
+			err = failAfter
+		}
+		return report(int64(n) + m), err
+	}
+}
+
+// A pushed source (WriteTo) packs to the same archive as the same content
+// opened and read, small or large enough to be hashed in parallel; one
+// that writes more or less than declared, miscounts or fails is refused
+// naming it, and leaves no goroutine behind.
+func TestPackPushedSource(t *testing.T) {
+	before := runtime.NumGoroutine()
+	exact := func(n int64) int64 { return n }
+	for _, size := range []int{0, 100, 5000, parallelMin + 3*hashBufferSize + 17} {
+		data := randBytes(size)
+		opened := memSources([]memFile{{"data/zone.db", 0o600, testInfo.Created, data}})
+		var want bytes.Buffer
+		if _, err := Pack(&want, testInfo, opened, nil); err != nil {
+			t.Fatal(err)
+		}
+		var progress int64
+		src := opened[0]
+		src.Open, src.WriteTo = nil, pushed(data, exact, nil)
+		var got bytes.Buffer
+		if _, err := Pack(&got, testInfo, []Source{src}, func(n int64) { progress += n }); err != nil {
+			t.Fatalf("%d bytes: %v", size, err)
+		}
+		if !bytes.Equal(got.Bytes(), want.Bytes()) || progress != int64(size) {
+			t.Errorf("%d bytes pushed: archive differs from the opened file's (%v), progress %d", size, !bytes.Equal(got.Bytes(), want.Bytes()), progress)
+		}
+	}
+	size := parallelMin + 5
+	for _, tt := range []struct {
+		name    string
+		yields  int
+		report  func(int64) int64
+		fail    error
+		wantErr string
+	}{
+		{"shrank", size - 1, exact, nil, "declared"},
+		{"grew", size + 1, exact, nil, "more than"},
+		{"grew small", 5, exact, nil, "more than"},
+		{"miscounted", size, func(n int64) int64 { return n - 1 }, nil, "reported"},
+		{"failed", size, exact, fs.ErrPermission, "permission"},
+	} {
+		declared := int64(size)
+		if tt.name == "grew small" {
+			declared = 4
+		}
+		src := Source{Name: "data/zone.db", Mode: 0o600, Size: declared, WriteTo: pushed(make([]byte, tt.yields), tt.report, tt.fail)}
+		_, err := Pack(io.Discard, testInfo, []Source{src}, nil)
+		if err == nil || !strings.Contains(err.Error(), "data/zone.db") || !strings.Contains(err.Error(), tt.wantErr) {
+			t.Errorf("%s: Pack = %v", tt.name, err)
+		}
+	}
+	both := Source{Name: "f", Mode: 0o600, Size: 1, Open: lying(1), WriteTo: pushed([]byte{1}, exact, nil)}
+	if _, err := Pack(io.Discard, testInfo, []Source{both}, nil); err == nil {
+		t.Error("Pack took a source with both Open and WriteTo")
+	}
+	time.Sleep(10 * time.Millisecond)
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines left behind", n-before)
 	}
 }

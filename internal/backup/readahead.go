@@ -27,16 +27,28 @@ type aheadChunk struct {
 
 const aheadBuffers, aheadBufferSize = 3, 1 << 20
 
-// newReadAhead starts reading src; closeSrc runs in the goroutine when it
-// stops reading, so src (a decompressor) is never closed while in use.
-func newReadAhead(src io.Reader, closeSrc func()) *readAhead {
+// ReadAhead reads src from its own goroutine up to mib MiB ahead of the
+// reader: a download goes on while the reader is busy (deriving a key,
+// writing to a slow disk). Close stops the goroutine without waiting for a
+// read it is blocked in: close src too.
+func ReadAhead(src io.Reader, mib int) interface {
+	io.Reader
+	Close()
+} {
+	return newReadAhead(src, func() {}, max(mib, 1))
+}
+
+// newReadAhead starts reading src into buffers of aheadBufferSize; closeSrc
+// runs in the goroutine when it stops reading, so src (a decompressor) is
+// never closed while in use.
+func newReadAhead(src io.Reader, closeSrc func(), buffers int) *readAhead {
 	ra := &readAhead{
-		full: make(chan aheadChunk, aheadBuffers),
-		free: make(chan []byte, aheadBuffers),
+		full: make(chan aheadChunk, buffers),
+		free: make(chan []byte, buffers),
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
 	}
-	for range aheadBuffers {
+	for range buffers {
 		ra.free <- make([]byte, aheadBufferSize)
 	}
 	go ra.run(src, closeSrc)

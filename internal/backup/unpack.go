@@ -130,7 +130,7 @@ func (x *extractor) run(r io.Reader) (*Manifest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("unpack: %w", err)
 	}
-	ra := newReadAhead(zr, zr.Close)
+	ra := newReadAhead(zr, zr.Close, aheadBuffers)
 	defer ra.Close()
 	x.plain = &recordingReader{r: ra}
 	tr := tar.NewReader(x.plain)

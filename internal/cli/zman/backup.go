@@ -70,6 +70,10 @@ SHA-256) and nothing is written; no zone server is needed.`,
 	return cmd
 }
 
+// downloadAheadMiB bounds the backup stream held in memory ahead of the
+// encryption: about what a zone server sends while the key is derived.
+const downloadAheadMiB = 16
+
 func backupRun(ctx context.Context, o *backupOptions) error {
 	streams := o.f.IO
 	if err := refuseOverwrite(o.File, o.Force); err != nil {
@@ -104,6 +108,12 @@ func backupRun(ctx context.Context, o *backupOptions) error {
 		return err
 	}
 	defer resp.Body.Close()
+	// The answer is read into memory while the key is still being
+	// derived (and later while this side encrypts and writes), so the
+	// server does not stop and wait: it reads its configuration files
+	// from disk meanwhile.
+	body := backup.ReadAhead(resp.Body, downloadAheadMiB)
+	defer body.Close()
 
 	out, err := atomicfile.New(o.File, 0o600)
 	if err != nil {
@@ -124,7 +134,7 @@ func backupRun(ctx context.Context, o *backupOptions) error {
 		return fmt.Errorf("backup to %s: %w", o.File, err)
 	}
 	prog := ui.NewProgress(streams, -1, "backing up")
-	_, err = io.Copy(enc, prog.Reader(resp.Body))
+	_, err = io.Copy(enc, prog.Reader(body))
 	prog.Done()
 	if err != nil {
 		return fmt.Errorf("backup to %s: %w", o.File, err)

@@ -109,17 +109,11 @@ func (h *Handlers) getBackup(w http.ResponseWriter, r *http.Request, actor strin
 	}
 	started := false
 	err = h.Zone.Snapshot(func(size int64, write func(io.Writer) (int64, error)) error {
-		pr, pw := io.Pipe()
-		defer pr.Close()
+		// The snapshot writes itself into the archive: its file is read
+		// straight into the buffers that are hashed and compressed.
 		sources = append(sources, backup.Source{
 			Name: storeEntry, Mode: 0o600, ModTime: info.Created, UID: os.Getuid(), GID: os.Getgid(), Size: size,
-			Open: func() (io.ReadCloser, error) {
-				go func() {
-					_, err := write(pw)
-					pw.CloseWithError(err)
-				}()
-				return pr, nil
-			},
+			WriteTo: write,
 		})
 		w.Header().Set("Content-Type", "application/zstd")
 		w.Header().Set(api.HeaderZone, h.ZoneRecord.Name)

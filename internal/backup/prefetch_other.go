@@ -1,0 +1,8 @@
+//go:build !linux
+
+package backup
+
+import "os"
+
+// willNeed has no portable equivalent: the reads happen when Pack reads.
+func willNeed(f *os.File) {}
