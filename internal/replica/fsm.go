@@ -32,6 +32,9 @@ type fsm struct {
 	mu      sync.Mutex
 	applied atomic.Uint64
 	notify  func(index uint64) // called after each apply, for waiters
+	// hold, if set, is called by ApplyBatch before it applies a batch up
+	// to last (see Node.holdApply).
+	hold func(last uint64)
 
 	wmu     sync.Mutex
 	waiters map[string]chan Entry // an entry's token (raft.Log.Extensions): told the entry once committed
@@ -65,6 +68,9 @@ func (f *fsm) Apply(l *raft.Log) any {
 // are applied one by one, so a failed command changes nothing and the
 // others still apply: the same outcome as applying them singly.
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	if f.hold != nil && len(logs) > 0 {
+		f.hold(logs[len(logs)-1].Index)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	out, err := f.applyLocked(logs)

@@ -87,6 +87,10 @@ type Node struct {
 	mu      sync.Mutex
 	applied chan struct{} // closed and replaced whenever the FSM applies
 
+	forwarding atomic.Int32  // commands forwarded from here whose answer is awaited (holdApply)
+	holdFor    time.Duration // holdApply's bound: holdMax
+	answered   chan struct{} // closed and replaced as one of them is answered (n.mu)
+
 	tokenPrefix [8]byte               // random, for the tokens of ApplyForwarded's entries
 	tokens      atomic.Uint64         // the tokens' counter
 	inc         atomic.Value          // store.Incarnation the store follows
@@ -125,12 +129,13 @@ func Start(o Options) (*Node, error) {
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("replication: %w", err)
 	}
-	n := &Node{opts: o, applied: make(chan struct{})}
+	n := &Node{opts: o, applied: make(chan struct{}), answered: make(chan struct{}), holdFor: holdMax}
 	rand.Read(n.tokenPrefix[:])
 	var err error
 	if n.fsm, err = newFSM(o.Store, n.onApplied); err != nil {
 		return nil, fmt.Errorf("replication: read applied index: %w", err)
 	}
+	n.fsm.hold = n.holdApply
 	out := o.LogOutput
 	if out == nil {
 		out = io.Discard
@@ -315,10 +320,11 @@ func (n *Node) Propose(c zone.Command) error {
 			}
 		} else if _, addr := n.Leader(); addr != "" && n.opts.Forward != nil {
 			fctx, cancel := context.WithTimeout(ctx, forwardWait)
+			n.forwarding.Add(1)
 			e, err := n.opts.Forward(fctx, addr, c)
 			cancel()
 			if err == nil {
-				if err := n.applyOwn(ctx, e); err != nil {
+				if err := n.applyOwn(ctx, e, n.forwardAnswered); err != nil {
 					return err
 				}
 				// The leader answers before it knows the command's
@@ -329,6 +335,7 @@ func (n *Node) Propose(c zone.Command) error {
 				}
 				return n.checkApplied(c, e.Index, known)
 			}
+			n.forwardAnswered()
 			if !errors.Is(err, ErrNotDelivered) {
 				return err
 			}
@@ -346,13 +353,17 @@ func (n *Node) Propose(c zone.Command) error {
 // that holds e, rather than wait for raft to tell it of the commit (with
 // the leader's next log entry, or at its commit timeout, 5 to 10 ms
 // later); until then it waits for raft to store or apply more.
-func (n *Node) applyOwn(ctx context.Context, e Entry) error {
-	for {
+// tried is called once, after the first attempt.
+func (n *Node) applyOwn(ctx context.Context, e Entry, tried func()) error {
+	for first := true; ; first = false {
 		stored := n.log.storedCh()
 		n.mu.Lock()
 		applied := n.applied
 		n.mu.Unlock()
 		ok, err := n.fsm.applyCommitted(n.log, e.Index, e.Term)
+		if first {
+			tried()
+		}
 		if err != nil {
 			return errkind.Wrap(errkind.Unavailable, fmt.Errorf("change %d: %w", e.Index, err))
 		}
@@ -366,6 +377,51 @@ func (n *Node) applyOwn(ctx context.Context, e Entry) error {
 			return errkind.New(errkind.Unavailable, "this server has not yet received change %d from the leader: try again", e.Index)
 		}
 	}
+}
+
+// holdMax bounds how long holdApply keeps raft's apply of a batch
+// waiting: about a forwarded command's round trip to the leader.
+const holdMax = 3 * time.Millisecond
+
+// holdApply runs in raft's FSM goroutine before it applies a batch up to
+// last. On a follower with forwarded commands awaiting the leader's
+// answer, the batch waits for those answers (at most holdFor): each
+// answer's own apply (applyOwn) takes the batch's entries with the
+// command's in one store commit, instead of the command's commit
+// queueing behind the batch's. A follower learns that an entry is
+// committed with the next one (raft sends the commit index with it), so
+// the entry before a forwarded command is about to be applied just as
+// the command's answer is on its way.
+func (n *Node) holdApply(last uint64) {
+	if n.forwarding.Load() == 0 || (n.raft != nil && n.IsLeader()) {
+		return
+	}
+	t := time.NewTimer(n.holdFor)
+	defer t.Stop()
+	for {
+		n.mu.Lock()
+		answered, applied := n.answered, n.applied
+		n.mu.Unlock()
+		if n.forwarding.Load() == 0 || n.fsm.applied.Load() >= last {
+			return
+		}
+		select {
+		case <-answered:
+		case <-applied:
+		case <-t.C:
+			return
+		}
+	}
+}
+
+// forwardAnswered ends a forwarded command's wait for the leader's answer
+// (holdApply): its first own apply was tried, or it failed.
+func (n *Node) forwardAnswered() {
+	n.forwarding.Add(-1)
+	n.mu.Lock()
+	close(n.answered)
+	n.answered = make(chan struct{})
+	n.mu.Unlock()
 }
 
 // notifyingLog is the raft log that tells applyOwn when raft stored

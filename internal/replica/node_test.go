@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,7 +17,7 @@ import (
 func newTestNode(t *testing.T) *Node {
 	t.Helper()
 	st := newStore(t)
-	n := &Node{opts: Options{Store: st}, applied: make(chan struct{}), log: &notifyingLog{LogStore: raft.NewInmemStore(), stored: make(chan struct{})}}
+	n := &Node{opts: Options{Store: st}, applied: make(chan struct{}), answered: make(chan struct{}), log: &notifyingLog{LogStore: raft.NewInmemStore(), stored: make(chan struct{})}}
 	var err error
 	if n.fsm, err = newFSM(st, n.onApplied); err != nil {
 		t.Fatal(err)
@@ -34,7 +35,7 @@ func TestApplyOwnWaitsForTheEntry(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- n.applyOwn(context.Background(), Entry{Index: 3, Term: 2}) }()
+	go func() { done <- n.applyOwn(context.Background(), Entry{Index: 3, Term: 2}, func() {}) }()
 	select {
 	case err := <-done:
 		t.Fatalf("returned (%v) before the log held entry 3", err)
@@ -60,7 +61,7 @@ func TestApplyOwnWaitsForTheEntry(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := n.applyOwn(ctx, Entry{Index: 9, Term: 2}); !errkind.Is(err, errkind.Unavailable) {
+	if err := n.applyOwn(ctx, Entry{Index: 9, Term: 2}, func() {}); !errkind.Is(err, errkind.Unavailable) {
 		t.Fatalf("entry never received: %v, want Unavailable", err)
 	}
 }
@@ -72,7 +73,7 @@ func TestApplyOwnAfterRaft(t *testing.T) {
 	es := []*raft.Log{termed(t, 1, 1, "a")}
 	n.log.StoreLogs(es)
 	n.fsm.ApplyBatch(es)
-	if err := n.applyOwn(context.Background(), Entry{Index: 1}); err != nil {
+	if err := n.applyOwn(context.Background(), Entry{Index: 1}, func() {}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -158,5 +159,55 @@ func TestApplyForwarded(t *testing.T) {
 	}
 	if len(n.fsm.waiters) != 0 {
 		t.Fatalf("waiters left: %d", len(n.fsm.waiters))
+	}
+}
+
+// While a forwarded command awaits the leader's answer, raft's apply of
+// an earlier entry waits for it, and the command's own apply takes both
+// in one store commit; with no answer, raft's apply goes on after
+// holdFor.
+func TestHoldApplyForAnswer(t *testing.T) {
+	n := newTestNode(t)
+	var mu sync.Mutex
+	var commits []uint64
+	n.fsm.notify = func(i uint64) {
+		mu.Lock()
+		commits = append(commits, i)
+		mu.Unlock()
+		n.onApplied(i)
+	}
+	n.fsm.hold = n.holdApply
+	n.holdFor = time.Hour // the answer ends the hold
+	es := []*raft.Log{termed(t, 1, 1, "a"), termed(t, 2, 1, "b")}
+	n.log.StoreLogs(es)
+
+	n.forwarding.Add(1) // a command forwarded, its answer on the way
+	raftDone := make(chan struct{})
+	go func() { n.fsm.ApplyBatch(es[:1]); close(raftDone) }() // raft learned entry 1 is committed
+	time.Sleep(5 * time.Millisecond)
+	if a := n.fsm.applied.Load(); a != 0 {
+		t.Fatalf("raft applied up to %d while a forwarded command awaited its answer", a)
+	}
+	if err := n.applyOwn(context.Background(), Entry{Index: 2, Term: 1}, n.forwardAnswered); err != nil {
+		t.Fatal(err)
+	}
+	<-raftDone
+	mu.Lock()
+	if len(commits) != 1 || commits[0] != 2 {
+		t.Errorf("store commits up to %v, want one up to 2", commits)
+	}
+	commits = nil
+	mu.Unlock()
+
+	n.log.StoreLogs([]*raft.Log{termed(t, 3, 1, "c")})
+	n.forwarding.Add(1) // no answer comes
+	n.holdFor = 20 * time.Millisecond
+	start := time.Now()
+	n.fsm.ApplyBatch([]*raft.Log{termed(t, 3, 1, "c")})
+	if d := time.Since(start); d < n.holdFor {
+		t.Errorf("raft's apply went on after %v, before holdFor", d)
+	}
+	if n.fsm.applied.Load() != 3 {
+		t.Errorf("applied %d after the hold, want 3", n.fsm.applied.Load())
 	}
 }
