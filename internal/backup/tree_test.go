@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -178,5 +179,32 @@ func TestTreeSourcesOpenStaysInHome(t *testing.T) {
 	_, err = Pack(io.Discard, testInfo, src, nil)
 	if err == nil || !strings.Contains(err.Error(), "conf/a") {
 		t.Errorf("Pack = %v, want a refusal naming conf/a", err)
+	}
+}
+
+// A file replaced by a FIFO after the walk is refused; neither its
+// prefetch nor its opening waits for a writer that never comes.
+func TestTreeSourcesFileBecameFIFO(t *testing.T) {
+	home := makeHome(t, map[string]fs.FileMode{"conf/": 0o750, "conf/a": 0o644, "conf/b": 0o644})
+	src, err := TreeSources(home, []string{"conf"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(home, "conf", "a"))
+	if err := syscall.Mkfifo(filepath.Join(home, "conf", "a"), 0o644); err != nil {
+		t.Skip("no FIFOs here:", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := Pack(io.Discard, testInfo, src, nil)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "conf/a") || !strings.Contains(err.Error(), "no longer a regular file") {
+			t.Errorf("Pack = %v, want a refusal naming conf/a", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Pack still waits in the FIFO's open after 10 s")
 	}
 }

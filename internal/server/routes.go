@@ -162,6 +162,10 @@ func (rec *statusRecorder) WriteHeader(code int) {
 	rec.ResponseWriter.WriteHeader(code)
 }
 
+// Unwrap lets http.ResponseController reach the connection's writer (a
+// handler that flushes its answer before it has returned).
+func (rec *statusRecorder) Unwrap() http.ResponseWriter { return rec.ResponseWriter }
+
 type actorKey struct{}
 
 // setActor lets the access log name who made the request.

@@ -181,13 +181,16 @@ size() { if [ -e "$1" ]; then du -sb "$1" | awk '{printf "%d", $1 / 1048576}'; e
       echo "$line"
     done
     for tool in "${contenders[@]}"; do
-      ws=() cs=() ss=() rs=()
+      ws=() cs=() vs=() ss=() rs=()
       for ((i = 1; i <= backup_rounds; i++)); do
         k=$tool-backup-$i
-        ws+=("${wall[$k]}"); cs+=("${cpu[$k]}"); ss+=("$(awk -v a="${cpu[$k]}" -v b="${srvcpu[$k]}" 'BEGIN {printf "%.2f", a + b}')")
+        ws+=("${wall[$k]}"); cs+=("${cpu[$k]}"); vs+=("${srvcpu[$k]}")
+        ss+=("$(awk -v a="${cpu[$k]}" -v b="${srvcpu[$k]}" 'BEGIN {printf "%.2f", a + b}')")
         rs+=("$(ratio "${wall[$k]}" "${wall[restic-backup-$i]}")")
       done
-      echo "  $tool: wall $(median_range "${ws[@]}") s, CPU $(median_range "${cs[@]}") s, with the server's $(median_range "${ss[@]}") s; x restic $(median_range "${rs[@]}")"
+      line="  $tool: wall $(median_range "${ws[@]}") s, CPU $(median_range "${cs[@]}") s"
+      [ "$tool" != restic ] && line+=", server CPU $(median_range "${vs[@]}") s, both $(median_range "${ss[@]}") s"
+      echo "$line; x restic $(median_range "${rs[@]}")"
     done
   fi
   for ((i = 2; i <= rounds; i++)); do

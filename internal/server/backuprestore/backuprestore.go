@@ -6,12 +6,14 @@
 package backuprestore
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -200,18 +202,39 @@ func (h *Handlers) postRestore(w http.ResponseWriter, r *http.Request, actor str
 		res.Restart = RestartCommand
 		h.Log.Warn("server restored from backup; restart required", "actor", actor, "zone", m.Info.Zone, "server", m.Info.Server, "backup_created", m.Info.Created)
 	}
-	httpapi.WriteJSON(w, http.StatusOK, res)
-	if !dryRun {
-		// The swap is committed: removing the previous configuration
-		// tree can take a while and is left out of the answer. A restart
-		// before it is done finishes it (restore.Recover).
-		go func() {
-			if err := restore.Cleanup(p, failpoint.Crash); err != nil {
-				h.Log.Error("restore cleanup", "err", err)
-			}
-		}()
+	if dryRun {
+		httpapi.WriteJSON(w, http.StatusOK, res)
+		return nil
 	}
+	answerNow(w, res)
+	// The swap is committed: removing the previous configuration tree
+	// can take a while and is left out of the answer. A restart before it
+	// is done finishes it (restore.Recover).
+	go func() {
+		if err := restore.Cleanup(p, failpoint.Crash); err != nil {
+			h.Log.Error("restore cleanup", "err", err)
+		}
+	}()
 	return nil
+}
+
+// answerNow writes a restore's answer whole, with its length, and flushes
+// it to the client before the cleanup starts: the cleanup may end this
+// process (a crash, a failpoint) before the handler has returned, and the
+// client must have its answer by then, not an unfinished response.
+func answerNow(w http.ResponseWriter, res api.RestoreResult) {
+	b, err := json.Marshal(res)
+	if err != nil {
+		httpapi.WriteJSON(w, http.StatusOK, res)
+		return
+	}
+	b = append(b, '\n')
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(http.StatusOK)
+	w.Write(b)
+	http.NewResponseController(w).Flush()
 }
 
 // onlyServer reports whether the zone lists no server but this one.
