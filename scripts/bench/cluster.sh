@@ -73,7 +73,14 @@ leader() { # number of the server that leads now
 l=$(leader); f=$(( l % 3 + 1 ))
 echo "==> $n single commands (group-create over HTTPS, stored credential) to the leader (server $l) and a follower (server $f), in turn"
 grep -m1 "model name" /proc/cpuinfo
+cpu_ms() { # CPU time (user + system) of the three zone servers so far, in ms
+  for h in "$work"/s*; do awk '{print $14 + $15}' "/proc/$(cat "$h/data/zoneserver.pid")/stat"; done |
+    awk -v hz="$(getconf CLK_TCK)" '{ t += $1 } END { printf "%d\n", t * 1000 / hz }'
+}
+c0=$(cpu_ms)
 clusterlat -cacert "$ca" -n "$n" "https://127.0.0.$l:$port" "https://127.0.0.$f:$port"
+c1=$(cpu_ms)
+printf 'CPU of the three servers: %.2f ms per command (%d commands)\n' "$(echo "($c1 - $c0) / ($n * 2 + 2)" | bc -l)" $((n * 2 + 2))
 
 echo "==> the leader (server $l) is killed (SIGKILL); a write sent to server $f waits for the new leader"
 clusterlat -cacert "$ca" -until-write -kill "$work/s$l/data/zoneserver.pid" "https://127.0.0.$f:$port"
