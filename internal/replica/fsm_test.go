@@ -265,8 +265,13 @@ func TestAwaitCommitBeforeWrite(t *testing.T) {
 		t.Fatalf("told %+v, want entry 2 of term 3", e)
 	}
 	stop()
-	f.mu.Lock() // the batch's apply is over
+	// The batch holds the FSM's mutex until its apply is over.
+	f.mu.Lock()
+	applied := f.applied.Load()
 	f.mu.Unlock()
+	if applied != 2 {
+		t.Fatalf("applied index %d after the batch, want 2", applied)
+	}
 	if g := groups(t, st); len(g) != 2 {
 		t.Fatalf("groups %v after the batch", g)
 	}
