@@ -18,15 +18,10 @@ const HomeEnv = "ZONEKIT_HOME"
 // Paths lays out a zone server's home directory.
 type Paths struct{ Home string }
 
-// ResolveDir picks a program's home directory (homedir.Resolve).
-func ResolveDir(flag, env, rootDir, name string) string {
-	return homedir.Resolve(flag, env, rootDir, name)
-}
-
 // ResolveHome picks the zone home from a flag value, then $ZONEKIT_HOME,
 // then /var/opt/zonekit for root or ~/.local/share/zonekit.
 func ResolveHome(flag string) string {
-	return ResolveDir(flag, HomeEnv, "/var/opt/zonekit", "zonekit")
+	return homedir.Resolve(flag, HomeEnv, "/var/opt/zonekit", "zonekit")
 }
 
 func (p Paths) Conf() string       { return filepath.Join(p.Home, "conf") }
