@@ -204,7 +204,7 @@ func openArchive(ctx context.Context, f *Factory, path string, src *passphraseSo
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	// The disk reads the file while the key is derived.
-	prefetch(file)
+	backup.PrefetchArchive(file)
 	return &archive{file: file, pass: pass, header: h, payload: payload, prog: ui.NewProgress(f.IO, fi.Size(), label)}, nil
 }
 

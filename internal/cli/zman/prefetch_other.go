@@ -1,7 +1,0 @@
-//go:build !linux
-
-package zman
-
-import "os"
-
-func prefetch(*os.File) {}
