@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"zonekit/internal/proc"
 )
 
 // cmdSignal sends a signal to the process whose pid file is given:
@@ -43,24 +45,12 @@ func cmdSignal(ts *testscript.TestScript, neg bool, args []string) {
 		// and locks are released. A process in an fsync dies only when
 		// the write ends, which takes seconds on a loaded disk.
 		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-			if syscall.Kill(pid, 0) != nil || zombie(pid) {
+			if !proc.Alive(pid) {
 				return
 			}
 		}
 		ts.Fatalf("process %d survived SIGKILL for 30 s", pid)
 	}
-}
-
-// zombie reports whether pid has exited and waits for its parent to reap it.
-func zombie(pid int) bool {
-	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	// The state follows the command name, which is in parentheses and
-	// may itself hold spaces or parentheses.
-	i := bytes.LastIndexByte(stat, ')')
-	return i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z'
 }
 
 // cmdUntil runs a command again and again until it succeeds with its
