@@ -106,10 +106,7 @@ func (f *File) commit(noReplace bool) error {
 		os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", f.path, err)
 	}
-	if d, err := os.Open(filepath.Dir(f.path)); err == nil {
-		d.Sync()
-		d.Close()
-	}
+	SyncDir(filepath.Dir(f.path))
 	return nil
 }
 
@@ -142,4 +139,15 @@ func (f *File) Abort() {
 	f.done = true
 	f.File.Close()
 	os.Remove(f.Name())
+}
+
+// SyncDir makes the entries of dir durable: files created, renamed or
+// removed in it.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }

@@ -97,8 +97,10 @@ const maxCatchUp = 1024
 // reports false, having applied nothing, while the log does not hold
 // that entry (not yet received, or of a deposed leader's term) or no
 // longer holds one before it (compacted: raft is installing a snapshot).
-// An error is the store's (it could not be written).
-func (f *fsm) applyCommitted(logs raft.LogStore, idx, term uint64) (bool, error) {
+// With noConfig, it also reports false if a membership change lies
+// between the applied entries and idx. An error is the store's (it could
+// not be written).
+func (f *fsm) applyCommitted(logs raft.LogStore, idx, term uint64, noConfig bool) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	from := f.applied.Load() + 1
@@ -116,7 +118,7 @@ func (f *fsm) applyCommitted(logs raft.LogStore, idx, term uint64) (bool, error)
 	batch[len(batch)-1] = last
 	for i := from; i < idx; i++ {
 		l := new(raft.Log)
-		if err := logs.GetLog(i, l); err != nil {
+		if err := logs.GetLog(i, l); err != nil || (noConfig && l.Type == raft.LogConfiguration) {
 			return false, nil
 		}
 		batch[i-from] = l
@@ -207,17 +209,22 @@ func (f *fsm) applyLocked(logs []*raft.Log) ([]any, error) {
 
 // awaitCommit returns a channel told the entry that carries token (in
 // raft.Log.Extensions, unique to one Apply) once it is committed, as it
-// reaches the FSM before the store holds it; stop ends the wait.
-func (f *fsm) awaitCommit(token []byte) (committed <-chan Entry, stop func()) {
+// reaches the FSM before the store holds it; stop ends the wait. ok is
+// false, and nothing awaited, if the token is awaited already.
+func (f *fsm) awaitCommit(token []byte) (committed <-chan Entry, stop func(), ok bool) {
 	ch := make(chan Entry, 1)
 	f.wmu.Lock()
+	if _, dup := f.waiters[string(token)]; dup {
+		f.wmu.Unlock()
+		return nil, func() {}, false
+	}
 	f.waiters[string(token)] = ch
 	f.wmu.Unlock()
 	return ch, func() {
 		f.wmu.Lock()
 		delete(f.waiters, string(token))
 		f.wmu.Unlock()
-	}
+	}, true
 }
 
 // tellCommitted tells the waiters of a batch's entries that they are

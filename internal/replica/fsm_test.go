@@ -174,14 +174,14 @@ func TestApplyCommittedFromOwnLog(t *testing.T) {
 		idx, term uint64
 		why       string
 	}{{3, 1, "another term's entry 3"}, {4, 2, "an entry not yet received"}, {3, 0, "no term (an older leader)"}} {
-		if ok, err := f.applyCommitted(logs, c.idx, c.term); ok || err != nil {
+		if ok, err := f.applyCommitted(logs, c.idx, c.term, false); ok || err != nil {
 			t.Fatalf("%s: applied (%v, %v)", c.why, ok, err)
 		}
 	}
 	if g := groups(t, st); len(g) != 0 {
 		t.Fatalf("groups %v applied without a matching entry", g)
 	}
-	if ok, err := f.applyCommitted(logs, 2, 2); !ok || err != nil {
+	if ok, err := f.applyCommitted(logs, 2, 2, false); !ok || err != nil {
 		t.Fatalf("entry 2 of term 2: (%v, %v), want applied", ok, err)
 	}
 	if g := groups(t, st); len(g) != 2 || f.applied.Load() != 2 {
@@ -194,7 +194,7 @@ func TestApplyCommittedFromOwnLog(t *testing.T) {
 	if g := groups(t, st); len(g) != 3 || f.applied.Load() != 3 {
 		t.Fatalf("groups %v, applied %d; want a, b, c, 3", g, f.applied.Load())
 	}
-	if ok, err := f.applyCommitted(logs, 3, 2); !ok || err != nil {
+	if ok, err := f.applyCommitted(logs, 3, 2, false); !ok || err != nil {
 		t.Fatalf("an entry already applied: (%v, %v)", ok, err)
 	}
 	if len(notified) != 2 || notified[0] != 2 || notified[1] != 3 {
@@ -205,7 +205,7 @@ func TestApplyCommittedFromOwnLog(t *testing.T) {
 	// left to raft.
 	gap := raft.NewInmemStore()
 	gap.StoreLogs([]*raft.Log{termed(t, 5, 2, "e")})
-	if ok, err := f.applyCommitted(gap, 5, 2); ok || err != nil || f.applied.Load() != 3 {
+	if ok, err := f.applyCommitted(gap, 5, 2, false); ok || err != nil || f.applied.Load() != 3 {
 		t.Fatalf("entry 4 missing: (%v, %v), applied %d", ok, err, f.applied.Load())
 	}
 }
@@ -235,7 +235,7 @@ func TestApplyCommittedConcurrent(t *testing.T) {
 		}
 	}()
 	for i := uint64(3); i <= n; i += 3 {
-		if _, err := f.applyCommitted(logs, i, 1); err != nil {
+		if _, err := f.applyCommitted(logs, i, 1, false); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -258,7 +258,7 @@ func TestAwaitCommitBeforeWrite(t *testing.T) {
 	mine, other := termed(t, 2, 3, "mine"), termed(t, 1, 3, "other")
 	mine.Extensions = []byte("token-1")
 	other.Extensions = []byte("token-2")
-	ch, stop := f.awaitCommit([]byte("token-1"))
+	ch, stop, _ := f.awaitCommit([]byte("token-1"))
 	go f.ApplyBatch([]*raft.Log{other, mine})
 	e := <-ch
 	if e != (Entry{Index: 2, Term: 3}) {

@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"sync"
@@ -22,10 +21,10 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	bolt "go.etcd.io/bbolt"
 
 	"zonekit/internal/errkind"
+	"zonekit/internal/failpoint"
 	"zonekit/internal/store"
 	"zonekit/internal/version"
 	"zonekit/internal/zone"
@@ -41,8 +40,10 @@ type Options struct {
 	// certificate, the zone CA as the only root.
 	TLSConfig func() *tls.Config
 	// Forward sends a command to the leader's zone server and returns the
-	// log entry it was committed as (see ErrNotDelivered).
-	Forward func(ctx context.Context, leader string, c zone.Command) (Entry, error)
+	// log entry it was committed as (see ErrNotDelivered). The leader
+	// puts token in that entry (raft.Log.Extensions), by which this
+	// server finds it in its own log.
+	Forward func(ctx context.Context, leader string, c zone.Command, token []byte) (Entry, error)
 	// Bootstrap makes a server without replication state a one-voter
 	// cluster; a joining server waits for the leader to add it instead.
 	Bootstrap bool
@@ -60,6 +61,9 @@ type Options struct {
 	// Timing; zero values take defaults suited to a LAN.
 	HeartbeatTimeout time.Duration
 	ElectionTimeout  time.Duration
+	// Hook is called after each step of moving an older server's log
+	// (failpoints); nil is failpoint.Crash.
+	Hook failpoint.Hook
 }
 
 // Entry names a log entry. The leader answers a forwarded command with
@@ -81,7 +85,7 @@ type Node struct {
 	fsm   *fsm
 	layer *streamLayer
 	trans *raft.NetworkTransport
-	logs  *raftboltdb.BoltStore
+	logs  *walLog
 	log   *notifyingLog // logs as raft's LogStore
 
 	mu      sync.Mutex
@@ -159,8 +163,12 @@ func Start(o Options) (*Node, error) {
 		cfg.ElectionTimeout = o.ElectionTimeout
 	}
 
-	if n.logs, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(o.Dir, "raft.db")}); err != nil {
-		return nil, fmt.Errorf("replication log %s: %w", filepath.Join(o.Dir, "raft.db"), err)
+	hook := o.Hook
+	if hook == nil {
+		hook = failpoint.Crash
+	}
+	if n.logs, err = openLog(o.Dir, hook); err != nil {
+		return nil, err
 	}
 	n.log = &notifyingLog{LogStore: n.logs, stored: make(chan struct{})}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(o.Dir, 2, logger)
@@ -319,14 +327,8 @@ func (n *Node) Propose(c zone.Command) error {
 				return err
 			}
 		} else if _, addr := n.Leader(); addr != "" && n.opts.Forward != nil {
-			fctx, cancel := context.WithTimeout(ctx, forwardWait)
-			n.forwarding.Add(1)
-			e, err := n.opts.Forward(fctx, addr, c)
-			cancel()
+			e, err := n.forward(ctx, addr, c)
 			if err == nil {
-				if err := n.applyOwn(ctx, e, n.forwardAnswered); err != nil {
-					return err
-				}
 				// The leader answers before it knows the command's
 				// outcome: this server's own apply tells it.
 				refusal, known := n.fsm.outcome(e.Index)
@@ -335,7 +337,6 @@ func (n *Node) Propose(c zone.Command) error {
 				}
 				return n.checkApplied(c, e.Index, known)
 			}
-			n.forwardAnswered()
 			if !errors.Is(err, ErrNotDelivered) {
 				return err
 			}
@@ -347,6 +348,111 @@ func (n *Node) Propose(c zone.Command) error {
 		}
 	}
 }
+
+// forward sends c to the leader at addr and returns once this server's
+// store holds c's committed entry. That is when the leader's answer names
+// the entry (applyOwn), or sooner, when this server's own log receives the
+// entry and that makes it committed (selfCommitted): the leader's answer
+// is then still on its way, and is left to arrive on its own.
+func (n *Node) forward(ctx context.Context, addr string, c zone.Command) (Entry, error) {
+	token := n.newToken()
+	stored, stop := n.log.await(token)
+	defer stop()
+	n.forwarding.Add(1)
+	var once sync.Once
+	answered := func() { once.Do(n.forwardAnswered) }
+	defer answered()
+
+	type result struct {
+		e   Entry
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		// Not bound to ctx: ending a request in flight would close the
+		// peer connection, which the next command would have to open
+		// again (a TLS handshake).
+		fctx, cancel := context.WithTimeout(context.Background(), forwardWait)
+		defer cancel()
+		e, err := n.opts.Forward(fctx, addr, c, token)
+		res <- result{e, err}
+	}()
+	for {
+		select {
+		case e := <-stored:
+			if n.selfCommitted(e) {
+				ok, err := n.fsm.applyCommitted(n.log, e.Index, e.Term, true)
+				answered()
+				if err != nil {
+					return Entry{}, errkind.Wrap(errkind.Unavailable, fmt.Errorf("change %d: %w", e.Index, err))
+				}
+				if ok {
+					return e, nil
+				}
+			}
+			stored = nil // the leader's answer decides
+		case r := <-res:
+			if r.err != nil {
+				return Entry{}, r.err
+			}
+			return r.e, n.applyOwn(ctx, r.e, answered)
+		case <-ctx.Done():
+			return Entry{}, errkind.New(errkind.Unavailable, "the zone's leader has not answered: try again shortly")
+		}
+	}
+}
+
+// selfCommitted reports whether this server's log receiving e, a forwarded
+// command's entry, makes e committed, so that this server may apply it
+// without the leader's word. Raft commits an entry of the leader's own
+// term once a majority of the voters stores it. The leader stores its
+// entries before it sends them (hashicorp/raft's dispatchLogs), so with
+// this server storing e as well, two voters hold it: a majority when
+// there are at most three, both being voters. e must be of the term this
+// server is in: an entry of an earlier term, sent on by a later leader,
+// is not committed by a majority holding it (raft's figure 8). A
+// membership change between the applied entries and e (in the same
+// batch, not yet taken in by raft) is left to the leader's answer by
+// applyCommitted.
+func (n *Node) selfCommitted(e Entry) bool {
+	if n.raft == nil || e.Term == 0 || e.Term != n.raft.CurrentTerm() || n.raft.State() != raft.Follower {
+		return false
+	}
+	_, leader := n.raft.LeaderWithID()
+	cfg := n.raft.GetConfiguration()
+	if cfg.Error() != nil {
+		return false
+	}
+	return twoMakeMajority(cfg.Configuration(), raft.ServerID(n.opts.ID), leader)
+}
+
+// twoMakeMajority reports whether a and b, distinct voters of cfg, are a
+// majority of its voters.
+func twoMakeMajority(cfg raft.Configuration, a, b raft.ServerID) bool {
+	if a == "" || b == "" || a == b {
+		return false
+	}
+	voters, have := 0, 0
+	for _, s := range cfg.Servers {
+		if s.Suffrage != raft.Voter {
+			continue
+		}
+		voters++
+		if s.ID == a || s.ID == b {
+			have++
+		}
+	}
+	return have == 2 && voters <= 3
+}
+
+// newToken returns a token unique to one forwarded command's entry: this
+// server's random prefix and a counter.
+func (n *Node) newToken() []byte {
+	return binary.BigEndian.AppendUint64(n.tokenPrefix[:len(n.tokenPrefix):len(n.tokenPrefix)], n.tokens.Add(1))
+}
+
+// TokenSize is the length of the tokens forwarded commands carry.
+const TokenSize = 16
 
 // applyOwn returns once this server's store holds the committed entry e.
 // It applies the entries up to e from this server's own log as soon as
@@ -360,7 +466,7 @@ func (n *Node) applyOwn(ctx context.Context, e Entry, tried func()) error {
 		n.mu.Lock()
 		applied := n.applied
 		n.mu.Unlock()
-		ok, err := n.fsm.applyCommitted(n.log, e.Index, e.Term)
+		ok, err := n.fsm.applyCommitted(n.log, e.Index, e.Term, false)
 		if first {
 			tried()
 		}
@@ -425,11 +531,29 @@ func (n *Node) forwardAnswered() {
 }
 
 // notifyingLog is the raft log that tells applyOwn when raft stored
-// entries in it.
+// entries in it, and forward when it stored the entry of its token.
 type notifyingLog struct {
 	raft.LogStore
-	mu     sync.Mutex
-	stored chan struct{} // closed and replaced after each store
+	mu      sync.Mutex
+	stored  chan struct{}         // closed and replaced after each store
+	waiters map[string]chan Entry // by token (raft.Log.Extensions)
+}
+
+// await returns a channel told the entry that carries token once this
+// log stores it; stop ends the wait.
+func (l *notifyingLog) await(token []byte) (stored <-chan Entry, stop func()) {
+	ch := make(chan Entry, 1)
+	l.mu.Lock()
+	if l.waiters == nil {
+		l.waiters = map[string]chan Entry{}
+	}
+	l.waiters[string(token)] = ch
+	l.mu.Unlock()
+	return ch, func() {
+		l.mu.Lock()
+		delete(l.waiters, string(token))
+		l.mu.Unlock()
+	}
 }
 
 func (l *notifyingLog) storedCh() <-chan struct{} {
@@ -438,22 +562,41 @@ func (l *notifyingLog) storedCh() <-chan struct{} {
 	return l.stored
 }
 
-func (l *notifyingLog) wake() {
+func (l *notifyingLog) wake(es []*raft.Log, err error) {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	close(l.stored)
 	l.stored = make(chan struct{})
-	l.mu.Unlock()
+	if err != nil || len(l.waiters) == 0 {
+		return
+	}
+	for _, e := range es {
+		if ch, ok := l.waiters[string(e.Extensions)]; ok && len(e.Extensions) > 0 {
+			select {
+			case ch <- Entry{Index: e.Index, Term: e.Term}:
+			default: // told already
+			}
+		}
+	}
+}
+
+// IsMonotonic tells raft that the log under it (raft-wal) takes no gaps:
+// after installing a snapshot raft then empties the log rather than keep
+// entries before the snapshot's index.
+func (l *notifyingLog) IsMonotonic() bool {
+	m, ok := l.LogStore.(raft.MonotonicLogStore)
+	return ok && m.IsMonotonic()
 }
 
 func (l *notifyingLog) StoreLog(e *raft.Log) error {
 	err := l.LogStore.StoreLog(e)
-	l.wake()
+	l.wake([]*raft.Log{e}, err)
 	return err
 }
 
 func (l *notifyingLog) StoreLogs(es []*raft.Log) error {
 	err := l.LogStore.StoreLogs(es)
-	l.wake()
+	l.wake(es, err)
 	return err
 }
 
@@ -515,16 +658,23 @@ func applied(c zone.Command, f raft.ApplyFuture) (uint64, error) {
 // command from its own log (applyOwn). With committed, it returns as
 // soon as the entry is committed, before this server's store holds it
 // and without the command's outcome: the follower learns that from its
-// own apply, which then runs alongside the leader's.
-func (n *Node) ApplyForwarded(c zone.Command, committed bool) (Entry, error) {
+// own apply, which then runs alongside the leader's. The entry carries
+// token, the follower's (TokenSize bytes), else one of this server's.
+func (n *Node) ApplyForwarded(c zone.Command, committed bool, token []byte) (Entry, error) {
 	data, err := json.Marshal(c)
 	if err != nil {
 		return Entry{}, fmt.Errorf("encode command %s: %w", c.Name, err)
 	}
-	// The entry carries a token of its own, by which the FSM tells this
-	// Apply which entry is its.
-	token := binary.BigEndian.AppendUint64(n.tokenPrefix[:len(n.tokenPrefix):len(n.tokenPrefix)], n.tokens.Add(1))
-	commit, stop := n.fsm.awaitCommit(token)
+	// The token tells the FSM, and the follower's log, which entry is
+	// this command's.
+	if len(token) != TokenSize {
+		token = n.newToken()
+	}
+	commit, stop, ok := n.fsm.awaitCommit(token)
+	if !ok { // a token in use already (a follower's resend): one of ours
+		token = n.newToken()
+		commit, stop, _ = n.fsm.awaitCommit(token)
+	}
 	defer stop()
 	f := n.raft.ApplyLog(raft.Log{Data: data, Extensions: token}, 10*time.Second)
 	if committed {

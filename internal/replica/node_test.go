@@ -123,7 +123,7 @@ func command(t *testing.T, id, name string) zone.Command {
 func TestApplyForwarded(t *testing.T) {
 	n := newTestNode(t)
 	startRaft(t, n)
-	e, err := n.ApplyForwarded(command(t, "c1", "lab"), true)
+	e, err := n.ApplyForwarded(command(t, "c1", "lab"), true, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +140,7 @@ func TestApplyForwarded(t *testing.T) {
 	}
 
 	// Another command of the same name: refused by the FSM.
-	e2, err := n.ApplyForwarded(command(t, "c2", "lab"), true)
+	e2, err := n.ApplyForwarded(command(t, "c2", "lab"), true, nil)
 	if err != nil {
 		t.Fatalf("answered at the commit: %v, want the entry", err)
 	}
@@ -154,7 +154,7 @@ func TestApplyForwarded(t *testing.T) {
 		t.Fatalf("outcome %v (known %v), want exists", err, known)
 	}
 	// Answered after the leader's apply, the refusal comes back itself.
-	if _, err := n.ApplyForwarded(command(t, "c3", "lab"), false); !errkind.Is(err, errkind.Exists) {
+	if _, err := n.ApplyForwarded(command(t, "c3", "lab"), false, nil); !errkind.Is(err, errkind.Exists) {
 		t.Fatalf("answered after the apply: %v, want exists", err)
 	}
 	if len(n.fsm.waiters) != 0 {

@@ -131,7 +131,7 @@ func Swap(p config.Paths, staging string, hook failpoint.Hook) (err error) {
 	}
 	// Every rename must be on disk before the journal says it is done.
 	for _, dir := range []string{p.Home, p.Data(), aside, staging} {
-		if err := syncDir(dir); err != nil {
+		if err := atomicfile.SyncDir(dir); err != nil {
 			return fmt.Errorf("restore: %w", err)
 		}
 	}
@@ -241,7 +241,7 @@ func rollBack(p config.Paths, aside string, marker bool) error {
 		}
 	}
 	for _, dir := range []string{p.Home, p.Data()} {
-		if err := syncDir(dir); err != nil {
+		if err := atomicfile.SyncDir(dir); err != nil {
 			return fmt.Errorf("restore rollback: %w", err)
 		}
 	}
@@ -284,7 +284,7 @@ func removeJournal(p config.Paths) error {
 	if err := os.Remove(filepath.Join(p.Home, journalName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("restore journal: %w", err)
 	}
-	return syncDir(p.Home)
+	return atomicfile.SyncDir(p.Home)
 }
 
 func exists(path string) bool {
@@ -297,15 +297,6 @@ func wrap(what string, err error) error {
 		return nil
 	}
 	return fmt.Errorf("restore: %s: %w", what, err)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // syncFS flushes the whole filesystem holding dir (the staged files).

@@ -65,8 +65,8 @@ func (s *Server) FetchStore(ctx context.Context, addr string) (io.ReadCloser, er
 }
 
 // Forward is the replica's route to the leader for commands proposed here.
-func (s *Server) Forward(ctx context.Context, leader string, c zone.Command) (replica.Entry, error) {
-	return s.cluster.Forward(ctx, leader, c)
+func (s *Server) Forward(ctx context.Context, leader string, c zone.Command, token []byte) (replica.Entry, error) {
+	return s.cluster.Forward(ctx, leader, c, token)
 }
 
 // clusterPeers is the cluster's link to the other servers.

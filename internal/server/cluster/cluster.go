@@ -217,7 +217,8 @@ func (cl *Cluster) clusterApply(w http.ResponseWriter, r *http.Request, peer zon
 	// answers its client then. One that says so learns the command's
 	// outcome from that apply: it is answered as soon as the command is
 	// committed, its apply running alongside this server's.
-	e, err := cl.rep.ApplyForwarded(c, r.URL.Query().Get("own") == "1")
+	token, _ := hex.DecodeString(r.URL.Query().Get("token"))
+	e, err := cl.rep.ApplyForwarded(c, r.URL.Query().Get("own") == "1", token)
 	if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 		httpapi.WriteJSON(w, http.StatusMisdirectedRequest, api.Error{Error: api.ErrorBody{Code: "not_leader", Message: err.Error()}})
 		return nil
@@ -230,10 +231,11 @@ func (cl *Cluster) clusterApply(w http.ResponseWriter, r *http.Request, peer zon
 }
 
 // Forward is the replica's route to the leader for commands proposed here.
-func (cl *Cluster) Forward(ctx context.Context, leader string, c zone.Command) (replica.Entry, error) {
+// The leader puts token in the command's entry.
+func (cl *Cluster) Forward(ctx context.Context, leader string, c zone.Command, token []byte) (replica.Entry, error) {
 	var out api.ClusterApplied
 	// Commands carry ids the store remembers: sending one again is safe.
-	if err := cl.Peers.CallRetry(ctx, leader, http.MethodPost, "/cluster/apply?own=1", c, &out); err != nil {
+	if err := cl.Peers.CallRetry(ctx, leader, http.MethodPost, "/cluster/apply?own=1&token="+hex.EncodeToString(token), c, &out); err != nil {
 		return replica.Entry{}, err
 	}
 	return replica.Entry{Index: out.Index, Term: out.Term}, nil
