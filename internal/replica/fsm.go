@@ -36,8 +36,7 @@ type fsm struct {
 	// to last (see Node.holdApply).
 	hold func(last uint64)
 
-	wmu     sync.Mutex
-	waiters map[string]chan Entry // an entry's token (raft.Log.Extensions): told the entry once committed
+	committed tokenWaiters // told an entry once it is committed
 
 	rmu      sync.Mutex
 	refusals map[uint64]error // the refused commands among the last entries applied
@@ -50,7 +49,7 @@ type fsm struct {
 const keepRefusals = 256
 
 func newFSM(st *store.Store, notify func(uint64)) (*fsm, error) {
-	f := &fsm{st: st, notify: notify, waiters: map[string]chan Entry{}, refusals: map[uint64]error{}}
+	f := &fsm{st: st, notify: notify, refusals: map[uint64]error{}}
 	err := st.View(func(tx *bolt.Tx) error {
 		f.applied.Store(store.AppliedIndex(tx))
 		return nil
@@ -137,7 +136,7 @@ func (f *fsm) applyLocked(logs []*raft.Log) ([]any, error) {
 	if last <= f.applied.Load() {
 		return out, nil
 	}
-	f.tellCommitted(logs)
+	f.committed.tell(logs)
 	var cmds []*zone.Command
 	for i, l := range logs {
 		if l.Type != raft.LogCommand || l.Index <= f.applied.Load() {
@@ -205,44 +204,6 @@ func (f *fsm) applyLocked(logs []*raft.Log) ([]any, error) {
 		f.notify(last)
 	}
 	return out, nil
-}
-
-// awaitCommit returns a channel told the entry that carries token (in
-// raft.Log.Extensions, unique to one Apply) once it is committed, as it
-// reaches the FSM before the store holds it; stop ends the wait. ok is
-// false, and nothing awaited, if the token is awaited already.
-func (f *fsm) awaitCommit(token []byte) (committed <-chan Entry, stop func(), ok bool) {
-	ch := make(chan Entry, 1)
-	f.wmu.Lock()
-	if _, dup := f.waiters[string(token)]; dup {
-		f.wmu.Unlock()
-		return nil, func() {}, false
-	}
-	f.waiters[string(token)] = ch
-	f.wmu.Unlock()
-	return ch, func() {
-		f.wmu.Lock()
-		delete(f.waiters, string(token))
-		f.wmu.Unlock()
-	}, true
-}
-
-// tellCommitted tells the waiters of a batch's entries that they are
-// committed.
-func (f *fsm) tellCommitted(logs []*raft.Log) {
-	f.wmu.Lock()
-	defer f.wmu.Unlock()
-	if len(f.waiters) == 0 {
-		return
-	}
-	for _, l := range logs {
-		if ch, ok := f.waiters[string(l.Extensions)]; ok && len(l.Extensions) > 0 {
-			select {
-			case ch <- Entry{Index: l.Index, Term: l.Term}:
-			default: // told already
-			}
-		}
-	}
 }
 
 // keepRefused remembers the errors of the refused commands of a batch.

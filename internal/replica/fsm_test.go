@@ -258,7 +258,7 @@ func TestAwaitCommitBeforeWrite(t *testing.T) {
 	mine, other := termed(t, 2, 3, "mine"), termed(t, 1, 3, "other")
 	mine.Extensions = []byte("token-1")
 	other.Extensions = []byte("token-2")
-	ch, stop, _ := f.awaitCommit([]byte("token-1"))
+	ch, stop, _ := f.committed.await([]byte("token-1"))
 	go f.ApplyBatch([]*raft.Log{other, mine})
 	e := <-ch
 	if e != (Entry{Index: 2, Term: 3}) {
@@ -275,8 +275,8 @@ func TestAwaitCommitBeforeWrite(t *testing.T) {
 	if g := groups(t, st); len(g) != 2 {
 		t.Fatalf("groups %v after the batch", g)
 	}
-	if len(f.waiters) != 0 {
-		t.Fatalf("waiters left after stop: %v", f.waiters)
+	if n := f.committed.len(); n != 0 {
+		t.Fatalf("waiters left after stop: %d", n)
 	}
 	f.ApplyBatch([]*raft.Log{termed(t, 3, 3, "later")}) // no waiter, no token: nothing to tell
 }

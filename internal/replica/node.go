@@ -356,7 +356,7 @@ func (n *Node) Propose(c zone.Command) error {
 // is then still on its way, and is left to arrive on its own.
 func (n *Node) forward(ctx context.Context, addr string, c zone.Command) (Entry, error) {
 	token := n.newToken()
-	stored, stop := n.log.await(token)
+	stored, stop, _ := n.log.waiters.await(token) // a new token: never awaited yet
 	defer stop()
 	n.forwarding.Add(1)
 	var once sync.Once
@@ -535,25 +535,8 @@ func (n *Node) forwardAnswered() {
 type notifyingLog struct {
 	raft.LogStore
 	mu      sync.Mutex
-	stored  chan struct{}         // closed and replaced after each store
-	waiters map[string]chan Entry // by token (raft.Log.Extensions)
-}
-
-// await returns a channel told the entry that carries token once this
-// log stores it; stop ends the wait.
-func (l *notifyingLog) await(token []byte) (stored <-chan Entry, stop func()) {
-	ch := make(chan Entry, 1)
-	l.mu.Lock()
-	if l.waiters == nil {
-		l.waiters = map[string]chan Entry{}
-	}
-	l.waiters[string(token)] = ch
-	l.mu.Unlock()
-	return ch, func() {
-		l.mu.Lock()
-		delete(l.waiters, string(token))
-		l.mu.Unlock()
-	}
+	stored  chan struct{} // closed and replaced after each store
+	waiters tokenWaiters  // told an entry once stored
 }
 
 func (l *notifyingLog) storedCh() <-chan struct{} {
@@ -564,19 +547,11 @@ func (l *notifyingLog) storedCh() <-chan struct{} {
 
 func (l *notifyingLog) wake(es []*raft.Log, err error) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	close(l.stored)
 	l.stored = make(chan struct{})
-	if err != nil || len(l.waiters) == 0 {
-		return
-	}
-	for _, e := range es {
-		if ch, ok := l.waiters[string(e.Extensions)]; ok && len(e.Extensions) > 0 {
-			select {
-			case ch <- Entry{Index: e.Index, Term: e.Term}:
-			default: // told already
-			}
-		}
+	l.mu.Unlock()
+	if err == nil {
+		l.waiters.tell(es)
 	}
 }
 
@@ -670,10 +645,10 @@ func (n *Node) ApplyForwarded(c zone.Command, committed bool, token []byte) (Ent
 	if len(token) != TokenSize {
 		token = n.newToken()
 	}
-	commit, stop, ok := n.fsm.awaitCommit(token)
+	commit, stop, ok := n.fsm.committed.await(token)
 	if !ok { // a token in use already (a follower's resend): one of ours
 		token = n.newToken()
-		commit, stop, _ = n.fsm.awaitCommit(token)
+		commit, stop, _ = n.fsm.committed.await(token)
 	}
 	defer stop()
 	f := n.raft.ApplyLog(raft.Log{Data: data, Extensions: token}, 10*time.Second)

@@ -157,8 +157,8 @@ func TestApplyForwarded(t *testing.T) {
 	if _, err := n.ApplyForwarded(command(t, "c3", "lab"), false, nil); !errkind.Is(err, errkind.Exists) {
 		t.Fatalf("answered after the apply: %v, want exists", err)
 	}
-	if len(n.fsm.waiters) != 0 {
-		t.Fatalf("waiters left: %d", len(n.fsm.waiters))
+	if w := n.fsm.committed.len(); w != 0 {
+		t.Fatalf("waiters left: %d", w)
 	}
 }
 
