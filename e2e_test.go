@@ -79,6 +79,7 @@ func TestScripts(t *testing.T) {
 			"writes":       cmdWrites,
 			"metrics":      cmdMetrics,
 			"pxeoffer":     cmdPXEOffer,
+			"oldraftlog":   cmdOldRaftLog,
 		},
 	})
 }
