@@ -41,7 +41,7 @@ func (h *HTTP) Handler(listener string, next http.Handler) http.Handler {
 		start := time.Now()
 		rec := observe.NewRecorder(w)
 		defer func() {
-			route := Route(r.Pattern)
+			route := observe.Route(r.Pattern)
 			method := observe.Method(r.Method)
 			h.requests.WithLabelValues(listener, method, route, strconv.Itoa(rec.Status())).Inc()
 			h.duration.WithLabelValues(listener, method, route).Observe(time.Since(start).Seconds())
@@ -57,7 +57,7 @@ func (h *HTTP) Handler(listener string, next http.Handler) http.Handler {
 // matched. It keeps the series it has used, so that a request costs no
 // label lookup.
 func (h *HTTP) Observer(listener, pattern string) func(method string, code int, bytes int64, d time.Duration) {
-	route := Route(pattern)
+	route := observe.Route(pattern)
 	type key struct {
 		method string
 		code   int
@@ -88,6 +88,3 @@ func (h *HTTP) Observer(listener, pattern string) func(method string, code int, 
 		s.bytes.Add(float64(bytes))
 	}
 }
-
-// Route turns a ServeMux pattern into the route label (observe.Route).
-func Route(pattern string) string { return observe.Route(pattern) }
