@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"zonekit/internal/atomicfile"
 	"zonekit/internal/errkind"
 )
 
@@ -93,12 +94,12 @@ func (r *Repo) Build(id string, s Spec, archive io.Reader, created time.Time) (*
 			return nil, fmt.Errorf("build package %s: %w", id, err)
 		}
 	}
-	syncDir(stageDir)
+	atomicfile.SyncDir(stageDir)
 	if err := os.Rename(stageDir, r.PackageDir(id)); err != nil {
 		return nil, fmt.Errorf("build package %s: %w", id, err)
 	}
 	done = true
-	syncDir(r.dir)
+	atomicfile.SyncDir(r.dir)
 	return m, nil
 }
 

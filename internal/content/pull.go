@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"zonekit/internal/atomicfile"
 	"zonekit/internal/errkind"
 )
 
@@ -202,7 +203,7 @@ func (r *Repo) Pull(ctx context.Context, req PullRequest) (PullStats, error) {
 	if err := syncFiles(dir, names); err != nil {
 		return st, fmt.Errorf("pull package %s: %w", req.ID, err)
 	}
-	syncDir(dir)
+	atomicfile.SyncDir(dir)
 	if err := r.place(req.ID, dir); err != nil {
 		return st, fmt.Errorf("pull package %s: %w", req.ID, err)
 	}
@@ -216,14 +217,14 @@ func (r *Repo) place(id, dir string) error {
 		if err := os.Rename(dir, final); err != nil {
 			return err
 		}
-		syncDir(r.dir)
+		atomicfile.SyncDir(r.dir)
 		return nil
 	}
 	// An older copy is served until the very moment the new one is.
 	if err := exchange(dir, final); err != nil {
 		return err
 	}
-	syncDir(r.dir)
+	atomicfile.SyncDir(r.dir)
 	aside := filepath.Join(r.dir, stagingMark+"rm-"+id+"-"+randomSuffix())
 	if err := os.Rename(dir, aside); err != nil {
 		return err

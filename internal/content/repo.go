@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"zonekit/internal/atomicfile"
 	"zonekit/internal/errkind"
 )
 
@@ -114,7 +115,7 @@ func (r *Repo) Remove(id string) error {
 		}
 		return fmt.Errorf("remove package %s: %w", id, err)
 	}
-	syncDir(r.dir)
+	atomicfile.SyncDir(r.dir)
 	return os.RemoveAll(aside)
 }
 
@@ -179,11 +180,4 @@ func randomSuffix() string {
 	var b [6]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
 }
