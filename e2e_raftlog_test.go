@@ -1,14 +1,15 @@
 package zonekit_test
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
 
-	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	wal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/metadb"
+	"github.com/hashicorp/raft-wal/migrate"
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
@@ -25,20 +26,12 @@ func cmdOldRaftLog(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(err)
 	b, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
 	ts.Check(err)
-	first, err := w.FirstIndex()
-	ts.Check(err)
 	last, err := w.LastIndex()
 	ts.Check(err)
 	if last == 0 {
 		ts.Fatalf("%s holds no entry", dir)
 	}
-	var es []*raft.Log
-	for i := first; i <= last; i++ {
-		l := new(raft.Log)
-		ts.Check(w.GetLog(i, l))
-		es = append(es, l)
-	}
-	ts.Check(b.StoreLogs(es))
+	ts.Check(migrate.CopyLogs(context.Background(), b, w, 1<<20, nil))
 	for _, k := range []string{"CurrentTerm", "LastVoteTerm"} {
 		v, err := w.GetUint64([]byte(k))
 		if err == nil && v != 0 {

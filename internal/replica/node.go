@@ -451,8 +451,8 @@ func (n *Node) newToken() []byte {
 	return binary.BigEndian.AppendUint64(n.tokenPrefix[:len(n.tokenPrefix):len(n.tokenPrefix)], n.tokens.Add(1))
 }
 
-// TokenSize is the length of the tokens forwarded commands carry.
-const TokenSize = 16
+// tokenSize is the length of the tokens forwarded commands carry.
+const tokenSize = 16
 
 // applyOwn returns once this server's store holds the committed entry e.
 // It applies the entries up to e from this server's own log as soon as
@@ -634,7 +634,7 @@ func applied(c zone.Command, f raft.ApplyFuture) (uint64, error) {
 // soon as the entry is committed, before this server's store holds it
 // and without the command's outcome: the follower learns that from its
 // own apply, which then runs alongside the leader's. The entry carries
-// token, the follower's (TokenSize bytes), else one of this server's.
+// token, the follower's (tokenSize bytes), else one of this server's.
 func (n *Node) ApplyForwarded(c zone.Command, committed bool, token []byte) (Entry, error) {
 	data, err := json.Marshal(c)
 	if err != nil {
@@ -642,7 +642,7 @@ func (n *Node) ApplyForwarded(c zone.Command, committed bool, token []byte) (Ent
 	}
 	// The token tells the FSM, and the follower's log, which entry is
 	// this command's.
-	if len(token) != TokenSize {
+	if len(token) != tokenSize {
 		token = n.newToken()
 	}
 	commit, stop, ok := n.fsm.committed.await(token)

@@ -123,12 +123,7 @@ func (c *testCluster) leader(t *testing.T) *Node {
 func (c *testCluster) forwardTo(n *Node, release <-chan struct{}, answered *int) {
 	var mu sync.Mutex
 	n.opts.Forward = func(ctx context.Context, addr string, cmd zone.Command, token []byte) (Entry, error) {
-		var l *Node
-		for _, o := range c.nodes {
-			if string(c.addrs[slices.Index(c.nodes, o)]) == addr {
-				l = o
-			}
-		}
+		l := c.nodes[slices.Index(c.addrs, raft.ServerAddress(addr))]
 		e, err := l.ApplyForwarded(cmd, true, token)
 		select {
 		case <-release:
